@@ -180,6 +180,23 @@ def error_frame(code: int, message: str, seq: int = 0) -> bytes:
     return encode(ERROR, seq, {"code": code, "message": message})
 
 
+def pack_ship_rows(rows: list) -> bytes:
+    """Pre-encode the ``"ships"`` key and its rows (``[id, x, y, flags, name]`` each) once per
+    tick, for ``encode_frame`` to splice into every client's frame."""
+    return msgpack.packb("ships") + msgpack.packb(rows, use_bin_type=True)
+
+
+def encode_frame(tick: int, time: float, ack: int, ships_field: bytes) -> bytes:
+    """Encode ``["frame", tick, {"tick", "time", "ack", "ships"}]`` around pre-encoded ships.
+
+    Byte-identical to ``encode(FRAME, tick, {...})`` with the same key order; only the small
+    per-client part (the ack) is encoded per client.
+    """
+    head = msgpack.packb(FRAME) + msgpack.packb(tick)
+    body = msgpack.packb("tick") + msgpack.packb(tick) + msgpack.packb("time") + msgpack.packb(float(time))
+    return b"\x93" + head + b"\x84" + body + msgpack.packb("ack") + msgpack.packb(ack) + ships_field
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -1,0 +1,133 @@
+// HTML heads-up display: top bar, connection status (#status), toast (#toast) and the
+// system panel (ship info, lanes to jump to).
+const root = document.getElementById("hud");
+const toastEl = document.getElementById("toast");
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children) if (c != null) node.append(c);
+  return node;
+}
+export { el };
+
+const topbar = el("header", { class: "topbar panel" });
+const brand = el("a", { class: "brand", href: "#/", text: "Starhold" });
+const crumb = el("span", { class: "crumb" });
+const statusEl = el("span", { id: "status", "data-state": "closed", text: "" });
+topbar.append(brand, crumb, statusEl);
+const panelSlot = el("div", { class: "panel-slot" });
+root.append(topbar, panelSlot);
+
+/** Breadcrumb after the brand ("" in the galaxy view). */
+export function setCrumb(text) {
+  crumb.textContent = text ? `/ ${text}` : "";
+}
+
+/** Show a connection status {state, text, retryAt}; `null` hides it (galaxy view). */
+let countdown = null;
+export function setStatus(status) {
+  clearInterval(countdown);
+  countdown = null;
+  if (!status) {
+    statusEl.dataset.state = "closed";
+    statusEl.textContent = "";
+    statusEl.hidden = true;
+    return;
+  }
+  statusEl.hidden = false;
+  statusEl.dataset.state = status.state;
+  const paint = () => {
+    if (status.state === "reconnecting" && status.retryAt) {
+      const s = Math.max(0, Math.ceil((status.retryAt - Date.now()) / 1000));
+      statusEl.textContent = `reconnecting in ${s}s` + (status.reason ? ` (${status.reason})` : "");
+    } else {
+      statusEl.textContent = status.text;
+    }
+  };
+  paint();
+  if (status.state === "reconnecting") countdown = setInterval(paint, 250);
+}
+
+/** Show `message` briefly in #toast. */
+let toastTimer = null;
+export function showToast(message, ms = 4000) {
+  toastEl.textContent = message;
+  toastEl.hidden = false;
+  toastEl.classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    toastEl.classList.remove("show");
+    toastEl.hidden = true;
+  }, ms);
+}
+
+/** Replace the view's panel (side list or system panel). */
+export function mountPanel(node) {
+  panelSlot.replaceChildren(...(node ? [node] : []));
+}
+
+function fmtPc(d) {
+  return `${(+d).toFixed(2)} pc`;
+}
+export { fmtPc };
+
+/**
+ * The system view's panel. Returns setters; `onJump(id)` navigates, `onReconnect()` retries
+ * a closed connection, `onFollow(bool)` toggles the camera following the ship.
+ */
+export function createSystemPanel({ onReconnect, onFollow }) {
+  const title = el("h2", { class: "sys-name", text: "…" });
+  const info = el("div", { class: "sys-info" });
+  const ship = el("div", { class: "ship-info", id: "shipInfo", text: "no ship yet" });
+  const reconnect = el("button", { type: "button", class: "reconnect", hidden: true, text: "Reconnect", onclick: () => onReconnect() });
+  const follow = el("input", { type: "checkbox", id: "followShip" });
+  follow.addEventListener("change", () => onFollow(follow.checked));
+  const followLabel = el("label", { class: "follow" }, follow, " follow my ship");
+  const lanesTitle = el("h3", { text: "Lanes" });
+  const lanes = el("div", { class: "lanes", id: "lanes" }, el("span", { class: "muted", text: "loading…" }));
+  const hint = el("p", { class: "hint", text: "Click the plane to fly there. Drag to orbit, wheel to zoom." });
+  const node = el("section", { class: "panel system-panel" }, title, info, ship, reconnect, followLabel, lanesTitle, lanes, hint);
+
+  return {
+    node,
+    setSystem(name, color, extra = "") {
+      title.textContent = name;
+      title.style.setProperty("--star", color || "#fff");
+      info.textContent = extra;
+    },
+    setShip(text) {
+      if (ship.textContent !== text) ship.textContent = text;
+    },
+    setClosed(closed) {
+      reconnect.hidden = !closed;
+    },
+    /** lanes: [{id, name, distance}] (distance from this system, pc; may be null). */
+    setLanes(list, error) {
+      if (error) {
+        lanes.replaceChildren(el("span", { class: "muted", text: error }));
+        return;
+      }
+      if (!list.length) {
+        lanes.replaceChildren(el("span", { class: "muted", text: "no lanes" }));
+        return;
+      }
+      lanes.replaceChildren(
+        ...list.map((l) =>
+          el(
+            "a",
+            { class: "lane", href: `#/system/${encodeURIComponent(l.id)}`, "data-lane-id": l.id, title: `Jump to ${l.name}` },
+            el("span", { class: "lane-name", text: `⇢ ${l.name}` }),
+            el("span", { class: "lane-dist", text: l.distance == null ? "" : fmtPc(l.distance) }),
+          ),
+        ),
+      );
+    },
+  };
+}

@@ -1,0 +1,489 @@
+// System view: the star, planets on their orbits, every ship (thin instances), labels, a
+// grid plane for picking move targets. The system plane is protocol (x, y) = Babylon (x, z).
+import { Scene } from "@babylonjs/core/scene.js";
+import { ArcRotateCamera } from "@babylonjs/core/Cameras/arcRotateCamera.js";
+import { HemisphericLight } from "@babylonjs/core/Lights/hemisphericLight.js";
+import { PointLight } from "@babylonjs/core/Lights/pointLight.js";
+import { Color3, Color4 } from "@babylonjs/core/Maths/math.color.js";
+import { Matrix, Vector3 } from "@babylonjs/core/Maths/math.vector.js";
+import { StandardMaterial } from "@babylonjs/core/Materials/standardMaterial.js";
+import { CreateSphere } from "@babylonjs/core/Meshes/Builders/sphereBuilder.js";
+import { CreateGround } from "@babylonjs/core/Meshes/Builders/groundBuilder.js";
+import { CreateCylinder } from "@babylonjs/core/Meshes/Builders/cylinderBuilder.js";
+import { CreateTorus } from "@babylonjs/core/Meshes/Builders/torusBuilder.js";
+import { CreateLines, CreateLineSystem } from "@babylonjs/core/Meshes/Builders/linesBuilder.js";
+import { PointerEventTypes } from "@babylonjs/core/Events/pointerEvents.js";
+import "@babylonjs/core/Meshes/thinInstanceMesh.js";
+import "@babylonjs/core/Culling/ray.js";
+
+import { cachedGalaxy, fetchGalaxy, fetchSystem } from "./api.js";
+import { getCallsign } from "./callsign.js";
+import { createSystemPanel, mountPanel, setCrumb, setStatus, showToast } from "./hud.js";
+import { GameClock, INTERP_DELAY, SnapshotBuffer } from "./interpolation.js";
+import { SystemConnection } from "./net.js";
+import { createHalo } from "./sprites.js";
+import { CLOSE_UNKNOWN_ROOM, SHIP_MOVING, SHIP_ONLINE, WORLD_LIMIT } from "./protocol.generated.js";
+import hook, { resetSystemState } from "./testHook.js";
+
+const GRID_STEP = 100;
+const SHIP_LENGTH = 34;
+const SHIP_ALTITUDE = 3;
+const CLICK_SLOP_PX = 6;
+const MAX_SHIP_LABELS = 150;
+const COLOR_OWN = [0.25, 1.0, 0.8];
+const COLOR_OTHER = [1.0, 0.62, 0.25];
+const COLOR_OFFLINE = [0.42, 0.44, 0.5];
+
+function hexColor(hex, fallback = "#ffffff") {
+  return Color3.FromHexString(/^#[0-9a-f]{6}$/i.test(hex || "") ? hex : fallback);
+}
+
+function shipsToPlain(rows) {
+  const out = {};
+  for (const r of rows || []) {
+    if (Array.isArray(r) && r.length >= 3) out[r[0]] = { x: r[1], y: r[2], flags: r[3] | 0, name: String(r[4] ?? "") };
+  }
+  return out;
+}
+
+export class SystemView {
+  constructor(ctx, systemId) {
+    this.ctx = ctx;
+    this.canvas = ctx.canvas;
+    this.systemId = systemId;
+    this.disposed = false;
+    this.worldLimit = WORLD_LIMIT;
+    this.clock = new GameClock();
+    this.buffer = new SnapshotBuffer({ delay: INTERP_DELAY });
+    this.headings = new Map();
+    this.planets = []; // {mesh, orbit, period, phase, name}
+    this.star = null;
+    this.systemInfo = null; // welcome.system
+    this.ownShip = null; // latest interpolated own ship state
+    this.target = null; // {x, y, seq}
+    this.follow = false;
+    this.capacity = 0;
+    this.hudAt = 0;
+
+    resetSystemState("system", systemId);
+    setCrumb(systemId);
+
+    this.panel = createSystemPanel({
+      onReconnect: () => this.conn.reconnectNow(),
+      onFollow: (on) => {
+        this.follow = on;
+      },
+    });
+    mountPanel(this.panel.node);
+    this.panel.setSystem(systemId, "#ffffff", "connecting…");
+
+    this._buildScene();
+    this._bindPointer();
+    this._connect();
+    this._loadLanes();
+  }
+
+  // ---- scene ----
+
+  _buildScene() {
+    const scene = new Scene(this.ctx.engine);
+    scene.clearColor = new Color4(0.006, 0.008, 0.022, 1);
+    scene.skipPointerMovePicking = true;
+    scene.skipPointerDownPicking = true;
+    scene.skipPointerUpPicking = true;
+    this.scene = scene;
+    const L = this.worldLimit;
+
+    const camera = new ArcRotateCamera("systemCam", -Math.PI / 2, 0.8, L * 1.7, Vector3.Zero(), scene);
+    camera.minZ = 1;
+    camera.maxZ = L * 20;
+    camera.lowerRadiusLimit = 60;
+    camera.upperRadiusLimit = L * 5;
+    camera.upperBetaLimit = Math.PI / 2 - 0.08; // stay above the plane
+    camera.wheelDeltaPercentage = 0.02;
+    camera.pinchDeltaPercentage = 0.01;
+    camera.attachControl(this.canvas, true);
+    this.camera = camera;
+
+    const hemi = new HemisphericLight("ambient", new Vector3(0, 1, 0), scene);
+    hemi.intensity = 0.35;
+    hemi.groundColor = new Color3(0.1, 0.1, 0.15);
+    const sun = new PointLight("sun", Vector3.Zero(), scene);
+    sun.intensity = 1.1;
+    this.sunLight = sun;
+
+    // Picking plane: invisible (visibility 0 is not drawn) but picked by predicate.
+    const ground = CreateGround("ground", { width: 2 * L, height: 2 * L }, scene);
+    ground.visibility = 0;
+    this.ground = ground;
+
+    // Grid and world border.
+    const grid = [];
+    for (let v = -L; v <= L + 1e-6; v += GRID_STEP) {
+      grid.push([new Vector3(v, 0, -L), new Vector3(v, 0, L)]);
+      grid.push([new Vector3(-L, 0, v), new Vector3(L, 0, v)]);
+    }
+    const gridMesh = CreateLineSystem("grid", { lines: grid }, scene);
+    gridMesh.color = new Color3(0.16, 0.28, 0.45);
+    gridMesh.alpha = 0.35;
+    gridMesh.isPickable = false;
+    const border = CreateLines(
+      "border",
+      { points: [new Vector3(-L, 0, -L), new Vector3(L, 0, -L), new Vector3(L, 0, L), new Vector3(-L, 0, L), new Vector3(-L, 0, -L)] },
+      scene,
+    );
+    border.color = new Color3(0.35, 0.55, 0.85);
+    border.isPickable = false;
+
+    // Ships: one dart mesh, thin instances with per-instance colour.
+    const dart = CreateCylinder("ships", { height: SHIP_LENGTH, diameterTop: 0, diameterBottom: SHIP_LENGTH * 0.55, tessellation: 3 }, scene);
+    dart.rotation.z = -Math.PI / 2; // tip along +x (heading 0 = protocol +x)
+    dart.scaling.x = 0.45; // local x becomes Babylon -y after the rotation: a flat dart
+    dart.bakeCurrentTransformIntoVertices();
+    const shipMat = new StandardMaterial("shipMat", scene);
+    shipMat.diffuseColor = new Color3(1, 1, 1);
+    shipMat.emissiveColor = new Color3(0.35, 0.35, 0.35);
+    shipMat.specularColor = new Color3(0.3, 0.3, 0.3);
+    dart.material = shipMat;
+    dart.isPickable = false;
+    dart.alwaysSelectAsActiveMesh = true;
+    dart.doNotSyncBoundingInfo = true;
+    dart.isVisible = false;
+    this.shipMesh = dart;
+    this._ensureCapacity(16);
+
+    // Own ship ring and target marker.
+    const ringMat = new StandardMaterial("ringMat", scene);
+    ringMat.disableLighting = true;
+    ringMat.emissiveColor = new Color3(...COLOR_OWN);
+    const ring = CreateTorus("ownRing", { diameter: SHIP_LENGTH * 1.9, thickness: 1.6, tessellation: 48 }, scene);
+    ring.material = ringMat;
+    ring.isPickable = false;
+    ring.setEnabled(false);
+    this.ownRing = ring;
+
+    const targetMat = new StandardMaterial("targetMat", scene);
+    targetMat.disableLighting = true;
+    targetMat.emissiveColor = new Color3(1, 0.85, 0.3);
+    const marker = CreateTorus("target", { diameter: 26, thickness: 2.2, tessellation: 32 }, scene);
+    marker.material = targetMat;
+    marker.isPickable = false;
+    marker.setEnabled(false);
+    this.targetMarker = marker;
+    this.targetLinePoints = [Vector3.Zero(), Vector3.Zero()];
+    this.targetLine = CreateLines("targetLine", { points: this.targetLinePoints, updatable: true }, scene);
+    this.targetLine.color = new Color3(1, 0.85, 0.3);
+    this.targetLine.alpha = 0.5;
+    this.targetLine.isPickable = false;
+    this.targetLine.setEnabled(false);
+  }
+
+  /** Star, planets and orbits from welcome.system (built once). */
+  _buildSystem(system) {
+    if (this.star) return;
+    const scene = this.scene;
+    const starColor = hexColor(system.color, "#fff4e8");
+    const radius = Math.max(5, +system.star_radius || 40);
+    const star = CreateSphere("star", { diameter: 2 * radius, segments: 32 }, scene);
+    const starMat = new StandardMaterial("starMat", scene);
+    starMat.disableLighting = true;
+    starMat.emissiveColor = starColor;
+    star.material = starMat;
+    star.isPickable = false;
+    this.halo = createHalo(scene, "starHalo", starColor, radius * 8, 1 / 8);
+    this.sunLight.diffuse = Color3.Lerp(starColor, Color3.White(), 0.5);
+    this.star = star;
+
+    const rings = [];
+    for (const p of system.planets || []) {
+      const mesh = CreateSphere(`planet-${p.id}`, { diameter: 2 * Math.max(4, +p.radius || 6), segments: 20 }, scene);
+      const mat = new StandardMaterial(`planetMat-${p.id}`, scene);
+      mat.diffuseColor = hexColor(p.color, "#8899aa");
+      mat.specularColor = new Color3(0.08, 0.08, 0.08);
+      mat.emissiveColor = mat.diffuseColor.scale(0.12);
+      mesh.material = mat;
+      mesh.isPickable = false;
+      this.planets.push({
+        mesh,
+        name: p.name || `Planet ${p.id}`,
+        orbit: +p.orbit || 0,
+        period: +p.period || 1,
+        phase: +p.phase || 0,
+      });
+      const pts = [];
+      const segs = 128;
+      for (let i = 0; i <= segs; i++) {
+        const a = (2 * Math.PI * i) / segs;
+        pts.push(new Vector3(p.orbit * Math.cos(a), 0, p.orbit * Math.sin(a)));
+      }
+      rings.push(pts);
+    }
+    if (rings.length) {
+      const orbits = CreateLineSystem("orbits", { lines: rings }, scene);
+      orbits.color = new Color3(0.55, 0.65, 0.85);
+      orbits.alpha = 0.3;
+      orbits.isPickable = false;
+    }
+  }
+
+  _ensureCapacity(n) {
+    if (n <= this.capacity) return;
+    let cap = Math.max(16, this.capacity);
+    while (cap < n) cap *= 2;
+    this.capacity = cap;
+    this.matrices = new Float32Array(16 * cap);
+    this.colors = new Float32Array(4 * cap);
+    this.shipMesh.thinInstanceSetBuffer("matrix", this.matrices, 16, false);
+    this.shipMesh.thinInstanceSetBuffer("color", this.colors, 4, false);
+  }
+
+  // ---- input ----
+
+  _bindPointer() {
+    let down = null;
+    this.scene.onPointerObservable.add((info) => {
+      const ev = info.event;
+      if (info.type === PointerEventTypes.POINTERDOWN) {
+        down = ev.button === 0 ? { x: ev.clientX, y: ev.clientY } : null;
+      } else if (info.type === PointerEventTypes.POINTERUP) {
+        if (!down || ev.button !== 0) return;
+        const moved = Math.hypot(ev.clientX - down.x, ev.clientY - down.y);
+        down = null;
+        if (moved > CLICK_SLOP_PX) return; // a drag orbits the camera
+        const pick = this.scene.pick(this.scene.pointerX, this.scene.pointerY, (m) => m === this.ground);
+        if (!pick || !pick.hit || !pick.pickedPoint) return;
+        const L = this.worldLimit;
+        const x = Math.max(-L, Math.min(L, pick.pickedPoint.x));
+        const y = Math.max(-L, Math.min(L, pick.pickedPoint.z));
+        this.moveTo(Math.round(x * 100) / 100, Math.round(y * 100) / 100);
+      }
+    });
+  }
+
+  moveTo(x, y) {
+    const seq = this.conn.moveTo(x, y);
+    this.target = { x, y, seq };
+    hook.seq = this.conn.seq;
+    return seq;
+  }
+
+  // ---- network ----
+
+  _connect() {
+    this.conn = new SystemConnection(this.systemId, {
+      name: getCallsign(),
+      onStatus: (st) => this._onStatus(st),
+      onWelcome: (w) => this._onWelcome(w),
+      onFrame: (f) => this._onFrame(f),
+      onServerError: (e, seq) => {
+        hook.lastError = { code: e.code, message: e.message, seq };
+        showToast(`Error ${e.code}: ${e.message}`);
+      },
+    });
+    hook.moveTo = (x, y) => this.moveTo(x, y);
+    this.conn.start();
+  }
+
+  _onStatus(st) {
+    setStatus(st);
+    hook.status = st.state;
+    hook.statusText = st.text;
+    this.panel.setClosed(st.state === "closed");
+    if (st.state === "closed" && st.code === CLOSE_UNKNOWN_ROOM) {
+      showToast(`Unknown system "${this.systemId}": pick one from the galaxy map.`, 6000);
+    }
+  }
+
+  _onWelcome(w) {
+    const sys = w.system || {};
+    this.systemInfo = sys;
+    if (Number.isFinite(+w.world_limit) && +w.world_limit > 0) this.worldLimit = +w.world_limit;
+    this._buildSystem(sys);
+    Object.assign(hook, {
+      shipId: w.ship,
+      playerKey: w.player,
+      systemId: sys.id || this.systemId,
+      systemName: sys.name || null,
+      tick: w.tick | 0,
+      time: +w.time || 0,
+      ships: shipsToPlain(w.ships),
+    });
+    setCrumb(sys.name || this.systemId);
+    this.panel.setSystem(sys.name || this.systemId, sys.color, `${(sys.planets || []).length} planets`);
+    document.title = `${sys.name || this.systemId} · Starhold`;
+    this.clock.observe(+w.time || 0);
+    this.buffer.push(+w.time || 0, w.ships || []);
+  }
+
+  _onFrame(f) {
+    hook.tick = f.tick | 0;
+    hook.time = +f.time || 0;
+    hook.ack = f.ack | 0;
+    hook.frames += 1;
+    hook.seq = this.conn.seq;
+    hook.ships = shipsToPlain(f.ships);
+    this.clock.observe(+f.time || 0);
+    this.buffer.push(+f.time || 0, f.ships || []);
+  }
+
+  async _loadLanes() {
+    try {
+      const [sys, galaxy] = await Promise.all([fetchSystem(this.systemId), cachedGalaxy() || fetchGalaxy().catch(() => null)]);
+      if (this.disposed) return;
+      const byId = new Map(((galaxy && galaxy.systems) || []).map((s) => [s.id, s]));
+      const here = sys.position;
+      const lanes = (sys.lanes || []).map((id) => {
+        const o = byId.get(id);
+        let distance = null;
+        if (o && here && o.position) distance = Math.hypot(...o.position.map((v, i) => v - here[i]));
+        return { id, name: o ? o.name : id, distance };
+      });
+      lanes.sort((a, b) => (a.distance ?? 1e9) - (b.distance ?? 1e9));
+      this.panel.setLanes(lanes);
+      if (!this.systemInfo) {
+        setCrumb(sys.name || this.systemId);
+        this.panel.setSystem(sys.name || this.systemId, sys.color, "connecting…");
+      }
+    } catch (err) {
+      if (!this.disposed) this.panel.setLanes([], err.status === 404 ? "unknown system" : `lanes unavailable: ${err.message}`);
+    }
+  }
+
+  // ---- frame ----
+
+  render() {
+    const now = performance.now();
+    const t = this.clock.ready ? this.clock.now(now) - INTERP_DELAY : 0;
+
+    for (const p of this.planets) {
+      const a = p.phase + (2 * Math.PI * t) / p.period;
+      p.mesh.position.set(p.orbit * Math.cos(a), 0, p.orbit * Math.sin(a));
+    }
+
+    const states = this.buffer.sample(t);
+    this._updateShips(states);
+    this._updateMarkers(now);
+    this.camera.panningSensibility = 12000 / this.camera.radius;
+    if (this.follow && this.ownShip) {
+      const goal = new Vector3(this.ownShip.x, 0, this.ownShip.y);
+      this.camera.target = Vector3.Lerp(this.camera.target, goal, 0.08);
+    }
+
+    this.scene.render();
+    this._updateLabels(states);
+    if (now - this.hudAt > 250) {
+      this.hudAt = now;
+      this._updateHud(states);
+    }
+  }
+
+  _updateShips(states) {
+    const n = states.size;
+    this._ensureCapacity(n);
+    const m = Matrix.Identity();
+    let i = 0;
+    const own = hook.shipId;
+    this.ownShip = null;
+    for (const [id, s] of states) {
+      if (Math.abs(s.dx) + Math.abs(s.dy) > 1e-6) this.headings.set(id, Math.atan2(s.dy, s.dx));
+      const h = this.headings.get(id) || 0;
+      Matrix.RotationYToRef(-h, m);
+      m.setTranslationFromFloats(s.x, SHIP_ALTITUDE, s.y);
+      m.copyToArray(this.matrices, 16 * i);
+      const c = id === own ? COLOR_OWN : s.flags & SHIP_ONLINE ? COLOR_OTHER : COLOR_OFFLINE;
+      this.colors[4 * i] = c[0];
+      this.colors[4 * i + 1] = c[1];
+      this.colors[4 * i + 2] = c[2];
+      this.colors[4 * i + 3] = 1;
+      if (id === own) this.ownShip = s;
+      i++;
+    }
+    if (this.headings.size > n + 64) {
+      for (const id of this.headings.keys()) if (!states.has(id)) this.headings.delete(id);
+    }
+    this.shipMesh.thinInstanceCount = n;
+    this.shipMesh.isVisible = n > 0;
+    if (n > 0) {
+      this.shipMesh.thinInstanceBufferUpdated("matrix");
+      this.shipMesh.thinInstanceBufferUpdated("color");
+    }
+  }
+
+  _updateMarkers(now) {
+    const own = this.ownShip;
+    this.ownRing.setEnabled(!!own);
+    if (own) {
+      this.ownRing.position.set(own.x, SHIP_ALTITUDE, own.y);
+      const s = 1 + 0.12 * Math.sin(now / 250);
+      this.ownRing.scaling.set(s, 1, s);
+    }
+    const tgt = this.target;
+    if (tgt) {
+      const latest = hook.ships[hook.shipId];
+      if (latest && !(latest.flags & SHIP_MOVING)) {
+        const arrived = Math.hypot(latest.x - tgt.x, latest.y - tgt.y) < 2;
+        const acked = tgt.seq != null && hook.ack >= tgt.seq;
+        if (arrived || acked) this.target = null;
+      }
+    }
+    const show = !!this.target;
+    this.targetMarker.setEnabled(show);
+    this.targetLine.setEnabled(show && !!own);
+    if (!show) return;
+    this.targetMarker.position.set(this.target.x, 1, this.target.y);
+    this.targetMarker.rotation.y = now / 900;
+    if (own) {
+      this.targetLinePoints[0].set(own.x, SHIP_ALTITUDE, own.y);
+      this.targetLinePoints[1].set(this.target.x, 1, this.target.y);
+      CreateLines("targetLine", { points: this.targetLinePoints, instance: this.targetLine });
+    }
+  }
+
+  _updateLabels(states) {
+    const { labels } = this.ctx;
+    const scene = this.scene;
+    const v = new Vector3();
+    labels.begin();
+    if (this.star && this.systemInfo) {
+      v.set(0, (+this.systemInfo.star_radius || 40) * 1.25, 0);
+      labels.place(scene, this.canvas, "star", this.systemInfo.name || this.systemId, v, "star-name");
+    }
+    for (const p of this.planets) {
+      v.copyFrom(p.mesh.position);
+      v.y += 14;
+      labels.place(scene, this.canvas, `planet:${p.name}`, p.name, v, "planet");
+    }
+    let count = 0;
+    const own = hook.shipId;
+    for (const [id, s] of states) {
+      const mine = id === own;
+      if (!mine && count >= MAX_SHIP_LABELS) continue;
+      count++;
+      v.set(s.x, SHIP_ALTITUDE + 18, s.y);
+      const name = s.name || `#${id}`;
+      const cls = mine ? "ship own" : s.flags & SHIP_ONLINE ? "ship" : "ship offline";
+      labels.place(scene, this.canvas, `ship:${id}`, mine ? `${name} (you)` : name, v, cls);
+    }
+    labels.end();
+  }
+
+  _updateHud(states) {
+    const own = this.ownShip;
+    if (own) {
+      const moving = own.flags & SHIP_MOVING ? "moving" : "idle";
+      this.panel.setShip(`Ship #${hook.shipId} at (${own.x.toFixed(0)}, ${own.y.toFixed(0)}) · ${moving} · ${states.size} ship${states.size === 1 ? "" : "s"} here`);
+    } else if (hook.shipId != null) {
+      this.panel.setShip(`Ship #${hook.shipId}`);
+    }
+  }
+
+  dispose() {
+    this.disposed = true;
+    this.conn.stop("left system");
+    setStatus(null);
+    this.ctx.labels.clear();
+    mountPanel(null);
+    this.scene.dispose();
+    document.title = "Starhold";
+  }
+}

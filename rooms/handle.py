@@ -1,0 +1,69 @@
+"""How the gateway and the tests reach rooms, whatever hosts them (DESIGN §4).
+
+``RoomDirectory.get(kind, room_id, params)`` returns a ``RoomHandle`` for the room, activating
+it if it sleeps. A handle whose room has hibernated or died raises ``RoomGone``; the caller asks
+the directory again, which wakes the room (possibly in another process or on another node).
+
+Events sent with ``send_batch`` are tuples, applied in order under the room's input gate:
+``("connect", conn_id, {"payload": dict, "seq": int})``, ``("message", conn_id, ClientMessage)``,
+``("close", conn_id, code, reason)``. ``pull`` returns outbound items for one gateway:
+``("send", conn_ids: tuple[str, ...], data: bytes)`` or ``("close", conn_id, code, reason)``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from .room import HttpRequest, HttpResponse
+
+
+class RoomGone(Exception):
+    """The room's activation has hibernated, exited or died; resolve the room again."""
+
+
+class RoomHandle(abc.ABC):
+    """A reference to one room activation (Ray actor or in-process runtime)."""
+
+    kind: str
+    room_id: str
+
+    @abc.abstractmethod
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> None:
+        """Deliver client events in order, in one call. Raises ``RoomGone``."""
+
+    @abc.abstractmethod
+    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
+        """Outbound items for ``gateway_id``; waits up to ``timeout`` seconds for the first one
+        (returns [] on timeout). Raises ``RoomGone``."""
+
+    @abc.abstractmethod
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        """An HTTP request to the room's ``on_request``. Raises ``RoomGone``."""
+
+    @abc.abstractmethod
+    async def stats(self) -> dict[str, Any]:
+        """Runtime figures: connections, epoch, commits, ticks... Raises ``RoomGone``."""
+
+    async def connect(self, gateway_id: str, conn_id: str, payload: dict, seq: int = 0) -> None:
+        """Shorthand for a one-event ``send_batch`` with a connect event."""
+        await self.send_batch(gateway_id, [("connect", conn_id, {"payload": payload, "seq": seq})])
+
+    async def close(self, gateway_id: str, conn_id: str, code: int = 1000, reason: str = "") -> None:
+        """Shorthand for a one-event ``send_batch`` with a close event."""
+        await self.send_batch(gateway_id, [("close", conn_id, code, reason)])
+
+
+class RoomDirectory(abc.ABC):
+    """Finds or activates rooms by ``(kind, room_id)``."""
+
+    @abc.abstractmethod
+    async def get(self, kind: str, room_id: str, params: dict | None = None) -> RoomHandle:
+        """A handle on the room's live activation, creating or waking it with ``params``."""
+
+    @abc.abstractmethod
+    async def is_active(self, kind: str, room_id: str) -> bool:
+        """Whether the room currently has a live activation (without waking it)."""
+
+    async def close(self) -> None:
+        """Release the directory's resources (not the rooms)."""

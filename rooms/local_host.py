@@ -1,0 +1,104 @@
+"""The in-process host: rooms as ``RoomRuntime`` objects on the caller's event loop.
+
+Used by unit tests (with a ``ManualClock``: no Ray, no sleeping) and by
+``starhold serve --host local``. Same ``RoomDirectory``/``RoomHandle`` contract as the Ray host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from ..storage.snapshots import LocalDirSnapshotStore, SnapshotStore
+from .clock import Clock, SystemClock
+from .handle import RoomDirectory, RoomGone, RoomHandle
+from .registry import room_class, room_db_path
+from .room import HttpRequest, HttpResponse, Room
+from .runtime import RoomRuntime
+
+
+class LocalRoomHandle(RoomHandle):
+    """A handle on one in-process activation. Raises ``RoomGone`` once it has hibernated."""
+
+    def __init__(self, runtime: RoomRuntime, kind: str, room_id: str):
+        self.runtime = runtime
+        self.kind = kind
+        self.room_id = room_id
+
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> None:
+        await self.runtime.dispatch(gateway_id, events)
+
+    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
+        return await self.runtime.pull(gateway_id, timeout)
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        return await self.runtime.request(request)
+
+    async def stats(self) -> dict:
+        if self.runtime.state not in ("new", "active"):
+            raise RoomGone(self.runtime.key)
+        return self.runtime.stats()
+
+
+class InProcessDirectory(RoomDirectory):
+    """Activates rooms in this process. ``data_dir`` holds ``rooms/`` (SQLite files) and
+    ``snapshots/`` (the default ``LocalDirSnapshotStore``); ``room_classes`` overrides the
+    registry (kind -> Room subclass), handy for tests of custom rooms."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        clock: Clock | None = None,
+        idle_timeout: float = 10.0,
+        snapshots: SnapshotStore | None = None,
+        room_classes: dict[str, type[Room]] | None = None,
+    ):
+        self.data_dir = Path(data_dir)
+        self.clock = clock or SystemClock()
+        self.idle_timeout = idle_timeout
+        self.snapshots = snapshots or LocalDirSnapshotStore(self.data_dir / "snapshots")
+        self.room_classes = dict(room_classes or {})
+        self._runtimes: dict[tuple[str, str], RoomRuntime] = {}
+        self._lock = asyncio.Lock()
+
+    def _class(self, kind: str) -> type[Room]:
+        return self.room_classes.get(kind) or room_class(kind)
+
+    async def get(self, kind: str, room_id: str, params: dict | None = None) -> LocalRoomHandle:
+        async with self._lock:
+            key = (kind, room_id)
+            runtime = self._runtimes.get(key)
+            if runtime is None or runtime.state not in ("new", "active"):
+                runtime = RoomRuntime(
+                    self._class(kind),
+                    room_id,
+                    dict(params or {}),
+                    db_path=room_db_path(self.data_dir, kind, room_id),
+                    clock=self.clock,
+                    snapshots=self.snapshots,
+                    idle_timeout=self.idle_timeout,
+                    on_exit=lambda key=key: self._forget(key),
+                )
+                self._runtimes[key] = runtime
+        await runtime.start()
+        return LocalRoomHandle(runtime, kind, room_id)
+
+    async def _forget(self, key: tuple[str, str]) -> None:
+        runtime = self._runtimes.get(key)
+        if runtime is not None and runtime.state == "hibernated":
+            del self._runtimes[key]
+
+    async def is_active(self, kind: str, room_id: str) -> bool:
+        runtime = self._runtimes.get((kind, room_id))
+        return runtime is not None and runtime.state == "active"
+
+    def runtime(self, kind: str, room_id: str) -> RoomRuntime | None:
+        """The live runtime of a room, or None (tests use it to inspect and evict)."""
+        return self._runtimes.get((kind, room_id))
+
+    async def close(self) -> None:
+        """Hibernate every live room (snapshots taken), e.g. at server shutdown."""
+        for runtime in list(self._runtimes.values()):
+            if runtime.state == "active":
+                await runtime.hibernate(force=True)

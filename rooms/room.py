@@ -1,0 +1,119 @@
+"""The Room API: the Durable Object analogue that game authors subclass (DESIGN §3).
+
+A room is a single-threaded actor that owns its state. The runtime calls its async hooks one
+event at a time (the input gate), so hook code needs no locks. Room code never imports Ray or
+aiohttp and never reads the system clock: it uses ``self.clock`` and ``self.storage``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .connection import Connection, as_bytes
+
+if TYPE_CHECKING:
+    from ..storage.sqlite_store import RoomStorage
+    from .clock import Clock
+    from .runtime import RoomRuntime
+
+
+@dataclass(frozen=True)
+class ConnectRequest:
+    """What a client asked for when it connected: ``payload`` is the validated join payload
+    (a dict), ``seq`` the join message's sequence number."""
+
+    payload: dict = field(default_factory=dict)
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """An HTTP request routed to the room: ``method`` ("GET"...), ``path`` below the room's
+    URL, ``query`` (dict of str), ``body`` (bytes)."""
+
+    method: str = "GET"
+    path: str = ""
+    query: dict = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A room's answer to ``on_request``: ``status`` code and a JSON-serialisable ``body``."""
+
+    status: int = 200
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class AlarmInfo:
+    """Passed to ``on_alarm``: ``retry_count`` is 0 on first delivery; ``is_retry`` likewise."""
+
+    scheduled_time: float
+    retry_count: int = 0
+
+    @property
+    def is_retry(self) -> bool:
+        return self.retry_count > 0
+
+
+class Room:
+    """Base class of every room. Override the async hooks you need; all are no-ops here.
+
+    Attributes set by the runtime before ``on_start``: ``name`` (the room id, str), ``kind``
+    (class attribute), ``params`` (dict given at creation; plain data), ``storage``
+    (``RoomStorage`` on the room's own SQLite file), ``clock`` (``Clock``; seconds).
+    """
+
+    kind: str = "room"
+
+    def __init__(self, runtime: "RoomRuntime", name: str, params: dict, storage: "RoomStorage", clock: "Clock"):
+        self._runtime = runtime
+        self.name = name
+        self.params = params
+        self.storage = storage
+        self.clock = clock
+
+    # ---- services -----------------------------------------------------------------------
+    @property
+    def connections(self) -> list[Connection]:
+        """The room's open connections, in connection order."""
+        return self._runtime.connection_list()
+
+    def get_connections(self, tag: str | None = None) -> list[Connection]:
+        """Open connections carrying ``tag`` (all when ``tag`` is None)."""
+        return [c for c in self.connections if tag is None or tag in c.tags]
+
+    def broadcast(self, message: Any, exclude: Iterable[str] = (), *, allow_unconfirmed: bool = False) -> None:
+        """Send ``message`` to every connection except the ids in ``exclude``; encoded once."""
+        skip = set(exclude)
+        targets = [c for c in self.connections if c.id not in skip and not c.closed]
+        if targets:
+            self._runtime.emit(targets, as_bytes(message), allow_unconfirmed)
+
+    # ---- hooks (override) -------------------------------------------------------------------
+    async def on_start(self) -> None:
+        """Once per activation, after storage is open and before any other hook."""
+
+    async def on_connect(self, conn: Connection, request: ConnectRequest) -> None:
+        """A client joined. Raising rejects it (the client gets an error and a 4503 close)."""
+
+    async def on_message(self, conn: Connection, message: Any) -> None:
+        """A validated message from ``conn`` (``starhold.protocol.ClientMessage``)."""
+
+    async def on_close(self, conn: Connection, code: int, reason: str) -> None:
+        """``conn`` is gone (``code``/``reason`` as the WebSocket close gave them)."""
+
+    async def on_error(self, conn: Connection | None, exc: BaseException) -> None:
+        """A hook raised ``exc`` while handling ``conn``'s event; the room carries on."""
+
+    async def on_request(self, request: HttpRequest) -> HttpResponse:
+        """HTTP to the room (its state endpoint). Default: 404."""
+        return HttpResponse(404, {"error": "not found"})
+
+    async def on_alarm(self, info: AlarmInfo) -> None:
+        """The room's alarm (``storage.set_alarm``) fell due."""
+
+    async def on_hibernate(self) -> None:
+        """Best effort, just before eviction. Never the only place state is saved."""

@@ -1,0 +1,378 @@
+"""The room runtime: one activation of one room, host-agnostic (DESIGN §3, §4).
+
+It owns the room instance, its storage and its connections, and gives them Durable Object
+semantics whichever host runs it (a Ray actor or the in-process host):
+
+- **Input gate**: every event (connect, message, close, request, alarm) runs under one lock,
+  one at a time, so hooks need no locks.
+- **Output gate**: messages a hook sends are held until the hook's storage writes commit;
+  a failed commit drops them and resets the room from its last committed state.
+  ``allow_unconfirmed=True`` skips the gate.
+- **Alarm**: one per room, persisted; fired through ``clock.call_at``; when ``on_alarm`` raises
+  it is retried with exponential backoff from 2 s, up to 6 times.
+- **Hibernation**: with no connection and no alarm for ``idle_timeout`` seconds the room
+  snapshots its database to the ``SnapshotStore`` and the activation ends (``on_exit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from .. import protocol
+from ..storage.base import StorageError
+from ..storage.snapshots import SnapshotStore
+from ..storage.sqlite_store import SqliteRoomStorage
+from .clock import Clock, Timer
+from .connection import Connection
+from .handle import RoomGone
+from .room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
+
+log = logging.getLogger("starhold.room")
+
+ALARM_RETRY_BASE = 2.0
+"""First alarm retry delay, seconds; doubles on each retry."""
+ALARM_MAX_RETRIES = 6
+MAX_OUTBOX_ITEMS = 4096
+"""Outbound items held per gateway; beyond it the oldest unconfirmed sends are dropped."""
+
+
+class _Outbox:
+    __slots__ = ("items", "ready")
+
+    def __init__(self) -> None:
+        self.items: list[tuple] = []
+        self.ready = asyncio.Event()
+
+
+class RoomRuntime:
+    """One activation of a room of class ``room_cls`` named ``name``.
+
+    ``db_path``: the room's SQLite file; ``snapshots``: where hibernation snapshots go (and
+    where a missing ``db_path`` is restored from); ``idle_timeout``: seconds with no
+    connection and no alarm before hibernating; ``on_exit``: awaited after hibernation.
+    """
+
+    def __init__(
+        self,
+        room_cls: type[Room],
+        name: str,
+        params: dict,
+        *,
+        db_path: str | Path,
+        clock: Clock,
+        snapshots: SnapshotStore | None,
+        idle_timeout: float = 10.0,
+        on_exit: Callable[[], Awaitable[None]] | None = None,
+    ):
+        self.room_cls = room_cls
+        self.name = name
+        self.params = params
+        self.key = f"{room_cls.kind}/{name}"
+        self.db_path = Path(db_path)
+        self.clock = clock
+        self.snapshots = snapshots
+        self.idle_timeout = idle_timeout
+        self.on_exit = on_exit
+        self.state = "new"  # new -> active -> hibernating -> hibernated
+        self.epoch = 0
+        self.room: Room | None = None
+        self.storage: SqliteRoomStorage | None = None
+        self._gate = asyncio.Lock()
+        self._conns: dict[str, Connection] = {}
+        self._outboxes: dict[str, _Outbox] = {}
+        self._pending: list[tuple] | None = None
+        self._alarm_at: float | None = None
+        self._alarm_timer: Timer | None = None
+        self._alarm_retries = 0
+        self._idle_timer: Timer | None = None
+        self.events_handled = 0
+
+    # ---- activation ------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Open storage (restoring the latest snapshot if the file is missing), take a new
+        epoch and run ``on_start``. Raises what ``on_start`` raised (the next call retries)."""
+        async with self._gate:
+            if self.state != "new":
+                if self.state != "active":
+                    raise RoomGone(self.key)
+                return
+            if not self.db_path.exists() and self.snapshots is not None:
+                await self.snapshots.restore(self.key, self.db_path)
+            storage = await SqliteRoomStorage(self.db_path).open()
+            try:
+                self.epoch = await storage.next_epoch()
+                await storage.commit()
+                self.storage = storage
+                self.room = self.room_cls(self, self.name, self.params, storage, self.clock)
+                await self._invoke(None, self.room.on_start, reraise=True)
+            except BaseException:
+                self.storage = self.room = None
+                await storage.close()
+                raise
+            self.state = "active"
+        self._touch()
+
+    async def _ensure_active(self) -> None:
+        if self.state == "new":
+            await self.start()
+        elif self.state != "active":
+            raise RoomGone(self.key)
+
+    # ---- hooks under the gates -------------------------------------------------------------
+    async def _invoke(self, conn: Connection | None, fn, *args, reraise: bool = False):
+        """Run one hook under the output gate: commit its writes, then release its output.
+        The caller holds the input gate."""
+        self._pending = []
+        result = None
+        try:
+            try:
+                result = await fn(*args)
+            except Exception as exc:
+                if reraise:
+                    raise
+                log.exception("room %s: %s failed", self.key, getattr(fn, "__name__", fn))
+                if conn is not None and not conn.closed:
+                    conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}"))
+                try:
+                    await self.room.on_error(conn, exc)
+                except Exception:
+                    log.exception("room %s: on_error failed", self.key)
+            await self.storage.commit()
+        except StorageError:
+            log.exception("room %s: commit failed; output dropped, room reset", self.key)
+            self._pending = None
+            await self._reset()
+            raise
+        except BaseException:
+            self._pending = None
+            await self.storage.rollback()
+            raise
+        pending, self._pending = self._pending, None
+        for item in pending:
+            self._deliver(*item)
+        await self._sync_alarm()
+        return result
+
+    async def _reset(self) -> None:
+        """Discard the room's in-memory state: roll back and rebuild it from committed storage."""
+        await self.storage.rollback()
+        self.room = self.room_cls(self, self.name, self.params, self.storage, self.clock)
+        self._pending = []
+        try:
+            await self.room.on_start()
+            await self.storage.commit()
+        finally:
+            self._pending = None
+
+    async def dispatch(self, gateway_id: str, events: list[tuple]) -> None:
+        """Apply client events in order (see ``handle.py`` for their shapes). Raises ``RoomGone``."""
+        await self._ensure_active()
+        for event in events:
+            async with self._gate:
+                if self.state != "active":
+                    raise RoomGone(self.key)
+                self.events_handled += 1
+                kind, conn_id = event[0], event[1]
+                if kind == "connect":
+                    await self._connect(gateway_id, conn_id, event[2])
+                elif kind == "message":
+                    conn = self._conns.get(conn_id)
+                    if conn is not None:
+                        await self._invoke(conn, self.room.on_message, conn, event[2])
+                elif kind == "close":
+                    conn = self._conns.pop(conn_id, None)
+                    if conn is not None:
+                        conn.closed = True
+                        await self._invoke(None, self.room.on_close, conn, event[2], event[3])
+                else:
+                    log.warning("room %s: unknown event %r", self.key, kind)
+        self._touch()
+
+    async def _connect(self, gateway_id: str, conn_id: str, info: dict) -> None:
+        old = self._conns.pop(conn_id, None)
+        if old is not None:
+            old.closed = True
+        conn = Connection(conn_id, gateway_id, self)
+        self._conns[conn_id] = conn
+        request = ConnectRequest(payload=dict(info.get("payload") or {}), seq=int(info.get("seq") or 0))
+        try:
+            await self._invoke(conn, self.room.on_connect, conn, request, reraise=True)
+        except StorageError:
+            raise
+        except Exception as exc:
+            log.exception("room %s: on_connect rejected %s", self.key, conn_id)
+            self._conns.pop(conn_id, None)
+            self._deliver((gateway_id,), ("send", (conn_id,), protocol.error_frame(
+                protocol.ERR_ROOM_ERROR, f"join failed: {type(exc).__name__}", request.seq)))
+            self._deliver((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE, "join failed"))
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        """Run ``on_request`` under the gates. Raises ``RoomGone``."""
+        await self._ensure_active()
+        async with self._gate:
+            if self.state != "active":
+                raise RoomGone(self.key)
+            response = await self._invoke(None, self.room.on_request, request, reraise=True)
+        self._touch()
+        return response
+
+    # ---- output ----------------------------------------------------------------------------
+    def connection_list(self) -> list[Connection]:
+        return list(self._conns.values())
+
+    def emit(self, targets, data: bytes, unconfirmed: bool) -> None:
+        """Queue ``data`` for the connections ``targets`` (grouped per gateway)."""
+        by_gateway: dict[str, list[str]] = {}
+        for conn in targets:
+            by_gateway.setdefault(conn.gateway_id, []).append(conn.id)
+        for gateway_id, ids in by_gateway.items():
+            item = ((gateway_id,), ("send", tuple(ids), data))
+            if self._pending is not None and not unconfirmed:
+                self._pending.append(item)
+            else:
+                self._deliver(*item)
+
+    def emit_close(self, conn: Connection, code: int, reason: str) -> None:
+        self._conns.pop(conn.id, None)
+        item = ((conn.gateway_id,), ("close", conn.id, code, reason))
+        if self._pending is not None:
+            self._pending.append(item)
+        else:
+            self._deliver(*item)
+
+    def _deliver(self, gateway_ids: tuple[str, ...], item: tuple) -> None:
+        for gateway_id in gateway_ids:
+            box = self._outboxes.get(gateway_id)
+            if box is None:
+                box = self._outboxes[gateway_id] = _Outbox()
+            box.items.append(item)
+            if len(box.items) > MAX_OUTBOX_ITEMS:
+                # The gateway is not pulling: drop the oldest item rather than grow without bound.
+                del box.items[0]
+            box.ready.set()
+
+    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
+        """Outbound items for ``gateway_id``, waiting up to ``timeout`` s. Raises ``RoomGone``."""
+        if self.state not in ("new", "active"):
+            raise RoomGone(self.key)
+        box = self._outboxes.get(gateway_id)
+        if box is None:
+            box = self._outboxes[gateway_id] = _Outbox()
+        if not box.items:
+            try:
+                await asyncio.wait_for(box.ready.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+        items, box.items = box.items, []
+        box.ready.clear()
+        if not items and self.state not in ("new", "active"):
+            raise RoomGone(self.key)
+        return items
+
+    # ---- alarm -----------------------------------------------------------------------------
+    async def _sync_alarm(self) -> None:
+        """Reschedule the clock timer after a commit changed the stored alarm."""
+        at = await self.storage.get_alarm()
+        if at == self._alarm_at and (at is None or self._alarm_timer is not None):
+            return
+        if self._alarm_timer is not None:
+            self._alarm_timer.cancel()
+            self._alarm_timer = None
+        self._alarm_at = at
+        if at is not None:
+            self._alarm_timer = self.clock.call_at(at, self._fire_alarm)
+
+    async def _fire_alarm(self) -> None:
+        async with self._gate:
+            if self.state != "active":
+                return
+            self._alarm_timer = None
+            at = await self.storage.get_alarm()
+            if at is None:
+                self._alarm_at = None
+                return
+            if at > self.clock.now():
+                self._alarm_at = None
+                await self._sync_alarm()
+                return
+            await self.storage.delete_alarm()
+            info = AlarmInfo(scheduled_time=at, retry_count=self._alarm_retries)
+            try:
+                await self._invoke(None, self.room.on_alarm, info, reraise=True)
+                self._alarm_retries = 0
+            except StorageError:
+                return
+            except Exception:
+                log.exception("room %s: on_alarm failed (retry %d)", self.key, info.retry_count)
+                if self._alarm_retries < ALARM_MAX_RETRIES:
+                    self._alarm_retries += 1
+                    delay = ALARM_RETRY_BASE * 2 ** (self._alarm_retries - 1)
+                    await self.storage.set_alarm(self.clock.now() + delay)
+                else:
+                    self._alarm_retries = 0
+                await self.storage.commit()
+                await self._sync_alarm()
+        self._touch()
+
+    # ---- idleness and hibernation ----------------------------------------------------------
+    def _touch(self) -> None:
+        """Re-arm or cancel the idle timer after an event."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self.state == "active" and not self._conns and self._alarm_at is None:
+            self._idle_timer = self.clock.call_at(self.clock.now() + self.idle_timeout, self._idle)
+
+    async def _idle(self) -> None:
+        self._idle_timer = None
+        await self.hibernate(force=False)
+
+    async def hibernate(self, force: bool = True) -> bool:
+        """Snapshot and end this activation. Unless ``force``, only when still idle.
+        Returns whether it hibernated."""
+        async with self._gate:
+            if self.state != "active" or (not force and (self._conns or self._alarm_at is not None)):
+                return False
+            self.state = "hibernating"
+            self._pending = []
+            try:
+                await self.room.on_hibernate()
+            except Exception:
+                log.exception("room %s: on_hibernate failed", self.key)
+            self._pending = None
+            await self.storage.commit()
+            if self.snapshots is not None:
+                tmp = self.db_path.with_name(self.db_path.name + ".snapshot")
+                await self.storage.backup_to(tmp)
+                await self.snapshots.save(self.key, tmp, self.epoch)
+                tmp.unlink(missing_ok=True)
+            await self.storage.close()
+            for timer in (self._alarm_timer, self._idle_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._alarm_timer = self._idle_timer = None
+            for conn in self._conns.values():
+                conn.closed = True
+            self._conns.clear()
+            self.state = "hibernated"
+            for box in self._outboxes.values():
+                box.ready.set()
+        log.info("room %s hibernated (epoch %d)", self.key, self.epoch)
+        if self.on_exit is not None:
+            await self.on_exit()
+        return True
+
+    def stats(self) -> dict:
+        """Figures for metrics, benchmarks and tests."""
+        return {
+            "room": self.key,
+            "state": self.state,
+            "epoch": self.epoch,
+            "connections": len(self._conns),
+            "events": self.events_handled,
+            "commits": self.storage.commits if self.storage else 0,
+            "alarm": self._alarm_at,
+        }
