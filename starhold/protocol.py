@@ -33,6 +33,8 @@ MAX_SEQ = 2**53 - 1
 """Largest sequence number (the largest integer a JavaScript number holds exactly)."""
 MAX_NAME_LENGTH = 32
 MAX_PLAYER_KEY_LENGTH = 64
+SEND_QUEUE_LIMIT = 64
+"""Messages queued for one client socket; a client that falls further behind is closed (4008)."""
 MAX_CONSECUTIVE_ERRORS = 20
 """A client whose last this-many messages were all rejected is closed with CLOSE_PROTOCOL_ERROR."""
 
@@ -66,6 +68,7 @@ CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_PROTOCOL_ERROR = 4000
 CLOSE_UNKNOWN_ROOM = 4004
+CLOSE_SLOW_CONSUMER = 4008
 CLOSE_REPLACED = 4009
 CLOSE_ROOM_UNAVAILABLE = 4503
 
@@ -173,6 +176,12 @@ def parse_client_message(data: bytes) -> ClientMessage:
     if type_ == PING:
         return ClientMessage(type_, seq, {})
     raise ProtocolError(ERR_UNKNOWN_TYPE, f"unknown message type {type_[:32]!r}", seq)
+
+
+def decode_server(data: bytes) -> tuple[str, int, dict]:
+    """Decode a server message (no size limits: the server is trusted) to ``(type, seq, payload)``."""
+    type_, seq, payload = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    return type_, seq, payload
 
 
 def error_frame(code: int, message: str, seq: int = 0) -> bytes:

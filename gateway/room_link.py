@@ -1,0 +1,173 @@
+"""A gateway's link to one room: batched inputs in, one pull loop out (DESIGN §4, §6).
+
+Inputs: client events queue up and are sent as one ``send_batch`` call; while a call is in
+flight new events accumulate, so a room gets at most one call in flight per gateway and
+never one call per message. Outputs: one long-poll ``pull`` loop per room per gateway fetches
+everything the room addressed to this gateway (a tick's frames arrive in one call) and fans
+the bytes out to the sockets.
+
+When the room's activation is gone (hibernated, crashed, moved) the link resolves the room
+again; events of sockets that were not yet connected are retried on the new activation, and
+sockets the old activation knew are closed with 4503 so their clients rejoin (they keep their
+ship through their player key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from .. import protocol
+from ..rooms.handle import RoomDirectory, RoomGone, RoomHandle
+
+log = logging.getLogger("starhold.gateway")
+
+PULL_TIMEOUT = 5.0
+"""Seconds a pull waits for output before returning empty (then the loop polls again)."""
+RESOLVE_ATTEMPTS = 40
+RESOLVE_BACKOFF = 0.05
+"""Seconds between attempts to reach a room whose activation is going away (doubling, capped at 1 s)."""
+
+
+class Socket(Protocol):
+    """What a link needs of a client socket (``gateway.sockets.ClientSocket``)."""
+
+    conn_id: str
+    connected: bool
+
+    def deliver(self, data: bytes) -> None: ...
+    def close_soon(self, code: int, reason: str) -> None: ...
+
+
+class RoomLink:
+    """Events in and frames out between this gateway's sockets and one room."""
+
+    def __init__(self, directory: RoomDirectory, gateway_id: str, kind: str, room_id: str, params: dict):
+        self.directory = directory
+        self.gateway_id = gateway_id
+        self.kind = kind
+        self.room_id = room_id
+        self.params = params
+        self.sockets: dict[str, Socket] = {}
+        self._handle: RoomHandle | None = None
+        self._queue: list[tuple] = []
+        self._flusher: asyncio.Task | None = None
+        self._pump: asyncio.Task | None = None
+        self.batches_sent = 0
+        self.events_sent = 0
+
+    # ---- resolution ------------------------------------------------------------------------
+    async def handle(self) -> RoomHandle:
+        """The room's live handle, waking the room if needed."""
+        if self._handle is None:
+            self._handle = await self.directory.get(self.kind, self.room_id, self.params)
+        return self._handle
+
+    def _lost(self, handle: RoomHandle | None) -> None:
+        if self._handle is handle:
+            self._handle = None
+
+    # ---- inputs ----------------------------------------------------------------------------
+    def attach(self, sock: Socket) -> None:
+        self.sockets[sock.conn_id] = sock
+
+    def submit(self, event: tuple) -> None:
+        """Queue one event (``("connect"|"message"|"close", conn_id, ...)``) for the room."""
+        self._queue.append(event)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await self._send(batch)
+
+    async def _send(self, batch: list[tuple]) -> None:
+        delay = RESOLVE_BACKOFF
+        for _ in range(RESOLVE_ATTEMPTS):
+            handle = None
+            try:
+                handle = await self.handle()
+                await handle.send_batch(self.gateway_id, batch)
+                self.batches_sent += 1
+                self.events_sent += len(batch)
+                for event in batch:
+                    if event[0] == "connect" and event[1] in self.sockets:
+                        self.sockets[event[1]].connected = True
+                self._ensure_pump()
+                return
+            except RoomGone:
+                self._lost(handle)
+                batch = self._orphan(batch)
+                if not batch:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except Exception:
+                log.exception("room %s/%s: batch failed", self.kind, self.room_id)
+                self._lost(handle)
+                self._fail({e[1] for e in batch}, protocol.CLOSE_INTERNAL_ERROR, "room unreachable")
+                return
+        self._fail({e[1] for e in batch}, protocol.CLOSE_ROOM_UNAVAILABLE, "room unavailable")
+
+    def _orphan(self, batch: list[tuple]) -> list[tuple]:
+        """After the activation went away: close sockets it knew (4503) and keep the events
+        of sockets whose connect is in this batch, to retry on the next activation."""
+        known = {sid for sid, s in self.sockets.items() if s.connected}
+        self._fail(known, protocol.CLOSE_ROOM_UNAVAILABLE, "room restarted; rejoin")
+        return [e for e in batch if e[1] not in known and e[0] != "close"]
+
+    def _fail(self, conn_ids, code: int, reason: str) -> None:
+        for conn_id in conn_ids:
+            sock = self.sockets.pop(conn_id, None)
+            if sock is not None:
+                sock.connected = False
+                sock.close_soon(code, reason)
+
+    def detach(self, conn_id: str, code: int, reason: str) -> None:
+        """A socket closed: tell the room (if it knew the socket) and forget it."""
+        sock = self.sockets.pop(conn_id, None)
+        if sock is not None and sock.connected:
+            self.submit(("close", conn_id, code, reason))
+
+    # ---- outputs ---------------------------------------------------------------------------
+    def _ensure_pump(self) -> None:
+        if self.sockets and (self._pump is None or self._pump.done()):
+            self._pump = asyncio.create_task(self._pull_loop())
+
+    async def _pull_loop(self) -> None:
+        while self.sockets:
+            handle = None
+            try:
+                handle = await self.handle()
+                items = await handle.pull(self.gateway_id, PULL_TIMEOUT)
+            except RoomGone:
+                self._lost(handle)
+                self._fail([s for s, v in self.sockets.items() if v.connected], protocol.CLOSE_ROOM_UNAVAILABLE,
+                           "room restarted; rejoin")
+                await asyncio.sleep(RESOLVE_BACKOFF)
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room %s/%s: pull failed", self.kind, self.room_id)
+                await asyncio.sleep(0.5)
+                continue
+            for item in items:
+                if item[0] == "send":
+                    data = item[2]
+                    for conn_id in item[1]:
+                        sock = self.sockets.get(conn_id)
+                        if sock is not None:
+                            sock.deliver(data)
+                elif item[0] == "close":
+                    sock = self.sockets.pop(item[1], None)
+                    if sock is not None:
+                        sock.connected = False
+                        sock.close_soon(item[2], item[3])
+
+    async def stop(self) -> None:
+        for task in (self._flusher, self._pump):
+            if task is not None and not task.done():
+                task.cancel()

@@ -1,0 +1,194 @@
+"""The Ray host: one room = one Ray actor (DESIGN §4).
+
+Actors are named ``room:<kind>:<id>`` in the directory's namespace (default ``starhold``) and
+created on first use with ``get_if_exists=True``, ``lifetime="detached"``,
+``max_restarts=-1`` and ``num_cpus=0`` (rooms are mostly idle; a CPU reservation each would
+cap a 2-core node at two rooms). Ray's GCS is the directory of rooms. When its room hibernates
+the actor kills itself without restart, freeing its name; the next ``get`` creates a new
+activation, on whichever node Ray picks, which restores the room from its snapshot.
+
+Every Ray call made through a handle is counted in ``RAY_CALLS`` (method -> count) so the
+gateway can report Ray calls per room per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from pathlib import Path
+
+import ray
+from ray.exceptions import RayActorError
+
+from ..storage.snapshots import LocalDirSnapshotStore
+from .clock import SystemClock
+from .handle import RoomDirectory, RoomGone, RoomHandle
+from .registry import room_class, room_db_path
+from .room import HttpRequest, HttpResponse
+from .runtime import RoomRuntime
+
+log = logging.getLogger("starhold.ray")
+
+RAY_CALLS: collections.Counter = collections.Counter()
+"""Ray actor calls made by this process's handles, by method name."""
+
+
+def actor_name(kind: str, room_id: str) -> str:
+    """The Ray actor name of a room: ``room:<kind>:<id>``."""
+    return f"room:{kind}:{room_id}"
+
+
+class RoomActor:
+    """Hosts one ``RoomRuntime`` in a Ray actor process (an async actor: one event loop).
+
+    ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds). Room state is started
+    lazily by the first call, so construction never fails on room code.
+    """
+
+    def __init__(self, kind: str, room_id: str, params: dict, config: dict):
+        logging.basicConfig(level=config.get("log_level", "INFO"))
+        data_dir = Path(config["data_dir"])
+        self.runtime = RoomRuntime(
+            room_class(kind),
+            room_id,
+            params,
+            db_path=room_db_path(data_dir, kind, room_id),
+            clock=SystemClock(),
+            snapshots=LocalDirSnapshotStore(data_dir / "snapshots"),
+            idle_timeout=float(config.get("idle_timeout", 10.0)),
+            on_exit=self._exit,
+        )
+
+    async def _exit(self) -> None:
+        # Let in-flight replies (RoomGone to pullers) go out, then end without a restart.
+        await asyncio.sleep(0.05)
+        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+
+    async def send_batch(self, gateway_id: str, events: list) -> None:
+        await self.runtime.dispatch(gateway_id, events)
+
+    async def pull(self, gateway_id: str, timeout: float) -> list:
+        return await self.runtime.pull(gateway_id, timeout)
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        return await self.runtime.request(request)
+
+    async def stats(self) -> dict:
+        if self.runtime.state not in ("new", "active"):
+            raise RoomGone(self.runtime.key)
+        return {**self.runtime.stats(), "pid": __import__("os").getpid(), "node": ray.get_runtime_context().get_node_id()}
+
+    async def hibernate(self) -> bool:
+        """Hibernate now (ops drain, tests); the actor exits afterwards."""
+        await self.runtime._ensure_active()
+        return await self.runtime.hibernate(force=True)
+
+
+_RemoteRoomActor = ray.remote(RoomActor)
+
+
+class RayRoomHandle(RoomHandle):
+    """A handle on a room actor. Actor death or a hibernated room raise ``RoomGone``."""
+
+    def __init__(self, actor, kind: str, room_id: str):
+        self.actor = actor
+        self.kind = kind
+        self.room_id = room_id
+
+    async def _call(self, method: str, *args):
+        RAY_CALLS[method] += 1
+        try:
+            return await getattr(self.actor, method).remote(*args)
+        except RoomGone:
+            raise
+        except RayActorError as exc:
+            raise RoomGone(f"{self.kind}/{self.room_id}: {type(exc).__name__}") from None
+
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> None:
+        await self._call("send_batch", gateway_id, events)
+
+    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
+        return await self._call("pull", gateway_id, timeout)
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        return await self._call("request", request)
+
+    async def stats(self) -> dict:
+        return await self._call("stats")
+
+    async def hibernate(self) -> bool:
+        return await self._call("hibernate")
+
+
+class RayDirectory(RoomDirectory):
+    """Rooms as Ray actors in ``namespace``; ``config`` is passed to every ``RoomActor``.
+    Needs ``ray.init()`` to have been called."""
+
+    def __init__(self, config: dict, namespace: str = "starhold"):
+        self.config = dict(config)
+        self.namespace = namespace
+
+    async def get(self, kind: str, room_id: str, params: dict | None = None) -> RayRoomHandle:
+        room_class(kind)  # KeyError for unknown kinds, before anything is created
+        room_db_path(self.config["data_dir"], kind, room_id)  # ValueError for unsafe ids
+
+        def create():
+            return _RemoteRoomActor.options(
+                name=actor_name(kind, room_id),
+                namespace=self.namespace,
+                get_if_exists=True,
+                lifetime="detached",
+                max_restarts=-1,
+                num_cpus=0,
+                max_concurrency=1000,
+            ).remote(kind, room_id, dict(params or {}), self.config)
+
+        RAY_CALLS["get_or_create"] += 1
+        actor = await asyncio.to_thread(create)
+        return RayRoomHandle(actor, kind, room_id)
+
+    async def is_active(self, kind: str, room_id: str) -> bool:
+        def lookup() -> bool:
+            try:
+                ray.get_actor(actor_name(kind, room_id), namespace=self.namespace)
+                return True
+            except ValueError:
+                return False
+
+        return await asyncio.to_thread(lookup)
+
+    def list_rooms(self) -> list[str]:
+        """Names of the live room actors in this namespace."""
+        return sorted(
+            a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+            if a["namespace"] == self.namespace and a["name"].startswith("room:")
+        )
+
+    async def close(self, hibernate_rooms: bool = True) -> None:
+        """Optionally hibernate every live room of the namespace (snapshots taken)."""
+        if not hibernate_rooms:
+            return
+        for name in self.list_rooms():
+            _, kind, room_id = name.split(":", 2)
+            try:
+                actor = ray.get_actor(name, namespace=self.namespace)
+                await RayRoomHandle(actor, kind, room_id).hibernate()
+            except (RoomGone, ValueError):
+                pass
+
+
+def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) -> None:
+    """Connect to the Ray cluster at ``address``, or start a local one bound to 127.0.0.1
+    (no dashboard, no usage stats; DESIGN §4). Extra ``kwargs`` go to ``ray.init``."""
+    import os
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, namespace=namespace, **kwargs)
+    else:
+        kwargs.setdefault("include_dashboard", False)
+        ray.init(namespace=namespace, _node_ip_address="127.0.0.1", **kwargs)

@@ -1,0 +1,91 @@
+"""The ``starhold`` command: ``starhold serve`` runs the server, ``starhold bots`` flies bots."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .config import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .gateway.app import create_app
+
+    settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
+                                 idle_timeout=args.idle_timeout, ray_address=args.ray_address,
+                                 host_mode=args.host_mode)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.host_mode == "ray":
+        from .rooms.ray_host import RayDirectory, init_ray
+
+        print(f"starting Ray ({settings.ray_address or 'local'})...", flush=True)
+        init_ray(settings.ray_address, settings.namespace)
+        directory = RayDirectory(settings.room_config(), settings.namespace)
+    else:
+        from .rooms.local_host import InProcessDirectory
+
+        directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout)
+
+    app = create_app(directory)
+
+    async def announce(app: web.Application) -> None:
+        print(f"Starhold is up: http://{settings.host}:{settings.port}/  "
+              f"(data in {settings.data_dir}, rooms on {settings.host_mode})", flush=True)
+
+    async def hibernate_rooms(app: web.Application) -> None:
+        await directory.close()
+
+    app.on_startup.append(announce)
+    app.on_cleanup.append(hibernate_rooms)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
+    if settings.host_mode == "ray":
+        import ray
+
+        ray.shutdown()
+    return 0
+
+
+def _bots(args: argparse.Namespace) -> int:
+    from .client.bots import run_bots
+
+    trips = asyncio.run(run_bots(args.url, args.system, args.count, args.duration, args.seed))
+    print(f"{args.count} bots completed {trips} trips in {args.system}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="starhold", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway and the rooms (local Ray by default)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 8000)")
+    serve.add_argument("--data-dir", help="SQLite files and snapshots (default ./data)")
+    serve.add_argument("--idle-timeout", type=float, help="seconds before an empty room hibernates (default 10)")
+    serve.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
+    serve.add_argument("--host-mode", choices=["ray", "local"], help="rooms as Ray actors (default) or in-process")
+    serve.set_defaults(func=_serve)
+
+    bots = sub.add_parser("bots", help="bots that fly around a system")
+    bots.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's URL")
+    bots.add_argument("--system", default="Sol", help="system id or name")
+    bots.add_argument("--count", type=int, default=20)
+    bots.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
+    bots.add_argument("--seed", type=int, default=None)
+    bots.set_defaults(func=_bots)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Settings of a Starhold process, from defaults, ``STARHOLD_*`` environment variables and
+command-line flags (in that order of precedence, lowest first)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+
+@dataclass
+class Settings:
+    """``host``/``port``: where the gateway listens (loopback by default); ``data_dir``: SQLite
+    files under ``rooms/`` and snapshots under ``snapshots/``; ``idle_timeout``: seconds a room
+    with nobody present stays awake; ``ray_address``: None starts a local Ray; ``namespace``:
+    the Ray namespace of the room actors; ``host_mode``: ``ray`` (one actor per room) or
+    ``local`` (rooms in the gateway process, for development)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    idle_timeout: float = 10.0
+    ray_address: str | None = None
+    namespace: str = "starhold"
+    host_mode: str = "ray"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ=os.environ, **overrides) -> "Settings":
+        """Defaults, then ``STARHOLD_<FIELD>`` variables, then non-None ``overrides``."""
+        settings = cls()
+        for f in fields(cls):
+            raw = environ.get(f"STARHOLD_{f.name.upper()}")
+            if raw is not None:
+                setattr(settings, f.name, _convert(f.name, raw))
+        for name, value in overrides.items():
+            if value is not None:
+                setattr(settings, name, _convert(name, value))
+        settings.data_dir = Path(settings.data_dir).resolve()
+        return settings
+
+    def room_config(self) -> dict:
+        """The plain-data config handed to room hosts (Ray actors)."""
+        return {"data_dir": str(self.data_dir), "idle_timeout": self.idle_timeout, "log_level": self.log_level}
+
+
+def _convert(name: str, value):
+    if name == "port":
+        return int(value)
+    if name == "idle_timeout":
+        return float(value)
+    if name == "data_dir":
+        return Path(value)
+    return value
