@@ -144,11 +144,15 @@ class Gateway:
             await link.stop()
 
 
+GATEWAY = web.AppKey("gateway", Gateway)
+"""The ``Gateway`` of an application: ``app[GATEWAY]``."""
+
+
 def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist: Path | None = WEB_DIST) -> web.Application:
     """The gateway's aiohttp application, routing rooms through ``directory``."""
     gateway = Gateway(directory, galaxy or load_galaxy(), web_dist)
     app = web.Application()
-    app["gateway"] = gateway
+    app[GATEWAY] = gateway
     app.router.add_get("/api/galaxy", gateway.galaxy_json)
     app.router.add_get("/api/systems/{system}", gateway.system_json)
     app.router.add_get("/api/systems/{system}/state", gateway.system_state)

@@ -200,11 +200,11 @@ class RoomRuntime:
         request = ConnectRequest(payload=dict(info.get("payload") or {}), seq=int(info.get("seq") or 0))
         try:
             await self._invoke(conn, self.room.on_connect, conn, request, reraise=True)
-        except StorageError:
-            raise
-        except Exception as exc:
-            log.exception("room %s: on_connect rejected %s", self.key, conn_id)
+        except BaseException as exc:
             self._conns.pop(conn_id, None)
+            if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+                raise
+            log.exception("room %s: on_connect rejected %s", self.key, conn_id)
             self._deliver((gateway_id,), ("send", (conn_id,), protocol.error_frame(
                 protocol.ERR_ROOM_ERROR, f"join failed: {type(exc).__name__}", request.seq)))
             self._deliver((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE, "join failed"))

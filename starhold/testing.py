@@ -1,0 +1,115 @@
+"""Starhold's pytest plugin (registered through the ``pytest11`` entry point).
+
+Fixtures for people writing rooms and for Starhold's own tests:
+
+- ``manual_clock``: a ``ManualClock`` (``await manual_clock.advance(seconds)``).
+- ``room_directory``: an ``InProcessDirectory`` on ``tmp_path`` driven by ``manual_clock``
+  (idle timeout 10 s): rooms run in the test's event loop, no Ray, no sleeping.
+- ``ray_cluster`` (session): a local Ray started once, bound to 127.0.0.1. Only tests marked
+  ``@pytest.mark.ray`` may use Ray: any other test that calls ``ray.init`` fails.
+- ``ray_directory``: a ``RayDirectory`` in a namespace of its own (its actors are killed after
+  the test), SQLite under ``tmp_path``, idle timeout 2 s.
+- ``gateway_factory``: ``await gateway_factory(directory)`` serves a gateway on 127.0.0.1 on a
+  free port and returns its base URL (``http://127.0.0.1:<port>``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import pytest_asyncio
+
+from .rooms.clock import ManualClock
+
+RAY_IDLE_TIMEOUT = 2.0
+"""Idle timeout of rooms in ``ray_directory``, seconds."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ray: the test uses a real Ray cluster (fixture ray_cluster)")
+    config.addinivalue_line("markers", "browser: the test drives Debian chromium through Playwright")
+
+
+@pytest.fixture(autouse=True)
+def _refuse_ray_outside_ray_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Unit tests must not start Ray: ``ray.init`` raises unless the test is marked ``ray``."""
+    if request.node.get_closest_marker("ray") is None:
+        try:
+            import ray
+        except ImportError:  # pragma: no cover
+            return
+
+        def refuse(*args, **kwargs):
+            raise RuntimeError("this test is not marked @pytest.mark.ray and may not start Ray")
+
+        monkeypatch.setattr(ray, "init", refuse)
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest_asyncio.fixture
+async def room_directory(tmp_path, manual_clock):
+    from .rooms.local_host import InProcessDirectory
+
+    directory = InProcessDirectory(tmp_path / "data", clock=manual_clock, idle_timeout=10.0)
+    yield directory
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    import ray
+
+    from .rooms.ray_host import init_ray
+
+    init_ray(namespace="starhold-tests", num_cpus=2, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+@pytest_asyncio.fixture
+async def ray_directory(ray_cluster, tmp_path):
+    from .rooms.ray_host import RayDirectory
+
+    directory = RayDirectory(
+        {"data_dir": str(tmp_path / "data"), "idle_timeout": RAY_IDLE_TIMEOUT, "log_level": "WARNING"},
+        namespace=f"test-{uuid.uuid4().hex[:8]}",
+    )
+    yield directory
+    for name in directory.list_rooms():
+        try:
+            ray_cluster.kill(ray_cluster.get_actor(name, namespace=directory.namespace), no_restart=True)
+        except ValueError:
+            pass
+
+
+@pytest_asyncio.fixture
+async def gateway_factory():
+    from aiohttp.test_utils import TestServer
+
+    from .gateway.app import create_app
+
+    servers = []
+
+    async def start(directory, web_dist=None) -> str:
+        kwargs = {} if web_dist is None else {"web_dist": web_dist}
+        server = TestServer(create_app(directory, **kwargs), host="127.0.0.1", port=0)
+        await server.start_server()
+        servers.append(server)
+        return str(server.make_url("")).rstrip("/")
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+def chromium_path() -> str | None:
+    """Debian's chromium, or ``$STARHOLD_CHROMIUM``; None if absent."""
+    for path in (os.environ.get("STARHOLD_CHROMIUM"), "/usr/bin/chromium"):
+        if path and os.path.exists(path):
+            return path
+    return None

@@ -1,0 +1,126 @@
+"""The gateway over real WebSockets on 127.0.0.1 with rooms in-process (no Ray): HTTP API,
+bad input answered with error frames or close codes while everyone else carries on."""
+
+import math
+
+import aiohttp
+import msgpack
+import pytest
+
+from starhold import protocol as P
+from starhold.client import StarholdClient
+from starhold.rooms.local_host import InProcessDirectory
+
+
+@pytest.fixture
+async def url(gateway_factory, tmp_path):
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
+    yield await gateway_factory(directory)
+    await directory.close()
+
+
+async def get_json(url, path, status=200):
+    async with aiohttp.ClientSession() as session, session.get(url + path) as resp:
+        assert resp.status == status
+        return await resp.json()
+
+
+async def test_galaxy_lists_about_950_real_systems_with_lanes(url):
+    galaxy = await get_json(url, "/api/galaxy")
+    systems = {s["name"]: s for s in galaxy["systems"]}
+    assert 900 <= len(systems) <= 1000
+    for name in ("Sol", "Alpha Centauri A", "Proxima Centauri", "Sirius", "Tau Ceti", "Wolf 359"):
+        assert name in systems
+    assert systems["Sol"]["position"] == [0.0, 0.0, 0.0] and systems["Sol"]["id"] == "sol"
+    assert systems["Alpha Centauri A"]["id"] in systems["Sol"]["lanes"]
+    assert all(set(s) >= {"id", "name", "position", "color", "lanes", "players"} for s in galaxy["systems"])
+
+
+async def test_system_endpoint_resolves_names_and_rejects_unknown(url):
+    sol = await get_json(url, "/api/systems/SOL")
+    assert sol["id"] == "sol" and len(sol["planets"]) == 8
+    assert (await get_json(url, "/api/systems/alpha%20centauri%20a"))["id"] == "hip-71683"
+    assert await get_json(url, "/api/systems/nowhere", status=404) == {"error": "unknown system"}
+    assert (await get_json(url, "/healthz"))["status"] == "ok"
+
+
+async def test_unknown_system_socket_gets_error_then_close_4004(url):
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url + "/api/systems/nowhere/ws")
+        msg = await ws.receive()
+        assert P.decode_server(msg.data) == (P.ERROR, 0, {"code": P.ERR_UNKNOWN_ROOM, "message": "unknown system"})
+        assert (await ws.receive()).type == aiohttp.WSMsgType.CLOSE
+        assert ws.close_code == P.CLOSE_UNKNOWN_ROOM
+
+
+BAD_MESSAGES = [
+    (b"\xc1", P.ERR_MALFORMED),
+    (b"\x93\xa4join", P.ERR_MALFORMED),
+    (msgpack.packb(["warp", 5, {}]), P.ERR_UNKNOWN_TYPE),
+    (msgpack.packb(["move_to", 6, {"x": "far", "y": 0}]), P.ERR_INVALID_FIELD),
+    (msgpack.packb(["move_to", 7, {"x": math.nan, "y": 0}]), P.ERR_OUT_OF_RANGE),
+    (msgpack.packb(["move_to", 8, {"x": math.inf, "y": 0}]), P.ERR_OUT_OF_RANGE),
+    (msgpack.packb(["move_to", 9, {"x": 0, "y": 5000}]), P.ERR_OUT_OF_RANGE),
+    (msgpack.packb(["join", 10, {}]), P.ERR_ALREADY_JOINED),
+    ("not binary", P.ERR_MALFORMED),
+]
+
+
+async def test_bad_input_gets_error_frames_and_everyone_carries_on(url):
+    async with StarholdClient(url, "Sol", name="Good") as good, StarholdClient(url, "Sol", name="Bad") as bad:
+        await good.join()
+        await bad.join()
+        for data, code in BAD_MESSAGES:
+            before = len(bad.errors)
+            await bad.send_raw(data)
+            await bad.wait_for(lambda c: len(c.errors) > before)
+            assert bad.errors[-1]["code"] == code, data
+        # the bad client is still connected and can play; the good one never noticed
+        seq = await bad.move_to(10, 10)
+        await bad.wait_for(lambda c: c.ack >= seq)
+        seq = await good.move_to(-10, -10)
+        await good.wait_for(lambda c: c.ack >= seq and c.ships[c.ship_id][3] & P.SHIP_MOVING)
+        assert good.errors == [] and not good.closed and not bad.closed
+
+
+async def test_input_before_join_and_ping(url):
+    async with StarholdClient(url, "Sol") as client:
+        await client.move_to(1, 1)
+        await client.wait_for(lambda c: c.errors)
+        assert client.errors[0]["code"] == P.ERR_NOT_JOINED
+        seq = await client.send(P.PING, {})
+        _, pong_seq, payload = await client.next_message(P.PONG)
+        assert pong_seq == seq and payload["time"] > 0
+
+
+async def test_oversized_message_closes_1009_and_others_continue(url):
+    async with StarholdClient(url, "Sol") as other, StarholdClient(url, "Sol") as big:
+        await other.join()
+        await big.join()
+        await big.send_raw(msgpack.packb(["move_to", 2, {"x": 1, "y": 1, "pad": "x" * 10_000}]))
+        await big.wait_for(lambda c: c.closed, timeout=5)
+        assert big.close_code == P.CLOSE_MESSAGE_TOO_BIG
+        frames = other.frames
+        seq = await other.move_to(5, 5)
+        await other.wait_for(lambda c: c.ack >= seq and c.frames > frames + 2)
+
+
+async def test_a_flood_of_invalid_messages_closes_4000(url):
+    async with StarholdClient(url, "Sol") as client:
+        await client.join()
+        for _ in range(P.MAX_CONSECUTIVE_ERRORS):
+            await client.send_raw(b"\xc1")
+        await client.wait_for(lambda c: c.closed, timeout=5)
+        assert client.close_code == P.CLOSE_PROTOCOL_ERROR
+        assert len(client.errors) == P.MAX_CONSECUTIVE_ERRORS
+
+
+async def test_inputs_reach_the_room_batched(url):
+    async with StarholdClient(url, "Sol") as client:
+        await client.join()
+        seqs = [await client.move_to(i, -i) for i in range(1, 101)]
+        await client.wait_for(lambda c: c.ack == seqs[-1])
+        assert client.ships[client.ship_id][3] & P.SHIP_MOVING
+        health = await get_json(url, "/healthz")
+        # one connect + 100 inputs travelled in far fewer calls than messages
+        assert health["batches_sent"] < 50, health

@@ -1,0 +1,86 @@
+"""The wire protocol: round trips, validation of bad input, the JS constants' drift check."""
+
+import math
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from starhold import protocol as P
+
+JS_CONSTANTS = Path(__file__).resolve().parent.parent / "client" / "web" / "src" / "protocol.generated.js"
+
+
+def test_client_messages_round_trip():
+    move = P.parse_client_message(P.encode(P.MOVE_TO, 7, {"x": 12, "y": -3.5}))
+    assert move == P.ClientMessage(P.MOVE_TO, 7, {"x": 12.0, "y": -3.5})
+    assert isinstance(move.payload["x"], float)
+    join = P.parse_client_message(P.encode(P.JOIN, 1, {"player": "abc_DEF-1", "name": " Ada ", "extra": [1]}))
+    assert join.payload == {"player": "abc_DEF-1", "name": "Ada"}
+    assert P.parse_client_message(P.encode(P.PING, P.MAX_SEQ, {})).seq == P.MAX_SEQ
+
+
+def test_frame_splice_is_byte_identical_to_plain_encoding():
+    rows = [[1, 2.5, -3.0, P.SHIP_ONLINE | P.SHIP_MOVING, "Ada"], [2, 0.0, 0.0, 0, "Bob"]]
+    spliced = P.encode_frame(12, 1.2, 5, P.pack_ship_rows(rows))
+    assert spliced == P.encode(P.FRAME, 12, {"tick": 12, "time": 1.2, "ack": 5, "ships": rows})
+    assert P.decode_server(spliced) == ("frame", 12, {"tick": 12, "time": 1.2, "ack": 5, "ships": rows})
+
+
+@pytest.mark.parametrize(
+    "data, code",
+    [
+        (b"", P.ERR_MALFORMED),
+        (b"\xc1", P.ERR_MALFORMED),  # never-used msgpack byte
+        (b"\x93\xa4join", P.ERR_MALFORMED),  # truncated
+        (msgpack.packb({"type": "join"}), P.ERR_MALFORMED),
+        (msgpack.packb(["join", 1]), P.ERR_MALFORMED),
+        (msgpack.packb(["join", -1, {}]), P.ERR_MALFORMED),
+        (msgpack.packb(["join", 2**53, {}]), P.ERR_MALFORMED),
+        (msgpack.packb(["join", True, {}]), P.ERR_MALFORMED),
+        (msgpack.packb([1, 1, {}]), P.ERR_MALFORMED),
+        (msgpack.packb(["join", 1, []]), P.ERR_MALFORMED),
+        (msgpack.packb(["join", 1, {}]) + b"\x00", P.ERR_MALFORMED),  # trailing bytes
+        (b"\x91" * 3000, P.ERR_MALFORMED),  # deeply nested
+        (msgpack.packb(["fly", 1, {}]), P.ERR_UNKNOWN_TYPE),
+        (msgpack.packb(["move_to", 1, {"x": 1}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["move_to", 1, {"x": "1", "y": 2}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["move_to", 1, {"x": True, "y": 2}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["move_to", 1, {"x": [1], "y": 2}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["move_to", 1, {"x": math.nan, "y": 2}]), P.ERR_OUT_OF_RANGE),
+        (msgpack.packb(["move_to", 1, {"x": math.inf, "y": 2}]), P.ERR_OUT_OF_RANGE),
+        (msgpack.packb(["move_to", 1, {"x": 0, "y": -1000.5}]), P.ERR_OUT_OF_RANGE),
+        (msgpack.packb(["move_to", 1, {"x": 2**63, "y": 0}]), P.ERR_OUT_OF_RANGE),
+        (msgpack.packb(["join", 1, {"player": "has space"}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["join", 1, {"player": "x" * 65}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["join", 1, {"name": ""}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["join", 1, {"name": "a\x00b"}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["join", 1, {"name": 5}]), P.ERR_INVALID_FIELD),
+        (P.encode(P.JOIN, 1, {"name": "x" * 5000}), P.ERR_MALFORMED),  # over MAX_MESSAGE_BYTES
+        ("text", P.ERR_MALFORMED),
+    ],
+)
+def test_bad_input_is_rejected_with_its_code(data, code):
+    with pytest.raises(P.ProtocolError) as info:
+        P.parse_client_message(data)
+    assert info.value.code == code
+
+
+def test_error_carries_the_offending_seq_when_readable():
+    with pytest.raises(P.ProtocolError) as info:
+        P.parse_client_message(msgpack.packb(["move_to", 41, {"x": math.nan, "y": 0}]))
+    assert info.value.seq == 41
+    assert P.decode_server(P.error_frame(info.value.code, "bad", 41)) == ("error", 41, {"code": 4, "message": "bad"})
+
+
+def test_js_constants_match_the_python_module():
+    """client/web/src/protocol.generated.js must be regenerated when protocol.py changes:
+    python -m starhold.protocol --js > client/web/src/protocol.generated.js"""
+    assert JS_CONSTANTS.read_text() == P.js_constants()
+
+
+def test_codes_are_distinct():
+    errors = [v for k, v in vars(P).items() if k.startswith("ERR_")]
+    closes = [v for k, v in vars(P).items() if k.startswith("CLOSE_")]
+    assert len(errors) == len(set(errors)) and len(closes) == len(set(closes))
+    assert all(4000 <= c <= 4999 for k, c in vars(P).items() if k.startswith("CLOSE_") and c >= 4000)

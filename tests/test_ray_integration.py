@@ -1,0 +1,86 @@
+"""The real thing: Ray actor rooms behind the aiohttp gateway, Python clients over real
+WebSockets on 127.0.0.1. Waits poll for conditions; nothing sleeps for a fixed time."""
+
+import asyncio
+import time
+
+import pytest
+
+from starhold import protocol as P
+from starhold.client import StarholdClient
+from starhold.rooms.registry import room_db_path
+from starhold.rooms.ray_host import RAY_CALLS, actor_name
+
+pytestmark = pytest.mark.ray
+
+
+async def eventually(predicate, timeout=20.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
+
+
+async def test_two_clients_see_each_other_move(ray_directory, gateway_factory):
+    url = await gateway_factory(ray_directory)
+    async with StarholdClient(url, "Sol", name="A") as a, StarholdClient(url, "Alpha Centauri A", name="X") as x:
+        await a.join()
+        await x.join()
+        async with StarholdClient(url, "sol", name="B") as b:
+            await b.join()
+            assert actor_name("system", "sol") in ray_directory.list_rooms()
+            assert actor_name("system", "hip-71683") in ray_directory.list_rooms()
+            seq_a = await a.move_to(300, 0)
+            seq_b = await b.move_to(0, -300)
+            await a.wait_for(lambda c: c.ack >= seq_a)
+            await b.wait_for(lambda c: c.ack >= seq_b)
+            first_b_seen_by_a = list(a.ships[b.ship_id])
+            first_a_seen_by_b = list(b.ships[a.ship_id])
+            await a.wait_for(lambda c: c.ships[b.ship_id][1:3] != first_b_seen_by_a[1:3] and c.ships[b.ship_id][3] & P.SHIP_MOVING)
+            await b.wait_for(lambda c: c.ships[a.ship_id][1:3] != first_a_seen_by_b[1:3])
+            assert set(x.ships) == {x.ship_id}  # another system: nobody else there
+
+
+async def test_room_actor_exits_when_idle_and_rejoin_restores_the_parked_ship(ray_directory, gateway_factory, tmp_path):
+    url = await gateway_factory(ray_directory)
+    async with StarholdClient(url, "Sol", name="Parker") as client:
+        await client.join()
+        seq = await client.move_to(120.0, 80.0)
+        await client.wait_for(lambda c: c.ack >= seq and not c.ships[c.ship_id][3] & P.SHIP_MOVING, timeout=15)
+        parked = client.ships[client.ship_id]
+        player = client.player
+    name = actor_name("system", "sol")
+    # the idle timeout is 2 s in the fixture: the actor snapshots and exits
+    await eventually(lambda: name not in ray_directory.list_rooms())
+    data = tmp_path / "data"
+    assert room_db_path(data, "system", "sol").exists()
+    assert (data / "snapshots" / "system" / "sol" / "manifest.json").exists()
+    async with StarholdClient(url, "Sol", player=player) as again:
+        welcome = await again.join()
+        assert welcome["ship"] == parked[0]
+        row = next(r for r in welcome["ships"] if r[0] == parked[0])
+        assert row[1:3] == [120.0, 80.0] and row[4] == "Parker"
+        assert name in ray_directory.list_rooms()
+
+
+async def test_inputs_and_frames_cost_few_ray_calls(ray_directory, gateway_factory):
+    url = await gateway_factory(ray_directory)
+    clients = [StarholdClient(url, "Sol", name=f"bot{i}") for i in range(5)]
+    for c in clients:
+        await c.connect()
+        await c.join()
+    before = sum(RAY_CALLS.values())
+    started = time.monotonic()
+    for round_ in range(10):
+        seqs = [await c.move_to(10 * round_ + i, 5) for i, c in enumerate(clients)]
+    for c, seq in zip(clients, seqs):
+        await c.wait_for(lambda cl, seq=seq: cl.ack >= seq)
+    await clients[0].wait_for(lambda cl: cl.frames >= 20)
+    calls = sum(RAY_CALLS.values()) - before
+    elapsed = time.monotonic() - started
+    for c in clients:
+        await c.close()
+    # 50 inputs plus ~10 Hz x 5 clients of frames: far fewer Ray calls than messages
+    messages = 50 + sum(c.frames for c in clients)
+    assert calls < messages / 2, (calls, messages, elapsed)
