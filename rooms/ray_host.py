@@ -61,9 +61,10 @@ class RoomActor:
         )
 
     async def _exit(self) -> None:
-        # Let in-flight replies (RoomGone to pullers) go out, then end without a restart.
-        await asyncio.sleep(0.05)
-        ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
+        # Let in-flight replies (the hibernate call's, RoomGone to pullers) go out first, then
+        # end without a restart, which frees the actor's name for the next activation.
+        me = ray.get_runtime_context().current_actor
+        asyncio.get_running_loop().call_later(0.05, lambda: ray.kill(me, no_restart=True))
 
     async def send_batch(self, gateway_id: str, events: list) -> None:
         await self.runtime.dispatch(gateway_id, events)

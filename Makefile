@@ -1,0 +1,34 @@
+# Fresh machine (Debian, Python 3.11, Node 20, root): `make serve` or `make test`.
+PY      ?= 3.11
+VENV    := .venv
+PYTHON  := $(VENV)/bin/python
+UV      := python3 -m uv
+WEB     := client/web
+
+.PHONY: setup venv web chromium serve test bench
+
+venv:
+	$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q --root-user-action=ignore uv
+	$(UV) venv -q --allow-existing $(VENV) -p $(PY)
+	$(UV) pip install -q -p $(PYTHON) -e ".[test]"
+
+web:
+	npm --prefix $(WEB) ci --no-audit --no-fund --loglevel=error
+	npm --prefix $(WEB) run build --silent
+
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+setup: venv web
+
+# The server on the embedded default: local Ray, SQLite under ./data. Extra flags: ARGS="--port 9000".
+serve: setup
+	$(VENV)/bin/starhold serve $(ARGS)
+
+# The whole test suite (Python: unit, gateway, Ray, browser; JS: node:test units).
+test: setup chromium
+	$(PYTHON) -m pytest -q $(ARGS)
+	npm --prefix $(WEB) test --silent
+
+bench: setup
+	$(PYTHON) benchmarks/join_latency.py
