@@ -313,6 +313,7 @@ class RoomRuntime:
                     await self.storage.set_alarm(self.clock.now() + delay)
                 else:
                     self._alarm_retries = 0
+                    await self.storage.delete_alarm()
                 await self.storage.commit()
                 await self._sync_alarm()
         self._touch()

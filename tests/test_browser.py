@@ -148,7 +148,6 @@ class PageErrors:
         page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
 
     def _console(self, msg) -> None:
-        print("CONSOLE", msg.type, msg.text[:300])
         if msg.type == "error":
             self.errors.append(f"console.error: {msg.text} ({msg.location.get('url', '')})")
 
@@ -229,13 +228,11 @@ async def test_galaxy_list_join_and_render(ray_directory, gateway_factory, brows
     style = await page.add_style_tag(content="#hud, #labels, #toast { visibility: hidden !important; }")
     png = await page.locator("#renderCanvas").screenshot()
     await style.evaluate("node => node.remove()")
-    import time as _t; _t0=_t.perf_counter()
     stats = canvas_stats(png)
-    print("STATS", stats, "decode", _t.perf_counter()-_t0, len(png))
-    open("/tmp/canvas.png","wb").write(png)
-    await page.add_style_tag(content="#renderCanvas { visibility: hidden !important; }")
+    st2 = await page.add_style_tag(content="#renderCanvas { opacity: 0 !important; } #hud, #labels, #toast { visibility: hidden !important; }")
     blank = canvas_stats(await page.locator("#renderCanvas").screenshot())
     print("BLANK", blank)
+    await st2.evaluate("node => node.remove()")
     assert (stats["width"], stats["height"]) == (VIEWPORT["width"], VIEWPORT["height"]), stats
     # A black, cleared-only or failed canvas is one colour; the scene has a grid, orbits,
     # planets, a star with a halo and a ship.

@@ -1,0 +1,74 @@
+"""SqliteRoomStorage: the KV API, SQL, limits, transactions; snapshot stores."""
+
+import pytest
+
+from starhold.storage.base import MAX_VALUE_BYTES
+from starhold.storage.snapshots import LocalDirSnapshotStore
+from starhold.storage.sqlite_store import SqliteRoomStorage
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await SqliteRoomStorage(tmp_path / "room.sqlite").open()
+    yield s
+    await s.close()
+
+
+async def test_kv_get_put_delete_list(store):
+    await store.put("a:1", {"x": 1.5})
+    await store.put({"a:2": [1, 2], "a:3": "three", "b:1": None})
+    await store.commit()
+    assert await store.get("a:1") == {"x": 1.5}
+    assert await store.get(["a:2", "missing", "b:1"]) == {"a:2": [1, 2], "b:1": None}
+    assert list(await store.list(prefix="a:")) == ["a:1", "a:2", "a:3"]
+    assert list(await store.list(prefix="a:", reverse=True, limit=2)) == ["a:3", "a:2"]
+    assert list(await store.list(start="a:2", end="b:1")) == ["a:2", "a:3"]
+    assert await store.delete("a:1") is True and await store.delete("a:1") is False
+    assert await store.delete(["a:2", "a:3", "zz"]) == 2
+    await store.delete_all()
+    assert await store.list() == {}
+
+
+async def test_limits_are_enforced(store):
+    with pytest.raises(ValueError):
+        await store.put("big", b"x" * (MAX_VALUE_BYTES + 1))
+    with pytest.raises(ValueError):
+        await store.put("k" * 3000, 1)
+    with pytest.raises(TypeError):
+        await store.put("obj", object())
+
+
+async def test_rollback_discards_uncommitted_writes_and_commit_persists(store, tmp_path):
+    await store.put("kept", 1)
+    await store.commit()
+    await store.put("dropped", 2)
+    await store.sql("CREATE TABLE t (x INTEGER)")
+    await store.rollback()
+    assert await store.get("dropped") is None
+    await store.sql("CREATE TABLE t (x INTEGER)")
+    await store.sql("INSERT INTO t VALUES (?), (?)", 1, 2)
+    await store.set_alarm(123.5)
+    await store.commit()
+    await store.close()
+    again = await SqliteRoomStorage(tmp_path / "room.sqlite").open()
+    assert await again.get("kept") == 1
+    assert await again.sql("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+    assert await again.get_alarm() == 123.5
+    await again.close()
+
+
+async def test_local_snapshots_keep_versions_and_restore(store, tmp_path):
+    snaps = LocalDirSnapshotStore(tmp_path / "snaps")
+    await store.put("v", 1)
+    await store.commit()
+    for epoch in range(1, 6):
+        await store.backup_to(tmp_path / "copy.sqlite")
+        manifest = await snaps.save("system/x", tmp_path / "copy.sqlite", epoch)
+    assert manifest.version == 5 and manifest.epoch == 5
+    assert len(list((tmp_path / "snaps" / "system" / "x").glob("snapshot-*.sqlite"))) == 3
+    restored = tmp_path / "restored.sqlite"
+    assert (await snaps.restore("system/x", restored)).version == 5
+    r = await SqliteRoomStorage(restored).open()
+    assert await r.get("v") == 1
+    await r.close()
+    assert await snaps.restore("system/none", tmp_path / "none.sqlite") is None
