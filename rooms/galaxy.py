@@ -34,12 +34,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
 
-from .star_names import NAMED_NEIGHBOURS, SUPPLEMENTARY_STARS
+from .star_names import ALIASES, NAMED_NEIGHBOURS, SUPPLEMENTARY_STARS
 
 LANE_DISTANCE_PC = 3.3
 """Stars at most this far apart (parsecs) are joined by a jump lane (see module docstring)."""
@@ -72,6 +72,9 @@ class StarSystem:
     bv: float | None
     color: str
     magnitude: float | None
+    aliases: tuple[str, ...] = ()
+    """Other names that resolve to this system (``"Alpha Centauri"``, ``"Rigil Kentaurus"``,
+    ``"HIP 71683"``...)."""
 
     def to_json(self) -> dict:
         """The system's ``/api/galaxy`` entry (docs/protocol.md §1) without ``lanes``/``players``."""
@@ -84,6 +87,7 @@ class StarSystem:
             "color": self.color,
             "bv": self.bv,
             "magnitude": self.magnitude,
+            "aliases": list(self.aliases),
         }
 
 
@@ -130,14 +134,17 @@ class Galaxy:
             self._names.setdefault(s.id.casefold(), s)
         for s in self.systems:
             self._names.setdefault(s.name.casefold(), s)
+        for s in self.systems:
+            for alias in s.aliases:
+                self._names.setdefault(alias.casefold(), s)
 
     def get(self, system_id: str) -> StarSystem:
         """The system with this exact id; ``KeyError`` if there is none."""
         return self._by_id[system_id]
 
     def resolve(self, key: str) -> StarSystem | None:
-        """The system whose id or name is ``key`` (case-insensitive, surrounding whitespace
-        ignored), or None."""
+        """The system whose id, name or alias is ``key`` (case-insensitive, surrounding
+        whitespace ignored), or None. Ids and names win over aliases."""
         return self._names.get(key.strip().casefold())
 
     def lanes(self, system_id: str) -> tuple[str, ...]:
@@ -315,10 +322,16 @@ def _build_systems(max_distance_pc: float) -> list[StarSystem]:
         if hip not in chosen:
             chosen[hip] = unique(f"HIP {hip}", hip)
 
-    stars = supplementary + [
+    def aliases(system_id: str, name: str, hip: int | None) -> tuple[str, ...]:
+        names = [a for a, target in ALIASES.items() if target == system_id]
+        names += sky.get(hip, []) if hip is not None else []
+        names += [f"HIP {hip}"] if hip is not None and name != f"HIP {hip}" else []
+        return tuple(dict.fromkeys(n for n in names if n.casefold() != name.casefold()))
+
+    stars = [replace(s, aliases=aliases(s.id, s.name, None)) for s in supplementary] + [
         StarSystem(
             f"hip-{hip}", chosen[hip], hip, _equatorial_to_xyz(ra, dec, 1000.0 / plx), 1000.0 / plx,
-            bv, bv_to_color(bv), hp,
+            bv, bv_to_color(bv), hp, aliases(f"hip-{hip}", chosen[hip], hip),
         )
         for hip, ra, dec, plx, hp, bv in rows
     ]

@@ -135,16 +135,16 @@ class SolarSystemRoom(Room):
         self.seats[conn.id] = ship["id"]
         self.acks[conn.id] = request.seq
         conn.attachment = {"player": player, "ship": ship["id"]}
-        now = self.clock.now()
+        tick = self.current_tick()
         conn.send(protocol.encode(protocol.WELCOME, request.seq, {
             "ship": ship["id"],
             "player": player,
             "system": self.system,
-            "tick": self.current_tick(),
-            "time": now - GAME_EPOCH,
+            "tick": tick,
+            "time": tick / protocol.TICK_RATE,
             "tick_rate": protocol.TICK_RATE,
             "world_limit": protocol.WORLD_LIMIT,
-            "ships": self.ship_rows(now),
+            "ships": self.ship_rows(GAME_EPOCH + tick / protocol.TICK_RATE),
         }))
         await self._run_loop(True)
 

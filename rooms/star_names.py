@@ -121,3 +121,27 @@ SUPPLEMENTARY_STARS: tuple[SupplementaryStar, ...] = (
     SupplementaryStar(1061, "Gliese 1061", "03 35 59.69", "-44 30 45.3", 272.16, 1.90),
 )
 """Named neighbours within 20 pc that the Hipparcos catalogue does not contain."""
+
+
+ALIASES: dict[str, str] = {
+    # Common names of multiple systems resolve to their primary; catalogue designations of
+    # stars best known by another name.
+    "Alpha Centauri": "hip-71683",
+    "Alpha Cen": "hip-71683",
+    "Alpha Centauri C": "hip-70890",
+    "Proxima": "hip-70890",
+    "61 Cygni": "hip-104214",
+    "Struve 2398": "hip-91768",
+    "Gliese 406": "gj-406",
+    "GJ 406": "gj-406",
+    "Gliese 905": "gj-905",
+    "GJ 905": "gj-905",
+    "Gliese 65": "gj-65",
+    "GJ 65": "gj-65",
+    "GJ 1061": "gj-1061",
+    "Gliese 699": "hip-87937",
+    "GJ 699": "hip-87937",
+    "Gliese 411": "hip-54035",
+    "GJ 411": "hip-54035",
+}
+"""Alias -> system id. ``Galaxy.resolve`` accepts these besides ids and display names."""

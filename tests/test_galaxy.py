@@ -296,3 +296,16 @@ def test_star_system_is_frozen(galaxy):
     with pytest.raises(Exception):
         galaxy.get("sol").name = "Terra"  # type: ignore[misc]
     assert isinstance(galaxy.get("sol"), StarSystem)
+
+
+def test_aliases_resolve_common_names_to_primaries():
+    from starhold.rooms.galaxy import load_galaxy
+
+    galaxy = load_galaxy()
+    assert galaxy.resolve("Alpha Centauri").name == "Alpha Centauri A"
+    assert galaxy.resolve("hip 71683").id == "hip-71683"
+    assert galaxy.resolve("GJ 406").name == "Wolf 359"
+    assert galaxy.resolve("61 cygni").name == "61 Cygni A"
+    # a display name wins over another star's alias
+    assert galaxy.resolve("Proxima Centauri").id == "hip-70890"
+    assert "Alpha Centauri" in galaxy.to_json()["systems"][galaxy.systems.index(galaxy.get("hip-71683"))]["aliases"]

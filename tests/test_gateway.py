@@ -40,6 +40,7 @@ async def test_system_endpoint_resolves_names_and_rejects_unknown(url):
     sol = await get_json(url, "/api/systems/SOL")
     assert sol["id"] == "sol" and len(sol["planets"]) == 8
     assert (await get_json(url, "/api/systems/alpha%20centauri%20a"))["id"] == "hip-71683"
+    assert (await get_json(url, "/api/systems/Alpha%20Centauri"))["id"] == "hip-71683"
     assert await get_json(url, "/api/systems/nowhere", status=404) == {"error": "unknown system"}
     assert (await get_json(url, "/healthz"))["status"] == "ok"
 
