@@ -118,21 +118,31 @@ def decode_png(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
 
 # ---- fixtures ---------------------------------------------------------------------------------
 
-@pytest_asyncio.fixture
-async def browser():
-    """A headless Debian chromium launched through Playwright (one per test: Playwright objects
-    belong to the event loop that made them, and the gateway fixtures are function-scoped)."""
+@pytest.fixture(scope="module", autouse=True)
+def chromium_executable() -> str:
+    """Chromium, the built client and Playwright, checked before Ray starts (fast skip)."""
     executable = chromium_path()
     if executable is None:
         _missing("chromium not found (/usr/bin/chromium or $STARHOLD_CHROMIUM)")
     if not (WEB_DIST / "index.html").exists():
         _missing(f"web client not built ({WEB_DIST / 'index.html'} missing): npm --prefix client/web run build")
     try:
-        from playwright.async_api import async_playwright
+        import playwright.async_api  # noqa: F401
     except ImportError:
         _missing("Python playwright is not installed")
+    return executable
+
+
+@pytest_asyncio.fixture
+async def browser(chromium_executable):
+    """Headless chromium launched through Playwright, one per test (launching takes well under
+    a second). Playwright objects belong to the event loop that made them and the gateway
+    fixtures are function-scoped, so a module-scoped browser would live in another loop."""
+    from playwright.async_api import async_playwright
+
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        browser = await playwright.chromium.launch(executable_path=chromium_executable, headless=True,
+                                                   args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:

@@ -235,7 +235,7 @@ def test_to_json_shape(galaxy):
     assert set(data) == {"lane_distance_pc", "systems"}
     assert data["lane_distance_pc"] == LANE_DISTANCE_PC
     assert len(data["systems"]) == len(galaxy)
-    keys = {"id", "name", "hip", "position", "distance", "color", "bv", "magnitude", "lanes", "players"}
+    keys = {"id", "name", "hip", "position", "distance", "color", "bv", "magnitude", "aliases", "lanes", "players"}
     for entry in data["systems"]:
         assert set(entry) == keys
         assert len(entry["position"]) == 3
@@ -250,7 +250,7 @@ def test_to_json_shape(galaxy):
 
 
 def test_star_to_json_has_no_lanes(galaxy):
-    assert set(galaxy.get("sol").to_json()) == {"id", "name", "hip", "position", "distance", "color", "bv", "magnitude"}
+    assert set(galaxy.get("sol").to_json()) == {"id", "name", "hip", "position", "distance", "color", "bv", "magnitude", "aliases"}
 
 
 def test_colours(galaxy):
