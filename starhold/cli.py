@@ -23,7 +23,8 @@ def _serve(args: argparse.Namespace) -> int:
         from .rooms.ray_host import RayDirectory, init_ray
 
         print(f"starting Ray ({settings.ray_address or 'local'})...", flush=True)
-        init_ray(settings.ray_address, settings.namespace)
+        dashboard = {} if args.no_dashboard else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
+        init_ray(settings.ray_address, settings.namespace, **dashboard)
         directory = RayDirectory(settings.room_config(), settings.namespace)
     else:
         from .rooms.local_host import InProcessDirectory
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--idle-timeout", type=float, help="seconds before an empty room hibernates (default 10)")
     serve.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
     serve.add_argument("--host-mode", choices=["ray", "local"], help="rooms as Ray actors (default) or in-process")
+    serve.add_argument("--no-dashboard", action="store_true",
+                       help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)
 
     bots = sub.add_parser("bots", help="bots that fly around a system")
