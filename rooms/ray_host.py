@@ -180,16 +180,12 @@ class RayDirectory(RoomDirectory):
 
 
 def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) -> None:
-    """Connect to the Ray cluster at ``address``, or start a local one bound to 127.0.0.1
-    (no dashboard, no usage stats; DESIGN §4). Extra ``kwargs`` go to ``ray.init``."""
-    import os
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    """Connect to the Ray cluster at ``address``, or start a local one (no dashboard unless
+    ``include_dashboard=True``). Extra ``kwargs`` go to ``ray.init``."""
     if ray.is_initialized():
         return
     if address:
         ray.init(address=address, namespace=namespace, **kwargs)
     else:
         kwargs.setdefault("include_dashboard", False)
-        ray.init(namespace=namespace, _node_ip_address="127.0.0.1", **kwargs)
+        ray.init(namespace=namespace, **kwargs)

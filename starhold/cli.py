@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from .config import Settings
@@ -20,6 +21,9 @@ def _serve(args: argparse.Namespace) -> int:
                                  host_mode=args.host_mode)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.host_mode == "ray":
+        if not settings.ray_address:
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on 127.0.0.1 only
         from .rooms.ray_host import RayDirectory, init_ray
 
         print(f"starting Ray ({settings.ray_address or 'local'})...", flush=True)

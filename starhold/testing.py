@@ -23,6 +23,11 @@ import pytest_asyncio
 
 from .rooms.clock import ManualClock
 
+# A local Ray for tests: every service on 127.0.0.1, no usage stats. Ray reads these when it is
+# first imported, so they are set when pytest loads this plugin, before any test imports ray.
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 RAY_IDLE_TIMEOUT = 2.0
 """Idle timeout of rooms in ``ray_directory``, seconds."""
 

@@ -118,7 +118,7 @@ def decode_png(data: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
 
 # ---- fixtures ---------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def chromium_executable() -> str:
     """Chromium, the built client and Playwright, checked before Ray starts (fast skip)."""
     executable = chromium_path()
