@@ -62,7 +62,7 @@ async def main(args: argparse.Namespace) -> None:
         # hibernate the room: the next join is cold (new actor, restore from SQLite)
         actor = ray.get_actor(actor_name("system", "sol"), namespace="bench")
         await RayRoomHandle(actor, "system", "sol").hibernate()
-        while actor_name("system", "sol") in directory.list_rooms():
+        while actor_name("system", "sol") in directory.actor_names():
             await asyncio.sleep(0.02)
     async with StarholdClient(url, "Sol") as keeper:
         await keeper.join()

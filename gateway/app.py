@@ -5,6 +5,7 @@ Routes:
 - ``GET /api/systems/{system}``: one system with its planets (static data; does not wake it).
 - ``GET /api/systems/{system}/state``: the live room's state (wakes it; ``Room.on_request``).
 - ``GET /api/systems/{system}/ws``: the system's WebSocket (docs/protocol.md §2-5).
+- ``GET /api/rooms``: ``{"rooms": ["system/sol", ...]}``, the rooms with a live activation.
 - ``GET /healthz``: liveness and counters (connections, rooms, Ray calls).
 - ``/``: the browser client (``client/web/dist``).
 
@@ -132,6 +133,9 @@ class Gateway:
             **self.stats,
         })
 
+    async def rooms(self, request: web.Request) -> web.Response:
+        return web.json_response({"rooms": await self.directory.list_rooms()})
+
     async def index(self, request: web.Request) -> web.StreamResponse:
         if self.web_dist is None or not (self.web_dist / "index.html").exists():
             return web.Response(text=_NOT_BUILT, content_type="text/html", status=503)
@@ -157,6 +161,7 @@ def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist:
     app.router.add_get("/api/systems/{system}", gateway.system_json)
     app.router.add_get("/api/systems/{system}/state", gateway.system_state)
     app.router.add_get("/api/systems/{system}/ws", gateway.system_ws)
+    app.router.add_get("/api/rooms", gateway.rooms)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/", gateway.index)
     if web_dist is not None and (web_dist / "assets").is_dir():

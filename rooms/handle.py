@@ -65,5 +65,9 @@ class RoomDirectory(abc.ABC):
     async def is_active(self, kind: str, room_id: str) -> bool:
         """Whether the room currently has a live activation (without waking it)."""
 
+    @abc.abstractmethod
+    async def list_rooms(self) -> list[str]:
+        """``kind/id`` of every room with a live activation."""
+
     async def close(self) -> None:
         """Release the directory's resources (not the rooms)."""

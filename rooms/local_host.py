@@ -93,6 +93,9 @@ class InProcessDirectory(RoomDirectory):
         runtime = self._runtimes.get((kind, room_id))
         return runtime is not None and runtime.state == "active"
 
+    async def list_rooms(self) -> list[str]:
+        return sorted(f"{k}/{i}" for (k, i), r in self._runtimes.items() if r.state in ("new", "active"))
+
     def runtime(self, kind: str, room_id: str) -> RoomRuntime | None:
         """The live runtime of a room, or None (tests use it to inspect and evict)."""
         return self._runtimes.get((kind, room_id))

@@ -159,18 +159,22 @@ class RayDirectory(RoomDirectory):
 
         return await asyncio.to_thread(lookup)
 
-    def list_rooms(self) -> list[str]:
-        """Names of the live room actors in this namespace."""
+    def actor_names(self) -> list[str]:
+        """Names of the live room actors in this namespace (``room:<kind>:<id>``)."""
         return sorted(
             a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
             if a["namespace"] == self.namespace and a["name"].startswith("room:")
         )
 
+    async def list_rooms(self) -> list[str]:
+        names = await asyncio.to_thread(self.actor_names)
+        return [name.split(":", 1)[1].replace(":", "/", 1) for name in names]
+
     async def close(self, hibernate_rooms: bool = True) -> None:
         """Optionally hibernate every live room of the namespace (snapshots taken)."""
         if not hibernate_rooms:
             return
-        for name in self.list_rooms():
+        for name in self.actor_names():
             _, kind, room_id = name.split(":", 2)
             try:
                 actor = ray.get_actor(name, namespace=self.namespace)

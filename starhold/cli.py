@@ -29,6 +29,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"starting Ray ({settings.ray_address or 'local'})...", flush=True)
         dashboard = {} if args.no_dashboard else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
         init_ray(settings.ray_address, settings.namespace, **dashboard)
+        import ray
+
+        print(f"Ray cluster at {ray.get_runtime_context().gcs_address}, room actors in namespace "
+              f"{settings.namespace!r}", flush=True)
         directory = RayDirectory(settings.room_config(), settings.namespace)
     else:
         from .rooms.local_host import InProcessDirectory

@@ -85,7 +85,7 @@ async def ray_directory(ray_cluster, tmp_path):
         namespace=f"test-{uuid.uuid4().hex[:8]}",
     )
     yield directory
-    for name in directory.list_rooms():
+    for name in directory.actor_names():
         try:
             ray_cluster.kill(ray_cluster.get_actor(name, namespace=directory.namespace), no_restart=True)
         except ValueError:

@@ -125,3 +125,10 @@ async def test_inputs_reach_the_room_batched(url):
         health = await get_json(url, "/healthz")
         # one connect + 100 inputs travelled in far fewer calls than messages
         assert health["batches_sent"] < 50, health
+
+
+async def test_rooms_endpoint_lists_live_activations(url):
+    assert await get_json(url, "/api/rooms") == {"rooms": []}
+    async with StarholdClient(url, "Sol") as client:
+        await client.join()
+        assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}

@@ -29,8 +29,8 @@ async def test_two_clients_see_each_other_move(ray_directory, gateway_factory):
         await x.join()
         async with StarholdClient(url, "sol", name="B") as b:
             await b.join()
-            assert actor_name("system", "sol") in ray_directory.list_rooms()
-            assert actor_name("system", "hip-71683") in ray_directory.list_rooms()
+            assert actor_name("system", "sol") in ray_directory.actor_names()
+            assert actor_name("system", "hip-71683") in ray_directory.actor_names()
             seq_a = await a.move_to(300, 0)
             seq_b = await b.move_to(0, -300)
             await a.wait_for(lambda c: c.ack >= seq_a)
@@ -52,7 +52,7 @@ async def test_room_actor_exits_when_idle_and_rejoin_restores_the_parked_ship(ra
         player = client.player
     name = actor_name("system", "sol")
     # the idle timeout is 2 s in the fixture: the actor snapshots and exits
-    await eventually(lambda: name not in ray_directory.list_rooms())
+    await eventually(lambda: name not in ray_directory.actor_names())
     data = tmp_path / "data"
     assert room_db_path(data, "system", "sol").exists()
     assert (data / "snapshots" / "system" / "sol" / "manifest.json").exists()
@@ -61,7 +61,7 @@ async def test_room_actor_exits_when_idle_and_rejoin_restores_the_parked_ship(ra
         assert welcome["ship"] == parked[0]
         row = next(r for r in welcome["ships"] if r[0] == parked[0])
         assert row[1:3] == [120.0, 80.0] and row[4] == "Parker"
-        assert name in ray_directory.list_rooms()
+        assert name in ray_directory.actor_names()
 
 
 async def test_inputs_and_frames_cost_few_ray_calls(ray_directory, gateway_factory):

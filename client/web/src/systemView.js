@@ -304,7 +304,7 @@ export class SystemView {
       playerKey: w.player,
       systemId: sys.id || this.systemId,
       systemName: sys.name || null,
-      tick: w.tick | 0,
+      tick: Number(w.tick) || 0,
       time: +w.time || 0,
       ships: shipsToPlain(w.ships),
     });
@@ -316,9 +316,9 @@ export class SystemView {
   }
 
   _onFrame(f) {
-    hook.tick = f.tick | 0;
+    hook.tick = Number(f.tick) || 0;
     hook.time = +f.time || 0;
-    hook.ack = f.ack | 0;
+    hook.ack = Number(f.ack) || 0;
     hook.frames += 1;
     hook.seq = this.conn.seq;
     hook.ships = shipsToPlain(f.ships);
