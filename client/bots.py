@@ -39,7 +39,10 @@ async def run_bot(session: aiohttp.ClientSession, url: str, system: str, name: s
             except asyncio.TimeoutError:
                 pass
             trips += 1
-            await asyncio.sleep(rng.uniform(0.0, 2.0))
+            try:  # a short pause between trips, cut short by stop
+                await asyncio.wait_for(stop.wait(), rng.uniform(0.0, 2.0))
+            except asyncio.TimeoutError:
+                pass
     return trips
 
 

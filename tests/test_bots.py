@@ -1,0 +1,26 @@
+"""``starhold bots``: bots join and fly around (gateway on 127.0.0.1, rooms in-process)."""
+
+import asyncio
+
+import aiohttp
+
+from starhold.client.bots import run_bots
+from starhold.rooms.local_host import InProcessDirectory
+
+
+async def test_bots_join_and_fly(gateway_factory, tmp_path):
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
+    url = await gateway_factory(directory)
+    await run_bots(url, "Sol", count=3, duration=1.5, seed=4)
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):  # the bots' close events reach the room just after they return
+            async with session.get(url + "/api/systems/sol/state") as resp:
+                ships = {s["name"]: s for s in (await resp.json())["ships"]}
+            if not any(s["flags"] & 1 for s in ships.values()):
+                break
+            await asyncio.sleep(0.05)
+    assert set(ships) == {"bot-1", "bot-2", "bot-3"}
+    # every bot left its spawn circle (radius 150) toward a random target
+    assert all(abs((s["x"] ** 2 + s["y"] ** 2) ** 0.5 - 150.0) > 1.0 for s in ships.values())
+    assert all(s["flags"] & 1 == 0 for s in ships.values())  # parked, offline
+    await directory.close()
