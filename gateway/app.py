@@ -52,18 +52,15 @@ class Gateway:
         self.stats: collections.Counter = collections.Counter()
 
     def link(self, kind: str, room_id: str) -> RoomLink:
-        """The link to a room, created on first use."""
+        """The link to a room, created on first use and kept (one per room this gateway has
+        served: a few hundred bytes each). Keeping it means a socket that joins while the
+        previous one's pull is still in flight is served by that same pull loop."""
         key = (kind, room_id)
         link = self.links.get(key)
         if link is None:
             params = {"system": system_info(self.galaxy.get(room_id))} if kind == "system" else {}
             link = self.links[key] = RoomLink(self.directory, self.gateway_id, kind, room_id, params)
         return link
-
-    def release(self, link: RoomLink) -> None:
-        """Forget a link once no socket uses it (its tasks end on their own)."""
-        if not link.sockets and not link._queue:
-            self.links.pop((link.kind, link.room_id), None)
 
     def players(self) -> dict[str, int]:
         """Joined sockets per system on this gateway."""
@@ -99,8 +96,6 @@ class Gateway:
                 return web.json_response(response.body, status=response.status)
             except RoomGone:
                 link._lost(handle)
-            finally:
-                self.release(link)
         raise web.HTTPServiceUnavailable(text='{"error": "room unavailable"}', content_type="application/json")
 
     async def system_ws(self, request: web.Request) -> web.WebSocketResponse:

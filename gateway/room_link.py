@@ -51,6 +51,7 @@ class RoomLink:
         self.params = params
         self.sockets: dict[str, Socket] = {}
         self._handle: RoomHandle | None = None
+        self._epoch: int | None = None  # the activation our connected sockets belong to
         self._queue: list[tuple] = []
         self._flusher: asyncio.Task | None = None
         self._pump: asyncio.Task | None = None
@@ -67,6 +68,7 @@ class RoomLink:
     def _lost(self, handle: RoomHandle | None) -> None:
         if self._handle is handle:
             self._handle = None
+            self._epoch = None
 
     # ---- inputs ----------------------------------------------------------------------------
     def attach(self, sock: Socket) -> None:
@@ -89,7 +91,11 @@ class RoomLink:
             handle = None
             try:
                 handle = await self.handle()
-                await handle.send_batch(self.gateway_id, batch)
+                epoch = await handle.send_batch(self.gateway_id, batch)
+                if self._epoch is not None and epoch != self._epoch:
+                    # the room restarted under the same handle: our older sockets are unknown there
+                    self._orphan([e for e in batch if e[0] == "connect"])
+                self._epoch = epoch
                 self.batches_sent += 1
                 self.events_sent += len(batch)
                 for event in batch:
@@ -141,7 +147,7 @@ class RoomLink:
             handle = None
             try:
                 handle = await self.handle()
-                items = await handle.pull(self.gateway_id, PULL_TIMEOUT)
+                items = await handle.pull(self.gateway_id, PULL_TIMEOUT, self._epoch)
             except RoomGone:
                 self._lost(handle)
                 self._fail([s for s, v in self.sockets.items() if v.connected], protocol.CLOSE_ROOM_UNAVAILABLE,

@@ -132,7 +132,6 @@ class ClientSocket:
             code = self.ws.close_code or self.close_code or protocol.CLOSE_NORMAL
             if self.link is not None:
                 self.link.detach(self.conn_id, code, "closed")
-                self.gateway.release(self.link)
             if self.close_code is not None:
                 try:  # let the writer flush the error frame and the close
                     await asyncio.wait_for(asyncio.shield(self._writer), 2.0)

@@ -29,13 +29,15 @@ class RoomHandle(abc.ABC):
     room_id: str
 
     @abc.abstractmethod
-    async def send_batch(self, gateway_id: str, events: list[tuple]) -> None:
-        """Deliver client events in order, in one call. Raises ``RoomGone``."""
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
+        """Deliver client events in order, in one call; returns the activation's epoch.
+        Raises ``RoomGone``."""
 
     @abc.abstractmethod
-    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
+    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
         """Outbound items for ``gateway_id``; waits up to ``timeout`` seconds for the first one
-        (returns [] on timeout). Raises ``RoomGone``."""
+        (returns [] on timeout). Raises ``RoomGone``, also when the activation is not the one of
+        ``epoch`` (as returned by ``send_batch``)."""
 
     @abc.abstractmethod
     async def request(self, request: HttpRequest) -> HttpResponse:

@@ -25,11 +25,11 @@ class LocalRoomHandle(RoomHandle):
         self.kind = kind
         self.room_id = room_id
 
-    async def send_batch(self, gateway_id: str, events: list[tuple]) -> None:
-        await self.runtime.dispatch(gateway_id, events)
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
+        return await self.runtime.dispatch(gateway_id, events)
 
-    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
-        return await self.runtime.pull(gateway_id, timeout)
+    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
+        return await self.runtime.pull(gateway_id, timeout, epoch)
 
     async def request(self, request: HttpRequest) -> HttpResponse:
         return await self.runtime.request(request)

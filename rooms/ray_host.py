@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 from pathlib import Path
 
 import ray
@@ -24,6 +25,7 @@ from ray.exceptions import RayActorError
 from ..storage.snapshots import LocalDirSnapshotStore
 from .clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
+from .local_host import LocalRoomHandle
 from .registry import room_class, room_db_path
 from .room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
@@ -39,8 +41,9 @@ def actor_name(kind: str, room_id: str) -> str:
     return f"room:{kind}:{room_id}"
 
 
-class RoomActor:
-    """Hosts one ``RoomRuntime`` in a Ray actor process (an async actor: one event loop).
+class RoomActor(LocalRoomHandle):
+    """Hosts one ``RoomRuntime`` in a Ray actor process (an async actor: one event loop); its
+    methods are those of the in-process handle, called remotely.
 
     ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds). Room state is started
     lazily by the first call, so construction never fails on room code.
@@ -49,7 +52,7 @@ class RoomActor:
     def __init__(self, kind: str, room_id: str, params: dict, config: dict):
         logging.basicConfig(level=config.get("log_level", "INFO"))
         data_dir = Path(config["data_dir"])
-        self.runtime = RoomRuntime(
+        runtime = RoomRuntime(
             room_class(kind),
             room_id,
             params,
@@ -59,6 +62,7 @@ class RoomActor:
             idle_timeout=float(config.get("idle_timeout", 10.0)),
             on_exit=self._exit,
         )
+        super().__init__(runtime, kind, room_id)
 
     async def _exit(self) -> None:
         # Let in-flight replies (the hibernate call's, RoomGone to pullers) go out first, then
@@ -66,19 +70,8 @@ class RoomActor:
         me = ray.get_runtime_context().current_actor
         asyncio.get_running_loop().call_later(0.05, lambda: ray.kill(me, no_restart=True))
 
-    async def send_batch(self, gateway_id: str, events: list) -> None:
-        await self.runtime.dispatch(gateway_id, events)
-
-    async def pull(self, gateway_id: str, timeout: float) -> list:
-        return await self.runtime.pull(gateway_id, timeout)
-
-    async def request(self, request: HttpRequest) -> HttpResponse:
-        return await self.runtime.request(request)
-
     async def stats(self) -> dict:
-        if self.runtime.state not in ("new", "active"):
-            raise RoomGone(self.runtime.key)
-        return {**self.runtime.stats(), "pid": __import__("os").getpid(), "node": ray.get_runtime_context().get_node_id()}
+        return {**await super().stats(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
     async def hibernate(self) -> bool:
         """Hibernate now (ops drain, tests); the actor exits afterwards."""
@@ -106,11 +99,11 @@ class RayRoomHandle(RoomHandle):
         except RayActorError as exc:
             raise RoomGone(f"{self.kind}/{self.room_id}: {type(exc).__name__}") from None
 
-    async def send_batch(self, gateway_id: str, events: list[tuple]) -> None:
-        await self._call("send_batch", gateway_id, events)
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
+        return await self._call("send_batch", gateway_id, events)
 
-    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
-        return await self._call("pull", gateway_id, timeout)
+    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
+        return await self._call("pull", gateway_id, timeout, epoch)
 
     async def request(self, request: HttpRequest) -> HttpResponse:
         return await self._call("request", request)

@@ -167,8 +167,9 @@ class RoomRuntime:
         finally:
             self._pending = None
 
-    async def dispatch(self, gateway_id: str, events: list[tuple]) -> None:
-        """Apply client events in order (see ``handle.py`` for their shapes). Raises ``RoomGone``."""
+    async def dispatch(self, gateway_id: str, events: list[tuple]) -> int:
+        """Apply client events in order (see ``handle.py`` for their shapes); returns this
+        activation's epoch. Raises ``RoomGone``."""
         await self._ensure_active()
         for event in events:
             async with self._gate:
@@ -182,6 +183,9 @@ class RoomRuntime:
                     conn = self._conns.get(conn_id)
                     if conn is not None:
                         await self._invoke(conn, self.room.on_message, conn, event[2])
+                    else:  # connected to an earlier activation (crash, restart): must rejoin
+                        self._deliver((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
+                                                      "unknown connection; rejoin"))
                 elif kind == "close":
                     conn = self._conns.pop(conn_id, None)
                     if conn is not None:
@@ -190,6 +194,7 @@ class RoomRuntime:
                 else:
                     log.warning("room %s: unknown event %r", self.key, kind)
         self._touch()
+        return self.epoch
 
     async def _connect(self, gateway_id: str, conn_id: str, info: dict) -> None:
         old = self._conns.pop(conn_id, None)
@@ -254,9 +259,11 @@ class RoomRuntime:
                 del box.items[0]
             box.ready.set()
 
-    async def pull(self, gateway_id: str, timeout: float) -> list[tuple]:
-        """Outbound items for ``gateway_id``, waiting up to ``timeout`` s. Raises ``RoomGone``."""
-        if self.state not in ("new", "active"):
+    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
+        """Outbound items for ``gateway_id``, waiting up to ``timeout`` s. Raises ``RoomGone``
+        when this activation has ended or is not the one of ``epoch`` (the caller's sockets were
+        connected to an earlier activation, e.g. before a crash and restart)."""
+        if self.state not in ("new", "active") or (epoch is not None and epoch != self.epoch):
             raise RoomGone(self.key)
         box = self._outboxes.get(gateway_id)
         if box is None:

@@ -132,3 +132,13 @@ async def test_rooms_endpoint_lists_live_activations(url):
     async with StarholdClient(url, "Sol") as client:
         await client.join()
         assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}
+
+
+async def test_quick_rejoins_always_get_their_welcome(url):
+    """A socket that leaves and a new one that joins right after share the room link's pull
+    loop: the new socket's welcome must not be lost."""
+    player = None
+    for _ in range(4):
+        async with StarholdClient(url, "Sol", player=player) as client:
+            welcome = await client.join(timeout=3)
+            player = welcome["player"]

@@ -84,3 +84,25 @@ async def test_inputs_and_frames_cost_few_ray_calls(ray_directory, gateway_facto
     # 50 inputs plus ~10 Hz x 5 clients of frames: far fewer Ray calls than messages
     messages = 50 + sum(c.frames for c in clients)
     assert calls < messages / 2, (calls, messages, elapsed)
+
+
+async def test_a_crashed_room_restarts_and_its_players_are_told_to_rejoin(ray_directory, gateway_factory):
+    import os
+    import signal
+
+    url = await gateway_factory(ray_directory)
+    async with StarholdClient(url, "Sol", name="Crash") as client:
+        await client.join()
+        seq = await client.move_to(-200.0, 0.0)
+        await client.wait_for(lambda c: c.ack >= seq)
+        handle = await ray_directory.get("system", "sol")
+        pid = (await handle.stats())["pid"]
+        os.kill(pid, signal.SIGKILL)  # Ray restarts the actor (max_restarts=-1): a new activation
+        await client.wait_for(lambda c: c.closed, timeout=30)
+        assert client.close_code == P.CLOSE_ROOM_UNAVAILABLE
+        player, ship = client.player, client.ship_id
+    async with StarholdClient(url, "Sol", player=player) as again:
+        welcome = await again.join()
+        assert welcome["ship"] == ship
+        assert (await ray_directory.get("system", "sol")).actor is not None
+        assert (await handle.stats())["pid"] != pid
