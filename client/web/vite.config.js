@@ -2,7 +2,7 @@ import { defineConfig } from "vite";
 
 // `npm run dev` proxies the API (HTTP and WebSocket) to a running gateway;
 // STARHOLD_GATEWAY overrides its address.
-const gateway = process.env.STARHOLD_GATEWAY || "http://127.0.0.1:8080";
+const gateway = process.env.STARHOLD_GATEWAY || "http://127.0.0.1:8000";
 
 export default defineConfig({
   base: "/",
