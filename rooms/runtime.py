@@ -135,7 +135,8 @@ class RoomRuntime:
                     raise
                 log.exception("room %s: %s failed", self.key, getattr(fn, "__name__", fn))
                 if conn is not None and not conn.closed:
-                    conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}"))
+                    seq = getattr(args[-1], "seq", 0) if args else 0  # the offending message's
+                    conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}", seq))
                 try:
                     await self.room.on_error(conn, exc)
                 except Exception:

@@ -152,7 +152,7 @@ async def test_room_error_answers_the_sender_and_the_room_carries_on(room_direct
     # a payload without coordinates makes the hook raise)
     await room.send_batch(GW, [("message", "a", P.ClientMessage(P.MOVE_TO, 2, {}))])
     errors = of_type(await drain(room), P.ERROR, "a")
-    assert errors and errors[0][2]["code"] == P.ERR_ROOM_ERROR
+    assert errors and errors[0][2]["code"] == P.ERR_ROOM_ERROR and errors[0][1] == 2
     await room.send_batch(GW, [("message", "b", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
     await manual_clock.advance(0.2)
     frames = of_type(await drain(room), P.FRAME, "b")
