@@ -15,6 +15,7 @@ from .handle import RoomDirectory, RoomGone, RoomHandle
 from .registry import room_class, room_db_path
 from .room import HttpRequest, HttpResponse, Room
 from .runtime import RoomRuntime
+from .scheduler import AlarmScheduler
 
 
 class LocalRoomHandle(RoomHandle):
@@ -61,12 +62,20 @@ class InProcessDirectory(RoomDirectory):
         self.room_classes = dict(room_classes or {})
         self._runtimes: dict[tuple[str, str], RoomRuntime] = {}
         self._lock = asyncio.Lock()
+        self.scheduler = AlarmScheduler(self.data_dir / "scheduler.sqlite", self.clock, self._wake)
+        self._scheduler_open = False
 
     def _class(self, kind: str) -> type[Room]:
         return self.room_classes.get(kind) or room_class(kind)
 
+    async def _wake(self, kind: str, room_id: str) -> None:
+        await self.get(kind, room_id)
+
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> LocalRoomHandle:
         async with self._lock:
+            if not self._scheduler_open:  # reloads the alarms of rooms that slept through a restart
+                await self.scheduler.open()
+                self._scheduler_open = True
             key = (kind, room_id)
             runtime = self._runtimes.get(key)
             if runtime is None or runtime.state not in ("new", "active"):
@@ -79,6 +88,7 @@ class InProcessDirectory(RoomDirectory):
                     snapshots=self.snapshots,
                     idle_timeout=self.idle_timeout,
                     on_exit=lambda key=key: self._forget(key),
+                    alarm_service=self.scheduler,
                 )
                 self._runtimes[key] = runtime
         await runtime.start()
@@ -105,3 +115,14 @@ class InProcessDirectory(RoomDirectory):
         for runtime in list(self._runtimes.values()):
             if runtime.state == "active":
                 await runtime.hibernate(force=True)
+        if self._scheduler_open:
+            await self.scheduler.close()
+            self._scheduler_open = False
+
+    async def start(self) -> None:
+        """Load the scheduler's alarms now (else on the first ``get``), so rooms asleep since
+        before a restart wake when their alarms fall due."""
+        async with self._lock:
+            if not self._scheduler_open:
+                await self.scheduler.open()
+                self._scheduler_open = True

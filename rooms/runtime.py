@@ -10,8 +10,14 @@ semantics whichever host runs it (a Ray actor or the in-process host):
   ``allow_unconfirmed=True`` skips the gate.
 - **Alarm**: one per room, persisted; fired through ``clock.call_at``; when ``on_alarm`` raises
   it is retried with exponential backoff from 2 s, up to 6 times.
-- **Hibernation**: with no connection and no alarm for ``idle_timeout`` seconds the room
-  snapshots its database to the ``SnapshotStore`` and the activation ends (``on_exit``).
+- **Hibernation**: with no event for ``idle_timeout`` seconds and no alarm due within
+  ``idle_timeout``, the room saves its connections (ids, gateways, attachments, tags) in its
+  database, hands a pending alarm to the ``AlarmService`` (which wakes it when the alarm falls
+  due), snapshots its database to the ``SnapshotStore`` and the activation ends
+  (``on_exit``). Gateways keep the sockets open; the next activation restores the
+  connections before ``on_start``.
+- **Epochs**: every activation takes ``max(local epoch, snapshot manifest epoch) + 1``; its
+  commits are fenced on it (``StaleEpochError`` for a superseded activation).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Protocol
 
 from .. import protocol
 from ..storage.base import StorageError
@@ -37,6 +43,12 @@ ALARM_RETRY_BASE = 2.0
 ALARM_MAX_RETRIES = 6
 MAX_OUTBOX_ITEMS = 4096
 """Outbound items held per gateway; beyond it the oldest unconfirmed sends are dropped."""
+
+
+class AlarmService(Protocol):
+    """Who wakes hibernated rooms whose alarm falls due (``rooms.scheduler``)."""
+
+    async def register(self, kind: str, room_id: str, at: float) -> None: ...
 
 
 class _Outbox:
@@ -66,6 +78,7 @@ class RoomRuntime:
         snapshots: SnapshotStore | None,
         idle_timeout: float = 10.0,
         on_exit: Callable[[], Awaitable[None]] | None = None,
+        alarm_service: AlarmService | None = None,
     ):
         self.room_cls = room_cls
         self.name = name
@@ -76,6 +89,7 @@ class RoomRuntime:
         self.snapshots = snapshots
         self.idle_timeout = idle_timeout
         self.on_exit = on_exit
+        self.alarm_service = alarm_service
         self.state = "new"  # new -> active -> hibernating -> hibernated
         self.epoch = 0
         self.room: Room | None = None
@@ -86,7 +100,6 @@ class RoomRuntime:
         self._pending: list[tuple] | None = None
         self._alarm_at: float | None = None
         self._alarm_timer: Timer | None = None
-        self._alarm_retries = 0
         self._idle_timer: Timer | None = None
         self.events_handled = 0
 
@@ -99,21 +112,42 @@ class RoomRuntime:
                 if self.state != "active":
                     raise RoomGone(self.key)
                 return
-            if not self.db_path.exists() and self.snapshots is not None:
-                await self.snapshots.restore(self.key, self.db_path)
-            storage = await SqliteRoomStorage(self.db_path).open()
+            storage, manifest = await self._open_storage()
             try:
-                self.epoch = await storage.next_epoch()
+                self.epoch = await storage.claim_epoch(manifest.epoch if manifest else 0)
+                if self.params:
+                    await storage.meta_put("params", self.params)
+                else:
+                    self.params = await storage.meta_get("params") or {}
                 await storage.commit()
                 self.storage = storage
+                for conn_id, gateway_id, attachment, tags in await storage.take_connections():
+                    conn = self._conns[conn_id] = Connection(conn_id, gateway_id, self)
+                    conn._attachment, conn.tags = attachment, set(tags)
                 self.room = self.room_cls(self, self.name, self.params, storage, self.clock)
                 await self._invoke(None, self.room.on_start, reraise=True)
             except BaseException:
                 self.storage = self.room = None
+                self._conns.clear()
                 await storage.close()
                 raise
             self.state = "active"
         self._touch()
+
+    async def _open_storage(self):
+        """Open the room's database, first replacing it with the latest snapshot when the
+        local file is missing or older than the snapshot (the room last ran elsewhere)."""
+        manifest = await self.snapshots.latest(self.key) if self.snapshots is not None else None
+        storage = await SqliteRoomStorage(self.db_path).open()
+        if manifest is not None and int(await storage.meta_get("snapshot_version") or 0) < manifest.version:
+            await storage.close()
+            for suffix in ("", "-wal", "-shm"):
+                self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
+            await self.snapshots.restore(self.key, self.db_path)
+            storage = await SqliteRoomStorage(self.db_path).open()
+            await storage.meta_put("snapshot_version", manifest.version)
+            await storage.commit()
+        return storage, manifest
 
     async def _ensure_active(self) -> None:
         if self.state == "new":
@@ -261,15 +295,18 @@ class RoomRuntime:
             box.ready.set()
 
     async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
-        """Outbound items for ``gateway_id``, waiting up to ``timeout`` s. Raises ``RoomGone``
-        when this activation has ended or is not the one of ``epoch`` (the caller's sockets were
-        connected to an earlier activation, e.g. before a crash and restart)."""
-        if self.state not in ("new", "active") or (epoch is not None and epoch != self.epoch):
+        """Outbound items for ``gateway_id``, waiting up to ``timeout`` s. After hibernation
+        the last items (ending with ``("hibernate",)``) are still returned once. Raises
+        ``RoomGone`` when this activation has ended, or is not the one of ``epoch`` (the
+        caller's sockets were connected to an earlier activation that crashed)."""
+        if epoch is not None and self.state in ("new", "active") and epoch != self.epoch:
             raise RoomGone(self.key)
         box = self._outboxes.get(gateway_id)
         if box is None:
             box = self._outboxes[gateway_id] = _Outbox()
         if not box.items:
+            if self.state not in ("new", "active"):
+                raise RoomGone(self.key)
             try:
                 await asyncio.wait_for(box.ready.wait(), timeout)
             except asyncio.TimeoutError:
@@ -306,22 +343,23 @@ class RoomRuntime:
                 self._alarm_at = None
                 await self._sync_alarm()
                 return
+            # The retry count is stored with the alarm, so retries survive hibernation.
+            retries = int(await self.storage.meta_get("alarm_retries") or 0)
             await self.storage.delete_alarm()
-            info = AlarmInfo(scheduled_time=at, retry_count=self._alarm_retries)
+            await self.storage.meta_put("alarm_retries", 0)
+            info = AlarmInfo(scheduled_time=at, retry_count=retries)
             try:
                 await self._invoke(None, self.room.on_alarm, info, reraise=True)
-                self._alarm_retries = 0
             except StorageError:
                 return
-            except Exception:
-                log.exception("room %s: on_alarm failed (retry %d)", self.key, info.retry_count)
-                if self._alarm_retries < ALARM_MAX_RETRIES:
-                    self._alarm_retries += 1
-                    delay = ALARM_RETRY_BASE * 2 ** (self._alarm_retries - 1)
-                    await self.storage.set_alarm(self.clock.now() + delay)
+            except Exception:  # its writes were rolled back: the alarm is still set
+                log.exception("room %s: on_alarm failed (retry %d)", self.key, retries)
+                if retries < ALARM_MAX_RETRIES:
+                    await self.storage.set_alarm(self.clock.now() + ALARM_RETRY_BASE * 2 ** retries)
+                    await self.storage.meta_put("alarm_retries", retries + 1)
                 else:
-                    self._alarm_retries = 0
                     await self.storage.delete_alarm()
+                    await self.storage.meta_put("alarm_retries", 0)
                 await self.storage.commit()
                 await self._sync_alarm()
         self._touch()
@@ -332,8 +370,12 @@ class RoomRuntime:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        if self.state == "active" and not self._conns and self._alarm_at is None:
+        if self.state == "active":
             self._idle_timer = self.clock.call_at(self.clock.now() + self.idle_timeout, self._idle)
+
+    def _busy(self) -> bool:
+        """Whether work is scheduled soon: an alarm due within ``idle_timeout``."""
+        return self._alarm_at is not None and self._alarm_at - self.clock.now() <= self.idle_timeout
 
     async def _idle(self) -> None:
         self._idle_timer = None
@@ -343,7 +385,9 @@ class RoomRuntime:
         """Snapshot and end this activation. Unless ``force``, only when still idle.
         Returns whether it hibernated."""
         async with self._gate:
-            if self.state != "active" or (not force and (self._conns or self._alarm_at is not None)):
+            if self.state != "active" or (not force and self._busy()):
+                if self.state == "active":
+                    self._touch()
                 return False
             self.state = "hibernating"
             self._pending = []
@@ -351,18 +395,34 @@ class RoomRuntime:
                 await self.room.on_hibernate()
             except Exception:
                 log.exception("room %s: on_hibernate failed", self.key)
-            self._pending = None
-            await self.storage.commit()
-            if self.snapshots is not None:
-                tmp = self.db_path.with_name(self.db_path.name + ".snapshot")
-                await self.storage.backup_to(tmp)
-                await self.snapshots.save(self.key, tmp, self.epoch)
-                tmp.unlink(missing_ok=True)
+            held = [(c.id, c.gateway_id, c.attachment, sorted(c.tags)) for c in self._conns.values()]
+            await self.storage.save_connections(held)
+            try:
+                await self.storage.commit()
+                if self._alarm_at is not None and self.alarm_service is not None:
+                    await self.alarm_service.register(self.room_cls.kind, self.name, self._alarm_at)
+                if self.snapshots is not None:
+                    tmp = self.db_path.with_name(self.db_path.name + ".snapshot")
+                    await self.storage.backup_to(tmp)
+                    manifest = await self.snapshots.save(self.key, tmp, self.epoch)
+                    tmp.unlink(missing_ok=True)
+                    await self.storage.meta_put("snapshot_version", manifest.version)
+                    await self.storage.commit()
+            except BaseException:
+                self.state = "active"  # still serving; the next idle period tries again
+                self._pending = None
+                self._touch()
+                raise
+            pending, self._pending = self._pending, None
+            for item in pending:
+                self._deliver(*item)
             await self.storage.close()
             for timer in (self._alarm_timer, self._idle_timer):
                 if timer is not None:
                     timer.cancel()
             self._alarm_timer = self._idle_timer = None
+            for gateway_id in {c.gateway_id for c in self._conns.values()}:
+                self._deliver((gateway_id,), ("hibernate",))  # keep the sockets open; we sleep
             for conn in self._conns.values():
                 conn.closed = True
             self._conns.clear()

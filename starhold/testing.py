@@ -63,6 +63,7 @@ async def room_directory(tmp_path, manual_clock):
 
     directory = InProcessDirectory(tmp_path / "data", clock=manual_clock, idle_timeout=10.0)
     yield directory
+    await directory.close()
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,11 @@ class StorageError(Exception):
     """A storage operation failed (closed store, commit failure, fenced epoch...)."""
 
 
+class StaleEpochError(StorageError):
+    """A write or snapshot from an activation whose epoch has been superseded (a zombie or a
+    duplicate activation): refused, nothing written."""
+
+
 class RoomStorage(abc.ABC):
     """Key-value + SQL + alarm storage of one room. Keys are str; values msgpack-serialisable.
 

@@ -1,9 +1,16 @@
 """``RoomStorage`` on the room's own SQLite file, through aiosqlite (DESIGN §5).
 
 The database runs in WAL mode with ``synchronous=NORMAL``. Writes open a transaction that the
-runtime commits when the hook returns, so all writes of one hook commit atomically.
-Tables: ``kv`` (key TEXT PRIMARY KEY, value BLOB msgpack), ``meta`` (alarm, epoch), plus any
-table the room creates through ``sql()``.
+runtime commits when the hook returns, so all writes of one hook commit atomically (and with
+no intervening await, a fortiori). Tables: ``_starhold_kv`` (key TEXT PRIMARY KEY, value BLOB msgpack),
+``_starhold_meta`` (alarm, epoch, params), ``_starhold_connections`` (sockets held through
+hibernation, with their attachments), plus any table the room creates through ``sql()``
+(names starting with ``_starhold`` are reserved).
+
+**Fencing**: once ``fence(epoch)`` is called, every commit first checks, inside the write
+transaction, that the stored epoch is still ``epoch``; an activation whose epoch was superseded
+by a newer one (a zombie or a duplicate) gets ``StaleEpochError`` and its writes are rolled
+back. SQLite serialises write transactions, so the check and the commit are atomic.
 """
 
 from __future__ import annotations
@@ -15,11 +22,15 @@ from typing import Any, Iterable
 import aiosqlite
 import msgpack
 
-from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, RoomStorage, StorageError
+import contextlib
+
+from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, RoomStorage, StaleEpochError, StorageError
 
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _starhold_kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _starhold_meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _starhold_connections (conn_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, "
+    "attachment BLOB, tags BLOB) WITHOUT ROWID",
 )
 
 
@@ -49,6 +60,8 @@ class SqliteRoomStorage(RoomStorage):
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._in_txn = False
+        self._savepoints = 0
+        self.fenced_epoch: int | None = None
         self.commits = 0
         """Number of commits that wrote something (for metrics and benchmarks)."""
 
@@ -89,13 +102,13 @@ class SqliteRoomStorage(RoomStorage):
     async def get(self, key):
         db = self._conn()
         if isinstance(key, str):
-            async with db.execute("SELECT value FROM kv WHERE key = ?", (_check_key(key),)) as cur:
+            async with db.execute("SELECT value FROM _starhold_kv WHERE key = ?", (_check_key(key),)) as cur:
                 row = await cur.fetchone()
             return None if row is None else _unpack(row[0])
         keys = [_check_key(k) for k in key]
         out = {}
         for k in keys:
-            async with db.execute("SELECT value FROM kv WHERE key = ?", (k,)) as cur:
+            async with db.execute("SELECT value FROM _starhold_kv WHERE key = ?", (k,)) as cur:
                 row = await cur.fetchone()
             if row is not None:
                 out[k] = _unpack(row[0])
@@ -105,22 +118,22 @@ class SqliteRoomStorage(RoomStorage):
         items = key.items() if isinstance(key, dict) else [(key, value)]
         rows = [(_check_key(k), _pack(v)) for k, v in items]
         for row in rows:
-            await self._write("INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)", row)
+            await self._write("INSERT OR REPLACE INTO _starhold_kv (key, value) VALUES (?, ?)", row)
 
     async def delete(self, key):
         if isinstance(key, str):
-            cur = await self._write("DELETE FROM kv WHERE key = ?", (_check_key(key),))
+            cur = await self._write("DELETE FROM _starhold_kv WHERE key = ?", (_check_key(key),))
             return cur.rowcount > 0
         count = 0
         for k in key:
-            cur = await self._write("DELETE FROM kv WHERE key = ?", (_check_key(k),))
+            cur = await self._write("DELETE FROM _starhold_kv WHERE key = ?", (_check_key(k),))
             count += cur.rowcount
         return count
 
     async def delete_all(self) -> None:
         """Delete every key and the alarm."""
-        await self._write("DELETE FROM kv")
-        await self._write("DELETE FROM meta WHERE key = 'alarm'")
+        await self._write("DELETE FROM _starhold_kv")
+        await self._write("DELETE FROM _starhold_meta WHERE key = 'alarm'")
 
     async def list(self, prefix=None, start=None, end=None, limit=None, reverse=False):
         clauses, params = [], []
@@ -134,7 +147,7 @@ class SqliteRoomStorage(RoomStorage):
         if end is not None:
             clauses.append("key < ?")
             params.append(end)
-        query = "SELECT key, value FROM kv"
+        query = "SELECT key, value FROM _starhold_kv"
         if clauses:
             query += " WHERE " + " AND ".join(clauses)
         query += " ORDER BY key " + ("DESC" if reverse else "ASC")
@@ -153,35 +166,92 @@ class SqliteRoomStorage(RoomStorage):
         return list(await cur.fetchall())
 
     # ---- meta: alarm and epoch --------------------------------------------------------------
-    async def _meta_get(self, key: str):
-        async with self._conn().execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+    async def meta_get(self, key: str):
+        """A runtime value (``epoch``, ``params``...) from the ``meta`` table, or None."""
+        async with self._conn().execute("SELECT value FROM _starhold_meta WHERE key = ?", (key,)) as cur:
             row = await cur.fetchone()
         return None if row is None or row[0] is None else _unpack(row[0])
 
-    async def _meta_put(self, key: str, value) -> None:
-        await self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _pack(value)))
+    async def meta_put(self, key: str, value) -> None:
+        """Write a runtime value to the ``meta`` table (in the current transaction)."""
+        await self._write("INSERT OR REPLACE INTO _starhold_meta (key, value) VALUES (?, ?)", (key, _pack(value)))
 
     async def set_alarm(self, at: float) -> None:
-        await self._meta_put("alarm", float(at))
+        await self.meta_put("alarm", float(at))
 
     async def get_alarm(self) -> float | None:
-        return await self._meta_get("alarm")
+        return await self.meta_get("alarm")
 
     async def delete_alarm(self) -> None:
-        await self._write("DELETE FROM meta WHERE key = 'alarm'")
+        await self._write("DELETE FROM _starhold_meta WHERE key = 'alarm'")
 
     async def next_epoch(self) -> int:
         """Increment and return the activation epoch (committed by the caller)."""
-        epoch = int(await self._meta_get("epoch") or 0) + 1
-        await self._meta_put("epoch", epoch)
+        return await self.claim_epoch(0)
+
+    async def claim_epoch(self, at_least: int) -> int:
+        """Take the activation epoch ``max(stored, at_least) + 1`` and fence on it (committed
+        by the caller). ``at_least`` is the epoch of the newest snapshot manifest, so that an
+        activation on a node with an old local file still outranks every earlier one."""
+        epoch = max(int(await self.meta_get("epoch") or 0), int(at_least)) + 1
+        await self.meta_put("epoch", epoch)
+        self.fenced_epoch = epoch
         return epoch
+
+    # ---- connections held through hibernation -----------------------------------------------
+    async def save_connections(self, rows: list[tuple[str, str, dict | None, list[str]]]) -> None:
+        """Replace the held connections: rows of (conn_id, gateway_id, attachment, tags)."""
+        await self._write("DELETE FROM _starhold_connections")
+        for conn_id, gateway_id, attachment, tags in rows:
+            await self._write("INSERT INTO _starhold_connections VALUES (?, ?, ?, ?)",
+                              (conn_id, gateway_id, _pack(attachment), _pack(sorted(tags))))
+
+    async def take_connections(self) -> list[tuple[str, str, dict | None, list[str]]]:
+        """The held connections (see ``save_connections``), removed from the table."""
+        async with self._conn().execute("SELECT conn_id, gateway_id, attachment, tags FROM _starhold_connections") as cur:
+            rows = [(c, g, _unpack(a), _unpack(t)) async for c, g, a, t in cur]
+        if rows:
+            await self._write("DELETE FROM _starhold_connections")
+        return rows
+
+    # ---- transactions ----------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def transaction(self):
+        """``async with storage.transaction():`` -- the writes inside commit together with the
+        hook's, or, when the block raises, are rolled back (a SAVEPOINT) and the error
+        propagates; writes made before the block are kept."""
+        self._savepoints += 1
+        name = f"starhold_sp{self._savepoints}"
+        await self._write(f"SAVEPOINT {name}")
+        try:
+            yield self
+        except BaseException:
+            await self._conn().execute(f"ROLLBACK TO {name}")
+            await self._conn().execute(f"RELEASE {name}")
+            raise
+        else:
+            await self._conn().execute(f"RELEASE {name}")
+
+    async def sync(self) -> None:
+        """Make every write so far durable now, without waiting for the hook to return."""
+        await self.commit()
 
     # ---- transactions ----------------------------------------------------------------------
     async def commit(self) -> None:
         if self._in_txn:
+            db = self._conn()
+            if self.fenced_epoch is not None:
+                async with db.execute("SELECT value FROM _starhold_meta WHERE key = 'epoch'") as cur:
+                    row = await cur.fetchone()
+                stored = _unpack(row[0]) if row else None
+                if stored != self.fenced_epoch:
+                    await self.rollback()
+                    raise StaleEpochError(
+                        f"activation epoch {self.fenced_epoch} was superseded by epoch {stored}; writes dropped")
             try:
-                await self._conn().execute("COMMIT")
+                await db.execute("COMMIT")
             except Exception as exc:
+                await self.rollback()
                 raise StorageError(f"commit failed: {exc}") from exc
             self._in_txn = False
             self.commits += 1
@@ -189,7 +259,10 @@ class SqliteRoomStorage(RoomStorage):
     async def rollback(self) -> None:
         if self._in_txn:
             self._in_txn = False
-            await self._conn().execute("ROLLBACK")
+            try:
+                await self._conn().execute("ROLLBACK")
+            except Exception:  # no transaction left (SQLite rolled back on its own)
+                pass
 
     async def backup_to(self, dest: str | os.PathLike) -> None:
         """Write a consistent copy of the committed database to ``dest`` (``VACUUM INTO``)."""

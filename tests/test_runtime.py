@@ -1,4 +1,5 @@
-"""The room runtime with a custom room on the in-process host: alarms, retries, storage."""
+"""The room runtime with a custom room on the in-process host: alarms (retries, backoff,
+waking a hibernated room), idleness."""
 
 import pytest
 
@@ -7,73 +8,104 @@ from starhold.rooms.room import HttpRequest, HttpResponse, Room
 
 
 class AlarmRoom(Room):
-    kind = "alarmtest"
+    """Records every alarm delivery durably; fails the first ``failures`` deliveries."""
 
-    async def on_start(self):
-        self.fired = []
-        self.failures_left = await self.storage.get("failures") or 0
+    kind = "alarmtest"
 
     async def on_request(self, request: HttpRequest) -> HttpResponse:
         if request.path == "arm":
             await self.storage.put("failures", int(request.query.get("failures", 0)))
-            self.failures_left = int(request.query.get("failures", 0))
-            await self.storage.set_alarm(self.clock.now() + 5)
-        return HttpResponse(200, {"fired": self.fired, "alarm": await self.storage.get_alarm()})
+            await self.storage.set_alarm(self.clock.now() + float(request.query.get("in", 5)))
+        return HttpResponse(200, {"fired": await self.storage.get("fired") or [],
+                                  "alarm": await self.storage.get_alarm()})
 
     async def on_alarm(self, info):
-        self.fired.append((self.clock.now(), info.retry_count, info.is_retry))
-        if self.failures_left:
-            self.failures_left -= 1
+        fired = await self.storage.get("fired") or []
+        failures = await self.storage.get("failures") or 0
+        # recorded outside the hook's transaction so that failed deliveries are seen too
+        await self.storage.put("fired", fired + [[self.clock.now(), info.retry_count, info.is_retry]])
+        await self.storage.put("failures", max(failures - 1, 0))
+        await self.storage.sync()
+        if failures:
             raise RuntimeError("flaky")
 
 
 @pytest.fixture
-def directory(tmp_path, manual_clock):
-    return InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10, room_classes={"alarmtest": AlarmRoom})
+async def directory(tmp_path, manual_clock):
+    directory = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10, room_classes={"alarmtest": AlarmRoom})
+    yield directory
+    await directory.close()
+
+
+async def state(directory, name):
+    return (await (await directory.get("alarmtest", name)).request(HttpRequest("GET", ""))).body
 
 
 async def test_alarm_fires_once_at_its_time(directory, manual_clock):
     room = await directory.get("alarmtest", "a")
     t0 = manual_clock.now()
     await room.request(HttpRequest("GET", "arm"))
-    runtime = directory.runtime("alarmtest", "a")
     await manual_clock.advance(4.9)
-    assert runtime.room.fired == []
+    assert (await state(directory, "a"))["fired"] == []
     await manual_clock.advance(0.2)
-    assert runtime.room.fired == [(t0 + 5, 0, False)]
-    await manual_clock.advance(9)
-    assert len(runtime.room.fired) == 1
-    assert (await room.request(HttpRequest("GET", ""))).body["alarm"] is None
+    assert (await state(directory, "a")) == {"fired": [[t0 + 5, 0, False]], "alarm": None}
+    await manual_clock.advance(100)
+    assert len((await state(directory, "a"))["fired"]) == 1
 
 
 async def test_failing_alarm_is_retried_with_exponential_backoff_up_to_six_times(directory, manual_clock):
     room = await directory.get("alarmtest", "b")
     t0 = manual_clock.now()
     await room.request(HttpRequest("GET", "arm", {"failures": "100"}))
-    runtime = directory.runtime("alarmtest", "b")
     await manual_clock.advance(1000)
-    fired = runtime.room.fired
+    fired = (await state(directory, "b"))["fired"]
     assert [f[1] for f in fired] == [0, 1, 2, 3, 4, 5, 6]
     assert [f[2] for f in fired] == [False] + [True] * 6
-    gaps = [round(b[0] - a[0], 6) for a, b in zip(fired, fired[1:])]
-    assert gaps == [2, 4, 8, 16, 32, 64]
+    assert [round(b[0] - a[0], 6) for a, b in zip(fired, fired[1:])] == [2, 4, 8, 16, 32, 64]
     assert fired[0][0] == t0 + 5
-    assert runtime.state == "hibernated"  # gave up: no alarm left, so the room went idle
+    assert (await state(directory, "b"))["alarm"] is None  # gave up
 
 
 async def test_alarm_retry_succeeds_and_resets(directory, manual_clock):
     room = await directory.get("alarmtest", "c")
     await room.request(HttpRequest("GET", "arm", {"failures": "2"}))
-    runtime = directory.runtime("alarmtest", "c")
     await manual_clock.advance(100)
-    fired = runtime.room.fired
-    assert [f[1] for f in fired] == [0, 1, 2]
-
-
-async def test_room_with_pending_alarm_does_not_hibernate(directory, manual_clock):
-    room = await directory.get("alarmtest", "d")
+    assert [f[1] for f in (await state(directory, "c"))["fired"]] == [0, 1, 2]
+    room = await directory.get("alarmtest", "c")
     await room.request(HttpRequest("GET", "arm"))
-    await manual_clock.advance(4)
+    await manual_clock.advance(100)
+    assert [f[1] for f in (await state(directory, "c"))["fired"]] == [0, 1, 2, 0]
+
+
+async def test_alarm_due_soon_keeps_the_room_awake_and_a_far_one_wakes_it(directory, manual_clock):
+    room = await directory.get("alarmtest", "d")
+    t0 = manual_clock.now()
+    await room.request(HttpRequest("GET", "arm", {"in": "8"}))  # within the 10 s idle timeout
+    await manual_clock.advance(7.9)
     assert await directory.is_active("alarmtest", "d")
-    await manual_clock.advance(1 + 10.5)  # alarm fired at +5, then 10 s idle
+    await manual_clock.advance(10.2)  # fired at +8, then idle for 10 s
     assert not await directory.is_active("alarmtest", "d")
+
+    room = await directory.get("alarmtest", "d")
+    await room.request(HttpRequest("GET", "arm", {"in": "3600"}))  # an hour away
+    await manual_clock.advance(10.1)
+    assert not await directory.is_active("alarmtest", "d")  # asleep, alarm with the scheduler
+    assert await directory.scheduler.pending() == {("alarmtest", "d"): pytest.approx(t0 + 18.1 + 3600)}
+    await manual_clock.advance(3600)
+    assert [f[0] for f in (await state(directory, "d"))["fired"]] == pytest.approx([t0 + 8, t0 + 18.1 + 3600])
+    assert await directory.scheduler.pending() == {}
+
+
+async def test_scheduler_survives_its_own_restart(tmp_path, manual_clock):
+    first = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10, room_classes={"alarmtest": AlarmRoom})
+    room = await first.get("alarmtest", "e")
+    await room.request(HttpRequest("GET", "arm", {"in": "600"}))
+    await manual_clock.advance(10.1)
+    assert not await first.is_active("alarmtest", "e")
+    await first.close()  # the whole process goes away: scheduler and rooms
+
+    second = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10, room_classes={"alarmtest": AlarmRoom})
+    await second.start()  # loads the durable alarm index
+    await manual_clock.advance(600)
+    assert len((await state(second, "e"))["fired"]) == 1
+    await second.close()
