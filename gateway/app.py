@@ -14,6 +14,7 @@ The gateway depends on rooms only through a ``RoomDirectory`` (Ray or in-process
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import uuid
@@ -34,6 +35,9 @@ log = logging.getLogger("starhold.gateway")
 WEB_DIST = Path(__file__).resolve().parent.parent / "client" / "web" / "dist"
 """The built browser client (``npm --prefix client/web run build``)."""
 
+MAINTAIN_INTERVAL = 5.0
+"""Seconds between checks that the directory's services (the alarm scheduler) are running."""
+
 _NOT_BUILT = """<!doctype html><title>Starhold</title>
 <p>The web client is not built. Run <code>npm --prefix client/web ci &amp;&amp;
 npm --prefix client/web run build</code> and reload.</p>"""
@@ -50,6 +54,7 @@ class Gateway:
         self.links: dict[tuple[str, str], RoomLink] = {}
         self.sockets: set[ClientSocket] = set()
         self.stats: collections.Counter = collections.Counter()
+        self._maintainer: asyncio.Task | None = None
 
     def link(self, kind: str, room_id: str) -> RoomLink:
         """The link to a room, created on first use and kept (one per room this gateway has
@@ -136,7 +141,22 @@ class Gateway:
             return web.Response(text=_NOT_BUILT, content_type="text/html", status=503)
         return web.FileResponse(self.web_dist / "index.html")
 
+    async def on_startup(self, app: web.Application) -> None:
+        await self.directory.start()
+        self._maintainer = asyncio.create_task(self._maintain())
+
+    async def _maintain(self) -> None:
+        """Keep the directory's services (the alarm scheduler) running."""
+        while True:
+            await asyncio.sleep(MAINTAIN_INTERVAL)
+            try:
+                await self.directory.start()
+            except Exception:
+                log.exception("directory maintenance failed")
+
     async def on_shutdown(self, app: web.Application) -> None:
+        if self._maintainer is not None:
+            self._maintainer.cancel()
         for sock in list(self.sockets):
             sock.close_soon(protocol.CLOSE_GOING_AWAY, "server shutting down")
         for link in list(self.links.values()):
@@ -161,5 +181,6 @@ def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist:
     app.router.add_get("/", gateway.index)
     if web_dist is not None and (web_dist / "assets").is_dir():
         app.router.add_static("/assets", web_dist / "assets")
+    app.on_startup.append(gateway.on_startup)
     app.on_shutdown.append(gateway.on_shutdown)
     return app

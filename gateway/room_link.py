@@ -7,9 +7,16 @@ everything the room addressed to this gateway (a tick's frames arrive in one cal
 the bytes out to the sockets.
 
 When the room's activation is gone (hibernated, crashed, moved) the link resolves the room
-again; events of sockets that were not yet connected are retried on the new activation, and
-sockets the old activation knew are closed with 4503 so their clients rejoin (they keep their
-ship through their player key).
+again and sends the batch there. A room that hibernated cleanly restores its connections in
+the new activation; after a crash the new activation does not know them, and answers the
+link's ``("check", conn_id)`` events by closing those sockets with 4503, so their clients
+rejoin (they keep their ship through their player key).
+
+When the room hibernates with sockets connected (``("hibernate",)`` from ``pull``), the link
+keeps the sockets open and stops pulling (pulling would wake the room). It watches instead,
+without waking anything: the next event from one of its sockets wakes the room, which restores
+its connections, and if something else wakes it (an alarm, another gateway's player) the
+watch finds the new activation within ``WATCH_INTERVAL`` and pulling resumes.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ log = logging.getLogger("starhold.gateway")
 
 PULL_TIMEOUT = 5.0
 """Seconds a pull waits for output before returning empty (then the loop polls again)."""
+WATCH_INTERVAL = 1.0
+"""Seconds between checks whether a sleeping room was woken by someone else."""
 RESOLVE_ATTEMPTS = 40
 RESOLVE_BACKOFF = 0.05
 """Seconds between attempts to reach a room whose activation is going away (doubling, capped at 1 s)."""
@@ -52,6 +61,8 @@ class RoomLink:
         self.sockets: dict[str, Socket] = {}
         self._handle: RoomHandle | None = None
         self._epoch: int | None = None  # the activation our connected sockets belong to
+        self.asleep = False  # the room hibernated holding our sockets
+        self._woken = asyncio.Event()
         self._queue: list[tuple] = []
         self._flusher: asyncio.Task | None = None
         self._pump: asyncio.Task | None = None
@@ -92,37 +103,39 @@ class RoomLink:
             try:
                 handle = await self.handle()
                 epoch = await handle.send_batch(self.gateway_id, batch)
-                if self._epoch is not None and epoch != self._epoch:
-                    # the room restarted under the same handle: our older sockets are unknown there
-                    self._orphan([e for e in batch if e[0] == "connect"])
-                self._epoch = epoch
-                self.batches_sent += 1
-                self.events_sent += len(batch)
-                for event in batch:
-                    if event[0] == "connect" and event[1] in self.sockets:
-                        self.sockets[event[1]].connected = True
-                self._ensure_pump()
-                return
             except RoomGone:
+                # Hibernated or died under us: the whole batch goes to the next activation,
+                # which knows our sockets if the room hibernated cleanly (and closes the others).
                 self._lost(handle)
-                batch = self._orphan(batch)
-                if not batch:
-                    return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+                continue
             except Exception:
                 log.exception("room %s/%s: batch failed", self.kind, self.room_id)
                 self._lost(handle)
                 self._fail({e[1] for e in batch}, protocol.CLOSE_INTERNAL_ERROR, "room unreachable")
                 return
+            connected_now = {e[1] for e in batch if e[0] == "connect"}
+            if self._epoch is not None and epoch != self._epoch:
+                self._check_sockets(exclude=connected_now)
+            self._epoch = epoch
+            self.asleep = False
+            self._woken.set()
+            self.batches_sent += 1
+            self.events_sent += len(batch)
+            for conn_id in connected_now:
+                if conn_id in self.sockets:
+                    self.sockets[conn_id].connected = True
+            self._ensure_pump()
+            return
         self._fail({e[1] for e in batch}, protocol.CLOSE_ROOM_UNAVAILABLE, "room unavailable")
 
-    def _orphan(self, batch: list[tuple]) -> list[tuple]:
-        """After the activation went away: close sockets it knew (4503) and keep the events
-        of sockets whose connect is in this batch, to retry on the next activation."""
-        known = {sid for sid, s in self.sockets.items() if s.connected}
-        self._fail(known, protocol.CLOSE_ROOM_UNAVAILABLE, "room restarted; rejoin")
-        return [e for e in batch if e[1] not in known and e[0] != "close"]
+    def _check_sockets(self, exclude=()) -> None:
+        """Ask the (new) activation about our connected sockets: it closes (4503) those it does
+        not know, i.e. the ones connected to an activation that crashed."""
+        for conn_id, sock in self.sockets.items():
+            if sock.connected and conn_id not in exclude:
+                self.submit(("check", conn_id))
 
     def _fail(self, conn_ids, code: int, reason: str) -> None:
         for conn_id in conn_ids:
@@ -142,17 +155,31 @@ class RoomLink:
         if self.sockets and (self._pump is None or self._pump.done()):
             self._pump = asyncio.create_task(self._pull_loop())
 
+    async def _watch(self) -> None:
+        """While the room sleeps: wait for our next event, or find it woken by someone else."""
+        self._woken.clear()
+        try:
+            await asyncio.wait_for(self._woken.wait(), WATCH_INTERVAL)
+        except asyncio.TimeoutError:
+            handle = await self.directory.get_if_active(self.kind, self.room_id)
+            if handle is not None and self.asleep:
+                self._handle, self.asleep = handle, False
+
     async def _pull_loop(self) -> None:
         while self.sockets:
             handle = None
             try:
+                if self.asleep:
+                    await self._watch()
+                    continue
                 handle = await self.handle()
                 items = await handle.pull(self.gateway_id, PULL_TIMEOUT, self._epoch)
             except RoomGone:
+                # The activation ended without telling us it hibernated: it died. The checks
+                # revive the room and have it close the sockets it does not know.
                 self._lost(handle)
-                self._fail([s for s, v in self.sockets.items() if v.connected], protocol.CLOSE_ROOM_UNAVAILABLE,
-                           "room restarted; rejoin")
-                await asyncio.sleep(RESOLVE_BACKOFF)
+                self.asleep = True
+                self._check_sockets()
                 continue
             except asyncio.CancelledError:
                 raise
@@ -172,6 +199,9 @@ class RoomLink:
                     if sock is not None:
                         sock.connected = False
                         sock.close_soon(item[2], item[3])
+                elif item[0] == "hibernate":
+                    self._lost(handle)  # the next activation restores our sockets: any epoch
+                    self.asleep = True
 
     async def stop(self) -> None:
         for task in (self._flusher, self._pump):

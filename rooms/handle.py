@@ -6,8 +6,9 @@ the directory again, which wakes the room (possibly in another process or on ano
 
 Events sent with ``send_batch`` are tuples, applied in order under the room's input gate:
 ``("connect", conn_id, {"payload": dict, "seq": int})``, ``("message", conn_id, ClientMessage)``,
-``("close", conn_id, code, reason)``. ``pull`` returns outbound items for one gateway:
-``("send", conn_ids: tuple[str, ...], data: bytes)`` or ``("close", conn_id, code, reason)``.
+``("close", conn_id, code, reason)``, ``("check", conn_id)`` (close it with 4503 if unknown). ``pull`` returns outbound items for one gateway:
+``("send", conn_ids: tuple[str, ...], data: bytes)`` or ``("close", conn_id, code, reason)``, or ``("hibernate",)``: the room went to sleep; its
+connections on this gateway are held (keep the sockets open) and come back with the room.
 """
 
 from __future__ import annotations
@@ -68,8 +69,16 @@ class RoomDirectory(abc.ABC):
         """Whether the room currently has a live activation (without waking it)."""
 
     @abc.abstractmethod
+    async def get_if_active(self, kind: str, room_id: str) -> RoomHandle | None:
+        """A handle on the room's live activation, or None; never wakes the room."""
+
+    @abc.abstractmethod
     async def list_rooms(self) -> list[str]:
         """``kind/id`` of every room with a live activation."""
+
+    async def start(self) -> None:
+        """Start (or check on) background services, i.e. the alarm scheduler. Idempotent; the
+        gateway calls it at startup and every ``MAINTAIN_INTERVAL`` seconds."""
 
     async def close(self) -> None:
         """Release the directory's resources (not the rooms)."""

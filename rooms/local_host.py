@@ -99,6 +99,12 @@ class InProcessDirectory(RoomDirectory):
         if runtime is not None and runtime.state == "hibernated":
             del self._runtimes[key]
 
+    async def get_if_active(self, kind: str, room_id: str) -> LocalRoomHandle | None:
+        runtime = self._runtimes.get((kind, room_id))
+        if runtime is None or runtime.state != "active":
+            return None
+        return LocalRoomHandle(runtime, kind, room_id)
+
     async def is_active(self, kind: str, room_id: str) -> bool:
         runtime = self._runtimes.get((kind, room_id))
         return runtime is not None and runtime.state == "active"

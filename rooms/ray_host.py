@@ -7,6 +7,10 @@ cap a 2-core node at two rooms). Ray's GCS is the directory of rooms. When its r
 the actor kills itself without restart, freeing its name; the next ``get`` creates a new
 activation, on whichever node Ray picks, which restores the room from its snapshot.
 
+Alarms of sleeping rooms are held by one more actor, ``scheduler`` in the same namespace
+(``SchedulerActor``: an ``AlarmScheduler`` with its own SQLite file), which wakes their rooms
+when the alarms fall due.
+
 Every Ray call made through a handle is counted in ``RAY_CALLS`` (method -> count) so the
 gateway can report Ray calls per room per second.
 """
@@ -29,6 +33,10 @@ from .local_host import LocalRoomHandle
 from .registry import room_class, room_db_path
 from .room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
+from .scheduler import AlarmScheduler
+
+SCHEDULER_NAME = "scheduler"
+"""Ray actor name of the alarm scheduler (in the rooms' namespace)."""
 
 log = logging.getLogger("starhold.ray")
 
@@ -61,6 +69,7 @@ class RoomActor(LocalRoomHandle):
             snapshots=LocalDirSnapshotStore(data_dir / "snapshots"),
             idle_timeout=float(config.get("idle_timeout", 10.0)),
             on_exit=self._exit,
+            alarm_service=_SchedulerClient(config),
         )
         super().__init__(runtime, kind, room_id)
 
@@ -79,7 +88,59 @@ class RoomActor(LocalRoomHandle):
         return await self.runtime.hibernate(force=True)
 
 
+class SchedulerActor:
+    """The singleton alarm scheduler of a namespace: an ``AlarmScheduler`` on
+    ``<data_dir>/scheduler.sqlite`` that wakes rooms through a ``RayDirectory``. It loads its
+    alarms on ``start()``, which the gateway calls at startup and every few seconds after
+    (so a restarted scheduler resumes at once)."""
+
+    def __init__(self, config: dict):
+        logging.basicConfig(level=config.get("log_level", "INFO"))
+        self.directory = RayDirectory(config, config["namespace"])
+        self.scheduler = AlarmScheduler(Path(config["data_dir"]) / "scheduler.sqlite", SystemClock(), self._wake)
+        self._started: asyncio.Task | None = None
+
+    async def start(self) -> int:
+        """Open the alarm index (once); returns how many alarms are pending."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self.scheduler.open())
+        await self._started
+        return len(await self.scheduler.pending())
+
+    async def register(self, kind: str, room_id: str, at: float) -> None:
+        await self.start()
+        await self.scheduler.register(kind, room_id, at)
+
+    async def pending(self) -> dict:
+        await self.start()
+        return {f"{k}/{r}": at for (k, r), at in (await self.scheduler.pending()).items()}
+
+    async def _wake(self, kind: str, room_id: str) -> None:
+        handle = await self.directory.get(kind, room_id)
+        await handle.send_batch(SCHEDULER_NAME, [])
+
+
+class _SchedulerClient:
+    """The ``AlarmService`` a room actor uses: the namespace's ``SchedulerActor``."""
+
+    def __init__(self, config: dict):
+        self.config = config
+
+    async def register(self, kind: str, room_id: str, at: float) -> None:
+        scheduler = await asyncio.to_thread(scheduler_actor, self.config)
+        await scheduler.register.remote(kind, room_id, at)
+
+
+def scheduler_actor(config: dict):
+    """The namespace's scheduler actor, created on first use (blocking: call it in a thread)."""
+    return _RemoteScheduler.options(
+        name=SCHEDULER_NAME, namespace=config["namespace"], get_if_exists=True, lifetime="detached",
+        max_restarts=-1, num_cpus=0,
+    ).remote(config)
+
+
 _RemoteRoomActor = ray.remote(RoomActor)
+_RemoteScheduler = ray.remote(SchedulerActor)
 
 
 class RayRoomHandle(RoomHandle):
@@ -120,8 +181,18 @@ class RayDirectory(RoomDirectory):
     Needs ``ray.init()`` to have been called."""
 
     def __init__(self, config: dict, namespace: str = "starhold"):
-        self.config = dict(config)
+        self.config = {**config, "namespace": namespace}
         self.namespace = namespace
+
+    async def start(self) -> None:
+        await self.start_scheduler()
+
+    async def start_scheduler(self) -> int:
+        """Create the namespace's alarm scheduler if needed and have it load its alarms;
+        returns how many are pending. Idempotent: the gateway calls it periodically."""
+        scheduler = await asyncio.to_thread(scheduler_actor, self.config)
+        RAY_CALLS["scheduler"] += 1
+        return await scheduler.start.remote()
 
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> RayRoomHandle:
         room_class(kind)  # KeyError for unknown kinds, before anything is created
@@ -142,15 +213,19 @@ class RayDirectory(RoomDirectory):
         actor = await asyncio.to_thread(create)
         return RayRoomHandle(actor, kind, room_id)
 
-    async def is_active(self, kind: str, room_id: str) -> bool:
-        def lookup() -> bool:
+    async def get_if_active(self, kind: str, room_id: str) -> RayRoomHandle | None:
+        def lookup():
             try:
-                ray.get_actor(actor_name(kind, room_id), namespace=self.namespace)
-                return True
+                return ray.get_actor(actor_name(kind, room_id), namespace=self.namespace)
             except ValueError:
-                return False
+                return None
 
-        return await asyncio.to_thread(lookup)
+        RAY_CALLS["get_actor"] += 1
+        actor = await asyncio.to_thread(lookup)
+        return None if actor is None else RayRoomHandle(actor, kind, room_id)
+
+    async def is_active(self, kind: str, room_id: str) -> bool:
+        return await self.get_if_active(kind, room_id) is not None
 
     def actor_names(self) -> list[str]:
         """Names of the live room actors in this namespace (``room:<kind>:<id>``)."""

@@ -12,6 +12,8 @@ from .room import Room
 
 ROOM_KINDS: dict[str, str] = {
     "system": "starhold.rooms.solar_system:SolarSystemRoom",
+    "counter": "starhold.rooms.examples:CounterRoom",
+    "reminder": "starhold.rooms.examples:ReminderRoom",
 }
 """kind -> "module:Class"."""
 

@@ -221,6 +221,10 @@ class RoomRuntime:
                     else:  # connected to an earlier activation (crash, restart): must rejoin
                         self._deliver((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
                                                       "unknown connection; rejoin"))
+                elif kind == "check":  # is this socket still ours? (after a crash it is not)
+                    if conn_id not in self._conns:
+                        self._deliver((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
+                                                      "unknown connection; rejoin"))
                 elif kind == "close":
                     conn = self._conns.pop(conn_id, None)
                     if conn is not None:

@@ -7,10 +7,12 @@ order, and a room that slept for an hour knows where its ships arrived without r
 Planets are on circular orbits whose positions are a function of game time (clients compute
 them from the orbit parameters in ``welcome``).
 
-The 10 Hz loop runs on the room's alarm while anyone is connected: each tick sends every
-connection a frame (positions and its own last applied input ``ack``) and re-arms the alarm
-for the next tick boundary. With nobody connected the alarm is deleted and the runtime
-hibernates the room after its idle timeout.
+The 10 Hz loop runs on the room's alarm while players are connected and something happens:
+each tick sends every connection a frame (positions and its own last applied input ``ack``)
+and re-arms the alarm for the next tick boundary. When every ship is at rest and no input came
+for ``LINGER`` seconds the loop stops (the last frame stands); with no alarm left the runtime
+hibernates the room after its idle timeout, the players' sockets held open by the gateway, and
+their next input wakes it where it was.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from .room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
 
 GAME_EPOCH = 1_767_225_600.0
 """Game time zero: 2026-01-01T00:00:00Z, Unix seconds. Game time = clock time - GAME_EPOCH."""
+LINGER = 2.0
+"""Seconds the loop keeps sending frames after the last input when nothing moves."""
 SPAWN_RADIUS = 150.0
 """New ships appear on a circle of this radius around the star, world units."""
 
@@ -48,6 +52,7 @@ class SolarSystemRoom(Room):
         self.acks: dict[str, int] = {}
         self._soa = None
         self.last_tick = 0
+        self.last_input = self.clock.now()
         # After a reset the runtime keeps the connections: re-seat them from their attachments.
         for conn in self.connections:
             if conn.attachment and conn.attachment.get("ship") in self.ships:
@@ -134,6 +139,7 @@ class SolarSystemRoom(Room):
                             other.close(protocol.CLOSE_REPLACED, "the same player joined from another socket")
         self.seats[conn.id] = ship["id"]
         self.acks[conn.id] = request.seq
+        self.last_input = self.clock.now()
         conn.attachment = {"player": player, "ship": ship["id"]}
         tick = self.current_tick()
         conn.send(protocol.encode(protocol.WELCOME, request.seq, {
@@ -159,6 +165,8 @@ class SolarSystemRoom(Room):
                 "tx": message.payload["x"], "ty": message.payload["y"], "t0": now}
         await self._save_ship(ship)
         self.acks[conn.id] = message.seq
+        self.last_input = now
+        await self._run_loop(True)
 
     def _unseat(self, conn_id: str) -> None:
         self.seats.pop(conn_id, None)
@@ -176,13 +184,16 @@ class SolarSystemRoom(Room):
         tick = max(self.current_tick(), self.last_tick + 1)
         self.last_tick = tick
         at = GAME_EPOCH + tick / protocol.TICK_RATE
-        ships_field = protocol.pack_ship_rows(self.ship_rows(at))
+        rows = self.ship_rows(at)
+        ships_field = protocol.pack_ship_rows(rows)
         game_time = tick / protocol.TICK_RATE
         for conn in self.connections:
             if conn.id in self.seats:
                 frame = protocol.encode_frame(tick, game_time, self.acks.get(conn.id, 0), ships_field)
                 conn.send(frame, allow_unconfirmed=True)
-        await self.storage.set_alarm(GAME_EPOCH + (tick + 1) / protocol.TICK_RATE)
+        moving = any(row[3] & protocol.SHIP_MOVING for row in rows)
+        if moving or self.clock.now() - self.last_input < LINGER:
+            await self.storage.set_alarm(GAME_EPOCH + (tick + 1) / protocol.TICK_RATE)
 
     async def on_request(self, request: HttpRequest) -> HttpResponse:
         if request.method != "GET" or request.path not in ("", "/", "state"):

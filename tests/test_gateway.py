@@ -1,6 +1,7 @@
 """The gateway over real WebSockets on 127.0.0.1 with rooms in-process (no Ray): HTTP API,
 bad input answered with error frames or close codes while everyone else carries on."""
 
+import asyncio
 import math
 
 import aiohttp
@@ -142,3 +143,23 @@ async def test_quick_rejoins_always_get_their_welcome(url):
         async with StarholdClient(url, "Sol", player=player) as client:
             welcome = await client.join(timeout=3)
             player = welcome["player"]
+
+
+async def test_socket_stays_open_through_hibernation_and_wakes_the_room(gateway_factory, tmp_path):
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=0.3)
+    url = await gateway_factory(directory)
+    async with StarholdClient(url, "Sol", name="Sleeper") as client:
+        welcome = await client.join()
+        for _ in range(200):  # the loop lingers 2 s, then 0.3 s idle: the room sleeps
+            if (await get_json(url, "/api/rooms"))["rooms"] == []:
+                break
+            await asyncio.sleep(0.05)
+        assert (await get_json(url, "/api/rooms"))["rooms"] == []
+        assert not client.closed
+        seq = await client.send(P.PING, {})  # answered by the gateway: the room sleeps on
+        await client.next_message(P.PONG)
+        assert (await get_json(url, "/api/rooms"))["rooms"] == []
+        seq = await client.move_to(40.0, 40.0)  # wakes it; the frames carry our ack
+        await client.wait_for(lambda c: c.ack == seq and c.ships[welcome["ship"]][3] & P.SHIP_MOVING)
+        assert (await get_json(url, "/api/rooms"))["rooms"] == ["system/sol"]
+    await directory.close()

@@ -106,3 +106,43 @@ async def test_a_crashed_room_restarts_and_its_players_are_told_to_rejoin(ray_di
         assert welcome["ship"] == ship
         assert (await ray_directory.get("system", "sol")).actor is not None
         assert (await handle.stats())["pid"] != pid
+
+
+async def test_socket_held_through_hibernation_on_ray_and_woken_by_input(ray_directory, gateway_factory, tmp_path):
+    url = await gateway_factory(ray_directory)
+    name = actor_name("system", "sol")
+    async with StarholdClient(url, "Sol", name="Sleeper") as client:
+        welcome = await client.join()
+        await eventually(lambda: name not in ray_directory.actor_names())  # linger 2 s + idle 2 s
+        assert not client.closed
+        seq = await client.move_to(-60.0, 30.0)
+        await client.wait_for(lambda c: c.ack == seq and c.ships[welcome["ship"]][3] & P.SHIP_MOVING, timeout=30)
+        assert name in ray_directory.actor_names()
+
+
+async def test_an_alarm_wakes_a_hibernated_room_actor(ray_directory, gateway_factory):
+    from starhold.rooms.room import HttpRequest
+
+    await gateway_factory(ray_directory)  # the gateway starts the scheduler actor
+    handle = await ray_directory.get("reminder", "r1")
+    await handle.request(HttpRequest("GET", "arm", {"in": "5"}))
+    assert await handle.hibernate()  # asleep now, its alarm with the scheduler
+    name = actor_name("reminder", "r1")
+    await eventually(lambda: name not in ray_directory.actor_names())
+    await eventually(lambda: name in ray_directory.actor_names(), timeout=30)  # woken by its alarm
+    handle = await ray_directory.get("reminder", "r1")
+    await eventually_async(lambda: state_fired(handle), timeout=10)
+
+
+async def state_fired(handle):
+    from starhold.rooms.room import HttpRequest
+
+    return len((await handle.request(HttpRequest("GET", ""))).body["fired"]) == 1
+
+
+async def eventually_async(predicate, timeout=20.0, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)

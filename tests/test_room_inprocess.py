@@ -184,3 +184,34 @@ async def test_game_time_is_clock_time_since_the_game_epoch(room_directory, manu
     welcome = await join(room, "c1")
     assert welcome["time"] == welcome["tick"] / 10
     assert manual_clock.now() - GAME_EPOCH - 0.1 < welcome["time"] <= manual_clock.now() - GAME_EPOCH
+
+
+async def test_idle_players_let_the_room_hibernate_and_their_next_input_wakes_it(room_directory, manual_clock):
+    room = await open_room(room_directory)
+    welcome = await join(room, "c1", name="Idle")
+    await manual_clock.advance(2.5)  # the loop lingers 2 s after the last input, then stops
+    frames = of_type(await drain(room), P.FRAME)
+    assert 15 <= len(frames) <= 25
+    assert await room_directory.is_active("system", "sol")
+    await manual_clock.advance(10.1)  # idle timeout with the player still connected
+    assert not await room_directory.is_active("system", "sol")
+    assert ("hibernate",) in await drain(room)  # the gateway keeps the socket open
+
+    room = await open_room(room_directory)  # what the gateway does on the player's next input
+    await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, 9, {"x": 0.0, "y": 0.0}))])
+    runtime = room_directory.runtime("system", "sol")
+    conn = runtime.room.connections[0]
+    assert (conn.id, conn.attachment) == ("c1", {"player": welcome["player"], "ship": welcome["ship"]})
+    await manual_clock.advance(0.3)
+    frames = of_type(await drain(room), P.FRAME, "c1")
+    assert frames and frames[-1][2]["ack"] == 9
+    assert frames[-1][2]["ships"][0][3] == P.SHIP_ONLINE | P.SHIP_MOVING
+    assert runtime.epoch == 2
+
+
+async def test_a_connection_unknown_to_a_new_activation_is_told_to_rejoin(room_directory):
+    room = await open_room(room_directory)
+    await room.send_batch(GW, [("check", "ghost"), ("message", "ghost2", P.ClientMessage(P.MOVE_TO, 1, {"x": 0.0, "y": 0.0}))])
+    items = await drain(room)
+    assert ("close", "ghost", P.CLOSE_ROOM_UNAVAILABLE, "unknown connection; rejoin") in items
+    assert ("close", "ghost2", P.CLOSE_ROOM_UNAVAILABLE, "unknown connection; rejoin") in items

@@ -4,45 +4,22 @@ waking a hibernated room), idleness."""
 import pytest
 
 from starhold.rooms.local_host import InProcessDirectory
-from starhold.rooms.room import HttpRequest, HttpResponse, Room
-
-
-class AlarmRoom(Room):
-    """Records every alarm delivery durably; fails the first ``failures`` deliveries."""
-
-    kind = "alarmtest"
-
-    async def on_request(self, request: HttpRequest) -> HttpResponse:
-        if request.path == "arm":
-            await self.storage.put("failures", int(request.query.get("failures", 0)))
-            await self.storage.set_alarm(self.clock.now() + float(request.query.get("in", 5)))
-        return HttpResponse(200, {"fired": await self.storage.get("fired") or [],
-                                  "alarm": await self.storage.get_alarm()})
-
-    async def on_alarm(self, info):
-        fired = await self.storage.get("fired") or []
-        failures = await self.storage.get("failures") or 0
-        # recorded outside the hook's transaction so that failed deliveries are seen too
-        await self.storage.put("fired", fired + [[self.clock.now(), info.retry_count, info.is_retry]])
-        await self.storage.put("failures", max(failures - 1, 0))
-        await self.storage.sync()
-        if failures:
-            raise RuntimeError("flaky")
+from starhold.rooms.room import HttpRequest
 
 
 @pytest.fixture
 async def directory(tmp_path, manual_clock):
-    directory = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10, room_classes={"alarmtest": AlarmRoom})
+    directory = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10)
     yield directory
     await directory.close()
 
 
 async def state(directory, name):
-    return (await (await directory.get("alarmtest", name)).request(HttpRequest("GET", ""))).body
+    return (await (await directory.get("reminder", name)).request(HttpRequest("GET", ""))).body
 
 
 async def test_alarm_fires_once_at_its_time(directory, manual_clock):
-    room = await directory.get("alarmtest", "a")
+    room = await directory.get("reminder", "a")
     t0 = manual_clock.now()
     await room.request(HttpRequest("GET", "arm"))
     await manual_clock.advance(4.9)
@@ -54,7 +31,7 @@ async def test_alarm_fires_once_at_its_time(directory, manual_clock):
 
 
 async def test_failing_alarm_is_retried_with_exponential_backoff_up_to_six_times(directory, manual_clock):
-    room = await directory.get("alarmtest", "b")
+    room = await directory.get("reminder", "b")
     t0 = manual_clock.now()
     await room.request(HttpRequest("GET", "arm", {"failures": "100"}))
     await manual_clock.advance(1000)
@@ -67,44 +44,44 @@ async def test_failing_alarm_is_retried_with_exponential_backoff_up_to_six_times
 
 
 async def test_alarm_retry_succeeds_and_resets(directory, manual_clock):
-    room = await directory.get("alarmtest", "c")
+    room = await directory.get("reminder", "c")
     await room.request(HttpRequest("GET", "arm", {"failures": "2"}))
     await manual_clock.advance(100)
     assert [f[1] for f in (await state(directory, "c"))["fired"]] == [0, 1, 2]
-    room = await directory.get("alarmtest", "c")
+    room = await directory.get("reminder", "c")
     await room.request(HttpRequest("GET", "arm"))
     await manual_clock.advance(100)
     assert [f[1] for f in (await state(directory, "c"))["fired"]] == [0, 1, 2, 0]
 
 
 async def test_alarm_due_soon_keeps_the_room_awake_and_a_far_one_wakes_it(directory, manual_clock):
-    room = await directory.get("alarmtest", "d")
+    room = await directory.get("reminder", "d")
     t0 = manual_clock.now()
     await room.request(HttpRequest("GET", "arm", {"in": "8"}))  # within the 10 s idle timeout
     await manual_clock.advance(7.9)
-    assert await directory.is_active("alarmtest", "d")
+    assert await directory.is_active("reminder", "d")
     await manual_clock.advance(10.2)  # fired at +8, then idle for 10 s
-    assert not await directory.is_active("alarmtest", "d")
+    assert not await directory.is_active("reminder", "d")
 
-    room = await directory.get("alarmtest", "d")
+    room = await directory.get("reminder", "d")
     await room.request(HttpRequest("GET", "arm", {"in": "3600"}))  # an hour away
     await manual_clock.advance(10.1)
-    assert not await directory.is_active("alarmtest", "d")  # asleep, alarm with the scheduler
-    assert await directory.scheduler.pending() == {("alarmtest", "d"): pytest.approx(t0 + 18.1 + 3600)}
+    assert not await directory.is_active("reminder", "d")  # asleep, alarm with the scheduler
+    assert await directory.scheduler.pending() == {("reminder", "d"): pytest.approx(t0 + 18.1 + 3600)}
     await manual_clock.advance(3600)
     assert [f[0] for f in (await state(directory, "d"))["fired"]] == pytest.approx([t0 + 8, t0 + 18.1 + 3600])
     assert await directory.scheduler.pending() == {}
 
 
 async def test_scheduler_survives_its_own_restart(tmp_path, manual_clock):
-    first = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10, room_classes={"alarmtest": AlarmRoom})
-    room = await first.get("alarmtest", "e")
+    first = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10)
+    room = await first.get("reminder", "e")
     await room.request(HttpRequest("GET", "arm", {"in": "600"}))
     await manual_clock.advance(10.1)
-    assert not await first.is_active("alarmtest", "e")
+    assert not await first.is_active("reminder", "e")
     await first.close()  # the whole process goes away: scheduler and rooms
 
-    second = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10, room_classes={"alarmtest": AlarmRoom})
+    second = InProcessDirectory(tmp_path, clock=manual_clock, idle_timeout=10)
     await second.start()  # loads the durable alarm index
     await manual_clock.advance(600)
     assert len((await state(second, "e"))["fired"]) == 1
