@@ -21,6 +21,7 @@ import asyncio
 import collections
 import logging
 import os
+import sys
 from pathlib import Path
 
 import ray
@@ -57,11 +58,11 @@ class RoomActor(LocalRoomHandle):
     lazily by the first call, so construction never fails on room code.
     """
 
-    def __init__(self, kind: str, room_id: str, params: dict, config: dict):
+    def __init__(self, kind: str, room_id: str, params: dict, config: dict, cls: type | None = None):
         logging.basicConfig(level=config.get("log_level", "INFO"))
         data_dir = Path(config["data_dir"])
         runtime = RoomRuntime(
-            room_class(kind),
+            cls or room_class(kind),
             room_id,
             params,
             db_path=room_db_path(data_dir, kind, room_id),
@@ -87,6 +88,10 @@ class RoomActor(LocalRoomHandle):
         await self.runtime._ensure_active()
         return await self.runtime.hibernate(force=True)
 
+    async def fire_alarm(self) -> bool:
+        """Deliver the pending alarm now (tests)."""
+        return await self.runtime.fire_alarm_now()
+
 
 class SchedulerActor:
     """The singleton alarm scheduler of a namespace: an ``AlarmScheduler`` on
@@ -94,9 +99,9 @@ class SchedulerActor:
     alarms on ``start()``, which the gateway calls at startup and every few seconds after
     (so a restarted scheduler resumes at once)."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, room_classes: dict | None = None):
         logging.basicConfig(level=config.get("log_level", "INFO"))
-        self.directory = RayDirectory(config, config["namespace"])
+        self.directory = RayDirectory(config, config["namespace"], room_classes)
         self.scheduler = AlarmScheduler(Path(config["data_dir"]) / "scheduler.sqlite", SystemClock(), self._wake)
         self._started: asyncio.Task | None = None
 
@@ -131,12 +136,12 @@ class _SchedulerClient:
         await scheduler.register.remote(kind, room_id, at)
 
 
-def scheduler_actor(config: dict):
+def scheduler_actor(config: dict, room_classes: dict | None = None):
     """The namespace's scheduler actor, created on first use (blocking: call it in a thread)."""
     return _RemoteScheduler.options(
         name=SCHEDULER_NAME, namespace=config["namespace"], get_if_exists=True, lifetime="detached",
         max_restarts=-1, num_cpus=0,
-    ).remote(config)
+    ).remote(config, room_classes)
 
 
 _RemoteRoomActor = ray.remote(RoomActor)
@@ -175,14 +180,24 @@ class RayRoomHandle(RoomHandle):
     async def hibernate(self) -> bool:
         return await self._call("hibernate")
 
+    async def fire_alarm(self) -> bool:
+        return await self._call("fire_alarm")
+
 
 class RayDirectory(RoomDirectory):
     """Rooms as Ray actors in ``namespace``; ``config`` is passed to every ``RoomActor``.
     Needs ``ray.init()`` to have been called."""
 
-    def __init__(self, config: dict, namespace: str = "starhold"):
+    def __init__(self, config: dict, namespace: str = "starhold", room_classes: dict | None = None):
+        """``room_classes``: kind -> ``Room`` subclass, overriding the registry; the classes
+        travel to the actors by value (cloudpickle), so a room defined in a test module works."""
         self.config = {**config, "namespace": namespace}
         self.namespace = namespace
+        self.room_classes = dict(room_classes or {})
+        for cls in self.room_classes.values():
+            module = sys.modules.get(cls.__module__)
+            if module is not None and not cls.__module__.startswith("starhold."):
+                ray.cloudpickle.register_pickle_by_value(module)
 
     async def start(self) -> None:
         await self.start_scheduler()
@@ -190,12 +205,14 @@ class RayDirectory(RoomDirectory):
     async def start_scheduler(self) -> int:
         """Create the namespace's alarm scheduler if needed and have it load its alarms;
         returns how many are pending. Idempotent: the gateway calls it periodically."""
-        scheduler = await asyncio.to_thread(scheduler_actor, self.config)
+        scheduler = await asyncio.to_thread(scheduler_actor, self.config, self.room_classes)
         RAY_CALLS["scheduler"] += 1
         return await scheduler.start.remote()
 
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> RayRoomHandle:
-        room_class(kind)  # KeyError for unknown kinds, before anything is created
+        cls = self.room_classes.get(kind)
+        if cls is None:
+            room_class(kind)  # KeyError for unknown kinds, before anything is created
         room_db_path(self.config["data_dir"], kind, room_id)  # ValueError for unsafe ids
 
         def create():
@@ -207,7 +224,7 @@ class RayDirectory(RoomDirectory):
                 max_restarts=-1,
                 num_cpus=0,
                 max_concurrency=1000,
-            ).remote(kind, room_id, dict(params or {}), self.config)
+            ).remote(kind, room_id, dict(params or {}), self.config, cls)
 
         RAY_CALLS["get_or_create"] += 1
         actor = await asyncio.to_thread(create)

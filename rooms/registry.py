@@ -19,7 +19,7 @@ ROOM_KINDS: dict[str, str] = {
 
 
 def room_class(kind: str) -> type[Room]:
-    """The ``Room`` subclass for ``kind``. Raises ``KeyError`` for an unknown kind."""
+    """The ``Room`` subclass registered for ``kind``. Raises ``KeyError`` for an unknown kind."""
     module, _, cls = ROOM_KINDS[kind].partition(":")
     return getattr(importlib.import_module(module), cls)
 

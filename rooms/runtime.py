@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Awaitable, Callable, Protocol
 
 from .. import protocol
-from ..storage.base import StorageError
+from ..storage.base import StaleEpochError, StorageError
 from ..storage.snapshots import SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
 from .clock import Clock, Timer
@@ -79,6 +79,7 @@ class RoomRuntime:
         idle_timeout: float = 10.0,
         on_exit: Callable[[], Awaitable[None]] | None = None,
         alarm_service: AlarmService | None = None,
+        storage_factory: Callable[[Path], SqliteRoomStorage] = SqliteRoomStorage,
     ):
         self.room_cls = room_cls
         self.name = name
@@ -90,6 +91,7 @@ class RoomRuntime:
         self.idle_timeout = idle_timeout
         self.on_exit = on_exit
         self.alarm_service = alarm_service
+        self.storage_factory = storage_factory
         self.state = "new"  # new -> active -> hibernating -> hibernated
         self.epoch = 0
         self.room: Room | None = None
@@ -138,13 +140,13 @@ class RoomRuntime:
         """Open the room's database, first replacing it with the latest snapshot when the
         local file is missing or older than the snapshot (the room last ran elsewhere)."""
         manifest = await self.snapshots.latest(self.key) if self.snapshots is not None else None
-        storage = await SqliteRoomStorage(self.db_path).open()
+        storage = await self.storage_factory(self.db_path).open()
         if manifest is not None and int(await storage.meta_get("snapshot_version") or 0) < manifest.version:
             await storage.close()
             for suffix in ("", "-wal", "-shm"):
                 self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
             await self.snapshots.restore(self.key, self.db_path)
-            storage = await SqliteRoomStorage(self.db_path).open()
+            storage = await self.storage_factory(self.db_path).open()
             await storage.meta_put("snapshot_version", manifest.version)
             await storage.commit()
         return storage, manifest
@@ -176,6 +178,11 @@ class RoomRuntime:
                 except Exception:
                     log.exception("room %s: on_error failed", self.key)
             await self.storage.commit()
+        except StaleEpochError:
+            log.warning("room %s: epoch %d superseded; this activation stops", self.key, self.epoch)
+            self._pending = None
+            await self._abandon()
+            raise
         except StorageError:
             log.exception("room %s: commit failed; output dropped, room reset", self.key)
             self._pending = None
@@ -190,6 +197,46 @@ class RoomRuntime:
             self._deliver(*item)
         await self._sync_alarm()
         return result
+
+    async def crash(self) -> None:
+        """End this activation as a crash would: nothing more is committed (the open
+        transaction is lost), held output is dropped, no snapshot, no ``on_hibernate``. For
+        tests (the harness's kill) and fatal errors."""
+        self._pending = None
+        await self._abandon(state="crashed")
+
+    async def fire_alarm_now(self) -> bool:
+        """Deliver the pending alarm now, whatever its time (tests). Returns False if none."""
+        await self._ensure_active()
+        async with self._gate:
+            at = await self.storage.get_alarm()
+            if at is None:
+                return False
+            if at > self.clock.now():
+                await self.storage.set_alarm(self.clock.now())
+                await self.storage.commit()
+        await self._fire_alarm()
+        return True
+
+    async def _abandon(self, state: str = "fenced") -> None:
+        """End a superseded (zombie or duplicate) activation without writing anything: its
+        callers get ``RoomGone`` and resolve the room again, reaching the newer activation."""
+        self.state = state
+        for timer in (self._alarm_timer, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
+        self._alarm_timer = self._idle_timer = None
+        for conn in self._conns.values():
+            conn.closed = True
+        self._conns.clear()
+        for box in self._outboxes.values():
+            box.ready.set()
+        try:
+            await self.storage.close()
+        except Exception:
+            log.exception("room %s: closing fenced storage failed", self.key)
+        if self.on_exit is not None:
+            await self.on_exit()
 
     async def _reset(self) -> None:
         """Discard the room's in-memory state: roll back and rebuild it from committed storage."""

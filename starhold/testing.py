@@ -86,11 +86,12 @@ async def ray_directory(ray_cluster, tmp_path):
         namespace=f"test-{uuid.uuid4().hex[:8]}",
     )
     yield directory
-    for name in directory.actor_names():
-        try:
-            ray_cluster.kill(ray_cluster.get_actor(name, namespace=directory.namespace), no_restart=True)
-        except ValueError:
-            pass
+    for actor in ray_cluster.util.list_named_actors(all_namespaces=True):
+        if actor["namespace"] == directory.namespace:  # rooms and the scheduler
+            try:
+                ray_cluster.kill(ray_cluster.get_actor(actor["name"], namespace=directory.namespace), no_restart=True)
+            except ValueError:
+                pass
 
 
 @pytest_asyncio.fixture

@@ -215,3 +215,32 @@ async def test_a_connection_unknown_to_a_new_activation_is_told_to_rejoin(room_d
     items = await drain(room)
     assert ("close", "ghost", P.CLOSE_ROOM_UNAVAILABLE, "unknown connection; rejoin") in items
     assert ("close", "ghost2", P.CLOSE_ROOM_UNAVAILABLE, "unknown connection; rejoin") in items
+
+
+async def test_epoch_fence_a_duplicate_activation_can_never_commit(tmp_path, manual_clock):
+    """Two activations of one room on one database (a zombie and its successor): the newer
+    epoch wins, the older one's writes and held messages are dropped and it stops."""
+    from starhold.rooms.runtime import RoomRuntime
+    from starhold.rooms.solar_system import SolarSystemRoom
+    from starhold.storage.base import StaleEpochError
+    from starhold.storage.snapshots import LocalDirSnapshotStore
+
+    def activation():
+        return RoomRuntime(SolarSystemRoom, "sol", {"system": SYSTEM}, db_path=tmp_path / "sol.sqlite",
+                           clock=manual_clock, snapshots=LocalDirSnapshotStore(tmp_path / "snaps"))
+
+    zombie, successor = activation(), activation()
+    await zombie.start()
+    await successor.start()
+    assert (zombie.epoch, successor.epoch) == (1, 2)
+    with pytest.raises(StaleEpochError):
+        await zombie.dispatch(GW, [("connect", "z", {"payload": {"name": "Zombie"}, "seq": 1})])
+    assert zombie.state == "fenced"
+    with pytest.raises(RoomGone):
+        await zombie.pull(GW, 0)  # its welcome was held by the output gate, then dropped
+    with pytest.raises(RoomGone):
+        await zombie.dispatch(GW, [])
+    await successor.dispatch(GW, [("connect", "s", {"payload": {"name": "Heir"}, "seq": 1})])
+    welcome = P.decode_server((await successor.pull(GW, 0))[0][2])[2]
+    assert [row[4] for row in welcome["ships"]] == ["Heir"]  # nothing of the zombie's was committed
+    assert await successor.hibernate()
