@@ -48,6 +48,14 @@ class RoomHandle(abc.ABC):
     async def stats(self) -> dict[str, Any]:
         """Runtime figures: connections, epoch, commits, ticks... Raises ``RoomGone``."""
 
+    async def hibernate(self) -> bool:
+        """Hibernate the room now (snapshot, connections held); ops drain and tests."""
+        raise NotImplementedError
+
+    async def fire_alarm(self) -> bool:
+        """Deliver the room's pending alarm now, whatever its time (tests); False if none."""
+        raise NotImplementedError
+
     async def connect(self, gateway_id: str, conn_id: str, payload: dict, seq: int = 0) -> None:
         """Shorthand for a one-event ``send_batch`` with a connect event."""
         await self.send_batch(gateway_id, [("connect", conn_id, {"payload": payload, "seq": seq})])

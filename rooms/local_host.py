@@ -10,6 +10,7 @@ import asyncio
 from pathlib import Path
 
 from ..storage.snapshots import LocalDirSnapshotStore, SnapshotStore
+from ..storage.sqlite_store import SqliteRoomStorage
 from .clock import Clock, SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .registry import room_class, room_db_path
@@ -40,6 +41,15 @@ class LocalRoomHandle(RoomHandle):
             raise RoomGone(self.runtime.key)
         return self.runtime.stats()
 
+    async def hibernate(self) -> bool:
+        """Hibernate now (ops drain, tests)."""
+        await self.runtime._ensure_active()
+        return await self.runtime.hibernate(force=True)
+
+    async def fire_alarm(self) -> bool:
+        """Deliver the pending alarm now, whatever its time (tests); False if none."""
+        return await self.runtime.fire_alarm_now()
+
 
 class InProcessDirectory(RoomDirectory):
     """Activates rooms in this process. ``data_dir`` holds ``rooms/`` (SQLite files) and
@@ -54,12 +64,14 @@ class InProcessDirectory(RoomDirectory):
         idle_timeout: float = 10.0,
         snapshots: SnapshotStore | None = None,
         room_classes: dict[str, type[Room]] | None = None,
+        storage_factory=SqliteRoomStorage,
     ):
         self.data_dir = Path(data_dir)
         self.clock = clock or SystemClock()
         self.idle_timeout = idle_timeout
         self.snapshots = snapshots or LocalDirSnapshotStore(self.data_dir / "snapshots")
         self.room_classes = dict(room_classes or {})
+        self.storage_factory = storage_factory
         self._runtimes: dict[tuple[str, str], RoomRuntime] = {}
         self._lock = asyncio.Lock()
         self.scheduler = AlarmScheduler(self.data_dir / "scheduler.sqlite", self.clock, self._wake)
@@ -89,6 +101,7 @@ class InProcessDirectory(RoomDirectory):
                     idle_timeout=self.idle_timeout,
                     on_exit=lambda key=key: self._forget(key),
                     alarm_service=self.scheduler,
+                    storage_factory=self.storage_factory,
                 )
                 self._runtimes[key] = runtime
         await runtime.start()

@@ -83,15 +83,6 @@ class RoomActor(LocalRoomHandle):
     async def stats(self) -> dict:
         return {**await super().stats(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
-    async def hibernate(self) -> bool:
-        """Hibernate now (ops drain, tests); the actor exits afterwards."""
-        await self.runtime._ensure_active()
-        return await self.runtime.hibernate(force=True)
-
-    async def fire_alarm(self) -> bool:
-        """Deliver the pending alarm now (tests)."""
-        return await self.runtime.fire_alarm_now()
-
 
 class SchedulerActor:
     """The singleton alarm scheduler of a namespace: an ``AlarmScheduler`` on

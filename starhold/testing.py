@@ -120,3 +120,4 @@ def chromium_path() -> str | None:
         if path and os.path.exists(path):
             return path
     return None
+from .testing_s3 import moto_s3, s3_store, seaweedfs  # noqa: E402,F401

@@ -1,0 +1,375 @@
+"""The room test harness: run one room on either host and drive it from a test.
+
+::
+
+    async with RoomHarness(MyRoom) as h:                 # in-process, ManualClock
+        alice = await h.connect({"name": "Alice"})
+        await alice.send({"op": "hello"})
+        assert alice.received[-1] == {"ok": True}
+        await h.advance(60)                              # timers and alarms fire on the way
+        await h.evict()                                  # hibernate now
+        await h.wake()                                   # next activation, state from storage
+
+    async with RoomHarness(MyRoom, host="ray") as h:     # the same on a real Ray actor
+        ...
+
+Hosts: ``"inprocess"`` (no Ray; a ``ManualClock``: ``advance``, ``advance_to_next``,
+``wait_for_next_tick`` move time instantly) and ``"ray"`` (a real actor; system clock:
+``advance`` is refused, ``wait_for_next_tick`` waits in real time; needs ``ray.init``).
+Fault injection (in-process): ``h.faults.fail(...)``, ``h.faults.delay(...)``,
+``h.faults.kill(...)`` act on chosen storage operations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from .rooms.clock import ManualClock
+from .rooms.handle import RoomDirectory, RoomGone, RoomHandle
+from .rooms.room import HttpRequest, HttpResponse, Room
+from .storage.base import StorageError
+from .storage.sqlite_store import SqliteRoomStorage
+
+HARNESS_GATEWAY = "harness"
+"""The gateway id under which the harness's fake connections live."""
+
+
+class ActivationKilled(BaseException):
+    """Raised inside a hook by ``faults.kill``: the activation dies there, as in a crash."""
+
+
+@dataclass
+class _Fault:
+    op: str
+    key_prefix: str | None
+    times: int
+    action: str  # "fail" | "delay" | "kill"
+    exc: BaseException | None = None
+    seconds: float = 0.0
+
+
+class FaultPlan:
+    """Faults to inject into the room's storage operations (in-process host).
+
+    ``op`` is a storage method name: ``put``, ``get``, ``delete``, ``list``, ``sql``,
+    ``set_alarm``, ``commit``... ``key_prefix`` restricts key operations to keys starting
+    with it. Each fault applies to the next ``times`` matching operations.
+    """
+
+    def __init__(self) -> None:
+        self._faults: list[_Fault] = []
+        self.log: list[tuple[str, Any]] = []
+        """Every storage operation seen: (op, first argument)."""
+
+    def fail(self, op: str, *, key_prefix: str | None = None, times: int = 1,
+             exc: BaseException | None = None) -> None:
+        """Make the next matching operations raise ``exc`` (default ``StorageError``)."""
+        self._faults.append(_Fault(op, key_prefix, times, "fail", exc or StorageError(f"injected {op} failure")))
+
+    def delay(self, op: str, seconds: float, *, key_prefix: str | None = None, times: int = 1) -> None:
+        """Make the next matching operations take ``seconds`` longer (real time)."""
+        self._faults.append(_Fault(op, key_prefix, times, "delay", seconds=seconds))
+
+    def kill(self, op: str, *, key_prefix: str | None = None, times: int = 1) -> None:
+        """Kill the activation at the next matching operation (``ActivationKilled``): its open
+        transaction is lost and its held output dropped, as if the process died there."""
+        self._faults.append(_Fault(op, key_prefix, times, "kill"))
+
+    async def before(self, op: str, arg: Any) -> None:
+        self.log.append((op, arg))
+        for fault in self._faults:
+            if fault.times <= 0 or fault.op != op:
+                continue
+            if fault.key_prefix is not None and not (isinstance(arg, str) and arg.startswith(fault.key_prefix)):
+                continue
+            fault.times -= 1
+            if fault.action == "delay":
+                await asyncio.sleep(fault.seconds)
+            elif fault.action == "kill":
+                raise ActivationKilled(f"activation killed at {op}({arg!r})")
+            else:
+                raise fault.exc
+
+
+def faulty_storage_factory(plan: FaultPlan):
+    """A storage factory for ``RoomRuntime`` whose storage consults ``plan`` before each op."""
+
+    class FaultyStorage(SqliteRoomStorage):
+        pass
+
+    def wrap(name: str):
+        original = getattr(SqliteRoomStorage, name)
+
+        async def method(self, *args, **kwargs):
+            await plan.before(name, args[0] if args else None)
+            return await original(self, *args, **kwargs)
+
+        method.__name__ = name
+        return method
+
+    for name in ("get", "put", "delete", "delete_all", "list", "sql", "set_alarm", "get_alarm",
+                 "delete_alarm", "commit", "sync"):
+        setattr(FaultyStorage, name, wrap(name))
+    return FaultyStorage
+
+
+@dataclass
+class FakeConnection:
+    """A client connected through the harness. ``received``: messages the room sent it,
+    msgpack-decoded when possible (else bytes); ``close_code``/``close_reason`` once the room
+    closed it."""
+
+    harness: "RoomHarness"
+    id: str
+    received: list = field(default_factory=list)
+    close_code: int | None = None
+    close_reason: str = ""
+
+    async def send(self, message: Any) -> None:
+        """Deliver ``message`` to the room's ``on_message`` (as is) and collect the output."""
+        await self.harness._dispatch([("message", self.id, message)])
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close from the client side (``on_close``)."""
+        await self.harness._dispatch([("close", self.id, code, reason)])
+        self.close_code, self.close_reason = code, reason
+
+
+class RoomHarness:
+    """One room (``room``: a ``Room`` subclass or a registered kind) on a host, for tests.
+
+    ``name``: the room id (default: unique); ``params``: creation params; ``data_dir``: where
+    SQLite files and snapshots go (default: a temporary directory); ``idle_timeout``: seconds.
+    """
+
+    def __init__(self, room: type[Room] | str, *, host: str = "inprocess", name: str | None = None,
+                 params: dict | None = None, data_dir: str | Path | None = None, idle_timeout: float = 10.0,
+                 clock: ManualClock | None = None):
+        if host not in ("inprocess", "ray"):
+            raise ValueError("host must be 'inprocess' or 'ray'")
+        self.host = host
+        self.kind = room if isinstance(room, str) else room.kind
+        self.room_classes = {} if isinstance(room, str) else {room.kind: room}
+        self.name = name or f"room-{uuid.uuid4().hex[:8]}"
+        self.params = dict(params or {})
+        self._tmp = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="starhold-harness-")
+            data_dir = self._tmp.name
+        self.data_dir = Path(data_dir)
+        self.idle_timeout = idle_timeout
+        self.clock = clock or (ManualClock() if host == "inprocess" else None)
+        self.faults = FaultPlan()
+        self.connections: dict[str, FakeConnection] = {}
+        self.directory: RoomDirectory | None = None
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> "RoomHarness":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Create the directory and activate the room."""
+        if self.host == "inprocess":
+            from .rooms.local_host import InProcessDirectory
+
+            self.directory = InProcessDirectory(self.data_dir, clock=self.clock, idle_timeout=self.idle_timeout,
+                                                room_classes=self.room_classes,
+                                                storage_factory=faulty_storage_factory(self.faults))
+        else:
+            from .rooms.ray_host import RayDirectory
+
+            self.directory = RayDirectory(
+                {"data_dir": str(self.data_dir.resolve()), "idle_timeout": self.idle_timeout, "log_level": "WARNING"},
+                namespace=f"harness-{uuid.uuid4().hex[:8]}", room_classes=self.room_classes)
+        await self.directory.start()
+        await self.wake()
+
+    async def close(self) -> None:
+        """Stop the room (no snapshot) and clean up."""
+        if self.host == "ray" and self.directory is not None:
+            import ray
+
+            for actor in ray.util.list_named_actors(all_namespaces=True):
+                if actor["namespace"] == self.directory.namespace:
+                    ray.kill(ray.get_actor(actor["name"], namespace=self.directory.namespace), no_restart=True)
+        elif self.directory is not None:
+            runtime = self.runtime
+            if runtime is not None and runtime.state == "active":
+                await runtime.crash()
+            await self.directory.scheduler.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # ---- the room --------------------------------------------------------------------------
+    async def handle(self) -> RoomHandle:
+        """A handle on the live activation, waking the room if it sleeps."""
+        return await self.directory.get(self.kind, self.name, self.params)
+
+    @property
+    def runtime(self):
+        """The in-process ``RoomRuntime`` (None on Ray or while asleep)."""
+        if self.host != "inprocess" or self.directory is None:
+            return None
+        return self.directory.runtime(self.kind, self.name)
+
+    @property
+    def room(self) -> Room:
+        """The live ``Room`` instance (in-process host only)."""
+        runtime = self.runtime
+        if runtime is None or runtime.room is None:
+            raise RuntimeError("no live in-process activation (asleep, or on Ray)")
+        return runtime.room
+
+    async def is_active(self) -> bool:
+        return await self.directory.is_active(self.kind, self.name)
+
+    async def _dispatch(self, events: list[tuple]) -> None:
+        for _ in range(3):
+            handle = await self.handle()
+            try:
+                await handle.send_batch(HARNESS_GATEWAY, events)
+                break
+            except RoomGone:
+                continue
+            except ActivationKilled:
+                await self._crashed()
+                raise
+        await self.collect()
+
+    async def _crashed(self) -> None:
+        runtime = self.runtime
+        if runtime is not None:
+            await runtime.crash()
+
+    async def collect(self) -> None:
+        """Route everything the room has sent so far to the fake connections."""
+        handle = await self.directory.get_if_active(self.kind, self.name)
+        if handle is None:
+            return
+        try:
+            items = await handle.pull(HARNESS_GATEWAY, 0)
+        except RoomGone:
+            return
+        for item in items:
+            if item[0] == "send":
+                try:
+                    message = msgpack.unpackb(item[2], raw=False, strict_map_key=False)
+                except Exception:
+                    message = item[2]
+                for conn_id in item[1]:
+                    if conn_id in self.connections:
+                        self.connections[conn_id].received.append(message)
+            elif item[0] == "close" and item[1] in self.connections:
+                conn = self.connections[item[1]]
+                conn.close_code, conn.close_reason = item[2], item[3]
+
+    async def connect(self, payload: dict | None = None, seq: int = 0, conn_id: str | None = None) -> FakeConnection:
+        """A new client: ``on_connect(conn, ConnectRequest(payload, seq))`` has run on return."""
+        conn = FakeConnection(self, conn_id or f"conn-{next(self._ids)}")
+        self.connections[conn.id] = conn
+        await self._dispatch([("connect", conn.id, {"payload": dict(payload or {}), "seq": seq})])
+        return conn
+
+    async def request(self, method: str = "GET", path: str = "", query: dict | None = None,
+                      body: bytes = b"") -> HttpResponse:
+        """An HTTP request to ``on_request``; returns its ``HttpResponse``."""
+        handle = await self.handle()
+        try:
+            response = await handle.request(HttpRequest(method, path, dict(query or {}), body))
+        except ActivationKilled:
+            await self._crashed()
+            raise
+        await self.collect()
+        return response
+
+    async def stats(self) -> dict:
+        """The activation's runtime figures (epoch, connections, commits...)."""
+        return await (await self.handle()).stats()
+
+    # ---- time and lifecycle ------------------------------------------------------------------
+    def _manual(self) -> ManualClock:
+        if not isinstance(self.clock, ManualClock):
+            raise RuntimeError("time can only be advanced on the in-process host (ManualClock)")
+        return self.clock
+
+    async def advance(self, seconds: float) -> None:
+        """Move the manual clock forward, firing due timers and alarms on the way."""
+        try:
+            await self._manual().advance(seconds)
+        except ActivationKilled:
+            await self._crashed()
+            raise
+        await self.collect()
+
+    async def advance_to_next(self) -> float | None:
+        """Jump to the next timer deadline (auto-advance); returns the new time or None."""
+        t = await self._manual().advance_to_next()
+        await self.collect()
+        return t
+
+    async def wait_for_next_tick(self) -> None:
+        """Let the room's pending alarm fire: instantly on the manual clock, in real time on
+        Ray. Raises ``RuntimeError`` if the room has no alarm."""
+        alarm = (await self.stats())["alarm"]
+        if alarm is None:
+            raise RuntimeError("the room has no pending alarm")
+        if isinstance(self.clock, ManualClock):
+            await self.clock.advance(max(0.0, alarm - self.clock.now()))
+        else:
+            import time
+
+            await asyncio.sleep(max(0.0, alarm - time.time()) + 0.05)
+        await self.collect()
+
+    async def fire_alarm(self) -> bool:
+        """Deliver the pending alarm now, whatever its time; False if there is none."""
+        handle = await self.handle()
+        try:
+            fired = await handle.fire_alarm()
+        except ActivationKilled:
+            await self._crashed()
+            raise
+        await self.collect()
+        return fired
+
+    async def evict(self) -> bool:
+        """Hibernate now (snapshot, connections held); returns whether it hibernated."""
+        handle = await self.directory.get_if_active(self.kind, self.name)
+        if handle is None:
+            return False
+        await self.collect()
+        done = await handle.hibernate()
+        if self.host == "ray":  # the actor exits just after answering
+            while await self.is_active():
+                await asyncio.sleep(0.02)
+        return done
+
+    async def wake(self) -> None:
+        """Activate the room (a no-op if it is awake); connections held through hibernation
+        come back with their attachments."""
+        await self._dispatch([])
+
+    async def kill(self) -> None:
+        """Kill the live activation now, as a crash: uncommitted writes and held output are
+        lost, no ``on_hibernate``, no snapshot. The next call starts a new activation."""
+        if self.host == "inprocess":
+            await self._crashed()
+            return
+        import os
+        import signal
+
+        handle = await self.directory.get_if_active(self.kind, self.name)
+        if handle is not None:
+            os.kill((await handle.stats())["pid"], signal.SIGKILL)

@@ -1,0 +1,154 @@
+"""Room semantics through the shipped harness (starhold.harness), on both hosts where the
+host allows: atomicity, rollback, output gate, alarms, hibernation with held connections."""
+
+import pytest
+
+from starhold.harness import ActivationKilled, RoomHarness
+from starhold.rooms.room import HttpResponse, Room
+from starhold.storage.base import StorageError
+
+
+class LabRoom(Room):
+    kind = "lab"
+
+    async def on_connect(self, conn, request):
+        conn.attachment = {"name": request.payload.get("name", "?")}
+        conn.send({"hello": conn.attachment["name"]})
+
+    async def on_message(self, conn, message):
+        op = message["op"]
+        if op == "multi_put":
+            for i in range(message["n"]):
+                await self.storage.put(f"k{i:03d}", i)
+            conn.send({"done": message["n"]})
+        elif op == "txn":
+            await self.storage.put("before", 1)
+            try:
+                async with self.storage.transaction():
+                    await self.storage.put("inside", 2)
+                    raise ValueError("abort")
+            except ValueError:
+                pass
+            conn.send({"before": await self.storage.get("before"), "inside": await self.storage.get("inside")})
+        elif op == "count":
+            count = (await self.storage.get("count") or 0) + 1
+            await self.storage.put("count", count)
+            conn.send({"count": count})
+        elif op == "whoami":
+            conn.send({"attachment": conn.attachment})
+        elif op == "alarm":
+            await self.storage.set_alarm(self.clock.now() + message["in"])
+
+    async def on_request(self, request):
+        keys = await self.storage.list(prefix="k")
+        return HttpResponse(200, {"keys": len(keys), "count": await self.storage.get("count") or 0,
+                                  "fired": await self.storage.get("fired") or 0})
+
+    async def on_alarm(self, info):
+        await self.storage.put("fired", (await self.storage.get("fired") or 0) + 1)
+
+
+HOSTS = ["inprocess", pytest.param("ray", marks=pytest.mark.ray)]
+
+
+@pytest.fixture(params=HOSTS)
+async def harness(request, tmp_path):
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    async with RoomHarness(LabRoom, host=request.param, data_dir=tmp_path) as h:
+        yield h
+
+
+async def test_writes_of_one_hook_commit_together(harness):
+    conn = await harness.connect({"name": "a"})
+    await conn.send({"op": "multi_put", "n": 50})
+    assert conn.received[-1] == {"done": 50}
+    assert (await harness.request()).body["keys"] == 50
+
+
+async def test_transaction_rolls_back_only_its_block(harness):
+    conn = await harness.connect()
+    await conn.send({"op": "txn"})
+    assert conn.received[-1] == {"before": 1, "inside": None}
+
+
+async def test_connections_and_attachments_survive_hibernation(harness):
+    conn = await harness.connect({"name": "Ada"})
+    await conn.send({"op": "count"})
+    assert await harness.evict()
+    assert not await harness.is_active()
+    await conn.send({"op": "whoami"})  # wakes the room: the connection is still there
+    assert conn.received[-1] == {"attachment": {"name": "Ada"}}
+    assert (await harness.stats())["epoch"] == 2
+    await conn.send({"op": "count"})
+    assert conn.received[-1] == {"count": 2}
+
+
+async def test_an_alarm_fires_and_wakes_a_sleeping_room(harness):
+    conn = await harness.connect()
+    await conn.send({"op": "alarm", "in": 2.0})
+    await harness.evict()
+    if harness.host == "inprocess":
+        await harness.advance(2.1)
+    else:  # real time: the scheduler actor wakes the room when the alarm falls due
+        import asyncio
+
+        for _ in range(100):
+            if await harness.is_active() and (await harness.request()).body["fired"]:
+                break
+            await asyncio.sleep(0.1)
+    assert (await harness.request()).body["fired"] == 1
+
+
+async def test_fire_alarm_now(harness):
+    conn = await harness.connect()
+    await conn.send({"op": "alarm", "in": 3600})
+    assert await harness.fire_alarm()
+    assert (await harness.request()).body["fired"] == 1
+    assert not await harness.fire_alarm()
+
+
+# ---- fault injection (in-process host) -------------------------------------------------------
+
+@pytest.fixture
+async def lab(tmp_path):
+    async with RoomHarness(LabRoom, data_dir=tmp_path) as h:
+        yield h
+
+
+async def test_killed_mid_hook_nothing_of_the_hook_is_committed(lab):
+    conn = await lab.connect()
+    lab.faults.kill("put", key_prefix="k025")
+    with pytest.raises(ActivationKilled):
+        await conn.send({"op": "multi_put", "n": 50})
+    assert conn.received == [{"hello": "?"}]  # the held reply died with the activation
+    assert (await lab.request()).body["keys"] == 0  # a new activation: none of the 25 puts landed
+    assert (await lab.stats())["epoch"] == 2
+
+
+async def test_failed_commit_drops_held_output_and_the_room_carries_on(lab):
+    conn = await lab.connect()
+    await conn.send({"op": "count"})
+    lab.faults.fail("commit")
+    with pytest.raises(StorageError):
+        await conn.send({"op": "count"})
+    assert conn.received[-1] == {"count": 1}  # the reply to the failed hook never went out
+    await conn.send({"op": "count"})
+    assert conn.received[-1] == {"count": 2}  # reset to the committed state, then on
+
+
+async def test_delayed_write_still_commits(lab):
+    conn = await lab.connect()
+    lab.faults.delay("put", 0.05, key_prefix="count")
+    await conn.send({"op": "count"})
+    assert conn.received[-1] == {"count": 1}
+    assert ("put", "count") in lab.faults.log
+
+
+async def test_wait_for_next_tick_and_advance_to_next(lab):
+    conn = await lab.connect()
+    await conn.send({"op": "alarm", "in": 42.0})
+    start = lab.clock.now()
+    await lab.wait_for_next_tick()
+    assert lab.clock.now() == pytest.approx(start + 42.0)
+    assert (await lab.request()).body["fired"] == 1
