@@ -11,10 +11,16 @@ Fixtures for people writing rooms and for Starhold's own tests:
   the test), SQLite under ``tmp_path``, idle timeout 2 s.
 - ``gateway_factory``: ``await gateway_factory(directory)`` serves a gateway on 127.0.0.1 on a
   free port and returns its base URL (``http://127.0.0.1:<port>``).
+- ``no_blocking``: fails the test when its event loop is blocked for more than
+  ``BLOCKING_THRESHOLD`` seconds (a blocking call in async code), showing where.
+- ``seaweedfs``, ``s3_store``, ``moto_s3``: S3 servers for snapshot tests (``testing_s3``).
+
+The harness to drive one room from a test is ``starhold.harness.RoomHarness``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
@@ -50,6 +56,21 @@ def _refuse_ray_outside_ray_tests(request: pytest.FixtureRequest, monkeypatch: p
             raise RuntimeError("this test is not marked @pytest.mark.ray and may not start Ray")
 
         monkeypatch.setattr(ray, "init", refuse)
+
+
+BLOCKING_THRESHOLD = 0.25
+"""Seconds of event-loop stall that ``no_blocking`` reports."""
+
+
+@pytest_asyncio.fixture
+async def no_blocking():
+    from .watchdog import BlockingWatchdog
+
+    watchdog = BlockingWatchdog(BLOCKING_THRESHOLD).start()
+    yield watchdog
+    watchdog.stop()
+    if watchdog.stalls:
+        pytest.fail("blocking call on the event loop:\n" + watchdog.report(), pytrace=False)
 
 
 @pytest.fixture
@@ -103,8 +124,11 @@ async def gateway_factory():
     servers = []
 
     async def start(directory, web_dist=None) -> str:
+        from .rooms.galaxy import load_galaxy
+
         kwargs = {} if web_dist is None else {"web_dist": web_dist}
-        server = TestServer(create_app(directory, **kwargs), host="127.0.0.1", port=0)
+        galaxy = await asyncio.to_thread(load_galaxy)  # parsing the catalogue would block the loop
+        server = TestServer(create_app(directory, galaxy, **kwargs), host="127.0.0.1", port=0)
         await server.start_server()
         servers.append(server)
         return str(server.make_url("")).rstrip("/")

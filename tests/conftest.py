@@ -13,3 +13,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if skipped:
             reporter.write_line(f"CI=true: {len(skipped)} test(s) skipped; failing the run", red=True)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _no_blocking_in_async_tests(request):
+    """Every async test here that runs without Ray fails if it blocks its event loop."""
+    import inspect
+
+    node = request.node
+    if (inspect.iscoroutinefunction(request.function) and not node.get_closest_marker("ray")
+            and not node.get_closest_marker("allow_blocking")):
+        request.getfixturevalue("no_blocking")
