@@ -41,6 +41,8 @@ log = logging.getLogger("starhold.room")
 ALARM_RETRY_BASE = 2.0
 """First alarm retry delay, seconds; doubles on each retry."""
 ALARM_MAX_RETRIES = 6
+SNAPSHOT_INTERVAL = 300.0
+"""Seconds between snapshots of an awake room (besides the one taken when it hibernates)."""
 MAX_OUTBOX_ITEMS = 4096
 """Outbound items held per gateway; beyond it the oldest unconfirmed sends are dropped."""
 
@@ -80,6 +82,7 @@ class RoomRuntime:
         on_exit: Callable[[], Awaitable[None]] | None = None,
         alarm_service: AlarmService | None = None,
         storage_factory: Callable[[Path], SqliteRoomStorage] = SqliteRoomStorage,
+        snapshot_interval: float | None = SNAPSHOT_INTERVAL,
     ):
         self.room_cls = room_cls
         self.name = name
@@ -92,6 +95,8 @@ class RoomRuntime:
         self.on_exit = on_exit
         self.alarm_service = alarm_service
         self.storage_factory = storage_factory
+        self.snapshot_interval = snapshot_interval
+        self._snapshot_timer: Timer | None = None
         self.state = "new"  # new -> active -> hibernating -> hibernated
         self.epoch = 0
         self.room: Room | None = None
@@ -135,6 +140,39 @@ class RoomRuntime:
                 raise
             self.state = "active"
         self._touch()
+        self._arm_snapshot()
+
+    def _arm_snapshot(self) -> None:
+        if self.snapshots is not None and self.snapshot_interval and self.state == "active":
+            self._snapshot_timer = self.clock.call_at(self.clock.now() + self.snapshot_interval, self.snapshot)
+
+    async def snapshot(self) -> None:
+        """Take a snapshot now, without hibernating (periodic; the upload runs outside the
+        input gate so the room keeps serving). A superseded activation stops here."""
+        self._snapshot_timer = None
+        tmp = self.db_path.with_name(self.db_path.name + ".periodic")
+        try:
+            async with self._gate:
+                if self.state != "active":
+                    return
+                await self.storage.commit()
+                await self.storage.backup_to(tmp)
+            try:
+                manifest = await self.snapshots.save(self.key, tmp, self.epoch)
+            except StaleEpochError:
+                async with self._gate:
+                    if self.state == "active":
+                        await self._abandon()
+                return
+            async with self._gate:
+                if self.state == "active":
+                    await self.storage.meta_put("snapshot_version", manifest.version)
+                    await self.storage.commit()
+        except Exception:
+            log.exception("room %s: periodic snapshot failed", self.key)
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._arm_snapshot()
 
     async def _open_storage(self):
         """Open the room's database, first replacing it with the latest snapshot when the
@@ -222,10 +260,10 @@ class RoomRuntime:
         """End a superseded (zombie or duplicate) activation without writing anything: its
         callers get ``RoomGone`` and resolve the room again, reaching the newer activation."""
         self.state = state
-        for timer in (self._alarm_timer, self._idle_timer):
+        for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
             if timer is not None:
                 timer.cancel()
-        self._alarm_timer = self._idle_timer = None
+        self._alarm_timer = self._idle_timer = self._snapshot_timer = None
         for conn in self._conns.values():
             conn.closed = True
         self._conns.clear()
@@ -468,10 +506,10 @@ class RoomRuntime:
             for item in pending:
                 self._deliver(*item)
             await self.storage.close()
-            for timer in (self._alarm_timer, self._idle_timer):
+            for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
                 if timer is not None:
                     timer.cancel()
-            self._alarm_timer = self._idle_timer = None
+            self._alarm_timer = self._idle_timer = self._snapshot_timer = None
             for gateway_id in {c.gateway_id for c in self._conns.values()}:
                 self._deliver((gateway_id,), ("hibernate",))  # keep the sockets open; we sleep
             for conn in self._conns.values():

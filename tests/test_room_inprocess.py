@@ -244,3 +244,27 @@ async def test_epoch_fence_a_duplicate_activation_can_never_commit(tmp_path, man
     welcome = P.decode_server((await successor.pull(GW, 0))[0][2])[2]
     assert [row[4] for row in welcome["ships"]] == ["Heir"]  # nothing of the zombie's was committed
     assert await successor.hibernate()
+
+
+async def test_awake_rooms_are_snapshotted_periodically(room_directory, manual_clock, tmp_path):
+    from starhold.rooms.runtime import SNAPSHOT_INTERVAL
+
+    room = await open_room(room_directory)
+    welcome = await join(room, "c1")
+    snaps = room_directory.snapshots
+    assert await snaps.latest("system/sol") is None
+    for i in range(int(SNAPSHOT_INTERVAL / 5) + 1):  # an active player: it never hibernates
+        target = {"x": 500.0 * (-1) ** i, "y": 0.0}
+        await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, i + 2, target))])
+        await manual_clock.advance(5)
+        await drain(room)
+    assert await room_directory.is_active("system", "sol")
+    manifest = await snaps.latest("system/sol")
+    assert manifest is not None and manifest.epoch == 1
+    restored = tmp_path / "restored.sqlite"
+    await snaps.restore("system/sol", restored)
+    from starhold.storage.sqlite_store import SqliteRoomStorage
+
+    copy = await SqliteRoomStorage(restored).open()
+    assert (await copy.get(f"ship:{welcome['ship']}"))["player"] == welcome["player"]
+    await copy.close()
