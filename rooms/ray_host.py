@@ -27,7 +27,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayActorError
 
-from ..storage.snapshots import LocalDirSnapshotStore
+from ..storage.factory import snapshot_store_from_config
 from .clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .local_host import LocalRoomHandle
@@ -67,7 +67,7 @@ class RoomActor(LocalRoomHandle):
             params,
             db_path=room_db_path(data_dir, kind, room_id),
             clock=SystemClock(),
-            snapshots=LocalDirSnapshotStore(data_dir / "snapshots"),
+            snapshots=snapshot_store_from_config(config.get("snapshots"), data_dir),
             idle_timeout=float(config.get("idle_timeout", 10.0)),
             on_exit=self._exit,
             alarm_service=_SchedulerClient(config),

@@ -18,7 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
-                                 host_mode=args.host_mode)
+                                 host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.host_mode == "ray":
         if not settings.ray_address:
@@ -36,8 +36,11 @@ def _serve(args: argparse.Namespace) -> int:
         directory = RayDirectory(settings.room_config(), settings.namespace)
     else:
         from .rooms.local_host import InProcessDirectory
+        from .storage.factory import snapshot_store_from_config
 
-        directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout)
+        directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout,
+                                       snapshots=snapshot_store_from_config(settings.room_config()["snapshots"],
+                                                                            settings.data_dir))
 
     app = create_app(directory)
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--idle-timeout", type=float, help="seconds before an empty room hibernates (default 10)")
     serve.add_argument("--ray-address", help="an existing Ray cluster (default: start a local one)")
     serve.add_argument("--host-mode", choices=["ray", "local"], help="rooms as Ray actors (default) or in-process")
+    serve.add_argument("--snapshots", help="where snapshots go: local (default) or s3://bucket/prefix")
+    serve.add_argument("--s3-endpoint", help="S3 endpoint URL for a non-AWS S3 service (e.g. SeaweedFS)")
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)

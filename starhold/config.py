@@ -14,7 +14,9 @@ class Settings:
     files under ``rooms/`` and snapshots under ``snapshots/``; ``idle_timeout``: seconds a room
     with nobody present stays awake; ``ray_address``: None starts a local Ray; ``namespace``:
     the Ray namespace of the room actors; ``host_mode``: ``ray`` (one actor per room) or
-    ``local`` (rooms in the gateway process, for development)."""
+    ``local`` (rooms in the gateway process, for development); ``snapshots``: ``local``
+    (``<data_dir>/snapshots``) or ``s3://bucket/prefix`` with ``s3_endpoint`` for an S3
+    service other than AWS (credentials from the AWS environment variables)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -24,6 +26,8 @@ class Settings:
     namespace: str = "starhold"
     host_mode: str = "ray"
     log_level: str = "INFO"
+    snapshots: str = "local"
+    s3_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":
@@ -41,7 +45,10 @@ class Settings:
 
     def room_config(self) -> dict:
         """The plain-data config handed to room hosts (Ray actors)."""
-        return {"data_dir": str(self.data_dir), "idle_timeout": self.idle_timeout, "log_level": self.log_level}
+        from .storage.factory import parse_snapshot_url
+
+        return {"data_dir": str(self.data_dir), "idle_timeout": self.idle_timeout, "log_level": self.log_level,
+                "snapshots": parse_snapshot_url(self.snapshots, self.s3_endpoint)}
 
 
 def _convert(name: str, value):
