@@ -146,3 +146,28 @@ async def eventually_async(predicate, timeout=20.0, interval=0.1):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+async def test_the_scheduler_actor_survives_its_own_crash(ray_directory, ray_cluster):
+    from starhold.rooms.ray_host import SCHEDULER_NAME
+    from starhold.rooms.room import HttpRequest
+
+    await ray_directory.start()
+    handle = await ray_directory.get("reminder", "r2")
+    await handle.request(HttpRequest("GET", "arm", {"in": "4"}))
+    assert await handle.hibernate()
+    scheduler = ray_cluster.get_actor(SCHEDULER_NAME, namespace=ray_directory.namespace)
+    assert await scheduler.pending.remote() == {"reminder/r2": pytest.approx(time.time() + 4, abs=2)}
+    ray_cluster.kill(scheduler, no_restart=False)  # Ray restarts it; its SQLite index remains
+    await eventually_async(lambda: _scheduler_pending(ray_directory), timeout=30)
+    name = actor_name("reminder", "r2")
+    await eventually(lambda: name in ray_directory.actor_names(), timeout=30)  # woken on time
+    handle = await ray_directory.get("reminder", "r2")
+    await eventually_async(lambda: state_fired(handle), timeout=10)
+
+
+async def _scheduler_pending(directory) -> bool:
+    try:
+        return await directory.start_scheduler() in (0, 1)  # what the gateway's keepalive calls
+    except Exception:
+        return False
