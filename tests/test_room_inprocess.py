@@ -246,9 +246,11 @@ async def test_epoch_fence_a_duplicate_activation_can_never_commit(tmp_path, man
     assert await successor.hibernate()
 
 
-async def test_awake_rooms_are_snapshotted_periodically(room_directory, manual_clock, tmp_path):
-    from starhold.rooms.runtime import SNAPSHOT_INTERVAL
+async def test_awake_rooms_are_snapshotted_periodically(manual_clock, tmp_path):
+    from starhold.rooms.local_host import InProcessDirectory
 
+    SNAPSHOT_INTERVAL = 30.0
+    room_directory = InProcessDirectory(tmp_path / "data", clock=manual_clock, snapshot_interval=SNAPSHOT_INTERVAL)
     room = await open_room(room_directory)
     welcome = await join(room, "c1")
     snaps = room_directory.snapshots
@@ -268,3 +270,37 @@ async def test_awake_rooms_are_snapshotted_periodically(room_directory, manual_c
     copy = await SqliteRoomStorage(restored).open()
     assert (await copy.get(f"ship:{welcome['ship']}"))["player"] == welcome["player"]
     await copy.close()
+    await room_directory.close()
+
+
+async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual_clock):
+    """The room wakes on node B (no local file: restored from the shared snapshot store) while
+    a zombie activation still runs on node A: B publishes its epoch at once, so nothing the
+    zombie does later can reach the store, and the zombie stops."""
+    from starhold.rooms.runtime import RoomRuntime
+    from starhold.rooms.solar_system import SolarSystemRoom
+    from starhold.storage.base import StaleEpochError
+    from starhold.storage.snapshots import LocalDirSnapshotStore
+
+    shared = LocalDirSnapshotStore(tmp_path / "bucket")
+
+    def node(name):
+        return RoomRuntime(SolarSystemRoom, "sol", {"system": SYSTEM}, db_path=tmp_path / name / "sol.sqlite",
+                           clock=manual_clock, snapshots=shared)
+
+    zombie = node("a")
+    await zombie.start()
+    await zombie.dispatch(GW, [("connect", "z1", {"payload": {"name": "Before"}, "seq": 1})])
+    await zombie.snapshot()  # a periodic snapshot: manifest at epoch 1
+    heir = node("b")
+    await heir.start()
+    assert heir.epoch == 2 and (await shared.latest("system/sol")).epoch == 2
+    await zombie.dispatch(GW, [("connect", "z2", {"payload": {"name": "After"}, "seq": 1})])  # local only
+    await zombie.snapshot()  # refused: the zombie stops
+    assert zombie.state == "fenced"
+    with pytest.raises(StaleEpochError):
+        await shared.save("system/sol", tmp_path / "a" / "sol.sqlite", 1)
+    third = node("c")  # the next activation anywhere sees the heir's data, never the zombie's
+    await third.start()
+    names = [s["name"] for s in third.room.ships.values()]
+    assert names == ["Before"]

@@ -23,14 +23,14 @@ from starhold.storage.s3_snapshots import (
     S3BucketNotFoundError,
     S3ConnectionError,
     S3SnapshotStore,
+    s3_client,
 )
 from starhold.storage.snapshots import KEEP_SNAPSHOTS, LocalDirSnapshotStore, Manifest
 
 ROOM = "system/sol"
 
 
-def make_db(path, value: str):
-    """A real SQLite file with one row ``('k', value)``."""
+def _make_db(path, value: str):
     path.parent.mkdir(parents=True, exist_ok=True)
     con = sqlite3.connect(path)
     con.execute("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, v TEXT)")
@@ -40,7 +40,7 @@ def make_db(path, value: str):
     return path
 
 
-def read_db(path) -> str:
+def _read_db(path) -> str:
     con = sqlite3.connect(path)
     try:
         return con.execute("SELECT v FROM t WHERE k = 'k'").fetchone()[0]
@@ -48,12 +48,30 @@ def read_db(path) -> str:
         con.close()
 
 
-def snapshot_keys(client, bucket: str, room: str = ROOM) -> list[str]:
+async def make_db(path, value: str):
+    """A real SQLite file with one row ``('k', value)`` (written in a thread, as all blocking
+    work of these async tests: the suite's watchdog fails a test that blocks its loop)."""
+    return await asyncio.to_thread(_make_db, path, value)
+
+
+async def read_db(path) -> str:
+    return await asyncio.to_thread(_read_db, path)
+
+
+async def snapshot_keys(client, bucket: str, room: str = ROOM) -> list[str]:
+    return await asyncio.to_thread(_snapshot_keys, client, bucket, room)
+
+
+def _snapshot_keys(client, bucket: str, room: str) -> list[str]:
     listing = client.list_objects_v2(Bucket=bucket, Prefix=f"{room}/snapshot-")
     return sorted(item["Key"] for item in listing.get("Contents", []))
 
 
-def assert_consistent(client, store: S3SnapshotStore, manifest: Manifest, room: str = ROOM):
+async def assert_consistent(client, store: S3SnapshotStore, manifest: Manifest, room: str = ROOM):
+    await asyncio.to_thread(_assert_consistent, client, store, manifest, room)
+
+
+def _assert_consistent(client, store: S3SnapshotStore, manifest: Manifest, room: str):
     """The manifest's version object exists, has the manifest's size and was written by the
     manifest's epoch; the manifest records that object's ETag."""
     head = client.head_object(Bucket=store.bucket, Key=f"{room}/snapshot-{manifest.version:08d}.sqlite")
@@ -68,14 +86,14 @@ def assert_consistent(client, store: S3SnapshotStore, manifest: Manifest, room: 
 
 
 async def test_round_trip_of_a_sqlite_file(s3_store, tmp_path):
-    db = make_db(tmp_path / "room.sqlite", "hello")
+    db = await make_db(tmp_path / "room.sqlite", "hello")
     manifest = await s3_store.save(ROOM, db, epoch=1)
     assert (manifest.room, manifest.version, manifest.epoch) == (ROOM, 1, 1)
     assert manifest.size == db.stat().st_size
     assert await s3_store.latest(ROOM) == manifest
     dest = tmp_path / "restored" / "room.sqlite"
     assert await s3_store.restore(ROOM, dest) == manifest
-    assert read_db(dest) == "hello"
+    assert await read_db(dest) == "hello"
     assert sorted(p.name for p in dest.parent.iterdir()) == ["room.sqlite"]  # no temp file left
     assert await s3_store.latest("system/other") is None
     assert await s3_store.restore("system/other", tmp_path / "none.sqlite") is None
@@ -83,56 +101,59 @@ async def test_round_trip_of_a_sqlite_file(s3_store, tmp_path):
 
 
 async def test_restore_on_a_node_without_the_local_file(seaweedfs, tmp_path):
-    bucket = seaweedfs.create_bucket()
-    node_a, node_b = seaweedfs.store(bucket), seaweedfs.store(bucket)
-    await node_a.save(ROOM, make_db(tmp_path / "a" / "room.sqlite", "from node a"), epoch=3)
+    bucket = await asyncio.to_thread(seaweedfs.create_bucket)
+    node_a = await asyncio.to_thread(seaweedfs.store, bucket)
+    node_b = await asyncio.to_thread(seaweedfs.store, bucket)
+    await node_a.save(ROOM, await make_db(tmp_path / "a" / "room.sqlite", "from node a"), epoch=3)
     fresh = tmp_path / "node-b" / "data" / "rooms" / "room.sqlite"  # no such directory yet
     manifest = await node_b.restore(ROOM, fresh)
     assert manifest is not None and manifest.epoch == 3
-    assert read_db(fresh) == "from node a"
+    assert await read_db(fresh) == "from node a"
     node_a.close()
     node_b.close()
 
 
 async def test_versions_are_pruned_to_keep_snapshots(s3_store, seaweedfs, tmp_path):
-    client = seaweedfs.client()
+    client = await asyncio.to_thread(seaweedfs.client)
     db = tmp_path / "room.sqlite"
     for i in range(1, KEEP_SNAPSHOTS + 3):
-        make_db(db, f"v{i}")
+        await make_db(db, f"v{i}")
         manifest = await s3_store.save(ROOM, db, epoch=1)
         assert manifest.version == i
-    expected = [f"{ROOM}/snapshot-{v:08d}.sqlite" for v in range(manifest.version - KEEP_SNAPSHOTS + 1, manifest.version + 1)]
-    assert snapshot_keys(client, s3_store.bucket) == expected
+    kept = range(manifest.version - KEEP_SNAPSHOTS + 1, manifest.version + 1)
+    expected = [f"{ROOM}/snapshot-{v:08d}.sqlite" for v in kept]
+    assert await snapshot_keys(client, s3_store.bucket) == expected
     assert await s3_store.restore(ROOM, tmp_path / "out.sqlite") == manifest
-    assert read_db(tmp_path / "out.sqlite") == f"v{manifest.version}"
-    assert_consistent(client, s3_store, manifest)
+    assert await read_db(tmp_path / "out.sqlite") == f"v{manifest.version}"
+    await assert_consistent(client, s3_store, manifest)
 
 
 async def test_older_epoch_is_refused_after_a_newer_save(s3_store, seaweedfs, tmp_path):
-    client = seaweedfs.client()
-    newer = await s3_store.save(ROOM, make_db(tmp_path / "new.sqlite", "newer"), epoch=7)
+    client = await asyncio.to_thread(seaweedfs.client)
+    newer = await s3_store.save(ROOM, await make_db(tmp_path / "new.sqlite", "newer"), epoch=7)
     with pytest.raises(StaleEpochError):
-        await s3_store.save(ROOM, make_db(tmp_path / "old.sqlite", "zombie"), epoch=6)
+        await s3_store.save(ROOM, await make_db(tmp_path / "old.sqlite", "zombie"), epoch=6)
     assert await s3_store.latest(ROOM) == newer
-    assert snapshot_keys(client, s3_store.bucket) == [f"{ROOM}/snapshot-00000001.sqlite"]  # nothing uploaded
+    # nothing was uploaded for the refused save
+    assert await snapshot_keys(client, s3_store.bucket) == [f"{ROOM}/snapshot-00000001.sqlite"]
     assert await s3_store.restore(ROOM, tmp_path / "out.sqlite") == newer
-    assert read_db(tmp_path / "out.sqlite") == "newer"
-    same = await s3_store.save(ROOM, make_db(tmp_path / "new.sqlite", "again"), epoch=7)  # same epoch: fine
+    assert await read_db(tmp_path / "out.sqlite") == "newer"
+    # the same epoch may save again
+    same = await s3_store.save(ROOM, await make_db(tmp_path / "new.sqlite", "again"), epoch=7)
     assert (same.version, same.epoch) == (2, 7)
 
 
 async def test_concurrent_saves_leave_the_higher_epoch(seaweedfs, tmp_path):
     """Two activations (each its own store and client, as on two nodes) save at once."""
-    bucket = seaweedfs.create_bucket()
-    client = seaweedfs.client()
-    nodes = [seaweedfs.store(bucket), seaweedfs.store(bucket)]
-    outcomes = set()
+    bucket = await asyncio.to_thread(seaweedfs.create_bucket)
+    client = await asyncio.to_thread(seaweedfs.client)
+    nodes = [await asyncio.to_thread(seaweedfs.store, bucket) for _ in range(2)]
     for round_ in range(6):
         room = f"system/race-{round_}"
         if round_ % 2:  # half the rounds start from an existing manifest (If-Match path)
-            await nodes[0].save(room, make_db(tmp_path / f"base{round_}.sqlite", "base"), epoch=1)
-        low = make_db(tmp_path / f"low{round_}.sqlite", "low")
-        high = make_db(tmp_path / f"high{round_}.sqlite", "high")
+            await nodes[0].save(room, await make_db(tmp_path / f"base{round_}.sqlite", "base"), epoch=1)
+        low = await make_db(tmp_path / f"low{round_}.sqlite", "low")
+        high = await make_db(tmp_path / f"high{round_}.sqlite", "high")
         first, second = (nodes[0], nodes[1]) if round_ % 3 else (nodes[1], nodes[0])
         results = await asyncio.gather(
             first.save(room, low, epoch=5), second.save(room, high, epoch=6), return_exceptions=True
@@ -142,21 +163,20 @@ async def test_concurrent_saves_leave_the_higher_epoch(seaweedfs, tmp_path):
         assert isinstance(low_result, (Manifest, StaleEpochError)), results
         if isinstance(low_result, Manifest):
             assert low_result.version < high_result.version  # it landed first, then was superseded
-        outcomes.add(type(low_result).__name__)
         latest = await nodes[0].latest(room)
         assert latest == high_result
-        assert_consistent(client, nodes[0], latest, room)
+        await assert_consistent(client, nodes[0], latest, room)
         assert await nodes[1].restore(room, tmp_path / f"out{round_}.sqlite") == latest
-        assert read_db(tmp_path / f"out{round_}.sqlite") == "high"
+        assert await read_db(tmp_path / f"out{round_}.sqlite") == "high"
     for node in nodes:
         node.close()
 
 
 async def test_many_racing_writers_one_winner_per_version(seaweedfs, tmp_path):
-    bucket = seaweedfs.create_bucket()
-    client = seaweedfs.client()
-    nodes = [seaweedfs.store(bucket) for _ in range(4)]
-    dbs = [make_db(tmp_path / f"e{e}.sqlite", f"epoch {e}") for e in range(1, 5)]
+    bucket = await asyncio.to_thread(seaweedfs.create_bucket)
+    client = await asyncio.to_thread(seaweedfs.client)
+    nodes = [await asyncio.to_thread(seaweedfs.store, bucket) for _ in range(4)]
+    dbs = [await make_db(tmp_path / f"e{e}.sqlite", f"epoch {e}") for e in range(1, 5)]
     results = await asyncio.gather(
         *(node.save(ROOM, db, epoch=e) for e, (node, db) in enumerate(zip(nodes, dbs), start=1)),
         return_exceptions=True,
@@ -167,9 +187,9 @@ async def test_many_racing_writers_one_winner_per_version(seaweedfs, tmp_path):
     assert len({m.version for m in landed}) == len(landed)  # no two writers share a version
     latest = await nodes[0].latest(ROOM)
     assert latest.epoch == 4 and latest == results[3]
-    assert_consistent(client, nodes[0], latest)
+    await assert_consistent(client, nodes[0], latest)
     assert await nodes[1].restore(ROOM, tmp_path / "out.sqlite") == latest
-    assert read_db(tmp_path / "out.sqlite") == "epoch 4"
+    assert await read_db(tmp_path / "out.sqlite") == "epoch 4"
 
 
 async def test_seaweedfs_honours_conditional_writes(s3_store):
@@ -177,17 +197,22 @@ async def test_seaweedfs_honours_conditional_writes(s3_store):
 
 
 async def test_wrong_credentials_are_access_denied(seaweedfs, tmp_path):
-    store = seaweedfs.store(aws_secret_access_key="not-the-secret")
+    store = await asyncio.to_thread(seaweedfs.store, aws_secret_access_key="not-the-secret")
     with pytest.raises(S3AccessDeniedError, match="access denied"):
         await store.latest(ROOM)
     with pytest.raises(S3AccessDeniedError):
-        await store.save(ROOM, make_db(tmp_path / "r.sqlite", "x"), epoch=1)
+        await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "x"), epoch=1)
 
 
 async def test_missing_bucket_is_a_clear_error(seaweedfs, tmp_path):
-    store = seaweedfs.store(bucket=f"starhold-missing-{uuid.uuid4().hex[:8]}")
+    store = S3SnapshotStore(
+        f"starhold-missing-{uuid.uuid4().hex[:8]}",
+        endpoint_url=seaweedfs.endpoint_url,
+        aws_access_key_id=seaweedfs.access_key,
+        aws_secret_access_key=seaweedfs.secret_key,
+    )
     with pytest.raises(S3BucketNotFoundError, match="does not exist"):
-        await store.save(ROOM, make_db(tmp_path / "r.sqlite", "x"), epoch=1)
+        await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "x"), epoch=1)
     with pytest.raises(S3BucketNotFoundError):
         await store.restore(ROOM, tmp_path / "out.sqlite")
     assert await store.ensure_bucket() is True
@@ -209,7 +234,7 @@ async def test_unreachable_endpoint_is_a_connection_error(tmp_path):
     with pytest.raises(S3ConnectionError, match="unreachable"):
         await store.latest(ROOM)
     with pytest.raises(StorageError):
-        await store.save(ROOM, make_db(tmp_path / "r.sqlite", "x"), epoch=1)
+        await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "x"), epoch=1)
 
 
 # ---- LocalDirSnapshotStore: the same fencing -------------------------------------------------
@@ -217,13 +242,13 @@ async def test_unreachable_endpoint_is_a_connection_error(tmp_path):
 
 async def test_local_store_refuses_an_older_epoch(tmp_path):
     store = LocalDirSnapshotStore(tmp_path / "snaps")
-    newer = await store.save(ROOM, make_db(tmp_path / "new.sqlite", "newer"), epoch=4)
+    newer = await store.save(ROOM, await make_db(tmp_path / "new.sqlite", "newer"), epoch=4)
     with pytest.raises(StaleEpochError):
-        await store.save(ROOM, make_db(tmp_path / "old.sqlite", "zombie"), epoch=3)
+        await store.save(ROOM, await make_db(tmp_path / "old.sqlite", "zombie"), epoch=3)
     assert await store.latest(ROOM) == newer
     assert [p.name for p in (tmp_path / "snaps" / ROOM).glob("snapshot-*.sqlite")] == ["snapshot-00000001.sqlite"]
     assert await store.restore(ROOM, tmp_path / "out.sqlite") == newer
-    assert read_db(tmp_path / "out.sqlite") == "newer"
+    assert await read_db(tmp_path / "out.sqlite") == "newer"
     assert (await store.save(ROOM, tmp_path / "new.sqlite", epoch=4)).version == 2
 
 
@@ -231,7 +256,7 @@ async def test_local_store_concurrent_saves_leave_the_higher_epoch(tmp_path):
     for round_ in range(5):
         root = tmp_path / f"snaps{round_}"
         stores = [LocalDirSnapshotStore(root) for _ in range(4)]  # as if four processes
-        dbs = [make_db(tmp_path / f"r{round_}e{e}.sqlite", f"epoch {e}") for e in range(1, 5)]
+        dbs = [await make_db(tmp_path / f"r{round_}e{e}.sqlite", f"epoch {e}") for e in range(1, 5)]
         results = await asyncio.gather(
             *(s.save(ROOM, db, epoch=e) for e, (s, db) in enumerate(zip(stores, dbs), start=1)),
             return_exceptions=True,
@@ -243,17 +268,15 @@ async def test_local_store_concurrent_saves_leave_the_higher_epoch(tmp_path):
         snapshot = root / ROOM / f"snapshot-{results[3].version:08d}.sqlite"
         assert snapshot.stat().st_size == results[3].size
         assert await stores[1].restore(ROOM, tmp_path / f"out{round_}.sqlite") == results[3]
-        assert read_db(tmp_path / f"out{round_}.sqlite") == "epoch 4"
+        assert await read_db(tmp_path / f"out{round_}.sqlite") == "epoch 4"
 
 
 # ---- moto: fault injection -------------------------------------------------------------------
 
 
 def moto_client(endpoint_url: str):
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name="us-east-1",
+    return s3_client(
+        endpoint_url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         config=Config(retries={"mode": "standard", "max_attempts": 2}),
@@ -261,7 +284,8 @@ def moto_client(endpoint_url: str):
 
 
 async def moto_store(endpoint_url: str, bucket: str = "snapshots", client=None) -> S3SnapshotStore:
-    store = S3SnapshotStore(bucket, endpoint_url=endpoint_url, client=client or moto_client(endpoint_url))
+    client = client or await asyncio.to_thread(moto_client, endpoint_url)
+    store = S3SnapshotStore(bucket, endpoint_url=endpoint_url, client=client)
     await store.ensure_bucket()
     return store
 
@@ -294,43 +318,44 @@ def inject(client, key_suffix: str, fault: str) -> list:
 
 @pytest.mark.parametrize("fault", ["500", "network"])
 async def test_failed_snapshot_upload_keeps_the_previous_manifest(moto_s3, tmp_path, fault):
-    client = moto_client(moto_s3)
+    client = await asyncio.to_thread(moto_client, moto_s3)
     store = await moto_store(moto_s3, client=client)
-    first = await store.save(ROOM, make_db(tmp_path / "r.sqlite", "first"), epoch=1)
+    first = await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "first"), epoch=1)
     failed = inject(client, ".sqlite", fault)
     with pytest.raises(StorageError):
-        await store.save(ROOM, make_db(tmp_path / "r.sqlite", "second"), epoch=1)
+        await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "second"), epoch=1)
     assert failed  # the fault did fire
     assert await store.latest(ROOM) == first
     assert await store.restore(ROOM, tmp_path / "out.sqlite") == first
-    assert read_db(tmp_path / "out.sqlite") == "first"
+    assert await read_db(tmp_path / "out.sqlite") == "first"
 
 
 @pytest.mark.parametrize("fault", ["500", "network"])
 async def test_failed_manifest_write_keeps_the_previous_manifest(moto_s3, tmp_path, fault):
-    client = moto_client(moto_s3)
+    client = await asyncio.to_thread(moto_client, moto_s3)
     store = await moto_store(moto_s3, client=client)
-    first = await store.save(ROOM, make_db(tmp_path / "r.sqlite", "first"), epoch=1)
+    first = await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "first"), epoch=1)
     failed = inject(client, "/manifest.json", fault)
     with pytest.raises(S3ConnectionError if fault == "network" else StorageError):
-        await store.save(ROOM, make_db(tmp_path / "r.sqlite", "second"), epoch=1)
+        await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "second"), epoch=1)
     assert failed
     assert await store.latest(ROOM) == first
     assert await store.restore(ROOM, tmp_path / "out.sqlite") == first
-    assert read_db(tmp_path / "out.sqlite") == "first"
+    assert await read_db(tmp_path / "out.sqlite") == "first"
     # The uploaded-but-unreferenced version 2 is never overwritten: the next save skips it.
     healthy = await moto_store(moto_s3)
-    third = await healthy.save(ROOM, make_db(tmp_path / "r.sqlite", "third"), epoch=1)
+    third = await healthy.save(ROOM, await make_db(tmp_path / "r.sqlite", "third"), epoch=1)
     assert third.version == 3
     assert await healthy.restore(ROOM, tmp_path / "out.sqlite") == third
-    assert read_db(tmp_path / "out.sqlite") == "third"
-    assert_consistent(client, healthy, third)
+    assert await read_db(tmp_path / "out.sqlite") == "third"
+    await assert_consistent(client, healthy, third)
 
 
 async def test_missing_bucket_on_moto(moto_s3, tmp_path):
-    store = S3SnapshotStore("no-such-bucket", endpoint_url=moto_s3, client=moto_client(moto_s3))
+    client = await asyncio.to_thread(moto_client, moto_s3)
+    store = S3SnapshotStore("no-such-bucket", endpoint_url=moto_s3, client=client)
     with pytest.raises(S3BucketNotFoundError):
-        await store.save(ROOM, make_db(tmp_path / "r.sqlite", "x"), epoch=1)
+        await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "x"), epoch=1)
 
 
 def race_on_manifest_put(client, racer: S3SnapshotStore, source, epoch: int) -> list:
@@ -347,32 +372,32 @@ def race_on_manifest_put(client, racer: S3SnapshotStore, source, epoch: int) -> 
 
 
 async def test_lost_manifest_race_to_a_newer_epoch_is_stale(moto_s3, tmp_path):
-    client = moto_client(moto_s3)
+    client = await asyncio.to_thread(moto_client, moto_s3)
     store = await moto_store(moto_s3, client=client)
-    await store.save(ROOM, make_db(tmp_path / "base.sqlite", "base"), epoch=1)
+    await store.save(ROOM, await make_db(tmp_path / "base.sqlite", "base"), epoch=1)
     racer = await moto_store(moto_s3)
-    fired = race_on_manifest_put(client, racer, make_db(tmp_path / "new.sqlite", "newer"), epoch=3)
+    fired = race_on_manifest_put(client, racer, await make_db(tmp_path / "new.sqlite", "newer"), epoch=3)
     with pytest.raises(StaleEpochError):
-        await store.save(ROOM, make_db(tmp_path / "old.sqlite", "zombie"), epoch=2)
+        await store.save(ROOM, await make_db(tmp_path / "old.sqlite", "zombie"), epoch=2)
     assert fired and (await store.latest(ROOM)) == fired[0]
     # Our version object (version 2; the racer took 3) was deleted, the racer's kept.
-    assert snapshot_keys(client, "snapshots") == [f"{ROOM}/snapshot-{v:08d}.sqlite" for v in (1, 3)]
+    assert await snapshot_keys(client, "snapshots") == [f"{ROOM}/snapshot-{v:08d}.sqlite" for v in (1, 3)]
     assert await store.restore(ROOM, tmp_path / "out.sqlite") == fired[0]
-    assert read_db(tmp_path / "out.sqlite") == "newer"
+    assert await read_db(tmp_path / "out.sqlite") == "newer"
 
 
 async def test_lost_manifest_race_to_an_older_epoch_is_retried(moto_s3, tmp_path):
-    client = moto_client(moto_s3)
+    client = await asyncio.to_thread(moto_client, moto_s3)
     store = await moto_store(moto_s3, client=client)
     racer = await moto_store(moto_s3)
-    fired = race_on_manifest_put(client, racer, make_db(tmp_path / "old.sqlite", "older"), epoch=1)
-    manifest = await store.save(ROOM, make_db(tmp_path / "new.sqlite", "newer"), epoch=2)
+    fired = race_on_manifest_put(client, racer, await make_db(tmp_path / "old.sqlite", "older"), epoch=1)
+    manifest = await store.save(ROOM, await make_db(tmp_path / "new.sqlite", "newer"), epoch=2)
     assert fired and fired[0].epoch == 1
     assert manifest.epoch == 2 and manifest.version > fired[0].version
     assert await store.latest(ROOM) == manifest
-    assert_consistent(client, store, manifest)
+    await assert_consistent(client, store, manifest)
     assert await store.restore(ROOM, tmp_path / "out.sqlite") == manifest
-    assert read_db(tmp_path / "out.sqlite") == "newer"
+    assert await read_db(tmp_path / "out.sqlite") == "newer"
 
 
 def ignore_conditions(client) -> None:
@@ -408,11 +433,11 @@ async def test_read_after_write_check_when_conditions_are_ignored(moto_s3, tmp_p
     our commit blindly overwrites our version 1 and manifest right after our PUT: the
     read-after-write check catches it. An older epoch is written over again; a newer one makes
     this save stale."""
-    client = moto_client(moto_s3)
+    client = await asyncio.to_thread(moto_client, moto_s3)
     store = await moto_store(moto_s3, client=client)
     ignore_conditions(client)
     assert await store.conditional_writes_supported() is False
-    intruder_source = make_db(tmp_path / "i.sqlite", "intruder")
+    intruder_source = await make_db(tmp_path / "i.sqlite", "intruder")
     fired = []
 
     def mark(params, context, **kwargs):
@@ -425,7 +450,7 @@ async def test_read_after_write_check_when_conditions_are_ignored(moto_s3, tmp_p
 
     client.meta.events.register("before-parameter-build.s3.PutObject", mark)
     client.meta.events.register("after-call.s3.PutObject", after_put)
-    source = make_db(tmp_path / "ours.sqlite", "ours")
+    source = await make_db(tmp_path / "ours.sqlite", "ours")
     if intruder_epoch > 2:
         with pytest.raises(StaleEpochError):
             await store.save(ROOM, source, epoch=2)
@@ -435,8 +460,8 @@ async def test_read_after_write_check_when_conditions_are_ignored(moto_s3, tmp_p
         assert fired and (manifest.version, manifest.epoch) == (2, 2)
         assert await store.latest(ROOM) == manifest
         assert await store.restore(ROOM, tmp_path / "out.sqlite") == manifest
-        assert read_db(tmp_path / "out.sqlite") == "ours"
-        assert_consistent(client, store, manifest)
+        assert await read_db(tmp_path / "out.sqlite") == "ours"
+        await assert_consistent(client, store, manifest)
 
 
 async def test_moto_honours_conditional_writes(moto_s3):
@@ -464,7 +489,7 @@ async def test_boto3_never_runs_on_the_event_loop_thread(moto_s3, tmp_path, monk
         "threads", endpoint_url=moto_s3, aws_access_key_id="testing", aws_secret_access_key="testing"
     )
     await store.ensure_bucket()
-    await store.save(ROOM, make_db(tmp_path / "r.sqlite", "x"), epoch=1)
+    await store.save(ROOM, await make_db(tmp_path / "r.sqlite", "x"), epoch=1)
     await store.latest(ROOM)
     await store.restore(ROOM, tmp_path / "out.sqlite")
     await store.conditional_writes_supported()
