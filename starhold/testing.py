@@ -58,8 +58,9 @@ def _refuse_ray_outside_ray_tests(request: pytest.FixtureRequest, monkeypatch: p
         monkeypatch.setattr(ray, "init", refuse)
 
 
-BLOCKING_THRESHOLD = 0.25
-"""Seconds of event-loop stall that ``no_blocking`` reports."""
+BLOCKING_THRESHOLD = 0.5
+"""Seconds of event-loop stall that ``no_blocking`` reports (high enough that a garbage
+collection pause on a loaded 2-core CI machine is not taken for a blocking call)."""
 
 
 @pytest_asyncio.fixture
