@@ -147,12 +147,16 @@ class RoomHarness:
     """One room (``room``: a ``Room`` subclass or a registered kind) on a host, for tests.
 
     ``name``: the room id (default: unique); ``params``: creation params; ``data_dir``: where
-    SQLite files and snapshots go (default: a temporary directory); ``idle_timeout``: seconds.
+    SQLite files and snapshots go (default: a temporary directory); ``idle_timeout``: seconds;
+    ``snapshots``: a snapshot store spec (``{"kind": "s3", "bucket": ..., "endpoint_url": ...,
+    "aws_access_key_id": ..., "aws_secret_access_key": ...}``, see ``storage.factory``; default:
+    local snapshots under ``data_dir``). Two harnesses with the same ``name`` and S3 spec but
+    different ``data_dir`` are the same room on two nodes.
     """
 
     def __init__(self, room: type[Room] | str, *, host: str = "inprocess", name: str | None = None,
                  params: dict | None = None, data_dir: str | Path | None = None, idle_timeout: float = 10.0,
-                 clock: ManualClock | None = None):
+                 clock: ManualClock | None = None, snapshots: dict | None = None):
         if host not in ("inprocess", "ray"):
             raise ValueError("host must be 'inprocess' or 'ray'")
         self.host = host
@@ -166,6 +170,7 @@ class RoomHarness:
             data_dir = self._tmp.name
         self.data_dir = Path(data_dir)
         self.idle_timeout = idle_timeout
+        self.snapshots = snapshots
         self.clock = clock or (ManualClock() if host == "inprocess" else None)
         self.faults = FaultPlan()
         self.connections: dict[str, FakeConnection] = {}
@@ -183,15 +188,18 @@ class RoomHarness:
         """Create the directory and activate the room."""
         if self.host == "inprocess":
             from .rooms.local_host import InProcessDirectory
+            from .storage.factory import snapshot_store_from_config
 
             self.directory = InProcessDirectory(self.data_dir, clock=self.clock, idle_timeout=self.idle_timeout,
                                                 room_classes=self.room_classes,
-                                                storage_factory=faulty_storage_factory(self.faults))
+                                                storage_factory=faulty_storage_factory(self.faults),
+                                                snapshots=snapshot_store_from_config(self.snapshots, self.data_dir))
         else:
             from .rooms.ray_host import RayDirectory
 
             self.directory = RayDirectory(
-                {"data_dir": str(self.data_dir.resolve()), "idle_timeout": self.idle_timeout, "log_level": "WARNING"},
+                {"data_dir": str(self.data_dir.resolve()), "idle_timeout": self.idle_timeout, "log_level": "WARNING",
+                 "snapshots": self.snapshots},
                 namespace=f"harness-{uuid.uuid4().hex[:8]}", room_classes=self.room_classes)
         await self.directory.start()
         await self.wake()
