@@ -15,7 +15,9 @@ Fixtures for people writing rooms and for Starhold's own tests:
   ``BLOCKING_THRESHOLD`` seconds (a blocking call in async code), showing where.
 - ``seaweedfs``, ``s3_store``, ``moto_s3``: S3 servers for snapshot tests (``testing_s3``).
 
-The harness to drive one room from a test is ``starhold.harness.RoomHarness``.
+- ``room_harness``: ``h = await room_harness(MyRoom, host="inprocess"|"ray", **kwargs)``, a
+  started ``starhold.harness.RoomHarness`` (see docs/rooms.md), closed after the test; on Ray
+  it starts the session's cluster first.
 """
 
 from __future__ import annotations
@@ -72,6 +74,26 @@ async def no_blocking():
     watchdog.stop()
     if watchdog.stalls:
         pytest.fail("blocking call on the event loop:\n" + watchdog.report(), pytrace=False)
+
+
+@pytest_asyncio.fixture
+async def room_harness(request, tmp_path):
+    from .harness import RoomHarness
+
+    started = []
+
+    async def make(room, host: str = "inprocess", **kwargs) -> RoomHarness:
+        if host == "ray":
+            request.getfixturevalue("ray_cluster")
+        kwargs.setdefault("data_dir", tmp_path / f"harness-{len(started)}")
+        harness = RoomHarness(room, host=host, **kwargs)
+        await harness.start()
+        started.append(harness)
+        return harness
+
+    yield make
+    for harness in started:
+        await harness.close()
 
 
 @pytest.fixture

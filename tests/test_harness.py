@@ -145,6 +145,12 @@ async def test_delayed_write_still_commits(lab):
     assert ("put", "count") in lab.faults.log
 
 
+async def test_room_harness_fixture(room_harness):
+    h = await room_harness(LabRoom)
+    conn = await h.connect({"name": "Fix"})
+    assert conn.received == [{"hello": "Fix"}]
+
+
 async def test_wait_for_next_tick_and_advance_to_next(lab):
     conn = await lab.connect()
     await conn.send({"op": "alarm", "in": 42.0})
