@@ -40,7 +40,6 @@ async def gateway(directory):
 
 
 async def wakes(mode: str, count: int, spec: dict | None, data: Path) -> list[float]:
-    from starhold import protocol as P
     from starhold.client import StarholdClient
     from starhold.rooms.ray_host import RayDirectory, actor_name
 

@@ -233,11 +233,12 @@ class RoomRuntime:
                 except Exception:
                     log.exception("room %s: on_error failed", self.key)
             await self.storage.commit()
-        except StaleEpochError:
+        except StaleEpochError as exc:
             log.warning("room %s: epoch %d superseded; this activation stops", self.key, self.epoch)
             self._pending = None
             await self._abandon()
-            raise
+            # Callers see an ended activation and resolve the room again, reaching the newer one.
+            raise RoomGone(f"{self.key}: epoch {self.epoch} superseded") from exc
         except StorageError:
             log.exception("room %s: commit failed; output dropped, room reset", self.key)
             self._pending = None
@@ -348,7 +349,7 @@ class RoomRuntime:
             await self._invoke(conn, self.room.on_connect, conn, request, reraise=True)
         except BaseException as exc:
             self._conns.pop(conn_id, None)
-            if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+            if isinstance(exc, (StorageError, RoomGone)) or not isinstance(exc, Exception):
                 raise
             log.exception("room %s: on_connect rejected %s", self.key, conn_id)
             self._deliver((gateway_id,), ("send", (conn_id,), protocol.error_frame(
@@ -456,7 +457,7 @@ class RoomRuntime:
             info = AlarmInfo(scheduled_time=at, retry_count=retries)
             try:
                 await self._invoke(None, self.room.on_alarm, info, reraise=True)
-            except StorageError:
+            except (StorageError, RoomGone):
                 return
             except Exception:  # its writes were rolled back: the alarm is still set
                 log.exception("room %s: on_alarm failed (retry %d)", self.key, retries)

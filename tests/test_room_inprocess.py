@@ -233,8 +233,9 @@ async def test_epoch_fence_a_duplicate_activation_can_never_commit(tmp_path, man
     await zombie.start()
     await successor.start()
     assert (zombie.epoch, successor.epoch) == (1, 2)
-    with pytest.raises(StaleEpochError):
+    with pytest.raises(RoomGone) as info:  # callers resolve the room again: the successor
         await zombie.dispatch(GW, [("connect", "z", {"payload": {"name": "Zombie"}, "seq": 1})])
+    assert isinstance(info.value.__cause__, StaleEpochError)
     assert zombie.state == "fenced"
     with pytest.raises(RoomGone):
         await zombie.pull(GW, 0)  # its welcome was held by the output gate, then dropped
