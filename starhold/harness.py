@@ -293,12 +293,17 @@ class RoomHarness:
     async def request(self, method: str = "GET", path: str = "", query: dict | None = None,
                       body: bytes = b"") -> HttpResponse:
         """An HTTP request to ``on_request``; returns its ``HttpResponse``."""
-        handle = await self.handle()
-        try:
-            response = await handle.request(HttpRequest(method, path, dict(query or {}), body))
-        except ActivationKilled:
-            await self._crashed()
-            raise
+        for attempt in range(3):  # the activation may end (hibernate) just as we call it
+            handle = await self.handle()
+            try:
+                response = await handle.request(HttpRequest(method, path, dict(query or {}), body))
+                break
+            except RoomGone:
+                if attempt == 2:
+                    raise
+            except ActivationKilled:
+                await self._crashed()
+                raise
         await self.collect()
         return response
 
