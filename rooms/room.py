@@ -21,10 +21,15 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ConnectRequest:
     """What a client asked for when it connected: ``payload`` is the validated join payload
-    (a dict), ``seq`` the join message's sequence number."""
+    (a dict), ``seq`` the join message's sequence number; ``player``, ``name`` and
+    ``account`` (``"user"`` or ``"guest"``) are the identity the gateway verified from the
+    client's token (empty when the room is used without a gateway)."""
 
     payload: dict = field(default_factory=dict)
     seq: int = 0
+    player: str = ""
+    name: str = ""
+    account: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,10 @@ class Room:
     """
 
     kind: str = "room"
+    coalesce: frozenset = frozenset()
+    """Client message types where only the latest per connection in a batch matters (e.g.
+    ``{"move_to"}``: a newer target replaces an older one). The runtime delivers only that
+    latest one to ``on_message``; acknowledging its ``seq`` covers the superseded ones."""
 
     def __init__(self, runtime: "RoomRuntime", name: str, params: dict, storage: "RoomStorage", clock: "Clock"):
         self._runtime = runtime
@@ -91,6 +100,12 @@ class Room:
         targets = [c for c in self.connections if c.id not in skip and not c.closed]
         if targets:
             self._runtime.emit(targets, as_bytes(message), allow_unconfirmed)
+
+    def send_spliced(self, tail: bytes, heads: list[tuple[Connection, bytes]], *, allow_unconfirmed: bool = True) -> None:
+        """Send each connection ``head + tail`` (bytes): for frames that are the same for every
+        client but a few bytes (its ack). ``tail`` is shipped once per gateway, not per client."""
+        if heads:
+            self._runtime.emit_spliced(tail, heads, allow_unconfirmed)
 
     # ---- hooks (override) -------------------------------------------------------------------
     async def on_start(self) -> None:

@@ -217,21 +217,39 @@ class RoomRuntime:
         """Run one hook under the output gate: commit its writes, then release its output.
         The caller holds the input gate."""
         self._pending = []
-        result = None
         try:
+            result = await self._run_hook(conn, fn, *args, reraise=reraise)
+        except BaseException:
+            self._pending = None
+            await self.storage.rollback()
+            raise
+        await self._commit_and_release()
+        return result
+
+    async def _run_hook(self, conn: Connection | None, fn, *args, reraise: bool = False):
+        """Run one hook, its output joining ``self._pending``. A hook that raises gets an error
+        frame sent to ``conn`` and ``on_error`` called (unless ``reraise``); what it wrote
+        before raising still commits. The caller holds the input gate."""
+        try:
+            return await fn(*args)
+        except Exception as exc:
+            if reraise:
+                raise
+            log.exception("room %s: %s failed", self.key, getattr(fn, "__name__", fn))
+            if conn is not None and not conn.closed:
+                seq = getattr(args[-1], "seq", 0) if args else 0  # the offending message's
+                conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}", seq))
             try:
-                result = await fn(*args)
-            except Exception as exc:
-                if reraise:
-                    raise
-                log.exception("room %s: %s failed", self.key, getattr(fn, "__name__", fn))
-                if conn is not None and not conn.closed:
-                    seq = getattr(args[-1], "seq", 0) if args else 0  # the offending message's
-                    conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}", seq))
-                try:
-                    await self.room.on_error(conn, exc)
-                except Exception:
-                    log.exception("room %s: on_error failed", self.key)
+                await self.room.on_error(conn, exc)
+            except Exception:
+                log.exception("room %s: on_error failed", self.key)
+        return None
+
+    async def _commit_and_release(self) -> None:
+        """Commit what the hooks since ``self._pending = []`` wrote, then release their held
+        output (the output gate). Raises ``RoomGone`` when superseded, ``StorageError`` (after
+        resetting the room) when the commit fails."""
+        try:
             await self.storage.commit()
         except StaleEpochError as exc:
             log.warning("room %s: epoch %d superseded; this activation stops", self.key, self.epoch)
@@ -252,7 +270,6 @@ class RoomRuntime:
         for item in pending:
             self._deliver(*item)
         await self._sync_alarm()
-        return result
 
     async def crash(self) -> None:
         """End this activation as a crash would: nothing more is committed (the open
@@ -306,35 +323,52 @@ class RoomRuntime:
             self._pending = None
 
     async def dispatch(self, gateway_id: str, events: list[tuple]) -> int:
-        """Apply client events in order (see ``handle.py`` for their shapes); returns this
-        activation's epoch. Raises ``RoomGone``."""
+        """Apply a batch of client events in order (see ``handle.py`` for their shapes);
+        returns this activation's epoch. Raises ``RoomGone``.
+
+        The batch is one group commit: the hooks run one at a time under the input gate, their
+        writes commit together after the last one, and then their held output is released (a
+        connect, which may reject its connection, commits on its own). Messages whose type is
+        in ``Room.coalesce`` are superseded by a later one of the same type from the same
+        connection in the batch (only the latest is delivered)."""
         await self._ensure_active()
-        for event in events:
-            async with self._gate:
-                if self.state != "active":
-                    raise RoomGone(self.key)
-                self.events_handled += 1
-                kind, conn_id = event[0], event[1]
-                if kind == "connect":
-                    await self._connect(gateway_id, conn_id, event[2])
-                elif kind == "message":
-                    conn = self._conns.get(conn_id)
-                    if conn is not None:
-                        await self._invoke(conn, self.room.on_message, conn, event[2])
-                    else:  # connected to an earlier activation (crash, restart): must rejoin
-                        self._deliver((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
-                                                      "unknown connection; rejoin"))
-                elif kind == "check":  # is this socket still ours? (after a crash it is not)
-                    if conn_id not in self._conns:
-                        self._deliver((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
-                                                      "unknown connection; rejoin"))
-                elif kind == "close":
-                    conn = self._conns.pop(conn_id, None)
-                    if conn is not None:
-                        conn.closed = True
-                        await self._invoke(None, self.room.on_close, conn, event[2], event[3])
-                else:
-                    log.warning("room %s: unknown event %r", self.key, kind)
+        events = _coalesce(events, self.room_cls.coalesce)
+        async with self._gate:
+            if self.state != "active":
+                raise RoomGone(self.key)
+            self._pending = []
+            try:
+                for event in events:
+                    self.events_handled += 1
+                    kind, conn_id = event[0], event[1]
+                    if kind == "connect":
+                        await self._commit_and_release()
+                        await self._connect(gateway_id, conn_id, event[2])
+                        self._pending = []
+                    elif kind == "message":
+                        conn = self._conns.get(conn_id)
+                        if conn is not None:
+                            await self._run_hook(conn, self.room.on_message, conn, event[2])
+                        else:  # connected to an earlier activation (crash, restart): must rejoin
+                            self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
+                                                                  "unknown connection; rejoin")))
+                    elif kind == "check":  # is this socket still ours? (after a crash it is not)
+                        if conn_id not in self._conns:
+                            self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
+                                                                  "unknown connection; rejoin")))
+                    elif kind == "close":
+                        conn = self._conns.pop(conn_id, None)
+                        if conn is not None:
+                            conn.closed = True
+                            await self._run_hook(None, self.room.on_close, conn, event[2], event[3])
+                    else:
+                        log.warning("room %s: unknown event %r", self.key, kind)
+            except BaseException:
+                if self._pending is not None:
+                    self._pending = None
+                    await self.storage.rollback()
+                raise
+            await self._commit_and_release()
         self._touch()
         return self.epoch
 
@@ -344,7 +378,10 @@ class RoomRuntime:
             old.closed = True
         conn = Connection(conn_id, gateway_id, self)
         self._conns[conn_id] = conn
-        request = ConnectRequest(payload=dict(info.get("payload") or {}), seq=int(info.get("seq") or 0))
+        identity = info.get("identity") or {}
+        request = ConnectRequest(payload=dict(info.get("payload") or {}), seq=int(info.get("seq") or 0),
+                                 player=str(identity.get("player") or ""), name=str(identity.get("name") or ""),
+                                 account=str(identity.get("kind") or ""))
         try:
             await self._invoke(conn, self.room.on_connect, conn, request, reraise=True)
         except BaseException as exc:
@@ -377,6 +414,20 @@ class RoomRuntime:
             by_gateway.setdefault(conn.gateway_id, []).append(conn.id)
         for gateway_id, ids in by_gateway.items():
             item = ((gateway_id,), ("send", tuple(ids), data))
+            if self._pending is not None and not unconfirmed:
+                self._pending.append(item)
+            else:
+                self._deliver(*item)
+
+    def emit_spliced(self, tail: bytes, heads: list[tuple[Connection, bytes]], unconfirmed: bool) -> None:
+        """Queue ``head + tail`` for each ``(connection, head)``: the shared ``tail`` crosses to
+        each gateway once, and the gateway joins it to each connection's small ``head``."""
+        by_gateway: dict[str, list[tuple[str, bytes]]] = {}
+        for conn, head in heads:
+            if not conn.closed:
+                by_gateway.setdefault(conn.gateway_id, []).append((conn.id, head))
+        for gateway_id, pairs in by_gateway.items():
+            item = ((gateway_id,), ("splice", tail, tuple(pairs)))
             if self._pending is not None and not unconfirmed:
                 self._pending.append(item)
             else:
@@ -551,3 +602,16 @@ class RoomRuntime:
             "commits": self.storage.commits if self.storage else 0,
             "alarm": self._alarm_at,
         }
+
+
+def _coalesce(events: list[tuple], types: frozenset) -> list[tuple]:
+    """``events`` without the messages superseded by a later message of the same type (one of
+    ``types``) from the same connection."""
+    if not types or len(events) < 2:
+        return events
+    last: dict[tuple[str, str], int] = {}
+    for i, event in enumerate(events):
+        if event[0] == "message" and getattr(event[2], "type", None) in types:
+            last[(event[1], event[2].type)] = i
+    return [e for i, e in enumerate(events)
+            if not (e[0] == "message" and getattr(e[2], "type", None) in types and last[(e[1], e[2].type)] != i)]

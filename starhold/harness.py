@@ -271,7 +271,12 @@ class RoomHarness:
         except RoomGone:
             return
         for item in items:
-            if item[0] == "send":
+            if item[0] == "splice":
+                for conn_id, head in item[2]:
+                    if conn_id in self.connections:
+                        self.connections[conn_id].received.append(
+                            msgpack.unpackb(head + item[1], raw=False, strict_map_key=False))
+            elif item[0] == "send":
                 try:
                     message = msgpack.unpackb(item[2], raw=False, strict_map_key=False)
                 except Exception:
@@ -283,11 +288,16 @@ class RoomHarness:
                 conn = self.connections[item[1]]
                 conn.close_code, conn.close_reason = item[2], item[3]
 
-    async def connect(self, payload: dict | None = None, seq: int = 0, conn_id: str | None = None) -> FakeConnection:
-        """A new client: ``on_connect(conn, ConnectRequest(payload, seq))`` has run on return."""
+    async def connect(self, payload: dict | None = None, seq: int = 0, conn_id: str | None = None,
+                      player: str | None = None, name: str = "", account: str = "guest") -> FakeConnection:
+        """A new client: ``on_connect(conn, ConnectRequest(payload, seq, player, name, account))``
+        has run on return. ``player`` is the verified identity a gateway would pass (default:
+        a new one per connection)."""
         conn = FakeConnection(self, conn_id or f"conn-{next(self._ids)}")
         self.connections[conn.id] = conn
-        await self._dispatch([("connect", conn.id, {"payload": dict(payload or {}), "seq": seq})])
+        identity = {"player": player or f"player-{conn.id}", "name": name, "kind": account}
+        await self._dispatch([("connect", conn.id, {"payload": dict(payload or {}), "seq": seq,
+                                                    "identity": identity})])
         return conn
 
     async def request(self, method: str = "GET", path: str = "", query: dict | None = None,

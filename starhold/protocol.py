@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 TICK_RATE = 10
 """Room simulation and frame rate, Hz."""
 WORLD_LIMIT = 1000.0
@@ -32,17 +33,37 @@ MAX_MESSAGE_BYTES = 4096
 MAX_SEQ = 2**53 - 1
 """Largest sequence number (the largest integer a JavaScript number holds exactly)."""
 MAX_NAME_LENGTH = 32
-MAX_PLAYER_KEY_LENGTH = 64
+MAX_SEAT_TOKEN_LENGTH = 64
 SEND_QUEUE_LIMIT = 64
-"""Messages queued for one client socket; a client that falls further behind is closed (4008)."""
+"""Messages queued for one client socket. A client that falls further behind stops receiving
+frames; when its queue has drained it is sent a full snapshot (a keyframe) and deltas resume."""
+SLOW_CONSUMER_TIMEOUT = 10.0
+"""Seconds a client may stay too far behind before it is closed with CLOSE_SLOW_CONSUMER."""
 MAX_CONSECUTIVE_ERRORS = 20
 """A client whose last this-many messages were all rejected is closed with CLOSE_PROTOCOL_ERROR."""
+INPUT_RATE = 20.0
+"""Sustained client messages per second per connection (token bucket refill rate)."""
+INPUT_BURST = 40
+"""Token bucket capacity: messages a client may send at once after being quiet."""
+RATE_LIMIT_CLOSE_AFTER = 5.0
+"""Seconds of continuous rate limiting (every refill spent at once) before CLOSE_RATE_LIMITED."""
+ROOM_INPUT_QUEUE_LIMIT = 256
+"""Client messages a gateway queues for one room while a batch is in flight; beyond it the
+room is busy and inputs are dropped with ERR_ROOM_BUSY (joins and closes are never dropped)."""
+HEARTBEAT_INTERVAL = 20.0
+"""Seconds between server WebSocket pings; a client whose pong does not come within half of it
+is disconnected."""
+RECEIVE_TIMEOUT = 60.0
+"""Seconds without any message (pings and pongs count) after which the server closes a socket."""
+SEAT_HOLD = 30.0
+"""Seconds a dropped player's seat (ship, input sequence) is held for ``join.resume``."""
 
 # Message types, client -> server.
 JOIN = "join"
 MOVE_TO = "move_to"
+RESYNC = "resync"
 PING = "ping"
-CLIENT_TYPES = (JOIN, MOVE_TO, PING)
+CLIENT_TYPES = (JOIN, MOVE_TO, RESYNC, PING)
 
 # Message types, server -> client.
 WELCOME = "welcome"
@@ -60,6 +81,10 @@ ERR_NOT_JOINED = 5
 ERR_ALREADY_JOINED = 6
 ERR_UNKNOWN_ROOM = 7
 ERR_ROOM_ERROR = 8
+ERR_RATE_LIMITED = 9
+ERR_ROOM_BUSY = 10
+ERR_UNAUTHORIZED = 11
+ERR_ROOM_FULL = 12
 
 # WebSocket close codes used by the server (RFC 6455 codes plus the 4000-4999 private range).
 CLOSE_NORMAL = 1000
@@ -67,9 +92,12 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_PROTOCOL_ERROR = 4000
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_ROOM_FULL = 4003
 CLOSE_UNKNOWN_ROOM = 4004
 CLOSE_SLOW_CONSUMER = 4008
 CLOSE_REPLACED = 4009
+CLOSE_RATE_LIMITED = 4029
 CLOSE_ROOM_UNAVAILABLE = 4503
 
 # Bit flags of a ship row's ``flags`` column.
@@ -77,8 +105,10 @@ SHIP_ONLINE = 1
 """The ship's player is connected."""
 SHIP_MOVING = 2
 """The ship is travelling toward a target."""
+SHIP_HELD = 4
+"""The ship's player dropped and its seat is held for ``SEAT_HOLD`` seconds."""
 
-_PLAYER_KEY_RE = re.compile(r"^[A-Za-z0-9_-]{1,%d}$" % MAX_PLAYER_KEY_LENGTH)
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,%d}$" % MAX_SEAT_TOKEN_LENGTH)
 
 _UNPACK_LIMITS = dict(
     max_str_len=MAX_MESSAGE_BYTES,
@@ -156,15 +186,15 @@ def parse_client_message(data: bytes) -> ClientMessage:
         return ClientMessage(type_, seq, {"x": _coord(payload, "x", seq), "y": _coord(payload, "y", seq)})
     if type_ == JOIN:
         out = {}
-        player = payload.get("player")
-        if player is not None:
-            if not isinstance(player, str) or not _PLAYER_KEY_RE.match(player):
+        resume = payload.get("resume")
+        if resume is not None:
+            if not isinstance(resume, str) or not _TOKEN_RE.match(resume):
                 raise ProtocolError(
                     ERR_INVALID_FIELD,
-                    f"join.player must be 1-{MAX_PLAYER_KEY_LENGTH} characters of [A-Za-z0-9_-]",
+                    f"join.resume must be a seat token of 1-{MAX_SEAT_TOKEN_LENGTH} characters of [A-Za-z0-9_-]",
                     seq,
                 )
-            out["player"] = player
+            out["resume"] = resume
         name = payload.get("name")
         if name is not None:
             if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH or not name.isprintable():
@@ -173,6 +203,8 @@ def parse_client_message(data: bytes) -> ClientMessage:
                 )
             out["name"] = name.strip()
         return ClientMessage(type_, seq, out)
+    if type_ == RESYNC:
+        return ClientMessage(type_, seq, {})
     if type_ == PING:
         return ClientMessage(type_, seq, {})
     raise ProtocolError(ERR_UNKNOWN_TYPE, f"unknown message type {type_[:32]!r}", seq)
@@ -189,21 +221,58 @@ def error_frame(code: int, message: str, seq: int = 0) -> bytes:
     return encode(ERROR, seq, {"code": code, "message": message})
 
 
-def pack_ship_rows(rows: list) -> bytes:
-    """Pre-encode the ``"ships"`` key and its rows (``[id, x, y, flags, name]`` each) once per
-    tick, for ``encode_frame`` to splice into every client's frame."""
-    return msgpack.packb("ships") + msgpack.packb(rows, use_bin_type=True)
+_row_packer = msgpack.Packer(use_bin_type=True, use_single_float=True)
 
 
-def encode_frame(tick: int, time: float, ack: int, ships_field: bytes) -> bytes:
-    """Encode ``["frame", tick, {"tick", "time", "ack", "ships"}]`` around pre-encoded ships.
+def quantize(value: float) -> float:
+    """``value`` rounded to float32, the precision of coordinates on the wire (about 6e-5
+    world units at 1000). Deltas compare quantized values, so a ship at rest never reappears."""
+    return _F32.unpack(_F32.pack(value))[0]
 
-    Byte-identical to ``encode(FRAME, tick, {...})`` with the same key order; only the small
-    per-client part (the ack) is encoded per client.
+
+def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, names: list) -> bytes:
+    """Encode the part of a ``frame`` payload that is the same for every client: the keys
+    ``base``, ``time``, ``ships``, ``removed`` and ``names`` with their values, for
+    ``frame_head`` to prefix once per client (the tick and that client's ack).
+
+    ``base``: tick of the frame this one is a delta against, or None for a keyframe (a full
+    snapshot); ``time``: game time of the tick, seconds; ``rows``: ``[id, x, y, flags]`` per
+    changed ship (every ship in a keyframe), x and y in world units, packed as float32;
+    ``removed``: ids of ships gone since ``base``; ``names``: ``[id, name]`` per ship new since
+    ``base`` or renamed (every ship in a keyframe).
     """
-    head = msgpack.packb(FRAME) + msgpack.packb(tick)
-    body = msgpack.packb("tick") + msgpack.packb(tick) + msgpack.packb("time") + msgpack.packb(float(time))
-    return b"\x93" + head + b"\x84" + body + msgpack.packb("ack") + msgpack.packb(ack) + ships_field
+    return b"".join((
+        _KEY_BASE, msgpack.packb(base), _KEY_TIME, msgpack.packb(float(time)),
+        _KEY_SHIPS, _row_packer.pack(rows), _KEY_REMOVED, msgpack.packb(removed),
+        _KEY_NAMES, msgpack.packb(names, use_bin_type=True),
+    ))
+
+
+def frame_prefix(tick: int) -> bytes:
+    """The bytes of a ``frame`` envelope up to its ``ack`` value (the same for every client
+    of a tick): ``frame_prefix(tick) + msgpack.packb(ack) + tail`` is the whole frame."""
+    return b"".join((b"\x93", _FRAME_TYPE, msgpack.packb(tick), b"\x87", _KEY_TICK, msgpack.packb(tick), _KEY_ACK))
+
+
+def encode_frame(tick: int, ack: int, tail: bytes, prefix: bytes | None = None) -> bytes:
+    """Encode ``["frame", tick, {"tick", "ack", "base", "time", "ships", "removed", "names"}]``
+    around a tail from ``pack_frame_tail``; byte-identical to ``encode(FRAME, tick, {...})``
+    with that key order (and float32 coordinates). Only the ack is encoded per client."""
+    return (prefix or frame_prefix(tick)) + msgpack.packb(ack) + tail
+
+
+def is_keyframe(data: bytes) -> bool:
+    """Whether ``data`` (a server message) is a ``frame`` with ``base`` None (a full snapshot)."""
+    if not data.startswith(b"\x93" + _FRAME_TYPE):
+        return False
+    type_, _, payload = decode_server(data)
+    return payload.get("base", 0) is None
+
+
+_F32 = struct.Struct("<f")
+_FRAME_TYPE = msgpack.packb(FRAME)
+_KEY_TICK, _KEY_ACK, _KEY_BASE, _KEY_TIME, _KEY_SHIPS, _KEY_REMOVED, _KEY_NAMES = (
+    msgpack.packb(k) for k in ("tick", "ack", "base", "time", "ships", "removed", "names"))
 
 
 def _is_int(value: Any) -> bool:

@@ -26,6 +26,9 @@ import contextlib
 
 from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, RoomStorage, StaleEpochError, StorageError
 
+_UNKNOWN = object()
+"""The cached alarm is not known (read it from the database)."""
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS _starhold_kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _starhold_meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID",
@@ -62,6 +65,7 @@ class SqliteRoomStorage(RoomStorage):
         self._in_txn = False
         self._savepoints = 0
         self.fenced_epoch: int | None = None
+        self._alarm: float | None | object = _UNKNOWN
         self.commits = 0
         """Number of commits that wrote something (for metrics and benchmarks)."""
 
@@ -98,6 +102,13 @@ class SqliteRoomStorage(RoomStorage):
             self._in_txn = True
         return await db.execute(query, tuple(params))
 
+    async def _write_many(self, query: str, rows: list[tuple]) -> aiosqlite.Cursor:
+        db = self._conn()
+        if not self._in_txn:
+            await db.execute("BEGIN IMMEDIATE")
+            self._in_txn = True
+        return await db.executemany(query, rows)
+
     # ---- key-value -------------------------------------------------------------------------
     async def get(self, key):
         db = self._conn()
@@ -117,23 +128,26 @@ class SqliteRoomStorage(RoomStorage):
     async def put(self, key, value=None):
         items = key.items() if isinstance(key, dict) else [(key, value)]
         rows = [(_check_key(k), _pack(v)) for k, v in items]
-        for row in rows:
-            await self._write("INSERT OR REPLACE INTO _starhold_kv (key, value) VALUES (?, ?)", row)
+        if len(rows) == 1:
+            await self._write("INSERT OR REPLACE INTO _starhold_kv (key, value) VALUES (?, ?)", rows[0])
+        elif rows:  # one statement (one hop to the database thread) for many keys
+            await self._write_many("INSERT OR REPLACE INTO _starhold_kv (key, value) VALUES (?, ?)", rows)
 
     async def delete(self, key):
         if isinstance(key, str):
             cur = await self._write("DELETE FROM _starhold_kv WHERE key = ?", (_check_key(key),))
             return cur.rowcount > 0
-        count = 0
-        for k in key:
-            cur = await self._write("DELETE FROM _starhold_kv WHERE key = ?", (_check_key(k),))
-            count += cur.rowcount
-        return count
+        keys = [(_check_key(k),) for k in key]
+        if not keys:
+            return 0
+        cur = await self._write_many("DELETE FROM _starhold_kv WHERE key = ?", keys)
+        return cur.rowcount
 
     async def delete_all(self) -> None:
         """Delete every key and the alarm."""
         await self._write("DELETE FROM _starhold_kv")
         await self._write("DELETE FROM _starhold_meta WHERE key = 'alarm'")
+        self._alarm = None
 
     async def list(self, prefix=None, start=None, end=None, limit=None, reverse=False):
         clauses, params = [], []
@@ -177,13 +191,22 @@ class SqliteRoomStorage(RoomStorage):
         await self._write("INSERT OR REPLACE INTO _starhold_meta (key, value) VALUES (?, ?)", (key, _pack(value)))
 
     async def set_alarm(self, at: float) -> None:
+        if self._alarm is not _UNKNOWN and self._alarm == float(at):
+            return
         await self.meta_put("alarm", float(at))
+        self._alarm = float(at)
 
     async def get_alarm(self) -> float | None:
-        return await self.meta_get("alarm")
+        # Cached: the runtime asks after every event. A rollback forgets the cache.
+        if self._alarm is _UNKNOWN:
+            self._alarm = await self.meta_get("alarm")
+        return self._alarm
 
     async def delete_alarm(self) -> None:
+        if self._alarm is None:
+            return
         await self._write("DELETE FROM _starhold_meta WHERE key = 'alarm'")
+        self._alarm = None
 
     async def next_epoch(self) -> int:
         """Increment and return the activation epoch (committed by the caller)."""
@@ -226,6 +249,7 @@ class SqliteRoomStorage(RoomStorage):
         try:
             yield self
         except BaseException:
+            self._alarm = _UNKNOWN
             await self._conn().execute(f"ROLLBACK TO {name}")
             await self._conn().execute(f"RELEASE {name}")
             raise
@@ -257,6 +281,7 @@ class SqliteRoomStorage(RoomStorage):
             self.commits += 1
 
     async def rollback(self) -> None:
+        self._alarm = _UNKNOWN
         if self._in_txn:
             self._in_txn = False
             try:

@@ -1,0 +1,70 @@
+"""State sync: per-tick deltas against the previous frame, keyframes on demand (DESIGN §6).
+
+A room broadcasts one frame per tick. Each frame is either a **delta** against the frame of
+the tick before it (``base``: the ships whose row changed, the ids removed, the names of new
+or renamed ships) or a **keyframe** (``base`` None: every ship and every name). Every client
+that received the previous frame gets the same delta bytes, encoded once per tick; a client
+that just joined, reconnected, fell behind or asked to ``resync`` gets a keyframe of the
+same tick. This is the snapshot-and-delta scheme of Quake 3's network model and Valve's
+Source engine, with the baseline fixed to the previous broadcast because our clients are on
+a reliable, ordered transport (TCP): a client never misses a frame without the gateway knowing.
+
+Rows are ``(x, y, flags)`` per ship id, x and y already quantized to float32
+(``protocol.quantize``), so a ship at rest compares equal tick after tick.
+"""
+
+from __future__ import annotations
+
+from .. import protocol
+
+
+class FrameSync:
+    """The last broadcast state of one room, and the delta/keyframe encoders against it.
+
+    ``tick`` is the tick of the last frame (None before the first), ``rows`` maps ship id ->
+    ``(x, y, flags)`` as that frame left them, ``names`` ship id -> name.
+    """
+
+    def __init__(self) -> None:
+        self.tick: int | None = None
+        self.time = 0.0
+        self.rows: dict[int, tuple[float, float, int]] = {}
+        self.names: dict[int, str] = {}
+        self._keyframe: bytes | None = None
+
+    def step(self, tick: int, time: float, rows: dict[int, tuple[float, float, int]],
+             names: dict[int, str]) -> bytes:
+        """Advance to ``tick`` (game ``time`` seconds) with the ships now in ``rows``/``names``;
+        returns the encoded delta tail (``protocol.pack_frame_tail``) against the previous
+        frame, or a keyframe tail if there was none. Cost O(ships)."""
+        base = self.tick
+        if base is None:
+            tail = protocol.pack_frame_tail(None, time, [[i, *r] for i, r in rows.items()], [],
+                                            [[i, n] for i, n in names.items()])
+        else:
+            prev_rows, prev_names = self.rows, self.names
+            changed = [[i, *r] for i, r in rows.items() if prev_rows.get(i) != r]
+            removed = [i for i in prev_rows if i not in rows]
+            new_names = [[i, n] for i, n in names.items() if prev_names.get(i) != n]
+            tail = protocol.pack_frame_tail(base, time, changed, removed, new_names)
+        self.tick, self.time, self.rows, self.names = tick, time, rows, names
+        self._keyframe = tail if base is None else None
+        return tail
+
+    def reset(self, tick: int, time: float, rows: dict[int, tuple[float, float, int]],
+              names: dict[int, str]) -> None:
+        """Take ``rows``/``names`` at ``tick`` as the last broadcast state without encoding a
+        delta (a room's first keyframe when nothing was broadcast yet)."""
+        self.tick, self.time, self.rows, self.names = tick, time, rows, names
+        self._keyframe = None
+
+    def keyframe(self) -> bytes:
+        """The keyframe tail of the last frame (every ship and name at ``tick``); encoded once
+        per tick however many clients need it. Raises ``RuntimeError`` before the first frame."""
+        if self.tick is None:
+            raise RuntimeError("no frame yet")
+        if self._keyframe is None:
+            self._keyframe = protocol.pack_frame_tail(
+                None, self.time, [[i, *r] for i, r in self.rows.items()], [],
+                [[i, n] for i, n in self.names.items()])
+        return self._keyframe
