@@ -49,6 +49,7 @@ import psutil
 COLYSEUS_DIR = Path(__file__).resolve().parent / "colyseus"
 SAMPLE_PERIOD_S = 0.5
 SERVER_START_TIMEOUT_S = 30.0
+LOOP_DELAY_WARN_MS = 25.0
 
 
 class _NodeProcess:
@@ -276,6 +277,25 @@ def _merge(results: list[dict], samples: list[tuple[array, array, list[str]]], d
     }
 
 
+def _warn_if_loadgen_saturated(result: dict, procs: int) -> None:
+    """Tell the user (stderr) when the numbers say more about the load generator than the server.
+
+    Symptoms: the inputs did not go out at the nominal 10/s per client, or a load
+    generator's event loop lagged (its clients then decode patches late, which
+    inflates latency and jitter).
+    """
+    nominal = result["clients"] * 10.0
+    rate = result["messages_per_s"]["in"]
+    delay = result["loadgen_loop_delay_p99_ms"]
+    if rate < 0.95 * nominal or delay > LOOP_DELAY_WARN_MS:
+        print(
+            f"colyseus_peer: warning: load generator saturated (inputs {rate:.0f}/s of {nominal:.0f}/s nominal, "
+            f"event-loop delay p99 {delay:.0f} ms, loadgen CPU {result['loadgen_cpu_percent']:.0f}% over {procs} "
+            f"process(es)); try more --procs or fewer clients",
+            file=sys.stderr,
+        )
+
+
 def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, procs: int = 1, port: int = 0) -> dict:
     """Run the sector scenario against a local Colyseus 0.18 server and return the result dict.
 
@@ -329,6 +349,7 @@ def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, proc
         merged["loadgen_loop_delay_p99_ms"] = max(
             float(p.diagnostics.get("event_loop_delay_p99_ms", 0.0)) for p in loadgens
         )
+        _warn_if_loadgen_saturated(merged, procs)
         return merged
     finally:
         for child in reversed(children):
@@ -344,6 +365,8 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument("--port", type=int, default=0, help="server port (0 = any free port)")
     args = parser.parse_args()
+    # Turn SIGTERM into SystemExit so run_colyseus' cleanup (killing the node process groups) runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     print(json.dumps(run_colyseus(args.clients, args.duration, args.warmup, args.procs, args.port)))
 
 

@@ -5,7 +5,11 @@ Routes:
 - ``GET /api/systems/{system}``: one system with its planets (static data; does not wake it).
 - ``GET /api/systems/{system}/state``: the live room's state (wakes it; ``Room.on_request``).
 - ``GET /api/systems/{system}/ws``: the system's WebSocket (docs/protocol.md §2-5).
+- ``POST /api/game/new``, ``GET /api/game/{id}/state``, ``GET /api/game/{id}/ws``: game
+  sessions (docs/protocol.md §7).
+- ``/api/auth/*``: accounts and tokens (``gateway/auth.py``). Every WebSocket needs a token.
 - ``GET /api/rooms``: ``{"rooms": ["system/sol", ...]}``, the rooms with a live activation.
+- ``GET /metrics``: Prometheus metrics (``gateway/metrics.py``).
 - ``GET /healthz``: liveness and counters (connections, rooms, Ray calls).
 - ``/``: the browser client (``client/web/dist``).
 
@@ -16,7 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
+import secrets
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -27,8 +34,11 @@ from ..rooms.galaxy import Galaxy, load_galaxy
 from ..rooms.handle import RoomDirectory, RoomGone
 from ..rooms.planets import system_info
 from ..rooms.room import HttpRequest
+from . import metrics
+from .auth import AuthError, TokenService, add_auth_routes, token_from_request
 from .room_link import RoomLink
-from .sockets import HEARTBEAT, ClientSocket
+from .sessions import SessionIds
+from .sockets import ClientSocket
 
 log = logging.getLogger("starhold.gateway")
 
@@ -46,10 +56,13 @@ npm --prefix client/web run build</code> and reload.</p>"""
 class Gateway:
     """State of one gateway process: its id, its room links and counters."""
 
-    def __init__(self, directory: RoomDirectory, galaxy: Galaxy, web_dist: Path | None = WEB_DIST):
+    def __init__(self, directory: RoomDirectory, galaxy: Galaxy, web_dist: Path | None, tokens: TokenService,
+                 sessions: SessionIds):
         self.directory = directory
         self.galaxy = galaxy
         self.web_dist = web_dist
+        self.tokens = tokens
+        self.session_ids = sessions
         self.gateway_id = f"gw-{uuid.uuid4().hex[:8]}"
         self.links: dict[tuple[str, str], RoomLink] = {}
         self.sockets: set[ClientSocket] = set()
@@ -90,35 +103,108 @@ class Gateway:
                 "planets": info["planets"]}
         return web.json_response(body)
 
-    async def system_state(self, request: web.Request) -> web.Response:
-        system = self._system(request)
-        link = self.link("system", system.id)
+    async def _room_request(self, kind: str, room_id: str, req: HttpRequest) -> web.Response:
+        link = self.link(kind, room_id)
         for _ in range(3):
             handle = None
             try:
                 handle = await link.handle()
-                response = await handle.request(HttpRequest("GET", "state", dict(request.query)))
+                response = await handle.request(req)
                 return web.json_response(response.body, status=response.status)
             except RoomGone:
                 link._lost(handle)
         raise web.HTTPServiceUnavailable(text='{"error": "room unavailable"}', content_type="application/json")
 
+    async def system_state(self, request: web.Request) -> web.Response:
+        system = self._system(request)
+        return await self._room_request("system", system.id, HttpRequest("GET", "state", dict(request.query)))
+
     async def system_ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=HEARTBEAT, max_msg_size=protocol.MAX_MESSAGE_BYTES, autoping=True)
-        await ws.prepare(request)
         system = self.galaxy.resolve(request.match_info["system"])
+        return await self._serve_socket(request, "system", system.id if system else None, "unknown system")
+
+    # ---- game sessions -----------------------------------------------------------------------
+    def _game_id(self, request: web.Request) -> str:
+        game_id = request.match_info["game"]
+        if not self.session_ids.valid(game_id):
+            raise web.HTTPNotFound(text='{"error": "no such game"}', content_type="application/json")
+        return game_id
+
+    async def game_new(self, request: web.Request) -> web.Response:
+        try:
+            identity = self.tokens.verify(token_from_request(request) or "")
+        except AuthError as exc:
+            return web.json_response({"error": exc.message}, status=401, headers={"WWW-Authenticate": "Bearer"})
+        raw = await request.content.read(protocol.MAX_MESSAGE_BYTES + 1)
+        if len(raw) > protocol.MAX_MESSAGE_BYTES:
+            return web.json_response({"error": "body too large"}, status=413)
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            return web.json_response({"error": "body must be a JSON object"}, status=400)
+        seed, max_players = body.get("seed"), body.get("max_players", 100)
+        if seed is None:
+            seed = secrets.randbits(32)
+        if not (type(seed) is int and 0 <= seed < 2**53 and type(max_players) is int and 1 <= max_players <= 500):
+            return web.json_response({"error": "seed must be an integer in [0, 2^53), max_players in [1, 500]"},
+                                     status=400)
+        game_id = self.session_ids.new()
+        create = {"seed": seed, "max_players": max_players, "created_by": identity.player}
+        response = await self._room_request("session", game_id, HttpRequest("POST", "create", {}, json.dumps(create).encode()))
+        if response.status == 201:
+            info = json.loads(response.body)
+            return web.json_response({**info, "ws": f"/api/game/{game_id}/ws", "state": f"/api/game/{game_id}/state"},
+                                     status=201)
+        return response
+
+    async def game_state(self, request: web.Request) -> web.Response:
+        return await self._room_request("session", self._game_id(request), HttpRequest("GET", "state", dict(request.query)))
+
+    async def game_ws(self, request: web.Request) -> web.WebSocketResponse:
+        game_id = request.match_info["game"]
+        return await self._serve_socket(request, "session", game_id if self.session_ids.valid(game_id) else None,
+                                        "no such game")
+
+    # ---- WebSockets --------------------------------------------------------------------------
+    async def _serve_socket(self, request: web.Request, kind: str, room_id: str | None, unknown: str):
+        """Terminate one WebSocket: refuse unknown rooms (4004) and missing or invalid tokens
+        (4001) with an error frame first, else run a ``ClientSocket`` until it closes."""
+        ws = web.WebSocketResponse(heartbeat=protocol.HEARTBEAT_INTERVAL, receive_timeout=protocol.RECEIVE_TIMEOUT,
+                                   max_msg_size=protocol.MAX_MESSAGE_BYTES, autoping=True)
+        await ws.prepare(request)
         self.stats["connections_total"] += 1
-        if system is None:
-            await ws.send_bytes(protocol.error_frame(protocol.ERR_UNKNOWN_ROOM, "unknown system"))
-            await ws.close(code=protocol.CLOSE_UNKNOWN_ROOM, message=b"unknown system")
+        if room_id is None:
+            await self._refuse(ws, protocol.ERR_UNKNOWN_ROOM, unknown, protocol.CLOSE_UNKNOWN_ROOM)
             return ws
-        sock = ClientSocket(self, ws, "system", system.id)
+        try:
+            identity = self.tokens.verify(token_from_request(request) or "")
+        except AuthError as exc:
+            await self._refuse(ws, protocol.ERR_UNAUTHORIZED, exc.message, protocol.CLOSE_UNAUTHORIZED)
+            return ws
+        sock = ClientSocket(self, ws, kind, room_id, identity)
         self.sockets.add(sock)
+        metrics.CONNECTIONS.inc()
+        log.info("socket open", extra=sock.log_extra())
         try:
             await sock.run()
         finally:
             self.sockets.discard(sock)
+            metrics.CONNECTIONS.dec()
+            log.info("socket closed %s", ws.close_code, extra=sock.log_extra())
         return ws
+
+    @staticmethod
+    async def _refuse(ws: web.WebSocketResponse, error: int, message: str, close: int) -> None:
+        metrics.ERRORS_SENT.labels(str(error)).inc()
+        metrics.CLOSES.labels(str(close)).inc()
+        await ws.send_bytes(protocol.error_frame(error, message))
+        await ws.close(code=close, message=message.encode()[:120])
+
+    async def metrics_text(self, request: web.Request) -> web.Response:
+        body, content_type = metrics.exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def healthz(self, request: web.Request) -> web.Response:
         from ..rooms import ray_host  # counters only; importing it does not start Ray
@@ -167,16 +253,31 @@ GATEWAY = web.AppKey("gateway", Gateway)
 """The ``Gateway`` of an application: ``app[GATEWAY]``."""
 
 
-def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist: Path | None = WEB_DIST) -> web.Application:
-    """The gateway's aiohttp application, routing rooms through ``directory``."""
-    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist)
-    app = web.Application()
+def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist: Path | None = WEB_DIST, *,
+               tokens: TokenService | None = None, sessions: SessionIds | None = None,
+               data_dir: Path | None = None) -> web.Application:
+    """The gateway's aiohttp application, routing rooms through ``directory``.
+
+    ``tokens`` signs and verifies player tokens and ``sessions`` game ids; by default both use
+    key files under ``data_dir`` (a fresh temporary directory when None: fine for tests, not
+    for several gateway processes, which must share keys)."""
+    if tokens is None or sessions is None:
+        data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
+        tokens = tokens or TokenService.from_config(None, data_dir)
+        sessions = sessions or SessionIds.from_config(None, data_dir)
+    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions)
+    app = web.Application(client_max_size=64 * 1024)
     app[GATEWAY] = gateway
+    add_auth_routes(app, directory, tokens)
     app.router.add_get("/api/galaxy", gateway.galaxy_json)
     app.router.add_get("/api/systems/{system}", gateway.system_json)
     app.router.add_get("/api/systems/{system}/state", gateway.system_state)
     app.router.add_get("/api/systems/{system}/ws", gateway.system_ws)
+    app.router.add_post("/api/game/new", gateway.game_new)
+    app.router.add_get("/api/game/{game}/state", gateway.game_state)
+    app.router.add_get("/api/game/{game}/ws", gateway.game_ws)
     app.router.add_get("/api/rooms", gateway.rooms)
+    app.router.add_get("/metrics", gateway.metrics_text)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/", gateway.index)
     if web_dist is not None and (web_dist / "assets").is_dir():

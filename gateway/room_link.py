@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 from .. import protocol
 from ..rooms.handle import RoomDirectory, RoomGone, RoomHandle
+from . import metrics
 
 log = logging.getLogger("starhold.gateway")
 
@@ -34,6 +36,10 @@ PULL_TIMEOUT = 5.0
 """Seconds a pull waits for output before returning empty (then the loop polls again)."""
 WATCH_INTERVAL = 1.0
 """Seconds between checks whether a sleeping room was woken by someone else."""
+BATCH_WINDOW = 0.015
+"""Seconds a link gathers client events before sending them to the room in one call. With a
+10 Hz tick an input is acknowledged at the next tick boundary anyway, so a short window costs
+little latency and caps the Ray calls at ~1/BATCH_WINDOW per room per gateway."""
 RESOLVE_ATTEMPTS = 40
 RESOLVE_BACKOFF = 0.05
 """Seconds between attempts to reach a room whose activation is going away (doubling, capped at 1 s)."""
@@ -46,6 +52,7 @@ class Socket(Protocol):
     connected: bool
 
     def deliver(self, data: bytes) -> None: ...
+    def deliver_frame(self, data: bytes, keyframe: bool) -> None: ...
     def close_soon(self, code: int, reason: str) -> None: ...
 
 
@@ -64,6 +71,7 @@ class RoomLink:
         self.asleep = False  # the room hibernated holding our sockets
         self._woken = asyncio.Event()
         self._queue: list[tuple] = []
+        self._inputs = 0  # client messages in _queue
         self._flusher: asyncio.Task | None = None
         self._pump: asyncio.Task | None = None
         self.batches_sent = 0
@@ -71,9 +79,11 @@ class RoomLink:
 
     # ---- resolution ------------------------------------------------------------------------
     async def handle(self) -> RoomHandle:
-        """The room's live handle, waking the room if needed."""
+        """The room's live handle, waking the room if needed (timed: ``room_wake_seconds``)."""
         if self._handle is None:
+            started = time.perf_counter()
             self._handle = await self.directory.get(self.kind, self.room_id, self.params)
+            metrics.WAKE_SECONDS.observe(time.perf_counter() - started)
         return self._handle
 
     def _lost(self, handle: RoomHandle | None) -> None:
@@ -85,15 +95,24 @@ class RoomLink:
     def attach(self, sock: Socket) -> None:
         self.sockets[sock.conn_id] = sock
 
-    def submit(self, event: tuple) -> None:
-        """Queue one event (``("connect"|"message"|"close", conn_id, ...)``) for the room."""
+    def submit(self, event: tuple, control: bool = False) -> bool:
+        """Queue one event (``("connect"|"message"|"close"|"check", conn_id, ...)``) for the
+        room. Returns False, dropping it, when it is a client message and the room's queue
+        already holds ``ROOM_INPUT_QUEUE_LIMIT`` messages (``control`` events always queue)."""
+        if not control and self._inputs >= protocol.ROOM_INPUT_QUEUE_LIMIT:
+            return False
         self._queue.append(event)
+        if not control:
+            self._inputs += 1
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush())
+        return True
 
     async def _flush(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue, []
+            if self._handle is not None and not self.asleep:
+                await asyncio.sleep(BATCH_WINDOW)  # gather more (not when waking: that is slow anyway)
+            batch, self._queue, self._inputs = self._queue, [], 0
             await self._send(batch)
 
     async def _send(self, batch: list[tuple]) -> None:
@@ -187,13 +206,25 @@ class RoomLink:
                 log.exception("room %s/%s: pull failed", self.kind, self.room_id)
                 await asyncio.sleep(0.5)
                 continue
+            sockets = self.sockets
             for item in items:
-                if item[0] == "send":
+                tag = item[0]
+                if tag == "splice":  # a frame: shared tail, a small head per connection
+                    tail = item[1]
+                    keyframe = protocol.tail_is_keyframe(tail)
+                    metrics.FRAME_BYTES.observe(len(tail))
+                    for conn_id, head in item[2]:
+                        sock = sockets.get(conn_id)
+                        if sock is not None:
+                            sock.deliver_frame(head + tail, keyframe)
+                elif tag == "send":
                     data = item[2]
                     for conn_id in item[1]:
-                        sock = self.sockets.get(conn_id)
+                        sock = sockets.get(conn_id)
                         if sock is not None:
                             sock.deliver(data)
+                elif tag == "stats":
+                    metrics.ROOM_STATS[item[1]] = item[2]
                 elif item[0] == "close":
                     sock = self.sockets.pop(item[1], None)
                     if sock is not None:

@@ -1,11 +1,20 @@
 """WebSocket termination: one ``ClientSocket`` per player socket (DESIGN §6).
 
 The gateway validates every message with ``starhold.protocol`` before anything reaches a
-room: malformed or invalid input gets an error frame (and, after
-``MAX_CONSECUTIVE_ERRORS`` rejected messages in a row, a 4000 close), oversized frames a
-1009 close (aiohttp's ``max_msg_size``), pings a pong without involving the room. Outgoing
-bytes go through a bounded queue drained by a writer task; a client that falls
-``SEND_QUEUE_LIMIT`` messages behind is closed with 4008 rather than buffered without bound.
+room, and enforces the limits of docs/protocol.md §2:
+
+- oversized frames: 1009 (aiohttp's ``max_msg_size``), before decoding;
+- malformed or invalid input: an error frame, and after ``MAX_CONSECUTIVE_ERRORS`` rejected
+  messages in a row a 4000 close;
+- rate: a token bucket per connection (``INPUT_RATE``/s, bursts of ``INPUT_BURST``); excess
+  messages are dropped with an error frame (at most one per second), and a client that keeps
+  exceeding it for ``RATE_LIMIT_CLOSE_AFTER`` seconds is closed with 4029;
+- pings are answered here, without involving (or waking) the room;
+- outgoing: a bounded queue drained by a writer task. A client that falls ``SEND_QUEUE_LIMIT``
+  messages behind skips frames; once its queue has drained to half, the gateway asks the room
+  for a keyframe on its behalf and drops deltas until it arrives, so the client's state is
+  whole again. A client behind for ``SLOW_CONSUMER_TIMEOUT`` seconds is closed with 4008.
+  Memory per socket is bounded by the queue whatever the client does.
 """
 
 from __future__ import annotations
@@ -19,38 +28,78 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from .. import protocol
+from . import metrics
 
 if TYPE_CHECKING:
     from .app import Gateway
+    from .auth import Identity
     from .room_link import RoomLink
 
 log = logging.getLogger("starhold.gateway")
 
-HEARTBEAT = 20.0
-"""Seconds between WebSocket pings from the server; a client that misses a pong is dropped."""
 _ids = itertools.count(1)
+_RESYNC = protocol.ClientMessage(protocol.RESYNC, 0, {})
+_CLOSE = object()
+
+
+class TokenBucket:
+    """A token bucket (rate ``rate`` tokens/s, capacity ``burst``) on an injectable clock
+    (``now()`` in seconds). ``take()`` returns whether a token was available."""
+
+    __slots__ = ("rate", "burst", "tokens", "stamp", "now")
+
+    def __init__(self, rate: float, burst: float, now=time.monotonic):
+        self.rate, self.burst, self.now = rate, burst, now
+        self.tokens = float(burst)
+        self.stamp = now()
+
+    def take(self) -> bool:
+        t = self.now()
+        self.tokens = min(self.burst, self.tokens + (t - self.stamp) * self.rate)
+        self.stamp = t
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 class ClientSocket:
-    """One player's WebSocket on this gateway, joined to at most one room."""
+    """One player's WebSocket on this gateway, joined to at most one room.
 
-    def __init__(self, gateway: "Gateway", ws: web.WebSocketResponse, kind: str, room_id: str):
+    ``identity`` is the verified token (``gateway.auth.Identity``); ``kind``/``room_id`` the
+    room the URL named. ``conn_id`` is unique across gateways (``<gateway id>:<n>``).
+    """
+
+    def __init__(self, gateway: "Gateway", ws: web.WebSocketResponse, kind: str, room_id: str,
+                 identity: "Identity", now=time.monotonic):
         self.gateway = gateway
         self.ws = ws
         self.kind = kind
         self.room_id = room_id
+        self.identity = identity
         self.conn_id = f"{gateway.gateway_id}:{next(_ids)}"
         self.connected = False  # the room has applied our connect event
         self.joined = False  # we sent a connect event
         self.link: RoomLink | None = None
+        self.now = now
+        self.bucket = TokenBucket(protocol.INPUT_RATE, protocol.INPUT_BURST, now)
         self._errors = 0
-        self._queue: asyncio.Queue[bytes | tuple] = asyncio.Queue(maxsize=protocol.SEND_QUEUE_LIMIT)
+        self._limited_since: float | None = None
+        self._last_drop = 0.0
+        self._last_limit_error = -1e9
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=protocol.SEND_QUEUE_LIMIT)
+        self.behind_since: float | None = None  # frames are being skipped since then
+        self.awaiting_keyframe = False
         self._writer = asyncio.create_task(self._write_loop())
         self.close_code: int | None = None
 
+    def log_extra(self) -> dict:
+        return {"conn": self.conn_id, "room": f"{self.kind}/{self.room_id}", "player": self.identity.player}
+
     # ---- outgoing --------------------------------------------------------------------------
     def deliver(self, data: bytes) -> None:
-        """Queue bytes for the client; closes a client that has fallen too far behind."""
+        """Queue a message that must arrive (welcome, error, pong); closes the socket (4008)
+        rather than buffer without bound when the client is too far behind."""
         if self.close_code is not None:
             return
         try:
@@ -58,41 +107,87 @@ class ClientSocket:
         except asyncio.QueueFull:
             self.close_soon(protocol.CLOSE_SLOW_CONSUMER, "too far behind")
 
+    def deliver_frame(self, data: bytes, keyframe: bool) -> None:
+        """Queue a frame. Frames may be skipped: a client that falls behind skips them until
+        it catches up, then resynchronises from a keyframe (see the module docstring)."""
+        if self.close_code is not None:
+            return
+        if self.awaiting_keyframe:
+            if not keyframe:
+                return
+            self.awaiting_keyframe = False
+        if self.behind_since is not None:
+            if self._queue.qsize() > protocol.SEND_QUEUE_LIMIT // 2:
+                if self.now() - self.behind_since > protocol.SLOW_CONSUMER_TIMEOUT:
+                    self.close_soon(protocol.CLOSE_SLOW_CONSUMER, "too far behind")
+                return
+            self.behind_since = None  # drained: ask the room for a keyframe
+            if not keyframe:
+                self.awaiting_keyframe = True
+                if self.link is not None:
+                    self.link.submit(("message", self.conn_id, _RESYNC), control=True)
+                return
+        try:
+            self._queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.behind_since = self.now()
+            metrics.FRAMES_SKIPPED.inc()
+
     def close_soon(self, code: int, reason: str) -> None:
         """Close after what is already queued has been sent."""
         if self.close_code is None:
             self.close_code = code
             while True:  # make room for the close marker
                 try:
-                    self._queue.put_nowait(("close", code, reason))
+                    self._queue.put_nowait((_CLOSE, code, reason))
                     break
                 except asyncio.QueueFull:
                     self._queue.get_nowait()
 
     async def _write_loop(self) -> None:
+        send = self.ws.send_bytes
         try:
             while True:
                 item = await self._queue.get()
-                if isinstance(item, tuple):
+                if type(item) is tuple:
                     await self.ws.close(code=item[1], message=item[2].encode()[:120])
                     return
-                self.gateway.stats["messages_out"] += 1
-                self.gateway.stats["bytes_out"] += len(item)
-                await self.ws.send_bytes(item)
+                metrics.MESSAGES_OUT.inc()
+                metrics.BYTES_OUT.inc(len(item))
+                await send(item)
         except (ConnectionError, RuntimeError):
             pass  # the client went away; the read loop ends too
 
-    def _error(self, code: int, message: str, seq: int = 0) -> None:
-        self._errors += 1
-        self.gateway.stats["errors_sent"] += 1
+    def _error(self, code: int, message: str, seq: int = 0, count: bool = True) -> None:
+        metrics.ERRORS_SENT.labels(str(code)).inc()
         self.deliver(protocol.error_frame(code, message, seq))
-        if self._errors >= protocol.MAX_CONSECUTIVE_ERRORS:
-            self.close_soon(protocol.CLOSE_PROTOCOL_ERROR, "too many invalid messages")
+        if count:
+            self._errors += 1
+            if self._errors >= protocol.MAX_CONSECUTIVE_ERRORS:
+                self.close_soon(protocol.CLOSE_PROTOCOL_ERROR, "too many invalid messages")
+
+    def _rate_limited(self, seq_hint: int) -> None:
+        """A message over the rate: drop it, tell the client (at most once a second), and close
+        a client that has exceeded the rate for RATE_LIMIT_CLOSE_AFTER seconds on end."""
+        now = self.now()
+        metrics.INPUTS_DROPPED.labels("rate").inc()
+        if self._limited_since is None or now - self._last_drop > 1.0:
+            self._limited_since = now
+        self._last_drop = now
+        if now - self._limited_since >= protocol.RATE_LIMIT_CLOSE_AFTER:
+            self.close_soon(protocol.CLOSE_RATE_LIMITED, "rate limit exceeded")
+        elif now - self._last_limit_error >= 1.0:
+            self._last_limit_error = now
+            self._error(protocol.ERR_RATE_LIMITED,
+                        f"more than {protocol.INPUT_RATE:g} messages/s; message dropped", seq_hint, count=False)
 
     # ---- incoming --------------------------------------------------------------------------
     def receive(self, data: bytes | str) -> None:
         """Validate one client message and route it."""
-        self.gateway.stats["messages_in"] += 1
+        metrics.MESSAGES_IN.inc()
+        metrics.BYTES_IN.inc(len(data))
+        if not self.bucket.take():
+            return self._rate_limited(0)
         if isinstance(data, str):
             return self._error(protocol.ERR_MALFORMED, "text frames are not accepted; send binary msgpack")
         try:
@@ -109,27 +204,38 @@ class ClientSocket:
             self.joined = True
             self.link = self.gateway.link(self.kind, self.room_id)
             self.link.attach(self)
-            self.link.submit(("connect", self.conn_id, {"payload": msg.payload, "seq": msg.seq}))
+            self.link.submit(("connect", self.conn_id, {
+                "payload": msg.payload, "seq": msg.seq,
+                "identity": {"player": self.identity.player, "name": self.identity.name,
+                             "kind": self.identity.kind}}), control=True)
             return
         if not self.joined or self.link is None:
             return self._error(protocol.ERR_NOT_JOINED, "send join first", msg.seq)
         self._errors = 0
-        self.link.submit(("message", self.conn_id, msg))
+        if not self.link.submit(("message", self.conn_id, msg)):
+            metrics.INPUTS_DROPPED.labels("room_busy").inc()
+            self._error(protocol.ERR_ROOM_BUSY, "the room is busy; message dropped", msg.seq, count=False)
 
     async def run(self) -> None:
-        """Read until the socket closes, then tell the room."""
+        """Read until the socket closes, then tell the room how: the client's close code when
+        it sent a close frame (1000 = it left: its seat is released), ours when we closed it,
+        1006 when the connection dropped (its seat is held)."""
+        peer_code = None
         try:
-            async for msg in self.ws:
-                if msg.type == WSMsgType.BINARY:
+            while self.close_code is None:
+                msg = await self.ws.receive()
+                kind = msg.type
+                if kind is WSMsgType.BINARY or kind is WSMsgType.TEXT:
                     self.receive(msg.data)
-                elif msg.type == WSMsgType.TEXT:
-                    self.receive(msg.data)
-                elif msg.type == WSMsgType.ERROR:
+                elif kind is WSMsgType.CLOSE:
+                    peer_code = msg.data
                     break
-                if self.close_code is not None:
+                elif kind in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
+        except asyncio.TimeoutError:  # receive_timeout: nothing at all (not even a pong) for that long
+            self.close_soon(protocol.CLOSE_GOING_AWAY, "receive timeout")
         finally:
-            code = self.ws.close_code or self.close_code or protocol.CLOSE_NORMAL
+            code = self.close_code or peer_code or 1006
             if self.link is not None:
                 self.link.detach(self.conn_id, code, "closed")
             if self.close_code is not None:
@@ -140,3 +246,4 @@ class ClientSocket:
             self._writer.cancel()
             if not self.ws.closed:
                 await self.ws.close()
+            metrics.CLOSES.labels(str(code)).inc()

@@ -5,7 +5,7 @@ it if it sleeps. A handle whose room has hibernated or died raises ``RoomGone``;
 the directory again, which wakes the room (possibly in another process or on another node).
 
 Events sent with ``send_batch`` are tuples, applied in order under the room's input gate:
-``("connect", conn_id, {"payload": dict, "seq": int})``, ``("message", conn_id, ClientMessage)``,
+``("connect", conn_id, {"payload": dict, "seq": int, "identity": {"player", "name", "kind"}})``, ``("message", conn_id, ClientMessage)``,
 ``("close", conn_id, code, reason)``, ``("check", conn_id)`` (close it with 4503 if unknown). ``pull`` returns outbound items for one gateway:
 ``("send", conn_ids: tuple[str, ...], data: bytes)`` or ``("close", conn_id, code, reason)``, or ``("hibernate",)``: the room went to sleep; its
 connections on this gateway are held (keep the sockets open) and come back with the room.
@@ -56,9 +56,12 @@ class RoomHandle(abc.ABC):
         """Deliver the room's pending alarm now, whatever its time (tests); False if none."""
         raise NotImplementedError
 
-    async def connect(self, gateway_id: str, conn_id: str, payload: dict, seq: int = 0) -> None:
-        """Shorthand for a one-event ``send_batch`` with a connect event."""
-        await self.send_batch(gateway_id, [("connect", conn_id, {"payload": payload, "seq": seq})])
+    async def connect(self, gateway_id: str, conn_id: str, payload: dict, seq: int = 0,
+                      identity: dict | None = None) -> None:
+        """Shorthand for a one-event ``send_batch`` with a connect event; ``identity`` is the
+        verified ``{"player", "name", "kind"}`` a gateway passes (see ``ConnectRequest``)."""
+        await self.send_batch(gateway_id, [("connect", conn_id, {"payload": payload, "seq": seq,
+                                                                 "identity": identity or {}})])
 
     async def close(self, gateway_id: str, conn_id: str, code: int = 1000, reason: str = "") -> None:
         """Shorthand for a one-event ``send_batch`` with a close event."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol
 
@@ -43,8 +44,36 @@ ALARM_RETRY_BASE = 2.0
 ALARM_MAX_RETRIES = 6
 SNAPSHOT_INTERVAL = 300.0
 """Seconds between snapshots of an awake room (besides the one taken when it hibernates)."""
+STATS_INTERVAL = 1.0
+"""Seconds between tick reports (``("stats", key, report)`` items) to each gateway."""
 MAX_OUTBOX_ITEMS = 4096
 """Outbound items held per gateway; beyond it the oldest unconfirmed sends are dropped."""
+
+
+class TickStats:
+    """Cumulative figures of ``on_alarm`` deliveries (ticks) of one activation, reported to
+    gateways for ``/metrics``: a histogram of durations (seconds, upper ``BOUNDS``), their sum,
+    the count, and overruns (started more than half a tick late, or ran longer than a tick)."""
+
+    BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, float("inf"))
+    TICK = 1.0 / protocol.TICK_RATE
+
+    def __init__(self) -> None:
+        self.counts = [0] * len(self.BOUNDS)
+        self.sum = 0.0
+        self.ticks = 0
+        self.overruns = 0
+
+    def observe(self, seconds: float, late: float) -> None:
+        self.ticks += 1
+        self.sum += seconds
+        self.counts[next(i for i, b in enumerate(self.BOUNDS) if seconds <= b)] += 1
+        if late > self.TICK / 2 or seconds > self.TICK:
+            self.overruns += 1
+
+    def report(self) -> dict:
+        return {"ticks": self.ticks, "overruns": self.overruns, "sum": self.sum,
+                "bounds": list(self.BOUNDS), "counts": list(self.counts)}
 
 
 class AlarmService(Protocol):
@@ -109,6 +138,9 @@ class RoomRuntime:
         self._alarm_timer: Timer | None = None
         self._idle_timer: Timer | None = None
         self.events_handled = 0
+        self._retries: int | None = None  # cached stored alarm retry count (None: read it)
+        self.tick_stats = TickStats()
+        self._stats_sent: dict[str, float] = {}
 
     # ---- activation ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -314,6 +346,7 @@ class RoomRuntime:
     async def _reset(self) -> None:
         """Discard the room's in-memory state: roll back and rebuild it from committed storage."""
         await self.storage.rollback()
+        self._retries = None
         self.room = self.room_cls(self, self.name, self.params, self.storage, self.clock)
         self._pending = []
         try:
@@ -473,6 +506,10 @@ class RoomRuntime:
         box.ready.clear()
         if not items and self.state not in ("new", "active"):
             raise RoomGone(self.key)
+        now = time.monotonic()
+        if self.tick_stats.ticks and now - self._stats_sent.get(gateway_id, 0.0) >= STATS_INTERVAL:
+            self._stats_sent[gateway_id] = now
+            items.append(("stats", self.key, self.tick_stats.report()))
         return items
 
     # ---- alarm -----------------------------------------------------------------------------
@@ -502,24 +539,33 @@ class RoomRuntime:
                 await self._sync_alarm()
                 return
             # The retry count is stored with the alarm, so retries survive hibernation.
-            retries = int(await self.storage.meta_get("alarm_retries") or 0)
+            retries = int(await self.storage.meta_get("alarm_retries") or 0) if self._retries is None else self._retries
             await self.storage.delete_alarm()
-            await self.storage.meta_put("alarm_retries", 0)
+            if retries:
+                await self.storage.meta_put("alarm_retries", 0)
             info = AlarmInfo(scheduled_time=at, retry_count=retries)
+            started = time.perf_counter()
+            late = self.clock.now() - at
             try:
                 await self._invoke(None, self.room.on_alarm, info, reraise=True)
+                self._retries = 0
             except (StorageError, RoomGone):
+                self._retries = None
                 return
             except Exception:  # its writes were rolled back: the alarm is still set
                 log.exception("room %s: on_alarm failed (retry %d)", self.key, retries)
                 if retries < ALARM_MAX_RETRIES:
                     await self.storage.set_alarm(self.clock.now() + ALARM_RETRY_BASE * 2 ** retries)
                     await self.storage.meta_put("alarm_retries", retries + 1)
+                    self._retries = retries + 1
                 else:
                     await self.storage.delete_alarm()
                     await self.storage.meta_put("alarm_retries", 0)
+                    self._retries = 0
                 await self.storage.commit()
                 await self._sync_alarm()
+            finally:
+                self.tick_stats.observe(time.perf_counter() - started, late)
         self._touch()
 
     # ---- idleness and hibernation ----------------------------------------------------------

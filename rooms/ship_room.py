@@ -278,8 +278,10 @@ class ShipRoom(Room):
         self.need_keyframe.clear()
 
     def send_keyframe(self, conn: Connection) -> None:
-        """Send ``conn`` a full snapshot of the last frame now (a join, a resync)."""
-        if self.sync.tick is None:
+        """Send ``conn`` a full snapshot of the last frame now (a join, a resync). When no other
+        client depends on the last frame (none, or all awaiting keyframes) the snapshot is
+        taken now instead, so it shows what changed while the loop rested."""
+        if self.sync.tick is None or all(c == conn.id or c in self.need_keyframe for c in self.by_conn):
             tick = self.current_tick()
             rows, _ = self.rows_at(self.tick_time(tick))
             self.sync.reset(tick, tick / protocol.TICK_RATE, rows, self.names())

@@ -9,30 +9,84 @@ import os
 import sys
 
 from .config import Settings
+from .logs import configure_logging
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from .gateway.app import create_app
-
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
-                                 host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint)
+                                 host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
+                                 gateways=args.gateways, log_format=args.log_format)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(args.log_level, settings.log_format)
+    if settings.gateways < 1:
+        sys.exit("--gateways must be at least 1")
+    if settings.host_mode != "ray" and settings.gateways > 1:
+        sys.exit("--gateways > 1 needs --host-mode ray (in-process rooms live in one gateway)")
     if settings.host_mode == "ray":
         if not settings.ray_address:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on 127.0.0.1 only
-        from .rooms.ray_host import RayDirectory, init_ray
+        from .rooms.ray_host import init_ray
 
         print(f"starting Ray ({settings.ray_address or 'local'})...", flush=True)
         dashboard = {} if args.no_dashboard else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
         init_ray(settings.ray_address, settings.namespace, **dashboard)
         import ray
 
-        print(f"Ray cluster at {ray.get_runtime_context().gcs_address}, room actors in namespace "
-              f"{settings.namespace!r}", flush=True)
+        gcs = ray.get_runtime_context().gcs_address
+        print(f"Ray cluster at {gcs}, room actors in namespace {settings.namespace!r}", flush=True)
+        settings.ray_address = settings.ray_address or gcs
+    children = []
+    if settings.gateways > 1:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        for i in range(1, settings.gateways):
+            child = ctx.Process(target=_gateway_process, args=(settings, args.log_level, i), daemon=True,
+                                name=f"starhold-gateway-{i}")
+            child.start()
+            children.append(child)
+    try:
+        _run_gateway(settings, 0)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(10)
+        if settings.host_mode == "ray":
+            import ray
+
+            ray.shutdown()
+    return 0
+
+
+def _gateway_process(settings: Settings, log_level: str, index: int) -> None:
+    """Entry point of the extra gateway processes of ``--gateways N`` (spawned)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    configure_logging(log_level, settings.log_format)
+    from .rooms.ray_host import init_ray
+
+    init_ray(settings.ray_address, settings.namespace)
+    try:
+        _run_gateway(settings, index)
+    except KeyboardInterrupt:
+        pass
+
+
+def _run_gateway(settings: Settings, index: int) -> None:
+    """Serve one gateway process on ``settings.host:port`` (``SO_REUSEPORT`` when several
+    processes share the port: the kernel spreads connections over them)."""
+    from aiohttp import web
+
+    from .gateway.app import create_app
+    from .gateway.auth import TokenService
+    from .gateway.sessions import SessionIds
+
+    if settings.host_mode == "ray":
+        from .rooms.ray_host import RayDirectory
+
         directory = RayDirectory(settings.room_config(), settings.namespace)
     else:
         from .rooms.local_host import InProcessDirectory
@@ -41,24 +95,21 @@ def _serve(args: argparse.Namespace) -> int:
         directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout,
                                        snapshots=snapshot_store_from_config(settings.room_config()["snapshots"],
                                                                             settings.data_dir))
-
-    app = create_app(directory)
+    app = create_app(directory, tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir),
+                     sessions=SessionIds.from_config(settings.session_key, settings.data_dir))
 
     async def announce(app: web.Application) -> None:
-        print(f"Starhold is up: http://{settings.host}:{settings.port}/  "
-              f"(data in {settings.data_dir}, rooms on {settings.host_mode})", flush=True)
+        if index == 0:
+            print(f"Starhold is up: http://{settings.host}:{settings.port}/  (data in {settings.data_dir}, "
+                  f"rooms on {settings.host_mode}, {settings.gateways} gateway process(es))", flush=True)
 
     async def hibernate_rooms(app: web.Application) -> None:
         await directory.close()
 
     app.on_startup.append(announce)
     app.on_cleanup.append(hibernate_rooms)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5)
-    if settings.host_mode == "ray":
-        import ray
-
-        ray.shutdown()
-    return 0
+    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5,
+                reuse_port=settings.gateways > 1, handle_signals=True)
 
 
 def _bots(args: argparse.Namespace) -> int:
@@ -83,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host-mode", choices=["ray", "local"], help="rooms as Ray actors (default) or in-process")
     serve.add_argument("--snapshots", help="where snapshots go: local (default) or s3://bucket/prefix")
     serve.add_argument("--s3-endpoint", help="S3 endpoint URL for a non-AWS S3 service (e.g. SeaweedFS)")
+    serve.add_argument("--gateways", type=int, help="gateway processes sharing the port (default 1; Ray mode)")
+    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)
@@ -96,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     bots.set_defaults(func=_bots)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command != "serve":
+        configure_logging(args.log_level, "text")
     try:
         return args.func(args)
     except KeyboardInterrupt:

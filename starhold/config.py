@@ -16,7 +16,12 @@ class Settings:
     the Ray namespace of the room actors; ``host_mode``: ``ray`` (one actor per room) or
     ``local`` (rooms in the gateway process, for development); ``snapshots``: ``local``
     (``<data_dir>/snapshots``) or ``s3://bucket/prefix`` with ``s3_endpoint`` for an S3
-    service other than AWS (credentials from the AWS environment variables)."""
+    service other than AWS (credentials from the AWS environment variables); ``jwt_keys``:
+    token signing keys ``"kid:base64,..."`` (first = active; see ``gateway/auth.py``), default a
+    key file under ``data_dir``; ``session_key``: base64 key signing game ids (default a key
+    file); ``gateways``: gateway processes sharing the port (``SO_REUSEPORT``);
+    ``log_format``: ``text`` or ``json`` (one JSON object per line, with room and connection
+    ids)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -28,6 +33,10 @@ class Settings:
     log_level: str = "INFO"
     snapshots: str = "local"
     s3_endpoint: str | None = None
+    jwt_keys: str | None = None
+    session_key: str | None = None
+    gateways: int = 1
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":
@@ -52,7 +61,7 @@ class Settings:
 
 
 def _convert(name: str, value):
-    if name == "port":
+    if name in ("port", "gateways"):
         return int(value)
     if name == "idle_timeout":
         return float(value)

@@ -261,12 +261,9 @@ def encode_frame(tick: int, ack: int, tail: bytes, prefix: bytes | None = None) 
     return (prefix or frame_prefix(tick)) + msgpack.packb(ack) + tail
 
 
-def is_keyframe(data: bytes) -> bool:
-    """Whether ``data`` (a server message) is a ``frame`` with ``base`` None (a full snapshot)."""
-    if not data.startswith(b"\x93" + _FRAME_TYPE):
-        return False
-    type_, _, payload = decode_server(data)
-    return payload.get("base", 0) is None
+def tail_is_keyframe(tail: bytes) -> bool:
+    """Whether a ``pack_frame_tail`` tail is a keyframe's (its ``base`` is nil), without decoding."""
+    return tail[len(_KEY_BASE)] == 0xC0
 
 
 _F32 = struct.Struct("<f")

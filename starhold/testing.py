@@ -10,7 +10,8 @@ Fixtures for people writing rooms and for Starhold's own tests:
 - ``ray_directory``: a ``RayDirectory`` in a namespace of its own (its actors are killed after
   the test), SQLite under ``tmp_path``, idle timeout 2 s.
 - ``gateway_factory``: ``await gateway_factory(directory)`` serves a gateway on 127.0.0.1 on a
-  free port and returns its base URL (``http://127.0.0.1:<port>``).
+  free port and returns its base URL (``http://127.0.0.1:<port>``, a ``GatewayURL`` whose
+  ``.app`` is the aiohttp application). Its token keys live in a temporary directory.
 - ``no_blocking``: fails the test when its event loop is blocked for more than
   ``BLOCKING_THRESHOLD`` seconds (a blocking call in async code), showing where.
 - ``seaweedfs``, ``s3_store``, ``moto_s3``: S3 servers for snapshot tests (``testing_s3``).
@@ -138,6 +139,16 @@ async def ray_directory(ray_cluster, tmp_path):
                 pass
 
 
+class GatewayURL(str):
+    """A served gateway's base URL (``http://127.0.0.1:<port>``); ``.app`` is its aiohttp
+    application (``app[starhold.gateway.app.GATEWAY]`` is the ``Gateway``: sockets, links)."""
+
+    def __new__(cls, url: str, app):
+        self = super().__new__(cls, url)
+        self.app = app
+        return self
+
+
 @pytest_asyncio.fixture
 async def gateway_factory():
     from aiohttp.test_utils import TestServer
@@ -151,10 +162,11 @@ async def gateway_factory():
 
         kwargs = {} if web_dist is None else {"web_dist": web_dist}
         galaxy = await asyncio.to_thread(load_galaxy)  # parsing the catalogue would block the loop
-        server = TestServer(create_app(directory, galaxy, **kwargs), host="127.0.0.1", port=0)
+        app = create_app(directory, galaxy, **kwargs)
+        server = TestServer(app, host="127.0.0.1", port=0)
         await server.start_server()
         servers.append(server)
-        return str(server.make_url("")).rstrip("/")
+        return GatewayURL(str(server.make_url("")).rstrip("/"), app)
 
     yield start
     for server in servers:

@@ -15,16 +15,31 @@ def test_client_messages_round_trip():
     move = P.parse_client_message(P.encode(P.MOVE_TO, 7, {"x": 12, "y": -3.5}))
     assert move == P.ClientMessage(P.MOVE_TO, 7, {"x": 12.0, "y": -3.5})
     assert isinstance(move.payload["x"], float)
-    join = P.parse_client_message(P.encode(P.JOIN, 1, {"player": "abc_DEF-1", "name": " Ada ", "extra": [1]}))
-    assert join.payload == {"player": "abc_DEF-1", "name": "Ada"}
+    join = P.parse_client_message(P.encode(P.JOIN, 1, {"resume": "abc_DEF-1", "name": " Ada ", "extra": [1]}))
+    assert join.payload == {"resume": "abc_DEF-1", "name": "Ada"}
+    assert P.parse_client_message(P.encode(P.RESYNC, 3, {})) == P.ClientMessage(P.RESYNC, 3, {})
     assert P.parse_client_message(P.encode(P.PING, P.MAX_SEQ, {})).seq == P.MAX_SEQ
 
 
 def test_frame_splice_is_byte_identical_to_plain_encoding():
-    rows = [[1, 2.5, -3.0, P.SHIP_ONLINE | P.SHIP_MOVING, "Ada"], [2, 0.0, 0.0, 0, "Bob"]]
-    spliced = P.encode_frame(12, 1.2, 5, P.pack_ship_rows(rows))
-    assert spliced == P.encode(P.FRAME, 12, {"tick": 12, "time": 1.2, "ack": 5, "ships": rows})
-    assert P.decode_server(spliced) == ("frame", 12, {"tick": 12, "time": 1.2, "ack": 5, "ships": rows})
+    rows = [[1, 2.5, -3.0, P.SHIP_ONLINE | P.SHIP_MOVING], [2, 0.0, 0.0, 0]]
+    tail = P.pack_frame_tail(11, 1.2, rows, [7], [[2, "Bob"]])
+    spliced = P.encode_frame(12, 5, tail)
+    payload = {"tick": 12, "ack": 5, "base": 11, "time": 1.2, "ships": rows, "removed": [7], "names": [[2, "Bob"]]}
+    plain = msgpack.Packer(use_bin_type=True, use_single_float=True)
+    # Coordinates are float32 on the wire; tick time stays float64.
+    assert spliced == b"".join([b"\x93", plain.pack("frame"), plain.pack(12), b"\x87",
+                                *(msgpack.packb(k) + (plain.pack(v) if k == "ships" else msgpack.packb(v))
+                                  for k, v in payload.items())])
+    assert P.decode_server(spliced) == ("frame", 12, payload)
+    assert not P.tail_is_keyframe(tail)
+    assert P.tail_is_keyframe(P.pack_frame_tail(None, 1.2, rows, [], []))
+
+
+def test_quantize_is_float32():
+    assert P.quantize(0.1) != 0.1
+    assert P.quantize(P.quantize(0.1)) == P.quantize(0.1)
+    assert abs(P.quantize(999.123456) - 999.123456) < 1e-4
 
 
 @pytest.mark.parametrize(
@@ -51,8 +66,9 @@ def test_frame_splice_is_byte_identical_to_plain_encoding():
         (msgpack.packb(["move_to", 1, {"x": math.inf, "y": 2}]), P.ERR_OUT_OF_RANGE),
         (msgpack.packb(["move_to", 1, {"x": 0, "y": -1000.5}]), P.ERR_OUT_OF_RANGE),
         (msgpack.packb(["move_to", 1, {"x": 2**63, "y": 0}]), P.ERR_OUT_OF_RANGE),
-        (msgpack.packb(["join", 1, {"player": "has space"}]), P.ERR_INVALID_FIELD),
-        (msgpack.packb(["join", 1, {"player": "x" * 65}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["join", 1, {"resume": "has space"}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["join", 1, {"resume": "x" * 65}]), P.ERR_INVALID_FIELD),
+        (msgpack.packb(["join", 1, {"resume": 12}]), P.ERR_INVALID_FIELD),
         (msgpack.packb(["join", 1, {"name": ""}]), P.ERR_INVALID_FIELD),
         (msgpack.packb(["join", 1, {"name": "a\x00b"}]), P.ERR_INVALID_FIELD),
         (msgpack.packb(["join", 1, {"name": 5}]), P.ERR_INVALID_FIELD),

@@ -1,32 +1,53 @@
-// WebSocket client for one system: binary msgpack envelopes [type, seq, payload],
-// join with a per-system player key, input sequence numbers, a queue for commands sent
-// while offline and reconnection with partysocket-like backoff.
+// WebSocket client for one system or game (protocol v2, docs/protocol.md): a token on the URL,
+// binary msgpack envelopes [type, seq, payload], join with the seat token of the last welcome
+// so that a reconnection resumes the seat, keyframes and deltas applied to a WorldState
+// (resync on a gap), a queue of commands issued while offline (flushed after the rejoin,
+// unacknowledged ones resent when the seat was resumed), a client-side rate limit below the
+// server's, a heartbeat, and partysocket-like reconnection (1-5 s, x1.3, capped at 10 s).
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import {
   CLOSE_MESSAGE_TOO_BIG,
+  CLOSE_NORMAL,
   CLOSE_PROTOCOL_ERROR,
+  CLOSE_RATE_LIMITED,
   CLOSE_REPLACED,
+  CLOSE_ROOM_FULL,
+  CLOSE_UNAUTHORIZED,
   CLOSE_UNKNOWN_ROOM,
+  ERR_UNAUTHORIZED,
   ERROR,
   FRAME,
   JOIN,
   MAX_MESSAGE_BYTES,
   MAX_NAME_LENGTH,
-  MAX_PLAYER_KEY_LENGTH,
-  MAX_SEQ,
+  MAX_SEAT_TOKEN_LENGTH,
   MOVE_TO,
   PING,
   PONG,
+  RESYNC,
   WELCOME,
 } from "./protocol.generated.js";
+import { Backoff, BACKOFF, backoffDelay, randomBackoffBase } from "./backoff.js";
+import { CommandQueue } from "./commandQueue.js";
+import { TokenBucket } from "./rateLimit.js";
+import { NEED_RESYNC, WorldState } from "./worldState.js";
 
-/** Close codes after which reconnecting automatically would not help. */
+export { BACKOFF, backoffDelay, randomBackoffBase };
+
+/** Close codes after which reconnecting automatically would not help (4001 first gets a new
+ * token; a 1000 from the server is reconnected: only our own 1000, "I leave", is final). */
 export const NO_RECONNECT_CODES = new Set([
+  CLOSE_MESSAGE_TOO_BIG,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_ROOM_FULL,
   CLOSE_UNKNOWN_ROOM,
   CLOSE_REPLACED,
-  CLOSE_PROTOCOL_ERROR,
-  CLOSE_MESSAGE_TOO_BIG,
+  CLOSE_RATE_LIMITED,
 ]);
+
+/** Close code this client uses when it drops a socket to reconnect (the seat stays held;
+ * 1000 would release it). */
+export const CLOSE_CLIENT_RECONNECT = 4100;
 
 const CLOSE_REASONS = {
   1000: "closed by server",
@@ -35,32 +56,25 @@ const CLOSE_REASONS = {
   1009: "message too big",
   1011: "server error",
   4000: "protocol error",
+  4001: "not logged in",
+  4003: "the game is full",
   4004: "unknown system",
-  4009: "replaced by another session",
+  4008: "connection too slow",
+  4009: "opened in another tab or window",
+  4029: "rate limited",
   4503: "room unavailable",
 };
 
-/** Backoff: first delay uniform in [minDelay, maxFirstDelay], x growFactor per retry, capped. */
-export const BACKOFF = { minDelay: 1000, maxFirstDelay: 5000, growFactor: 1.3, maxDelay: 10000 };
 const CONNECT_TIMEOUT_MS = 10000;
 const JOIN_TIMEOUT_MS = 10000;
-const SILENCE_TIMEOUT_MS = 5000; // joined but no frame for this long: the socket is dead
-const MAX_QUEUE = 100;
+/** No message for this long (frames stop while everything rests): send a ping. */
+export const IDLE_PING_MS = 15000;
+/** No message for this long after that ping: the socket is dead. */
+export const PONG_TIMEOUT_MS = 10000;
+/** 4001 closes in a row (each followed by a new guest login) before giving up. */
+const MAX_AUTH_RETRIES = 2;
 
-const PLAYER_KEY_RE = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_PLAYER_KEY_LENGTH}}$`);
-
-/** Delay before reconnection attempt number `attempt` (0-based) given the outage's random base. */
-export function backoffDelay(attempt, base) {
-  return Math.min(BACKOFF.maxDelay, base * BACKOFF.growFactor ** attempt);
-}
-
-export function randomBackoffBase(random = Math.random) {
-  return BACKOFF.minDelay + random() * (BACKOFF.maxFirstDelay - BACKOFF.minDelay);
-}
-
-export function playerStorageKey(systemId) {
-  return `starhold.player.${systemId}`;
-}
+const SEAT_RE = new RegExp(`^[A-Za-z0-9_-]{1,${MAX_SEAT_TOKEN_LENGTH}}$`);
 
 export function isValidName(name) {
   // Mirrors the server: 1-MAX_NAME_LENGTH code points, printable (letters, marks, numbers,
@@ -78,29 +92,52 @@ export function closeReason(code, reason) {
   return CLOSE_REASONS[code] || `closed (${code})`;
 }
 
+/** The WebSocket URL of a system (without its token). */
 export function systemSocketUrl(systemId, loc = window.location) {
   const scheme = loc.protocol === "https:" ? "wss:" : "ws:";
   return `${scheme}//${loc.host}/api/systems/${encodeURIComponent(systemId)}/ws`;
 }
 
-function safeStorage() {
+/** `url` with `?token=` (or `&token=`) appended; `url` unchanged without a token. */
+export function withToken(url, token) {
+  if (!token) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
+}
+
+/** sessionStorage key of the seat token for a room (a reload within the seat hold resumes). */
+export function seatStorageKey(roomKey) {
+  return `starhold.seat.${roomKey}`;
+}
+
+function sessionStore() {
   try {
-    return window.localStorage;
+    return globalThis.sessionStorage || null;
   } catch {
-    return null; // storage disabled: every page load gets a new ship
+    return null;
   }
 }
 
 /**
- * One logical connection to a system, surviving socket reconnections.
+ * One logical connection to a room, surviving socket reconnections.
  *
- * Status states: "connecting" (socket opening), "open" (join sent, waiting for welcome),
- * "joined", "reconnecting" (waiting `retryAt`), "closed" (final, see `reason`).
+ * `status.state`: "connecting" (getting a token, opening the socket), "open" (join sent),
+ * "joined", "reconnecting" (waiting until `retryAt`), "closed" (final, see `code`/`reason`).
+ * `status.connection` summarises it for people: "connected" | "connecting" | "reconnecting" |
+ * "offline".
+ *
+ * Options: `url` (without token), `getToken({force})` (async, a token string or null),
+ * `invalidateToken(token)` (the server refused it), `name` (string or function), handlers
+ * `onStatus`, `onWelcome(payload, seq, info)`, `onFrame(payload, result)`,
+ * `onServerError(payload, seq)`, `onPong`; `now()` (game time in seconds, stamps commands for
+ * prediction); `WebSocket`, `random`, `storage` (sessionStorage-like, for the seat) for tests.
  */
 export class SystemConnection {
   constructor(systemId, opts = {}) {
     this.systemId = systemId;
-    this.name = opts.name;
+    const name = opts.name;
+    this.getName = typeof name === "function" ? name : () => name;
+    this.getToken = opts.getToken || (async () => null);
+    this.invalidateToken = opts.invalidateToken || (() => {});
     this.handlers = {
       status: opts.onStatus || (() => {}),
       welcome: opts.onWelcome || (() => {}),
@@ -109,21 +146,33 @@ export class SystemConnection {
       pong: opts.onPong || (() => {}),
     };
     this.url = opts.url || systemSocketUrl(systemId);
-    this.storage = opts.storage === undefined ? safeStorage() : opts.storage;
-    this.WebSocket = opts.WebSocket || window.WebSocket;
+    this.WebSocket = opts.WebSocket || globalThis.WebSocket;
+    this.now = opts.now || (() => Date.now() / 1000);
+    this.storage = opts.storage === undefined ? sessionStore() : opts.storage;
 
     this.encoder = new Encoder();
     this.decoder = new Decoder();
+    this.world = new WorldState();
+    this.queue = new CommandQueue({ limit: opts.queueLimit });
+    this.bucket = new TokenBucket({ now: Date.now() / 1000 });
+    this.backoff = new Backoff({ random: opts.random || Math.random });
     this.ws = null;
-    this.seq = 0; // last input sequence number sent (monotonic across reconnections)
-    this.queue = []; // [type, payload] waiting for the next welcome
+    this.seq = 0; // last sequence number sent (monotonic across reconnections)
+    this.seat = this._loadSeat(); // seat token of the last welcome
+    this.welcome = null; // last welcome payload
     this.shipId = null;
-    this.playerKey = this._loadKey(systemId);
-    this.canonicalId = null;
-    this.attempt = 0;
-    this.backoffBase = 0;
-    this.stopped = false;
-    this.status = { state: "connecting", text: "connecting", retryAt: 0, code: 0, reason: "" };
+    this.player = null;
+    this.resumed = false;
+    this.welcomes = 0;
+    this.reconnects = 0; // welcomes after the first
+    this.resyncs = 0; // resync messages sent
+    this.authFailures = 0; // 4001 closes since the last welcome
+    this.freshToken = false; // the next connection needs a new token
+    this.token = null; // token of the current socket
+    this.lastClose = null; // {code, reason} of the last socket close
+    this.stopped = true;
+    this.generation = 0; // bumped by every new attempt: stale async callbacks check it
+    this.status = { state: "closed", connection: "offline", text: "offline", retryAt: 0, code: 0, reason: "" };
     this._timers = {};
   }
 
@@ -132,40 +181,53 @@ export class SystemConnection {
     this._open();
   }
 
-  /** Close for good (leaving the view). No reconnection. */
+  /** Close for good (leaving the view): close 1000, the seat is released. No reconnection. */
   stop(reason = "left") {
     this.stopped = true;
+    this.generation += 1;
     this._clearTimers();
-    this._detach(1000, reason);
-    this._setStatus("closed", `closed: ${reason}`, { reason });
+    this._detach(CLOSE_NORMAL, reason);
+    this._saveSeat(null);
+    this._setStatus("closed", `offline: ${reason}`, { reason });
   }
 
   /** Reconnect right away (after a final close, or to skip the backoff wait). */
   reconnectNow() {
     this._clearTimers();
-    this._detach(1000, "reconnect");
+    this._detach(CLOSE_CLIENT_RECONNECT, "reconnect");
     this.stopped = false;
-    this.attempt = 0;
+    this.authFailures = 0;
     this._open();
   }
 
   get joined() {
-    return this.status.state === "joined";
+    return this.status.state === "joined" && !!this.ws;
   }
 
   /**
-   * Send a command; while not joined it is queued and flushed, in order, after the next
-   * welcome. Returns the seq used, or null when queued.
+   * Send a command. It goes to the queue and is sent at once when joined (and the rate limit
+   * allows), else after the next welcome. Returns the seq it was sent with, or null if queued.
    */
   send(type, payload = {}) {
-    if (this.joined) return this._sendNow(type, payload);
-    this.queue.push([type, payload]);
-    if (this.queue.length > MAX_QUEUE) this.queue.shift();
-    return null;
+    const cmd = this.queue.push(type, payload, this.now());
+    this._drain();
+    return cmd.seq ?? null;
   }
 
   moveTo(x, y) {
     return this.send(MOVE_TO, { x, y });
+  }
+
+  /** Ask for a keyframe (not queued: only useful on a live socket). */
+  resync() {
+    if (!this.joined) return null;
+    this.resyncs += 1;
+    return this._sendNow(RESYNC, {});
+  }
+
+  /** The network came back (window "online"): skip the rest of the backoff wait. */
+  wake() {
+    if (this.status.state === "reconnecting") this.reconnectNow();
   }
 
   /** Pings are not queued: they only make sense on a live socket. */
@@ -175,29 +237,29 @@ export class SystemConnection {
 
   // ---- internals ----
 
-  _loadKey(systemId) {
+  _loadSeat() {
     try {
-      const key = this.storage && this.storage.getItem(playerStorageKey(systemId));
-      return key && PLAYER_KEY_RE.test(key) ? key : null;
+      const seat = this.storage && this.storage.getItem(seatStorageKey(this.systemId));
+      return seat && SEAT_RE.test(seat) ? seat : null;
     } catch {
       return null;
     }
   }
 
-  _saveKey(key) {
+  _saveSeat(seat) {
     if (!this.storage) return;
-    const ids = new Set([this.systemId, this.canonicalId].filter(Boolean));
-    for (const id of ids) {
-      try {
-        this.storage.setItem(playerStorageKey(id), key);
-      } catch {
-        /* quota or disabled storage: the key only lives for this page */
-      }
+    try {
+      if (seat) this.storage.setItem(seatStorageKey(this.systemId), seat);
+      else this.storage.removeItem(seatStorageKey(this.systemId));
+    } catch {
+      /* storage disabled: the seat only lives in memory */
     }
   }
 
   _setStatus(state, text, extra = {}) {
-    this.status = { state, text, retryAt: 0, code: 0, reason: "", ...extra };
+    const connection =
+      state === "joined" ? "connected" : state === "closed" ? "offline" : state === "reconnecting" ? "reconnecting" : "connecting";
+    this.status = { state, connection, text, retryAt: 0, code: 0, reason: "", ...extra };
     this.handlers.status(this.status);
   }
 
@@ -215,18 +277,38 @@ export class SystemConnection {
   }
 
   _open() {
-    this._setStatus("connecting", this.attempt ? `connecting (attempt ${this.attempt + 1})` : "connecting");
+    const gen = ++this.generation;
+    const again = this.welcomes > 0 || this.backoff.attempt > 0;
+    this._setStatus("connecting", again ? "reconnecting…" : "connecting…");
+    const force = this.freshToken;
+    Promise.resolve()
+      .then(() => this.getToken({ force }))
+      .then(
+        (token) => {
+          if (gen !== this.generation || this.stopped) return;
+          this.freshToken = false;
+          this.token = token || null;
+          this._openSocket(gen);
+        },
+        (err) => {
+          if (gen !== this.generation || this.stopped) return;
+          this._lost(0, `login failed: ${err && err.message ? err.message : err}`);
+        },
+      );
+  }
+
+  _openSocket(gen) {
     let ws;
     try {
-      ws = new this.WebSocket(this.url);
+      ws = new this.WebSocket(withToken(this.url, this.token));
     } catch (err) {
       this._lost(1006, String(err && err.message ? err.message : err));
       return;
     }
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => this._onOpen();
-    ws.onmessage = (ev) => this._onMessage(ev);
-    ws.onclose = (ev) => this._onClose(ev);
+    ws.onopen = () => gen === this.generation && this._onOpen();
+    ws.onmessage = (ev) => gen === this.generation && this._onMessage(ev);
+    ws.onclose = (ev) => gen === this.generation && this._onClose(ev);
     ws.onerror = () => {}; // a close event always follows
     this.ws = ws;
     this._timer("connect", CONNECT_TIMEOUT_MS, () => this._drop("connect timeout"));
@@ -234,10 +316,11 @@ export class SystemConnection {
 
   _onOpen() {
     clearTimeout(this._timers.connect);
-    this._setStatus("open", "joining");
+    this._setStatus("open", "joining…");
     const payload = {};
-    if (this.playerKey) payload.player = this.playerKey;
-    if (isValidName(this.name)) payload.name = this.name.trim();
+    const name = this.getName();
+    if (isValidName(name)) payload.name = name.trim();
+    if (this.seat) payload.resume = this.seat;
     this._sendNow(JOIN, payload);
     this._timer("join", JOIN_TIMEOUT_MS, () => this._drop("join timeout"));
   }
@@ -253,15 +336,16 @@ export class SystemConnection {
     if (!Array.isArray(msg) || msg.length !== 3) return;
     const [type, seq, payload] = msg;
     if (payload === null || typeof payload !== "object") return;
+    if (this.status.state === "joined") this._heartbeat();
     switch (type) {
       case WELCOME:
         this._onWelcome(seq, payload);
         break;
       case FRAME:
-        this._watchdog();
-        this.handlers.frame(payload, seq);
+        this._onFrame(payload);
         break;
       case ERROR:
+        if (payload.code === ERR_UNAUTHORIZED) this.freshToken = true;
         this.handlers.error(payload, seq);
         break;
       case PONG:
@@ -274,38 +358,80 @@ export class SystemConnection {
 
   _onWelcome(seq, payload) {
     clearTimeout(this._timers.join);
+    const resumed = payload.resumed === true;
+    const ack = Number(payload.ack) || 0;
+    this.welcome = payload;
+    this.resumed = resumed;
     this.shipId = payload.ship;
-    this.canonicalId = payload.system && payload.system.id;
-    if (typeof payload.player === "string") {
-      this.playerKey = payload.player;
-      this._saveKey(payload.player);
+    this.player = typeof payload.player === "string" ? payload.player : null;
+    this.seat = typeof payload.seat === "string" && SEAT_RE.test(payload.seat) ? payload.seat : null;
+    this._saveSeat(this.seat);
+    this.seq = Math.max(this.seq, ack, Number(seq) || 0); // carry on above the ack
+    if (this.welcomes > 0) this.reconnects += 1;
+    this.welcomes += 1;
+    this.backoff.reset();
+    this.authFailures = 0;
+    this.world.invalidate(); // the keyframe that follows replaces the ships
+    this.world.ack = ack;
+    const resent = this.queue.rejoined({ resumed, ack });
+    this._setStatus("joined", "connected");
+    this.handlers.welcome(payload, seq, { resumed, resent, reconnects: this.reconnects });
+    this._heartbeat();
+    this._drain();
+  }
+
+  _onFrame(payload) {
+    const result = this.world.apply(payload, Date.now() / 1000);
+    this.queue.ack(this.world.ack);
+    if (result === NEED_RESYNC) this.resync();
+    this.handlers.frame(payload, result);
+  }
+
+  /** Re-armed by every message: after IDLE_PING_MS of silence ping, then give up. */
+  _heartbeat() {
+    this._timer("idle", IDLE_PING_MS, () => {
+      this.ping();
+      this._timer("idle", PONG_TIMEOUT_MS, () => this._drop("no answer from server"));
+    });
+  }
+
+  /** Send queued commands while joined and the rate limit allows; retry when it refills. */
+  _drain() {
+    if (!this.joined || this.ws.readyState !== 1) return;
+    clearTimeout(this._timers.drain);
+    while (this.queue.peek()) {
+      const now = Date.now() / 1000;
+      if (!this.bucket.take(now)) {
+        this._timer("drain", Math.max(1, Math.ceil(this.bucket.wait(now) * 1000)), () => this._drain());
+        return;
+      }
+      const cmd = this.queue.peek();
+      const seq = this._send(cmd.type, cmd.payload);
+      if (seq === null) {
+        this.queue.outbox.shift(); // refused locally (too large): drop it
+        continue;
+      }
+      cmd.at = Math.max(+cmd.at || 0, this.now());
+      this.queue.sent(seq);
     }
-    this.attempt = 0;
-    this._setStatus("joined", "joined");
-    this.handlers.welcome(payload, seq);
-    this._watchdog();
-    const queued = this.queue;
-    this.queue = [];
-    for (const [type, body] of queued) this._sendNow(type, body);
   }
 
-  _watchdog() {
-    this._timer("silence", SILENCE_TIMEOUT_MS, () => this._drop("no frames from server"));
-  }
-
+  /** Send at once, outside the queue (join, resync, ping); counts against the rate limit. */
   _sendNow(type, payload) {
-    if (!this.ws || this.ws.readyState !== 1) {
-      this.queue.push([type, payload]);
-      return null;
-    }
-    if (this.seq >= MAX_SEQ) this.seq = 0;
-    const seq = ++this.seq;
+    if (!this.ws || this.ws.readyState !== 1) return null;
+    this.bucket.take(Date.now() / 1000, true);
+    return this._send(type, payload);
+  }
+
+  _send(type, payload) {
+    const seq = this.seq + 1;
     const bytes = this.encoder.encode([type, seq, payload]);
     if (bytes.byteLength > MAX_MESSAGE_BYTES) {
       // the server would close the socket with 1009: refuse locally instead
       this.handlers.error({ code: 0, message: `message too large (${bytes.byteLength} bytes)` }, seq);
       return null;
     }
+    this.seq = seq;
     this.ws.send(bytes);
     return seq;
   }
@@ -324,7 +450,7 @@ export class SystemConnection {
   }
 
   _drop(reason) {
-    this._detach(1000, reason);
+    this._detach(CLOSE_CLIENT_RECONNECT, reason);
     this._lost(1006, reason);
   }
 
@@ -335,15 +461,26 @@ export class SystemConnection {
 
   _lost(code, reason) {
     this._clearTimers();
+    this.ws = null;
     if (this.stopped) return;
     const why = closeReason(code, reason);
-    if (NO_RECONNECT_CODES.has(code)) {
-      this._setStatus("closed", `closed: ${why}`, { code, reason: why });
+    this.lastClose = { code, reason: why };
+    if (code === CLOSE_UNAUTHORIZED) {
+      this.invalidateToken(this.token);
+      this.freshToken = true;
+      this.authFailures += 1;
+      if (this.authFailures <= MAX_AUTH_RETRIES) {
+        // a new guest token, then straight back (the refusal was about the token, not load)
+        this._setStatus("reconnecting", "logging in again…", { code, reason: why, retryAt: Date.now() });
+        this._timer("retry", 0, () => this._open());
+        return;
+      }
+    }
+    if (code === CLOSE_UNAUTHORIZED || NO_RECONNECT_CODES.has(code)) {
+      this._setStatus("closed", `offline: ${why}`, { code, reason: why });
       return;
     }
-    if (this.attempt === 0) this.backoffBase = randomBackoffBase();
-    const delay = backoffDelay(this.attempt, this.backoffBase);
-    this.attempt += 1;
+    const delay = this.backoff.next();
     const retryAt = Date.now() + delay;
     this._setStatus("reconnecting", `reconnecting in ${Math.ceil(delay / 1000)}s`, { code, reason: why, retryAt });
     this._timer("retry", delay, () => this._open());

@@ -3,7 +3,8 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, mock, test } from "node:test";
 import { decode, encode } from "@msgpack/msgpack";
 
-import { BACKOFF, backoffDelay, SystemConnection } from "../src/net.js";
+import { BACKOFF, CLOSE_CLIENT_RECONNECT, IDLE_PING_MS, PONG_TIMEOUT_MS, SystemConnection, withToken } from "../src/net.js";
+import { CLIENT_BURST } from "../src/rateLimit.js";
 
 class FakeSocket {
   static all = [];
@@ -11,13 +12,15 @@ class FakeSocket {
     this.url = url;
     this.readyState = 0;
     this.sent = [];
+    this.closedWith = null;
     FakeSocket.all.push(this);
   }
   send(bytes) {
     this.sent.push(decode(bytes));
   }
-  close() {
+  close(code, reason) {
     this.readyState = 3;
+    this.closedWith = { code, reason };
   }
   // test helpers
   open() {
@@ -28,9 +31,12 @@ class FakeSocket {
     const b = encode(msg);
     this.onmessage({ data: b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) });
   }
-  serverClose(code) {
+  serverClose(code, reason = "") {
     this.readyState = 3;
-    this.onclose({ code, reason: "" });
+    this.onclose({ code, reason });
+  }
+  types() {
+    return this.sent.map((m) => m[0]);
   }
 }
 
@@ -44,22 +50,46 @@ class MemoryStorage {
   setItem(k, v) {
     this.map.set(k, String(v));
   }
+  removeItem(k) {
+    this.map.delete(k);
+  }
 }
 
-function connect(storage = new MemoryStorage()) {
+const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+async function connect({ storage = new MemoryStorage(), random = () => 0.5 } = {}) {
   const statuses = [];
+  const tokens = { n: 0, forced: 0, invalidated: [] };
   const conn = new SystemConnection("sol", {
     name: "Ada",
     url: "ws://test/api/systems/sol/ws",
     storage,
+    random,
     WebSocket: FakeSocket,
+    getToken: async ({ force }) => {
+      if (force) tokens.forced += 1;
+      tokens.n += 1;
+      return `tok${tokens.n}`;
+    },
+    invalidateToken: (t) => tokens.invalidated.push(t),
     onStatus: (s) => statuses.push(s.state),
   });
   conn.start();
-  return { conn, statuses, storage, ws: () => FakeSocket.all[FakeSocket.all.length - 1] };
+  await flush();
+  return { conn, statuses, storage, tokens, ws: () => FakeSocket.all[FakeSocket.all.length - 1] };
 }
 
-const welcome = (seq, player = "key-1") => ["welcome", seq, { ship: 17, player, system: { id: "sol" }, tick: 1, time: 0.1, ships: [] }];
+const welcome = (seq, { ack = seq, resumed = false, seat = "seat-1", ship = 17 } = {}) => [
+  "welcome",
+  seq,
+  { ship, player: "g-1", name: "Ada", seat, seat_hold: 30, resumed, ack, tick: 10, time: 1, system: { id: "sol" } },
+];
+const keyframe = (tick, ack, rows = [[17, 0, 0, 1]]) => [
+  "frame",
+  tick,
+  { tick, ack, base: null, time: tick / 10, ships: rows, removed: [], names: rows.map((r) => [r[0], `s${r[0]}`]) },
+];
+const delta = (tick, base, ack, rows = []) => ["frame", tick, { tick, ack, base, time: tick / 10, ships: rows, removed: [], names: [] }];
 
 beforeEach(() => {
   FakeSocket.all = [];
@@ -67,8 +97,9 @@ beforeEach(() => {
 });
 afterEach(() => mock.timers.reset());
 
-test("joins first, queues commands until welcome, then flushes them in order", () => {
-  const { conn, ws, storage } = connect();
+test("opens the socket with the token, joins first, queues commands until welcome, flushes them in order", async () => {
+  const { conn, ws } = await connect();
+  assert.equal(ws().url, "ws://test/api/systems/sol/ws?token=tok1");
   assert.equal(conn.moveTo(1, 2), null);
   ws().open();
   assert.deepEqual(ws().sent, [["join", 1, { name: "Ada" }]]);
@@ -79,62 +110,255 @@ test("joins first, queues commands until welcome, then flushes them in order", (
     ["move_to", 3, { x: 3, y: 4 }],
   ]);
   assert.equal(conn.moveTo(5, 6), 4);
-  assert.equal(storage.getItem("starhold.player.sol"), "key-1");
   assert.equal(conn.status.state, "joined");
+  assert.equal(conn.status.connection, "connected");
+  assert.equal(conn.seat, "seat-1");
+  assert.equal(conn.queue.pending.length, 3);
+  ws().receive(keyframe(10, 3));
+  assert.deepEqual(conn.queue.pending.map((c) => c.seq), [4]);
   conn.stop();
+  assert.equal(FakeSocket.all[0].closedWith.code, 1000);
 });
 
-test("rejoins with the stored player key", () => {
-  const storage = new MemoryStorage();
-  storage.setItem("starhold.player.sol", "abc_DEF-1");
-  const { conn, ws } = connect(storage);
-  ws().open();
-  assert.deepEqual(ws().sent[0][2], { player: "abc_DEF-1", name: "Ada" });
-  conn.stop();
+test("withToken appends the token, URL-encoded", () => {
+  assert.equal(withToken("ws://h/ws", "a.b+c"), "ws://h/ws?token=a.b%2Bc");
+  assert.equal(withToken("ws://h/ws?x=1", "t"), "ws://h/ws?x=1&token=t");
+  assert.equal(withToken("ws://h/ws", null), "ws://h/ws");
 });
 
-test("reconnects with backoff after 4503 and keeps seq increasing", () => {
-  const { conn, ws, statuses } = connect();
+test("after 4503 reconnects with backoff, resumes the seat and resends unacked commands first", async () => {
+  const { conn, ws, statuses } = await connect();
   ws().open();
   ws().receive(welcome(1));
-  ws().serverClose(4503);
+  ws().receive(keyframe(10, 1));
+  conn.moveTo(10, 10); // seq 2
+  conn.moveTo(20, 20); // seq 3
+  ws().receive(delta(11, 10, 2)); // 2 acked, 3 pending
+  ws().serverClose(4503, "room unavailable");
   assert.equal(conn.status.state, "reconnecting");
+  assert.equal(conn.status.connection, "reconnecting");
   const delay = conn.status.retryAt - Date.now();
   assert.ok(delay >= BACKOFF.minDelay && delay <= BACKOFF.maxFirstDelay, `delay ${delay}`);
-  conn.moveTo(7, 8);
-  mock.timers.tick(delay);
+  assert.equal(conn.moveTo(30, 30), null); // offline: queued
+  mock.timers.tick(delay - 1);
+  await flush();
+  assert.equal(FakeSocket.all.length, 1);
+  mock.timers.tick(1);
+  await flush();
   assert.equal(FakeSocket.all.length, 2);
+  assert.equal(ws().url, "ws://test/api/systems/sol/ws?token=tok2");
   ws().open();
-  assert.deepEqual(ws().sent[0], ["join", 2, { player: "key-1", name: "Ada" }]);
-  ws().receive(welcome(2));
-  assert.deepEqual(ws().sent[1], ["move_to", 3, { x: 7, y: 8 }]);
-  assert.deepEqual(statuses.slice(0, 6), ["connecting", "open", "joined", "reconnecting", "connecting", "open"]);
+  assert.deepEqual(ws().sent[0], ["join", 4, { name: "Ada", resume: "seat-1" }]);
+  ws().receive(welcome(4, { ack: 2, resumed: true }));
+  // seq 3 was not applied: resent (with a new seq), then the offline command
+  assert.deepEqual(ws().sent.slice(1), [
+    ["move_to", 5, { x: 20, y: 20 }],
+    ["move_to", 6, { x: 30, y: 30 }],
+  ]);
+  assert.equal(conn.reconnects, 1);
+  assert.equal(conn.resumed, true);
+  assert.deepEqual(statuses.slice(0, 7), ["connecting", "open", "joined", "reconnecting", "connecting", "open", "joined"]);
   conn.stop();
 });
 
-test("backoff grows by 1.3 and is capped at 10 s", () => {
-  assert.equal(backoffDelay(0, 2000), 2000);
-  assert.equal(backoffDelay(1, 2000), 2600);
-  assert.equal(backoffDelay(20, 5000), 10000);
+test("a fresh seat (not resumed) forgets unacked commands but flushes the offline queue", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  ws().receive(welcome(1));
+  conn.moveTo(10, 10); // seq 2, never acked
+  ws().serverClose(1006);
+  conn.moveTo(30, 30);
+  mock.timers.tick(10000);
+  await flush();
+  ws().open();
+  ws().receive(welcome(3, { ack: 3, resumed: false, seat: "seat-2" }));
+  assert.deepEqual(ws().sent.slice(1), [["move_to", 4, { x: 30, y: 30 }]]);
+  assert.equal(conn.seat, "seat-2");
+  conn.stop();
 });
 
-for (const code of [4004, 4009, 4000, 1009]) {
-  test(`does not reconnect after close ${code}`, () => {
-    const { conn, ws } = connect();
+test("seq carries on above the resumed seat's ack (after a page reload)", async () => {
+  const storage = new MemoryStorage();
+  storage.setItem("starhold.seat.sol", "seat-old");
+  const { conn, ws } = await connect({ storage });
+  ws().open();
+  assert.deepEqual(ws().sent[0], ["join", 1, { name: "Ada", resume: "seat-old" }]);
+  ws().receive(welcome(1, { ack: 57, resumed: true, seat: "seat-old" }));
+  assert.equal(conn.moveTo(1, 1), 58);
+  conn.stop();
+  assert.equal(storage.getItem("starhold.seat.sol"), null); // leaving releases the seat
+});
+
+test("backoff: uniform first delay, x1.3 per attempt, capped at 10 s; reset after a welcome", async () => {
+  const { conn, ws } = await connect({ random: () => 0 });
+  ws().open();
+  ws().receive(welcome(1));
+  const delays = [];
+  for (let i = 0; i < 12; i++) {
+    ws().serverClose(1006);
+    const delay = conn.status.retryAt - Date.now();
+    delays.push(delay);
+    mock.timers.tick(delay);
+    await flush();
+  }
+  assert.deepEqual(delays.slice(0, 3), [1000, 1300, 1690]);
+  assert.equal(delays.at(-1), 10000);
+  ws().open();
+  ws().receive(welcome(1));
+  ws().serverClose(1006);
+  assert.equal(conn.status.retryAt - Date.now(), 1000);
+  conn.stop();
+});
+
+for (const code of [4000, 4003, 4004, 4009, 4029, 1009]) {
+  test(`does not reconnect after close ${code}`, async () => {
+    const { conn, ws } = await connect();
     ws().open();
     ws().receive(welcome(1));
     ws().serverClose(code);
     assert.equal(conn.status.state, "closed");
+    assert.equal(conn.status.connection, "offline");
+    assert.equal(conn.status.code, code);
     mock.timers.tick(60000);
+    await flush();
     assert.equal(FakeSocket.all.length, 1);
   });
 }
 
-test("a silent socket is dropped and reconnected", () => {
-  const { conn, ws } = connect();
+for (const code of [1000, 1001, 1006, 1011, 4008, 4503]) {
+  test(`reconnects after close ${code}`, async () => {
+    const { conn, ws } = await connect();
+    ws().open();
+    ws().receive(welcome(1));
+    ws().serverClose(code);
+    assert.equal(conn.status.state, "reconnecting");
+    mock.timers.tick(5000);
+    await flush();
+    assert.equal(FakeSocket.all.length, 2);
+    conn.stop();
+  });
+}
+
+test("4001: a new token and straight back; gives up after repeated refusals", async () => {
+  const { conn, ws, tokens } = await connect();
+  ws().open();
+  ws().receive(["error", 1, { code: 11, message: "token expired" }]);
+  ws().serverClose(4001);
+  assert.deepEqual(tokens.invalidated, ["tok1"]);
+  mock.timers.tick(0);
+  await flush();
+  assert.equal(FakeSocket.all.length, 2);
+  assert.equal(tokens.forced, 1);
+  assert.equal(ws().url, "ws://test/api/systems/sol/ws?token=tok2");
+  ws().open();
+  ws().serverClose(4001);
+  mock.timers.tick(0);
+  await flush();
+  assert.equal(FakeSocket.all.length, 3);
+  ws().open();
+  ws().serverClose(4001);
+  mock.timers.tick(60000);
+  await flush();
+  assert.equal(FakeSocket.all.length, 3);
+  assert.equal(conn.status.state, "closed");
+  conn.reconnectNow(); // the Reconnect button
+  await flush();
+  assert.equal(FakeSocket.all.length, 4);
+  conn.stop();
+});
+
+test("a failed login is retried with backoff", async () => {
+  let fail = true;
+  const conn = new SystemConnection("sol", {
+    url: "ws://test/ws",
+    storage: null,
+    random: () => 0,
+    WebSocket: FakeSocket,
+    getToken: async () => {
+      if (fail) throw new Error("503 accounts unavailable");
+      return "t";
+    },
+  });
+  conn.start();
+  await flush();
+  assert.equal(conn.status.state, "reconnecting");
+  assert.match(conn.status.reason, /login failed/);
+  fail = false;
+  mock.timers.tick(1000);
+  await flush();
+  assert.equal(FakeSocket.all.length, 1);
+  conn.stop();
+});
+
+test("stop() closes with 1000 and never reconnects", async () => {
+  const { conn, ws } = await connect();
   ws().open();
   ws().receive(welcome(1));
-  mock.timers.tick(5001);
+  conn.stop();
+  assert.equal(ws().closedWith.code, 1000);
+  mock.timers.tick(60000);
+  await flush();
+  assert.equal(FakeSocket.all.length, 1);
+  assert.equal(conn.status.connection, "offline");
+});
+
+test("a delta that does not follow the state is ignored and a resync is sent once", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  ws().receive(welcome(1));
+  const results = [];
+  conn.handlers.frame = (_, r) => results.push(r);
+  ws().receive(delta(11, 10, 1)); // no keyframe yet
+  ws().receive(delta(12, 11, 1));
+  assert.deepEqual(ws().types(), ["join", "resync"]);
+  ws().receive(keyframe(12, 2, [[17, 5, 5, 3]]));
+  ws().receive(delta(13, 12, 2, [[17, 6, 6, 3]]));
+  ws().receive(delta(15, 14, 2)); // a gap
+  assert.deepEqual(results, ["resync", "ignored", "keyframe", "delta", "resync"]);
+  assert.deepEqual(ws().types(), ["join", "resync", "resync"]);
+  assert.equal(conn.world.tick, 13);
+  assert.equal(conn.world.ship(17).x, 6);
+  conn.stop();
+});
+
+test("heartbeat: pings after a silence, drops a socket that does not answer", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  ws().receive(welcome(1));
+  mock.timers.tick(IDLE_PING_MS);
+  assert.deepEqual(ws().sent.at(-1), ["ping", 2, {}]);
+  ws().receive(["pong", 2, { time: 1 }]);
+  mock.timers.tick(PONG_TIMEOUT_MS + 1);
+  assert.equal(conn.status.state, "joined"); // the pong re-armed the idle timer
+  mock.timers.tick(IDLE_PING_MS - PONG_TIMEOUT_MS);
+  mock.timers.tick(PONG_TIMEOUT_MS);
   assert.equal(conn.status.state, "reconnecting");
+  assert.equal(FakeSocket.all[0].closedWith.code, CLOSE_CLIENT_RECONNECT); // not 1000: the seat stays held
+  conn.stop();
+});
+
+test("rate limit: a burst beyond the client bucket is paced, in order", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  ws().receive(welcome(1));
+  for (let i = 0; i < 40; i++) conn.moveTo(i, 0);
+  const sentNow = ws().sent.length - 1;
+  assert.equal(sentNow, CLIENT_BURST - 1); // the join took a token
+  assert.equal(conn.queue.size, 40 - sentNow);
+  mock.timers.tick(5000);
+  assert.equal(ws().sent.length - 1, 40);
+  assert.deepEqual(ws().sent.slice(1).map((m) => m[2].x), [...Array(40).keys()]);
+  const seqs = ws().sent.map((m) => m[1]);
+  assert.deepEqual(seqs, [...Array(41).keys()].map((i) => i + 1));
+  conn.stop();
+});
+
+test("the offline queue is bounded: the oldest commands are dropped", async () => {
+  const { conn, ws } = await connect();
+  for (let i = 0; i < 70; i++) conn.moveTo(i, 0);
+  assert.equal(conn.queue.size, 64);
+  assert.equal(conn.queue.dropped, 6);
+  assert.equal(conn.queue.peek().payload.x, 6);
+  ws().open();
   conn.stop();
 });

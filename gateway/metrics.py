@@ -1,0 +1,81 @@
+"""Prometheus metrics of a gateway process (prometheus-client), served at ``/metrics``.
+
+Counters and histograms of the gateway's own traffic are module-level (one gateway per
+process). Rooms report their tick figures in the items they push to the gateways (a
+``("stats", {...})`` item at most once a second, cumulative since the activation started);
+every gateway exports the latest report of each room it serves, so across several gateway
+processes aggregate those with ``max by (room)``, not ``sum``.
+
+| metric | type | meaning |
+|---|---|---|
+| ``starhold_connections`` | gauge | open WebSockets |
+| ``starhold_messages_in_total`` / ``_out_total`` | counter | WebSocket messages received / sent |
+| ``starhold_bytes_in_total`` / ``_out_total`` | counter | their payload bytes |
+| ``starhold_frame_bytes`` | histogram | size of a tick's frame (the shared part, once per room per tick) |
+| ``starhold_inputs_dropped_total{reason}`` | counter | ``rate`` (token bucket) or ``room_busy`` (room input queue full) |
+| ``starhold_frames_skipped_total`` | counter | frames not queued for a client that fell behind |
+| ``starhold_errors_sent_total{code}`` | counter | error frames by protocol error code |
+| ``starhold_closes_total{code}`` | counter | closed sockets by close code (1006: dropped) |
+| ``starhold_ray_calls_total{method}`` | counter | calls this process made to room actors |
+| ``starhold_room_wake_seconds`` | histogram | time to reach a room that had no live activation (wake or create) |
+| ``starhold_room_ticks_total{room}`` | counter | alarm deliveries (ticks) of the room's current activation |
+| ``starhold_room_tick_seconds{room}`` | histogram | time spent in ``on_alarm`` per tick |
+| ``starhold_room_tick_overruns_total{room}`` | counter | ticks that started more than half a tick late or ran longer than a tick |
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, REGISTRY
+
+CONNECTIONS = Gauge("starhold_connections", "Open WebSockets")
+MESSAGES_IN = Counter("starhold_messages_in", "WebSocket messages received")
+MESSAGES_OUT = Counter("starhold_messages_out", "WebSocket messages sent")
+BYTES_IN = Counter("starhold_bytes_in", "Bytes of WebSocket messages received")
+BYTES_OUT = Counter("starhold_bytes_out", "Bytes of WebSocket messages sent")
+FRAME_BYTES = Histogram("starhold_frame_bytes", "Size of a room's frame per tick, bytes",
+                        buckets=(64, 256, 1024, 4096, 16384, 65536, 262144))
+INPUTS_DROPPED = Counter("starhold_inputs_dropped", "Client messages dropped", ["reason"])
+FRAMES_SKIPPED = Counter("starhold_frames_skipped", "Frames not queued for a client that fell behind")
+ERRORS_SENT = Counter("starhold_errors_sent", "Error frames sent", ["code"])
+CLOSES = Counter("starhold_closes", "Closed WebSockets by close code", ["code"])
+WAKE_SECONDS = Histogram("starhold_room_wake_seconds", "Time to reach a room with no live activation, seconds",
+                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10))
+
+ROOM_STATS: dict[str, dict] = {}
+"""Latest ``stats`` report per room (``kind/id``) from the rooms this process serves."""
+
+
+class _RoomAndRayCollector:
+    """Exports ``ROOM_STATS`` and the Ray call counters (``rooms.ray_host.RAY_CALLS``)."""
+
+    def collect(self):
+        ticks = CounterMetricFamily("starhold_room_ticks", "Ticks of the room's current activation", labels=["room"])
+        overruns = CounterMetricFamily("starhold_room_tick_overruns", "Late or long ticks", labels=["room"])
+        seconds = HistogramMetricFamily("starhold_room_tick_seconds", "Time in on_alarm per tick, seconds",
+                                        labels=["room"])
+        for room, stats in sorted(ROOM_STATS.items()):
+            ticks.add_metric([room], stats["ticks"])
+            overruns.add_metric([room], stats["overruns"])
+            buckets, total = [], 0
+            for bound, count in zip(stats["bounds"], stats["counts"]):
+                total += count
+                buckets.append((repr(float(bound)) if bound != float("inf") else "+Inf", total))
+            seconds.add_metric([room], buckets, stats["sum"])
+        yield ticks
+        yield overruns
+        yield seconds
+        from ..rooms import ray_host  # counters only; importing it does not start Ray
+
+        calls = CounterMetricFamily("starhold_ray_calls", "Calls to room actors", labels=["method"])
+        for method, count in sorted(ray_host.RAY_CALLS.items()):
+            calls.add_metric([method], count)
+        yield calls
+
+
+REGISTRY.register(_RoomAndRayCollector())
+
+
+def exposition() -> tuple[bytes, str]:
+    """The Prometheus text exposition of this process and its content type."""
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
