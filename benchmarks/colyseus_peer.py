@@ -237,7 +237,9 @@ def _sample_window(server: _NodeProcess, loadgens: list[_NodeProcess], start: fl
                 pass
         loadgen_cpu.append(total)
         next_at += SAMPLE_PERIOD_S
-    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs) if xs else 0.0
+
     return {
         "server_cpu_percent": mean(server_cpu),
         "server_rss_mb": max_rss / (1024 * 1024),
@@ -250,7 +252,10 @@ def _merge(results: list[dict], samples: list[tuple[array, array, list[str]]], d
     latency = sorted(v for lat, _, _ in samples for v in lat)
     jitter = sorted(v for _, jit, _ in samples for v in jit)
     rooms = {room_id for _, _, ids in samples for room_id in ids}
-    total = lambda key: sum(int(r[key]) for r in results)  # noqa: E731
+
+    def total(key: str) -> int:
+        return sum(int(r[key]) for r in results)
+
     inputs_sent, frames_received = total("inputs_sent"), total("frames_received")
     return {
         "target": "colyseus",

@@ -130,9 +130,16 @@ class Gateway:
             raise web.HTTPNotFound(text='{"error": "no such game"}', content_type="application/json")
         return game_id
 
+    def _identity(self, request: web.Request):
+        """The verified identity of a request's token. Raises ``AuthError``."""
+        token = token_from_request(request)
+        if not token:
+            raise AuthError("missing token: log in (POST /api/auth/guest or /api/auth/login) and send it")
+        return self.tokens.verify(token)
+
     async def game_new(self, request: web.Request) -> web.Response:
         try:
-            identity = self.tokens.verify(token_from_request(request) or "")
+            identity = self._identity(request)
         except AuthError as exc:
             return web.json_response({"error": exc.message}, status=401, headers={"WWW-Authenticate": "Bearer"})
         raw = await request.content.read(protocol.MAX_MESSAGE_BYTES + 1)
@@ -179,7 +186,7 @@ class Gateway:
             await self._refuse(ws, protocol.ERR_UNKNOWN_ROOM, unknown, protocol.CLOSE_UNKNOWN_ROOM)
             return ws
         try:
-            identity = self.tokens.verify(token_from_request(request) or "")
+            identity = self._identity(request)
         except AuthError as exc:
             await self._refuse(ws, protocol.ERR_UNAUTHORIZED, exc.message, protocol.CLOSE_UNAUTHORIZED)
             return ws

@@ -36,10 +36,17 @@ PULL_TIMEOUT = 5.0
 """Seconds a pull waits for output before returning empty (then the loop polls again)."""
 WATCH_INTERVAL = 1.0
 """Seconds between checks whether a sleeping room was woken by someone else."""
-BATCH_WINDOW = 0.015
-"""Seconds a link gathers client events before sending them to the room in one call. With a
-10 Hz tick an input is acknowledged at the next tick boundary anyway, so a short window costs
-little latency and caps the Ray calls at ~1/BATCH_WINDOW per room per gateway."""
+TICKED_KINDS = frozenset({"system", "session"})
+"""Room kinds that tick at ``protocol.TICK_RATE`` on wall-clock boundaries (multiples of
+1/TICK_RATE s of Unix time): their inputs are sent once per tick, ``FLUSH_LEAD`` before the
+boundary."""
+FLUSH_LEAD = 0.02
+"""Seconds before a tick boundary a ticked room's inputs are sent. An input is acknowledged
+in the first frame after the room applied it, so waiting for the flush costs nothing as long
+as the batch lands before the boundary: inputs arriving in the last FLUSH_LEAD seconds of a
+tick wait one more tick. One call per tick per room per gateway instead of one per few ms."""
+BATCH_WINDOW = 0.002
+"""Seconds other rooms' inputs (and every join and leave) gather before they are sent."""
 RESOLVE_ATTEMPTS = 40
 RESOLVE_BACKOFF = 0.05
 """Seconds between attempts to reach a room whose activation is going away (doubling, capped at 1 s)."""
@@ -110,10 +117,18 @@ class RoomLink:
 
     async def _flush(self) -> None:
         while self._queue:
-            if self._handle is not None and not self.asleep:
-                await asyncio.sleep(BATCH_WINDOW)  # gather more (not when waking: that is slow anyway)
+            if self._handle is not None and not self.asleep:  # (when waking, go at once: that is slow anyway)
+                await asyncio.sleep(self._flush_delay())
             batch, self._queue, self._inputs = self._queue, [], 0
             await self._send(batch)
+
+    def _flush_delay(self) -> float:
+        """Seconds to wait before sending the queued events (see ``FLUSH_LEAD``)."""
+        if self.kind not in TICKED_KINDS or self._inputs < len(self._queue):  # a join, leave or check waits little
+            return BATCH_WINDOW
+        period = 1.0 / protocol.TICK_RATE
+        now = time.time()
+        return (-now - FLUSH_LEAD) % period
 
     async def _send(self, batch: list[tuple]) -> None:
         delay = RESOLVE_BACKOFF

@@ -264,6 +264,9 @@ def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) 
     ``include_dashboard=True``). Extra ``kwargs`` go to ``ray.init``."""
     if ray.is_initialized():
         return
+    # Ray starts workers (our room actors) at nice 15 by default: on a busy machine they then
+    # lose the CPU to the gateway and miss their ticks. Rooms are the latency-critical work.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if address:
         ray.init(address=address, namespace=namespace, **kwargs)
     else:

@@ -191,7 +191,7 @@ class Player {
 
     const ship = state.ships.get(this.room.sessionId);
     if (ship === undefined) return;
-    const ack = Math.min(ship.ack, this.seq);
+    const ack = Math.min(ship.ack, this.seq);  // never trust an ack beyond what we sent
     const times = this.sendTimes.data;
     for (let s = this.ackedUpTo + 1; s <= ack; s++) {
       const sentAt = times[s - 1];
@@ -334,7 +334,8 @@ async function main() {
     disconnects: win.disconnects,
     unacked,
   };
-  // Diagnostics for the caller (is the load generator itself saturated?).
+  // Diagnostics for the caller (is the load generator itself saturated?). The
+  // event-loop histogram records whole sampling periods: subtract the period.
   process.stderr.write(JSON.stringify({
     event: "diagnostics",
     cpu_percent: ((cpu.user + cpu.system) / 1000 / (opts.duration * 1000)) * 100,
