@@ -1,13 +1,22 @@
 """End to end: the built web client (client/web/dist) in Debian chromium, driven by Playwright,
-against a real gateway backed by real Ray room actors.
+against a real gateway backed by real Ray room actors (protocol v2: guest tokens, seats,
+keyframes and deltas).
 
 - ``test_galaxy_list_join_and_render``: the page loads, the galaxy list has every system
-  (~950 ``[data-system-id]`` links, Sol among them), clicking Sol joins Sol, and the canvas
+  (~950 ``[data-system-id]`` links, Sol among them), clicking Sol logs in as a guest
+  (``POST /api/auth/guest``, token kept in ``localStorage``) and joins Sol, and the canvas
   shows a rendered scene (screenshot decoded and checked for content).
-- ``test_ships_move_both_ways``: a Python bot's ship moves and the page sees it; a click on the
-  system plane sends ``move_to``, the page's ship moves, and the bot sees it move.
+- ``test_two_pages_see_each_other_move``: two pages (two browser contexts: two guests) join
+  Sol; a click on the first page's system plane sends ``move_to``, its ship moves and the
+  second page sees it move under its callsign; the second moves through its test hook and the
+  first sees that.
+- ``test_reconnects_and_resumes_seat``: the gateway drops the page's socket (close 4503); the
+  page shows "reconnecting in Ns", queues a command issued meanwhile, reconnects with backoff,
+  resumes its seat (same ship, ``welcome.resumed``) and flushes the queued command.
+- ``test_rejected_token_gets_a_new_guest_login``: a stored token the gateway refuses (close
+  4001) is replaced by a new guest login and the page joins.
 
-Both tests collect the page's console errors and uncaught exceptions and fail on any.
+Every test collects the page's console errors and uncaught exceptions and fails on any.
 
 Needs chromium (``/usr/bin/chromium`` or ``$STARHOLD_CHROMIUM``), Python Playwright and the
 built client (``npm --prefix client/web run build``): without them the tests are skipped,
@@ -16,7 +25,7 @@ unless ``CI=true``, where a missing piece is a failure.
 
 from __future__ import annotations
 
-import math
+import json
 import os
 import struct
 import zlib
@@ -27,7 +36,6 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from starhold.client import StarholdClient
 from starhold.testing import chromium_path
 
 pytestmark = [pytest.mark.ray, pytest.mark.browser]
@@ -165,19 +173,29 @@ class PageErrors:
         assert not self.errors, "errors in the browser console:\n" + "\n".join(self.errors)
 
 
-async def open_page(browser):
+async def open_page(browser, callsign: str | None = None, init_script: str | None = None):
+    """A page in a context of its own (its own localStorage: its own guest). ``callsign`` is
+    stored as the chosen display name before the client's scripts run."""
     context = await browser.new_context(viewport=VIEWPORT)
+    if callsign is not None:
+        await context.add_init_script(
+            f"localStorage.setItem('starhold.name', {json.dumps(callsign)});"
+            " localStorage.setItem('starhold.nameChosen', '1');")
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     return page, PageErrors(page)
 
 
-async def wait_joined(page, system_id: str = "sol") -> dict:
-    """Wait until the page has joined ``system_id`` and received a few frames; the hook."""
+async def wait_joined(page, system_id: str = "sol", reconnects: int = 0) -> dict:
+    """Wait until the page has joined ``system_id`` (after ``reconnects`` reconnections) and
+    applied a few frames showing its own ship; returns the hook."""
     await page.wait_for_function(
-        "id => { const s = window.starhold; return s && s.view === 'system' && s.status === 'joined'"
-        " && s.systemId === id && s.shipId != null && s.frames >= 3 && s.ships[s.shipId]; }",
-        arg=system_id,
+        "([id, n]) => { const s = window.starhold; return s && s.view === 'system' && s.status === 'joined'"
+        " && s.connection === 'connected' && s.systemId === id && s.shipId != null && s.reconnects >= n"
+        " && s.frames >= 3 && !!s.ships[s.shipId]; }",
+        arg=[system_id, reconnects],
     )
     return await page.evaluate("window.starhold")
 
@@ -191,6 +209,11 @@ async def ship_moved(page, ship_id: int, x: float, y: float, min_distance: float
         arg=[ship_id, x, y, min_distance],
     )
     return await page.evaluate("id => window.starhold.ships[id]", ship_id)
+
+
+async def stored_auth(page) -> dict | None:
+    raw = await page.evaluate("localStorage.getItem('starhold.auth')")
+    return json.loads(raw) if raw else None
 
 
 def canvas_stats(png: bytes) -> dict:
@@ -223,6 +246,11 @@ async def test_galaxy_list_join_and_render(ray_directory, gateway_factory, brows
     assert ids[0] == "sol"
     assert (await page.inner_text('[data-system-id="sol"] .name')).strip() == "Sol"
     assert await page.evaluate("window.starhold.view") == "galaxy"
+    # A first visit asks for a callsign (a generated one until the player picks one).
+    assert await page.is_visible(".callsign-hint")
+    callsign = await page.input_value("#callsign")
+    assert callsign.startswith("Pilot-")
+    assert await stored_auth(page) is None  # no login before it is needed
 
     await page.click('[data-system-id="sol"]')
     hook = await wait_joined(page, "sol")
@@ -230,7 +258,16 @@ async def test_galaxy_list_join_and_render(ray_directory, gateway_factory, brows
     assert hook["systemName"] == "Sol"
     assert isinstance(hook["shipId"], int)
     assert str(hook["shipId"]) in hook["ships"]
-    assert hook["playerKey"]
+    assert hook["ships"][str(hook["shipId"])]["name"] == callsign
+    assert hook["playerName"] == callsign
+    assert hook["shipCount"] >= 1 and hook["keyframes"] >= 1
+    assert hook["seat"] and hook["resumed"] is False
+    # The guest login: the token answer is kept in localStorage and names this player.
+    auth = await stored_auth(page)
+    assert auth and auth["kind"] == "guest" and auth["token"]
+    assert auth["player"] == hook["player"] and hook["player"].startswith("g-")
+    assert (await page.get_attribute("#status", "data-connection")) == "connected"
+    assert (await page.inner_text("#status")).strip() == "connected"
 
     # The canvas shows the scene: hide the HTML overlays (HUD, labels) so that only WebGL
     # output is in the screenshot, then look at its pixels.
@@ -249,59 +286,122 @@ async def test_galaxy_list_join_and_render(ray_directory, gateway_factory, brows
     errors.check()
 
 
-async def test_ships_move_both_ways(ray_directory, gateway_factory, browser):
+async def test_two_pages_see_each_other_move(ray_directory, gateway_factory, browser):
     url = await gateway_factory(ray_directory)
-    page, errors = await open_page(browser)
+    page, errors = await open_page(browser, callsign="Ada")
     await page.goto(url + "/#/system/sol")
     hook = await wait_joined(page, "sol")
     own_id = hook["shipId"]
 
-    async with StarholdClient(url, "Sol", name="bot") as bot:
-        await bot.join()
-        bot_id = bot.ship_id
-        assert bot_id != own_id
-        assert own_id in bot.ships  # the browser's ship is in the bot's snapshot
+    other, other_errors = await open_page(browser, callsign="Bob")
+    await other.goto(url + "/#/system/sol")
+    other_hook = await wait_joined(other, "sol")
+    other_id = other_hook["shipId"]
+    assert other_id != own_id
+    assert other_hook["player"] != hook["player"]  # two guests
+    # Each page knows the other's ship and name (keyframe or deltas with names).
+    await page.wait_for_function("id => window.starhold.ships[id]?.name === 'Bob'", arg=other_id)
+    await other.wait_for_function("id => window.starhold.ships[id]?.name === 'Ada'", arg=own_id)
 
-        # 1. The bot flies far away; the page sees its ship leave the first seen position.
-        await page.wait_for_function("id => !!window.starhold.ships[id]", arg=bot_id)
-        first = await page.evaluate("id => window.starhold.ships[id]", bot_id)
-        assert first["name"] == "bot"
-        seq = await bot.move_to(-900.0, 900.0)
-        await bot.wait_for(lambda c: c.ack >= seq)
-        seen = await ship_moved(page, bot_id, first["x"], first["y"], min_distance=5.0)
-        # It flies toward (-900, 900): x decreases, y increases.
-        assert seen["x"] < first["x"] and seen["y"] > first["y"], (first, seen)
+    # 1. A click on the first page's plane: it sends move_to, the room acks it, its ship moves
+    # and the other page sees it move the same way. The camera looks at the star from -y
+    # (screen right is +x) and the system panel covers the left: click right of the centre,
+    # a few hundred units east of the star, while new ships spawn 150 units from it.
+    own = await page.evaluate("id => window.starhold.ships[id]", own_id)
+    assert own["x"] < 200, own
+    seen_before = await other.evaluate("id => window.starhold.ships[id]", own_id)
+    before = await page.evaluate("({ack: window.starhold.ack, seq: window.starhold.seq})")
+    box = await page.locator("#renderCanvas").bounding_box()
+    click = (box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.55)
+    hit = await page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.id", list(click))
+    assert hit == "renderCanvas", f"the click point {click} is covered by an overlay ({hit!r})"
+    await page.mouse.click(*click)
 
-        # 2. A click on the plane: the page sends move_to, the room acks it, the page's ship
-        # moves and the bot sees it move. The camera looks at the star from -y (screen right is
-        # +x) and the system panel covers the left: click right of the centre, a few hundred
-        # units east of the star, while new ships spawn 150 units from it.
-        own = await page.evaluate("id => window.starhold.ships[id]", own_id)
-        assert own["x"] < 200, own
-        before = await page.evaluate("({ack: window.starhold.ack, seq: window.starhold.seq})")
-        box = await page.locator("#renderCanvas").bounding_box()
-        click = (box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.55)
-        hit = await page.evaluate("([x, y]) => document.elementFromPoint(x, y)?.id", list(click))
-        assert hit == "renderCanvas", f"the click point {click} is covered by an overlay ({hit!r})"
-        await page.mouse.click(*click)
+    await page.wait_for_function("n => window.starhold.seq > n", arg=before["seq"])
+    sent = await page.evaluate("window.starhold.seq")
+    await page.wait_for_function("n => window.starhold.ack >= n", arg=sent)
+    assert await page.evaluate("window.starhold.pending") == 0
+    moved = await ship_moved(page, own_id, own["x"], own["y"], min_distance=5.0)
+    assert moved["x"] > own["x"], (own, moved)
+    assert moved["flags"] & 2, moved  # still on its way (hundreds of units at 50 units/s)
+    predicted = await page.evaluate("window.starhold.predicted")
+    assert predicted is not None and predicted["x"] > own["x"], predicted
 
-        await page.wait_for_function("n => window.starhold.seq > n", arg=before["seq"])
-        sent = await page.evaluate("window.starhold.seq")
-        await page.wait_for_function("n => window.starhold.ack >= n", arg=sent)
-        assert sent > before["seq"] and await page.evaluate("window.starhold.ack") > before["ack"]
-        moved = await ship_moved(page, own_id, own["x"], own["y"], min_distance=5.0)
-        assert moved["x"] > own["x"], (own, moved)
-        assert moved["flags"] & 2, moved  # still on its way (hundreds of units at 50 units/s)
+    seen = await ship_moved(other, own_id, seen_before["x"], seen_before["y"], min_distance=5.0)
+    assert seen["x"] > seen_before["x"], (seen_before, seen)
+    assert seen["flags"] & 1 and seen["name"] == "Ada", seen  # online
 
-        # The bot sees the browser's ship move the same way.
-        await bot.wait_for(
-            lambda c: own_id in c.ships and math.hypot(c.ships[own_id][1] - own["x"], c.ships[own_id][2] - own["y"]) >= 5.0,
-            timeout=TIMEOUT_MS / 1000,
-        )
-        row = bot.ships[own_id]
-        assert row[1] > own["x"], (own, row)
-        assert row[3] & 1  # online
-        assert not bot.errors
+    # 2. The other page flies toward (-900, 900); the first page sees x decrease, y increase.
+    first = await page.evaluate("id => window.starhold.ships[id]", other_id)
+    seq = await other.evaluate("window.starhold.moveTo(-900, 900)")
+    assert isinstance(seq, int)
+    await other.wait_for_function("n => window.starhold.ack >= n", arg=seq)
+    seen = await ship_moved(page, other_id, first["x"], first["y"], min_distance=5.0)
+    assert seen["x"] < first["x"] and seen["y"] > first["y"], (first, seen)
+
+    for p in (page, other):
+        assert await p.evaluate("window.starhold.lastError") is None
+    errors.check()
+    other_errors.check()
+
+
+async def test_reconnects_and_resumes_seat(ray_directory, gateway_factory, browser):
+    url = await gateway_factory(ray_directory)
+    page, errors = await open_page(browser, callsign="Ada")
+    await page.goto(url + "/#/system/sol")
+    hook = await wait_joined(page, "sol")
+    own_id, seat, player = hook["shipId"], hook["seat"], hook["player"]
+    own = hook["ships"][str(own_id)]
+
+    # The gateway drops every socket it holds (the page's) as if the room were moving.
+    from starhold.gateway.app import GATEWAY
+
+    gateway = url.app[GATEWAY]
+    assert len(gateway.sockets) == 1
+    for sock in list(gateway.sockets):
+        sock.close_soon(4503, "room unavailable")
+
+    # The page waits 1-5 s before reconnecting and says so; a command issued meanwhile is
+    # queued, not lost.
+    await page.wait_for_function("window.starhold.status === 'reconnecting'")
+    state = await page.evaluate("({c: window.starhold.connection, close: window.starhold.lastClose})")
+    assert state["c"] == "reconnecting" and state["close"]["code"] == 4503, state
+    assert "reconnecting in" in await page.inner_text("#status")
+    assert await page.is_visible("button.reconnect")
+    target = [own["x"] + 300.0, own["y"] - 200.0]
+    queued = await page.evaluate("([x, y]) => window.starhold.moveTo(x, y)", target)
+    assert queued is None
+    assert await page.evaluate("window.starhold.queued") == 1
+
+    # Back with the same seat: same ship, resumed, the queued command sent and applied.
+    hook = await wait_joined(page, "sol", reconnects=1)
+    assert hook["shipId"] == own_id
+    assert hook["player"] == player
+    assert hook["resumed"] is True
+    assert hook["seat"] == seat
+    assert (await page.inner_text("#status")).strip() == "connected"
+    await page.wait_for_function("() => window.starhold.queued === 0 && window.starhold.pending === 0"
+                                 " && window.starhold.ack >= window.starhold.seq")
+    moved = await ship_moved(page, own_id, own["x"], own["y"], min_distance=5.0)
+    assert moved["x"] > own["x"] and moved["y"] < own["y"], (own, moved)  # toward the target
+    assert len(gateway.sockets) == 1
 
     assert await page.evaluate("window.starhold.lastError") is None
+    errors.check()
+
+
+async def test_rejected_token_gets_a_new_guest_login(ray_directory, gateway_factory, browser):
+    url = await gateway_factory(ray_directory)
+    bogus = {"token": "not-a-token", "expires": 4102444800, "player": "g-0000000000000000", "name": "Ada",
+             "kind": "guest"}
+    page, errors = await open_page(
+        browser, callsign="Ada",
+        init_script=f"if (!sessionStorage.getItem('seeded')) {{ sessionStorage.setItem('seeded', '1');"
+                    f" localStorage.setItem('starhold.auth', {json.dumps(json.dumps(bogus))}); }}")
+    await page.goto(url + "/#/system/sol")
+    hook = await wait_joined(page, "sol")
+    auth = await stored_auth(page)
+    assert auth["token"] != bogus["token"] and auth["player"] == hook["player"] != bogus["player"]
+    assert hook["lastClose"]["code"] == 4001
+    assert hook["lastError"]["code"] == 11  # the gateway said why before closing
     errors.check()

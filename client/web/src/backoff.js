@@ -28,7 +28,7 @@ export class Backoff {
 
   next() {
     if (this.attempt === 0) this.base = randomBackoffBase(this.random, this.opts);
-    const delay = backoffDelay(this.attempt, this.base, this.opts);
+    const delay = Math.round(backoffDelay(this.attempt, this.base, this.opts));
     this.attempt += 1;
     return delay;
   }

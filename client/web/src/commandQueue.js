@@ -65,22 +65,32 @@ export class CommandQueue {
   }
 
   /**
-   * A welcome arrived on a new socket. Resumed: the pending commands the room has not applied
+   * A welcome arrived on a new socket: the pending commands the room has not applied
    * (`seq > ack`) go back to the front of the outbox, to be sent again (with new seqs) before
-   * the commands issued while offline. Not resumed (a new seat): the room's state is
-   * authoritative, pending commands are forgotten (and so is the latest acknowledged one);
-   * the outbox is kept either way.
-   * Returns the number of commands put back.
+   * the commands issued while offline. For a resumed seat `ack` is the seat's; a fresh seat
+   * acknowledges the join, which a reconnecting client numbers with the last ack it saw, so
+   * nothing unapplied is taken for applied either way. Returns the number put back.
    */
-  rejoined({ resumed, ack }) {
-    const again = resumed ? this.pending.filter((c) => c.seq > ack) : [];
-    if (resumed) this._acked(this.pending.filter((c) => c.seq <= ack));
-    else this.lastAcked.clear(); // what the new seat is doing is only known from its frames
+  rejoined({ ack }) {
+    this._acked(this.pending.filter((c) => c.seq <= ack));
+    const again = this.pending.filter((c) => c.seq > ack);
     this.pending = [];
     for (const c of again) delete c.seq;
     this.outbox = again.concat(this.outbox);
     this._trim();
     return again.length;
+  }
+
+  /** The room dropped the command sent with `seq` (busy, rate limited): put it back at the
+   * front of the outbox to be sent again. Returns whether it was pending. */
+  retry(seq) {
+    const i = this.pending.findIndex((c) => c.seq === seq);
+    if (i < 0) return false;
+    const [cmd] = this.pending.splice(i, 1);
+    delete cmd.seq;
+    this.outbox.unshift(cmd);
+    this._trim();
+    return true;
   }
 
   _acked(cmds) {

@@ -2,7 +2,7 @@
 // (`data-system-id`), sorted by distance, with players online.
 import { el, fmtPc } from "./hud.js";
 import { isValidName } from "./net.js";
-import { getCallsign, setCallsign } from "./callsign.js";
+import { callsignChosen, getCallsign, setCallsign } from "./callsign.js";
 
 export function createGalaxyList({ onHover, onRetry }) {
   const search = el("input", {
@@ -21,16 +21,28 @@ export function createGalaxyList({ onHover, onRetry }) {
     "aria-label": "Callsign",
     title: "Your name, shown to other players",
   });
+  const callsignLabel = el("label", { class: "callsign" }, "Callsign ", callsign);
+  const ask = el("div", { class: "callsign-hint", text: "Welcome, pilot! Pick the callsign others will see, then a system." });
+  const firstVisit = !callsignChosen();
+  callsignLabel.classList.toggle("ask", firstVisit);
+  ask.hidden = !firstVisit;
   callsign.addEventListener("change", () => {
-    if (isValidName(callsign.value)) setCallsign(callsign.value.trim());
-    else callsign.value = getCallsign();
+    if (isValidName(callsign.value)) {
+      setCallsign(callsign.value.trim(), true);
+      callsign.value = callsign.value.trim();
+      callsignLabel.classList.remove("ask");
+      ask.hidden = true;
+    } else {
+      callsign.value = getCallsign();
+    }
   });
   const count = el("div", { class: "count muted", text: "loading galaxy…" });
   const list = el("ul", { class: "systems", id: "systemList" });
   const node = el(
     "aside",
     { class: "panel galaxy-panel" },
-    el("label", { class: "callsign" }, "Callsign ", callsign),
+    callsignLabel,
+    ask,
     search,
     count,
     list,

@@ -30,29 +30,52 @@ export function setCrumb(text) {
   crumb.textContent = text ? `/ ${text}` : "";
 }
 
-/** Show a connection status {state, text, retryAt}; `null` hides it (galaxy view). */
+/**
+ * Show a connection status `{state, connection, text, retryAt, reason}` (SystemConnection
+ * status): "connected", "reconnecting in Ns (reason)", "offline: reason"; `null` hides it
+ * (galaxy view). `#status` carries `data-state` (socket state) and `data-connection`.
+ */
 let countdown = null;
+let current = null;
+let queued = 0;
+
+function paintStatus() {
+  const status = current;
+  if (!status) return;
+  let text = status.text;
+  if (status.state === "reconnecting" && status.retryAt) {
+    const s = Math.max(0, Math.ceil((status.retryAt - Date.now()) / 1000));
+    text = `reconnecting in ${s}s` + (status.reason ? ` (${status.reason})` : "");
+  }
+  if (queued > 0 && status.state !== "joined") text += ` · ${queued} command${queued === 1 ? "" : "s"} queued`;
+  if (statusEl.textContent !== text) statusEl.textContent = text;
+}
+
 export function setStatus(status) {
   clearInterval(countdown);
   countdown = null;
+  current = status;
   if (!status) {
     statusEl.dataset.state = "closed";
+    statusEl.dataset.connection = "offline";
     statusEl.textContent = "";
     statusEl.hidden = true;
+    queued = 0;
     return;
   }
   statusEl.hidden = false;
   statusEl.dataset.state = status.state;
-  const paint = () => {
-    if (status.state === "reconnecting" && status.retryAt) {
-      const s = Math.max(0, Math.ceil((status.retryAt - Date.now()) / 1000));
-      statusEl.textContent = `reconnecting in ${s}s` + (status.reason ? ` (${status.reason})` : "");
-    } else {
-      statusEl.textContent = status.text;
-    }
-  };
-  paint();
-  if (status.state === "reconnecting") countdown = setInterval(paint, 250);
+  statusEl.dataset.connection = status.connection || "";
+  statusEl.title = status.reason ? `last close: ${status.reason}${status.code ? ` (${status.code})` : ""}` : "";
+  paintStatus();
+  if (status.state === "reconnecting") countdown = setInterval(paintStatus, 250);
+}
+
+/** Number of commands waiting for the connection (shown while not connected). */
+export function setQueued(n) {
+  if (n === queued) return;
+  queued = n;
+  paintStatus();
 }
 
 /** Show `message` briefly in #toast. */
@@ -105,8 +128,10 @@ export function createSystemPanel({ onReconnect, onFollow }) {
     setShip(text) {
       if (ship.textContent !== text) ship.textContent = text;
     },
-    setClosed(closed) {
-      reconnect.hidden = !closed;
+    /** The Reconnect button: shown while offline ("Reconnect") or waiting ("Reconnect now"). */
+    setReconnect(state) {
+      reconnect.hidden = state !== "closed" && state !== "reconnecting";
+      reconnect.textContent = state === "reconnecting" ? "Reconnect now" : "Reconnect";
     },
     /** lanes: [{id, name, distance}] (distance from this system, pc; may be null). */
     setLanes(list, error) {

@@ -44,6 +44,17 @@ export class GameClock {
   }
 }
 
+/** Protocol rows `[id, x, y, flags]` (+ names Map id -> name) as a Map id -> {x, y, flags, name}. */
+export function rowsToMap(rows, names = null) {
+  const ships = new Map();
+  for (const row of rows || []) {
+    if (!Array.isArray(row) || row.length < 3) continue;
+    const [id, x, y, flags = 0] = row;
+    ships.set(id, { x: +x, y: +y, flags: flags | 0, name: names ? String(names.get(id) ?? "") : "" });
+  }
+  return ships;
+}
+
 /** Buffer of recent frames, each `{time, ships: Map<id, {x, y, flags, name}>}`. */
 export class SnapshotBuffer {
   constructor({ delay = INTERP_DELAY, seconds = BUFFER_SECONDS } = {}) {
@@ -60,14 +71,12 @@ export class SnapshotBuffer {
     return this.frames.length ? this.frames[this.frames.length - 1] : null;
   }
 
-  /** Add a snapshot; `rows` are protocol ship rows `[id, x, y, flags, name]`. */
-  push(time, rows) {
-    const ships = new Map();
-    for (const row of rows || []) {
-      if (!Array.isArray(row) || row.length < 3) continue;
-      const [id, x, y, flags = 0, name = ""] = row;
-      ships.set(id, { x: +x, y: +y, flags: flags | 0, name: String(name ?? "") });
-    }
+  /**
+   * Add a snapshot: `ships` is a Map id -> {x, y, flags, name} (`WorldState.snapshot()`, not
+   * mutated afterwards) or protocol rows `[id, x, y, flags]` with an optional `names` Map.
+   */
+  push(time, ships, names = null) {
+    if (!(ships instanceof Map)) ships = rowsToMap(ships, names);
     const frame = { time: +time, ships };
     const last = this.latest;
     if (last && frame.time < last.time) {

@@ -2,7 +2,7 @@
 // binary msgpack envelopes [type, seq, payload], join with the seat token of the last welcome
 // so that a reconnection resumes the seat, keyframes and deltas applied to a WorldState
 // (resync on a gap), a queue of commands issued while offline (flushed after the rejoin,
-// unacknowledged ones resent when the seat was resumed), a client-side rate limit below the
+// after the unacknowledged ones, resent), a client-side rate limit below the
 // server's, a heartbeat, and partysocket-like reconnection (1-5 s, x1.3, capped at 10 s).
 import { Decoder, Encoder } from "@msgpack/msgpack";
 import {
@@ -14,6 +14,8 @@ import {
   CLOSE_ROOM_FULL,
   CLOSE_UNAUTHORIZED,
   CLOSE_UNKNOWN_ROOM,
+  ERR_RATE_LIMITED,
+  ERR_ROOM_BUSY,
   ERR_UNAUTHORIZED,
   ERROR,
   FRAME,
@@ -71,6 +73,8 @@ const JOIN_TIMEOUT_MS = 10000;
 export const IDLE_PING_MS = 15000;
 /** No message for this long after that ping: the socket is dead. */
 export const PONG_TIMEOUT_MS = 10000;
+/** Delay before resending a command the server dropped (error 9 or 10). */
+const DROPPED_RETRY_MS = 1000;
 /** 4001 closes in a row (each followed by a new guest login) before giving up. */
 const MAX_AUTH_RETRIES = 2;
 
@@ -170,6 +174,7 @@ export class SystemConnection {
     this.freshToken = false; // the next connection needs a new token
     this.token = null; // token of the current socket
     this.lastClose = null; // {code, reason} of the last socket close
+    this.lastCommand = null; // the latest command given to send() (its seq once sent)
     this.stopped = true;
     this.generation = 0; // bumped by every new attempt: stale async callbacks check it
     this.status = { state: "closed", connection: "offline", text: "offline", retryAt: 0, code: 0, reason: "" };
@@ -210,6 +215,7 @@ export class SystemConnection {
    */
   send(type, payload = {}) {
     const cmd = this.queue.push(type, payload, this.now());
+    this.lastCommand = cmd;
     this._drain();
     return cmd.seq ?? null;
   }
@@ -321,7 +327,14 @@ export class SystemConnection {
     const name = this.getName();
     if (isValidName(name)) payload.name = name.trim();
     if (this.seat) payload.resume = this.seat;
-    this._sendNow(JOIN, payload);
+    if (this.welcomes === 0) {
+      this._sendNow(JOIN, payload);
+    } else {
+      // A rejoin is numbered with the last ack seen: if the seat is not resumed (the hold
+      // expired), the fresh seat's ack covers nothing the room did not apply, and unapplied
+      // commands are resent above it (CommandQueue.rejoined).
+      this._sendNow(JOIN, payload, Math.max(1, this.world.ack));
+    }
     this._timer("join", JOIN_TIMEOUT_MS, () => this._drop("join timeout"));
   }
 
@@ -346,6 +359,10 @@ export class SystemConnection {
         break;
       case ERROR:
         if (payload.code === ERR_UNAUTHORIZED) this.freshToken = true;
+        if ((payload.code === ERR_ROOM_BUSY || payload.code === ERR_RATE_LIMITED) && this.queue.retry(seq)) {
+          // dropped before reaching the room: send it again a little later
+          this._timer("drain", DROPPED_RETRY_MS, () => this._drain());
+        }
         this.handlers.error(payload, seq);
         break;
       case PONG:
@@ -373,7 +390,7 @@ export class SystemConnection {
     this.authFailures = 0;
     this.world.invalidate(); // the keyframe that follows replaces the ships
     this.world.ack = ack;
-    const resent = this.queue.rejoined({ resumed, ack });
+    const resent = this.queue.rejoined({ ack });
     this._setStatus("joined", "connected");
     this.handlers.welcome(payload, seq, { resumed, resent, reconnects: this.reconnects });
     this._heartbeat();
@@ -411,27 +428,29 @@ export class SystemConnection {
         this.queue.outbox.shift(); // refused locally (too large): drop it
         continue;
       }
-      cmd.at = Math.max(+cmd.at || 0, this.now());
+      cmd.at = this.now(); // when it started its way to the room (for prediction)
       this.queue.sent(seq);
     }
   }
 
   /** Send at once, outside the queue (join, resync, ping); counts against the rate limit. */
-  _sendNow(type, payload) {
+  _sendNow(type, payload, seq = null) {
     if (!this.ws || this.ws.readyState !== 1) return null;
     this.bucket.take(Date.now() / 1000, true);
-    return this._send(type, payload);
+    return this._send(type, payload, seq);
   }
 
-  _send(type, payload) {
-    const seq = this.seq + 1;
+  /** Encode and send with the next seq (or `seq`, which leaves the counter alone). */
+  _send(type, payload, seq = null) {
+    const explicit = seq !== null;
+    if (!explicit) seq = this.seq + 1;
     const bytes = this.encoder.encode([type, seq, payload]);
     if (bytes.byteLength > MAX_MESSAGE_BYTES) {
       // the server would close the socket with 1009: refuse locally instead
       this.handlers.error({ code: 0, message: `message too large (${bytes.byteLength} bytes)` }, seq);
       return null;
     }
-    this.seq = seq;
+    if (!explicit) this.seq = seq;
     this.ws.send(bytes);
     return seq;
   }

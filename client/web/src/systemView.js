@@ -1,5 +1,7 @@
 // System view: the star, planets on their orbits, every ship (thin instances), labels, a
 // grid plane for picking move targets. The system plane is protocol (x, y) = Babylon (x, z).
+// Remote ships are drawn from the interpolation buffer (100 ms in the past); the own ship at
+// its predicted present position (pending commands replayed, see prediction.js).
 import { Scene } from "@babylonjs/core/scene.js";
 import { ArcRotateCamera } from "@babylonjs/core/Cameras/arcRotateCamera.js";
 import { HemisphericLight } from "@babylonjs/core/Lights/hemisphericLight.js";
@@ -17,13 +19,25 @@ import "@babylonjs/core/Meshes/thinInstanceMesh.js";
 import "@babylonjs/core/Culling/ray.js";
 
 import { cachedGalaxy, fetchGalaxy, fetchSystem } from "./api.js";
+import { GuestAuth } from "./auth.js";
 import { getCallsign } from "./callsign.js";
-import { createSystemPanel, mountPanel, setCrumb, setStatus, showToast } from "./hud.js";
+import { createSystemPanel, mountPanel, setCrumb, setQueued, setStatus, showToast } from "./hud.js";
 import { GameClock, INTERP_DELAY, SnapshotBuffer } from "./interpolation.js";
 import { SystemConnection } from "./net.js";
+import { predictShip, Smoother } from "./prediction.js";
 import { createHalo } from "./sprites.js";
-import { CLOSE_UNKNOWN_ROOM, SHIP_MOVING, SHIP_ONLINE, WORLD_LIMIT } from "./protocol.generated.js";
+import {
+  CLOSE_UNKNOWN_ROOM,
+  ERR_RATE_LIMITED,
+  ERR_UNAUTHORIZED,
+  MOVE_TO,
+  SHIP_HELD,
+  SHIP_MOVING,
+  SHIP_ONLINE,
+  WORLD_LIMIT,
+} from "./protocol.generated.js";
 import hook, { resetSystemState } from "./testHook.js";
+import { APPLIED_DELTA, APPLIED_KEYFRAME } from "./worldState.js";
 
 const GRID_STEP = 100;
 const SHIP_LENGTH = 34;
@@ -33,17 +47,25 @@ const MAX_SHIP_LABELS = 150;
 const COLOR_OWN = [0.25, 1.0, 0.8];
 const COLOR_OTHER = [1.0, 0.62, 0.25];
 const COLOR_OFFLINE = [0.42, 0.44, 0.5];
+const COLOR_HELD = COLOR_OTHER.map((c) => c * 0.4); // dropped, seat held: dimmed
+
+/** Guest login shared by every system view of the page (the token is reused until it expires). */
+const auth = new GuestAuth({ getName: getCallsign });
 
 function hexColor(hex, fallback = "#ffffff") {
   return Color3.FromHexString(/^#[0-9a-f]{6}$/i.test(hex || "") ? hex : fallback);
 }
 
-function shipsToPlain(rows) {
-  const out = {};
-  for (const r of rows || []) {
-    if (Array.isArray(r) && r.length >= 3) out[r[0]] = { x: r[1], y: r[2], flags: r[3] | 0, name: String(r[4] ?? "") };
-  }
-  return out;
+function shipColor(flags, own) {
+  if (own) return COLOR_OWN;
+  if (flags & SHIP_HELD) return COLOR_HELD;
+  return flags & SHIP_ONLINE ? COLOR_OTHER : COLOR_OFFLINE;
+}
+
+function shipLabelClass(flags, own) {
+  if (own) return "ship own";
+  if (flags & SHIP_HELD) return "ship held";
+  return flags & SHIP_ONLINE ? "ship" : "ship offline";
 }
 
 export class SystemView {
@@ -59,8 +81,12 @@ export class SystemView {
     this.planets = []; // {mesh, orbit, period, phase, name}
     this.star = null;
     this.systemInfo = null; // welcome.system
-    this.ownShip = null; // latest interpolated own ship state
-    this.target = null; // {x, y, seq}
+    this.ownShip = null; // own ship as drawn {x, y, flags, name, dx, dy}
+    this.smoother = new Smoother();
+    this.ownSource = null; // "predicted" | "frames": where the own ship's position came from
+    this.frameApplied = false; // a frame was applied since the last render
+    this.lastRender = 0;
+    this.target = null; // {x, y, cmd}
     this.follow = false;
     this.capacity = 0;
     this.hudAt = 0;
@@ -262,8 +288,8 @@ export class SystemView {
 
   moveTo(x, y) {
     const seq = this.conn.moveTo(x, y);
-    this.target = { x, y, seq };
-    hook.seq = this.conn.seq;
+    this.target = { x, y, cmd: this.conn.lastCommand };
+    this._syncHook();
     return seq;
   }
 
@@ -271,59 +297,103 @@ export class SystemView {
 
   _connect() {
     this.conn = new SystemConnection(this.systemId, {
-      name: getCallsign(),
+      name: getCallsign,
+      getToken: (opts) => auth.token(opts),
+      invalidateToken: (token) => auth.invalidate(token),
+      now: () => (this.clock.ready ? this.clock.now() : 0),
       onStatus: (st) => this._onStatus(st),
-      onWelcome: (w) => this._onWelcome(w),
-      onFrame: (f) => this._onFrame(f),
+      onWelcome: (w, seq, info) => this._onWelcome(w, info),
+      onFrame: (f, result) => this._onFrame(f, result),
       onServerError: (e, seq) => {
         hook.lastError = { code: e.code, message: e.message, seq };
-        showToast(`Error ${e.code}: ${e.message}`);
+        if (e.code === ERR_UNAUTHORIZED) return; // handled: a new token and straight back
+        if (e.code === ERR_RATE_LIMITED) showToast("Slow down: too many commands.");
+        else showToast(`Error ${e.code}: ${e.message}`);
       },
     });
     hook.moveTo = (x, y) => this.moveTo(x, y);
+    hook.resync = () => this.conn.resync();
+    this._online = () => this.conn.wake();
+    window.addEventListener("online", this._online);
     this.conn.start();
+  }
+
+  /** Copy the connection's counters to window.starhold and the HUD. */
+  _syncHook() {
+    const c = this.conn;
+    const w = c.world;
+    Object.assign(hook, {
+      seq: c.seq,
+      ack: w.ack,
+      queued: c.queue.size,
+      pending: c.queue.pending.length,
+      resyncs: c.resyncs,
+      gaps: w.gaps,
+      reconnects: c.reconnects,
+      welcomes: c.welcomes,
+      lastClose: c.lastClose,
+    });
+    setQueued(c.queue.size);
   }
 
   _onStatus(st) {
     setStatus(st);
     hook.status = st.state;
+    hook.connection = st.connection;
     hook.statusText = st.text;
-    this.panel.setClosed(st.state === "closed");
+    hook.retryAt = st.retryAt || 0;
+    this.panel.setReconnect(st.state);
+    if (this.conn) this._syncHook();
     if (st.state === "closed" && st.code === CLOSE_UNKNOWN_ROOM) {
       showToast(`Unknown system "${this.systemId}": pick one from the galaxy map.`, 6000);
     }
   }
 
-  _onWelcome(w) {
+  _onWelcome(w, info) {
     const sys = w.system || {};
     this.systemInfo = sys;
     if (Number.isFinite(+w.world_limit) && +w.world_limit > 0) this.worldLimit = +w.world_limit;
     this._buildSystem(sys);
+    if (hook.shipId !== null && hook.shipId !== w.ship) {
+      // a new player (a new guest token): another ship, nothing to carry over
+      this.smoother.reset();
+      this.target = null;
+      this.conn.queue.lastAcked.clear(); // that target was another ship's
+    }
     Object.assign(hook, {
       shipId: w.ship,
-      playerKey: w.player,
+      player: w.player ?? null,
+      playerName: w.name ?? null,
+      seat: w.seat ?? null,
+      resumed: !!info.resumed,
       systemId: sys.id || this.systemId,
       systemName: sys.name || null,
-      tick: Number(w.tick) || 0,
-      time: +w.time || 0,
-      ships: shipsToPlain(w.ships),
     });
+    this._syncHook();
     setCrumb(sys.name || this.systemId);
     this.panel.setSystem(sys.name || this.systemId, sys.color, `${(sys.planets || []).length} planets`);
     document.title = `${sys.name || this.systemId} · Starhold`;
     this.clock.observe(+w.time || 0);
-    this.buffer.push(+w.time || 0, w.ships || []);
+    if (info.reconnects > 0) {
+      const what = info.resumed ? "seat resumed" : "new seat";
+      showToast(`Reconnected (${what}${info.resent ? `, ${info.resent} command${info.resent === 1 ? "" : "s"} resent` : ""}).`, 2500);
+    }
   }
 
-  _onFrame(f) {
-    hook.tick = Number(f.tick) || 0;
-    hook.time = +f.time || 0;
-    hook.ack = Number(f.ack) || 0;
-    hook.frames += 1;
-    hook.seq = this.conn.seq;
-    hook.ships = shipsToPlain(f.ships);
-    this.clock.observe(+f.time || 0);
-    this.buffer.push(+f.time || 0, f.ships || []);
+  _onFrame(f, result) {
+    const w = this.conn.world;
+    if (result === APPLIED_KEYFRAME || result === APPLIED_DELTA) {
+      hook.tick = w.tick;
+      hook.time = w.time;
+      hook.frames += 1;
+      if (result === APPLIED_KEYFRAME) hook.keyframes += 1;
+      hook.ships = w.toPlain();
+      hook.shipCount = w.ships.size;
+      this.clock.observe(w.time);
+      this.buffer.push(w.time, w.snapshot());
+      this.frameApplied = true;
+    }
+    this._syncHook();
   }
 
   async _loadLanes() {
@@ -353,7 +423,10 @@ export class SystemView {
 
   render() {
     const now = performance.now();
-    const t = this.clock.ready ? this.clock.now(now) - INTERP_DELAY : 0;
+    const present = this.clock.ready ? this.clock.now(now) : 0;
+    const t = this.clock.ready ? present - INTERP_DELAY : 0;
+    const dt = this.lastRender ? Math.min(0.5, (now - this.lastRender) / 1000) : 0;
+    this.lastRender = now;
 
     for (const p of this.planets) {
       const a = p.phase + (2 * Math.PI * t) / p.period;
@@ -361,6 +434,7 @@ export class SystemView {
     }
 
     const states = this.buffer.sample(t);
+    this._placeOwnShip(states, present, dt);
     this._updateShips(states);
     this._updateMarkers(now);
     this.camera.panningSensibility = 12000 / this.camera.radius;
@@ -377,6 +451,35 @@ export class SystemView {
     }
   }
 
+  /**
+   * The own ship at its predicted present position: the latest frame plus the pending
+   * commands replayed; without a prediction (moving toward a target this page did not set),
+   * the interpolated one. Jumps (a new frame, a switch of source) are smoothed.
+   */
+  _placeOwnShip(states, present, dt) {
+    const id = hook.shipId;
+    const world = this.conn.world;
+    const server = id == null ? null : world.ships.get(id);
+    if (!server) {
+      this.smoother.reset();
+      this.ownSource = null;
+      hook.predicted = null;
+      return;
+    }
+    const acked = this.conn.queue.lastAcked.get(MOVE_TO);
+    const pred = predictShip(server, world.time, present, this.conn.queue.pendingOf(MOVE_TO), acked ? acked.payload : null);
+    const source = pred ? "predicted" : "frames";
+    const raw = pred || states.get(id);
+    if (!raw) return;
+    const jumped = this.frameApplied || source !== this.ownSource;
+    this.frameApplied = false;
+    this.ownSource = source;
+    const shown = this.smoother.update(raw.x, raw.y, dt, jumped);
+    const flags = pred ? (server.flags & ~SHIP_MOVING) | (pred.moving ? SHIP_MOVING : 0) : raw.flags;
+    states.set(id, { x: shown.x, y: shown.y, flags, name: world.name(id), dx: raw.dx || 0, dy: raw.dy || 0 });
+    hook.predicted = { x: shown.x, y: shown.y };
+  }
+
   _updateShips(states) {
     const n = states.size;
     this._ensureCapacity(n);
@@ -390,7 +493,7 @@ export class SystemView {
       Matrix.RotationYToRef(-h, m);
       m.setTranslationFromFloats(s.x, SHIP_ALTITUDE, s.y);
       m.copyToArray(this.matrices, 16 * i);
-      const c = id === own ? COLOR_OWN : s.flags & SHIP_ONLINE ? COLOR_OTHER : COLOR_OFFLINE;
+      const c = shipColor(s.flags, id === own);
       this.colors[4 * i] = c[0];
       this.colors[4 * i + 1] = c[1];
       this.colors[4 * i + 2] = c[2];
@@ -419,12 +522,12 @@ export class SystemView {
     }
     const tgt = this.target;
     if (tgt) {
+      // gone once the room has applied it and the ship stopped (there, or somewhere else
+      // because a later command or the world's edge changed its course)
       const latest = hook.ships[hook.shipId];
-      if (latest && !(latest.flags & SHIP_MOVING)) {
-        const arrived = Math.hypot(latest.x - tgt.x, latest.y - tgt.y) < 2;
-        const acked = tgt.seq != null && hook.ack >= tgt.seq;
-        if (arrived || acked) this.target = null;
-      }
+      const seq = tgt.cmd ? tgt.cmd.seq : null;
+      const acked = seq != null && hook.ack >= seq;
+      if (latest && acked && !(latest.flags & SHIP_MOVING)) this.target = null;
     }
     const show = !!this.target;
     this.targetMarker.setEnabled(show);
@@ -461,7 +564,7 @@ export class SystemView {
       count++;
       v.set(s.x, SHIP_ALTITUDE + 18, s.y);
       const name = s.name || `#${id}`;
-      const cls = mine ? "ship own" : s.flags & SHIP_ONLINE ? "ship" : "ship offline";
+      const cls = shipLabelClass(s.flags, mine);
       labels.place(scene, this.canvas, `ship:${id}`, mine ? `${name} (you)` : name, v, cls);
     }
     labels.end();
@@ -479,6 +582,7 @@ export class SystemView {
 
   dispose() {
     this.disposed = true;
+    window.removeEventListener("online", this._online);
     this.conn.stop("left system");
     setStatus(null);
     this.ctx.labels.clear();

@@ -1,44 +1,49 @@
 // window.starhold: plain data about the client's state, read by end-to-end tests (and handy
 // in the console). Views update it; nothing in the client reads it back.
-const hook = {
-  view: null, // "galaxy" | "system"
-  status: "closed", // connection state: connecting | open | joined | reconnecting | closed
-  statusText: "",
-  systemId: null, // system id of the current view (canonical id once welcomed)
-  systemName: null,
-  shipId: null,
-  playerKey: null,
-  tick: 0, // tick of the latest frame
-  time: 0, // game time of the latest frame, seconds
-  frames: 0, // frames received since the system view opened
-  ack: 0, // latest frame's ack
-  seq: 0, // last input seq sent
-  ships: {}, // id -> {x, y, flags, name}, latest frame positions
-  lastError: null, // latest error frame payload {code, message}
-  moveTo: () => null, // (x, y) -> seq sent, or null when queued / not in a system
-};
+const hook = {};
 
+function systemDefaults(view, systemId) {
+  return {
+    view, // "galaxy" | "system"
+    status: "closed", // socket state: connecting | open | joined | reconnecting | closed
+    connection: "offline", // for people: connected | connecting | reconnecting | offline
+    statusText: "",
+    retryAt: 0, // Date.now() of the next reconnection attempt while reconnecting
+    lastClose: null, // {code, reason} of the last socket close
+    systemId, // system id of the current view (canonical id once welcomed)
+    systemName: null,
+    player: null, // player id (the token's subject)
+    playerName: null, // name of the player's ship
+    shipId: null,
+    seat: null, // seat token of the last welcome
+    resumed: false, // whether the last welcome resumed the seat
+    welcomes: 0,
+    reconnects: 0, // welcomes after the first (successful reconnections)
+    tick: 0, // tick of the latest frame applied
+    time: 0, // its game time, seconds
+    frames: 0, // frames applied (keyframes + deltas) since the system view opened
+    keyframes: 0,
+    gaps: 0, // deltas ignored (base was not our tick)
+    resyncs: 0, // resync messages sent
+    ack: 0, // latest frame's ack
+    seq: 0, // last input seq sent
+    queued: 0, // commands waiting to be sent (offline queue)
+    pending: 0, // commands sent and not acknowledged yet
+    shipCount: 0,
+    ships: {}, // id -> {x, y, flags, name}, latest frame (the room's state, not predicted)
+    predicted: null, // {x, y} of the own ship as drawn (prediction), or null
+    lastError: null, // latest error frame payload {code, message, seq}
+    moveTo: () => null, // (x, y) -> seq sent, or null when queued / not in a system
+    resync: () => null, // ask for a keyframe
+  };
+}
+
+Object.assign(hook, systemDefaults(null, null));
 window.starhold = hook;
 
 export default hook;
 
 /** Reset the per-system fields (entering a view). */
 export function resetSystemState(view, systemId = null) {
-  Object.assign(hook, {
-    view,
-    status: "closed",
-    statusText: "",
-    systemId,
-    systemName: null,
-    shipId: null,
-    playerKey: null,
-    tick: 0,
-    time: 0,
-    frames: 0,
-    ack: 0,
-    seq: 0,
-    ships: {},
-    lastError: null,
-    moveTo: () => null,
-  });
+  Object.assign(hook, systemDefaults(view, systemId));
 }

@@ -2,12 +2,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { GameClock, SnapshotBuffer } from "../src/interpolation.js";
+import { GameClock, rowsToMap, SnapshotBuffer } from "../src/interpolation.js";
+
+const names = new Map([[1, "a"], [2, "new"], [3, "gone"]]);
 
 test("interpolates linearly between the frames straddling the render time", () => {
   const buf = new SnapshotBuffer();
-  buf.push(10.0, [[1, 0, 0, 3, "a"]]);
-  buf.push(10.1, [[1, 5, -5, 3, "a"]]);
+  buf.push(10.0, [[1, 0, 0, 3]], names);
+  buf.push(10.1, rowsToMap([[1, 5, -5, 3]], names));
   const s = buf.sample(10.05).get(1);
   assert.ok(Math.abs(s.x - 2.5) < 1e-9 && Math.abs(s.y + 2.5) < 1e-9);
   assert.equal(s.flags, 3);
@@ -16,18 +18,19 @@ test("interpolates linearly between the frames straddling the render time", () =
 
 test("snaps new ships and ships that jumped, drops ships that left", () => {
   const buf = new SnapshotBuffer();
-  buf.push(1.0, [[1, 0, 0, 1, "a"], [3, 0, 0, 1, "gone"]]);
-  buf.push(1.1, [[1, 900, 0, 1, "a"], [2, 40, 40, 1, "new"]]);
+  buf.push(1.0, [[1, 0, 0, 1], [3, 0, 0, 1]], names);
+  buf.push(1.1, [[1, 900, 0, 1], [2, 40, 40, 1]], names);
   const m = buf.sample(1.02);
   assert.equal(m.get(1).x, 900); // 900 units in 0.1 s is a teleport
   assert.equal(m.get(2).x, 40);
   assert.equal(m.has(3), false);
+  assert.equal(m.get(2).name, "new");
 });
 
 test("holds the newest frame past its time and the oldest before it", () => {
   const buf = new SnapshotBuffer();
-  buf.push(2.0, [[1, 0, 0, 1, ""]]);
-  buf.push(2.1, [[1, 5, 0, 1, ""]]);
+  buf.push(2.0, [[1, 0, 0, 1]]);
+  buf.push(2.1, [[1, 5, 0, 1]]);
   assert.equal(buf.sample(5).get(1).x, 5);
   assert.equal(buf.sample(0).get(1).x, 0);
 });
@@ -36,7 +39,7 @@ test("keeps about a second of frames and restarts when time goes backwards", () 
   const buf = new SnapshotBuffer();
   for (let i = 0; i < 50; i++) buf.push(i / 10, [[1, i, 0, 1, ""]]);
   assert.ok(buf.frames.length <= 12);
-  buf.push(0, [[1, 0, 0, 1, ""]]);
+  buf.push(0, [[1, 0, 0, 1]]);
   assert.equal(buf.frames.length, 1);
 });
 

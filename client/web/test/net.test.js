@@ -148,12 +148,13 @@ test("after 4503 reconnects with backoff, resumes the seat and resends unacked c
   assert.equal(FakeSocket.all.length, 2);
   assert.equal(ws().url, "ws://test/api/systems/sol/ws?token=tok2");
   ws().open();
-  assert.deepEqual(ws().sent[0], ["join", 4, { name: "Ada", resume: "seat-1" }]);
-  ws().receive(welcome(4, { ack: 2, resumed: true }));
+  // a rejoin is numbered with the last ack seen
+  assert.deepEqual(ws().sent[0], ["join", 2, { name: "Ada", resume: "seat-1" }]);
+  ws().receive(welcome(2, { ack: 2, resumed: true }));
   // seq 3 was not applied: resent (with a new seq), then the offline command
   assert.deepEqual(ws().sent.slice(1), [
-    ["move_to", 5, { x: 20, y: 20 }],
-    ["move_to", 6, { x: 30, y: 30 }],
+    ["move_to", 4, { x: 20, y: 20 }],
+    ["move_to", 5, { x: 30, y: 30 }],
   ]);
   assert.equal(conn.reconnects, 1);
   assert.equal(conn.resumed, true);
@@ -161,7 +162,7 @@ test("after 4503 reconnects with backoff, resumes the seat and resends unacked c
   conn.stop();
 });
 
-test("a fresh seat (not resumed) forgets unacked commands but flushes the offline queue", async () => {
+test("a fresh seat (not resumed, the hold expired) acks nothing new: unapplied commands are resent", async () => {
   const { conn, ws } = await connect();
   ws().open();
   ws().receive(welcome(1));
@@ -171,9 +172,14 @@ test("a fresh seat (not resumed) forgets unacked commands but flushes the offlin
   mock.timers.tick(10000);
   await flush();
   ws().open();
-  ws().receive(welcome(3, { ack: 3, resumed: false, seat: "seat-2" }));
-  assert.deepEqual(ws().sent.slice(1), [["move_to", 4, { x: 30, y: 30 }]]);
+  assert.deepEqual(ws().sent[0], ["join", 1, { name: "Ada", resume: "seat-1" }]);
+  ws().receive(welcome(1, { ack: 1, resumed: false, seat: "seat-2" }));
+  assert.deepEqual(ws().sent.slice(1), [
+    ["move_to", 3, { x: 10, y: 10 }],
+    ["move_to", 4, { x: 30, y: 30 }],
+  ]);
   assert.equal(conn.seat, "seat-2");
+  assert.equal(conn.resumed, false);
   conn.stop();
 });
 
@@ -360,5 +366,36 @@ test("the offline queue is bounded: the oldest commands are dropped", async () =
   assert.equal(conn.queue.dropped, 6);
   assert.equal(conn.queue.peek().payload.x, 6);
   ws().open();
+  conn.stop();
+});
+
+test("a command the server dropped (room busy) is sent again a second later", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  ws().receive(welcome(1));
+  assert.equal(conn.moveTo(5, 5), 2);
+  ws().receive(["error", 2, { code: 10, message: "the room is busy; message dropped" }]);
+  assert.equal(conn.queue.size, 1);
+  mock.timers.tick(999);
+  assert.equal(ws().sent.length, 2);
+  mock.timers.tick(1);
+  assert.deepEqual(ws().sent.at(-1), ["move_to", 3, { x: 5, y: 5 }]);
+  ws().receive(["error", 77, { code: 4, message: "out of range" }]); // not ours to retry
+  assert.equal(conn.queue.size, 0);
+  conn.stop();
+});
+
+test("wake() (the browser is back online) skips the backoff wait", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  ws().receive(welcome(1));
+  ws().serverClose(1006);
+  conn.wake();
+  await flush();
+  assert.equal(FakeSocket.all.length, 2);
+  assert.equal(conn.status.state, "connecting");
+  conn.wake(); // not waiting: nothing to do
+  await flush();
+  assert.equal(FakeSocket.all.length, 2);
   conn.stop();
 });
