@@ -11,7 +11,9 @@ Fixtures for people writing rooms and for Starhold's own tests:
   the test), SQLite under ``tmp_path``, idle timeout 2 s.
 - ``gateway_factory``: ``await gateway_factory(directory)`` serves a gateway on 127.0.0.1 on a
   free port and returns its base URL (``http://127.0.0.1:<port>``, a ``GatewayURL`` whose
-  ``.app`` is the aiohttp application). Its token keys live in a temporary directory.
+  ``.app`` is the aiohttp application). Its token keys live in a temporary directory unless
+  ``tokens=``/``sessions=`` (or ``data_dir=``) are given: gateways sharing them accept each
+  other's tokens and game ids, like replicas behind a load balancer.
 - ``no_blocking``: fails the test when its event loop is blocked for more than
   ``BLOCKING_THRESHOLD`` seconds (a blocking call in async code), showing where.
 - ``seaweedfs``, ``s3_store``, ``moto_s3``: S3 servers for snapshot tests (``testing_s3``).
@@ -157,10 +159,10 @@ async def gateway_factory():
 
     servers = []
 
-    async def start(directory, web_dist=None) -> str:
+    async def start(directory, web_dist=None, **app_kwargs) -> str:
         from .rooms.galaxy import load_galaxy
 
-        kwargs = {} if web_dist is None else {"web_dist": web_dist}
+        kwargs = dict(app_kwargs) if web_dist is None else {"web_dist": web_dist, **app_kwargs}
         galaxy = await asyncio.to_thread(load_galaxy)  # parsing the catalogue would block the loop
         app = create_app(directory, galaxy, **kwargs)
         server = TestServer(app, host="127.0.0.1", port=0)

@@ -1,0 +1,179 @@
+"""Game sessions, tokens on every socket, seats held across gateways, and /metrics, over real
+WebSockets on 127.0.0.1 with rooms in-process (no Ray)."""
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from starhold import protocol as P
+from starhold.gateway.app import GATEWAY
+from starhold.gateway.auth import TokenService
+from starhold.gateway.sessions import SessionIds
+from starhold.rooms.local_host import InProcessDirectory
+from wire import Wire, guest_token
+
+
+@pytest.fixture
+async def directory(tmp_path):
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
+    yield directory
+    await directory.close()
+
+
+@pytest.fixture
+async def url(gateway_factory, directory):
+    return await gateway_factory(directory)
+
+
+async def new_game(session, url, token, **body):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with session.post(url + "/api/game/new", json=body, headers=headers) as resp:
+        return resp.status, await resp.json()
+
+
+async def test_a_socket_without_a_valid_token_is_refused_4001(url):
+    async with aiohttp.ClientSession() as session:
+        for token in (None, "garbage", "a.b.c"):
+            wire = await Wire.open(session, url, "/api/systems/sol/ws", token)
+            error = await wire.recv(P.ERROR)
+            assert error[2]["code"] == P.ERR_UNAUTHORIZED
+            assert await wire.close_code() == P.CLOSE_UNAUTHORIZED
+        # a token from another deployment's key does not verify either
+        other = TokenService({"k": b"x" * 32}, "k").issue("g-intruder", "Eve", "guest")[0]
+        wire = await Wire.open(session, url, "/api/systems/sol/ws", other)
+        assert (await wire.recv(P.ERROR))[2]["code"] == P.ERR_UNAUTHORIZED
+
+
+async def test_create_a_game_read_its_state_and_play_in_it(url):
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url, "Host")
+        assert (await new_game(session, url, None))[0] == 401
+        assert (await new_game(session, url, token, max_players=0))[0] == 400
+        assert (await new_game(session, url, token, seed="x"))[0] == 400
+        status, game = await new_game(session, url, token, seed=7, max_players=4)
+        assert status == 201 and game["seed"] == 7 and game["max_players"] == 4
+        assert game["ws"] == f"/api/game/{game['id']}/ws"
+        _, other = await new_game(session, url, token)
+        assert other["id"] != game["id"]
+        wire = await Wire.open(session, url, game["ws"], token)
+        welcome, keyframe = await wire.join()
+        assert welcome["session"] == {"id": game["id"], "seed": 7, "size": 1000.0, "max_players": 4}
+        assert welcome["world_limit"] == 500.0
+        await wire.send(P.MOVE_TO, 2, {"x": 900.0, "y": 0.0})  # clamped to the sector
+        frame = await wire.recv(P.FRAME, where=lambda p: p["ack"] == 2)
+        assert frame[2]["base"] is not None
+        async with session.get(url + game["state"]) as resp:
+            state = await resp.json()
+        assert resp.status == 200 and state["players"] == 1
+        ship = next(s for s in state["ships"] if s["id"] == welcome["ship"])
+        assert ship["flags"] & P.SHIP_MOVING
+        runtime = wire  # the room clamps targets to ±500
+        del runtime
+
+
+async def test_unknown_or_forged_game_ids_are_refused_without_waking_anything(url, directory):
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url)
+        forged = "0123456789ab" + "00000000"
+        async with session.get(url + f"/api/game/{forged}/state") as resp:
+            assert resp.status == 404 and await resp.json() == {"error": "no such game"}
+        wire = await Wire.open(session, url, f"/api/game/{forged}/ws", token)
+        assert (await wire.recv(P.ERROR))[2]["code"] == P.ERR_UNKNOWN_ROOM
+        assert await wire.close_code() == P.CLOSE_UNKNOWN_ROOM
+        assert await directory.list_rooms() == []  # no room was created for the forged id
+
+
+async def test_a_full_game_refuses_the_next_player_with_4003(url):
+    async with aiohttp.ClientSession() as session:
+        host = await guest_token(session, url, "Host")
+        _, game = await new_game(session, url, host, max_players=1)
+        first = await Wire.open(session, url, game["ws"], host)
+        await first.join()
+        late = await Wire.open(session, url, game["ws"], await guest_token(session, url, "Late"))
+        await late.send(P.JOIN, 1)
+        assert (await late.recv(P.ERROR))[2]["code"] == P.ERR_ROOM_FULL
+        assert await late.close_code() == P.CLOSE_ROOM_FULL
+
+
+async def test_a_player_commands_only_its_own_ship(url):
+    async with aiohttp.ClientSession() as session:
+        a = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, "A"))
+        b = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, "B"))
+        wa, _ = await a.join()
+        wb, _ = await b.join()
+        await a.send(P.MOVE_TO, 2, {"x": 300.0, "y": 300.0})
+        await b.recv(P.FRAME, where=lambda p: any(r[0] == wa["ship"] and r[3] & P.SHIP_MOVING for r in p["ships"]))
+        state = await (await session.get(url + "/api/systems/sol/state")).json()
+        flags = {s["id"]: s["flags"] for s in state["ships"]}
+        assert flags[wa["ship"]] & P.SHIP_MOVING and not flags[wb["ship"]] & P.SHIP_MOVING
+
+
+async def test_a_dropped_seat_resumes_through_another_gateway(gateway_factory, directory, tmp_path):
+    """Two gateway replicas sharing keys (behind a load balancer): the player drops on one and
+    resumes the same ship, seat and ack on the other, with its seat token."""
+    tokens = TokenService.from_config(None, tmp_path / "keys")
+    sessions = SessionIds.from_config(None, tmp_path / "keys")
+    url_a = await gateway_factory(directory, tokens=tokens, sessions=sessions)
+    url_b = await gateway_factory(directory, tokens=tokens, sessions=sessions)
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url_a, "Roamer")
+        _, game = await new_game(session, url_a, token)
+        wire = await Wire.open(session, url_a, game["ws"], token)
+        welcome, _ = await wire.join()
+        await wire.send(P.MOVE_TO, 5, {"x": 100.0, "y": 100.0})
+        await wire.recv(P.FRAME, where=lambda p: p["ack"] == 5)
+        for sock in list(url_a.app[GATEWAY].sockets):  # gateway A drops the socket (not a leave)
+            sock.close_soon(P.CLOSE_ROOM_UNAVAILABLE, "draining")
+        assert await wire.close_code() == P.CLOSE_ROOM_UNAVAILABLE
+        watcher = await Wire.open(session, url_b, game["ws"], await guest_token(session, url_b, "Watcher"))
+        _, keyframe = await watcher.join()
+        held = {r[0]: r[3] for r in keyframe["ships"]}
+        if not held[welcome["ship"]] & P.SHIP_HELD:  # the keyframe may predate the drop by a tick
+            await watcher.recv(P.FRAME, where=lambda p: any(r[0] == welcome["ship"] and r[3] & P.SHIP_HELD
+                                                          for r in p["ships"]))
+        again = await Wire.open(session, url_b, game["ws"], token)
+        resumed, _ = await again.join(seq=6, resume=welcome["seat"])
+        assert resumed["resumed"] is True and resumed["ship"] == welcome["ship"] and resumed["ack"] == 5
+        await again.send(P.MOVE_TO, 6, {"x": 0.0, "y": 0.0})
+        await again.recv(P.FRAME, where=lambda p: p["ack"] == 6)
+
+
+async def test_a_normal_close_leaves_the_game_and_removes_the_ship(url):
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url, "Leaver")
+        _, game = await new_game(session, url, token)
+        watcher = await Wire.open(session, url, game["ws"], await guest_token(session, url, "Watcher"))
+        await watcher.join()
+        leaver = await Wire.open(session, url, game["ws"], token)
+        welcome, _ = await leaver.join()
+        await watcher.recv(P.FRAME, where=lambda p: [welcome["ship"], "Leaver"] in p["names"])
+        await leaver.ws.close()  # 1000: the player leaves; a game forgets its ship
+        frame = await watcher.recv(P.FRAME, where=lambda p: welcome["ship"] in p["removed"])
+        assert frame[2]["base"] is not None
+
+
+async def test_metrics_count_traffic_closes_and_room_ticks(url):
+    async with aiohttp.ClientSession() as session:
+        wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url))
+        await wire.join()
+        await wire.send(P.MOVE_TO, 2, {"x": 10.0, "y": 10.0})
+        await wire.recv(P.FRAME, where=lambda p: p["ack"] == 2)
+        await wire.ws.send_bytes(b"\xc1")
+        await wire.recv(P.ERROR)
+        await asyncio.sleep(1.2)  # rooms report their tick figures once a second
+        await wire.send(P.PING, 3)
+        await wire.recv(P.PONG)
+        async with session.get(url + "/metrics") as resp:
+            assert resp.status == 200 and resp.content_type == "text/plain"
+            text = await resp.text()
+    values = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+              for line in text.splitlines() if line.startswith("starhold_")}
+    assert values["starhold_connections"] >= 1
+    assert values["starhold_messages_in_total"] >= 4 and values["starhold_messages_out_total"] >= 4
+    assert values["starhold_bytes_out_total"] > 100
+    assert values['starhold_errors_sent_total{code="1"}'] >= 1
+    assert values["starhold_frame_bytes_count"] >= 1
+    assert values['starhold_room_ticks_total{room="system/sol"}'] >= 5
+    assert values['starhold_room_tick_seconds_count{room="system/sol"}'] >= 5
+    assert values["starhold_room_wake_seconds_count"] >= 1
