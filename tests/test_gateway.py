@@ -48,7 +48,7 @@ async def test_system_endpoint_resolves_names_and_rejects_unknown(url):
 
 async def test_unknown_system_socket_gets_error_then_close_4004(url):
     async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(url + "/api/systems/nowhere/ws")
+        ws = await session.ws_connect(url + "/api/systems/nowhere/ws?token=x")
         msg = await ws.receive()
         assert P.decode_server(msg.data) == (P.ERROR, 0, {"code": P.ERR_UNKNOWN_ROOM, "message": "unknown system"})
         assert (await ws.receive()).type == aiohttp.WSMsgType.CLOSE
@@ -81,7 +81,7 @@ async def test_bad_input_gets_error_frames_and_everyone_carries_on(url):
         seq = await bad.move_to(10, 10)
         await bad.wait_for(lambda c: c.ack >= seq)
         seq = await good.move_to(-10, -10)
-        await good.wait_for(lambda c: c.ack >= seq and c.ships[c.ship_id][3] & P.SHIP_MOVING)
+        await good.wait_for(lambda c: c.ack >= seq and c.ships[c.ship_id][2] & P.SHIP_MOVING)
         assert good.errors == [] and not good.closed and not bad.closed
 
 
@@ -122,7 +122,7 @@ async def test_inputs_reach_the_room_batched(url):
         await client.join()
         seqs = [await client.move_to(i, -i) for i in range(1, 101)]
         await client.wait_for(lambda c: c.ack == seqs[-1])
-        assert client.ships[client.ship_id][3] & P.SHIP_MOVING
+        assert client.ships[client.ship_id][2] & P.SHIP_MOVING
         health = await get_json(url, "/healthz")
         # one connect + 100 inputs travelled in far fewer calls than messages
         assert health["batches_sent"] < 50, health
@@ -138,11 +138,13 @@ async def test_rooms_endpoint_lists_live_activations(url):
 async def test_quick_rejoins_always_get_their_welcome(url):
     """A socket that leaves and a new one that joins right after share the room link's pull
     loop: the new socket's welcome must not be lost."""
-    player = None
+    token, ship = None, None
     for _ in range(4):
-        async with StarholdClient(url, "Sol", player=player) as client:
+        async with StarholdClient(url, "Sol", token=token, name="Quick") as client:
             welcome = await client.join(timeout=3)
-            player = welcome["player"]
+            token = client.token
+            assert ship in (None, welcome["ship"])  # the same player: the same ship
+            ship = welcome["ship"]
 
 
 async def test_socket_stays_open_through_hibernation_and_wakes_the_room(gateway_factory, tmp_path):
@@ -160,6 +162,6 @@ async def test_socket_stays_open_through_hibernation_and_wakes_the_room(gateway_
         await client.next_message(P.PONG)
         assert (await get_json(url, "/api/rooms"))["rooms"] == []
         seq = await client.move_to(40.0, 40.0)  # wakes it; the frames carry our ack
-        await client.wait_for(lambda c: c.ack == seq and c.ships[welcome["ship"]][3] & P.SHIP_MOVING)
+        await client.wait_for(lambda c: c.ack == seq and c.ships[welcome["ship"]][2] & P.SHIP_MOVING)
         assert (await get_json(url, "/api/rooms"))["rooms"] == ["system/sol"]
     await directory.close()

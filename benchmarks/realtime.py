@@ -1,0 +1,191 @@
+"""The "sector" benchmark: Starhold against Colyseus 0.18, in one run on this machine.
+
+Scenario (issue 4): rooms of 100 players; each ship flies toward its target at 50 world
+units/s in a 1000 × 1000 sector; every client sends ``move_to`` with a sequence number 10 times
+a second; the server sends 10 frames a second with every ship's position and the client's
+ack. For each N in ``--clients`` (default 100, 500, 1000, 2000), N/100 rooms:
+
+- **Starhold**: a fresh ``starhold serve`` (local Ray, SQLite in a temporary directory,
+  ``--gateways G`` processes sharing the port) with N/100 game sessions, driven by
+  ``starhold loadtest`` (``starhold.client.loadtest``: K load-generator processes);
+- **Colyseus 0.18**: ``benchmarks/colyseus`` (a ``sector`` room with
+  ``setSimulationInterval(100)``, ``patchRate = 100``, @colyseus/schema ships ``{x, y, ack}``)
+  driven by its own Node load generator on the official SDK (``benchmarks/colyseus_peer.py``).
+
+Latency is input -> ack: from sending input ``s`` to the first frame whose ack >= ``s``
+(it includes waiting for the next 10 Hz frame, so the floor is near 50 ms mean and 100 ms p99).
+Jitter is the p99 of |frame inter-arrival - 100 ms|. "held" = p99 <= 150 ms with no
+disconnects, no errors and every client connected.
+
+Both load generators run on the same 2 cores as their server: the table shows their CPU too.
+
+    python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 2] [--procs 2]
+        [--only starhold|colyseus] [--json results.json]
+
+Needs ``npm --prefix benchmarks/colyseus ci`` once for the Colyseus side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+TARGET_P99_MS = 150.0
+ROOM_SIZE = 100
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class StarholdServer:
+    """``starhold serve`` in its own process group on a free loopback port."""
+
+    def __init__(self, gateways: int):
+        self.gateways = gateways
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data = tempfile.mkdtemp(prefix="starhold-bench-")
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "StarholdServer":
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "starhold.cli", "--log-level", "WARNING", "serve", "--port", str(self.port),
+             "--data-dir", self.data, "--no-dashboard", "--gateways", str(self.gateways)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        deadline = time.time() + 120
+        for line in self.proc.stdout:
+            if "is up" in line:
+                break
+            if time.time() > deadline:
+                raise RuntimeError("starhold serve did not start")
+        else:
+            raise RuntimeError("starhold serve exited")
+        # drain its output so it never blocks on a full pipe
+        import threading
+
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        asyncio.run(self._wait_healthy())
+        return self
+
+    async def _wait_healthy(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(200):
+                try:
+                    async with session.get(self.url + "/healthz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise RuntimeError("gateway not healthy")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def run_starhold(clients: int, duration: float, warmup: float, gateways: int, procs: int) -> dict:
+    from starhold.client.loadtest import run_loadtest
+
+    rooms = max(1, clients // ROOM_SIZE)
+    with StarholdServer(gateways) as server:
+        result = asyncio.run(run_loadtest(server.url, clients, rooms, duration, warmup=warmup, procs=procs,
+                                          server_pids=[server.proc.pid]))
+    return result
+
+
+def run_colyseus_side(clients: int, duration: float, warmup: float, procs: int) -> dict:
+    from colyseus_peer import run_colyseus
+
+    return run_colyseus(clients, duration=duration, warmup=warmup, procs=procs)
+
+
+def held(result: dict) -> bool:
+    return (result["latency_ms"]["p99"] <= TARGET_P99_MS and result["disconnects"] == 0 and result["errors"] == 0
+            and result["connected"] == result["clients"])
+
+
+def table(results: list[dict]) -> str:
+    head = (f"{'server':<9} {'N':>5} {'rooms':>5} {'conn':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+            f"{'jit99':>6} {'in/s':>7} {'out/s':>7} {'srv CPU%':>8} {'srv MB':>7} {'gen CPU%':>8} "
+            f"{'err':>4} {'disc':>4} {'held':>4}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lat = r["latency_ms"]
+        lines.append(
+            f"{r['target']:<9} {r['clients']:>5} {r['rooms']:>5} {r['connected']:>5} {lat['p50']:>7.1f} "
+            f"{lat['p99']:>7.1f} {lat['max']:>7.1f} {r['jitter_p99_ms']:>6.1f} {r['messages_per_s']['in']:>7.0f} "
+            f"{r['messages_per_s']['out']:>7.0f} {r['server_cpu_percent']:>8.1f} {r['server_rss_mb']:>7.0f} "
+            f"{r.get('loadgen_cpu_percent', float('nan')):>8.1f} {r['errors']:>4} {r['disconnects']:>4} "
+            f"{'yes' if held(r) else 'no':>4}")
+    return "\n".join(lines)
+
+
+def summary(results: list[dict]) -> str:
+    out = []
+    best = {}
+    for r in results:
+        if held(r):
+            best[r["target"]] = max(best.get(r["target"], 0), r["clients"])
+    for target in ("starhold", "colyseus"):
+        out.append(f"largest N held (p99 <= {TARGET_P99_MS:.0f} ms, 0 errors, 0 disconnects): "
+                   f"{target} {best.get(target, 0)}")
+    if best.get("colyseus"):
+        out.append(f"ratio starhold/colyseus: {best.get('starhold', 0) / best['colyseus']:.2f}")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, nargs="+", default=[100, 500, 1000, 2000])
+    parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--gateways", type=int, default=2, help="Starhold gateway processes")
+    parser.add_argument("--procs", type=int, default=2, help="load-generator processes (both servers)")
+    parser.add_argument("--only", choices=["starhold", "colyseus"])
+    parser.add_argument("--json", help="write every result to this file")
+    args = parser.parse_args()
+    results = []
+    for n in args.clients:
+        for target in ("starhold", "colyseus"):
+            if args.only and target != args.only:
+                continue
+            print(f"running {target} with {n} clients...", file=sys.stderr, flush=True)
+            if target == "starhold":
+                result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs)
+            else:
+                result = run_colyseus_side(n, args.duration, args.warmup, args.procs)
+            results.append(result)
+            print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
+    print(f"sector scenario, {args.duration:g} s measured after {args.warmup:g} s warm-up, "
+          f"{os.cpu_count()} cores, Starhold with {args.gateways} gateway process(es), "
+          f"{args.procs} load-generator process(es) per run")
+    print(table(results))
+    print(summary(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
