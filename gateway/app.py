@@ -48,6 +48,10 @@ WEB_DIST = Path(__file__).resolve().parent.parent / "client" / "web" / "dist"
 MAINTAIN_INTERVAL = 5.0
 """Seconds between checks that the directory's services (the alarm scheduler) are running."""
 
+WS_READ_LIMIT = 16 * protocol.MAX_MESSAGE_BYTES
+"""Largest WebSocket message aiohttp reads at all (1009 at once beyond it); messages over
+``protocol.MAX_MESSAGE_BYTES`` but under this get 1009 after the answers already queued."""
+
 _NOT_BUILT = """<!doctype html><title>Starhold</title>
 <p>The web client is not built. Run <code>npm --prefix client/web ci &amp;&amp;
 npm --prefix client/web run build</code> and reload.</p>"""
@@ -179,7 +183,7 @@ class Gateway:
         """Terminate one WebSocket: refuse unknown rooms (4004) and missing or invalid tokens
         (4001) with an error frame first, else run a ``ClientSocket`` until it closes."""
         ws = web.WebSocketResponse(heartbeat=protocol.HEARTBEAT_INTERVAL, receive_timeout=protocol.RECEIVE_TIMEOUT,
-                                   max_msg_size=protocol.MAX_MESSAGE_BYTES, autoping=True)
+                                   max_msg_size=WS_READ_LIMIT, autoping=True)
         await ws.prepare(request)
         self.stats["connections_total"] += 1
         if room_id is None:

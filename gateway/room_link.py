@@ -169,7 +169,7 @@ class RoomLink:
         not know, i.e. the ones connected to an activation that crashed."""
         for conn_id, sock in self.sockets.items():
             if sock.connected and conn_id not in exclude:
-                self.submit(("check", conn_id))
+                self.submit(("check", conn_id), control=True)
 
     def _fail(self, conn_ids, code: int, reason: str) -> None:
         for conn_id in conn_ids:
@@ -179,10 +179,12 @@ class RoomLink:
                 sock.close_soon(code, reason)
 
     def detach(self, conn_id: str, code: int, reason: str) -> None:
-        """A socket closed: tell the room (if it knew the socket) and forget it."""
+        """A socket closed: tell the room and forget it. Its connect may still be queued or in
+        flight: the close follows it in order (the room ignores a close for a connection it
+        does not know), and is never dropped, however full the queue."""
         sock = self.sockets.pop(conn_id, None)
-        if sock is not None and sock.connected:
-            self.submit(("close", conn_id, code, reason))
+        if sock is not None:
+            self.submit(("close", conn_id, code, reason), control=True)
 
     # ---- outputs ---------------------------------------------------------------------------
     def _ensure_pump(self) -> None:

@@ -3,7 +3,8 @@
 The gateway validates every message with ``starhold.protocol`` before anything reaches a
 room, and enforces the limits of docs/protocol.md §2:
 
-- oversized frames: 1009 (aiohttp's ``max_msg_size``), before decoding;
+- oversized messages (over ``MAX_MESSAGE_BYTES``): 1009 after the answers already queued;
+  aiohttp's ``max_msg_size`` (``WS_READ_LIMIT``) caps what is read at all;
 - malformed or invalid input: an error frame, and after ``MAX_CONSECUTIVE_ERRORS`` rejected
   messages in a row a 4000 close;
 - rate: a token bucket per connection (``INPUT_RATE``/s, bursts of ``INPUT_BURST``); excess
@@ -185,7 +186,10 @@ class ClientSocket:
     def receive(self, data: bytes | str) -> None:
         """Validate one client message and route it."""
         metrics.MESSAGES_IN.inc()
-        metrics.BYTES_IN.inc(len(data))
+        size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+        metrics.BYTES_IN.inc(size)
+        if size > protocol.MAX_MESSAGE_BYTES:  # after the answers already queued, like 4000 and 4029
+            return self.close_soon(protocol.CLOSE_MESSAGE_TOO_BIG, "message too big")
         if not self.bucket.take():
             return self._rate_limited(0)
         if isinstance(data, str):

@@ -108,13 +108,18 @@ SHIP_MOVING = 2
 SHIP_HELD = 4
 """The ship's player dropped and its seat is held for ``SEAT_HOLD`` seconds."""
 
-_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,%d}$" % MAX_SEAT_TOKEN_LENGTH)
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_SEAT_TOKEN_LENGTH)
+
+MAX_ARRAY_LENGTH = 256
+"""Longest array anywhere in a client message (else ERR_MALFORMED)."""
+MAX_MAP_LENGTH = 64
+"""Most keys of a map anywhere in a client message (else ERR_MALFORMED)."""
 
 _UNPACK_LIMITS = dict(
     max_str_len=MAX_MESSAGE_BYTES,
     max_bin_len=MAX_MESSAGE_BYTES,
-    max_array_len=256,
-    max_map_len=64,
+    max_array_len=MAX_ARRAY_LENGTH,
+    max_map_len=MAX_MAP_LENGTH,
     max_ext_len=MAX_MESSAGE_BYTES,
 )
 
@@ -188,7 +193,7 @@ def parse_client_message(data: bytes) -> ClientMessage:
         out = {}
         resume = payload.get("resume")
         if resume is not None:
-            if not isinstance(resume, str) or not _TOKEN_RE.match(resume):
+            if not isinstance(resume, str) or not _TOKEN_RE.fullmatch(resume):
                 raise ProtocolError(
                     ERR_INVALID_FIELD,
                     f"join.resume must be a seat token of 1-{MAX_SEAT_TOKEN_LENGTH} characters of [A-Za-z0-9_-]",

@@ -54,3 +54,5 @@ export const CLOSE_ROOM_UNAVAILABLE = 4503;
 export const SHIP_ONLINE = 1;
 export const SHIP_MOVING = 2;
 export const SHIP_HELD = 4;
+export const MAX_ARRAY_LENGTH = 256;
+export const MAX_MAP_LENGTH = 64;
