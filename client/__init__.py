@@ -1,5 +1,11 @@
-"""The Python client of the Starhold protocol: ``StarholdClient`` and bots."""
+"""The Python client of the Starhold protocol: ``StarholdClient`` (reconnection, offline
+queue, deltas, prediction), ``WorldState``/``Predictor``, ``Backoff``, bots and the load tool
+(``starhold loadtest``, ``client/loadtest.py``)."""
 
-from .connection import ClientClosed, StarholdClient
+from .backoff import Backoff
+from .connection import (ClientClosed, StarholdClient, StarholdHTTPError, create_game, game_path, guest_token,
+                         system_path)
+from .state import Predictor, WorldState
 
-__all__ = ["ClientClosed", "StarholdClient"]
+__all__ = ["Backoff", "ClientClosed", "Predictor", "StarholdClient", "StarholdHTTPError", "WorldState",
+           "create_game", "game_path", "guest_token", "system_path"]

@@ -1,7 +1,9 @@
 """Bots that fly around a system: ``starhold bots --system Sol --count 20``.
 
-Each bot joins with its own name, picks a random point, flies there (``move_to``), waits until
-its ship has arrived (the frame's moving flag clears), pauses briefly and picks another.
+Each bot takes a guest token with its own name, joins, picks a random point, flies there
+(``move_to``), waits until its ship has arrived (the frame's moving flag clears), pauses briefly
+and picks another. A bot whose socket drops reconnects and resumes its seat (``StarholdClient``).
+For measuring a server under load use ``starhold loadtest`` (``client/loadtest.py``) instead.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ async def run_bot(session: aiohttp.ClientSession, url: str, system: str, name: s
 
             def arrived(c: StarholdClient) -> bool:
                 row = c.ships.get(c.ship_id)
-                return c.ack >= seq and row is not None and not row[3] & protocol.SHIP_MOVING
+                return c.ack >= seq and row is not None and not row[2] & protocol.SHIP_MOVING
 
             try:
                 await client.wait_for(lambda c: arrived(c) or stop.is_set(), timeout=60)

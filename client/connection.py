@@ -1,30 +1,87 @@
-"""The Python client: connect, join, send, receive (docs/protocol.md).
+"""The Python client of protocol v2 (docs/protocol.md): connect, join, play, come back.
 
-Used by bots, load tests and pytest::
+::
 
-    async with StarholdClient("http://127.0.0.1:8000", "Sol", name="Ada") as client:
+    async with StarholdClient.for_system("http://127.0.0.1:8000", "Sol", name="Ada") as client:
         welcome = await client.join()
         seq = await client.move_to(100.0, 0.0)
         await client.wait_for(lambda c: c.ack >= seq)
-        print(client.ships[client.ship_id])
+        print(client.ships[client.ship_id])        # [x, y, flags]
+
+**Tokens.** Every socket carries a token (``?token=`` in the URL). Pass ``token=`` (from
+``POST /api/auth/login``, or ``client.token`` of another client to be the same player), or
+let the client take a guest token from ``POST /api/auth/guest`` with ``name`` on connect.
+
+**Reconnection.** Once joined, a socket that closes unexpectedly (a dropped network, 1006, a
+restarting gateway 1001, a migrating room 4503, a slow consumer 4008, a server that stopped
+answering the client's pings for ``heartbeat`` seconds, ...) is reopened
+after a partysocket-style delay (``client.backoff``: 1-5 s, then x1.3 per failed attempt, at
+most 10 s; reset after a connection held ``MIN_UPTIME`` seconds), and the client joins with
+``resume: <seat token>`` from its last ``welcome``: within the seat hold (30 s) it gets the
+same ship and its ``ack`` back (``welcome.resumed``). Closes that a retry cannot fix are
+final (``NO_RECONNECT``: 1009, 4000, 4001, 4003, 4004, 4009, 4029, after §5 of the
+protocol); so is ``close()``, which sends 1000: the room releases the seat at once.
+``close_codes`` keeps the history, ``reconnects`` counts successful rejoins.
+
+**The offline queue.** While there is no joined socket (before the first join when not
+connected, and between a drop and the rejoin) ``move_to()`` does not fail: the command is
+numbered and queued (at most ``queue_limit``, default 256; beyond that the oldest is dropped
+and counted in ``dropped``). Inputs sent but not yet acknowledged stay in the same queue.
+After a (re)join the queue is sent in order: inputs the room acknowledged (``seq <=
+welcome.ack`` of a resumed seat) are not sent again, the others are, above the welcome's ack
+(a seq that would not be is renumbered, keeping the order; this only happens when resuming
+a seat another process held). A reconnect's ``join`` carries the last ack the client saw as
+its seq, so a fresh seat (the hold expired) acknowledges nothing the client had not already
+seen acknowledged, and ``ack >= seq`` stays a correct test that the room applied ``seq``.
+
+**Frames and prediction.** Frames go through ``WorldState`` (``client.state``): keyframes
+replace, deltas apply on their base; a delta that does not apply makes the client send
+``resync`` (once until the keyframe arrives). ``client.predictor`` (a ``Predictor``) keeps
+the pending ``move_to`` orders: ``client.predicted_position()`` is where the own ship is
+about to be, before the server's frames show it (client-side prediction, server
+reconciliation with every frame's ack).
+
+Times are seconds of ``clock`` (``time.monotonic`` unless injected); positions world units.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
+import logging
 import time
-from typing import Any, Callable
+import warnings
+from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 import aiohttp
 
 from .. import protocol
+from .backoff import MIN_UPTIME, Backoff
+from .state import PendingInput, Predictor, WorldState
+
+log = logging.getLogger("starhold.client")
+
+NO_RECONNECT = frozenset({
+    protocol.CLOSE_MESSAGE_TOO_BIG, protocol.CLOSE_PROTOCOL_ERROR, protocol.CLOSE_UNAUTHORIZED,
+    protocol.CLOSE_ROOM_FULL, protocol.CLOSE_UNKNOWN_ROOM, protocol.CLOSE_REPLACED, protocol.CLOSE_RATE_LIMITED,
+})
+"""Close codes from the server after which the client does not reconnect (docs/protocol.md §5):
+a client bug (1009, 4000, 4029), no valid token (4001), a full game (4003), an unknown room
+(4004), or the same player joined elsewhere (4009). Our own ``close()`` (1000, "I leave") never
+reconnects either; a 1000 *from the server* is not a leave (the room held the seat), so it
+reconnects like any other drop."""
+QUEUE_LIMIT = 256
+"""Default bound of the offline queue (commands, oldest dropped first)."""
+DEFAULT_GUEST_NAME = "guest"
+HEARTBEAT = 15.0
+"""Seconds without any message before the client pings (WebSocket ping); no pong within half of
+it and the socket counts as dropped (a half-open connection the server would only notice later)."""
 
 
 class ClientClosed(ConnectionError):
-    """The socket closed; ``code`` is the WebSocket close code (None if unknown)."""
+    """The connection is closed for good (or was never joined); ``code`` is the last WebSocket
+    close code (None if unknown)."""
 
     def __init__(self, code: int | None, reason: str = ""):
         super().__init__(f"connection closed ({code}) {reason}".strip())
@@ -32,150 +89,641 @@ class ClientClosed(ConnectionError):
         self.reason = reason
 
 
-class StarholdClient:
-    """One WebSocket to one system on a Starhold gateway.
+class StarholdHTTPError(RuntimeError):
+    """An HTTP API call failed: ``status`` and the JSON ``body`` (``{"error": ...}``)."""
 
-    ``base_url`` is the gateway's HTTP URL (``http://127.0.0.1:8000``); ``system`` an id or a
-    name. State kept from received messages: ``ship_id``, ``player`` (the key to rejoin with),
-    ``system`` (welcome ``system`` dict), ``tick``, ``time`` (game seconds), ``ack``, ``ships``
-    (id -> ``[id, x, y, flags, name]`` of the latest frame), ``errors`` (error payloads),
-    ``frames`` (count), ``close_code``.
+    def __init__(self, status: int, body: Any):
+        message = body.get("error") if isinstance(body, dict) else body
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.body = body
+
+
+def http_base(base_url: str) -> str:
+    """``base_url`` without a trailing slash, ``ws(s)://`` turned into ``http(s)://``."""
+    base = base_url.rstrip("/")
+    return "http" + base[2:] if base.startswith("ws") else base
+
+
+def ws_base(base_url: str) -> str:
+    """``base_url`` with ``http(s)://`` turned into ``ws(s)://``."""
+    base = http_base(base_url)
+    return "ws" + base[4:] if base.startswith("http") else base
+
+
+def system_path(system: str) -> str:
+    """The WebSocket path of a solar system (id, name or alias)."""
+    return f"/api/systems/{quote(system, safe='')}/ws"
+
+
+def game_path(game_id: str) -> str:
+    """The WebSocket path of a game session."""
+    return f"/api/game/{quote(game_id, safe='')}/ws"
+
+
+async def _post_json(session: aiohttp.ClientSession, url: str, body: dict, token: str | None = None,
+                     ok: tuple[int, ...] = (200, 201)) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with session.post(url, json=body, headers=headers) as resp:
+        try:
+            data = await resp.json(content_type=None)
+        except ValueError:
+            data = {"error": (await resp.text())[:200]}
+        if resp.status not in ok:
+            raise StarholdHTTPError(resp.status, data)
+        return data
+
+
+async def _with_session(session: aiohttp.ClientSession | None, call: Callable[[aiohttp.ClientSession], Awaitable]):
+    if session is not None:
+        return await call(session)
+    async with aiohttp.ClientSession() as own:
+        return await call(own)
+
+
+async def guest_token(base_url: str, name: str = DEFAULT_GUEST_NAME, *,
+                      session: aiohttp.ClientSession | None = None) -> dict:
+    """``POST /api/auth/guest``: ``{"token", "expires", "player", "name", "kind"}``. Raises
+    ``StarholdHTTPError``."""
+    url = http_base(base_url) + "/api/auth/guest"
+    return await _with_session(session, lambda s: _post_json(s, url, {"name": name}))
+
+
+async def create_game(base_url: str, token: str, seed: int | None = None, max_players: int | None = None, *,
+                      session: aiohttp.ClientSession | None = None) -> dict:
+    """``POST /api/game/new``: a new game session, ``{"id", "seed", "max_players", "ws",
+    "state"}``; join it with ``StarholdClient.for_game(base_url, answer["id"])``. Raises
+    ``StarholdHTTPError``."""
+    body: dict[str, int] = {}
+    if seed is not None:
+        body["seed"] = int(seed)
+    if max_players is not None:
+        body["max_players"] = int(max_players)
+    url = http_base(base_url) + "/api/game/new"
+    return await _with_session(session, lambda s: _post_json(s, url, body, token=token))
+
+
+class _Input:
+    """A command of the offline queue / in flight: ``seq``, ``type``, ``payload``, whether it
+    was written to a socket (``sent``) and when (``sent_at``)."""
+
+    __slots__ = ("seq", "type", "payload", "sent", "sent_at")
+
+    def __init__(self, seq: int, type_: str, payload: dict, sent: bool = False, sent_at: float = 0.0):
+        self.seq, self.type, self.payload, self.sent, self.sent_at = seq, type_, payload, sent, sent_at
+
+    def __repr__(self) -> str:
+        return f"<{self.type} #{self.seq}{' sent' if self.sent else ''}>"
+
+
+def plan_resend(outbox: list[_Input], floor: int, next_seq: int) -> tuple[list[_Input], int]:
+    """What to send after a welcome whose ``ack`` is ``floor``: the entries of ``outbox``
+    (oldest first) not acknowledged, with seqs strictly increasing and above ``floor``.
+
+    Entries written to an earlier socket with ``seq <= floor`` were applied: dropped. Any
+    other entry whose seq would not keep the order above ``floor`` is renumbered from
+    ``next_seq`` (the client's next free seq). Returns ``(entries, next free seq)``; the
+    entries are the same objects, seqs updated."""
+    keep: list[_Input] = []
+    last = floor
+    for entry in outbox:
+        if entry.sent and entry.seq <= floor:
+            continue
+        if entry.seq <= last:
+            entry.seq = max(next_seq, last + 1)
+        last = entry.seq
+        next_seq = max(next_seq, last + 1)
+        keep.append(entry)
+    return keep, next_seq
+
+
+class StarholdClient:
+    """One player's connection to one room (a solar system or a game) on a Starhold gateway.
+
+    ``base_url``: the gateway (``http://127.0.0.1:8000``). ``room``: a system id, name or alias
+    (``"Sol"``), or a WebSocket path starting with ``/`` (``"/api/game/<id>/ws"``; see
+    ``for_system``, ``for_game``). Keywords: ``token`` (else a guest token for ``name`` is
+    taken on connect), ``name`` (display name sent in ``join``), ``session`` (an
+    ``aiohttp.ClientSession`` to share; closed by us only if we made it), ``reconnect``
+    (default True), ``seat`` (a seat token to resume on the first join), ``backoff`` (a
+    ``Backoff``), ``queue_limit``, ``clock`` (seconds), ``sleep`` (coroutine function, for
+    tests), ``max_reconnect_attempts`` (None: forever, like partysocket), ``heartbeat``
+    (seconds of silence before a WebSocket ping; a socket whose pong does not come within half
+    of it is dropped (1006) and reconnected; None: rely on the server's pings), ``connect_timeout``,
+    ``join_timeout`` (seconds, for rejoins).
+
+    State: ``ship_id``, ``player``, ``seat``, ``welcome`` (the last welcome payload),
+    ``system`` / ``game`` (the welcome's room description), ``state`` (``WorldState``) with the
+    shortcuts ``tick``, ``time``, ``ack``, ``ships`` ({id: [x, y, flags]}), ``names``;
+    ``predictor``; ``errors`` (error payloads, with their ``seq``), ``close_codes``,
+    ``close_code`` (the last), ``reconnects``, ``frames``, ``resyncs``, ``dropped``.
     """
 
-    def __init__(self, base_url: str, system: str, *, player: str | None = None, name: str | None = None,
-                 session: aiohttp.ClientSession | None = None):
-        self.url = base_url.rstrip("/").replace("http", "ws", 1) + f"/api/systems/{quote(system)}/ws"
-        self.player = player
+    def __init__(self, base_url: str, room: str = "Sol", *, token: str | None = None, name: str | None = None,
+                 session: aiohttp.ClientSession | None = None, reconnect: bool = True, seat: str | None = None,
+                 backoff: Backoff | None = None, queue_limit: int = QUEUE_LIMIT,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 max_reconnect_attempts: int | None = None, heartbeat: float | None = HEARTBEAT,
+                 connect_timeout: float = 10.0, join_timeout: float = 10.0,
+                 no_reconnect: frozenset[int] = NO_RECONNECT, player: str | None = None):
+        if player is not None:
+            warnings.warn("StarholdClient(player=...) is protocol v1: the token names the player now; "
+                          "pass token=<the other client's .token> to be the same player",
+                          DeprecationWarning, stacklevel=2)
+        self.base_url = http_base(base_url)
+        self.path = room if room.startswith("/") else system_path(room)
+        self.token = token
+        self.auth: dict | None = None
         self.name = name
+        self.reconnect = reconnect
+        self.seat = seat
+        self.backoff = backoff if backoff is not None else Backoff()
+        self.queue_limit = queue_limit
+        self.clock = clock
+        self._sleep = sleep
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.heartbeat = heartbeat
+        self.connect_timeout = connect_timeout
+        self.join_timeout = join_timeout
+        self.no_reconnect = no_reconnect
         self._session = session
         self._own_session = session is None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
-        self._reader: asyncio.Task | None = None
-        self._seq = itertools.count(1)
-        self._changed = asyncio.Condition()
+
+        self.state = WorldState()
+        self.predictor = Predictor()
+        self.outbox: collections.deque[_Input] = collections.deque()
+        self.ship_id: int | None = None
+        self.player: str | None = None
+        self.welcome: dict | None = None
+        self.system: dict | None = None
+        self.game: dict | None = None
+        self.errors: list[dict] = []
+        self.close_codes: list[int | None] = []
+        self.close_code: int | None = None
+        self.reconnects = 0
+        self.frames = 0
+        self.resyncs = 0
+        self.dropped = 0
         self.messages: collections.deque = collections.deque(maxlen=1024)
         self.received = 0
-        self.ship_id: int | None = None
-        self.system: dict | None = None
-        self.tick = 0
-        self.time = 0.0
-        self.ack = 0
-        self.ships: dict[int, list] = {}
-        self.errors: list[dict] = []
-        self.frames = 0
-        self.close_code: int | None = None
         self.frame_arrivals: collections.deque = collections.deque(maxlen=256)
 
+        self._seq = 1
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._readers: set[asyncio.Task] = set()
+        self._joined_ws: aiohttp.ClientWebSocketResponse | None = None  # the socket a welcome arrived on
+        self._joined_at = 0.0
+        self._want_joined = False  # joined once: rejoin after drops
+        self._rejoining = False  # a (re)join is in progress: queue commands
+        self._reconnect_task: asyncio.Task | None = None
+        self._closing = False
+        self._finished = False
+        self._resync_pending = False
+        self._changed: asyncio.Future | None = None
+        self._ended: set = set()  # sockets whose reader has finished
+        self._tasks: set[asyncio.Task] = set()
+
+    # ---- constructors ----------------------------------------------------------------------
+    @classmethod
+    def for_system(cls, base_url: str, system: str, **kwargs: Any) -> "StarholdClient":
+        """A client of the solar system ``system`` (id, name or alias): ``/api/systems/{system}/ws``."""
+        return cls(base_url, system_path(system), **kwargs)
+
+    @classmethod
+    def for_game(cls, base_url: str, game_id: str, **kwargs: Any) -> "StarholdClient":
+        """A client of the game session ``game_id`` (from ``create_game``): ``/api/game/{id}/ws``."""
+        return cls(base_url, game_path(game_id), **kwargs)
+
+    # ---- state shortcuts -------------------------------------------------------------------
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket URL, token included (None-token: without)."""
+        url = ws_base(self.base_url) + self.path
+        return url + ("?token=" + quote(self.token, safe="") if self.token else "")
+
+    @property
+    def tick(self) -> int:
+        """Tick of the last applied frame (0 before the first)."""
+        return self.state.tick if self.state.tick is not None else 0
+
+    @property
+    def time(self) -> float:
+        """Game time of the last applied frame, seconds."""
+        return self.state.time
+
+    @property
+    def ack(self) -> int:
+        """The last input seq of ours the room has applied (welcome or frame)."""
+        return self.state.ack
+
+    @property
+    def ships(self) -> dict[int, list]:
+        """Ship id -> ``[x, y, flags]`` (world units, ``protocol.SHIP_*`` bits)."""
+        return self.state.ships
+
+    @property
+    def names(self) -> dict[int, str]:
+        return self.state.names
+
+    @property
+    def closed(self) -> bool:
+        """No open socket right now (not connected yet, reconnecting, or finished)."""
+        return self._ws is None or self._ws.closed
+
+    @property
+    def connected(self) -> bool:
+        """Joined on an open socket, commands go out at once."""
+        return self._online() and self._joined_ws is self._ws
+
+    @property
+    def finished(self) -> bool:
+        """Closed for good: no reconnection will follow."""
+        return self._finished
+
+    @property
+    def pending(self) -> int:
+        """Commands queued or in flight (not yet acknowledged)."""
+        return len(self.outbox)
+
+    def predicted_position(self, at: float | None = None) -> tuple[float, float] | None:
+        """Our ship's predicted position at ``at`` (default now, ``clock``), world units; None
+        before our ship is known. See ``Predictor.predict``."""
+        row = self.ships.get(self.ship_id) if self.ship_id is not None else None
+        if row is None:
+            return None
+        return self.predictor.predict(row, self.clock() if at is None else at)
+
+    # ---- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> "StarholdClient":
         await self.connect()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    @property
-    def closed(self) -> bool:
-        return self._ws is None or self._ws.closed
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self._own_session = True
+        return self._session
 
     async def connect(self) -> None:
-        """Open the WebSocket (no join yet)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        self._ws = await self._session.ws_connect(self.url, autoping=True, heartbeat=None, max_msg_size=0)
-        self._reader = asyncio.create_task(self._read_loop())
+        """Take a guest token if we have none, then open the WebSocket (no join yet)."""
+        if self._finished:
+            raise ClientClosed(self.close_code, "client closed")
+        if self.token is None:
+            self.auth = await guest_token(self.base_url, self.name or DEFAULT_GUEST_NAME, session=self._http())
+            self.token = self.auth["token"]
+            self.player = self.auth.get("player")
+        await self._open()
 
-    async def close(self) -> None:
-        if self._ws is not None and not self._ws.closed:
-            await self._ws.close()
-        if self._reader is not None:
+    async def _open(self) -> aiohttp.ClientWebSocketResponse:
+        ws = await asyncio.wait_for(
+            self._http().ws_connect(self.ws_url, autoping=True, heartbeat=self.heartbeat, max_msg_size=0),
+            self.connect_timeout)
+        self._ended.clear()  # only the current socket's end matters
+        self._ws = ws
+        reader = asyncio.create_task(self._read_loop(ws))
+        self._readers.add(reader)
+        reader.add_done_callback(self._readers.discard)
+        self._notify()
+        return ws
+
+    async def close(self, code: int = protocol.CLOSE_NORMAL) -> None:
+        """Leave: close with ``code`` (1000: the room releases the seat at once), stop
+        reconnecting, and close our HTTP session if we made it."""
+        self._closing = True
+        if self._reconnect_task is not None and self._reconnect_task is not asyncio.current_task():
+            self._reconnect_task.cancel()
             try:
-                await asyncio.wait_for(self._reader, 5)
+                await self._reconnect_task
+            except (asyncio.CancelledError, Exception):
+                pass
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            try:
+                await asyncio.wait_for(ws.close(code=code), 5)
+            except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+                pass
+        for reader in list(self._readers):
+            try:
+                await asyncio.wait_for(asyncio.shield(reader), 5)
             except (asyncio.TimeoutError, asyncio.CancelledError):
-                self._reader.cancel()
+                reader.cancel()
+        self._finished = True
+        self._notify()
         if self._own_session and self._session is not None:
             await self._session.close()
             self._session = None
 
     # ---- sending ---------------------------------------------------------------------------
     def next_seq(self) -> int:
-        return next(self._seq)
+        """Take the next input sequence number."""
+        seq = self._seq
+        self._seq += 1
+        return seq
+
+    def _online(self) -> bool:
+        return self._ws is not None and not self._ws.closed and not self._rejoining and not self._finished
 
     async def send(self, type_: str, payload: dict, seq: int | None = None) -> int:
-        """Send one envelope; returns its seq. Raises ``ClientClosed`` if the socket is closed."""
-        if self.closed:
+        """Send one envelope now (not queued, not resent); returns its seq. Raises
+        ``ClientClosed`` if there is no open socket."""
+        ws = self._ws
+        if ws is None or ws.closed:
             raise ClientClosed(self.close_code)
         seq = self.next_seq() if seq is None else seq
-        await self._ws.send_bytes(protocol.encode(type_, seq, payload))
+        await ws.send_bytes(protocol.encode(type_, seq, payload))
         return seq
 
     async def send_raw(self, data: bytes | str) -> None:
         """Send raw bytes (or a text frame): for tests of bad input."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise ClientClosed(self.close_code)
         if isinstance(data, str):
-            await self._ws.send_str(data)
+            await ws.send_str(data)
         else:
-            await self._ws.send_bytes(data)
+            await ws.send_bytes(data)
 
-    async def join(self, timeout: float = 30.0) -> dict:
-        """Send ``join`` and wait for ``welcome``; returns its payload. Raises ``ClientClosed``
-        or ``asyncio.TimeoutError``."""
-        payload = {k: v for k, v in (("player", self.player), ("name", self.name)) if v}
-        since = self.received
-        seq = await self.send(protocol.JOIN, payload)
-        _, _, welcome = await self.next_message(protocol.WELCOME, timeout=timeout, after_seq=seq, since=since)
-        return welcome
+    async def ping(self) -> int:
+        """Send ``ping`` (answered by ``pong`` from the gateway); returns its seq."""
+        return await self.send(protocol.PING, {})
+
+    async def resync(self) -> int | None:
+        """Ask for a keyframe; returns the seq, or None when offline (a keyframe follows
+        every welcome anyway)."""
+        if not self._online():
+            return None
+        self._resync_pending = True
+        self.resyncs += 1
+        try:
+            return await self.send(protocol.RESYNC, {})
+        except (ClientClosed, ConnectionError, RuntimeError):
+            return None
 
     async def move_to(self, x: float, y: float) -> int:
-        """Order our ship to fly to ``(x, y)`` world units; returns the input's seq."""
-        return await self.send(protocol.MOVE_TO, {"x": float(x), "y": float(y)})
+        """Order our ship to fly to ``(x, y)`` world units; returns the input's seq.
+
+        Sent at once when joined; queued while offline (see the module docstring) and sent
+        after the next (re)join. Raises ``ClientClosed`` after the client finished."""
+        return await self.command(protocol.MOVE_TO, {"x": float(x), "y": float(y)})
+
+    async def command(self, type_: str, payload: dict) -> int:
+        """Send (or queue while offline) an input that must reach the room; returns its seq."""
+        if self._finished or self._closing:
+            raise ClientClosed(self.close_code, "client closed")
+        entry = _Input(self.next_seq(), type_, payload)
+        if type_ == protocol.MOVE_TO:
+            self.predictor.add(entry.seq, payload["x"], payload["y"], self.clock())
+        ws = self._ws
+        if self._online() and not self._want_joined:
+            # Connected but never joined: send as is (the server answers NOT_JOINED); not kept.
+            await ws.send_bytes(protocol.encode(type_, entry.seq, payload))
+            return entry.seq
+        self._enqueue(entry)
+        if self._online():
+            await self._write(ws, entry)
+        return entry.seq
+
+    def _enqueue(self, entry: _Input) -> None:
+        if len(self.outbox) >= self.queue_limit:
+            self.outbox.popleft()
+            self.dropped += 1
+        self.outbox.append(entry)
+
+    async def _write(self, ws: aiohttp.ClientWebSocketResponse, entry: _Input) -> bool:
+        try:
+            await ws.send_bytes(protocol.encode(entry.type, entry.seq, entry.payload))
+        except (ConnectionError, RuntimeError):
+            return False  # the socket is going away: the entry stays queued, unsent
+        entry.sent, entry.sent_at = True, self.clock()
+        return True
+
+    # ---- joining ---------------------------------------------------------------------------
+    async def join(self, timeout: float = 30.0) -> dict:
+        """Send ``join`` (with ``resume`` if we hold a seat token) and wait for ``welcome``;
+        returns its payload and sends the queued commands. Connects first if needed. Raises
+        ``protocol.ProtocolError`` (an error frame answered the join), ``ClientClosed`` or
+        ``TimeoutError``."""
+        if self._ws is None or self._ws.closed:
+            await self.connect()
+        welcome = await self._join(self._ws, self.next_seq(), timeout)
+        self._want_joined = True
+        return welcome
+
+    async def _join(self, ws: aiohttp.ClientWebSocketResponse, seq: int, timeout: float) -> dict:
+        self._rejoining = True
+        try:
+            payload: dict[str, str] = {}
+            if self.name:
+                payload["name"] = self.name
+            if self.seat:
+                payload["resume"] = self.seat
+            since = self.received
+            await ws.send_bytes(protocol.encode(protocol.JOIN, seq, payload))
+            welcome = await self._await_answer(ws, protocol.WELCOME, seq, since, timeout)
+            self._joined_ws, self._joined_at = ws, self.clock()
+            await self._flush(ws, welcome)
+            return welcome
+        finally:
+            self._rejoining = False
+            self._notify()
+
+    async def _await_answer(self, ws, type_: str, seq: int, since: int, timeout: float) -> dict:
+        found: list = []
+
+        def answered(_: Any) -> bool:
+            for index, t, s, payload in self.messages:
+                if index < since or s != seq:
+                    continue
+                if t == type_:
+                    found.append(payload)
+                    return True
+                if t == protocol.ERROR:
+                    raise protocol.ProtocolError(payload.get("code", 0), payload.get("message", ""), s)
+            if ws in self._ended or ws is not self._ws:
+                raise ClientClosed(ws.close_code)
+            return False
+
+        await self._wait(answered, timeout, stop_on_finish=False)
+        return found[0]
+
+    async def _flush(self, ws: aiohttp.ClientWebSocketResponse, welcome: dict) -> None:
+        """After a welcome on ``ws``: send the queue (see ``plan_resend``), including commands
+        queued while it is being sent."""
+        floor = welcome["ack"]
+        entries, self._seq = plan_resend(list(self.outbox), floor, max(self._seq, floor + 1))
+        self.outbox = collections.deque(entries)
+        for entry in entries:
+            entry.sent = False
+        while True:
+            unsent = [e for e in self.outbox if not e.sent]
+            if not unsent:
+                break
+            for entry in unsent:
+                if not await self._write(ws, entry):
+                    raise ClientClosed(ws.close_code, "closed while sending the queue")
+        # The room applies the resent orders from now on: predict from their new send times.
+        self.predictor.replace(PendingInput(e.seq, e.payload["x"], e.payload["y"], e.sent_at)
+                               for e in self.outbox if e.type == protocol.MOVE_TO)
 
     # ---- receiving -------------------------------------------------------------------------
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
-            async for msg in self._ws:
-                if msg.type != aiohttp.WSMsgType.BINARY:
-                    continue
-                type_, seq, payload = protocol.decode_server(msg.data)
-                self._apply(type_, seq, payload)
-                async with self._changed:
-                    self.messages.append((self.received, type_, seq, payload))
-                    self.received += 1
-                    self._changed.notify_all()
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    try:
+                        type_, seq, payload = protocol.decode_server(msg.data)
+                    except Exception:  # a broken server message: skip it
+                        log.warning("undecodable server message (%d bytes)", len(msg.data))
+                        continue
+                    self._on_message(ws, type_, seq, payload)
+        except Exception:  # noqa: BLE001 - a reader must always report the close
+            log.exception("reader failed")
         finally:
-            self.close_code = self._ws.close_code
-            async with self._changed:
-                self._changed.notify_all()
+            self._on_closed(ws, ws.close_code)
 
-    def _apply(self, type_: str, seq: int, payload: dict) -> None:
+    def _on_message(self, ws, type_: str, seq: int, payload: Any) -> None:
+        if ws is not self._ws:
+            return  # a late message of a replaced socket
         if type_ == protocol.FRAME:
             self.frames += 1
-            self.frame_arrivals.append(time.monotonic())
-            self.tick, self.time, self.ack = payload["tick"], payload["time"], payload["ack"]
-            self.ships = {row[0]: row for row in payload["ships"]}
+            self.frame_arrivals.append(self.clock())
+            if self.state.apply(payload):
+                if payload.get("base") is None:
+                    self._resync_pending = False
+                self._acked(self.state.ack)
+            elif not self._resync_pending:
+                self._resync_pending = True
+                task = asyncio.ensure_future(self._send_resync(ws))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         elif type_ == protocol.WELCOME:
-            self.ship_id, self.player, self.system = payload["ship"], payload["player"], payload["system"]
-            self.tick, self.time = payload["tick"], payload["time"]
-            self.ships = {row[0]: row for row in payload["ships"]}
+            self._on_welcome(payload)
         elif type_ == protocol.ERROR:
             self.errors.append({**payload, "seq": seq})
+        self.messages.append((self.received, type_, seq, payload))
+        self.received += 1
+        self._notify()
+
+    def _on_welcome(self, welcome: dict) -> None:
+        self.welcome = welcome
+        self.ship_id = welcome.get("ship")
+        self.player = welcome.get("player", self.player)
+        self.seat = welcome.get("seat", self.seat)
+        self.system = welcome.get("system", self.system)
+        self.game = welcome.get("session", self.game)
+        if welcome.get("world_limit"):
+            self.predictor.limit = float(welcome["world_limit"])
+        self.state.ack = welcome.get("ack", self.state.ack)
+        self._seq = max(self._seq, self.state.ack + 1)
+
+    def _acked(self, ack: int) -> None:
+        outbox = self.outbox
+        while outbox and outbox[0].sent and outbox[0].seq <= ack:
+            outbox.popleft()
+        self.predictor.on_ack(ack)
+
+    async def _send_resync(self, ws) -> None:
+        if ws is not self._ws or ws.closed:
+            return
+        self.resyncs += 1
+        try:
+            await ws.send_bytes(protocol.encode(protocol.RESYNC, self.next_seq(), {}))
+        except (ConnectionError, RuntimeError):
+            pass
+
+    def _on_closed(self, ws, code: int | None) -> None:
+        self.close_codes.append(code)
+        self.close_code = code
+        if ws is not self._ws:
+            self._notify()
+            return
+        was_joined = self._joined_ws is ws
+        self._joined_ws = None
+        self._resync_pending = False
+        self._ended.add(ws)
+        if self._reconnect_task is not None and not self._reconnect_task.done():
+            pass  # a reconnection in progress deals with its own sockets
+        elif was_joined and self.reconnect and not self._closing and code not in self.no_reconnect:
+            if self.clock() - self._joined_at >= MIN_UPTIME:
+                self.backoff.reset()
+            self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
+        else:  # never joined on it, a final close code, or we are leaving
+            self._finished = True
+        self._notify()
+
+    async def _reconnect_loop(self) -> None:
+        """Reopen and rejoin with ``resume`` until it works, a close says stop, or
+        ``max_reconnect_attempts`` is reached."""
+        attempts = 0
+        while not self._closing:
+            if self.max_reconnect_attempts is not None and attempts >= self.max_reconnect_attempts:
+                break
+            attempts += 1
+            delay = self.backoff.next_delay()
+            log.info("reconnecting to %s in %.2f s (attempt %d)", self.path, delay, attempts)
+            await self._sleep(delay)
+            if self._closing:
+                return
+            try:
+                ws = await self._open()
+                # The join's seq is the last ack seen: a fresh seat acknowledges nothing new.
+                await self._join(ws, self.state.ack, self.join_timeout)
+            except ClientClosed as exc:
+                if exc.code in self.no_reconnect:
+                    break
+            except protocol.ProtocolError as exc:
+                self.errors.append({"code": exc.code, "message": str(exc), "seq": exc.seq})
+                if exc.code in (protocol.ERR_UNAUTHORIZED, protocol.ERR_ROOM_FULL, protocol.ERR_UNKNOWN_ROOM):
+                    break
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+                log.info("reconnect attempt %d failed: %r", attempts, exc)
+            else:
+                self.reconnects += 1
+                self._reconnect_task = None
+                self._notify()
+                return
+            ws = self._ws
+            if ws is not None and not ws.closed:
+                await ws.close()
+        self._finished = True
+        self._reconnect_task = None
+        self._notify()
+
+    # ---- waiting ---------------------------------------------------------------------------
+    def _notify(self) -> None:
+        fut, self._changed = self._changed, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def _changed_future(self) -> asyncio.Future:
+        if self._changed is None:
+            self._changed = asyncio.get_running_loop().create_future()
+        return self._changed
+
+    async def _wait(self, predicate: Callable[["StarholdClient"], bool], timeout: float | None,
+                    stop_on_finish: bool = True) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                if stop_on_finish and self._finished:
+                    raise ClientClosed(self.close_code)
+                await self._changed_future()
 
     async def wait_for(self, predicate: Callable[["StarholdClient"], bool], timeout: float = 10.0) -> None:
-        """Wait until ``predicate(self)`` holds (checked after every message). Raises
-        ``asyncio.TimeoutError``, or ``ClientClosed`` if the socket closes first."""
-        async def wait() -> None:
-            async with self._changed:
-                while not predicate(self):
-                    if self._reader is None or self._reader.done():
-                        raise ClientClosed(self.close_code)
-                    await self._changed.wait()
-
-        await asyncio.wait_for(wait(), timeout)
+        """Wait until ``predicate(self)`` holds (checked after every message and connection
+        change). Raises ``TimeoutError``, or ``ClientClosed`` once the client has finished
+        (closed for good: reconnections are waited through)."""
+        await self._wait(predicate, timeout)
 
     async def next_message(self, type_: str | None = None, timeout: float = 10.0, after_seq: int | None = None,
                            since: int | None = None) -> tuple:
         """The next message (of ``type_`` if given) received from now on, or since the
         ``since``-th message (``self.received`` read before sending): ``(type, seq, payload)``.
         An error frame answering ``after_seq`` while waiting for another type raises
-        ``ProtocolError``; ``asyncio.TimeoutError`` after ``timeout`` seconds."""
+        ``ProtocolError``; ``TimeoutError`` after ``timeout`` seconds."""
         start = self.received if since is None else since
         found: list = []
 
@@ -192,3 +740,7 @@ class StarholdClient:
 
         await self.wait_for(match, timeout)
         return found[0]
+
+
+__all__ = ["StarholdClient", "ClientClosed", "StarholdHTTPError", "NO_RECONNECT", "QUEUE_LIMIT",
+           "create_game", "guest_token", "plan_resend", "system_path", "game_path"]

@@ -248,6 +248,6 @@ class ClientSocket:
                 except (asyncio.TimeoutError, Exception):
                     pass
             self._writer.cancel()
-            if not self.ws.closed:
-                await self.ws.close()
+            if not self.ws.closed:  # the writer did not get to it: close with the same code
+                await self.ws.close(code=self.close_code or protocol.CLOSE_NORMAL)
             metrics.CLOSES.labels(str(code)).inc()

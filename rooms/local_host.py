@@ -78,14 +78,19 @@ class InProcessDirectory(RoomDirectory):
         self._lock = asyncio.Lock()
         self.scheduler = AlarmScheduler(self.data_dir / "scheduler.sqlite", self.clock, self._wake)
         self._scheduler_open = False
+        self.closed = False
 
     def _class(self, kind: str) -> type[Room]:
         return self.room_classes.get(kind) or room_class(kind)
 
     async def _wake(self, kind: str, room_id: str) -> None:
-        await self.get(kind, room_id)
+        if not self.closed:  # an alarm firing while the directory closes must not revive a room
+            await self.get(kind, room_id)
 
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> LocalRoomHandle:
+        """The room's handle, activating it if needed. Raises ``RuntimeError`` after ``close``."""
+        if self.closed:
+            raise RuntimeError("the room directory is closed")
         async with self._lock:
             if not self._scheduler_open:  # reloads the alarms of rooms that slept through a restart
                 await self.scheduler.open()
@@ -133,7 +138,9 @@ class InProcessDirectory(RoomDirectory):
         return self._runtimes.get((kind, room_id))
 
     async def close(self) -> None:
-        """Hibernate every live room (snapshots taken), e.g. at server shutdown."""
+        """Hibernate every live room (snapshots taken), e.g. at server shutdown. Afterwards no
+        room activates again (alarms falling due are left to the next start)."""
+        self.closed = True
         for runtime in list(self._runtimes.values()):
             if runtime.state == "active":
                 await runtime.hibernate(force=True)

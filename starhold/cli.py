@@ -120,6 +120,12 @@ def _bots(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loadtest(args: argparse.Namespace) -> int:
+    from .client.loadtest import main as loadtest_main
+
+    return loadtest_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="starhold", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
@@ -147,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     bots.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
     bots.add_argument("--seed", type=int, default=None)
     bots.set_defaults(func=_bots)
+
+    from .client.loadtest import add_arguments as loadtest_arguments
+
+    loadtest = sub.add_parser("loadtest", help="lean bots in game sessions: input->ack latency, jitter, CPU (JSON)")
+    loadtest_arguments(loadtest)
+    loadtest.set_defaults(func=_loadtest)
 
     args = parser.parse_args(argv)
     if args.command != "serve":

@@ -26,7 +26,10 @@ from starhold.client import loadtest as L
 from starhold.client.backoff import Backoff
 from starhold.client.connection import NO_RECONNECT, ClientClosed, _Input, plan_resend
 from starhold.client.state import Predictor, WorldState, move_toward
-from starhold.gateway.app import GATEWAY, create_app  # imported here, not in a running loop (numpy)
+# Imported at collection, not lazily inside a running event loop (slow imports would trip the
+# no_blocking watchdog): the gateway (numpy) and the room classes the registry loads on demand.
+from starhold.gateway.app import GATEWAY, create_app
+from starhold.rooms import session as _session_room, solar_system as _system_room  # noqa: F401
 from starhold.rooms.galaxy import load_galaxy
 from starhold.rooms.local_host import InProcessDirectory
 
@@ -267,17 +270,41 @@ def test_plan_spreads_bots_evenly_over_rooms_and_workers():
 
 
 # ---- live ----------------------------------------------------------------------------------
+class Live(tuple):
+    """``(url, app)`` of a test gateway, and its ``server`` (``aiohttp.test_utils.TestServer``)."""
+
+    server: TestServer
+
+
 @pytest.fixture
 async def live(tmp_path):
-    """A gateway on 127.0.0.1 (rooms in this process, real clock): ``(url, app)``."""
+    """A gateway on 127.0.0.1 (rooms in this process, real clock): ``url, app = live``."""
     directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
     galaxy = await asyncio.to_thread(load_galaxy)
     server = TestServer(create_app(directory, galaxy, web_dist=None, data_dir=tmp_path / "keys"),
                         host="127.0.0.1", port=0)
     await server.start_server()
-    yield str(server.make_url("")).rstrip("/"), server.app
+    value = Live((str(server.make_url("")).rstrip("/"), server.app))
+    value.server = server
+    yield value
     await server.close()
-    await directory.close()
+    # InProcessDirectory.close() races with room alarms: an alarm firing while it closes wakes the
+    # room again (and reopens the scheduler), leaving a SQLite thread that keeps the interpreter
+    # from exiting, or hibernates into the closed scheduler (AttributeError). Until it is fixed
+    # (rooms/local_host.py): no more wakes, and close until nothing is live.
+
+    async def no_wake(kind: str, room_id: str) -> None:
+        return None
+
+    directory.scheduler.wake = no_wake
+    for _ in range(10):
+        try:
+            await directory.close()
+        except Exception:  # noqa: BLE001 - that race, seen from the other side
+            pass
+        await asyncio.sleep(0.05)
+        if not directory._scheduler_open and not await directory.list_rooms():
+            break
 
 
 def fast(**kwargs) -> dict:
@@ -365,6 +392,49 @@ async def test_commands_sent_while_offline_arrive_in_order_after_the_rejoin(live
         assert math.dist(here, targets[2]) < math.dist(start, targets[2])
 
 
+async def test_a_server_side_1000_is_not_a_leave_the_client_comes_back_on_a_fresh_seat(live):
+    url, app = live
+    gate = asyncio.Event()
+
+    async def gated_sleep(delay: float) -> None:
+        await gate.wait()
+
+    async with StarholdClient(url, "Sol", name="Fay", sleep=gated_sleep, **fast()) as client:
+        first = await client.join()
+        seq = await client.move_to(50.0, 50.0)
+        await client.wait_for(lambda c: c.ack >= seq)
+        server_sockets(app, client.player)[0].close_soon(P.CLOSE_NORMAL, "bye")  # the room releases the seat
+        await client.wait_for(lambda c: c.close_codes, timeout=5)
+        queued = await client.move_to(-50.0, 50.0)
+        gate.set()
+        await client.wait_for(lambda c: c.connected and c.ack >= queued, timeout=10)
+        assert client.close_codes == [P.CLOSE_NORMAL] and client.reconnects == 1
+        # a fresh seat (not resumed) on the same ship of this system; its ack starts at the last one seen
+        assert client.welcome["resumed"] is False and client.welcome["ship"] == first["ship"]
+        assert client.welcome["ack"] == seq and client.welcome["seat"] != first["seat"]
+        assert client.pending == 0 and client.errors == []
+
+
+async def test_reconnection_gives_up_after_max_attempts_when_the_server_is_gone(live):
+    url, _ = live
+    delays: list[float] = []
+
+    async def fast_sleep(delay: float) -> None:
+        delays.append(delay)
+        await asyncio.sleep(0.01)
+
+    async with StarholdClient(url, "Sol", name="Gus", sleep=fast_sleep, max_reconnect_attempts=3,
+                              backoff=Backoff(rng=random.Random(1))) as client:
+        await client.join()
+        await live.server.close()  # the gateway shuts down: 1001, then nobody listens
+        await client.wait_for(lambda c: c.finished, timeout=10)
+        assert client.close_codes[0] == P.CLOSE_GOING_AWAY and client.reconnects == 0
+        assert len(delays) == 3 and 1.0 <= delays[0] <= 5.0
+        assert delays[1:] == [pytest.approx(delays[0] * 1.3), pytest.approx(delays[0] * 1.69)]
+        with pytest.raises(ClientClosed):
+            await client.move_to(0.0, 0.0)
+
+
 async def test_final_close_codes_do_not_reconnect(live):
     url, _ = live
     async with StarholdClient(url, "Sol", name="Dee", **fast()) as first:
@@ -380,7 +450,7 @@ async def test_final_close_codes_do_not_reconnect(live):
             with pytest.raises(ClientClosed):
                 await first.wait_for(lambda c: False, timeout=1)
             assert second.connected
-    assert {1000, 4000, 4001, 4003, 4004, 4009, 1009, 4029} == set(NO_RECONNECT)
+    assert {4000, 4001, 4003, 4004, 4009, 1009, 4029} == set(NO_RECONNECT)
 
 
 async def test_bad_token_and_unknown_game_are_final(live):

@@ -106,7 +106,7 @@ async def test_a_crashed_room_restarts_and_its_players_are_told_to_rejoin(ray_di
         assert client.ship_id == ship
         seq = await client.move_to(0.0, 0.0)
         await client.wait_for(lambda c: c.ack >= seq, timeout=10)
-        assert (await handle.stats())["pid"] != pid
+        assert (await (await ray_directory.get("system", "sol")).stats())["pid"] != pid
 
 
 async def test_socket_held_through_hibernation_on_ray_and_woken_by_input(ray_directory, gateway_factory, tmp_path):
