@@ -182,8 +182,10 @@ class Gateway:
     async def _serve_socket(self, request: web.Request, kind: str, room_id: str | None, unknown: str):
         """Terminate one WebSocket: refuse unknown rooms (4004) and missing or invalid tokens
         (4001) with an error frame first, else run a ``ClientSocket`` until it closes."""
+        # No permessage-deflate (as Colyseus and PartyKit): frames are small msgpack, and
+        # compressing each one for each client would cost more CPU than the bytes it saves.
         ws = web.WebSocketResponse(heartbeat=protocol.HEARTBEAT_INTERVAL, receive_timeout=protocol.RECEIVE_TIMEOUT,
-                                   max_msg_size=WS_READ_LIMIT, autoping=True)
+                                   max_msg_size=WS_READ_LIMIT, autoping=True, compress=False)
         await ws.prepare(request)
         self.stats["connections_total"] += 1
         if room_id is None:

@@ -80,6 +80,7 @@ class RoomLink:
         self._queue: list[tuple] = []
         self._inputs = 0  # client messages in _queue
         self._flusher: asyncio.Task | None = None
+        self._send_lock = asyncio.Lock()
         self._pump: asyncio.Task | None = None
         self.batches_sent = 0
         self.events_sent = 0
@@ -105,30 +106,30 @@ class RoomLink:
     def submit(self, event: tuple, control: bool = False) -> bool:
         """Queue one event (``("connect"|"message"|"close"|"check", conn_id, ...)``) for the
         room. Returns False, dropping it, when it is a client message and the room's queue
-        already holds ``ROOM_INPUT_QUEUE_LIMIT`` messages (``control`` events always queue)."""
+        already holds ``ROOM_INPUT_QUEUE_LIMIT`` messages (``control`` events always queue).
+
+        A ticked room's messages go with the next per-tick ``exchange`` (see ``FLUSH_LEAD``);
+        control events, other rooms' messages, and anything for a room that is not awake or
+        not yet resolved go at once (after ``BATCH_WINDOW``) in a ``send_batch``."""
         if not control and self._inputs >= protocol.ROOM_INPUT_QUEUE_LIMIT:
             return False
         self._queue.append(event)
         if not control:
             self._inputs += 1
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        if not self._ticked() or control or self._handle is None or self.asleep:
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.create_task(self._flush())
         return True
 
-    async def _flush(self) -> None:
-        while self._queue:
-            if self._handle is not None and not self.asleep:  # (when waking, go at once: that is slow anyway)
-                await asyncio.sleep(self._flush_delay())
-            batch, self._queue, self._inputs = self._queue, [], 0
-            await self._send(batch)
+    def _ticked(self) -> bool:
+        return self.kind in TICKED_KINDS
 
-    def _flush_delay(self) -> float:
-        """Seconds to wait before sending the queued events (see ``FLUSH_LEAD``)."""
-        if self.kind not in TICKED_KINDS or self._inputs < len(self._queue):  # a join, leave or check waits little
-            return BATCH_WINDOW
-        period = 1.0 / protocol.TICK_RATE
-        now = time.time()
-        return (-now - FLUSH_LEAD) % period
+    async def _flush(self) -> None:
+        await asyncio.sleep(BATCH_WINDOW)
+        async with self._send_lock:  # in order with the exchange loop
+            while self._queue:
+                batch, self._queue, self._inputs = self._queue, [], 0
+                await self._send(batch)
 
     async def _send(self, batch: list[tuple]) -> None:
         delay = RESOLVE_BACKOFF
@@ -149,20 +150,25 @@ class RoomLink:
                 self._lost(handle)
                 self._fail({e[1] for e in batch}, protocol.CLOSE_INTERNAL_ERROR, "room unreachable")
                 return
-            connected_now = {e[1] for e in batch if e[0] == "connect"}
-            if self._epoch is not None and epoch != self._epoch:
-                self._check_sockets(exclude=connected_now)
-            self._epoch = epoch
-            self.asleep = False
-            self._woken.set()
-            self.batches_sent += 1
-            self.events_sent += len(batch)
-            for conn_id in connected_now:
-                if conn_id in self.sockets:
-                    self.sockets[conn_id].connected = True
-            self._ensure_pump()
+            self._applied(batch, epoch)
             return
         self._fail({e[1] for e in batch}, protocol.CLOSE_ROOM_UNAVAILABLE, "room unavailable")
+
+    def _applied(self, batch: list[tuple], epoch: int) -> None:
+        """The room applied ``batch`` in the activation ``epoch``."""
+        connected_now = {e[1] for e in batch if e[0] == "connect"}
+        if self._epoch is not None and epoch != self._epoch:
+            self._check_sockets(exclude=connected_now)
+        self._epoch = epoch
+        self.asleep = False
+        self._woken.set()
+        if batch:
+            self.batches_sent += 1
+            self.events_sent += len(batch)
+        for conn_id in connected_now:
+            if conn_id in self.sockets:
+                self.sockets[conn_id].connected = True
+        self._ensure_pump()
 
     def _check_sockets(self, exclude=()) -> None:
         """Ask the (new) activation about our connected sockets: it closes (4503) those it does
@@ -208,12 +214,15 @@ class RoomLink:
                 if self.asleep:
                     await self._watch()
                     continue
-                handle = await self.handle()
-                items = await handle.pull(self.gateway_id, PULL_TIMEOUT, self._epoch)
+                if self._ticked():
+                    items = await self._exchange()
+                else:
+                    handle = await self.handle()
+                    items = await handle.pull(self.gateway_id, PULL_TIMEOUT, self._epoch)
             except RoomGone:
                 # The activation ended without telling us it hibernated: it died. The checks
                 # revive the room and have it close the sockets it does not know.
-                self._lost(handle)
+                self._lost(self._handle if handle is None else handle)
                 self.asleep = True
                 self._check_sockets()
                 continue
@@ -223,33 +232,66 @@ class RoomLink:
                 log.exception("room %s/%s: pull failed", self.kind, self.room_id)
                 await asyncio.sleep(0.5)
                 continue
-            sockets = self.sockets
-            for item in items:
-                tag = item[0]
-                if tag == "splice":  # a frame: shared tail, a small head per connection
-                    tail = item[1]
-                    keyframe = protocol.tail_is_keyframe(tail)
-                    metrics.FRAME_BYTES.observe(len(tail))
-                    for conn_id, head in item[2]:
-                        sock = sockets.get(conn_id)
-                        if sock is not None:
-                            sock.deliver_frame(head + tail, keyframe)
-                elif tag == "send":
-                    data = item[2]
-                    for conn_id in item[1]:
-                        sock = sockets.get(conn_id)
-                        if sock is not None:
-                            sock.deliver(data)
-                elif tag == "stats":
-                    metrics.ROOM_STATS[item[1]] = item[2]
-                elif item[0] == "close":
-                    sock = self.sockets.pop(item[1], None)
+            self._dispatch_items(items)
+
+    async def _exchange(self) -> list[tuple]:
+        """One tick of a ticked room: at ``FLUSH_LEAD`` before the boundary, send the queued
+        events and receive what the room sent since, waiting for the tick's frames."""
+        period = 1.0 / protocol.TICK_RATE
+        await asyncio.sleep((-time.time() - FLUSH_LEAD) % period)
+        async with self._send_lock:
+            if self.asleep or not self.sockets:
+                return []
+            batch, self._queue, self._inputs = self._queue, [], 0
+            handle = None
+            try:
+                handle = await self.handle()
+                epoch, items = await handle.exchange(self.gateway_id, batch, FLUSH_LEAD + period / 2)
+            except RoomGone:
+                # Not applied: the events go to the next activation. The room hibernated (and
+                # exited before our call could fetch its last items) or died: watch for it,
+                # and keep our epoch, so that the activation we meet next (woken by our next
+                # event, or found by the watch) is asked about our sockets and closes the ones
+                # it does not know (none after a clean hibernation).
+                self._queue[:0] = batch
+                self._inputs += sum(1 for e in batch if e[0] == "message")
+                if self._handle is handle:
+                    self._handle = None
+                self.asleep = True
+                if self._queue:
+                    self._flusher = asyncio.create_task(self._flush())
+                return []
+            self._applied(batch, epoch)
+            return items
+
+    def _dispatch_items(self, items: list[tuple]) -> None:
+        sockets = self.sockets
+        for item in items:
+            tag = item[0]
+            if tag == "splice":  # a frame: shared tail, a small head per connection
+                tail = item[1]
+                keyframe = protocol.tail_is_keyframe(tail)
+                metrics.FRAME_BYTES.observe(len(tail))
+                for conn_id, head in item[2]:
+                    sock = sockets.get(conn_id)
                     if sock is not None:
-                        sock.connected = False
-                        sock.close_soon(item[2], item[3])
-                elif item[0] == "hibernate":
-                    self._lost(handle)  # the next activation restores our sockets: any epoch
-                    self.asleep = True
+                        sock.deliver_frame(head + tail, keyframe)
+            elif tag == "send":
+                data = item[2]
+                for conn_id in item[1]:
+                    sock = sockets.get(conn_id)
+                    if sock is not None:
+                        sock.deliver(data)
+            elif tag == "stats":
+                metrics.ROOM_STATS[item[1]] = item[2]
+            elif tag == "close":
+                sock = sockets.pop(item[1], None)
+                if sock is not None:
+                    sock.connected = False
+                    sock.close_soon(item[2], item[3])
+            elif tag == "hibernate":
+                self._lost(self._handle)  # the next activation restores our sockets: any epoch
+                self.asleep = True
 
     async def stop(self) -> None:
         for task in (self._flusher, self._pump):

@@ -91,6 +91,7 @@ class ClientSocket:
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=protocol.SEND_QUEUE_LIMIT)
         self.behind_since: float | None = None  # frames are being skipped since then
         self.awaiting_keyframe = False
+        self._writing = False  # the writer task is sending (possibly waiting for the transport)
         self._writer = asyncio.create_task(self._write_loop())
         self.close_code: int | None = None
 
@@ -101,12 +102,31 @@ class ClientSocket:
     def deliver(self, data: bytes) -> None:
         """Queue a message that must arrive (welcome, error, pong); closes the socket (4008)
         rather than buffer without bound when the client is too far behind."""
-        if self.close_code is not None:
+        if self.close_code is not None or self._write_now(data):
             return
         try:
             self._queue.put_nowait(data)
         except asyncio.QueueFull:
             self.close_soon(protocol.CLOSE_SLOW_CONSUMER, "too far behind")
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write ``data`` to the socket at once when nothing is queued before it and the
+        transport is not paused: no writer-task switch per frame (10,000 frames/s for 1,000
+        players). This uses aiohttp's frame writer below ``send_bytes`` (which is itself
+        synchronous for uncompressed frames until the transport pauses); when anything is
+        unexpected it returns False and the queue takes the message."""
+        if self._writing or self._queue.qsize():
+            return False
+        writer = getattr(self.ws, "_writer", None)
+        try:
+            if writer is None or writer._closing or writer.protocol._paused or self.ws.closed:
+                return False
+            writer._write_websocket_frame(data, WSMsgType.BINARY, 0)
+        except (AttributeError, ConnectionError, RuntimeError):
+            return False
+        metrics.MESSAGES_OUT.inc()
+        metrics.BYTES_OUT.inc(len(data))
+        return True
 
     def deliver_frame(self, data: bytes, keyframe: bool) -> None:
         """Queue a frame. Frames may be skipped: a client that falls behind skips them until
@@ -128,6 +148,8 @@ class ClientSocket:
                 if self.link is not None:
                     self.link.submit(("message", self.conn_id, _RESYNC), control=True)
                 return
+        if self._write_now(data):
+            return
         try:
             self._queue.put_nowait(data)
         except asyncio.QueueFull:
@@ -155,7 +177,11 @@ class ClientSocket:
                     return
                 metrics.MESSAGES_OUT.inc()
                 metrics.BYTES_OUT.inc(len(item))
-                await send(item)
+                self._writing = True
+                try:
+                    await send(item)
+                finally:
+                    self._writing = False
         except (ConnectionError, RuntimeError):
             pass  # the client went away; the read loop ends too
 

@@ -41,6 +41,14 @@ class RoomHandle(abc.ABC):
         ``epoch`` (as returned by ``send_batch``)."""
 
     @abc.abstractmethod
+    async def exchange(self, gateway_id: str, events: list[tuple], timeout: float,
+                       epoch: int | None = None) -> tuple[int, list[tuple]]:
+        """``send_batch`` then ``pull`` in one call (one round trip per tick): apply ``events``
+        (may be empty), then wait up to ``timeout`` seconds for outbound items. Returns
+        ``(epoch, items)``. Raises ``RoomGone`` only when the events were not applied (a
+        ``pull`` that finds the activation gone after them returns what there was)."""
+
+    @abc.abstractmethod
     async def request(self, request: HttpRequest) -> HttpResponse:
         """An HTTP request to the room's ``on_request``. Raises ``RoomGone``."""
 

@@ -405,6 +405,22 @@ class RoomRuntime:
         self._touch()
         return self.epoch
 
+    async def exchange(self, gateway_id: str, events: list[tuple], timeout: float,
+                       epoch: int | None = None) -> tuple[int, list[tuple]]:
+        """``dispatch(events)`` then ``pull(timeout)``: a gateway's one call per tick. Raises
+        ``RoomGone`` only before the events are applied; the caller compares the returned epoch
+        with ``epoch`` (its sockets' activation) to notice a restart. An empty exchange does
+        not count as activity (the room may still hibernate)."""
+        if events:
+            epoch_now = await self.dispatch(gateway_id, events)
+        else:
+            await self._ensure_active()
+            epoch_now = self.epoch
+        try:
+            return epoch_now, await self.pull(gateway_id, timeout, epoch_now)
+        except RoomGone:
+            return epoch_now, []
+
     async def _connect(self, gateway_id: str, conn_id: str, info: dict) -> None:
         old = self._conns.pop(conn_id, None)
         if old is not None:

@@ -19,9 +19,10 @@
   When no ship moves and no input came for ``LINGER`` seconds the loop stops (the last frame
   stands) and the alarm is left at the next seat-hold expiry, if any.
 
-Inputs are applied in memory and written behind, once per tick, in one statement: an input
-is acknowledged in a frame before its write is durable (frames are sent with
-``allow_unconfirmed``), so a crash loses at most the last tick's orders. Joins, leaves and
+Inputs are applied in memory and written behind, once a second (``FLUSH_INTERVAL``) in one
+statement: an input is acknowledged in a frame before its write is durable (frames are sent
+with ``allow_unconfirmed``), so a crash loses at most the last second's orders (the clients
+resend what the resumed seat's ack does not cover). Joins, leaves and
 seat expiries commit before their output is released.
 
 Subclasses set ``kind``, override ``room_info()`` (the welcome's room description) and may
@@ -47,6 +48,9 @@ GAME_EPOCH = 1_767_225_600.0
 """Game time zero: 2026-01-01T00:00:00Z, Unix seconds. Game time = clock time - GAME_EPOCH."""
 LINGER = 2.0
 """Seconds the loop keeps sending frames after the last input or join when nothing moves."""
+FLUSH_INTERVAL = 1.0
+"""Seconds between write-behind flushes of orders and acks while the loop runs (joins,
+leaves and seat changes are written at once; a stopping loop flushes)."""
 CLOSE_LEAVE = protocol.CLOSE_NORMAL
 """A socket closed with this code left on purpose: its seat is released at once, not held."""
 
@@ -79,6 +83,7 @@ class ShipRoom(Room):
         self.need_keyframe: set[str] = set()
         self.sync = FrameSync()
         self.dirty: set[str] = set()
+        self.flushed_at = self.clock.now()
         self._soa = None
         self.last_input = self.clock.now()
         self.last_tick = 0
@@ -183,6 +188,7 @@ class ShipRoom(Room):
 
     async def _flush(self) -> None:
         """Write what changed since the last flush in one statement (write-behind)."""
+        self.flushed_at = self.clock.now()
         if not self.dirty:
             return
         puts, deletes = {}, []
@@ -256,8 +262,9 @@ class ShipRoom(Room):
             tick = max(self.current_tick(), self.last_tick + 1)
             self.last_tick = tick
             self.broadcast_frame(tick)
-        await self._flush()
         await self._schedule()
+        if self.next_tick is None or self.clock.now() - self.flushed_at >= FLUSH_INTERVAL:
+            await self._flush()  # the loop stops, or a second passed
 
     def broadcast_frame(self, tick: int) -> None:
         """Encode this tick's delta once and send every seated connection its frame."""
