@@ -121,6 +121,15 @@ def run_colyseus_side(clients: int, duration: float, warmup: float, procs: int) 
     return run_colyseus(clients, duration=duration, warmup=warmup, procs=procs)
 
 
+def failed(target: str, clients: int, exc: Exception) -> dict:
+    """The row of a run that could not complete (not held)."""
+    nan = float("nan")
+    return {"target": target, "clients": clients, "rooms": max(1, clients // ROOM_SIZE), "connected": 0,
+            "latency_ms": {"p50": nan, "p99": nan, "max": nan, "count": 0}, "jitter_p99_ms": nan,
+            "messages_per_s": {"in": nan, "out": nan}, "server_cpu_percent": nan, "server_rss_mb": nan,
+            "loadgen_cpu_percent": nan, "errors": -1, "disconnects": -1, "failed": f"{type(exc).__name__}: {exc}"}
+
+
 def held(result: dict) -> bool:
     return (result["latency_ms"]["p99"] <= TARGET_P99_MS and result["disconnects"] == 0 and result["errors"] == 0
             and result["connected"] == result["clients"])
@@ -172,10 +181,14 @@ def main() -> None:
             if args.only and target != args.only:
                 continue
             print(f"running {target} with {n} clients...", file=sys.stderr, flush=True)
-            if target == "starhold":
-                result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs)
-            else:
-                result = run_colyseus_side(n, args.duration, args.warmup, args.procs)
+            try:
+                if target == "starhold":
+                    result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs)
+                else:
+                    result = run_colyseus_side(n, args.duration, args.warmup, args.procs)
+            except Exception as exc:  # a run that collapses (e.g. clients never all join) is a result too
+                print(f"{target} with {n} clients failed: {exc}", file=sys.stderr, flush=True)
+                result = failed(target, n, exc)
             results.append(result)
             print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"sector scenario, {args.duration:g} s measured after {args.warmup:g} s warm-up, "

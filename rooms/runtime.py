@@ -139,6 +139,7 @@ class RoomRuntime:
         self._idle_timer: Timer | None = None
         self.events_handled = 0
         self._retries: int | None = None  # cached stored alarm retry count (None: read it)
+        self._alarm_done: asyncio.Future | None = None  # resolved after the next alarm delivery
         self.tick_stats = TickStats()
         self._stats_sent: dict[str, float] = {}
 
@@ -407,16 +408,27 @@ class RoomRuntime:
 
     async def exchange(self, gateway_id: str, events: list[tuple], timeout: float,
                        epoch: int | None = None) -> tuple[int, list[tuple]]:
-        """``dispatch(events)`` then ``pull(timeout)``: a gateway's one call per tick. Raises
-        ``RoomGone`` only before the events are applied; the caller compares the returned epoch
-        with ``epoch`` (its sockets' activation) to notice a restart. An empty exchange does
-        not count as activity (the room may still hibernate)."""
+        """``dispatch(events)`` then ``pull(timeout)``: a gateway's one call per tick. When the
+        alarm (the tick) falls due within ``timeout``, waits for it to have run, so the answer
+        carries the frames that reflect ``events`` (not an older frame still in the outbox).
+        Raises ``RoomGone`` only before the events are applied; the caller compares the
+        returned epoch with ``epoch`` (its sockets' activation) to notice a restart. An empty
+        exchange does not count as activity (the room may still hibernate)."""
+        if self._alarm_done is None or self._alarm_done.done():
+            self._alarm_done = asyncio.get_running_loop().create_future()
+        alarm_done = self._alarm_done
         if events:
             epoch_now = await self.dispatch(gateway_id, events)
         else:
             await self._ensure_active()
             epoch_now = self.epoch
         try:
+            if self._alarm_at is not None and self._alarm_at - self.clock.now() <= timeout:
+                try:
+                    await asyncio.wait_for(asyncio.shield(alarm_done), timeout)
+                except asyncio.TimeoutError:
+                    pass
+                return epoch_now, await self.pull(gateway_id, 0.0, epoch_now)
             return epoch_now, await self.pull(gateway_id, timeout, epoch_now)
         except RoomGone:
             return epoch_now, []
@@ -582,6 +594,8 @@ class RoomRuntime:
                 await self._sync_alarm()
             finally:
                 self.tick_stats.observe(time.perf_counter() - started, late)
+                if self._alarm_done is not None and not self._alarm_done.done():
+                    self._alarm_done.set_result(None)
         self._touch()
 
     # ---- idleness and hibernation ----------------------------------------------------------
