@@ -40,7 +40,7 @@ TICKED_KINDS = frozenset({"system", "session"})
 """Room kinds that tick at ``protocol.TICK_RATE`` on wall-clock boundaries (multiples of
 1/TICK_RATE s of Unix time): their inputs are sent once per tick, ``FLUSH_LEAD`` before the
 boundary."""
-FLUSH_LEAD = 0.02
+FLUSH_LEAD = 0.03
 """Seconds before a tick boundary a ticked room's inputs are sent. An input is acknowledged
 in the first frame after the room applied it, so waiting for the flush costs nothing as long
 as the batch lands before the boundary: inputs arriving in the last FLUSH_LEAD seconds of a
