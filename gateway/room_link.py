@@ -1,10 +1,13 @@
-"""A gateway's link to one room: batched inputs in, one pull loop out (DESIGN §4, §6).
+"""A gateway's link to one room: batched inputs in, frames out (DESIGN §4, §6).
 
-Inputs: client events queue up and are sent as one ``send_batch`` call; while a call is in
-flight new events accumulate, so a room gets at most one call in flight per gateway and
-never one call per message. Outputs: one long-poll ``pull`` loop per room per gateway fetches
-everything the room addressed to this gateway (a tick's frames arrive in one call) and fans
-the bytes out to the sockets.
+Ticked rooms (solar systems, game sessions): one ``exchange`` call per tick per room per
+gateway carries the tick's queued client messages in (sent ``FLUSH_LEAD`` before the tick
+boundary) and brings back everything the room addressed to this gateway, including the
+tick's frames (the call waits for the tick). Joins, leaves and checks go at once in a
+``send_batch``, in order with the exchanges. Other rooms: events are sent as one
+``send_batch`` (at most one in flight; new events accumulate meanwhile) and a long-poll
+``pull`` loop fetches their output. Never one call per message; the bytes of a frame fan out
+to the sockets here.
 
 When the room's activation is gone (hibernated, crashed, moved) the link resolves the room
 again and sends the batch there. A room that hibernated cleanly restores its connections in
@@ -258,7 +261,7 @@ class RoomLink:
                 if self._handle is handle:
                     self._handle = None
                 self.asleep = True
-                if self._queue:
+                if self._queue and (self._flusher is None or self._flusher.done()):
                     self._flusher = asyncio.create_task(self._flush())
                 return []
             self._applied(batch, epoch)

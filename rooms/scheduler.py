@@ -43,7 +43,9 @@ class AlarmScheduler:
 
     async def open(self) -> "AlarmScheduler":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
+        connection = aiosqlite.connect(self.path)
+        connection.daemon = True  # a connection left open must not keep the process from exiting
+        self._db = await connection
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute(
             "CREATE TABLE IF NOT EXISTS alarms (kind TEXT, room_id TEXT, at REAL, PRIMARY KEY (kind, room_id))")

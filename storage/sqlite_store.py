@@ -71,7 +71,9 @@ class SqliteRoomStorage(RoomStorage):
 
     async def open(self) -> "SqliteRoomStorage":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        connection = aiosqlite.connect(self.path, isolation_level=None)
+        connection.daemon = True  # a connection left open must not keep the process from exiting
+        self._db = await connection
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         for stmt in _SCHEMA:
