@@ -120,9 +120,13 @@ class RoomLink:
         if not control:
             self._inputs += 1
         if not self._ticked() or control or self._handle is None or self.asleep:
-            if self._flusher is None or self._flusher.done():
-                self._flusher = asyncio.create_task(self._flush())
+            self._kick()
         return True
+
+    def _kick(self) -> None:
+        """Send what is queued now (in a ``send_batch``), unless a send is already under way."""
+        if self._queue and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.create_task(self._flush())
 
     def _ticked(self) -> bool:
         return self.kind in TICKED_KINDS
@@ -261,8 +265,7 @@ class RoomLink:
                 if self._handle is handle:
                     self._handle = None
                 self.asleep = True
-                if self._queue and (self._flusher is None or self._flusher.done()):
-                    self._flusher = asyncio.create_task(self._flush())
+                self._kick()
                 return []
             self._applied(batch, epoch)
             return items
@@ -295,6 +298,7 @@ class RoomLink:
             elif tag == "hibernate":
                 self._lost(self._handle)  # the next activation restores our sockets: any epoch
                 self.asleep = True
+                self._kick()  # inputs queued for the next exchange now wake the room
 
     async def stop(self) -> None:
         for task in (self._flusher, self._pump):
