@@ -43,6 +43,7 @@ setup(
         "PyJWT>=2.8",
         "prometheus-client>=0.20",
         "psutil>=5.9",
+        "uvloop>=0.19",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-asyncio>=0.24", "playwright>=1.45", "hypothesis>=6",

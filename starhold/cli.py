@@ -108,8 +108,14 @@ def _run_gateway(settings: Settings, index: int) -> None:
 
     app.on_startup.append(announce)
     app.on_cleanup.append(hibernate_rooms)
+    try:  # uvloop: libuv's event loop, markedly cheaper per socket operation than asyncio's
+        import uvloop
+    except ImportError:  # pragma: no cover - it is a dependency; stay runnable without it
+        loop = None
+    else:
+        loop = uvloop.new_event_loop()
     web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5,
-                reuse_port=settings.gateways > 1, handle_signals=True)
+                reuse_port=settings.gateways > 1, handle_signals=True, loop=loop)
 
 
 def _bots(args: argparse.Namespace) -> int:
