@@ -1,8 +1,6 @@
 """Game sessions, tokens on every socket, seats held across gateways, and /metrics, over real
 WebSockets on 127.0.0.1 with rooms in-process (no Ray)."""
 
-import asyncio
-
 import aiohttp
 import pytest
 
@@ -68,8 +66,6 @@ async def test_create_a_game_read_its_state_and_play_in_it(url):
         assert resp.status == 200 and state["players"] == 1
         ship = next(s for s in state["ships"] if s["id"] == welcome["ship"])
         assert ship["flags"] & P.SHIP_MOVING
-        runtime = wire  # the room clamps targets to ±500
-        del runtime
 
 
 async def test_unknown_or_forged_game_ids_are_refused_without_waking_anything(url, directory):
@@ -153,7 +149,10 @@ async def test_a_normal_close_leaves_the_game_and_removes_the_ship(url):
         assert frame[2]["base"] is not None
 
 
-async def test_metrics_count_traffic_closes_and_room_ticks(url):
+async def test_metrics_count_traffic_closes_and_room_ticks(url, monkeypatch):
+    from starhold.rooms import runtime
+
+    monkeypatch.setattr(runtime, "STATS_INTERVAL", 0.0)  # rooms report tick figures with every reply
     async with aiohttp.ClientSession() as session:
         wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url))
         await wire.join()
@@ -161,7 +160,8 @@ async def test_metrics_count_traffic_closes_and_room_ticks(url):
         await wire.recv(P.FRAME, where=lambda p: p["ack"] == 2)
         await wire.ws.send_bytes(b"\xc1")
         await wire.recv(P.ERROR)
-        await asyncio.sleep(1.2)  # rooms report their tick figures once a second
+        first = (await wire.recv(P.FRAME))[2]["tick"]
+        await wire.recv(P.FRAME, where=lambda p: p["tick"] >= first + 5)  # five more ticks, reported
         await wire.send(P.PING, 3)
         await wire.recv(P.PONG)
         async with session.get(url + "/metrics") as resp:
