@@ -1,30 +1,32 @@
 """A gateway's link to one room: batched inputs in, frames out (DESIGN §4, §6).
 
-Ticked rooms (solar systems, game sessions): one ``exchange`` call per tick per room per
-gateway carries the tick's queued client messages in (sent ``FLUSH_LEAD`` before the tick
-boundary) and brings back everything the room addressed to this gateway, including the
-tick's frames (the call waits for the tick). Joins, leaves and checks go at once in a
-``send_batch``, in order with the exchanges. Other rooms: events are sent as one
-``send_batch`` (at most one in flight; new events accumulate meanwhile) and a long-poll
-``pull`` loop fetches their output. Never one call per message; the bytes of a frame fan out
-to the sockets here.
+The link finds the room through the directory (waking it if it sleeps), asks it for a data
+channel (one Ray call) and carries all of this gateway's traffic with the room over that
+channel (``rooms.channel``, ``gateway.room_channel``): batches of events in, pushed items out.
+Ray is used for placement and lifecycle, never per message or per tick.
 
-When the room's activation is gone (hibernated, crashed, moved) the link resolves the room
-again and sends the batch there. A room that hibernated cleanly restores its connections in
-the new activation; after a crash the new activation does not know them, and answers the
-link's ``("check", conn_id)`` events by closing those sockets with 4503, so their clients
-rejoin (they keep their ship through their player key).
+Batching: a ticked room's (solar system, game session) client messages are sent at the
+``FLUSH_POINTS`` before each tick boundary, a few batches per tick whatever the number of
+players; control events (joins, leaves, checks, the resyncs the gateway asks for) and other
+rooms' messages go after ``BATCH_WINDOW``. A frame's shared bytes arrive once per tick and fan
+out to the sockets here.
 
-When the room hibernates with sockets connected (``("hibernate",)`` from ``pull``), the link
-keeps the sockets open and stops pulling (pulling would wake the room). It watches instead,
-without waking anything: the next event from one of its sockets wakes the room, which restores
-its connections, and if something else wakes it (an alarm, another gateway's player) the
-watch finds the new activation within ``WATCH_INTERVAL`` and pulling resumes.
+The room acknowledges each batch it has processed. When the channel ends, the batches not yet
+acknowledged go back to the front of the queue, for the next activation:
+
+- after ``("hibernate",)`` the room sleeps holding this gateway's sockets; they stay open, and
+  the link watches without waking anything: the next event from one of its sockets wakes the
+  room, which restores its connections, and if something else wakes it (an alarm, another
+  gateway's player) the watch finds the new activation within ``WATCH_INTERVAL``;
+- without it the activation died (crash, fenced, node lost): the link asks the next activation
+  about its connected sockets (``("check", conn_id)``), and the activation closes with 4503 the
+  ones it does not know, so their clients rejoin (they keep their ship through their player key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import time
 from typing import Protocol
@@ -32,24 +34,22 @@ from typing import Protocol
 from .. import protocol
 from ..rooms.handle import RoomDirectory, RoomGone, RoomHandle
 from . import metrics
+from .room_channel import RoomChannel
 
 log = logging.getLogger("starhold.gateway")
 
-PULL_TIMEOUT = 5.0
-"""Seconds a pull waits for output before returning empty (then the loop polls again)."""
 WATCH_INTERVAL = 1.0
 """Seconds between checks whether a sleeping room was woken by someone else."""
 TICKED_KINDS = frozenset({"system", "session"})
 """Room kinds that tick at ``protocol.TICK_RATE`` on wall-clock boundaries (multiples of
-1/TICK_RATE s of Unix time): their inputs are sent once per tick, ``FLUSH_LEAD`` before the
-boundary."""
-FLUSH_LEAD = 0.03
-"""Seconds before a tick boundary a ticked room's inputs are sent. An input is acknowledged
-in the first frame after the room applied it, so waiting for the flush costs nothing as long
-as the batch lands before the boundary: inputs arriving in the last FLUSH_LEAD seconds of a
-tick wait one more tick. One call per tick per room per gateway instead of one per few ms."""
+1/TICK_RATE s of Unix time): their client messages are sent at ``FLUSH_POINTS``."""
+FLUSH_POINTS = (0.03, 0.008)
+"""Seconds before a tick boundary a ticked room's queued client messages are sent. An input
+is acknowledged in the first frame after the room applied it, so holding it until then costs
+nothing as long as it lands before the boundary; the last point is close to the boundary, so
+only inputs arriving in its last ~8 ms wait one more tick."""
 BATCH_WINDOW = 0.002
-"""Seconds other rooms' inputs (and every join and leave) gather before they are sent."""
+"""Seconds control events (and other rooms' messages) gather before they are sent."""
 RESOLVE_ATTEMPTS = 40
 RESOLVE_BACKOFF = 0.05
 """Seconds between attempts to reach a room whose activation is going away (doubling, capped at 1 s)."""
@@ -66,6 +66,15 @@ class Socket(Protocol):
     def close_soon(self, code: int, reason: str) -> None: ...
 
 
+def until_flush_point(now: float, period: float = 1.0 / protocol.TICK_RATE) -> float:
+    """Seconds from Unix time ``now`` to the next of the ``FLUSH_POINTS`` (at least 0.5 ms)."""
+    phase = now % period
+    for lead in FLUSH_POINTS:
+        if period - lead - phase > 0.0005:
+            return period - lead - phase
+    return 2 * period - FLUSH_POINTS[0] - phase
+
+
 class RoomLink:
     """Events in and frames out between this gateway's sockets and one room."""
 
@@ -79,12 +88,18 @@ class RoomLink:
         self._handle: RoomHandle | None = None
         self._epoch: int | None = None  # the activation our connected sockets belong to
         self.asleep = False  # the room hibernated holding our sockets
-        self._woken = asyncio.Event()
-        self._queue: list[tuple] = []
-        self._inputs = 0  # client messages in _queue
-        self._flusher: asyncio.Task | None = None
-        self._send_lock = asyncio.Lock()
-        self._pump: asyncio.Task | None = None
+        self._channel: RoomChannel | None = None
+        self._hibernated = False  # the current channel announced hibernation
+        self._queue: list[tuple] = []  # events not yet sent
+        self._queued_inputs = 0  # client messages in _queue
+        self._unacked: collections.deque = collections.deque()  # (batch_no, events, client messages)
+        self._inputs = 0  # client messages queued or not yet acknowledged
+        self._batch_no = 0
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flush_at = 0.0
+        self._changed = asyncio.Event()  # events were queued
+        self._runner: asyncio.Task | None = None
+        self._stopped = False
         self.batches_sent = 0
         self.events_sent = 0
 
@@ -98,98 +113,62 @@ class RoomLink:
         return self._handle
 
     def _lost(self, handle: RoomHandle | None) -> None:
+        """``handle`` raised ``RoomGone``: resolve the room again next time."""
         if self._handle is handle:
             self._handle = None
-            self._epoch = None
-
-    # ---- inputs ----------------------------------------------------------------------------
-    def attach(self, sock: Socket) -> None:
-        self.sockets[sock.conn_id] = sock
-
-    def submit(self, event: tuple, control: bool = False) -> bool:
-        """Queue one event (``("connect"|"message"|"close"|"check", conn_id, ...)``) for the
-        room. Returns False, dropping it, when it is a client message and the room's queue
-        already holds ``ROOM_INPUT_QUEUE_LIMIT`` messages (``control`` events always queue).
-
-        A ticked room's messages go with the next per-tick ``exchange`` (see ``FLUSH_LEAD``);
-        control events, other rooms' messages, and anything for a room that is not awake or
-        not yet resolved go at once (after ``BATCH_WINDOW``) in a ``send_batch``."""
-        if not control and self._inputs >= protocol.ROOM_INPUT_QUEUE_LIMIT:
-            return False
-        self._queue.append(event)
-        if not control:
-            self._inputs += 1
-        if not self._ticked() or control or self._handle is None or self.asleep:
-            self._kick()
-        return True
-
-    def _kick(self) -> None:
-        """Send what is queued now (in a ``send_batch``), unless a send is already under way."""
-        if self._queue and (self._flusher is None or self._flusher.done()):
-            self._flusher = asyncio.create_task(self._flush())
 
     def _ticked(self) -> bool:
         return self.kind in TICKED_KINDS
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(BATCH_WINDOW)
-        async with self._send_lock:  # in order with the exchange loop
-            while self._queue:
-                batch, self._queue, self._inputs = self._queue, [], 0
-                await self._send(batch)
+    # ---- inputs ----------------------------------------------------------------------------
+    def attach(self, sock: Socket) -> None:
+        self.sockets[sock.conn_id] = sock
+        self._ensure_runner()
 
-    async def _send(self, batch: list[tuple]) -> None:
-        delay = RESOLVE_BACKOFF
-        for _ in range(RESOLVE_ATTEMPTS):
-            handle = None
-            try:
-                handle = await self.handle()
-                epoch = await handle.send_batch(self.gateway_id, batch)
-            except RoomGone:
-                # Hibernated or died under us: the whole batch goes to the next activation,
-                # which knows our sockets if the room hibernated cleanly (and closes the others).
-                self._lost(handle)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            except Exception:
-                log.exception("room %s/%s: batch failed", self.kind, self.room_id)
-                self._lost(handle)
-                self._fail({e[1] for e in batch}, protocol.CLOSE_INTERNAL_ERROR, "room unreachable")
+    def submit(self, event: tuple, control: bool = False) -> bool:
+        """Queue one event (``("connect"|"message"|"close"|"check", conn_id, ...)``) for the
+        room. Returns False, dropping it, when it is a client message and
+        ``ROOM_INPUT_QUEUE_LIMIT`` messages are already queued or unacknowledged (the room is
+        not keeping up); ``control`` events always queue."""
+        if not control:
+            if self._inputs >= protocol.ROOM_INPUT_QUEUE_LIMIT:
+                return False
+            self._inputs += 1
+            self._queued_inputs += 1
+        self._queue.append(event)
+        if self._channel is None:
+            self._changed.set()
+            self._ensure_runner()
+        elif control or not self._ticked():
+            self._schedule_flush(BATCH_WINDOW)
+        else:
+            self._schedule_flush(until_flush_point(time.time()))
+        return True
+
+    def _schedule_flush(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        at = loop.time() + delay
+        if self._flush_timer is not None:
+            if self._flush_at <= at:
                 return
-            self._applied(batch, epoch)
+            self._flush_timer.cancel()
+        self._flush_at = at
+        self._flush_timer = loop.call_at(at, self._flush)
+
+    def _flush(self) -> None:
+        """Send what is queued as one batch (if the channel is open)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._channel is None or not self._queue:
             return
-        self._fail({e[1] for e in batch}, protocol.CLOSE_ROOM_UNAVAILABLE, "room unavailable")
-
-    def _applied(self, batch: list[tuple], epoch: int) -> None:
-        """The room applied ``batch`` in the activation ``epoch``."""
-        connected_now = {e[1] for e in batch if e[0] == "connect"}
-        if self._epoch is not None and epoch != self._epoch:
-            self._check_sockets(exclude=connected_now)
-        self._epoch = epoch
-        self.asleep = False
-        self._woken.set()
-        if batch:
-            self.batches_sent += 1
-            self.events_sent += len(batch)
-        for conn_id in connected_now:
-            if conn_id in self.sockets:
-                self.sockets[conn_id].connected = True
-        self._ensure_pump()
-
-    def _check_sockets(self, exclude=()) -> None:
-        """Ask the (new) activation about our connected sockets: it closes (4503) those it does
-        not know, i.e. the ones connected to an activation that crashed."""
-        for conn_id, sock in self.sockets.items():
-            if sock.connected and conn_id not in exclude:
-                self.submit(("check", conn_id), control=True)
-
-    def _fail(self, conn_ids, code: int, reason: str) -> None:
-        for conn_id in conn_ids:
-            sock = self.sockets.pop(conn_id, None)
-            if sock is not None:
-                sock.connected = False
-                sock.close_soon(code, reason)
+        batch, self._queue = self._queue, []
+        self._batch_no += 1
+        self._unacked.append((self._batch_no, batch, self._queued_inputs))
+        self._queued_inputs = 0
+        self._channel.send(self._batch_no, batch)
+        self.batches_sent += 1
+        self.events_sent += len(batch)
 
     def detach(self, conn_id: str, code: int, reason: str) -> None:
         """A socket closed: tell the room and forget it. Its connect may still be queued or in
@@ -199,78 +178,123 @@ class RoomLink:
         if sock is not None:
             self.submit(("close", conn_id, code, reason), control=True)
 
-    # ---- outputs ---------------------------------------------------------------------------
-    def _ensure_pump(self) -> None:
-        if self.sockets and (self._pump is None or self._pump.done()):
-            self._pump = asyncio.create_task(self._pull_loop())
+    def _check_sockets(self) -> None:
+        """Ask the (new) activation about our connected sockets: it closes (4503) those it does
+        not know, i.e. the ones connected to an activation that died."""
+        for conn_id, sock in self.sockets.items():
+            if sock.connected:
+                self.submit(("check", conn_id), control=True)
+
+    def _fail(self, conn_ids, code: int, reason: str) -> None:
+        for conn_id in conn_ids:
+            sock = self.sockets.pop(conn_id, None)
+            if sock is not None:
+                sock.connected = False
+                sock.close_soon(code, reason)
+
+    def _fail_all(self, code: int, reason: str) -> None:
+        """The room cannot be reached: close every socket and drop what was queued for it."""
+        conn_ids = set(self.sockets) | {e[1] for e in self._queue}
+        self._queue, self._queued_inputs, self._inputs = [], 0, 0
+        self._fail(conn_ids, code, reason)
+
+    # ---- the channel -----------------------------------------------------------------------
+    def _ensure_runner(self) -> None:
+        if not self._stopped and self._channel is None and (self._runner is None or self._runner.done()):
+            self._runner = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        """Open a channel to the room whenever one is needed and none is open: when events are
+        queued (waking the room if it sleeps), or when the room sleeping with our sockets was
+        woken by someone else."""
+        attempts, delay = 0, RESOLVE_BACKOFF
+        while self._channel is None and not self._stopped and (self.sockets or self._queue):
+            if self.asleep and not self._queue:
+                await self._watch()
+                continue
+            try:
+                await self._open()
+            except (RoomGone, OSError, asyncio.TimeoutError) as exc:
+                # Hibernating, dead or moved under us: resolve it again after a pause.
+                self._handle = None
+                attempts += 1
+                if attempts >= RESOLVE_ATTEMPTS:
+                    log.warning("room %s/%s unavailable: %s", self.kind, self.room_id, exc)
+                    self._fail_all(protocol.CLOSE_ROOM_UNAVAILABLE, "room unavailable")
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("room %s/%s: cannot open its channel", self.kind, self.room_id)
+                self._handle = None
+                self._fail_all(protocol.CLOSE_INTERNAL_ERROR, "room unreachable")
+                return
+
+    async def _open(self) -> None:
+        handle = await self.handle()
+        info = await handle.open_channel(self.gateway_id)
+        channel = await RoomChannel.open(info, self.gateway_id, self._on_push, self._channel_lost)
+        if self._stopped:
+            channel.close()
+            return
+        self._channel = channel
+        if self._epoch is not None and channel.epoch != self._epoch:
+            self._check_sockets()  # a new activation: the one our sockets joined died
+        self._epoch = channel.epoch
+        self.asleep = self._hibernated = False
+        self._flush()  # what waited for the channel, in order
+        if channel.lost:  # it ended before we took it
+            self._channel_lost(channel)
 
     async def _watch(self) -> None:
         """While the room sleeps: wait for our next event, or find it woken by someone else."""
-        self._woken.clear()
+        self._changed.clear()
         try:
-            await asyncio.wait_for(self._woken.wait(), WATCH_INTERVAL)
+            await asyncio.wait_for(self._changed.wait(), WATCH_INTERVAL)
         except asyncio.TimeoutError:
             handle = await self.directory.get_if_active(self.kind, self.room_id)
             if handle is not None and self.asleep:
                 self._handle, self.asleep = handle, False
 
-    async def _pull_loop(self) -> None:
-        while self.sockets:
-            handle = None
-            try:
-                if self.asleep:
-                    await self._watch()
-                    continue
-                if self._ticked():
-                    items = await self._exchange()
-                else:
-                    handle = await self.handle()
-                    items = await handle.pull(self.gateway_id, PULL_TIMEOUT, self._epoch)
-            except RoomGone:
-                # The activation ended without telling us it hibernated: it died. The checks
-                # revive the room and have it close the sockets it does not know.
-                self._lost(self._handle if handle is None else handle)
-                self.asleep = True
-                self._check_sockets()
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("room %s/%s: pull failed", self.kind, self.room_id)
-                await asyncio.sleep(0.5)
-                continue
+    def _channel_lost(self, channel: RoomChannel) -> None:
+        """The activation behind ``channel`` ended (see the module docstring)."""
+        if channel is not self._channel:
+            return
+        self._channel = None
+        self._handle = None
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        requeued = [e for _, batch, _ in self._unacked for e in batch]
+        self._queued_inputs += sum(n for _, _, n in self._unacked)
+        self._unacked.clear()
+        self._queue[:0] = requeued
+        self.asleep = True
+        if self._hibernated:
+            self._epoch = None  # the next activation restores our sockets, whatever its epoch
+        else:
+            self._check_sockets()
+        self._hibernated = False
+        self._ensure_runner()
+
+    # ---- outputs ---------------------------------------------------------------------------
+    def _on_push(self, ack: int, items: list) -> None:
+        """The room processed our batches up to ``ack`` and sent ``items``."""
+        unacked = self._unacked
+        while unacked and unacked[0][0] <= ack:
+            _, batch, inputs = unacked.popleft()
+            self._inputs -= inputs
+            for event in batch:
+                if event[0] == "connect":
+                    sock = self.sockets.get(event[1])
+                    if sock is not None:
+                        sock.connected = True
+        if items:
             self._dispatch_items(items)
 
-    async def _exchange(self) -> list[tuple]:
-        """One tick of a ticked room: at ``FLUSH_LEAD`` before the boundary, send the queued
-        events and receive what the room sent since, waiting for the tick's frames."""
-        period = 1.0 / protocol.TICK_RATE
-        await asyncio.sleep((-time.time() - FLUSH_LEAD) % period)
-        async with self._send_lock:
-            if self.asleep or not self.sockets:
-                return []
-            batch, self._queue, self._inputs = self._queue, [], 0
-            handle = None
-            try:
-                handle = await self.handle()
-                epoch, items = await handle.exchange(self.gateway_id, batch, FLUSH_LEAD + period / 2)
-            except RoomGone:
-                # Not applied: the events go to the next activation. The room hibernated (and
-                # exited before our call could fetch its last items) or died: watch for it,
-                # and keep our epoch, so that the activation we meet next (woken by our next
-                # event, or found by the watch) is asked about our sockets and closes the ones
-                # it does not know (none after a clean hibernation).
-                self._queue[:0] = batch
-                self._inputs += sum(1 for e in batch if e[0] == "message")
-                if self._handle is handle:
-                    self._handle = None
-                self.asleep = True
-                self._kick()
-                return []
-            self._applied(batch, epoch)
-            return items
-
-    def _dispatch_items(self, items: list[tuple]) -> None:
+    def _dispatch_items(self, items: list) -> None:
         sockets = self.sockets
         for item in items:
             tag = item[0]
@@ -296,11 +320,13 @@ class RoomLink:
                     sock.connected = False
                     sock.close_soon(item[2], item[3])
             elif tag == "hibernate":
-                self._lost(self._handle)  # the next activation restores our sockets: any epoch
-                self.asleep = True
-                self._kick()  # inputs queued for the next exchange now wake the room
+                self._hibernated = True  # the channel ends next
 
     async def stop(self) -> None:
-        for task in (self._flusher, self._pump):
-            if task is not None and not task.done():
-                task.cancel()
+        self._stopped = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        if self._runner is not None and not self._runner.done():
+            self._runner.cancel()
+        if self._channel is not None:
+            self._channel.close()

@@ -9,6 +9,8 @@ Events sent with ``send_batch`` are tuples, applied in order under the room's in
 ``("close", conn_id, code, reason)``, ``("check", conn_id)`` (close it with 4503 if unknown). ``pull`` returns outbound items for one gateway:
 ``("send", conn_ids: tuple[str, ...], data: bytes)`` or ``("close", conn_id, code, reason)``, or ``("hibernate",)``: the room went to sleep; its
 connections on this gateway are held (keep the sockets open) and come back with the room.
+Gateways carry their players' traffic over a data channel instead (``open_channel``,
+``rooms.channel``): the same events and items, without a Ray call each.
 """
 
 from __future__ import annotations
@@ -41,12 +43,10 @@ class RoomHandle(abc.ABC):
         ``epoch`` (as returned by ``send_batch``)."""
 
     @abc.abstractmethod
-    async def exchange(self, gateway_id: str, events: list[tuple], timeout: float,
-                       epoch: int | None = None) -> tuple[int, list[tuple]]:
-        """``send_batch`` then ``pull`` in one call (one round trip per tick): apply ``events``
-        (may be empty), then wait up to ``timeout`` seconds for outbound items. Returns
-        ``(epoch, items)``. Raises ``RoomGone`` only when the events were not applied (a
-        ``pull`` that finds the activation gone after them returns what there was)."""
+    async def open_channel(self, gateway_id: str) -> dict:
+        """Where ``gateway_id`` connects for the activation's data channel (``rooms.channel``):
+        ``{"host": str, "port": int, "secret": str, "epoch": int}``. Wakes the room. Raises
+        ``RoomGone``."""
 
     @abc.abstractmethod
     async def request(self, request: HttpRequest) -> HttpResponse:

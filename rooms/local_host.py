@@ -33,9 +33,8 @@ class LocalRoomHandle(RoomHandle):
     async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
         return await self.runtime.pull(gateway_id, timeout, epoch)
 
-    async def exchange(self, gateway_id: str, events: list[tuple], timeout: float,
-                       epoch: int | None = None) -> tuple[int, list[tuple]]:
-        return await self.runtime.exchange(gateway_id, events, timeout, epoch)
+    async def open_channel(self, gateway_id: str) -> dict:
+        return await self.runtime.channel_info(gateway_id)
 
     async def request(self, request: HttpRequest) -> HttpResponse:
         return await self.runtime.request(request)

@@ -71,6 +71,7 @@ class RoomActor(LocalRoomHandle):
             idle_timeout=float(config.get("idle_timeout", 10.0)),
             on_exit=self._exit,
             alarm_service=_SchedulerClient(config),
+            channel_host=ray.util.get_node_ip_address(),
         )
         super().__init__(runtime, kind, room_id)
 
@@ -162,9 +163,8 @@ class RayRoomHandle(RoomHandle):
     async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
         return await self._call("pull", gateway_id, timeout, epoch)
 
-    async def exchange(self, gateway_id: str, events: list[tuple], timeout: float,
-                       epoch: int | None = None) -> tuple[int, list[tuple]]:
-        return await self._call("exchange", gateway_id, events, timeout, epoch)
+    async def open_channel(self, gateway_id: str) -> dict:
+        return await self._call("open_channel", gateway_id)
 
     async def request(self, request: HttpRequest) -> HttpResponse:
         return await self._call("request", request)

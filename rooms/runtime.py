@@ -32,6 +32,7 @@ from .. import protocol
 from ..storage.base import StaleEpochError, StorageError
 from ..storage.snapshots import SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
+from .channel import ChannelServer
 from .clock import Clock, Timer
 from .connection import Connection
 from .handle import RoomGone
@@ -95,7 +96,8 @@ class RoomRuntime:
 
     ``db_path``: the room's SQLite file; ``snapshots``: where hibernation snapshots go (and
     where a missing ``db_path`` is restored from); ``idle_timeout``: seconds with no
-    connection and no alarm before hibernating; ``on_exit``: awaited after hibernation.
+    connection and no alarm before hibernating; ``on_exit``: awaited after hibernation;
+    ``channel_host``: the address gateways reach this process at (``rooms.channel``).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class RoomRuntime:
         alarm_service: AlarmService | None = None,
         storage_factory: Callable[[Path], SqliteRoomStorage] = SqliteRoomStorage,
         snapshot_interval: float | None = SNAPSHOT_INTERVAL,
+        channel_host: str = "127.0.0.1",
     ):
         self.room_cls = room_cls
         self.name = name
@@ -139,9 +142,9 @@ class RoomRuntime:
         self._idle_timer: Timer | None = None
         self.events_handled = 0
         self._retries: int | None = None  # cached stored alarm retry count (None: read it)
-        self._alarm_done: asyncio.Future | None = None  # resolved after the next alarm delivery
         self.tick_stats = TickStats()
         self._stats_sent: dict[str, float] = {}
+        self.channels = ChannelServer(self, channel_host)
 
     # ---- activation ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -337,6 +340,7 @@ class RoomRuntime:
         self._conns.clear()
         for box in self._outboxes.values():
             box.ready.set()
+        await self.channels.close(flush=False)
         try:
             await self.storage.close()
         except Exception:
@@ -406,32 +410,14 @@ class RoomRuntime:
         self._touch()
         return self.epoch
 
-    async def exchange(self, gateway_id: str, events: list[tuple], timeout: float,
-                       epoch: int | None = None) -> tuple[int, list[tuple]]:
-        """``dispatch(events)`` then ``pull(timeout)``: a gateway's one call per tick. When the
-        alarm (the tick) falls due within ``timeout``, waits for it to have run, so the answer
-        carries the frames that reflect ``events`` (not an older frame still in the outbox).
-        Raises ``RoomGone`` only before the events are applied; the caller compares the
-        returned epoch with ``epoch`` (its sockets' activation) to notice a restart. An empty
-        exchange does not count as activity (the room may still hibernate)."""
-        if self._alarm_done is None or self._alarm_done.done():
-            self._alarm_done = asyncio.get_running_loop().create_future()
-        alarm_done = self._alarm_done
-        if events:
-            epoch_now = await self.dispatch(gateway_id, events)
-        else:
-            await self._ensure_active()
-            epoch_now = self.epoch
-        try:
-            if self._alarm_at is not None and self._alarm_at - self.clock.now() <= timeout:
-                try:
-                    await asyncio.wait_for(asyncio.shield(alarm_done), timeout)
-                except asyncio.TimeoutError:
-                    pass
-                return epoch_now, await self.pull(gateway_id, 0.0, epoch_now)
-            return epoch_now, await self.pull(gateway_id, timeout, epoch_now)
-        except RoomGone:
-            return epoch_now, []
+    async def channel_info(self, gateway_id: str) -> dict:
+        """Where ``gateway_id`` connects for this activation's data channel (``rooms.channel``):
+        ``{"host", "port", "secret", "epoch"}``. Starts the room if needed. Raises ``RoomGone``."""
+        await self._ensure_active()
+        host, port = await self.channels.address()
+        if self.state != "active":
+            raise RoomGone(self.key)
+        return {"host": host, "port": port, "secret": self.channels.secret, "epoch": self.epoch}
 
     async def _connect(self, gateway_id: str, conn_id: str, info: dict) -> None:
         old = self._conns.pop(conn_id, None)
@@ -512,6 +498,25 @@ class RoomRuntime:
                 # The gateway is not pulling: drop the oldest item rather than grow without bound.
                 del box.items[0]
             box.ready.set()
+            self.channels.notify(gateway_id)
+
+    def deliver_to(self, gateway_id: str, items: list[tuple]) -> None:
+        """Queue ``items`` for ``gateway_id`` outside the output gate (channel errors)."""
+        for item in items:
+            self._deliver((gateway_id,), item)
+
+    def take_output(self, gateway_id: str) -> list[tuple]:
+        """Take what waits for ``gateway_id`` (with a ``stats`` item every ``STATS_INTERVAL``)."""
+        box = self._outboxes.get(gateway_id)
+        items = []
+        if box is not None and box.items:
+            items, box.items = box.items, []
+            box.ready.clear()
+        now = time.monotonic()
+        if self.tick_stats.ticks and now - self._stats_sent.get(gateway_id, 0.0) >= STATS_INTERVAL:
+            self._stats_sent[gateway_id] = now
+            items.append(("stats", self.key, self.tick_stats.report()))
+        return items
 
     async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
         """Outbound items for ``gateway_id``, waiting up to ``timeout`` s. After hibernation
@@ -530,15 +535,9 @@ class RoomRuntime:
                 await asyncio.wait_for(box.ready.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
-        items, box.items = box.items, []
-        box.ready.clear()
-        if not items and self.state not in ("new", "active"):
+        if not box.items and self.state not in ("new", "active"):
             raise RoomGone(self.key)
-        now = time.monotonic()
-        if self.tick_stats.ticks and now - self._stats_sent.get(gateway_id, 0.0) >= STATS_INTERVAL:
-            self._stats_sent[gateway_id] = now
-            items.append(("stats", self.key, self.tick_stats.report()))
-        return items
+        return self.take_output(gateway_id)
 
     # ---- alarm -----------------------------------------------------------------------------
     async def _sync_alarm(self) -> None:
@@ -594,8 +593,6 @@ class RoomRuntime:
                 await self._sync_alarm()
             finally:
                 self.tick_stats.observe(time.perf_counter() - started, late)
-                if self._alarm_done is not None and not self._alarm_done.done():
-                    self._alarm_done.set_result(None)
         self._touch()
 
     # ---- idleness and hibernation ----------------------------------------------------------
@@ -662,6 +659,7 @@ class RoomRuntime:
             self.state = "hibernated"
             for box in self._outboxes.values():
                 box.ready.set()
+            await self.channels.close()  # after pushing the last items
         log.info("room %s hibernated (epoch %d)", self.key, self.epoch)
         if self.on_exit is not None:
             await self.on_exit()

@@ -48,8 +48,9 @@ INPUT_BURST = 40
 RATE_LIMIT_CLOSE_AFTER = 5.0
 """Seconds of continuous rate limiting (every refill spent at once) before CLOSE_RATE_LIMITED."""
 ROOM_INPUT_QUEUE_LIMIT = 256
-"""Client messages a gateway queues for one room while a batch is in flight; beyond it the
-room is busy and inputs are dropped with ERR_ROOM_BUSY (joins and closes are never dropped)."""
+"""Client messages a gateway holds for one room that the room has not processed yet (queued,
+or sent and not acknowledged); beyond it the room is busy and inputs are dropped with
+ERR_ROOM_BUSY (joins and closes are never dropped)."""
 HEARTBEAT_INTERVAL = 20.0
 """Seconds between server WebSocket pings; a client whose pong does not come within half of it
 is disconnected."""

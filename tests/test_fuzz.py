@@ -1109,9 +1109,9 @@ def test_a_socket_closed_right_after_join_leaves_the_room(live, baseline):
 def test_a_close_is_not_dropped_when_the_room_queue_is_full(live, baseline):
     """docs/protocol.md §2: beyond 256 inputs queued for a room the input is dropped with error
     code 10 ("joins and closes are never dropped": protocol.ROOM_INPUT_QUEUE_LIMIT). The room is
-    made slow by holding its input gate, with one input stuck in it; 7 joined clients then send
-    40 inputs each: 256 queue, the last 24 get code 10 (not counted as protocol errors: nobody
-    is closed). An 8th joined client leaves meanwhile (close 1000): ``detach`` submits its close
+    made slow by holding its input gate, with one input stuck in it (it counts: the limit is on
+    inputs the room has not processed yet); 7 joined clients then send 40 inputs each: 255
+    queue, the last 25 get code 10 (not counted as protocol errors: nobody is closed). An 8th joined client leaves meanwhile (close 1000): ``detach`` submits its close
     without ``control=True``, so it is dropped like an input, and the room keeps the departed
     client connected (ship online, seat taken, frames sent to nobody)."""
 
@@ -1147,7 +1147,7 @@ def test_a_close_is_not_dropped_when_the_room_queue_is_full(live, baseline):
             for got in await asyncio.gather(*(_collect(ws, lambda m: False, timeout=0.5) for ws in clients[:7])):
                 codes.update(p["code"] for t, _, p in got if t == P.ERROR)
             assert not any(ws.closed for ws in clients[:7])
-            assert codes == {P.ERR_ROOM_BUSY: 7 * P.INPUT_BURST - P.ROOM_INPUT_QUEUE_LIMIT}
+            assert codes == {P.ERR_ROOM_BUSY: 7 * P.INPUT_BURST - (P.ROOM_INPUT_QUEUE_LIMIT - 1)}
             for ws in clients[:7]:
                 await ws.close()
             await asyncio.sleep(0.5)

@@ -1,0 +1,74 @@
+"""The gateway's end of a room's data channel (wire format in ``rooms.channel``).
+
+A ``RoomChannel`` is one TCP connection from this gateway process to one room activation:
+``send(batch_no, events)`` writes a batch, and every ``[ack, items]`` the room pushes is handed
+to ``on_push(ack, items)`` from the transport callback, without a task switch, so a tick's
+frames fan out to the sockets as soon as their bytes arrive. ``on_lost(channel)`` is called
+once when the connection ends, whoever ended it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import msgpack
+
+from ..rooms.channel import MAX_CHANNEL_BUFFER, encode_events, set_nodelay
+
+log = logging.getLogger("starhold.gateway")
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to connect to a room's channel before giving up (the room is then resolved again)."""
+
+
+class RoomChannel(asyncio.Protocol):
+    """One data channel to a room activation (see the module docstring)."""
+
+    def __init__(self, on_push: Callable[[int, list], None], on_lost: Callable[["RoomChannel"], None]):
+        self.on_push = on_push
+        self.on_lost = on_lost
+        self.transport: asyncio.Transport | None = None
+        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_CHANNEL_BUFFER)
+        self.lost = False
+        self.epoch = 0
+
+    @classmethod
+    async def open(cls, info: dict, gateway_id: str, on_push, on_lost) -> "RoomChannel":
+        """Connect to the channel described by ``info`` (``RoomHandle.open_channel``) and say
+        hello. Raises ``OSError`` or ``asyncio.TimeoutError`` when the room cannot be reached."""
+        loop = asyncio.get_running_loop()
+        _, channel = await asyncio.wait_for(
+            loop.create_connection(lambda: cls(on_push, on_lost), info["host"], int(info["port"])), CONNECT_TIMEOUT)
+        channel.epoch = int(info["epoch"])
+        channel.transport.write(msgpack.packb(["hello", gateway_id, info["secret"]], use_bin_type=True))
+        return channel
+
+    def send(self, batch_no: int, events: list[tuple]) -> None:
+        """Write one batch (``rooms.handle`` events, in order)."""
+        if self.transport is not None and not self.lost:
+            self.transport.write(msgpack.packb([batch_no, encode_events(events)], use_bin_type=True))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # ---- transport callbacks ---------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        set_nodelay(transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.unpacker.feed(data)
+            for ack, items in self.unpacker:
+                self.on_push(ack, items)
+        except Exception:
+            log.exception("bad data from a room channel; closing it")
+            self.transport.abort()
+
+    def connection_lost(self, exc) -> None:
+        if not self.lost:
+            self.lost = True
+            self.on_lost(self)

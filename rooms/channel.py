@@ -1,0 +1,236 @@
+"""The room's end of its data channels: client traffic between gateways and one activation.
+
+Ray places rooms and runs their lifecycle; the traffic of their players does not go through
+Ray calls. A gateway asks the room for a channel with one Ray call (``RoomHandle.open_channel``,
+which also wakes the room) and then connects to the room's process over TCP, to the address it
+was given. From then on both directions are plain msgpack over that connection:
+
+- gateway -> room: ``["hello", gateway_id, secret]`` once, then ``[batch_no, events]``: a
+  batch of the events of ``rooms.handle`` (a message event carries ``[type, seq, payload]``
+  where Ray calls carry a ``ClientMessage``; ``encode_events``/``decode_events``). Batch
+  numbers rise by one per batch and survive reconnections.
+- room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed, and
+  ``items`` what the room addressed to that gateway since the last push (``handle.pull``'s
+  items: ``send``, ``splice``, ``close``, ``stats``, ``hibernate``). The room pushes as soon as
+  a hook's output is released: a tick's frames leave right after the tick.
+
+A channel belongs to one activation and ends with it: after ``("hibernate",)`` when the room
+went to sleep, without it when the activation crashed or was fenced. The gateway then sends
+the batches it has not seen acknowledged to the next activation (they were not applied, or
+the activation that applied them is gone with its uncommitted state).
+
+Why: on this machine a Ray actor call costs a room actor ~0.3 ms of CPU and the caller about as
+much again; with one call per tick per gateway per room (2 gateways, 10 rooms of 100 players)
+Ray's bookkeeping was most of the rooms' CPU. A push over a socket costs a few microseconds.
+The channel's ``secret`` (random per activation, handed out through Ray) keeps anything but a
+gateway that asked Ray from talking to the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hmac
+import logging
+import secrets
+import socket
+from typing import TYPE_CHECKING
+
+import msgpack
+
+from .. import protocol
+from .handle import RoomGone
+
+if TYPE_CHECKING:
+    from .runtime import RoomRuntime
+
+log = logging.getLogger("starhold.room")
+
+MAX_CHANNEL_BUFFER = 64 * 1024 * 1024
+"""Bytes of unread input a channel holds (msgpack's ``max_buffer_size``); a gateway that
+sends more without the room reading it is disconnected."""
+WRITE_HIGH_WATER = 8 * 1024 * 1024
+"""Bytes buffered towards a gateway before pushes pause (items wait in the room's outbox,
+which is bounded) until the gateway reads again."""
+
+
+def encode_events(events: list[tuple]) -> list:
+    """Events of ``rooms.handle`` in a msgpack-able form: a message event's ``ClientMessage``
+    becomes ``[type, seq, payload]``."""
+    return [(e[0], e[1], (e[2].type, e[2].seq, e[2].payload)) if e[0] == "message" else e for e in events]
+
+
+def decode_events(events: list) -> list[tuple]:
+    """The inverse of ``encode_events``. Raises ``ValueError`` on a malformed event."""
+    out = []
+    for e in events:
+        if not isinstance(e, (list, tuple)) or len(e) < 2:
+            raise ValueError(f"malformed event {e!r}")
+        if e[0] == "message":
+            type_, seq, payload = e[2]
+            out.append(("message", e[1], protocol.ClientMessage(type_, seq, payload)))
+        else:
+            out.append(tuple(e))
+    return out
+
+
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class ChannelServer:
+    """The data channels of one activation: a TCP server on ``host`` (the node's address;
+    127.0.0.1 for the in-process host), started on the first ``address()`` call, and at most
+    one channel per gateway (a newer one replaces an older)."""
+
+    def __init__(self, runtime: "RoomRuntime", host: str):
+        self.runtime = runtime
+        self.host = host
+        self.secret = secrets.token_hex(16)
+        self._server: asyncio.AbstractServer | None = None
+        self._starting: asyncio.Future | None = None
+        self.channels: dict[str, _Channel] = {}
+        self.closed = False
+
+    async def address(self) -> tuple[str, int]:
+        """``(host, port)`` to connect to; starts the server on first use."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+        return self.host, self._server.sockets[0].getsockname()[1]
+
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Channel(self), self.host, 0, backlog=128)
+
+    def notify(self, gateway_id: str) -> None:
+        """Output for ``gateway_id`` is waiting in the outbox: push it soon (once per loop turn)."""
+        channel = self.channels.get(gateway_id)
+        if channel is not None:
+            channel.schedule()
+
+    async def close(self, flush: bool = True) -> None:
+        """End every channel (after pushing what is waiting, unless ``flush`` is False: a crash)
+        and stop listening."""
+        self.closed = True
+        for channel in list(self.channels.values()):
+            if flush:
+                channel.push()
+            channel.end(abort=not flush)
+        self.channels.clear()
+        if self._server is not None:
+            self._server.close()
+
+
+class _Channel(asyncio.Protocol):
+    """One gateway's channel: reads batches, applies them in order, pushes output."""
+
+    def __init__(self, server: ChannelServer):
+        self.server = server
+        self.runtime = server.runtime
+        self.gateway_id: str | None = None
+        self.transport: asyncio.Transport | None = None
+        self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_CHANNEL_BUFFER)
+        self.batches: collections.deque = collections.deque()
+        self.worker: asyncio.Task | None = None
+        self.ack = 0
+        self.acked = 0  # the ack last pushed
+        self.scheduled = False
+        self.paused = False
+        self.gone = False
+
+    # ---- transport callbacks ---------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        set_nodelay(transport)
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        if self.server.closed:
+            transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.unpacker.feed(data)
+            for obj in self.unpacker:
+                if self.gateway_id is None:
+                    self._hello(obj)
+                else:
+                    batch_no, events = obj
+                    self.batches.append((int(batch_no), decode_events(events)))
+        except Exception as exc:  # a buggy or foreign peer: drop it, the room goes on
+            log.warning("room %s: bad channel input (%s); channel closed", self.runtime.key, exc)
+            self.end(abort=True)
+            return
+        if self.batches and (self.worker is None or self.worker.done()):
+            self.worker = asyncio.ensure_future(self._work())
+
+    def _hello(self, obj) -> None:
+        if not (isinstance(obj, list) and len(obj) == 3 and obj[0] == "hello"
+                and isinstance(obj[2], str) and hmac.compare_digest(obj[2], self.server.secret)):
+            raise ValueError("bad hello")
+        self.gateway_id = str(obj[1])
+        old = self.server.channels.get(self.gateway_id)
+        if old is not None:
+            old.end(abort=True)
+        self.server.channels[self.gateway_id] = self
+        self.schedule()  # what waited in the outbox before this channel opened
+
+    def connection_lost(self, exc) -> None:
+        self.gone = True
+        if self.gateway_id is not None and self.server.channels.get(self.gateway_id) is self:
+            del self.server.channels[self.gateway_id]
+        if self.worker is not None and not self.worker.done():
+            self.worker.cancel()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self.schedule()
+
+    # ---- input -----------------------------------------------------------------------------
+    async def _work(self) -> None:
+        """Apply the batches in order. A batch is acknowledged once processed; one that fails
+        with a storage error (the room was reset) closes its connections (1011). Stops at the
+        end of the activation, leaving the rest unacknowledged (the gateway resends them)."""
+        while self.batches and not self.gone:
+            batch_no, events = self.batches.popleft()
+            try:
+                await self.runtime.dispatch(self.gateway_id, events)
+            except RoomGone:
+                self.batches.clear()
+                return
+            except Exception:  # e.g. StorageError: the room was reset, the batch is lost
+                log.exception("room %s: batch from %s failed", self.runtime.key, self.gateway_id)
+                conns = {e[1] for e in events if e[0] in ("connect", "message")}
+                self.runtime.deliver_to(self.gateway_id, [
+                    ("close", c, protocol.CLOSE_INTERNAL_ERROR, "room error") for c in sorted(conns)])
+            self.ack = batch_no
+            self.schedule()
+
+    # ---- output ----------------------------------------------------------------------------
+    def schedule(self) -> None:
+        if not self.scheduled and not self.gone and self.gateway_id is not None:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.push)
+
+    def push(self) -> None:
+        """Write ``[ack, items]`` with everything waiting for this gateway (unless paused)."""
+        self.scheduled = False
+        if self.gone or self.paused or self.transport is None or self.gateway_id is None:
+            return
+        items = self.runtime.take_output(self.gateway_id)
+        if not items and self.ack == self.acked:
+            return
+        self.acked = self.ack
+        self.transport.write(msgpack.packb([self.ack, items], use_bin_type=True))
+
+    def end(self, abort: bool = False) -> None:
+        self.gone = True
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()  # after the buffered pushes
