@@ -12,6 +12,7 @@ processes aggregate those with ``max by (room)``, not ``sum``.
 | ``starhold_messages_in_total`` / ``_out_total`` | counter | WebSocket messages received / sent |
 | ``starhold_bytes_in_total`` / ``_out_total`` | counter | their payload bytes |
 | ``starhold_frame_bytes`` | histogram | size of a tick's frame (the shared part, once per room per tick) |
+| ``starhold_frame_delay_seconds`` | histogram | from a room's tick boundary to its frame reaching this gateway |
 | ``starhold_inputs_dropped_total{reason}`` | counter | ``rate`` (token bucket) or ``room_busy`` (room input queue full) |
 | ``starhold_frames_skipped_total`` | counter | frames not queued for a client that fell behind |
 | ``starhold_errors_sent_total{code}`` | counter | error frames by protocol error code |
@@ -35,6 +36,9 @@ BYTES_IN = Counter("starhold_bytes_in", "Bytes of WebSocket messages received")
 BYTES_OUT = Counter("starhold_bytes_out", "Bytes of WebSocket messages sent")
 FRAME_BYTES = Histogram("starhold_frame_bytes", "Size of a room's frame per tick, bytes",
                         buckets=(64, 256, 1024, 4096, 16384, 65536, 262144))
+FRAME_DELAY = Histogram("starhold_frame_delay_seconds",
+                        "From a room's tick boundary to its frame reaching this gateway, seconds",
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1))
 INPUTS_DROPPED = Counter("starhold_inputs_dropped", "Client messages dropped", ["reason"])
 FRAMES_SKIPPED = Counter("starhold_frames_skipped", "Frames not queued for a client that fell behind")
 ERRORS_SENT = Counter("starhold_errors_sent", "Error frames sent", ["code"])

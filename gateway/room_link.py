@@ -42,12 +42,14 @@ WATCH_INTERVAL = 1.0
 """Seconds between checks whether a sleeping room was woken by someone else."""
 TICKED_KINDS = frozenset({"system", "session"})
 """Room kinds that tick at ``protocol.TICK_RATE`` on wall-clock boundaries (multiples of
-1/TICK_RATE s of Unix time): their client messages are sent at ``FLUSH_POINTS``."""
-FLUSH_POINTS = (0.03, 0.008)
+1/TICK_RATE s of Unix time plus the room's ``protocol.tick_offset``): their client messages
+are sent at ``FLUSH_POINTS``."""
+FLUSH_POINTS = (0.03, 0.01, 0.003)
 """Seconds before a tick boundary a ticked room's queued client messages are sent. An input
 is acknowledged in the first frame after the room applied it, so holding it until then costs
-nothing as long as it lands before the boundary; the last point is close to the boundary, so
-only inputs arriving in its last ~8 ms wait one more tick."""
+nothing as long as it lands before the boundary. Most inputs go early (the room applies them
+well before its tick); the last point is close to the boundary, so only inputs arriving in
+the tick's last ~3 ms wait one more tick (a batch that lands after the boundary waits too)."""
 BATCH_WINDOW = 0.002
 """Seconds control events (and other rooms' messages) gather before they are sent."""
 RESOLVE_ATTEMPTS = 40
@@ -84,6 +86,9 @@ class RoomLink:
         self.kind = kind
         self.room_id = room_id
         self.params = params
+        self.ticked = kind in TICKED_KINDS
+        self.period = 1.0 / protocol.TICK_RATE
+        self.tick_offset = protocol.tick_offset(f"{kind}/{room_id}")
         self.sockets: dict[str, Socket] = {}
         self._handle: RoomHandle | None = None
         self._epoch: int | None = None  # the activation our connected sockets belong to
@@ -117,9 +122,6 @@ class RoomLink:
         if self._handle is handle:
             self._handle = None
 
-    def _ticked(self) -> bool:
-        return self.kind in TICKED_KINDS
-
     # ---- inputs ----------------------------------------------------------------------------
     def attach(self, sock: Socket) -> None:
         self.sockets[sock.conn_id] = sock
@@ -139,10 +141,10 @@ class RoomLink:
         if self._channel is None:
             self._changed.set()
             self._ensure_runner()
-        elif control or not self._ticked():
+        elif control or not self.ticked:
             self._schedule_flush(BATCH_WINDOW)
         else:
-            self._schedule_flush(until_flush_point(time.time()))
+            self._schedule_flush(until_flush_point(time.time() - self.tick_offset))
         return True
 
     def _schedule_flush(self, delay: float) -> None:
@@ -302,6 +304,8 @@ class RoomLink:
                 tail = item[1]
                 keyframe = protocol.tail_is_keyframe(tail)
                 metrics.FRAME_BYTES.observe(len(tail))
+                if self.ticked:  # assumes frames arrive within a tick of their boundary
+                    metrics.FRAME_DELAY.observe((time.time() - self.tick_offset) % self.period)
                 for conn_id, head in item[2]:
                     sock = sockets.get(conn_id)
                     if sock is not None:

@@ -19,6 +19,8 @@ from typing import Awaitable, Callable
 
 import aiosqlite
 
+from ..storage.sqlite_store import daemon_connection
+
 from .clock import Clock, Timer
 
 log = logging.getLogger("starhold.scheduler")
@@ -43,9 +45,7 @@ class AlarmScheduler:
 
     async def open(self) -> "AlarmScheduler":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = aiosqlite.connect(self.path)
-        connection.daemon = True  # a connection left open must not keep the process from exiting
-        self._db = await connection
+        self._db = await daemon_connection(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute(
             "CREATE TABLE IF NOT EXISTS alarms (kind TEXT, room_id TEXT, at REAL, PRIMARY KEY (kind, room_id))")

@@ -73,6 +73,7 @@ class ShipRoom(Room):
     # ---- activation ------------------------------------------------------------------------
     async def on_start(self) -> None:
         self.seat_hold = float(self.params.get("seat_hold", protocol.SEAT_HOLD))
+        self.tick_offset = protocol.tick_offset(f"{self.kind}/{self.name}")
         if self.params.get("max_players"):
             self.max_players = int(self.params["max_players"])
         stored = await self.storage.list(prefix="ship:")
@@ -108,13 +109,14 @@ class ShipRoom(Room):
         return self.clock.now() - GAME_EPOCH
 
     def current_tick(self) -> int:
-        """The tick now: ``floor(game_time * TICK_RATE)``, tolerant of float rounding at a
-        tick boundary (an alarm set for a boundary fires exactly on it)."""
-        return math.floor(self.game_time() * protocol.TICK_RATE + 1e-6)
+        """The tick now: ``floor((game_time - tick_offset) * TICK_RATE)``, tolerant of float
+        rounding at a tick boundary (an alarm set for a boundary fires exactly on it)."""
+        return math.floor((self.game_time() - self.tick_offset) * protocol.TICK_RATE + 1e-6)
 
     def tick_time(self, tick: int) -> float:
-        """Clock time of ``tick``'s boundary, seconds."""
-        return GAME_EPOCH + tick / protocol.TICK_RATE
+        """Clock time of ``tick``'s boundary, seconds: ticks are ``1/TICK_RATE`` s apart,
+        offset by the room's ``protocol.tick_offset`` so rooms do not all tick at once."""
+        return GAME_EPOCH + self.tick_offset + tick / protocol.TICK_RATE
 
     # ---- subclass hooks ----------------------------------------------------------------------
     def room_info(self) -> dict:
@@ -269,7 +271,7 @@ class ShipRoom(Room):
     def broadcast_frame(self, tick: int) -> None:
         """Encode this tick's delta once and send every seated connection its frame."""
         rows, _ = self.rows_at(self.tick_time(tick))
-        delta = self.sync.step(tick, tick / protocol.TICK_RATE, rows, self.names())
+        delta = self.sync.step(tick, self.tick_time(tick) - GAME_EPOCH, rows, self.names())
         prefix = protocol.frame_prefix(tick)
         packb = msgpack.packb
         heads, key_heads = [], []
@@ -291,7 +293,7 @@ class ShipRoom(Room):
         if self.sync.tick is None or all(c == conn.id or c in self.need_keyframe for c in self.by_conn):
             tick = self.current_tick()
             rows, _ = self.rows_at(self.tick_time(tick))
-            self.sync.reset(tick, tick / protocol.TICK_RATE, rows, self.names())
+            self.sync.reset(tick, self.tick_time(tick) - GAME_EPOCH, rows, self.names())
         seat = self.seats[self.by_conn[conn.id]]
         head = protocol.frame_prefix(self.sync.tick) + msgpack.packb(seat["ack"])
         # Through the output gate, so that it follows the welcome sent in the same hook.
@@ -333,7 +335,7 @@ class ShipRoom(Room):
         conn.send(protocol.encode(protocol.WELCOME, request.seq, {
             "ship": ship["id"], "player": player, "name": self.ships[ship["id"]]["name"],
             "seat": seat["token"], "seat_hold": self.seat_hold, "resumed": resumed, "ack": seat["ack"],
-            "tick": tick, "time": tick / protocol.TICK_RATE, "tick_rate": protocol.TICK_RATE,
+            "tick": tick, "time": self.tick_time(tick) - GAME_EPOCH, "tick_rate": protocol.TICK_RATE,
             "world_limit": self.limit, **self.room_info(),
         }))
         self.send_keyframe(conn)

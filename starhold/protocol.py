@@ -17,6 +17,7 @@ import math
 import re
 import struct
 from dataclasses import dataclass
+import hashlib
 from typing import Any
 
 import msgpack
@@ -24,6 +25,17 @@ import msgpack
 PROTOCOL_VERSION = 2
 TICK_RATE = 10
 """Room simulation and frame rate, Hz."""
+
+
+def tick_offset(room_key: str) -> float:
+    """Seconds, in ``[0, 1/TICK_RATE)``, by which the tick boundaries of the room ``room_key``
+    (``"kind/id"``) follow the multiples of ``1/TICK_RATE`` of game time. Spread by a hash of
+    the key, so that rooms do not all tick, and push their frames to the gateways, at the same
+    instant: the work of many rooms spreads over the tick instead of arriving in one burst
+    (which delayed the last frames of the burst by tens of ms at 10 rooms of 100 players)."""
+    digest = hashlib.blake2s(room_key.encode("utf-8"), digest_size=4).digest()
+    return int.from_bytes(digest, "big") / 2**32 / TICK_RATE
+
 WORLD_LIMIT = 1000.0
 """Coordinates are valid in the square ``[-WORLD_LIMIT, WORLD_LIMIT]**2`` (world units)."""
 SHIP_SPEED = 50.0

@@ -56,6 +56,15 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
+def daemon_connection(path, **kwargs) -> aiosqlite.Connection:
+    """``aiosqlite.connect(path, **kwargs)`` whose worker thread is a daemon: a connection left
+    open must not keep the process from exiting (aiosqlite >= 0.20 keeps the thread in
+    ``_thread``; older versions are the thread)."""
+    connection = aiosqlite.connect(path, **kwargs)
+    getattr(connection, "_thread", connection).daemon = True
+    return connection
+
+
 class SqliteRoomStorage(RoomStorage):
     """SQLite-backed room storage at ``path`` (created if missing). Use ``await open()`` first."""
 
@@ -71,9 +80,7 @@ class SqliteRoomStorage(RoomStorage):
 
     async def open(self) -> "SqliteRoomStorage":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = aiosqlite.connect(self.path, isolation_level=None)
-        connection.daemon = True  # a connection left open must not keep the process from exiting
-        self._db = await connection
+        self._db = await daemon_connection(self.path, isolation_level=None)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         for stmt in _SCHEMA:
