@@ -124,8 +124,9 @@ class ClientSocket:
             writer._write_websocket_frame(data, WSMsgType.BINARY, 0)
         except (AttributeError, ConnectionError, RuntimeError):
             return False
-        metrics.MESSAGES_OUT.inc()
-        metrics.BYTES_OUT.inc(len(data))
+        traffic = metrics.TRAFFIC
+        traffic.messages_out += 1
+        traffic.bytes_out += len(data)
         return True
 
     def deliver_frame(self, data: bytes, keyframe: bool) -> None:
@@ -175,8 +176,8 @@ class ClientSocket:
                 if type(item) is tuple:
                     await self.ws.close(code=item[1], message=item[2].encode()[:120])
                     return
-                metrics.MESSAGES_OUT.inc()
-                metrics.BYTES_OUT.inc(len(item))
+                metrics.TRAFFIC.messages_out += 1
+                metrics.TRAFFIC.bytes_out += len(item)
                 self._writing = True
                 try:
                     await send(item)
@@ -211,9 +212,10 @@ class ClientSocket:
     # ---- incoming --------------------------------------------------------------------------
     def receive(self, data: bytes | str) -> None:
         """Validate one client message and route it."""
-        metrics.MESSAGES_IN.inc()
         size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
-        metrics.BYTES_IN.inc(size)
+        traffic = metrics.TRAFFIC
+        traffic.messages_in += 1
+        traffic.bytes_in += size
         if size > protocol.MAX_MESSAGE_BYTES:  # after the answers already queued, like 4000 and 4029
             return self.close_soon(protocol.CLOSE_MESSAGE_TOO_BIG, "message too big")
         if not self.bucket.take():
@@ -262,8 +264,6 @@ class ClientSocket:
                     break
                 elif kind in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
-        except asyncio.TimeoutError:  # receive_timeout: nothing at all (not even a pong) for that long
-            self.close_soon(protocol.CLOSE_GOING_AWAY, "receive timeout")
         finally:
             code = self.close_code or peer_code or 1006
             if self.link is not None:

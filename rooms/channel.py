@@ -49,7 +49,7 @@ log = logging.getLogger("starhold.room")
 MAX_CHANNEL_BUFFER = 64 * 1024 * 1024
 """Bytes of unread input a channel holds (msgpack's ``max_buffer_size``); a gateway that
 sends more without the room reading it is disconnected."""
-WRITE_HIGH_WATER = 8 * 1024 * 1024
+WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered towards a gateway before pushes pause (items wait in the room's outbox,
 which is bounded) until the gateway reads again."""
 

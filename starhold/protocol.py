@@ -65,9 +65,9 @@ or sent and not acknowledged); beyond it the room is busy and inputs are dropped
 ERR_ROOM_BUSY (joins and closes are never dropped)."""
 HEARTBEAT_INTERVAL = 20.0
 """Seconds between server WebSocket pings; a client whose pong does not come within half of it
-is disconnected."""
-RECEIVE_TIMEOUT = 60.0
-"""Seconds without any message (pings and pongs count) after which the server closes a socket."""
+is disconnected. This bounds a dead or silent peer's life to 1.5 x HEARTBEAT_INTERVAL; there is
+no separate receive timeout (any frame, pongs included, would reset it, so it could never fire
+before the heartbeat does, and aiohttp's costs a timer per received message)."""
 SEAT_HOLD = 30.0
 """Seconds a dropped player's seat (ship, input sequence) is held for ``join.resume``."""
 

@@ -15,7 +15,6 @@ export const INPUT_BURST = 40;
 export const RATE_LIMIT_CLOSE_AFTER = 5.0;
 export const ROOM_INPUT_QUEUE_LIMIT = 256;
 export const HEARTBEAT_INTERVAL = 20.0;
-export const RECEIVE_TIMEOUT = 60.0;
 export const SEAT_HOLD = 30.0;
 export const JOIN = "join";
 export const MOVE_TO = "move_to";
