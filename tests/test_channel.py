@@ -1,0 +1,122 @@
+"""The data channel between gateways and a room activation (``rooms.channel``), over real
+loopback TCP on the in-process host: batches in order with acks, output pushed without being
+asked, foreign or broken peers dropped while the room keeps serving, and a channel that ends
+with its activation."""
+
+import asyncio
+
+import msgpack
+
+from starhold import protocol as P
+from starhold.gateway.room_channel import RoomChannel
+
+SYSTEM = {"id": "sol", "name": "Sol", "color": "#fff2e7", "star_radius": 40.0, "planets": []}
+
+
+class Peer:
+    """A gateway end that records what the room pushes."""
+
+    def __init__(self):
+        self.acks: list[int] = []
+        self.items: list = []
+        self.lost = asyncio.Event()
+        self.got = asyncio.Event()
+
+    def on_push(self, ack, items):
+        self.acks.append(ack)
+        self.items.extend(items)
+        self.got.set()
+
+    def on_lost(self, channel):
+        self.lost.set()
+
+    async def wait_for(self, predicate, timeout=5.0):
+        async def loop():
+            while not predicate():
+                self.got.clear()
+                await self.got.wait()
+        await asyncio.wait_for(loop(), timeout)
+
+
+def welcomes(items):
+    return [P.decode_server(i[2]) for i in items if i[0] == "send" and P.decode_server(i[2])[0] == P.WELCOME]
+
+
+def join(conn_id, name):
+    return ("connect", conn_id, {"payload": {}, "seq": 1,
+                                 "identity": {"player": f"p-{conn_id}", "name": name, "kind": "guest"}})
+
+
+async def open_channel(room, gateway="gw-a"):
+    peer = Peer()
+    info = await room.open_channel(gateway)
+    channel = await RoomChannel.open(info, gateway, peer.on_push, peer.on_lost)
+    return peer, channel, info
+
+
+async def test_batches_are_applied_in_order_and_acknowledged(room_directory):
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    peer, channel, info = await open_channel(room)
+    assert info["epoch"] == (await room.stats())["epoch"]
+    channel.send(1, [join("c1", "Ada")])
+    channel.send(2, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0})),
+                     ("message", "c1", P.ClientMessage(P.MOVE_TO, 3, {"x": 20.0, "y": 0.0}))])
+    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 2)
+    assert peer.acks == sorted(peer.acks)
+    [welcome] = welcomes(peer.items)
+    assert welcome[2]["name"] == "Ada"
+    # the tick's frame is pushed without the gateway asking, carrying the last applied seq
+    await room.fire_alarm()
+    await peer.wait_for(lambda: any(i[0] == "splice" for i in peer.items[1:]))
+    frames = [P.decode_server(head + i[1]) for i in peer.items if i[0] == "splice" for _, head in i[2]]
+    assert frames[-1][2]["ack"] == 3
+    channel.close()
+
+
+async def test_a_peer_without_the_secret_is_dropped_and_the_room_serves_on(room_directory):
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    info = await room.open_channel("gw-a")
+    reader, writer = await asyncio.open_connection(info["host"], info["port"])
+    writer.write(msgpack.packb(["hello", "gw-evil", "0" * 32]) + msgpack.packb([1, [join("x", "Eve")]]))
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
+    writer.close()
+    reader, writer = await asyncio.open_connection(info["host"], info["port"])
+    writer.write(b"\xc1\xc1\xc1 not msgpack")  # garbage before any hello
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    assert (await room.stats())["connections"] == 0  # nothing was applied
+    peer, channel, _ = await open_channel(room, "gw-b")
+    channel.send(1, [join("c2", "Bob")])
+    await peer.wait_for(lambda: welcomes(peer.items))
+    channel.close()
+
+
+async def test_a_malformed_batch_from_a_gateway_closes_only_its_channel(room_directory):
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    good, good_channel, _ = await open_channel(room, "gw-good")
+    good_channel.send(1, [join("c1", "Ada")])
+    await good.wait_for(lambda: welcomes(good.items))
+    bad, bad_channel, _ = await open_channel(room, "gw-bad")
+    bad_channel.transport.write(msgpack.packb([1, [["message", "c9"]]]))  # a message without its body
+    await asyncio.wait_for(bad.lost.wait(), 5)
+    good_channel.send(2, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 5.0, "y": 5.0}))])
+    await good.wait_for(lambda: good.acks[-1] == 2)
+    assert not good.lost.is_set()
+    good_channel.close()
+
+
+async def test_the_channel_ends_with_the_activation(room_directory, manual_clock):
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    peer, channel, _ = await open_channel(room)
+    channel.send(1, [join("c1", "Ada")])
+    await peer.wait_for(lambda: welcomes(peer.items))
+    assert await room.hibernate()
+    await asyncio.wait_for(peer.lost.wait(), 5)
+    assert peer.items[-1] == ["hibernate"]  # told first: the room sleeps holding c1
+    woken = await room_directory.get("system", "sol")
+    peer2, channel2, info2 = await open_channel(woken)
+    assert info2["epoch"] > 1
+    channel2.send(1, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
+    await peer2.wait_for(lambda: peer2.acks and peer2.acks[-1] == 1)
+    assert not [i for i in peer2.items if i[0] == "close"]  # c1 came back with the room
+    channel2.close()
