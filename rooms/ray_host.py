@@ -27,6 +27,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayActorError
 
+from .. import heap
 from ..storage.factory import snapshot_store_from_config
 from .clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
@@ -74,6 +75,7 @@ class RoomActor(LocalRoomHandle):
             channel_host=ray.util.get_node_ip_address(),
         )
         super().__init__(runtime, kind, room_id)
+        heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
 
     async def _exit(self) -> None:
         # Let in-flight replies (the hibernate call's, RoomGone to pullers) go out first, then

@@ -16,6 +16,9 @@ semantics whichever host runs it (a Ray actor or the in-process host):
   due), snapshots its database to the ``SnapshotStore`` and the activation ends
   (``on_exit``). Gateways keep the sockets open; the next activation restores the
   connections before ``on_start``.
+- **Data channels** (``rooms.channel``): gateways send their batches of events over a TCP
+  channel to the activation and get its output pushed back as soon as the output gate
+  releases it; a channel ends with its activation.
 - **Epochs**: every activation takes ``max(local epoch, snapshot manifest epoch) + 1``; its
   commits are fenced on it (``StaleEpochError`` for a superseded activation).
 """
@@ -48,7 +51,8 @@ SNAPSHOT_INTERVAL = 300.0
 STATS_INTERVAL = 1.0
 """Seconds between tick reports (``("stats", key, report)`` items) to each gateway."""
 MAX_OUTBOX_ITEMS = 4096
-"""Outbound items held per gateway; beyond it the oldest unconfirmed sends are dropped."""
+"""Outbound items held per gateway (one without a channel, or whose channel is paused because
+the gateway is not reading); beyond it the oldest are dropped."""
 
 
 class TickStats:

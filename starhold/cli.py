@@ -80,6 +80,7 @@ def _run_gateway(settings: Settings, index: int) -> None:
     processes share the port: the kernel spreads connections over them)."""
     from aiohttp import web
 
+    from . import heap
     from .gateway.app import create_app
     from .gateway.auth import TokenService
     from .gateway.sessions import SessionIds
@@ -99,6 +100,7 @@ def _run_gateway(settings: Settings, index: int) -> None:
                      sessions=SessionIds.from_config(settings.session_key, settings.data_dir))
 
     async def announce(app: web.Application) -> None:
+        heap.settle()  # the galaxy, the app and the imports live as long as the process
         if index == 0:
             print(f"Starhold is up: http://{settings.host}:{settings.port}/  (data in {settings.data_dir}, "
                   f"rooms on {settings.host_mode}, {settings.gateways} gateway process(es))", flush=True)
