@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import math
 import operator
-import os
 
 import numpy as np
+
+from ._extensions import load
 
 __all__ = [
     "COMPILED",
@@ -363,15 +364,9 @@ def combat_tick_py(state, tick, seed) -> np.ndarray:
 
 # --- selection of the implementation ---------------------------------------------------------
 
-try:
-    if os.environ.get("STARHOLD_NO_EXTENSIONS") == "1":
-        raise ImportError("STARHOLD_NO_EXTENSIONS=1")
-    from ._combat import combat_tick as _compiled_tick
-
-    COMPILED = True
-except ImportError:  # pragma: no cover - exercised with STARHOLD_NO_EXTENSIONS=1
-    _compiled_tick = None
-    COMPILED = False
+_ext = load("_combat")
+COMPILED = _ext is not None
+_compiled_tick = _ext.combat_tick if COMPILED else None
 
 
 def combat_tick(state, tick, seed) -> np.ndarray:

@@ -13,9 +13,10 @@ bit-identical results (no FMA contraction: the extension is built with ``-ffp-co
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
+
+from ._extensions import load
 
 __all__ = ["positions_at", "positions_at_py", "COMPILED"]
 
@@ -39,15 +40,9 @@ def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
             moving[i] = 1
 
 
-try:
-    if os.environ.get("STARHOLD_NO_EXTENSIONS") == "1":
-        raise ImportError("STARHOLD_NO_EXTENSIONS=1")
-    from ._motion import positions_at as _compiled
-
-    COMPILED = True
-except ImportError:  # pragma: no cover - exercised with STARHOLD_NO_EXTENSIONS=1
-    _compiled = positions_at_py
-    COMPILED = False
+_ext = load("_motion")
+COMPILED = _ext is not None
+_compiled = _ext.positions_at if COMPILED else positions_at_py
 
 
 def positions_at(x0, y0, tx, ty, t0, speed: float, t: float):

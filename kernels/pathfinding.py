@@ -43,10 +43,11 @@ from __future__ import annotations
 import heapq
 import math
 import operator
-import os
 import threading
 
 import numpy as np
+
+from ._extensions import load
 
 __all__ = [
     "COMPILED",
@@ -200,19 +201,11 @@ class _GridSearchPy:
         return None
 
 
-try:
-    if os.environ.get("STARHOLD_NO_EXTENSIONS") == "1":
-        raise ImportError("STARHOLD_NO_EXTENSIONS=1")
-    from ._pathfinding import GridSearch as _GridSearch
-    from ._pathfinding import astar_once as _astar_once
-    from ._pathfinding import route_search as _route_search
-
-    COMPILED = True
-except ImportError:  # pragma: no cover - exercised with STARHOLD_NO_EXTENSIONS=1
-    _GridSearch = _GridSearchPy
-    _astar_once = None
-    _route_search = None
-    COMPILED = False
+_ext = load("_pathfinding")
+COMPILED = _ext is not None
+_GridSearch = _ext.GridSearch if COMPILED else _GridSearchPy
+_astar_once = _ext.astar_once if COMPILED else None
+_route_search = _ext.route_search if COMPILED else None
 
 
 # ----------------------------------------------------------------------------- grid API
