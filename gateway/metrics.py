@@ -98,3 +98,21 @@ REGISTRY.register(_RoomAndRayCollector())
 def exposition() -> tuple[bytes, str]:
     """The Prometheus text exposition of this process and its content type."""
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+async def start_metrics_site(host: str, port: int):
+    """Serve this process's ``/metrics`` alone on ``host:port`` (no ``SO_REUSEPORT``: with
+    several gateway processes behind one port, a scrape of the shared port reaches one of them
+    at random; each process's own port reaches that process). Returns the aiohttp runner."""
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        body, content_type = exposition()
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/metrics", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

@@ -16,7 +16,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
                                  host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
-                                 gateways=args.gateways, log_format=args.log_format)
+                                 gateways=args.gateways, log_format=args.log_format,
+                                 metrics_port=args.metrics_port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level, settings.log_format)
     if settings.gateways < 1:
@@ -83,6 +84,7 @@ def _run_gateway(settings: Settings, index: int) -> None:
     from . import heap
     from .gateway.app import create_app
     from .gateway.auth import TokenService
+    from .gateway.metrics import start_metrics_site
     from .gateway.sessions import SessionIds
 
     if settings.host_mode == "ray":
@@ -108,7 +110,12 @@ def _run_gateway(settings: Settings, index: int) -> None:
     async def hibernate_rooms(app: web.Application) -> None:
         await directory.close()
 
+    async def serve_own_metrics(app: web.Application) -> None:
+        if settings.metrics_port is not None:
+            await start_metrics_site(settings.host, settings.metrics_port + index)
+
     app.on_startup.append(announce)
+    app.on_startup.append(serve_own_metrics)
     app.on_cleanup.append(hibernate_rooms)
     try:  # uvloop: libuv's event loop, markedly cheaper per socket operation than asyncio's
         import uvloop
@@ -150,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--s3-endpoint", help="S3 endpoint URL for a non-AWS S3 service (e.g. SeaweedFS)")
     serve.add_argument("--gateways", type=int, help="gateway processes sharing the port (default 1; Ray mode)")
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
+    serve.add_argument("--metrics-port", type=int,
+                       help="gateway process i also serves its own /metrics on this port + i (default: off)")
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)

@@ -21,7 +21,9 @@ class Settings:
     key file under ``data_dir``; ``session_key``: base64 key signing game ids (default a key
     file); ``gateways``: gateway processes sharing the port (``SO_REUSEPORT``);
     ``log_format``: ``text`` or ``json`` (one JSON object per line, with room and connection
-    ids)."""
+    ids); ``metrics_port``: when set, gateway process ``i`` also serves its own ``/metrics`` on
+    ``host:metrics_port + i`` (the shared port reaches one gateway at random, so a scraper
+    should scrape each process there)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -37,6 +39,7 @@ class Settings:
     session_key: str | None = None
     gateways: int = 1
     log_format: str = "text"
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":
@@ -61,7 +64,7 @@ class Settings:
 
 
 def _convert(name: str, value):
-    if name in ("port", "gateways"):
+    if name in ("port", "gateways", "metrics_port"):
         return int(value)
     if name == "idle_timeout":
         return float(value)

@@ -166,3 +166,24 @@ async def test_socket_stays_open_through_hibernation_and_wakes_the_room(gateway_
         await client.wait_for(lambda c: c.ack == seq and c.ships[welcome["ship"]][2] & P.SHIP_MOVING)
         assert (await get_json(url, "/api/rooms"))["rooms"] == ["system/sol"]
     await directory.close()
+
+
+async def test_a_gateway_process_serves_its_own_metrics_on_its_metrics_port():
+    """``--metrics-port``: each gateway process's own /metrics, next to the shared port."""
+    from starhold.gateway import metrics
+
+    runner = await metrics.start_metrics_site("127.0.0.1", 0)
+    try:
+        port = runner.addresses[0][1]
+        metrics.TRAFFIC.messages_in += 3
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+            async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 404  # metrics only
+        count = next(float(line.split()[1]) for line in text.splitlines()
+                     if line.startswith("starhold_messages_in_total "))
+        assert count == metrics.TRAFFIC.messages_in >= 3
+    finally:
+        await runner.cleanup()
