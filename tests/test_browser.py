@@ -262,6 +262,9 @@ async def test_galaxy_list_join_and_render(ray_directory, gateway_factory, brows
     assert hook["playerName"] == callsign
     assert hook["shipCount"] >= 1 and hook["keyframes"] >= 1
     assert hook["seat"] and hook["resumed"] is False
+    # The welcome's obstacles are drawn (§9), and the HUD says how to attack.
+    assert hook["asteroids"] >= 1 and hook["exclusionRadius"] > 0, hook
+    assert "attack" in (await page.inner_text("#controlsHint")).lower()
     # The guest login: the token answer is kept in localStorage and names this player.
     auth = await stored_auth(page)
     assert auth and auth["kind"] == "guest" and auth["token"]
@@ -339,8 +342,23 @@ async def test_two_pages_see_each_other_move(ray_directory, gateway_factory, bro
     seen = await ship_moved(page, other_id, first["x"], first["y"], min_distance=5.0)
     assert seen["x"] < first["x"] and seen["y"] > first["y"], (first, seen)
 
+    # 3. attack goes through the same command path: acknowledged; pirates (flag 32) and hp
+    # come with the frames; attacking your own ship is error 14, shown in the toast.
+    hp = await page.evaluate("id => window.starhold.ships[id]", own_id)
+    assert hp.get("maxHp", 0) > 0, hp
+    pirates = await page.evaluate(
+        "Object.entries(window.starhold.ships).filter(([, s]) => s.flags & 32).map(([id]) => +id)")
+    assert pirates, "no pirate (flag 32) in sol"
+    seq = await page.evaluate("id => window.starhold.attack(id)", pirates[0])
+    assert isinstance(seq, int)
+    await page.wait_for_function("n => window.starhold.ack >= n", arg=seq)
+
     for p in (page, other):
         assert await p.evaluate("window.starhold.lastError") is None
+    seq = await page.evaluate("id => window.starhold.attack(id)", own_id)
+    await page.wait_for_function("n => window.starhold.lastError?.seq === n", arg=seq)
+    assert await page.evaluate("window.starhold.lastError.code") == 14
+    assert "Error 14" in await page.inner_text("#toast")
     errors.check()
     other_errors.check()
 

@@ -115,7 +115,11 @@ export function createSystemPanel({ onReconnect, onFollow }) {
   const followLabel = el("label", { class: "follow" }, follow, " follow my ship");
   const lanesTitle = el("h3", { text: "Lanes" });
   const lanes = el("div", { class: "lanes", id: "lanes" }, el("span", { class: "muted", text: "loading…" }));
-  const hint = el("p", { class: "hint", text: "Click the plane to fly there. Drag to orbit, wheel to zoom." });
+  const hint = el("p", {
+    class: "hint",
+    id: "controlsHint",
+    text: "Click the plane to fly there. Click another ship to attack it (red: pirates; grey discs: asteroids, no-fly). Drag to orbit, wheel to zoom.",
+  });
   const node = el("section", { class: "panel system-panel" }, title, info, ship, reconnect, followLabel, lanesTitle, lanes, hint);
 
   return {

@@ -24,6 +24,7 @@ import {
   MAX_NAME_LENGTH,
   MAX_SEAT_TOKEN_LENGTH,
   MOVE_TO,
+  ATTACK,
   PING,
   PONG,
   RESYNC,
@@ -222,6 +223,11 @@ export class SystemConnection {
 
   moveTo(x, y) {
     return this.send(MOVE_TO, { x, y });
+  }
+
+  /** Attack ship `target` (solar systems, docs/protocol.md §9): queued and acked like move_to. */
+  attack(target) {
+    return this.send(ATTACK, { target });
   }
 
   /** Ask for a keyframe (not queued: only useful on a live socket). */

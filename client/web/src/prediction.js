@@ -9,7 +9,7 @@
 //
 // `Smoother` hides the small jumps a new frame causes (the prediction runs ahead of the room by
 // the network latency): the difference is kept as an offset that decays in ~0.1 s.
-import { SHIP_MOVING, SHIP_SPEED } from "./protocol.generated.js";
+import { SHIP_DESTROYED, SHIP_IN_COMBAT, SHIP_MOVING, SHIP_SPEED } from "./protocol.generated.js";
 
 const ARRIVED = 1e-6;
 
@@ -32,10 +32,13 @@ export function advance(x, y, tx, ty, dt, speed = SHIP_SPEED) {
  * - `acked`: the target `{x, y}` of the latest acknowledged move_to, or null if unknown.
  *
  * Returns `{x, y, moving, dx, dy}` (dx, dy: direction of flight, zero at rest), or null when
- * the ship moves toward a target this client does not know (then draw the frames as they are).
+ * the ship moves toward a target this client does not know, or while it is in combat or
+ * destroyed (the room moves it by combat steering, or not at all): then draw the frames as
+ * they are.
  */
 export function predictShip(server, serverTime, now, pending = [], acked = null, speed = SHIP_SPEED) {
   if (!server) return null;
+  if (server.flags & (SHIP_IN_COMBAT | SHIP_DESTROYED)) return null;
   let x = server.x;
   let y = server.y;
   let target = null;

@@ -13,6 +13,7 @@ import { CreateSphere } from "@babylonjs/core/Meshes/Builders/sphereBuilder.js";
 import { CreateGround } from "@babylonjs/core/Meshes/Builders/groundBuilder.js";
 import { CreateCylinder } from "@babylonjs/core/Meshes/Builders/cylinderBuilder.js";
 import { CreateTorus } from "@babylonjs/core/Meshes/Builders/torusBuilder.js";
+import { CreateDisc } from "@babylonjs/core/Meshes/Builders/discBuilder.js";
 import { CreateLines, CreateLineSystem } from "@babylonjs/core/Meshes/Builders/linesBuilder.js";
 import { PointerEventTypes } from "@babylonjs/core/Events/pointerEvents.js";
 import "@babylonjs/core/Meshes/thinInstanceMesh.js";
@@ -22,17 +23,25 @@ import { cachedGalaxy, fetchGalaxy, fetchSystem } from "./api.js";
 import { GuestAuth } from "./auth.js";
 import { getCallsign } from "./callsign.js";
 import { createSystemPanel, mountPanel, setCrumb, setQueued, setStatus, showToast } from "./hud.js";
+import { projectToCss } from "./labels.js";
 import { GameClock, INTERP_DELAY, SnapshotBuffer } from "./interpolation.js";
 import { SystemConnection } from "./net.js";
 import { predictShip, Smoother } from "./prediction.js";
 import { createHalo } from "./sprites.js";
 import {
+  ATTACK,
   CLOSE_UNKNOWN_ROOM,
+  ERR_INVALID_TARGET,
+  ERR_NO_PATH,
   ERR_RATE_LIMITED,
   ERR_UNAUTHORIZED,
+  ERR_UNKNOWN_TARGET,
   MOVE_TO,
+  SHIP_DESTROYED,
   SHIP_HELD,
+  SHIP_IN_COMBAT,
   SHIP_MOVING,
+  SHIP_NPC,
   SHIP_ONLINE,
   WORLD_LIMIT,
 } from "./protocol.generated.js";
@@ -48,6 +57,14 @@ const COLOR_OWN = [0.25, 1.0, 0.8];
 const COLOR_OTHER = [1.0, 0.62, 0.25];
 const COLOR_OFFLINE = [0.42, 0.44, 0.5];
 const COLOR_HELD = COLOR_OTHER.map((c) => c * 0.4); // dropped, seat held: dimmed
+const COLOR_PIRATE = [1.0, 0.18, 0.14];
+const WRECK_DIM = 0.3; // destroyed ships (flag 16): their colour dimmed
+const PICK_SHIP_PX = 18; // a click this close (CSS px) to another ship attacks it
+const ERROR_TEXT = {
+  [ERR_UNKNOWN_TARGET]: "No such ship to attack.",
+  [ERR_INVALID_TARGET]: "Cannot attack that ship (yours, destroyed, parked, in another duel, or you are destroyed).",
+  [ERR_NO_PATH]: "No path leads there: the ship keeps its course.",
+};
 
 /** Guest login shared by every system view of the page (the token is reused until it expires). */
 const auth = new GuestAuth({ getName: getCallsign });
@@ -56,16 +73,33 @@ function hexColor(hex, fallback = "#ffffff") {
   return Color3.FromHexString(/^#[0-9a-f]{6}$/i.test(hex || "") ? hex : fallback);
 }
 
-function shipColor(flags, own) {
+function baseShipColor(flags, own) {
   if (own) return COLOR_OWN;
+  if (flags & SHIP_NPC) return COLOR_PIRATE;
   if (flags & SHIP_HELD) return COLOR_HELD;
   return flags & SHIP_ONLINE ? COLOR_OTHER : COLOR_OFFLINE;
 }
 
+function shipColor(flags, own) {
+  const c = baseShipColor(flags, own);
+  return flags & SHIP_DESTROYED ? c.map((v) => v * WRECK_DIM) : c;
+}
+
 function shipLabelClass(flags, own) {
-  if (own) return "ship own";
-  if (flags & SHIP_HELD) return "ship held";
-  return flags & SHIP_ONLINE ? "ship" : "ship offline";
+  let cls;
+  if (own) cls = "ship own";
+  else if (flags & SHIP_NPC) cls = "ship pirate";
+  else if (flags & SHIP_HELD) cls = "ship held";
+  else cls = flags & SHIP_ONLINE ? "ship" : "ship offline";
+  return flags & SHIP_DESTROYED ? `${cls} destroyed` : cls;
+}
+
+/** Ship label text: name, "(you)", hit points "hp/max" when known. */
+function shipLabelText(name, own, hp, flags) {
+  let text = own ? `${name} (you)` : name;
+  if (hp) text += ` ${hp.hp}/${hp.max}`;
+  if (flags & SHIP_DESTROYED) text += " ✕";
+  return text;
 }
 
 export class SystemView {
@@ -87,6 +121,8 @@ export class SystemView {
     this.frameApplied = false; // a frame was applied since the last render
     this.lastRender = 0;
     this.target = null; // {x, y, cmd}
+    this.attackTarget = null; // {id, cmd}: the ship this page last ordered to attack
+    this.obstacles = []; // meshes of the star's exclusion zone and the asteroids
     this.follow = false;
     this.capacity = 0;
     this.hudAt = 0;
@@ -196,6 +232,14 @@ export class SystemView {
     marker.isPickable = false;
     marker.setEnabled(false);
     this.targetMarker = marker;
+    const attackMat = new StandardMaterial("attackMat", scene);
+    attackMat.disableLighting = true;
+    attackMat.emissiveColor = new Color3(1, 0.25, 0.2);
+    const attackRing = CreateTorus("attackTarget", { diameter: SHIP_LENGTH * 1.6, thickness: 2, tessellation: 4 }, scene);
+    attackRing.material = attackMat;
+    attackRing.isPickable = false;
+    attackRing.setEnabled(false);
+    this.attackMarker = attackRing;
     this.targetLinePoints = [Vector3.Zero(), Vector3.Zero()];
     this.targetLine = CreateLines("targetLine", { points: this.targetLinePoints, updatable: true }, scene);
     this.targetLine.color = new Color3(1, 0.85, 0.3);
@@ -244,12 +288,74 @@ export class SystemView {
       }
       rings.push(pts);
     }
+    this._buildObstacles(system);
     if (rings.length) {
       const orbits = CreateLineSystem("orbits", { lines: rings }, scene);
       orbits.color = new Color3(0.55, 0.65, 0.85);
       orbits.alpha = 0.3;
       orbits.isPickable = false;
     }
+  }
+
+  /** The star's exclusion zone and the asteroid discs (docs/protocol.md §9), flat on the plane. */
+  _buildObstacles(system) {
+    const scene = this.scene;
+    const circle = (r, cx = 0, cy = 0, segs = 64) => {
+      const pts = [];
+      for (let i = 0; i <= segs; i++) {
+        const a = (2 * Math.PI * i) / segs;
+        pts.push(new Vector3(cx + r * Math.cos(a), 0.5, cy + r * Math.sin(a)));
+      }
+      return pts;
+    };
+    const excl = +system.exclusion_radius;
+    if (Number.isFinite(excl) && excl > 0) {
+      const zone = CreateDisc("exclusionZone", { radius: excl, tessellation: 64 }, scene);
+      zone.rotation.x = Math.PI / 2; // the disc's XY plane onto the system plane (Babylon XZ)
+      zone.position.y = -0.5;
+      const mat = new StandardMaterial("exclusionMat", scene);
+      mat.disableLighting = true;
+      mat.emissiveColor = new Color3(0.9, 0.35, 0.15);
+      mat.alpha = 0.12;
+      mat.backFaceCulling = false;
+      zone.material = mat;
+      zone.isPickable = false;
+      const edge = CreateLines("exclusionEdge", { points: circle(excl) }, scene);
+      edge.color = new Color3(1, 0.45, 0.2);
+      edge.alpha = 0.6;
+      edge.isPickable = false;
+      this.obstacles.push(zone, edge);
+    }
+    const asteroids = (Array.isArray(system.asteroids) ? system.asteroids : []).filter(
+      (a) => a && Number.isFinite(+a.x) && Number.isFinite(+a.y) && +a.radius > 0,
+    );
+    if (asteroids.length) {
+      // one flat rock mesh, a thin instance per disc (scaled to its radius)
+      const rock = CreateCylinder("asteroids", { height: 1, diameter: 2, tessellation: 20 }, scene);
+      const mat = new StandardMaterial("asteroidMat", scene);
+      mat.diffuseColor = new Color3(0.42, 0.38, 0.34);
+      mat.emissiveColor = new Color3(0.16, 0.15, 0.14);
+      mat.specularColor = new Color3(0.05, 0.05, 0.05);
+      rock.material = mat;
+      rock.isPickable = false;
+      rock.alwaysSelectAsActiveMesh = true;
+      const buf = new Float32Array(16 * asteroids.length);
+      const m = new Matrix();
+      asteroids.forEach((a, i) => {
+        const r = +a.radius;
+        Matrix.ScalingToRef(r, 2, r, m);
+        m.setTranslationFromFloats(+a.x, 0, +a.y);
+        m.copyToArray(buf, 16 * i);
+      });
+      rock.thinInstanceSetBuffer("matrix", buf, 16, true);
+      const outlines = CreateLineSystem("asteroidEdges", { lines: asteroids.map((a) => circle(+a.radius, +a.x, +a.y, 24)) }, scene);
+      outlines.color = new Color3(0.75, 0.68, 0.6);
+      outlines.alpha = 0.5;
+      outlines.isPickable = false;
+      this.obstacles.push(rock, outlines);
+    }
+    hook.asteroids = asteroids.length;
+    hook.exclusionRadius = Number.isFinite(excl) ? excl : null;
   }
 
   _ensureCapacity(n) {
@@ -276,6 +382,11 @@ export class SystemView {
         const moved = Math.hypot(ev.clientX - down.x, ev.clientY - down.y);
         down = null;
         if (moved > CLICK_SLOP_PX) return; // a drag orbits the camera
+        const shipId = this._shipAt(this.scene.pointerX, this.scene.pointerY);
+        if (shipId != null) {
+          this.attack(shipId);
+          return;
+        }
         const pick = this.scene.pick(this.scene.pointerX, this.scene.pointerY, (m) => m === this.ground);
         if (!pick || !pick.hit || !pick.pickedPoint) return;
         const L = this.worldLimit;
@@ -289,8 +400,39 @@ export class SystemView {
   moveTo(x, y) {
     const seq = this.conn.moveTo(x, y);
     this.target = { x, y, cmd: this.conn.lastCommand };
+    this.attackTarget = null;
     this._syncHook();
     return seq;
+  }
+
+  /** Attack ship `id` (sent like move_to: queued offline, acknowledged). */
+  attack(id) {
+    const seq = this.conn.attack(id);
+    this.attackTarget = { id, cmd: this.conn.lastCommand };
+    this.target = null;
+    this._syncHook();
+    return seq;
+  }
+
+  /** The other ship drawn nearest to canvas point (x, y) (CSS px) within PICK_SHIP_PX, or null. */
+  _shipAt(x, y) {
+    const states = this.drawn;
+    if (!states) return null;
+    const v = new Vector3();
+    const p = { x: 0, y: 0 };
+    let best = null;
+    let bestD = PICK_SHIP_PX;
+    for (const [id, s] of states) {
+      if (id === hook.shipId) continue;
+      v.set(s.x, SHIP_ALTITUDE, s.y);
+      if (!projectToCss(this.scene, this.canvas, v, p)) continue;
+      const d = Math.hypot(p.x - x, p.y - y);
+      if (d < bestD) {
+        bestD = d;
+        best = id;
+      }
+    }
+    return best;
   }
 
   // ---- network ----
@@ -308,10 +450,12 @@ export class SystemView {
         hook.lastError = { code: e.code, message: e.message, seq };
         if (e.code === ERR_UNAUTHORIZED) return; // handled: a new token and straight back
         if (e.code === ERR_RATE_LIMITED) showToast("Slow down: too many commands.");
+        else if (ERROR_TEXT[e.code]) showToast(`Error ${e.code}: ${ERROR_TEXT[e.code]}`);
         else showToast(`Error ${e.code}: ${e.message}`);
       },
     });
     hook.moveTo = (x, y) => this.moveTo(x, y);
+    hook.attack = (id) => this.attack(id);
     hook.resync = () => this.conn.resync();
     this._online = () => this.conn.wake();
     window.addEventListener("online", this._online);
@@ -358,6 +502,7 @@ export class SystemView {
       // a new player (a new guest token): another ship, nothing to carry over
       this.smoother.reset();
       this.target = null;
+      this.attackTarget = null;
       this.conn.queue.lastAcked.clear(); // that target was another ship's
     }
     Object.assign(hook, {
@@ -435,6 +580,7 @@ export class SystemView {
 
     const states = this.buffer.sample(t);
     this._placeOwnShip(states, present, dt);
+    this.drawn = states;
     this._updateShips(states);
     this._updateMarkers(now);
     this.camera.panningSensibility = 12000 / this.camera.radius;
@@ -466,8 +612,14 @@ export class SystemView {
       hook.predicted = null;
       return;
     }
-    const acked = this.conn.queue.lastAcked.get(MOVE_TO);
-    const pred = predictShip(server, world.time, present, this.conn.queue.pendingOf(MOVE_TO), acked ? acked.payload : null);
+    const queue = this.conn.queue;
+    const acked = queue.lastAcked.get(MOVE_TO);
+    // After an attack order the room steers the ship toward its target: no prediction until
+    // a newer move_to (in combat or destroyed, predictShip declines on its own).
+    const lastAttack = queue.pendingOf(ATTACK).at(-1) || queue.lastAcked.get(ATTACK);
+    const lastMove = queue.pendingOf(MOVE_TO).at(-1) || acked;
+    const attacking = !!lastAttack && (!lastMove || lastAttack.at >= lastMove.at);
+    const pred = attacking ? null : predictShip(server, world.time, present, this.conn.queue.pendingOf(MOVE_TO), acked ? acked.payload : null);
     const source = pred ? "predicted" : "frames";
     const raw = pred || states.get(id);
     if (!raw) return;
@@ -529,6 +681,23 @@ export class SystemView {
       const acked = seq != null && hook.ack >= seq;
       if (latest && acked && !(latest.flags & SHIP_MOVING)) this.target = null;
     }
+    const at = this.attackTarget;
+    let victim = null;
+    if (at) {
+      const latest = hook.ships[at.id];
+      const acked = at.cmd && at.cmd.seq != null && hook.ack >= at.cmd.seq;
+      // gone with the ship, or once it is destroyed after the order was applied
+      if (!latest || (acked && latest.flags & SHIP_DESTROYED) || (hook.lastError && hook.lastError.seq === at.cmd?.seq && at.cmd?.seq != null)) {
+        this.attackTarget = null;
+      } else {
+        victim = this.drawn && this.drawn.get(at.id);
+      }
+    }
+    this.attackMarker.setEnabled(!!victim);
+    if (victim) {
+      this.attackMarker.position.set(victim.x, SHIP_ALTITUDE, victim.y);
+      this.attackMarker.rotation.y = now / 400;
+    }
     const show = !!this.target;
     this.targetMarker.setEnabled(show);
     this.targetLine.setEnabled(show && !!own);
@@ -565,7 +734,8 @@ export class SystemView {
       v.set(s.x, SHIP_ALTITUDE + 18, s.y);
       const name = s.name || `#${id}`;
       const cls = shipLabelClass(s.flags, mine);
-      labels.place(scene, this.canvas, `ship:${id}`, mine ? `${name} (you)` : name, v, cls);
+      const text = shipLabelText(name, mine, this.conn.world.hitPoints(id), s.flags);
+      labels.place(scene, this.canvas, `ship:${id}`, text, v, cls);
     }
     labels.end();
   }
@@ -573,8 +743,12 @@ export class SystemView {
   _updateHud(states) {
     const own = this.ownShip;
     if (own) {
-      const moving = own.flags & SHIP_MOVING ? "moving" : "idle";
-      this.panel.setShip(`Ship #${hook.shipId} at (${own.x.toFixed(0)}, ${own.y.toFixed(0)}) · ${moving} · ${states.size} ship${states.size === 1 ? "" : "s"} here`);
+      let moving = own.flags & SHIP_MOVING ? "moving" : "idle";
+      if (own.flags & SHIP_IN_COMBAT) moving = "in combat";
+      if (own.flags & SHIP_DESTROYED) moving = "destroyed (respawning)";
+      const hp = this.conn.world.hitPoints(hook.shipId);
+      const hpText = hp ? ` · hp ${hp.hp}/${hp.max}` : "";
+      this.panel.setShip(`Ship #${hook.shipId} at (${own.x.toFixed(0)}, ${own.y.toFixed(0)}) · ${moving}${hpText} · ${states.size} ship${states.size === 1 ? "" : "s"} here`);
     } else if (hook.shipId != null) {
       this.panel.setShip(`Ship #${hook.shipId}`);
     }

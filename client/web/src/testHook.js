@@ -30,10 +30,13 @@ function systemDefaults(view, systemId) {
     queued: 0, // commands waiting to be sent (offline queue)
     pending: 0, // commands sent and not acknowledged yet
     shipCount: 0,
-    ships: {}, // id -> {x, y, flags, name}, latest frame (the room's state, not predicted)
+    ships: {}, // id -> {x, y, flags, name, hp?, maxHp?}, latest frame (the room's state, not predicted)
+    asteroids: 0, // asteroid discs drawn (welcome.system.asteroids)
+    exclusionRadius: null, // the star's exclusion zone drawn (welcome.system.exclusion_radius)
     predicted: null, // {x, y} of the own ship as drawn (prediction), or null
     lastError: null, // latest error frame payload {code, message, seq}
     moveTo: () => null, // (x, y) -> seq sent, or null when queued / not in a system
+    attack: () => null, // (ship id) -> seq sent, or null when queued / not in a system
     resync: () => null, // ask for a keyframe
   };
 }

@@ -1,7 +1,9 @@
 // The room's state as the client knows it, built from protocol v2 frames (pure, no I/O):
 // a keyframe (`base === null`) replaces everything; a delta applies only on top of the frame
 // it was computed against (`base === tick`), else it is ignored and the caller asks for a
-// keyframe with `resync`. Ship rows are `[id, x, y, flags]`; names come in `names` pairs.
+// keyframe with `resync`. Ship rows are `[id, x, y, flags]`; names come in `names` pairs;
+// hit points (solar systems) in `hp` rows `[id, hp, max_hp]` like ships (changed ones in a
+// delta, all in a keyframe); combat `events` of the latest frame are kept in `events`.
 
 /** Results of `WorldState.apply`. */
 export const APPLIED_KEYFRAME = "keyframe";
@@ -22,6 +24,8 @@ export class WorldState {
   constructor() {
     this.ships = new Map(); // id -> {x, y, flags}
     this.names = new Map(); // id -> name
+    this.hp = new Map(); // id -> {hp, max} (solar systems only)
+    this.events = []; // combat events of the latest frame applied: [kind, a, b, damage]
     this.tick = null; // tick of the last frame applied (null: no keyframe yet on this socket)
     this.time = 0; // its game time
     this.ack = 0; // the latest ack received
@@ -41,6 +45,8 @@ export class WorldState {
   clear() {
     this.ships.clear();
     this.names.clear();
+    this.hp.clear();
+    this.events = [];
     this.invalidate();
     this.time = 0;
     this.ack = 0;
@@ -72,19 +78,26 @@ export class WorldState {
     } else {
       this.ships.clear();
       this.names.clear();
+      this.hp.clear();
       this.resyncAt = null;
     }
     for (const row of frame.ships || []) {
       if (!validRow(row)) continue;
       this.ships.set(row[0], { x: +row[1], y: +row[2], flags: row[3] | 0 });
     }
+    for (const row of frame.hp || []) {
+      if (!Array.isArray(row) || row.length < 3 || !Number.isFinite(+row[1]) || !Number.isFinite(+row[2])) continue;
+      this.hp.set(row[0], { hp: +row[1], max: +row[2] });
+    }
     for (const id of frame.removed || []) {
       this.ships.delete(id);
       this.names.delete(id);
+      this.hp.delete(id);
     }
     for (const pair of frame.names || []) {
       if (Array.isArray(pair) && pair.length >= 2) this.names.set(pair[0], String(pair[1] ?? ""));
     }
+    this.events = Array.isArray(frame.events) ? frame.events.filter((e) => Array.isArray(e) && e.length >= 4) : [];
     this.tick = Number.isFinite(tick) ? tick : this.tick;
     if (Number.isFinite(+frame.time)) this.time = +frame.time;
     if (base === null) this.keyframes += 1;
@@ -94,6 +107,11 @@ export class WorldState {
 
   name(id) {
     return this.names.get(id) ?? "";
+  }
+
+  /** Hit points `{hp, max}` of ship `id`, or null when unknown (a game, or not sent yet). */
+  hitPoints(id) {
+    return this.hp.get(id) ?? null;
   }
 
   /** One ship `{x, y, flags, name}` or null. */
@@ -112,7 +130,11 @@ export class WorldState {
   /** Every ship as a plain object keyed by id (for window.starhold). */
   toPlain() {
     const out = {};
-    for (const [id, s] of this.ships) out[id] = { x: s.x, y: s.y, flags: s.flags, name: this.name(id) };
+    for (const [id, s] of this.ships) {
+      out[id] = { x: s.x, y: s.y, flags: s.flags, name: this.name(id) };
+      const hp = this.hp.get(id);
+      if (hp) Object.assign(out[id], { hp: hp.hp, maxHp: hp.max });
+    }
     return out;
   }
 }

@@ -399,3 +399,23 @@ test("wake() (the browser is back online) skips the backoff wait", async () => {
   assert.equal(FakeSocket.all.length, 2);
   conn.stop();
 });
+
+test("attack goes through the command queue: queued before welcome, sent in order, acked, errors reported", async () => {
+  const { conn, ws } = await connect();
+  const errors = [];
+  conn.handlers.error = (e, seq) => errors.push([e.code, seq]);
+  assert.equal(conn.attack(1000001), null); // not joined yet: queued
+  assert.equal(conn.queue.size, 1);
+  ws().open();
+  ws().receive(welcome(1));
+  assert.deepEqual(ws().sent.slice(1), [["attack", 2, { target: 1000001 }]]);
+  assert.equal(conn.moveTo(5, 6), 3);
+  assert.equal(conn.attack(7), 4);
+  assert.equal(conn.lastCommand.type, "attack");
+  ws().receive(["error", 4, { code: 14, message: "invalid target" }]);
+  assert.deepEqual(errors, [[14, 4]]);
+  ws().receive(keyframe(10, 4));
+  assert.equal(conn.queue.pending.length, 0);
+  assert.deepEqual(conn.queue.lastAcked.get("attack").payload, { target: 7 });
+  conn.stop();
+});

@@ -70,3 +70,13 @@ test("Smoother absorbs a jump and decays it; snaps large ones", () => {
   const d = s.update(500, 0, 0, true); // too far: snap
   assert.equal(d.x, 500);
 });
+
+test("no prediction in combat (flag 8) or destroyed (flag 16): the frames are drawn as they are", () => {
+  const pending = [{ payload: { x: 100, y: 0 }, at: 10 }];
+  assert.equal(predictShip({ x: 0, y: 0, flags: MOVING | 8 }, 10, 11, pending, { x: 50, y: 0 }), null);
+  assert.equal(predictShip({ x: 0, y: 0, flags: AT_REST | 8 }, 10, 11, [], null), null);
+  assert.equal(predictShip({ x: 0, y: 0, flags: AT_REST | 16 }, 10, 11, pending, null), null);
+  // unknown higher bits (e.g. 32, a pirate) do not stop prediction
+  const p = predictShip({ x: 0, y: 0, flags: AT_REST | 64 }, 10, 11, pending, null);
+  near(p.x, 50);
+});

@@ -69,3 +69,35 @@ test("snapshots are copies; malformed rows are skipped", () => {
   assert.equal(w.ships.size, 0);
   assert.equal(w.tick, null);
 });
+
+test("hit points: a keyframe replaces them, deltas upsert, removed ships lose them", () => {
+  const w = new WorldState();
+  const k = kf(10, [[1, 0, 0, 1], [2, 5, 5, 32]], [[1, "a"], [2, "pirate"]]);
+  k.hp = [[1, 200, 200], [2, 120, 120]];
+  k.events = [];
+  assert.equal(w.apply(k), APPLIED_KEYFRAME);
+  assert.deepEqual(w.hitPoints(1), { hp: 200, max: 200 });
+  assert.deepEqual(w.hitPoints(2), { hp: 120, max: 120 });
+  const d = dl(11, 10, [[2, 5, 5, 32 | 8]]);
+  d.hp = [[2, 99, 120], ["bad"], [1, "x", 200]];
+  d.events = [[0, 1, 2, 21], "junk"];
+  assert.equal(w.apply(d), APPLIED_DELTA);
+  assert.deepEqual(w.hitPoints(2), { hp: 99, max: 120 });
+  assert.deepEqual(w.hitPoints(1), { hp: 200, max: 200 }, "unchanged ships keep their hp");
+  assert.deepEqual(w.events, [[0, 1, 2, 21]]);
+  assert.deepEqual(w.toPlain()[2], { x: 5, y: 5, flags: 40, name: "pirate", hp: 99, maxHp: 120 });
+  // a delta without hp (or a game's frame) keeps them; events are the latest frame's only
+  w.apply(dl(12, 11));
+  assert.deepEqual(w.hitPoints(2), { hp: 99, max: 120 });
+  assert.deepEqual(w.events, []);
+  w.apply(dl(13, 12, [], [2]));
+  assert.equal(w.hitPoints(2), null);
+  // a keyframe replaces everything, hp included
+  const k2 = kf(20, [[3, 1, 1, 1]], [[3, "c"]]);
+  k2.hp = [[3, 0, 200]];
+  w.apply(k2);
+  assert.equal(w.hitPoints(1), null);
+  assert.deepEqual(w.hitPoints(3), { hp: 0, max: 200 });
+  w.clear();
+  assert.equal(w.hp.size, 0);
+});
