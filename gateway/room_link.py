@@ -143,7 +143,7 @@ class RoomLink:
             self._ensure_runner()
         elif control or not self.ticked:
             self._schedule_flush(BATCH_WINDOW)
-        else:
+        elif self._flush_timer is None:  # a pending flush is already at the nearest point or sooner
             self._schedule_flush(until_flush_point(time.time() - self.tick_offset))
         return True
 

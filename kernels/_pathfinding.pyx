@@ -178,28 +178,36 @@ cdef inline int _heap_push(Heap* h, key_t k) noexcept nogil:
     return 0
 
 
+cdef inline Py_ssize_t _min_child(key_t* d, Py_ssize_t c, Py_ssize_t n) noexcept nogil:
+    """Index of the smallest of the (up to four) children ``c .. c+3`` of a node in a 4-ary
+    heap of ``n`` entries, or -1 when it has none."""
+    cdef Py_ssize_t a, b, m, j
+    if c + 3 < n:
+        a = c + (d[c + 1] < d[c])
+        b = c + 2 + (d[c + 3] < d[c + 2])
+        return b if d[b] < d[a] else a
+    if c < n:
+        m = c
+        for j in range(c + 1, n):
+            if d[j] < d[m]:
+                m = j
+        return m
+    return -1
+
+
 cdef inline key_t _heap_pop(Heap* h) noexcept nogil:
     """Remove and return the minimum (bottom-up: the hole sinks to a leaf along the smallest
     children, then the last entry rises from there)."""
     cdef key_t* d = h.data
     cdef key_t top = d[0]
     cdef key_t last
-    cdef Py_ssize_t i = 0, c, a, b, m, j, p, n
+    cdef Py_ssize_t i = 0, m, p, n
     h.size -= 1
     n = h.size
     last = d[n]
     while True:
-        c = 4 * i + 1
-        if c + 3 < n:
-            a = c + (d[c + 1] < d[c])
-            b = c + 2 + (d[c + 3] < d[c + 2])
-            m = b if d[b] < d[a] else a
-        elif c < n:
-            m = c
-            for j in range(c + 1, n):
-                if d[j] < d[m]:
-                    m = j
-        else:
+        m = _min_child(d, 4 * i + 1, n)
+        if m < 0:
             break
         d[i] = d[m]
         i = m
@@ -217,19 +225,10 @@ cdef inline key_t _heap_pop(Heap* h) noexcept nogil:
 cdef inline void _heap_replace_top(Heap* h, key_t k) noexcept nogil:
     """Replace the minimum by ``k`` and restore the order (top-down, stopping early)."""
     cdef key_t* d = h.data
-    cdef Py_ssize_t i = 0, c, a, b, m, j, n = h.size
+    cdef Py_ssize_t i = 0, m, n = h.size
     while True:
-        c = 4 * i + 1
-        if c + 3 < n:
-            a = c + (d[c + 1] < d[c])
-            b = c + 2 + (d[c + 3] < d[c + 2])
-            m = b if d[b] < d[a] else a
-        elif c < n:
-            m = c
-            for j in range(c + 1, n):
-                if d[j] < d[m]:
-                    m = j
-        else:
+        m = _min_child(d, 4 * i + 1, n)
+        if m < 0:
             break
         if d[m] < k:
             d[i] = d[m]
