@@ -35,7 +35,7 @@ setup(
     ext_modules=cythonize(EXTENSIONS, language_level=3),
     install_requires=[
         "ray[default]>=2.40",
-        "aiohttp>=3.9",
+        "aiohttp>=3.14,<3.15",  # starhold.wsdirect follows its WebSocket internals
         "msgpack>=1.0",
         "aiosqlite>=0.20",
         "boto3>=1.34",

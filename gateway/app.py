@@ -32,6 +32,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import protocol
+from ..wsdirect import DirectWebSocketResponse
 from ..rooms.galaxy import Galaxy, load_galaxy
 from ..rooms.handle import RoomDirectory, RoomGone
 from ..rooms.planets import system_info
@@ -206,8 +207,10 @@ class Gateway:
         # receive_timeout=None: the heartbeat already closes a peer silent for 1.5 heartbeats
         # (protocol.HEARTBEAT_INTERVAL); a receive timeout costs a timer per message (a fifth
         # of a gateway's time at 1,000 players) and could only fire after the heartbeat has.
-        ws = web.WebSocketResponse(heartbeat=protocol.HEARTBEAT_INTERVAL, receive_timeout=None,
-                                   max_msg_size=WS_READ_LIMIT, autoping=True, compress=False)
+        # DirectWebSocketResponse: each message goes to ClientSocket.receive from aiohttp's parser,
+        # with no reader task wake-up per message (starhold.wsdirect).
+        ws = DirectWebSocketResponse(heartbeat=protocol.HEARTBEAT_INTERVAL, receive_timeout=None,
+                                     max_msg_size=WS_READ_LIMIT, autoping=True, compress=False)
         await ws.prepare(request)
         self.stats["connections_total"] += 1
         if room_id is None:

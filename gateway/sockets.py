@@ -94,6 +94,9 @@ class ClientSocket:
         self._writing = False  # the writer task is sending (possibly waiting for the transport)
         self._writer = asyncio.create_task(self._write_loop())
         self.close_code: int | None = None
+        direct = getattr(ws, "direct", None)
+        if direct is not None:  # messages arrive through _on_data, not through receive()
+            direct.attach(self._on_data)
 
     def log_extra(self) -> dict:
         return {"conn": self.conn_id, "room": f"{self.kind}/{self.room_id}", "player": self.identity.player}
@@ -210,6 +213,17 @@ class ClientSocket:
                         f"more than {protocol.INPUT_RATE:g} messages/s; message dropped", seq_hint, count=False)
 
     # ---- incoming --------------------------------------------------------------------------
+    def _on_data(self, data: bytes | str) -> None:
+        """A data message, handed over by aiohttp's parser (``starhold.wsdirect``): ignored
+        once the socket is closing, and never raising into the parser."""
+        if self.close_code is not None:
+            return
+        try:
+            self.receive(data)
+        except Exception:
+            log.exception("message handling failed", extra=self.log_extra())
+            self.close_soon(protocol.CLOSE_INTERNAL_ERROR, "internal error")
+
     def receive(self, data: bytes | str) -> None:
         """Validate one client message and route it."""
         size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
@@ -251,7 +265,9 @@ class ClientSocket:
     async def run(self) -> None:
         """Read until the socket closes, then tell the room how: the client's close code when
         it sent a close frame (1000 = it left: its seat is released), ours when we closed it,
-        1006 when the connection dropped (its seat is held)."""
+        1006 when the connection dropped (its seat is held). With a ``DirectWebSocketResponse``
+        data messages go to ``_on_data`` as they are parsed, and ``receive()`` here returns
+        only the close handshake and errors."""
         peer_code = None
         try:
             while self.close_code is None:
@@ -265,6 +281,9 @@ class ClientSocket:
                 elif kind in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
         finally:
+            direct = getattr(self.ws, "direct", None)
+            if direct is not None:
+                direct.detach()
             code = self.close_code or peer_code or 1006
             if self.link is not None:
                 self.link.detach(self.conn_id, code, "closed")
