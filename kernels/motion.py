@@ -18,7 +18,7 @@ import numpy as np
 
 from ._extensions import load
 
-__all__ = ["positions_at", "positions_at_py", "COMPILED"]
+__all__ = ["positions_at", "positions_at_py", "position_at", "COMPILED"]
 
 
 def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
@@ -38,6 +38,21 @@ def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
             out_x[i] = float(x0[i]) + dx * f
             out_y[i] = float(y0[i]) + dy * f
             moving[i] = 1
+
+
+def position_at(x0: float, y0: float, tx: float, ty: float, t0: float, speed: float,
+                t: float) -> tuple[float, float, bool]:
+    """One ship's ``(x, y, moving)`` at time ``t`` (world units; seconds; speed in world units
+    per second): the same operations as ``positions_at_py`` on plain floats, so bit-identical
+    to both kernels, without building arrays (a room applies one order at a time)."""
+    dx = tx - x0
+    dy = ty - y0
+    dist = math.sqrt(dx * dx + dy * dy)
+    travel = max(speed * (t - t0), 0.0)
+    if travel >= dist:
+        return tx, ty, False
+    f = travel / dist
+    return x0 + dx * f, y0 + dy * f, True
 
 
 _ext = load("_motion")

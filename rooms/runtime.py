@@ -275,15 +275,19 @@ class RoomRuntime:
         except Exception as exc:
             if reraise:
                 raise
-            log.exception("room %s: %s failed", self.key, getattr(fn, "__name__", fn))
-            if conn is not None and not conn.closed:
-                seq = getattr(args[-1], "seq", 0) if args else 0  # the offending message's
-                conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}", seq))
-            try:
-                await self.room.on_error(conn, exc)
-            except Exception:
-                log.exception("room %s: on_error failed", self.key)
+            await self._hook_failed(conn, fn, args, exc)
         return None
+
+    async def _hook_failed(self, conn: Connection | None, fn, args: tuple, exc: Exception) -> None:
+        """A hook raised ``exc``: log it, send ``conn`` an error frame, call ``on_error``."""
+        log.error("room %s: %s failed", self.key, getattr(fn, "__name__", fn), exc_info=exc)
+        if conn is not None and not conn.closed:
+            seq = getattr(args[-1], "seq", 0) if args else 0  # the offending message's
+            conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}", seq))
+        try:
+            await self.room.on_error(conn, exc)
+        except Exception:
+            log.exception("room %s: on_error failed", self.key)
 
     async def _commit_and_release(self) -> None:
         """Commit what the hooks since ``self._pending = []`` wrote, then release their held
@@ -379,6 +383,7 @@ class RoomRuntime:
             if self.state != "active":
                 raise RoomGone(self.key)
             self._pending = []
+            on_message = self.room.on_message
             try:
                 for event in events:
                     self.events_handled += 1
@@ -389,8 +394,11 @@ class RoomRuntime:
                         self._pending = []
                     elif kind == "message":
                         conn = self._conns.get(conn_id)
-                        if conn is not None:
-                            await self._run_hook(conn, self.room.on_message, conn, event[2])
+                        if conn is not None:  # _run_hook, inlined: this runs for every input
+                            try:
+                                await on_message(conn, event[2])
+                            except Exception as exc:
+                                await self._hook_failed(conn, on_message, (conn, event[2]), exc)
                         else:  # connected to an earlier activation (crash, restart): must rejoin
                             self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
                                                                   "unknown connection; rejoin")))

@@ -42,7 +42,7 @@ import msgpack
 import numpy as np
 
 from .. import protocol
-from ..kernels.motion import positions_at, positions_at_py
+from ..kernels.motion import position_at, positions_at
 from .connection import Connection
 from .room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
 from .sync import FrameSync
@@ -154,10 +154,7 @@ class ShipRoom(Room):
 
     def position(self, ship: dict, at: float) -> tuple[float, float, bool]:
         """One ship's ``(x, y, moving)`` at clock time ``at`` (the kernel's twin, bit-identical)."""
-        ox, oy, mv = [0.0], [0.0], [0]
-        positions_at_py([ship["x0"]], [ship["y0"]], [ship["tx"]], [ship["ty"]], [ship["t0"]],
-                        protocol.SHIP_SPEED, at, ox, oy, mv)
-        return ox[0], oy[0], bool(mv[0])
+        return position_at(ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"], protocol.SHIP_SPEED, at)
 
     def rows_at(self, at: float) -> tuple[dict[int, tuple[float, float, int]], bool]:
         """Every ship's quantized ``(x, y, flags)`` at clock time ``at``, and whether any moves."""

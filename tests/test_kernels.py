@@ -36,3 +36,20 @@ def test_positions_follow_the_closed_form():
     assert x[0] == 5.0
     with pytest.raises(ValueError):
         motion.positions_at([0.0, 1.0], [0.0], [1.0], [1.0], [0.0], 1.0, 1.0)
+
+
+def test_scalar_position_matches_the_kernels_bit_for_bit():
+    """``position_at`` (one ship, plain floats: the room's per-order path) gives the kernels'
+    results exactly, arrived or not, including a zero-length leg and a start in the future."""
+    rng = np.random.default_rng(7)
+    n = 2000
+    x0, y0, tx, ty = (rng.uniform(-600, 600, n) for _ in range(4))
+    tx[:10], ty[:10] = x0[:10], y0[:10]  # already there
+    t0 = rng.uniform(1_800_000_000.0, 1_800_000_030.0, n)
+    t = 1_800_000_012.345
+    x, y, moving = motion.positions_at(x0, y0, tx, ty, t0, 50.0, t)
+    assert 0 < moving.sum() < n
+    for i in range(n):
+        got = motion.position_at(float(x0[i]), float(y0[i]), float(tx[i]), float(ty[i]), float(t0[i]), 50.0, t)
+        assert got == (x[i], y[i], bool(moving[i]))
+        assert type(got[0]) is float and type(got[2]) is bool
