@@ -1,0 +1,125 @@
+"""starhold.wsdirect: data messages from aiohttp's parser to a callback, the rest to receive()."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp._websocket.reader import WebSocketReader
+from aiohttp.test_utils import TestServer
+
+from starhold import protocol as P
+from starhold.gateway.app import GATEWAY
+from starhold.rooms.local_host import InProcessDirectory
+from starhold.wsdirect import DirectQueue, DirectWebSocketResponse, make_direct
+
+from wire import Wire, guest_token
+
+
+class _Protocol:
+    """What the queue needs of aiohttp's protocol (flow control)."""
+
+    def __init__(self):
+        self._reading_paused = False
+        self.pauses = 0
+
+    def pause_reading(self):
+        self._reading_paused = True
+        self.pauses += 1
+
+    def resume_reading(self):
+        self._reading_paused = False
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, len(payload)]) + payload
+
+
+async def test_data_waits_for_attach_then_flows_in_order_and_control_messages_stay_queued():
+    protocol = _Protocol()
+    queue = DirectQueue(protocol, 2**16, loop=asyncio.get_running_loop())
+    reader = WebSocketReader(queue, 1 << 20, compress=False, decode_text=True)
+    reader.feed_data(_frame(2, b"a") + _frame(9, b"p") + _frame(1, b"b"))  # binary, ping, text
+    got: list = []
+    queue.attach(got.append)
+    assert got == [b"a", "b"]
+    reader.feed_data(_frame(2, b"c"))
+    assert got == [b"a", "b", b"c"]
+    ping = await queue.read()  # aiohttp's receive() still sees the control messages
+    assert ping.type is WSMsgType.PING and ping.data == b"p"
+    assert queue._size == 0  # its byte count (reading pauses on it) is back to empty
+    queue.detach()
+    reader.feed_data(_frame(2, b"d"))
+    assert got == [b"a", "b", b"c"]
+    reader.feed_data(_frame(8, b"\x03\xe8"))  # close 1000
+    close = await queue.read()
+    assert close.type is WSMsgType.CLOSE and close.data == 1000
+
+
+async def test_a_flood_of_data_never_pauses_reading_once_attached():
+    protocol = _Protocol()
+    queue = DirectQueue(protocol, 2**10, loop=asyncio.get_running_loop())
+    reader = WebSocketReader(queue, 1 << 20, compress=False, decode_text=False)
+    count = 0
+
+    def on_message(data):
+        nonlocal count
+        count += 1
+
+    queue.attach(on_message)
+    reader.feed_data(_frame(2, b"x" * 100) * 1000)
+    assert count == 1000 and protocol.pauses == 0 and queue._size == 0
+
+
+@pytest.fixture
+async def echo_url():
+    """A server echoing each message through DirectWebSocketResponse's callback."""
+
+    async def handler(request):
+        ws = DirectWebSocketResponse(heartbeat=5.0, autoping=True)
+        await ws.prepare(request)
+        ws.direct.attach(lambda data: asyncio.ensure_future(ws.send_bytes(b"echo:" + data)))
+        async for _ in ws:  # only control messages (and the end) come this way
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    yield str(server.make_url("/ws"))
+    await server.close()
+
+
+async def test_direct_server_and_client_exchange_messages_ping_and_close(echo_url):
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(echo_url, autoping=True)
+        got: asyncio.Queue = asyncio.Queue()
+        queue = make_direct(ws, got.put_nowait)
+        assert isinstance(queue, DirectQueue) and ws._reader is queue
+        for i in range(50):
+            await ws.send_bytes(b"%d" % i)
+        assert [await asyncio.wait_for(got.get(), 5) for _ in range(50)] == [b"echo:%d" % i for i in range(50)]
+        await ws.ping(b"hello")  # the server's aiohttp answers pings as before
+        await ws.close()
+        assert ws.close_code == 1000
+
+
+async def test_gateway_sockets_run_in_direct_mode(gateway_factory, tmp_path):
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
+    url = await gateway_factory(directory)
+    try:
+        async with aiohttp.ClientSession() as session:
+            wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url))
+            await wire.send(P.JOIN, 1)
+            await wire.recv(P.WELCOME)
+            [sock] = url.app[GATEWAY].sockets
+            assert type(sock.ws) is DirectWebSocketResponse and sock.ws.direct.callback == sock._on_data
+            await wire.send(P.PING, 2)
+            assert (await wire.recv(P.PONG))[1] == 2
+            await wire.ws.close()
+    finally:
+        await directory.close()
