@@ -32,11 +32,11 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import protocol
-from ..wsdirect import DirectWebSocketResponse
 from ..rooms.galaxy import Galaxy, load_galaxy
 from ..rooms.handle import RoomDirectory, RoomGone
 from ..rooms.planets import system_info
 from ..rooms.room import HttpRequest
+from ..wsdirect import DirectWebSocketResponse
 from . import metrics
 from .auth import AuthError, TokenService, add_auth_routes, token_from_request
 from .room_link import RoomLink
@@ -50,6 +50,9 @@ WEB_DIST = Path(__file__).resolve().parent.parent / "client" / "web" / "dist"
 
 MAINTAIN_INTERVAL = 5.0
 """Seconds between checks that the directory's services (the alarm scheduler) are running."""
+HEARTBEAT_SWEEP = protocol.HEARTBEAT_INTERVAL / 8
+"""Seconds between heartbeat sweeps over the sockets: a silent peer is pinged after 20-22.5 s
+and dropped 10-12.5 s after the ping, so it lasts at most 35 s."""
 
 WS_READ_LIMIT = 16 * protocol.MAX_MESSAGE_BYTES
 """Largest WebSocket message aiohttp reads at all (1009 at once beyond it); messages over
@@ -75,6 +78,7 @@ class Gateway:
         self.sockets: set[ClientSocket] = set()
         self.stats: collections.Counter = collections.Counter()
         self._maintainer: asyncio.Task | None = None
+        self._sweeper: asyncio.Task | None = None
 
     def link(self, kind: str, room_id: str) -> RoomLink:
         """The link to a room, created on first use and kept (one per room this gateway has
@@ -208,9 +212,11 @@ class Gateway:
         # (protocol.HEARTBEAT_INTERVAL); a receive timeout costs a timer per message (a fifth
         # of a gateway's time at 1,000 players) and could only fire after the heartbeat has.
         # DirectWebSocketResponse: each message goes to ClientSocket.receive from aiohttp's parser,
-        # with no reader task wake-up per message (starhold.wsdirect).
-        ws = DirectWebSocketResponse(heartbeat=protocol.HEARTBEAT_INTERVAL, receive_timeout=None,
-                                     max_msg_size=WS_READ_LIMIT, autoping=True, compress=False)
+        # with no reader task wake-up per message, and the heartbeat is swept (_sweep_heartbeats)
+        # rather than rescheduled for every message received (starhold.wsdirect).
+        ws = DirectWebSocketResponse(swept_heartbeat=protocol.HEARTBEAT_INTERVAL, heartbeat=None,
+                                     receive_timeout=None, max_msg_size=WS_READ_LIMIT, autoping=True,
+                                     compress=False)
         await ws.prepare(request)
         self.stats["connections_total"] += 1
         if room_id is None:
@@ -268,6 +274,20 @@ class Gateway:
     async def on_startup(self, app: web.Application) -> None:
         await self.directory.start()
         self._maintainer = asyncio.create_task(self._maintain())
+        self._sweeper = asyncio.create_task(self._sweep_heartbeats())
+
+    async def _sweep_heartbeats(self) -> None:
+        """Every ``HEARTBEAT_SWEEP`` seconds, ping the sockets silent for a heartbeat and drop
+        the ones silent through a ping (``DirectWebSocketResponse.sweep``)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(HEARTBEAT_SWEEP)
+            now = loop.time()
+            for sock in list(self.sockets):
+                try:
+                    sock.ws.sweep(now)
+                except Exception:
+                    log.exception("heartbeat sweep failed", extra=sock.log_extra())
 
     async def _maintain(self) -> None:
         """Keep the directory's services (the alarm scheduler) running."""
@@ -279,8 +299,9 @@ class Gateway:
                 log.exception("directory maintenance failed")
 
     async def on_shutdown(self, app: web.Application) -> None:
-        if self._maintainer is not None:
-            self._maintainer.cancel()
+        for task in (self._maintainer, self._sweeper):
+            if task is not None:
+                task.cancel()
         for sock in list(self.sockets):
             sock.close_soon(protocol.CLOSE_GOING_AWAY, "server shutting down")
         for link in list(self.links.values()):

@@ -64,10 +64,12 @@ ROOM_INPUT_QUEUE_LIMIT = 256
 or sent and not acknowledged); beyond it the room is busy and inputs are dropped with
 ERR_ROOM_BUSY (joins and closes are never dropped)."""
 HEARTBEAT_INTERVAL = 20.0
-"""Seconds between server WebSocket pings; a client whose pong does not come within half of it
-is disconnected. This bounds a dead or silent peer's life to 1.5 x HEARTBEAT_INTERVAL; there is
-no separate receive timeout (any frame, pongs included, would reset it, so it could never fire
-before the heartbeat does, and aiohttp's costs a timer per received message)."""
+"""Seconds without any frame from a client before the server pings it; a client from which
+nothing (a pong or anything else) arrives within half of it after the ping is disconnected. The
+gateway checks every HEARTBEAT_INTERVAL / 8 s, so a dead or silent peer lasts at most
+1.75 x HEARTBEAT_INTERVAL (35 s); there is no separate receive timeout (any frame, pongs
+included, would reset it, so it could never fire before the heartbeat does, and aiohttp's costs
+a timer per received message)."""
 SEAT_HOLD = 30.0
 """Seconds a dropped player's seat (ship, input sequence) is held for ``join.resume``."""
 RESPAWN_DELAY = 10.0

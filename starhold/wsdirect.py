@@ -10,7 +10,9 @@ the parser, in arrival order. Everything else (close, ping, pong, parse errors, 
 stream) still queues for ``receive()``, so aiohttp keeps doing the close handshake, autoping and
 error handling, and the caller still runs a ``receive()`` loop, which now wakes only for those.
 
-- ``DirectWebSocketResponse``: the server side (``web.WebSocketResponse`` with a ``DirectQueue``).
+- ``DirectWebSocketResponse``: the server side (``web.WebSocketResponse`` with a ``DirectQueue``),
+  with a swept heartbeat: aiohttp's own heartbeat schedules a callback for every chunk
+  received, so instead the owner calls ``sweep(now)`` on all its sockets every few seconds.
 - ``make_direct(ws)``: the client side, for a ``ClientWebSocketResponse`` from ``ws_connect``.
 
 Flow control: aiohttp pauses reading when its queue holds more than its limit; data that goes
@@ -19,12 +21,13 @@ room input limit; ``max_msg_size`` still bounds one message). The callback must 
 an exception would end the socket as a parse error would.
 
 This relies on aiohttp's reader classes (``aiohttp._websocket.reader``) and on the body of
-``WebSocketResponse._post_start``, both stable since aiohttp 3.11; ``setup.py`` pins the
-versions tested, and ``tests/test_gateway.py`` checks that sockets run in direct mode.
+``WebSocketResponse._post_start`` as of aiohttp 3.14; ``setup.py`` pins aiohttp to 3.14.x, and
+``tests/test_wsdirect.py`` checks the queue and that the gateway's sockets run in direct mode.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Callable
 
 from aiohttp import WSMsgType, web
@@ -44,6 +47,8 @@ class DirectQueue(WebSocketDataQueue):
     def __init__(self, protocol, limit: int, *, loop):
         super().__init__(protocol, limit, loop=loop)
         self.callback: Callable[[bytes | str], None] | None = None
+        self.received = 0
+        """Messages received so far, data and control (pongs included): the heartbeat's clock."""
 
     def attach(self, callback: Callable[[bytes | str], None]) -> None:
         """From now on, call ``callback(data)`` for every data message; the ones already
@@ -76,6 +81,7 @@ class DirectQueue(WebSocketDataQueue):
         raise RuntimeError("WebSocketDataQueue.read() suspended with a message queued")
 
     def feed_data(self, data, size) -> None:  # called by aiohttp's WebSocketReader
+        self.received += 1
         callback = self.callback
         if callback is not None:
             kind = data.type
@@ -92,9 +98,20 @@ def _drop(data) -> None:
 class DirectWebSocketResponse(web.WebSocketResponse):
     """A server WebSocket whose reader queue is a ``DirectQueue`` (``self.direct``); call
     ``self.direct.attach(callback)`` after ``prepare()``. Same arguments as
-    ``web.WebSocketResponse``."""
+    ``web.WebSocketResponse``, plus ``swept_heartbeat`` (seconds; give aiohttp's ``heartbeat``
+    as None): the peer is pinged after that long without a message, and dropped when nothing
+    arrives within half of it after the ping (what aiohttp's heartbeat does), provided the owner
+    calls ``sweep()`` every ``swept_heartbeat / 8`` seconds or so. A silent peer then lasts at
+    most 1.5 heartbeats plus two sweep periods."""
 
     direct: DirectQueue | None = None
+
+    def __init__(self, *, swept_heartbeat: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.swept_heartbeat = swept_heartbeat
+        self._seen = -1  # DirectQueue.received at the last sweep
+        self._quiet_since = 0.0
+        self._pinged_at: float | None = None
 
     def _post_start(self, request, protocol, writer) -> None:
         # aiohttp's _post_start, with a DirectQueue as the reader's queue.
@@ -107,6 +124,28 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         cb = None if self._heartbeat is None else self._on_data_received
         request.protocol.set_parser(self._parser, data_received_cb=cb)
         request.protocol.keep_alive(False)
+
+    def sweep(self, now: float) -> None:
+        """One heartbeat check at monotonic time ``now`` (seconds; see the class docstring).
+        A dead peer's connection is dropped as aiohttp drops it on a missing pong: closed
+        without a close frame (1006 on the client), ``receive()`` returning an error."""
+        queue, heartbeat = self.direct, self.swept_heartbeat
+        if queue is None or heartbeat is None or self.closed:
+            return
+        if queue.received != self._seen:
+            self._seen, self._quiet_since, self._pinged_at = queue.received, now, None
+        elif self._pinged_at is None:
+            if now - self._quiet_since >= heartbeat:
+                self._pinged_at = now
+                asyncio.ensure_future(self._ping())
+        elif now - self._pinged_at >= heartbeat / 2:
+            self._handle_ping_pong_exception(asyncio.TimeoutError(f"no pong within {heartbeat / 2:g} s"))
+
+    async def _ping(self) -> None:
+        try:
+            await self.ping()
+        except (ConnectionError, RuntimeError):
+            pass  # closing anyway
 
 
 def make_direct(ws: ClientWebSocketResponse, callback: Callable[[bytes | str], None],

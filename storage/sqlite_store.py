@@ -12,10 +12,12 @@ must see the database (a read, ``delete`` which reports what existed, ``sql``, a
 first applies the queue inside the open transaction, so reads always see the hook's own
 writes. Why: every aiosqlite call is a round trip to its thread (two thread switches); a
 ticking room commits its alarm ten times a second, which took seven round trips per tick and
-~0.5 ms of CPU, and takes one now. Tables: ``_starhold_kv`` (key TEXT PRIMARY KEY, value BLOB msgpack),
-``_starhold_meta`` (alarm, epoch, params), ``_starhold_connections`` (sockets held through
-hibernation, with their attachments), plus any table the room creates through ``sql()``
-(names starting with ``_starhold`` are reserved).
+~0.5 ms of CPU, and takes one now.
+
+Tables: ``_starhold_kv`` (key TEXT PRIMARY KEY, value BLOB msgpack), ``_starhold_meta`` (alarm,
+epoch, params), ``_starhold_connections`` (sockets held through hibernation, with their
+attachments), plus any table the room creates through ``sql()`` (names starting with
+``_starhold`` are reserved).
 
 **Fencing**: once ``fence(epoch)`` is called, every commit first checks, inside the write
 transaction, that the stored epoch is still ``epoch``; an activation whose epoch was superseded
@@ -342,7 +344,7 @@ class SqliteRoomStorage(RoomStorage):
 
         try:
             stored = await self._run(run)
-        except StorageError:
+        except StorageError:  # the store is closed
             raise
         except Exception as exc:
             self._alarm = _UNKNOWN

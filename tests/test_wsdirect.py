@@ -123,3 +123,71 @@ async def test_gateway_sockets_run_in_direct_mode(gateway_factory, tmp_path):
             await wire.ws.close()
     finally:
         await directory.close()
+
+
+@pytest.fixture
+async def held():
+    """A server keeping its DirectWebSocketResponses (swept heartbeat of 20 s) in a list."""
+    responses: list[DirectWebSocketResponse] = []
+
+    async def handler(request):
+        ws = DirectWebSocketResponse(swept_heartbeat=20.0, heartbeat=None, autoping=True)
+        await ws.prepare(request)
+        ws.direct.attach(lambda data: None)
+        responses.append(ws)
+        async for _ in ws:
+            pass
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    yield str(server.make_url("/ws")), responses
+    await server.close()
+
+
+async def _until(predicate, timeout=5.0):
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)  # waiting for sockets, not for time to pass
+    raise AssertionError("condition not reached")
+
+
+async def test_swept_heartbeat_pings_a_quiet_peer_and_keeps_one_that_answers(held):
+    url, responses = held
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url, autoping=True)  # answers pings while it reads
+        reading = asyncio.create_task(ws.receive())
+        await _until(lambda: responses)
+        server = responses[0]
+        server.sweep(1000.0)  # first look: the clock starts
+        server.sweep(1019.0)
+        assert server._pinged_at is None  # not quiet for a heartbeat yet
+        server.sweep(1020.0)
+        assert server._pinged_at == 1020.0
+        await _until(lambda: server.direct.received > 0)  # the pong
+        server.sweep(1031.0)  # past half a heartbeat after the ping, but the pong came
+        assert not server.closed and server._pinged_at is None
+        reading.cancel()
+        await ws.close()
+
+
+async def test_swept_heartbeat_drops_a_peer_silent_through_a_ping(held):
+    url, responses = held
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(url, autoping=False)  # never answers pings
+        await _until(lambda: responses)
+        server = responses[0]
+        server.sweep(1000.0)
+        server.sweep(1020.0)
+        ping = await asyncio.wait_for(ws.receive(), 5)
+        assert ping.type is WSMsgType.PING
+        server.sweep(1029.0)
+        assert not server.closed
+        server.sweep(1030.0)  # half a heartbeat after the ping: dropped, no close frame
+        assert server.closed
+        end = await asyncio.wait_for(ws.receive(), 5)
+        assert end.type in (WSMsgType.CLOSED, WSMsgType.ERROR)
+        assert ws.close_code == 1006
