@@ -196,13 +196,14 @@ class _JoinRefused(ConnectionError):
 
 
 class _Bot:
-    __slots__ = ("index", "path", "ws", "seq", "first_seq", "sent", "acked", "last_frame", "connected",
+    __slots__ = ("index", "path", "ws", "queue", "seq", "first_seq", "sent", "acked", "last_frame", "connected",
                  "welcome", "sending")
 
     def __init__(self, index: int, path: str):
         self.index = index
         self.path = path
         self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.queue = None  # its starhold.wsdirect.DirectQueue
         self.seq = 1  # the join's
         self.first_seq = 2
         self.sent = array("d")  # sent[s - first_seq]: send time of input s (monotonic seconds)
@@ -249,7 +250,7 @@ class _Worker:
                 JOIN_TIMEOUT)
             bot.ws = ws
             bot.welcome = asyncio.get_running_loop().create_future()
-            make_direct(ws, lambda data, bot=bot: self._on_data(bot, data))
+            bot.queue = make_direct(ws, lambda data, bot=bot: self._on_data(bot, data))
             self._readers.append(asyncio.create_task(self._read(bot)))
             await ws.send_bytes(protocol.encode(protocol.JOIN, 1, {}))
             await asyncio.wait_for(bot.welcome, JOIN_TIMEOUT)
@@ -421,6 +422,9 @@ class _Worker:
                 self.shutting_down = True
                 sender.cancel()
                 lagger.cancel()
+                for bot in self.bots:  # frames still coming are dropped unread while we leave
+                    if bot.queue is not None:
+                        bot.queue.detach()
                 closing = [bot.ws.close() for bot in self.bots if bot.ws is not None and not bot.ws.closed]
                 if closing:
                     await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=5)
@@ -656,7 +660,9 @@ async def _run_processes(specs: list[dict], warmup: float, duration: float, serv
                                         start, start + duration)
         results = []
         for proc, conn in children:
-            message = await _receive(proc, conn, timeout=max(30.0, start + duration + 30.0 - time.time()))
+            # An overloaded machine may take a while to let every bot leave (5 s at most) and
+            # the worker to report: generous, so that a saturated run still gives its figures.
+            message = await _receive(proc, conn, timeout=max(60.0, start + duration + 60.0 - time.time()))
             if message[0] != "result":
                 raise RuntimeError(f"load worker failed:\n{message[1]}")
             results.append(message[1])
