@@ -208,8 +208,8 @@ class Gateway:
         (4001) with an error frame first, else run a ``ClientSocket`` until it closes."""
         # No permessage-deflate (as Colyseus and PartyKit): frames are small msgpack, and
         # compressing each one for each client would cost more CPU than the bytes it saves.
-        # receive_timeout=None: the heartbeat already closes a peer silent for 1.5 heartbeats
-        # (protocol.HEARTBEAT_INTERVAL); a receive timeout costs a timer per message (a fifth
+        # receive_timeout=None: the heartbeat already closes a peer silent for 1.5-1.75
+        # heartbeats (protocol.HEARTBEAT_INTERVAL); a receive timeout costs a timer per message (a fifth
         # of a gateway's time at 1,000 players) and could only fire after the heartbeat has.
         # DirectWebSocketResponse: each message goes to ClientSocket.receive from aiohttp's parser,
         # with no reader task wake-up per message, and the heartbeat is swept (_sweep_heartbeats)
