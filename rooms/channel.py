@@ -12,10 +12,7 @@ was given. From then on both directions are plain msgpack over that connection:
 - room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed, and
   ``items`` what the room addressed to that gateway since the last push (``handle.pull``'s
   items: ``send``, ``splice``, ``close``, ``stats``, ``hibernate``). The room pushes as soon as
-  a hook's output is released: a tick's frames leave right after the tick. An acknowledgement
-  with nothing to carry waits up to ``ACK_DELAY`` for the next push (unless ``ACK_EAGER_INPUTS``
-  client messages wait on it): a ticked room's batches are then acknowledged with its frames,
-  one push per tick and gateway instead of one per batch as well.
+  a hook's output is released: a tick's frames leave right after the tick.
 
 A channel belongs to one activation and ends with it: after ``("hibernate",)`` when the room
 went to sleep, without it when the activation crashed or was fenced. The gateway then sends
@@ -52,12 +49,6 @@ log = logging.getLogger("starhold.room")
 MAX_CHANNEL_BUFFER = 64 * 1024 * 1024
 """Bytes of unread input a channel holds (msgpack's ``max_buffer_size``); a gateway that
 sends more without the room reading it is disconnected."""
-ACK_DELAY = 0.05
-"""Seconds an acknowledgement waits for output to ride with (a ticked room pushes its frames
-at least every 0.1 s) before it is pushed on its own."""
-ACK_EAGER_INPUTS = 64
-"""Client messages acknowledged but not yet pushed beyond which the ack is pushed at once: the
-gateway counts unacknowledged inputs against ``protocol.ROOM_INPUT_QUEUE_LIMIT``."""
 WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered towards a gateway before pushes pause (items wait in the room's outbox,
 which is bounded) until the gateway reads again."""
@@ -146,8 +137,6 @@ class _Channel(asyncio.Protocol):
         self.worker: asyncio.Task | None = None
         self.ack = 0
         self.acked = 0  # the ack last pushed
-        self.unpushed_inputs = 0  # client messages in the batches acknowledged since that push
-        self.ack_timer: asyncio.TimerHandle | None = None
         self.scheduled = False
         self.paused = False
         self.gone = False
@@ -189,8 +178,6 @@ class _Channel(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.gone = True
-        if self.ack_timer is not None:
-            self.ack_timer.cancel()
         if self.gateway_id is not None and self.server.channels.get(self.gateway_id) is self:
             del self.server.channels[self.gateway_id]
         if self.worker is not None and not self.worker.done():
@@ -221,17 +208,9 @@ class _Channel(asyncio.Protocol):
                 self.runtime.deliver_to(self.gateway_id, [
                     ("close", c, protocol.CLOSE_INTERNAL_ERROR, "room error") for c in sorted(conns)])
             self.ack = batch_no
-            self.unpushed_inputs += len(events)
-            if self.unpushed_inputs >= ACK_EAGER_INPUTS:
-                self.schedule()
-            elif self.ack_timer is None:
-                self.ack_timer = asyncio.get_running_loop().call_later(ACK_DELAY, self._ack_due)
+            self.schedule()
 
     # ---- output ----------------------------------------------------------------------------
-    def _ack_due(self) -> None:
-        self.ack_timer = None
-        self.schedule()
-
     def schedule(self) -> None:
         if not self.scheduled and not self.gone and self.gateway_id is not None:
             self.scheduled = True
@@ -246,10 +225,6 @@ class _Channel(asyncio.Protocol):
         if not items and self.ack == self.acked:
             return
         self.acked = self.ack
-        self.unpushed_inputs = 0
-        if self.ack_timer is not None:
-            self.ack_timer.cancel()
-            self.ack_timer = None
         self.transport.write(msgpack.packb([self.ack, items], use_bin_type=True))
 
     def end(self, abort: bool = False) -> None:
