@@ -109,10 +109,27 @@ def run_starhold(clients: int, duration: float, warmup: float, gateways: int, pr
     from starhold.client.loadtest import run_loadtest
 
     rooms = max(1, clients // ROOM_SIZE)
-    with StarholdServer(gateways) as server:
-        result = asyncio.run(run_loadtest(server.url, clients, rooms, duration, warmup=warmup, procs=procs,
-                                          server_pids=[server.proc.pid]))
-    return result
+    server = start_starhold(gateways)
+    try:
+        return asyncio.run(run_loadtest(server.url, clients, rooms, duration, warmup=warmup, procs=procs,
+                                        server_pids=[server.proc.pid]))
+    finally:
+        server.__exit__(None, None, None)
+
+
+def start_starhold(gateways: int, attempts: int = 2) -> StarholdServer:
+    """A started ``StarholdServer``, trying again on another port if it does not come up (the
+    free port is picked before Ray starts, and Ray may take it first)."""
+    for attempt in range(1, attempts + 1):
+        server = StarholdServer(gateways)
+        try:
+            return server.__enter__()
+        except RuntimeError as exc:
+            server.__exit__(None, None, None)
+            if attempt == attempts:
+                raise
+            print(f"starhold serve did not come up ({exc}); trying again", file=sys.stderr, flush=True)
+    raise AssertionError("unreachable")
 
 
 def run_colyseus_side(clients: int, duration: float, warmup: float, procs: int) -> dict:

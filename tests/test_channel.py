@@ -121,37 +121,3 @@ async def test_the_channel_ends_with_the_activation(room_directory, manual_clock
     assert not [i for i in peer2.items if i[0] == "close"]  # c1 came back with the room
     channel2.close()
 
-
-async def test_an_ack_without_output_waits_for_the_next_push_unless_many_inputs_wait(room_directory):
-    """Acks ride with the room's next output (a tick's frames) for up to ``ACK_DELAY``; a batch
-    of ``ACK_EAGER_INPUTS`` or more messages is acknowledged at once (the gateway counts
-    unacknowledged inputs against the room input limit)."""
-    from starhold.rooms.channel import ACK_EAGER_INPUTS
-
-    room = await room_directory.get("system", "sol", {"system": SYSTEM})
-    peer, channel, _ = await open_channel(room)
-    channel.send(1, [join("c1", "Ada")])
-    await peer.wait_for(lambda: welcomes(peer.items))  # the welcome carried ack 1
-    [server_end] = room_directory.runtime("system", "sol").channels.channels.values()
-    move = lambda seq: ("message", "c1", P.ClientMessage(P.MOVE_TO, seq, {"x": float(seq), "y": 0.0}))  # noqa: E731
-    await room.fire_alarm()  # the first tick: the newcomer's keyframe
-    await peer.wait_for(lambda: any(i[0] == "splice" for i in peer.items))
-    peer.items.clear()
-    pushes = len(peer.acks)
-    channel.send(2, [move(2)])
-
-    async def applied():  # the room applied it (a few loop turns: not a timed wait)
-        while server_end.ack != 2:
-            await asyncio.sleep(0)
-
-    await asyncio.wait_for(applied(), 5)
-    assert len(peer.acks) == pushes and server_end.ack_timer is not None  # held back for a while
-    await room.fire_alarm()  # the tick's frame goes out and takes the ack along
-    await peer.wait_for(lambda: peer.acks[-1] == 2)
-    assert "splice" in [i[0] for i in peer.items] and server_end.ack_timer is None
-    channel.send(3, [move(3)])  # with nothing else to send, it is pushed on its own in the end
-    await peer.wait_for(lambda: peer.acks[-1] == 3)
-    channel.send(4, [move(s) for s in range(4, 4 + ACK_EAGER_INPUTS)])
-    await peer.wait_for(lambda: peer.acks[-1] == 4)
-    assert server_end.ack_timer is None
-    channel.close()
