@@ -112,6 +112,7 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         self._seen = -1  # DirectQueue.received at the last sweep
         self._quiet_since = 0.0
         self._pinged_at: float | None = None
+        self._ping_task: asyncio.Future | None = None  # held: a task only weakly referenced may vanish
 
     def _post_start(self, request, protocol, writer) -> None:
         # aiohttp's _post_start, with a DirectQueue as the reader's queue.
@@ -137,7 +138,7 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         elif self._pinged_at is None:
             if now - self._quiet_since >= heartbeat:
                 self._pinged_at = now
-                asyncio.ensure_future(self._ping())
+                self._ping_task = asyncio.ensure_future(self._ping())
         elif now - self._pinged_at >= heartbeat / 2:
             self._handle_ping_pong_exception(asyncio.TimeoutError(f"no pong within {heartbeat / 2:g} s"))
 
@@ -165,6 +166,8 @@ def make_direct(ws: ClientWebSocketResponse, callback: Callable[[bytes | str], N
     while old._buffer:  # parsed before the switch
         message, size = old._buffer.popleft()
         queue.feed_data(message, size)
+    if protocol._reading_paused:  # the old queue's count paused reading; the new one decides now
+        protocol.resume_reading()
     queue.attach(callback)
     return queue
 
