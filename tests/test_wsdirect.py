@@ -74,14 +74,14 @@ async def test_a_flood_of_data_never_pauses_reading_once_attached():
     assert count == 1000 and protocol.pauses == 0 and queue._size == 0
 
 
-@pytest.fixture
-async def echo_url():
-    """A server echoing each message through DirectWebSocketResponse's callback."""
+async def _serve(make_response, on_open):
+    """A loopback server whose sockets are ``make_response()``; ``on_open(ws)`` after the
+    handshake, then the handler reads until the end. Returns (TestServer, ws URL)."""
 
     async def handler(request):
-        ws = DirectWebSocketResponse(heartbeat=5.0, autoping=True)
+        ws = make_response()
         await ws.prepare(request)
-        ws.direct.attach(lambda data: asyncio.ensure_future(ws.send_bytes(b"echo:" + data)))
+        on_open(ws)
         async for _ in ws:  # only control messages (and the end) come this way
             pass
         return ws
@@ -90,7 +90,18 @@ async def echo_url():
     app.router.add_get("/ws", handler)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
-    yield str(server.make_url("/ws"))
+    return server, str(server.make_url("/ws"))
+
+
+@pytest.fixture
+async def echo_url():
+    """A server echoing each message through DirectWebSocketResponse's callback."""
+
+    def on_open(ws):
+        ws.direct.attach(lambda data: asyncio.ensure_future(ws.send_bytes(b"echo:" + data)))
+
+    server, url = await _serve(lambda: DirectWebSocketResponse(heartbeat=5.0, autoping=True), on_open)
+    yield url
     await server.close()
 
 
@@ -130,20 +141,13 @@ async def held():
     """A server keeping its DirectWebSocketResponses (swept heartbeat of 20 s) in a list."""
     responses: list[DirectWebSocketResponse] = []
 
-    async def handler(request):
-        ws = DirectWebSocketResponse(swept_heartbeat=20.0, heartbeat=None, autoping=True)
-        await ws.prepare(request)
+    def on_open(ws):
         ws.direct.attach(lambda data: None)
         responses.append(ws)
-        async for _ in ws:
-            pass
-        return ws
 
-    app = web.Application()
-    app.router.add_get("/ws", handler)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    yield str(server.make_url("/ws")), responses
+    server, url = await _serve(
+        lambda: DirectWebSocketResponse(swept_heartbeat=20.0, heartbeat=None, autoping=True), on_open)
+    yield url, responses
     await server.close()
 
 
