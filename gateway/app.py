@@ -37,7 +37,8 @@ from ..rooms.handle import RoomDirectory, RoomGone
 from ..rooms.planets import system_info
 from ..rooms.room import HttpRequest
 from ..wsdirect import DirectWebSocketResponse
-from . import metrics
+from . import admission, metrics
+from .admission import LoadShedder
 from .auth import AuthError, TokenService, add_auth_routes, token_from_request
 from .room_link import RoomLink
 from .sessions import SessionIds
@@ -67,7 +68,7 @@ class Gateway:
     """State of one gateway process: its id, its room links and counters."""
 
     def __init__(self, directory: RoomDirectory, galaxy: Galaxy, web_dist: Path | None, tokens: TokenService,
-                 sessions: SessionIds):
+                 sessions: SessionIds, shedder: LoadShedder | None = None):
         self.directory = directory
         self.galaxy = galaxy
         self.web_dist = web_dist
@@ -77,8 +78,10 @@ class Gateway:
         self.links: dict[tuple[str, str], RoomLink] = {}
         self.sockets: set[ClientSocket] = set()
         self.stats: collections.Counter = collections.Counter()
+        self.shedder = shedder or LoadShedder()
         self._maintainer: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
+        self._prober: asyncio.Task | None = None
 
     def link(self, kind: str, room_id: str) -> RoomLink:
         """The link to a room, created on first use and kept (one per room this gateway has
@@ -90,6 +93,16 @@ class Gateway:
             params = {"system": system_info(self.galaxy.get(room_id))} if kind == "system" else {}
             link = self.links[key] = RoomLink(self.directory, self.gateway_id, kind, room_id, params)
         return link
+
+    def refusal(self, kind: str, room_id: str) -> str | None:
+        """Why a new player may not join this room now (``gateway/admission.py``): ``"gateway"``
+        while this process is overloaded, ``"room"`` while the room's ticks overrun, else None."""
+        if self.shedder.overloaded:
+            return "gateway"
+        link = self.links.get((kind, room_id))
+        if link is not None and link.tick_reports.overloaded:
+            return "room"
+        return None
 
     def players(self) -> dict[str, int]:
         """Joined sockets per system on this gateway."""
@@ -208,9 +221,9 @@ class Gateway:
         (4001) with an error frame first, else run a ``ClientSocket`` until it closes."""
         # No permessage-deflate (as Colyseus and PartyKit): frames are small msgpack, and
         # compressing each one for each client would cost more CPU than the bytes it saves.
-        # receive_timeout=None: the heartbeat already closes a peer silent for 1.5-1.75
-        # heartbeats (protocol.HEARTBEAT_INTERVAL); a receive timeout costs a timer per message (a fifth
-        # of a gateway's time at 1,000 players) and could only fire after the heartbeat has.
+        # receive_timeout=None: the swept heartbeat already drops a peer silent for at most 35 s
+        # (protocol.HEARTBEAT_INTERVAL); a receive timeout costs a timer per message (a fifth of a
+        # gateway's time at 1,000 players) and could only fire after the heartbeat has.
         # DirectWebSocketResponse: each message goes to ClientSocket.receive from aiohttp's parser,
         # with no reader task wake-up per message, and the heartbeat is swept (_sweep_heartbeats)
         # rather than rescheduled for every message received (starhold.wsdirect).
@@ -275,6 +288,7 @@ class Gateway:
         await self.directory.start()
         self._maintainer = asyncio.create_task(self._maintain())
         self._sweeper = asyncio.create_task(self._sweep_heartbeats())
+        self._prober = asyncio.create_task(self.shedder.run())
 
     async def _sweep_heartbeats(self) -> None:
         """Every ``HEARTBEAT_SWEEP`` seconds, ping the sockets silent for a heartbeat and drop
@@ -299,7 +313,7 @@ class Gateway:
                 log.exception("directory maintenance failed")
 
     async def on_shutdown(self, app: web.Application) -> None:
-        for task in (self._maintainer, self._sweeper):
+        for task in (self._maintainer, self._sweeper, self._prober):
             if task is not None:
                 task.cancel()
         for sock in list(self.sockets):
@@ -314,17 +328,18 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist: Path | None = WEB_DIST, *,
                tokens: TokenService | None = None, sessions: SessionIds | None = None,
-               data_dir: Path | None = None) -> web.Application:
+               data_dir: Path | None = None, shed_lag: float = admission.LAG_LIMIT) -> web.Application:
     """The gateway's aiohttp application, routing rooms through ``directory``.
 
     ``tokens`` signs and verifies player tokens and ``sessions`` game ids; by default both use
     key files under ``data_dir`` (a fresh temporary directory when None: fine for tests, not
-    for several gateway processes, which must share keys)."""
+    for several gateway processes, which must share keys). ``shed_lag``: seconds of sustained
+    event-loop lag at which new players are refused (``gateway/admission.py``; 0 disables)."""
     if tokens is None or sessions is None:
         data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
         tokens = tokens or TokenService.from_config(None, data_dir)
         sessions = sessions or SessionIds.from_config(None, data_dir)
-    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions)
+    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions, LoadShedder(shed_lag))
     app = web.Application(client_max_size=64 * 1024)
     app[GATEWAY] = gateway
     add_auth_routes(app, directory, tokens)

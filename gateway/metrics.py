@@ -18,6 +18,9 @@ processes aggregate those with ``max by (room)``, not ``sum``.
 | ``starhold_errors_sent_total{code}`` | counter | error frames by protocol error code |
 | ``starhold_closes_total{code}`` | counter | closed sockets by close code (1006: dropped) |
 | ``starhold_ray_calls_total{method}`` | counter | calls this process made to room actors |
+| ``starhold_joins_refused_total{reason}`` | counter | joins refused while overloaded (close 1013): ``gateway`` (event-loop lag) or ``room`` (tick overruns); see ``gateway/admission.py`` |
+| ``starhold_loop_lag_seconds`` | gauge | how late this process's event loop woke the last admission probe |
+| ``starhold_overloaded`` | gauge | 1 while this gateway process refuses new players for its event-loop lag |
 | ``starhold_room_wake_seconds`` | histogram | time to reach a room that had no live activation (wake or create) |
 | ``starhold_room_ticks_total{room}`` | counter | alarm deliveries (ticks) of the room's current activation |
 | ``starhold_room_tick_seconds{room}`` | histogram | time spent in ``on_alarm`` per tick |
@@ -52,6 +55,9 @@ INPUTS_DROPPED = Counter("starhold_inputs_dropped", "Client messages dropped", [
 FRAMES_SKIPPED = Counter("starhold_frames_skipped", "Frames not queued for a client that fell behind")
 ERRORS_SENT = Counter("starhold_errors_sent", "Error frames sent", ["code"])
 CLOSES = Counter("starhold_closes", "Closed WebSockets by close code", ["code"])
+JOINS_REFUSED = Counter("starhold_joins_refused", "Joins refused while overloaded", ["reason"])
+LOOP_LAG = Gauge("starhold_loop_lag_seconds", "Lateness of the last event-loop probe, seconds")
+OVERLOADED = Gauge("starhold_overloaded", "1 while this gateway process refuses new players")
 WAKE_SECONDS = Histogram("starhold_room_wake_seconds", "Time to reach a room with no live activation, seconds",
                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10))
 

@@ -34,6 +34,7 @@ from typing import Protocol
 from .. import protocol
 from ..rooms.handle import RoomDirectory, RoomGone, RoomHandle
 from . import metrics
+from .admission import TickReports
 from .room_channel import RoomChannel
 
 log = logging.getLogger("starhold.gateway")
@@ -107,6 +108,7 @@ class RoomLink:
         self._stopped = False
         self.batches_sent = 0
         self.events_sent = 0
+        self.tick_reports = TickReports()  # the room's tick overruns, for admission control
 
     # ---- resolution ------------------------------------------------------------------------
     async def handle(self) -> RoomHandle:
@@ -318,6 +320,7 @@ class RoomLink:
                         sock.deliver(data)
             elif tag == "stats":
                 metrics.ROOM_STATS[item[1]] = item[2]
+                self.tick_reports.observe(item[2])
             elif tag == "close":
                 sock = sockets.pop(item[1], None)
                 if sock is not None:

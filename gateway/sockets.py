@@ -246,6 +246,12 @@ class ClientSocket:
         if msg.type == protocol.JOIN:
             if self.joined:
                 return self._error(protocol.ERR_ALREADY_JOINED, "already joined", msg.seq)
+            refusal = None if "resume" in msg.payload else self.gateway.refusal(self.kind, self.room_id)
+            if refusal is not None:  # gateway/admission.py: a held seat is always taken back
+                metrics.JOINS_REFUSED.labels(refusal).inc()
+                self._error(protocol.ERR_OVERLOADED, f"the {'server' if refusal == 'gateway' else 'room'} is "
+                            "overloaded; try again later", msg.seq, count=False)
+                return self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "overloaded; try again later")
             self._errors = 0
             self.joined = True
             self.link = self.gateway.link(self.kind, self.room_id)

@@ -17,7 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
                                  host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
                                  gateways=args.gateways, log_format=args.log_format,
-                                 metrics_port=args.metrics_port)
+                                 metrics_port=args.metrics_port, shed_lag=args.shed_lag)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level, settings.log_format)
     if settings.gateways < 1:
@@ -99,7 +99,8 @@ def _run_gateway(settings: Settings, index: int) -> None:
                                        snapshots=snapshot_store_from_config(settings.room_config()["snapshots"],
                                                                             settings.data_dir))
     app = create_app(directory, tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir),
-                     sessions=SessionIds.from_config(settings.session_key, settings.data_dir))
+                     sessions=SessionIds.from_config(settings.session_key, settings.data_dir),
+                     shed_lag=settings.shed_lag)
 
     async def announce(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process
@@ -159,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
     serve.add_argument("--metrics-port", type=int,
                        help="gateway process i also serves its own /metrics on this port + i (default: off)")
+    serve.add_argument("--shed-lag", type=float,
+                       help="seconds of sustained event-loop lag at which a gateway refuses new players "
+                            "(close 1013; default 0.05, 0 = never)")
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)

@@ -23,7 +23,8 @@ class Settings:
     ``log_format``: ``text`` or ``json`` (one JSON object per line, with room and connection
     ids); ``metrics_port``: when set, gateway process ``i`` also serves its own ``/metrics`` on
     ``host:metrics_port + i`` (the shared port reaches one gateway at random, so a scraper
-    should scrape each process there)."""
+    should scrape each process there); ``shed_lag``: seconds of event-loop lag, sustained for a
+    second, at which a gateway process refuses new players (``gateway/admission.py``; 0 never)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -40,6 +41,7 @@ class Settings:
     gateways: int = 1
     log_format: str = "text"
     metrics_port: int | None = None
+    shed_lag: float = 0.05
 
     @classmethod
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":
@@ -66,7 +68,7 @@ class Settings:
 def _convert(name: str, value):
     if name in ("port", "gateways", "metrics_port"):
         return int(value)
-    if name == "idle_timeout":
+    if name in ("idle_timeout", "shed_lag"):
         return float(value)
     if name == "data_dir":
         return Path(value)

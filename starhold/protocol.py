@@ -110,12 +110,16 @@ ERR_INVALID_TARGET = 14
 or your own ship is destroyed; or the room has no combat (a game session)."""
 ERR_NO_PATH = 15
 """``move_to``: no path around the obstacles leads there; the ship keeps its course."""
+ERR_OVERLOADED = 16
+"""``join``: the server or the room is overloaded and takes no new players for now (the socket
+closes with CLOSE_TRY_AGAIN_LATER); a ``join`` with ``resume`` is always admitted."""
 
 # WebSocket close codes used by the server (RFC 6455 codes plus the 4000-4999 private range).
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001
 CLOSE_MESSAGE_TOO_BIG = 1009
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_PROTOCOL_ERROR = 4000
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_ROOM_FULL = 4003

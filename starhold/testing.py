@@ -160,8 +160,12 @@ async def gateway_factory():
     servers = []
 
     async def start(directory, web_dist=None, **app_kwargs) -> str:
+        """Serve a gateway for ``directory`` on 127.0.0.1; ``app_kwargs`` go to ``create_app``.
+        Admission control is off (``shed_lag=0``) unless a test passes ``shed_lag``: the test's
+        own work runs on the gateway's event loop and must not get its joins refused."""
         from .rooms.galaxy import load_galaxy
 
+        app_kwargs.setdefault("shed_lag", 0)
         kwargs = dict(app_kwargs) if web_dist is None else {"web_dist": web_dist, **app_kwargs}
         galaxy = await asyncio.to_thread(load_galaxy)  # parsing the catalogue would block the loop
         app = create_app(directory, galaxy, **kwargs)

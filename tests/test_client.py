@@ -281,7 +281,7 @@ async def live(tmp_path):
     """A gateway on 127.0.0.1 (rooms in this process, real clock): ``url, app = live``."""
     directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
     galaxy = await asyncio.to_thread(load_galaxy)
-    server = TestServer(create_app(directory, galaxy, web_dist=None, data_dir=tmp_path / "keys"),
+    server = TestServer(create_app(directory, galaxy, web_dist=None, data_dir=tmp_path / "keys", shed_lag=0),
                         host="127.0.0.1", port=0)
     await server.start_server()
     value = Live((str(server.make_url("")).rstrip("/"), server.app))

@@ -238,7 +238,7 @@ class LiveGateway:
         self.watchdog = BlockingWatchdog(LOOP_STALL_THRESHOLD).start()
         self.directory = InProcessDirectory(self.data_dir / "data", idle_timeout=60)
         galaxy = await asyncio.to_thread(load_galaxy)
-        self.app = create_app(self.directory, galaxy, web_dist=None, data_dir=self.data_dir / "keys")
+        self.app = create_app(self.directory, galaxy, web_dist=None, data_dir=self.data_dir / "keys", shed_lag=0)
         self.gateway = self.app[GATEWAY]
         self.runner = web.AppRunner(self.app, shutdown_timeout=2.0)
         await self.runner.setup()

@@ -58,6 +58,7 @@ const CLOSE_REASONS = {
   1006: "connection lost",
   1009: "message too big",
   1011: "server error",
+  1013: "server busy",
   4000: "protocol error",
   4001: "not logged in",
   4003: "the game is full",
