@@ -58,6 +58,9 @@ class FakeGateway:
     def link(self, kind, room_id):
         return self._link
 
+    def refusal(self, kind, room_id):
+        return None  # admission control is tested in test_admission.py
+
 
 def make_socket(link=None):
     clock = Clock()
