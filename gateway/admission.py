@@ -5,7 +5,7 @@ the new arrivals instead keeps the players already in a room at their normal lat
 as the server itself is the bottleneck. (When a load generator shares the machine, as in
 ``benchmarks/realtime.py`` at 2,000 bots on 2 cores, it is the one starved first: its event
 loop fell seconds behind while the gateways' loops and the rooms' ticks stayed under these
-limits, so nothing was refused; see the issue 4 notes.) Two signals decide, both cheap and
+limits, so nothing was refused.) Two signals decide, both cheap and
 both local to this gateway process:
 
 - **Event-loop lag** of this gateway process. A probe asks the loop to wake it every
