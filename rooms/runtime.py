@@ -20,7 +20,10 @@ semantics whichever host runs it (a Ray actor or the in-process host):
   channel to the activation and get its output pushed back as soon as the output gate
   releases it; a channel ends with its activation.
 - **Epochs**: every activation takes ``max(local epoch, snapshot manifest epoch) + 1``; its
-  commits are fenced on it (``StaleEpochError`` for a superseded activation).
+  commits are fenced on it (``StaleEpochError`` for a superseded activation). With a snapshot
+  store, the activation first claims that epoch and a lease in the store's manifest
+  (``rooms.lease``): two activations never hold the same epoch on any node, a superseded one
+  cannot publish, and none acknowledges anything after its lease ran out.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from .channel import ChannelServer
 from .clock import Clock, Timer
 from .connection import Connection
 from .handle import RoomGone
+from .lease import LEASE_SECONDS, ActivationLease, holder_id, sleep_until
 from .room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
 
 log = logging.getLogger("starhold.room")
@@ -101,7 +105,8 @@ class RoomRuntime:
     ``db_path``: the room's SQLite file; ``snapshots``: where hibernation snapshots go (and
     where a missing ``db_path`` is restored from); ``idle_timeout``: seconds with no
     connection and no alarm before hibernating; ``on_exit``: awaited after hibernation;
-    ``channel_host``: the address gateways reach this process at (``rooms.channel``).
+    ``channel_host``: the address gateways reach this process at (``rooms.channel``);
+    ``lease``: seconds of the activation lease in the snapshot store (``rooms.lease``).
     """
 
     def __init__(
@@ -119,6 +124,7 @@ class RoomRuntime:
         storage_factory: Callable[[Path], SqliteRoomStorage] = SqliteRoomStorage,
         snapshot_interval: float | None = SNAPSHOT_INTERVAL,
         channel_host: str = "127.0.0.1",
+        lease: float = LEASE_SECONDS,
     ):
         self.room_cls = room_cls
         self.name = name
@@ -149,29 +155,37 @@ class RoomRuntime:
         self.tick_stats = TickStats()
         self._stats_sent: dict[str, float] = {}
         self.channels = ChannelServer(self, channel_host)
+        self.lease = (ActivationLease(snapshots, self.key, holder_id(self.db_path), clock, lease=lease)
+                      if snapshots is not None else None)
 
     # ---- activation ------------------------------------------------------------------------
     async def start(self) -> None:
-        """Open storage (restoring the latest snapshot if the file is missing), take a new
-        epoch and run ``on_start``. Raises what ``on_start`` raised (the next call retries)."""
+        """Open storage, claim the room's next epoch and lease in the snapshot store (restoring
+        the latest snapshot if the local file is missing or older), wait out a previous
+        holder's lease, and run ``on_start``. Raises what ``on_start`` raised (the next call
+        retries), ``StorageError`` when the snapshot store cannot be reached."""
         async with self._gate:
             if self.state != "new":
                 if self.state != "active":
                     raise RoomGone(self.key)
                 return
-            storage, manifest, restored = await self._open_storage()
+            storage = await self.storage_factory(self.db_path).open()
             try:
-                self.epoch = await storage.claim_epoch(manifest.epoch if manifest else 0)
+                claim = None
+                if self.lease is not None:
+                    claim = await self.lease.acquire(int(await storage.meta_get("epoch") or 0))
+                    storage = await self._restore_if_newer(storage, claim.manifest)
+                self.epoch = await storage.claim_epoch(claim.manifest.epoch - 1 if claim else 0)
+                if claim is not None and self.epoch != claim.manifest.epoch:
+                    raise StaleEpochError(f"room {self.key}: local epoch {self.epoch} is ahead of the claim")
                 if self.params:
                     await storage.meta_put("params", self.params)
                 else:
                     self.params = await storage.meta_get("params") or {}
                 await storage.commit()
                 self.storage = storage
-                if restored:
-                    # The room moved here from another node, where a zombie activation may
-                    # still run: publishing our epoch now makes its snapshot uploads fail.
-                    await self._publish_snapshot(self.db_path.with_name(self.db_path.name + ".claim"))
+                if claim is not None:  # another node's activation may serve until its lease ends
+                    await sleep_until(self.clock, claim.serve_at)
                 for conn_id, gateway_id, attachment, tags in await storage.take_connections():
                     conn = self._conns[conn_id] = Connection(conn_id, gateway_id, self)
                     conn._attachment, conn.tags = attachment, set(tags)
@@ -183,8 +197,17 @@ class RoomRuntime:
                 await storage.close()
                 raise
             self.state = "active"
+            if self.lease is not None:
+                self.lease.start(self._lease_lost)
         self._touch()
         self._arm_snapshot()
+
+    async def _lease_lost(self) -> None:
+        """A newer activation claimed the room (a renewal found its epoch): stop serving."""
+        async with self._gate:
+            if self.state == "active":
+                log.warning("room %s: epoch %d superseded; this activation stops", self.key, self.epoch)
+                await self._abandon()
 
     def _arm_snapshot(self) -> None:
         if self.snapshots is not None and self.snapshot_interval and self.state == "active":
@@ -202,7 +225,9 @@ class RoomRuntime:
                 await self.storage.commit()
                 await self.storage.backup_to(tmp)
             try:
-                manifest = await self.snapshots.save(self.key, tmp, self.epoch)
+                until = self.lease.until()
+                manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=until)
+                self.lease.extended(until)
             except StaleEpochError:
                 async with self._gate:
                     if self.state == "active":
@@ -218,29 +243,28 @@ class RoomRuntime:
             tmp.unlink(missing_ok=True)
             self._arm_snapshot()
 
-    async def _open_storage(self):
-        """Open the room's database, first replacing it with the latest snapshot when the
-        local file is missing or older than the snapshot (the room last ran elsewhere).
-        Returns (storage, manifest or None, whether it restored)."""
-        manifest = await self.snapshots.latest(self.key) if self.snapshots is not None else None
+    async def _restore_if_newer(self, storage: SqliteRoomStorage, manifest) -> SqliteRoomStorage:
+        """The open ``storage``, or, when its file is missing or older than the snapshot that
+        ``manifest`` (just claimed: nobody else can publish now) names, the storage reopened
+        on a fresh copy of that snapshot (the room last ran elsewhere)."""
+        if int(await storage.meta_get("snapshot_version") or 0) >= manifest.version:
+            return storage
+        await storage.close()
+        for suffix in ("", "-wal", "-shm"):
+            self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
+        restored = await self.snapshots.restore(self.key, self.db_path)
         storage = await self.storage_factory(self.db_path).open()
-        if manifest is not None and int(await storage.meta_get("snapshot_version") or 0) < manifest.version:
-            await storage.close()
-            for suffix in ("", "-wal", "-shm"):
-                self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
-            await self.snapshots.restore(self.key, self.db_path)
-            storage = await self.storage_factory(self.db_path).open()
-            await storage.meta_put("snapshot_version", manifest.version)
-            await storage.commit()
-            return storage, manifest, True
-        return storage, manifest, False
+        await storage.meta_put("snapshot_version", restored.version if restored else 0)
+        await storage.commit()
+        return storage
 
     async def _publish_snapshot(self, tmp: Path) -> None:
-        """Snapshot the committed database to the store and record its version (the caller
-        holds the input gate or is starting). Raises ``StaleEpochError`` when superseded."""
+        """Snapshot the committed database to the store, releasing the lease, and record its
+        version (the caller holds the input gate and is hibernating). Raises
+        ``StaleEpochError`` when superseded."""
         try:
             await self.storage.backup_to(tmp)
-            manifest = await self.snapshots.save(self.key, tmp, self.epoch)
+            manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=0.0)
         finally:
             tmp.unlink(missing_ok=True)
         await self.storage.meta_put("snapshot_version", manifest.version)
@@ -291,9 +315,12 @@ class RoomRuntime:
 
     async def _commit_and_release(self) -> None:
         """Commit what the hooks since ``self._pending = []`` wrote, then release their held
-        output (the output gate). Raises ``RoomGone`` when superseded, ``StorageError`` (after
-        resetting the room) when the commit fails."""
+        output (the output gate). Raises ``RoomGone`` when superseded (or the activation lease
+        ran out and cannot be renewed), ``StorageError`` (after resetting the room) when the
+        commit fails."""
         try:
+            if self.lease is not None:
+                await self.lease.check()
             await self.storage.commit()
         except StaleEpochError as exc:
             log.warning("room %s: epoch %d superseded; this activation stops", self.key, self.epoch)
@@ -339,6 +366,8 @@ class RoomRuntime:
         """End a superseded (zombie or duplicate) activation without writing anything: its
         callers get ``RoomGone`` and resolve the room again, reaching the newer activation."""
         self.state = state
+        if self.lease is not None:
+            self.lease.stop()
         for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
             if timer is not None:
                 timer.cancel()
@@ -659,6 +688,8 @@ class RoomRuntime:
             for item in pending:
                 self._deliver(*item)
             await self.storage.close()
+            if self.lease is not None:
+                self.lease.stop()
             for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
                 if timer is not None:
                     timer.cancel()

@@ -40,6 +40,13 @@ Epoch fencing and concurrent writers
 5. deletes the version objects older than the last ``KEEP_SNAPSHOTS`` (failures there are
    logged, not raised: the snapshot has landed).
 
+``claim`` and ``renew`` (the activation lease, ``rooms.lease``) rewrite the manifest alone, with
+the same compare-and-swap: read it and its ETag, build the new manifest (a claim raises the
+epoch; a renewal keeps the epoch and fails with ``StaleEpochError`` if it moved on), write it
+``If-Match`` the ETag (``If-None-Match: *`` when there was none), and on 412 read again and
+retry. The version object and its recorded ETag are kept; a claim of a room with no snapshot
+writes a manifest of version 0, which ``restore`` treats as no snapshot.
+
 If a request's response is lost and botocore retries a conditional PUT that had in fact landed,
 the retry gets 412: ``save`` recognises its own manifest (same bytes) and succeeds.
 
@@ -92,9 +99,8 @@ import os
 import re
 import tempfile
 import threading
-import time
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +114,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from .base import StaleEpochError, StorageError
-from .snapshots import KEEP_SNAPSHOTS, Manifest, SnapshotStore
+from .base import StorageError
+from .snapshots import (KEEP_SNAPSHOTS, Claim, Manifest, SnapshotStore, check_epoch, claimed,
+                        manifest_from, renewed, saved_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +136,6 @@ _ACCESS_CODES = {
 }
 _CONFLICT = object()
 _MISSING = object()
-_MANIFEST_FIELDS = tuple(f.name for f in fields(Manifest))
 
 _session_lock = threading.Lock()
 _session = None
@@ -251,8 +257,20 @@ class S3SnapshotStore(SnapshotStore):
         return f"S3SnapshotStore(s3://{self.bucket}/{self.prefix}{where})"
 
     # ---- the SnapshotStore interface ---------------------------------------------------------
-    async def save(self, room: str, source: Path, epoch: int) -> Manifest:
-        return await asyncio.to_thread(self._save, room, Path(source), int(epoch))
+    async def save(self, room: str, source: Path, epoch: int, *, lease_until: float | None = None) -> Manifest:
+        return await asyncio.to_thread(self._save, room, Path(source), int(epoch), lease_until)
+
+    async def claim(self, room: str, *, at_least: int, holder: str, now: float, lease: float) -> Claim:
+        def build(current: Manifest | None) -> tuple[Manifest, Claim]:
+            claim = claimed(current, room, at_least, holder, now, lease)
+            return claim.manifest, claim
+        return await asyncio.to_thread(self._swap_manifest, room, build)
+
+    async def renew(self, room: str, epoch: int, holder: str, lease_until: float) -> Manifest:
+        def build(current: Manifest | None) -> tuple[Manifest, Manifest]:
+            manifest = renewed(current, room, int(epoch), holder, lease_until)
+            return manifest, manifest
+        return await asyncio.to_thread(self._swap_manifest, room, build)
 
     async def latest(self, room: str) -> Manifest | None:
         current = await asyncio.to_thread(self._get_manifest, room)
@@ -349,7 +367,7 @@ class S3SnapshotStore(SnapshotStore):
             raise self._translate(exc, "get_object", key) from exc
         try:
             data = json.loads(raw)
-            manifest = Manifest(**{name: data[name] for name in _MANIFEST_FIELDS})
+            manifest = manifest_from(data)
         except (ValueError, KeyError, TypeError) as exc:
             raise S3StorageError(f"corrupt manifest {self._where(key)}: {raw[:200]!r}") from exc
         metadata = {k.lower(): v for k, v in (response.get("Metadata") or {}).items()}
@@ -373,12 +391,34 @@ class S3SnapshotStore(SnapshotStore):
             token = page.get("NextContinuationToken")
 
     def _check_epoch(self, room: str, epoch: int, current: _Current | None) -> None:
-        if current is not None and current.manifest.epoch > epoch:
-            raise StaleEpochError(
-                f"snapshot of room {room!r} refused: epoch {epoch} is older than the manifest's "
-                f"epoch {current.manifest.epoch} (version {current.manifest.version}) in "
-                f"{self._where(self._key(room, MANIFEST_NAME))}"
-            )
+        check_epoch(room, epoch, current.manifest if current else None,
+                    f" in {self._where(self._key(room, MANIFEST_NAME))}")
+
+    def _swap_manifest(self, room: str, build):
+        """Compare-and-swap the manifest: ``build(current manifest or None)`` returns (the new
+        manifest, the result); it is written ``If-Match`` the ETag read (``If-None-Match: *``
+        when there was none) and the round starts again when another writer got in first
+        (``StaleEpochError`` from ``build`` ends it). The version object it names is kept."""
+        key = self._key(room, MANIFEST_NAME)
+        for _ in range(self.max_attempts):
+            current = self._get_manifest(room)
+            manifest, result = build(current.manifest if current else None)
+            body = _encode(manifest)
+            condition = {"IfMatch": current.etag} if current else {"IfNoneMatch": "*"}
+            metadata = {"epoch": str(manifest.epoch)}
+            if current is not None and current.snapshot_etag:
+                metadata["snapshot-etag"] = current.snapshot_etag
+            response = self._call("put_object", key, conflict=True, missing=current is not None, Body=body,
+                                  ContentType="application/json", Metadata=metadata, **condition)
+            if response is _CONFLICT or response is _MISSING:
+                now = self._get_manifest(room)
+                if now is not None and now.raw == body:
+                    return result  # ours landed; a retry of the same request was refused
+                continue
+            head = self._call("head_object", key, missing=True)  # read-after-write verification
+            if head is not _MISSING and _unquote(head["ETag"]) == _unquote(response["ETag"]):
+                return result
+        raise SnapshotConflictError(f"lost the race for {self._where(key)} {self.max_attempts} times")
 
     def _put_snapshot(self, room: str, version: int, source: Path, epoch: int) -> tuple[str | None, int]:
         with open(source, "rb") as body:
@@ -403,7 +443,7 @@ class S3SnapshotStore(SnapshotStore):
         except StorageError as exc:
             log.warning("could not delete the orphan snapshot %s: %s", self._where(key), exc)
 
-    def _save(self, room: str, source: Path, epoch: int) -> Manifest:
+    def _save(self, room: str, source: Path, epoch: int, lease_until: float | None) -> Manifest:
         manifest_key = self._key(room, MANIFEST_NAME)
         for _ in range(self.max_attempts):
             current = self._get_manifest(room)
@@ -413,7 +453,7 @@ class S3SnapshotStore(SnapshotStore):
             data_etag, size = self._put_snapshot(room, version, source, epoch)
             if data_etag is None:  # that version number was taken meanwhile: choose again
                 continue
-            manifest = Manifest(room, version, epoch, time.time(), size)
+            manifest = saved_manifest(current.manifest if current else None, room, version, epoch, size, lease_until)
             body = _encode(manifest)
             condition = {"IfMatch": current.etag} if current else {"IfNoneMatch": "*"}
             response = self._call(
@@ -441,8 +481,8 @@ class S3SnapshotStore(SnapshotStore):
             if now is not None and now.raw == body:
                 break
             self._check_epoch(room, epoch, now)
-            if now is not None and now.manifest.version > version:
-                return manifest  # landed; a later save of the same activation is on top of it
+            if now is not None and now.manifest.epoch == epoch and now.manifest.version >= version:
+                return manifest  # landed; a later save or lease renewal of ours is on top of it
             continue  # replaced by an older epoch (conditions ignored): write again on top
         else:
             raise SnapshotConflictError(
@@ -464,7 +504,7 @@ class S3SnapshotStore(SnapshotStore):
     def _restore(self, room: str, dest: Path) -> Manifest | None:
         for _ in range(self.max_attempts):
             current = self._get_manifest(room)
-            if current is None:
+            if current is None or current.manifest.version == 0:
                 return None
             key = self._version_key(room, current.manifest.version)
             condition = {"IfMatch": _quote(current.snapshot_etag)} if current.snapshot_etag else {}

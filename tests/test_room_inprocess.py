@@ -373,7 +373,7 @@ async def test_awake_rooms_are_snapshotted_periodically(manual_clock, tmp_path):
     room = await open_room(room_directory)
     welcome = (await join(room, "c1")).welcome
     snaps = room_directory.snapshots
-    assert await snaps.latest("system/sol") is None
+    assert (await snaps.latest("system/sol")).version == 0  # claimed by the activation, no snapshot yet
     for i in range(int(SNAPSHOT_INTERVAL / 5) + 1):  # an active player: it never hibernates
         target = {"x": 500.0 * (-1) ** i, "y": 0.0}
         await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, i + 2, target))])
@@ -394,12 +394,17 @@ async def test_awake_rooms_are_snapshotted_periodically(manual_clock, tmp_path):
 
 async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual_clock):
     """The room wakes on node B (no local file: restored from the shared snapshot store) while
-    a zombie activation still runs on node A: B publishes its epoch at once, so nothing the
-    zombie does later can reach the store, and the zombie stops."""
+    a zombie activation still runs on node A: B claims the manifest's next epoch at once and
+    serves once A's lease has run out; A's next lease renewal finds the newer epoch and A
+    stops, so nothing A does later can reach the store (tests/test_epoch_lease.py has every
+    order)."""
+    import asyncio
+
+    from starhold.rooms.lease import LEASE_SECONDS
     from starhold.rooms.runtime import RoomRuntime
     from starhold.rooms.solar_system import SolarSystemRoom
     from starhold.storage.base import StaleEpochError
-    from starhold.storage.snapshots import LocalDirSnapshotStore
+    from starhold.storage.snapshots import CLOCK_SKEW, LocalDirSnapshotStore
 
     shared = LocalDirSnapshotStore(tmp_path / "bucket")
 
@@ -410,15 +415,18 @@ async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual
     zombie = node("a")
     await zombie.start()
     await zombie.dispatch(GW, [("connect", "z1", {"payload": {"name": "Before"}, "seq": 1, "identity": {"player": "a"}})])
-    await zombie.snapshot()  # a periodic snapshot: manifest at epoch 1
+    await zombie.snapshot()  # a periodic snapshot: manifest version 1 at epoch 1
     heir = node("b")
-    await heir.start()
-    assert heir.epoch == 2 and (await shared.latest("system/sol")).epoch == 2
+    starting = asyncio.create_task(heir.start())
+    while (await shared.latest("system/sol")).epoch != 2:  # the heir's claim
+        await asyncio.sleep(0.01)
     await zombie.dispatch(GW, [("connect", "z2", {"payload": {"name": "After"}, "seq": 1, "identity": {"player": "b"}})])
-    await zombie.snapshot()  # refused: the zombie stops
-    assert zombie.state == "fenced"
+    await manual_clock.advance(LEASE_SECONDS + CLOCK_SKEW)  # the zombie's renewal fails; the heir serves
+    await starting
+    assert heir.epoch == 2 and zombie.state == "fenced"
     with pytest.raises(StaleEpochError):
         await shared.save("system/sol", tmp_path / "a" / "sol.sqlite", 1)
+    await heir.hibernate()
     third = node("c")  # the next activation anywhere sees the heir's data, never the zombie's
     await third.start()
     names = [s["name"] for s in third.room.ships.values()]

@@ -365,7 +365,7 @@ def race_on_manifest_put(client, racer: S3SnapshotStore, source, epoch: int) -> 
 
     def before_params(params, **kwargs):
         if params.get("Key", "").endswith("/manifest.json") and not fired:
-            fired.append(racer._save(ROOM, source, epoch))
+            fired.append(racer._save(ROOM, source, epoch, None))
 
     client.meta.events.register("before-parameter-build.s3.PutObject", before_params)
     return fired

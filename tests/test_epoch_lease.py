@@ -1,0 +1,215 @@
+"""The epoch fence across nodes (issue 12 §1): the same room activated on two nodes (two data
+directories) that share one snapshot store, a local directory or S3 (SeaweedFS). An activation
+claims its epoch and lease in the store's manifest before it serves; two activations never hold
+the same epoch; a superseded one can neither publish a snapshot nor acknowledge a write once the
+newer one serves; the next activation anywhere sees the newer one's acknowledged data.
+
+Each node has a clock of its own (a paused or partitioned process sees time only when it runs
+again); they start equal."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgpack
+import pytest
+
+from starhold.rooms.clock import ManualClock
+from starhold.rooms.examples import CounterRoom
+from starhold.rooms.handle import RoomGone
+from starhold.rooms.lease import LEASE_SECONDS, RENEW_INTERVAL
+from starhold.rooms.runtime import RoomRuntime
+from starhold.storage.base import StaleEpochError
+from starhold.storage.snapshots import CLOCK_SKEW, LocalDirSnapshotStore
+
+GW = "gw-lease"
+KEY = "counter/c"
+START = 1_800_000_000.0
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request, tmp_path):
+    """The shared snapshot store: a local directory, or a fresh bucket on SeaweedFS."""
+    if request.param == "local":
+        return LocalDirSnapshotStore(tmp_path / "shared")
+    return request.getfixturevalue("s3_store")
+
+
+class Node:
+    """One activation of the counter room on a node of its own (data dir, clock)."""
+
+    def __init__(self, tmp_path, store, name: str):
+        self.clock = ManualClock(START)
+        self.runtime = RoomRuntime(CounterRoom, "c", {}, db_path=tmp_path / name / "c.sqlite", clock=self.clock,
+                                   snapshots=store, snapshot_interval=None, idle_timeout=3600.0)
+        self.acked: list[int] = []
+
+    async def start(self) -> "Node":
+        await self.runtime.start()
+        await self.runtime.dispatch(GW, [("connect", "p", {"payload": {}, "seq": 1, "identity": {"player": "p"}})])
+        return self
+
+    async def send(self, count: int = 1) -> None:
+        """Send ``count`` messages; the counts released to the gateway are the acknowledged ones."""
+        for _ in range(count):
+            await self.runtime.dispatch(GW, [("message", "p", {"n": 1})])
+        for item in self.runtime.take_output(GW):
+            if item[0] == "send":
+                self.acked.append(msgpack.unpackb(item[2])["count"])
+
+    async def catch_up(self, other: "Node") -> None:
+        """This node's process runs again: its clock shows the time ``other`` shows."""
+        await self.clock.advance(max(0.0, other.clock.now() - self.clock.now()))
+
+
+async def manifest_epoch(store, epoch: int) -> None:
+    """Wait (for the event, not a time) until the manifest carries ``epoch``."""
+    for _ in range(3000):
+        manifest = await store.latest(KEY)
+        if manifest is not None and manifest.epoch == epoch:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the manifest never reached epoch {epoch}")
+
+
+async def serve(node: Node, store, starting: asyncio.Task) -> None:
+    """Let ``node``'s clock reach the time its claim may serve at (the previous holder's lease
+    end plus ``CLOCK_SKEW``) and wait for its start to finish."""
+    claimed = await store.latest(KEY)
+    await node.clock.advance(max(0.0, claimed.lease_until - LEASE_SECONDS - node.clock.now()))
+    await starting
+
+
+async def count_on_a_new_node(tmp_path, store, name: str = "third") -> int:
+    third = await Node(tmp_path, store, name).start()
+    count = third.runtime.room.count
+    await third.runtime.hibernate()
+    return count
+
+
+async def superseded(node: Node) -> None:
+    """``node`` acknowledges nothing more and cannot publish."""
+    with pytest.raises(RoomGone):
+        await node.send()
+    with pytest.raises(StaleEpochError):
+        await node.runtime.snapshots.save(KEY, node.runtime.db_path, node.runtime.epoch)
+
+
+async def test_without_a_manifest_two_nodes_never_share_an_epoch(tmp_path, store):
+    a = await Node(tmp_path, store, "a").start()
+    assert a.runtime.epoch == 1 and (await store.latest(KEY)).epoch == 1
+    await a.send(3)
+    assert a.acked == [1, 2, 3]
+
+    b = Node(tmp_path, store, "b")
+    starting = asyncio.create_task(b.start())
+    await manifest_epoch(store, 2)  # b claimed epoch 2 at once...
+    assert not starting.done()  # ...but serves only after a's lease ran out
+    await a.clock.advance(RENEW_INTERVAL)  # a's renewal finds epoch 2: a stops
+    assert a.runtime.state == "fenced"
+    await superseded(a)
+    await b.clock.advance(LEASE_SECONDS + CLOCK_SKEW)
+    await starting
+    assert b.runtime.epoch == 2 and b.runtime.room.count == 0  # a never published its writes
+    await b.send(5)
+    assert b.acked == [1, 2, 3, 4, 5]
+    await b.runtime.hibernate()
+    assert await count_on_a_new_node(tmp_path, store) == 5
+
+
+async def test_with_a_manifest_the_node_waking_from_its_own_file_is_fenced(tmp_path, store):
+    first = await Node(tmp_path, store, "a").start()
+    await first.send(2)
+    await first.runtime.hibernate()  # manifest: epoch 1, version 1, lease released
+    again = await Node(tmp_path, store, "a").start()  # node a wakes from its own file
+    assert again.runtime.epoch == 2 and (await store.latest(KEY)).epoch == 2
+    other = Node(tmp_path, store, "b")  # node b restores from the store
+    starting = asyncio.create_task(other.start())
+    await manifest_epoch(store, 3)
+    await again.send(2)  # a still holds its lease: acknowledged, kept in a's own file
+    await again.clock.advance(RENEW_INTERVAL)
+    await superseded(again)
+    await other.clock.advance(LEASE_SECONDS + CLOCK_SKEW)
+    await starting
+    assert other.runtime.epoch == 3 and other.runtime.room.count == 2  # the published snapshot
+    await other.send(2)
+    await other.runtime.hibernate()
+    assert await count_on_a_new_node(tmp_path, store) == 4
+
+
+async def test_a_paused_zombie_wakes_after_the_newer_one_hibernated(tmp_path, store):
+    """The zombie saw no time pass (a paused process): when it runs again, after the newer
+    activation served and hibernated, its lease has run out and cannot be renewed."""
+    zombie = await Node(tmp_path, store, "a").start()
+    await zombie.send(1)
+    await zombie.runtime.snapshot()  # a periodic snapshot: manifest version 1
+    heir = Node(tmp_path, store, "b")
+    starting = asyncio.create_task(heir.start())
+    await manifest_epoch(store, 2)
+    await heir.clock.advance(LEASE_SECONDS + CLOCK_SKEW)
+    await starting
+    await heir.send(3)
+    assert heir.acked == [2, 3, 4]
+    await heir.runtime.hibernate()
+    zombie.clock._now = heir.clock.now()  # resumes; no timer ran while it was paused
+    await superseded(zombie)
+    assert zombie.runtime.state == "fenced"
+    assert await count_on_a_new_node(tmp_path, store) == 4
+
+
+async def test_a_zombie_cannot_snapshot_periodically_or_on_hibernation(tmp_path, store):
+    zombie = await Node(tmp_path, store, "a").start()
+    await zombie.send(1)
+    heir = Node(tmp_path, store, "b")
+    starting = asyncio.create_task(heir.start())
+    await manifest_epoch(store, 2)
+    await zombie.runtime.snapshot()  # periodic: refused, the zombie stops
+    assert zombie.runtime.state == "fenced"
+    assert (await store.latest(KEY)).version == 0
+    await heir.clock.advance(LEASE_SECONDS + CLOCK_SKEW)
+    await starting
+    await heir.send(1)
+
+    late = Node(tmp_path, store, "d")  # a third activation claims while the heir serves
+    starting = asyncio.create_task(late.start())
+    await manifest_epoch(store, 3)
+    assert await heir.runtime.hibernate() is False  # its snapshot is refused: it stops instead
+    assert heir.runtime.state == "fenced"
+    await serve(late, store, starting)
+    assert late.runtime.room.count == 0  # neither superseded activation published
+    await late.runtime.hibernate()
+
+
+async def test_a_restart_on_the_same_file_does_not_wait(tmp_path, store):
+    """A crashed actor restarted on the same node and file is fenced by SQLite already: the
+    new activation claims and serves at once, without waiting for the old lease."""
+    old = await Node(tmp_path, store, "a").start()
+    await old.send(2)
+    await old.runtime.crash()
+    new = await Node(tmp_path, store, "a").start()  # would block on the manual clock if it waited
+    assert new.runtime.epoch == 2 and new.runtime.room.count == 2
+    await new.runtime.hibernate()
+
+
+async def test_a_lease_that_cannot_be_renewed_acknowledges_nothing(tmp_path):
+    """The store is unreachable past the lease's end: the activation stops rather than
+    acknowledge writes that a newer activation elsewhere could not see."""
+
+    class Unreachable(LocalDirSnapshotStore):
+        down = False
+
+        async def renew(self, *args, **kwargs):
+            if self.down:
+                raise OSError("store unreachable")
+            return await super().renew(*args, **kwargs)
+
+    store = Unreachable(tmp_path / "shared")
+    node = await Node(tmp_path, store, "a").start()
+    store.down = True
+    await node.clock.advance(LEASE_SECONDS - 1)  # renewals fail; the lease still holds
+    await node.send(1)
+    assert node.acked == [1]
+    await node.clock.advance(2)
+    with pytest.raises(RoomGone):
+        await node.send(1)
+    assert node.acked == [1] and node.runtime.state == "fenced"
