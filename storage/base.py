@@ -26,6 +26,15 @@ class StaleEpochError(StorageError):
     duplicate activation): refused, nothing written."""
 
 
+class ForbiddenSqlError(ValueError):
+    """A statement given to ``RoomStorage.sql`` does something a room may not do: touch a
+    ``_starhold*`` table, attach or detach a database (``ATTACH``, ``DETACH``, ``VACUUM``),
+    load an extension, control the transaction (``BEGIN``, ``COMMIT``, ``SAVEPOINT``...), or
+    run a PRAGMA outside the allowed ones. Raised before any of the statement runs; the hook's
+    earlier writes are kept. A ``ValueError`` (the query is a bad argument), not a
+    ``StorageError``: the room's code is at fault, not the storage."""
+
+
 class RoomStorage(abc.ABC):
     """Key-value + SQL + alarm storage of one room. Keys are str; values msgpack-serialisable.
 

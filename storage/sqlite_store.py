@@ -17,7 +17,7 @@ ticking room commits its alarm ten times a second, which took seven round trips 
 Tables: ``_starhold_kv`` (key TEXT PRIMARY KEY, value BLOB msgpack), ``_starhold_meta`` (alarm,
 epoch, params), ``_starhold_connections`` (sockets held through hibernation, with their
 attachments), plus any table the room creates through ``sql()`` (names starting with
-``_starhold`` are reserved).
+``_starhold`` are reserved: the room's statements run under the authorizer of ``sql_guard``).
 
 **Fencing**: once ``fence(epoch)`` is called, every commit first checks, inside the write
 transaction, that the stored epoch is still ``epoch``; an activation whose epoch was superseded
@@ -28,6 +28,7 @@ back. SQLite serialises write transactions, so the check and the commit are atom
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -36,7 +37,8 @@ import msgpack
 
 import contextlib
 
-from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, RoomStorage, StaleEpochError, StorageError
+from . import sql_guard
+from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
 
 _UNKNOWN = object()
 """The cached alarm is not known (read it from the database)."""
@@ -66,6 +68,19 @@ def _pack(value: Any) -> bytes:
 
 def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def _authorized(conn, query: str, params: tuple, auth) -> list[tuple]:
+    """Run ``query`` with ``auth`` as the connection's authorizer; its rows."""
+    conn.set_authorizer(auth)
+    try:
+        cur = conn.execute(query, params)
+        try:
+            return cur.fetchall()
+        finally:
+            cur.close()
+    finally:
+        conn.set_authorizer(None)
 
 
 def daemon_connection(path, **kwargs) -> aiosqlite.Connection:
@@ -222,13 +237,57 @@ class SqliteRoomStorage(RoomStorage):
             return {k: _unpack(v) async for k, v in cur}
 
     async def sql(self, query: str, *params):
-        head = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
-        if head in ("SELECT", "PRAGMA", "EXPLAIN", "WITH") and "INSERT" not in query.upper():
-            await self._flush_ops()
-            async with self._conn().execute(query, params) as cur:
-                return list(await cur.fetchall())
-        _, rows = await self._write(query, params, fetch=True)
-        return rows
+        """Run one statement of the room's own SQL; returns its rows (a list of tuples).
+
+        SQLite's authorizer decides, before anything runs (see ``sql_guard``): a statement
+        that only reads runs at once (outside any transaction when none is open); one that
+        writes (any INSERT/UPDATE/DELETE/DDL, whatever its first keyword, e.g. ``WITH ...
+        DELETE``) runs inside the hook's write transaction, after the buffered writes, so it
+        rolls back with the hook and is checked by the epoch fence at commit. Raises
+        ``ForbiddenSqlError`` (nothing of the statement ran) for what a room may not do, and
+        ``sqlite3.Error`` for SQL errors.
+        """
+        ops, self._ops = self._ops, []
+        return await self._run(self._room_sql, ops, query, tuple(params))
+
+    def _room_sql(self, conn, ops, query: str, params: tuple) -> list[tuple]:
+        """On the database thread: compile ``query`` under the room authorizer in the lowest
+        mode that lets it run (READ, WRITE, CHECKED; see ``sql_guard``) and run it."""
+        mode = sql_guard.WRITE if (ops or self._in_txn) else sql_guard.READ
+        while True:
+            if mode >= sql_guard.WRITE:
+                self._apply(conn, ops)
+                ops = []
+            auth = sql_guard.RoomSqlAuthorizer(mode)
+            try:
+                if mode == sql_guard.CHECKED:
+                    return self._room_sql_checked(conn, query, params, auth)
+                return _authorized(conn, query, params, auth)
+            except sqlite3.DatabaseError as exc:
+                if auth.refused is not None:
+                    raise ForbiddenSqlError(f"{auth.refused}: {query!r}") from exc
+                if auth.needs > mode:
+                    mode = auth.needs
+                    continue
+                raise
+
+    @staticmethod
+    def _room_sql_checked(conn, query: str, params: tuple, auth) -> list[tuple]:
+        """Run ``query`` (an ALTER TABLE) in a savepoint; undo it and raise
+        ``ForbiddenSqlError`` when it gave a schema object a reserved name."""
+        before = sql_guard.reserved_names(conn)
+        conn.execute("SAVEPOINT starhold_sql_check")
+        try:
+            rows = _authorized(conn, query, params, auth)
+            created = sql_guard.reserved_names(conn) - before
+            if created:
+                conn.execute("ROLLBACK TO starhold_sql_check")
+                raise ForbiddenSqlError(f"tables named {sql_guard.RESERVED_PREFIX}* are reserved for the "
+                                        f"runtime (the statement was undone): {query!r}")
+            return rows
+        finally:
+            if conn.in_transaction:
+                conn.execute("RELEASE starhold_sql_check")
 
     # ---- meta: alarm and epoch --------------------------------------------------------------
     async def meta_get(self, key: str):
