@@ -38,8 +38,9 @@ class ForbiddenSqlError(ValueError):
 class RoomStorage(abc.ABC):
     """Key-value + SQL + alarm storage of one room. Keys are str; values msgpack-serialisable.
 
-    Raises ``ValueError`` for keys over ``MAX_KEY_BYTES`` or values over ``MAX_VALUE_BYTES``
-    (serialised) and ``TypeError`` for values msgpack cannot encode.
+    Raises ``ValueError`` for keys over ``MAX_KEY_BYTES``, values over ``MAX_VALUE_BYTES``
+    (serialised) or holding an integer outside ``[-2**63, 2**64)``, and ``TypeError`` for
+    values of a type msgpack cannot encode (at the call, before anything is written).
     """
 
     @abc.abstractmethod

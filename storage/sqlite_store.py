@@ -60,7 +60,13 @@ def _check_key(key: str) -> str:
 
 
 def _pack(value: Any) -> bytes:
-    data = msgpack.packb(value, use_bin_type=True)
+    """``value`` as msgpack bytes. Raises ``TypeError`` for a type msgpack cannot encode and
+    ``ValueError`` for an integer outside ``[-2**63, 2**64)`` or a result over
+    ``MAX_VALUE_BYTES``."""
+    try:
+        data = msgpack.packb(value, use_bin_type=True)
+    except OverflowError as exc:  # msgpack's ints are 64-bit
+        raise ValueError(f"integer out of msgpack's range [-2**63, 2**64): {exc}") from None
     if len(data) > MAX_VALUE_BYTES:
         raise ValueError(f"value is {len(data)} bytes serialised; the limit is {MAX_VALUE_BYTES}")
     return data

@@ -38,6 +38,22 @@ async def test_limits_are_enforced(store):
         await store.put("obj", object())
 
 
+@pytest.mark.parametrize("value", [2**70, 2**64, -(2**63) - 1, [1, {"deep": -(2**80)}]])
+async def test_integers_msgpack_cannot_encode_raise_value_error_before_anything_is_written(store, value):
+    with pytest.raises(ValueError, match="integer"):
+        await store.put("big", value)
+    with pytest.raises(ValueError, match="integer"):
+        await store.put({"ok": 1, "big": value})
+    await store.commit()
+    assert await store.list() == {}
+
+
+async def test_integers_at_msgpacks_limits_round_trip(store):
+    await store.put({"max": 2**64 - 1, "min": -(2**63)})
+    await store.commit()
+    assert await store.get(["max", "min"]) == {"max": 2**64 - 1, "min": -(2**63)}
+
+
 async def test_rollback_discards_uncommitted_writes_and_commit_persists(store, tmp_path):
     await store.put("kept", 1)
     await store.commit()
