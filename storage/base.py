@@ -64,7 +64,8 @@ class RoomStorage(abc.ABC):
         limit: int | None = None,
         reverse: bool = False,
     ) -> dict:
-        """Keys in order (``start`` inclusive, ``end`` exclusive, at most ``limit``) -> values."""
+        """Keys in order (by code point), ``start`` inclusive, ``end`` exclusive, only those
+        starting with ``prefix`` (every one of them), at most ``limit`` -> values."""
 
     @abc.abstractmethod
     async def sql(self, query: str, *params: Any) -> list[tuple]:

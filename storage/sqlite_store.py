@@ -76,6 +76,23 @@ def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
 
 
+def prefix_successor(prefix: str) -> str | None:
+    """The least ``str`` greater than every string that starts with ``prefix``, or None when
+    there is none (``prefix`` is only U+10FFFF characters).
+
+    Keys are compared by code point, which is how SQLite's BINARY collation orders their UTF-8
+    bytes: drop the trailing U+10FFFF characters and increment the last remaining one (past the
+    surrogates, which no key can hold). ``list(prefix=p)`` is then ``p <= key < successor``,
+    which the primary key index answers."""
+    head = prefix.rstrip("\U0010ffff")
+    if not head:
+        return None
+    last = ord(head[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:
+        last = 0xE000
+    return head[:-1] + chr(last)
+
+
 def _authorized(conn, query: str, params: tuple, auth) -> list[tuple]:
     """Run ``query`` with ``auth`` as the connection's authorizer; its rows."""
     conn.set_authorizer(auth)
@@ -222,9 +239,13 @@ class SqliteRoomStorage(RoomStorage):
     async def list(self, prefix=None, start=None, end=None, limit=None, reverse=False):
         clauses, params = [], []
         if prefix:
-            # Keys in [prefix, prefix + U+10FFFF): every key that starts with prefix.
-            clauses.append("key >= ? AND key < ?")
-            params += [prefix, prefix + "\U0010ffff"]
+            # Keys in [prefix, successor): exactly the keys that start with prefix.
+            clauses.append("key >= ?")
+            params.append(prefix)
+            bound = prefix_successor(prefix)
+            if bound is not None:
+                clauses.append("key < ?")
+                params.append(bound)
         if start is not None:
             clauses.append("key >= ?")
             params.append(start)
