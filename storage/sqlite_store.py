@@ -271,7 +271,8 @@ class SqliteRoomStorage(RoomStorage):
         writes (any INSERT/UPDATE/DELETE/DDL, whatever its first keyword, e.g. ``WITH ...
         DELETE``) runs inside the hook's write transaction, after the buffered writes, so it
         rolls back with the hook and is checked by the epoch fence at commit. Raises
-        ``ForbiddenSqlError`` (nothing of the statement ran) for what a room may not do, and
+        ``ForbiddenSqlError`` for what a room may not do (nothing of the statement ran, or,
+        for an ``ALTER TABLE ... RENAME`` to a reserved name, it was undone), and
         ``sqlite3.Error`` for SQL errors.
         """
         ops, self._ops = self._ops, []
