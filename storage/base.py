@@ -26,11 +26,21 @@ class StaleEpochError(StorageError):
     duplicate activation): refused, nothing written."""
 
 
+class ForbiddenSqlError(ValueError):
+    """A statement given to ``RoomStorage.sql`` does something a room may not do: touch a
+    ``_starhold*`` table, attach or detach a database (``ATTACH``, ``DETACH``, ``VACUUM``),
+    load an extension, control the transaction (``BEGIN``, ``COMMIT``, ``SAVEPOINT``...), or
+    run a PRAGMA outside the allowed ones. Raised before any of the statement runs; the hook's
+    earlier writes are kept. A ``ValueError`` (the query is a bad argument), not a
+    ``StorageError``: the room's code is at fault, not the storage."""
+
+
 class RoomStorage(abc.ABC):
     """Key-value + SQL + alarm storage of one room. Keys are str; values msgpack-serialisable.
 
-    Raises ``ValueError`` for keys over ``MAX_KEY_BYTES`` or values over ``MAX_VALUE_BYTES``
-    (serialised) and ``TypeError`` for values msgpack cannot encode.
+    Raises ``ValueError`` for keys over ``MAX_KEY_BYTES``, values over ``MAX_VALUE_BYTES``
+    (serialised) or holding an integer outside ``[-2**63, 2**64)``, and ``TypeError`` for
+    values of a type msgpack cannot encode (at the call, before anything is written).
     """
 
     @abc.abstractmethod
@@ -54,7 +64,8 @@ class RoomStorage(abc.ABC):
         limit: int | None = None,
         reverse: bool = False,
     ) -> dict:
-        """Keys in order (``start`` inclusive, ``end`` exclusive, at most ``limit``) -> values."""
+        """Keys in order (by code point), ``start`` inclusive, ``end`` exclusive, only those
+        starting with ``prefix`` (every one of them), at most ``limit`` -> values."""
 
     @abc.abstractmethod
     async def sql(self, query: str, *params: Any) -> list[tuple]:

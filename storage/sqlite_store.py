@@ -17,7 +17,7 @@ ticking room commits its alarm ten times a second, which took seven round trips 
 Tables: ``_starhold_kv`` (key TEXT PRIMARY KEY, value BLOB msgpack), ``_starhold_meta`` (alarm,
 epoch, params), ``_starhold_connections`` (sockets held through hibernation, with their
 attachments), plus any table the room creates through ``sql()`` (names starting with
-``_starhold`` are reserved).
+``_starhold`` are reserved: the room's statements run under the authorizer of ``sql_guard``).
 
 **Fencing**: once ``fence(epoch)`` is called, every commit first checks, inside the write
 transaction, that the stored epoch is still ``epoch``; an activation whose epoch was superseded
@@ -28,6 +28,7 @@ back. SQLite serialises write transactions, so the check and the commit are atom
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -36,7 +37,8 @@ import msgpack
 
 import contextlib
 
-from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, RoomStorage, StaleEpochError, StorageError
+from . import sql_guard
+from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
 
 _UNKNOWN = object()
 """The cached alarm is not known (read it from the database)."""
@@ -58,7 +60,13 @@ def _check_key(key: str) -> str:
 
 
 def _pack(value: Any) -> bytes:
-    data = msgpack.packb(value, use_bin_type=True)
+    """``value`` as msgpack bytes. Raises ``TypeError`` for a type msgpack cannot encode and
+    ``ValueError`` for an integer outside ``[-2**63, 2**64)`` or a result over
+    ``MAX_VALUE_BYTES``."""
+    try:
+        data = msgpack.packb(value, use_bin_type=True)
+    except OverflowError as exc:  # msgpack's ints are 64-bit
+        raise ValueError(f"integer out of msgpack's range [-2**63, 2**64): {exc}") from None
     if len(data) > MAX_VALUE_BYTES:
         raise ValueError(f"value is {len(data)} bytes serialised; the limit is {MAX_VALUE_BYTES}")
     return data
@@ -66,6 +74,36 @@ def _pack(value: Any) -> bytes:
 
 def _unpack(data: bytes) -> Any:
     return msgpack.unpackb(data, raw=False, strict_map_key=False)
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The least ``str`` greater than every string that starts with ``prefix``, or None when
+    there is none (``prefix`` is only U+10FFFF characters).
+
+    Keys are compared by code point, which is how SQLite's BINARY collation orders their UTF-8
+    bytes: drop the trailing U+10FFFF characters and increment the last remaining one (past the
+    surrogates, which no key can hold). ``list(prefix=p)`` is then ``p <= key < successor``,
+    which the primary key index answers."""
+    head = prefix.rstrip("\U0010ffff")
+    if not head:
+        return None
+    last = ord(head[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:
+        last = 0xE000
+    return head[:-1] + chr(last)
+
+
+def _authorized(conn, query: str, params: tuple, auth) -> list[tuple]:
+    """Run ``query`` with ``auth`` as the connection's authorizer; its rows."""
+    conn.set_authorizer(auth)
+    try:
+        cur = conn.execute(query, params)
+        try:
+            return cur.fetchall()
+        finally:
+            cur.close()
+    finally:
+        conn.set_authorizer(None)
 
 
 def daemon_connection(path, **kwargs) -> aiosqlite.Connection:
@@ -201,9 +239,13 @@ class SqliteRoomStorage(RoomStorage):
     async def list(self, prefix=None, start=None, end=None, limit=None, reverse=False):
         clauses, params = [], []
         if prefix:
-            # Keys in [prefix, prefix + U+10FFFF): every key that starts with prefix.
-            clauses.append("key >= ? AND key < ?")
-            params += [prefix, prefix + "\U0010ffff"]
+            # Keys in [prefix, successor): exactly the keys that start with prefix.
+            clauses.append("key >= ?")
+            params.append(prefix)
+            bound = prefix_successor(prefix)
+            if bound is not None:
+                clauses.append("key < ?")
+                params.append(bound)
         if start is not None:
             clauses.append("key >= ?")
             params.append(start)
@@ -222,13 +264,58 @@ class SqliteRoomStorage(RoomStorage):
             return {k: _unpack(v) async for k, v in cur}
 
     async def sql(self, query: str, *params):
-        head = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
-        if head in ("SELECT", "PRAGMA", "EXPLAIN", "WITH") and "INSERT" not in query.upper():
-            await self._flush_ops()
-            async with self._conn().execute(query, params) as cur:
-                return list(await cur.fetchall())
-        _, rows = await self._write(query, params, fetch=True)
-        return rows
+        """Run one statement of the room's own SQL; returns its rows (a list of tuples).
+
+        SQLite's authorizer decides, before anything runs (see ``sql_guard``): a statement
+        that only reads runs at once (outside any transaction when none is open); one that
+        writes (any INSERT/UPDATE/DELETE/DDL, whatever its first keyword, e.g. ``WITH ...
+        DELETE``) runs inside the hook's write transaction, after the buffered writes, so it
+        rolls back with the hook and is checked by the epoch fence at commit. Raises
+        ``ForbiddenSqlError`` for what a room may not do (nothing of the statement ran, or,
+        for an ``ALTER TABLE ... RENAME`` to a reserved name, it was undone), and
+        ``sqlite3.Error`` for SQL errors.
+        """
+        ops, self._ops = self._ops, []
+        return await self._run(self._room_sql, ops, query, tuple(params))
+
+    def _room_sql(self, conn, ops, query: str, params: tuple) -> list[tuple]:
+        """On the database thread: compile ``query`` under the room authorizer in the lowest
+        mode that lets it run (READ, WRITE, CHECKED; see ``sql_guard``) and run it."""
+        mode = sql_guard.WRITE if (ops or self._in_txn) else sql_guard.READ
+        while True:
+            if mode >= sql_guard.WRITE:
+                self._apply(conn, ops)
+                ops = []
+            auth = sql_guard.RoomSqlAuthorizer(mode)
+            try:
+                if mode == sql_guard.CHECKED:
+                    return self._room_sql_checked(conn, query, params, auth)
+                return _authorized(conn, query, params, auth)
+            except sqlite3.DatabaseError as exc:
+                if auth.refused is not None:
+                    raise ForbiddenSqlError(f"{auth.refused}: {query!r}") from exc
+                if auth.needs > mode:
+                    mode = auth.needs
+                    continue
+                raise
+
+    @staticmethod
+    def _room_sql_checked(conn, query: str, params: tuple, auth) -> list[tuple]:
+        """Run ``query`` (an ALTER TABLE) in a savepoint; undo it and raise
+        ``ForbiddenSqlError`` when it gave a schema object a reserved name."""
+        before = sql_guard.reserved_names(conn)
+        conn.execute("SAVEPOINT starhold_sql_check")
+        try:
+            rows = _authorized(conn, query, params, auth)
+            created = sql_guard.reserved_names(conn) - before
+            if created:
+                conn.execute("ROLLBACK TO starhold_sql_check")
+                raise ForbiddenSqlError(f"tables named {sql_guard.RESERVED_PREFIX}* are reserved for the "
+                                        f"runtime (the statement was undone): {query!r}")
+            return rows
+        finally:
+            if conn.in_transaction:
+                conn.execute("RELEASE starhold_sql_check")
 
     # ---- meta: alarm and epoch --------------------------------------------------------------
     async def meta_get(self, key: str):

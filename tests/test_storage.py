@@ -38,6 +38,22 @@ async def test_limits_are_enforced(store):
         await store.put("obj", object())
 
 
+@pytest.mark.parametrize("value", [2**70, 2**64, -(2**63) - 1, [1, {"deep": -(2**80)}]])
+async def test_integers_msgpack_cannot_encode_raise_value_error_before_anything_is_written(store, value):
+    with pytest.raises(ValueError, match="integer"):
+        await store.put("big", value)
+    with pytest.raises(ValueError, match="integer"):
+        await store.put({"ok": 1, "big": value})
+    await store.commit()
+    assert await store.list() == {}
+
+
+async def test_integers_at_msgpacks_limits_round_trip(store):
+    await store.put({"max": 2**64 - 1, "min": -(2**63)})
+    await store.commit()
+    assert await store.get(["max", "min"]) == {"max": 2**64 - 1, "min": -(2**63)}
+
+
 async def test_rollback_discards_uncommitted_writes_and_commit_persists(store, tmp_path):
     await store.put("kept", 1)
     await store.commit()
@@ -72,3 +88,24 @@ async def test_local_snapshots_keep_versions_and_restore(store, tmp_path):
     assert await r.get("v") == 1
     await r.close()
     assert await snaps.restore("system/none", tmp_path / "none.sqlite") is None
+
+
+_MAX = "\U0010ffff"
+_TRICKY_KEYS = [
+    "", "o", "o" + _MAX, "p", "p\x00", "p" + _MAX, "p" + _MAX * 2, "p" + _MAX + "z", "p" + _MAX + "\x00",
+    "pa", "pz", "p\ud7ff", "p\ud7ff" + _MAX, "p\ue000", "q", "q\x00", _MAX, _MAX + "a", _MAX * 3,
+    "a\ud7ff", "a\ud7ff" + _MAX + "x", "a\ue000", "é", "é" + _MAX, "ê", "\U0001f600", "\U0001f600" + _MAX, "\U0001f601",
+]
+
+
+@pytest.mark.parametrize("prefix", [
+    "p", "p" + _MAX, "p" + _MAX * 2, "o", "q", _MAX, _MAX * 2, "a\ud7ff", "é", "\U0001f600", "pa", "zz", "",
+])
+async def test_list_prefix_returns_exactly_the_keys_that_start_with_it(store, prefix):
+    await store.put({k: i for i, k in enumerate(_TRICKY_KEYS)})
+    await store.commit()
+    expected = sorted(k for k in _TRICKY_KEYS if k.startswith(prefix))
+    assert list(await store.list(prefix=prefix)) == expected
+    assert list(await store.list(prefix=prefix, reverse=True)) == expected[::-1]
+    assert list(await store.list(prefix=prefix, limit=2)) == expected[:2]
+    assert list(await store.list(prefix=prefix, start="p" + _MAX)) == [k for k in expected if k >= "p" + _MAX]
