@@ -357,7 +357,9 @@ class RoomHarness:
         await self.collect()
 
     async def fire_alarm(self) -> bool:
-        """Deliver the pending alarm now, whatever its time; False if there is none."""
+        """Deliver the pending alarm now, whatever its time: ``on_alarm`` runs under the gates
+        with ``info.scheduled_time`` = the time the alarm was set for (seconds on the room's
+        clock; the clock does not move). Returns False, and runs nothing, if there is none."""
         handle = await self.handle()
         try:
             fired = await handle.fire_alarm()

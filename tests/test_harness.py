@@ -1,6 +1,8 @@
 """Room semantics through the shipped harness (starhold.harness), on both hosts where the
 host allows: atomicity, rollback, output gate, alarms, hibernation with held connections."""
 
+import asyncio
+
 import pytest
 
 from starhold.harness import ActivationKilled, RoomHarness
@@ -38,14 +40,23 @@ class LabRoom(Room):
             conn.send({"attachment": conn.attachment})
         elif op == "alarm":
             await self.storage.set_alarm(self.clock.now() + message["in"])
+        elif op == "unconfirmed":  # one frame past the output gate, one held for the commit
+            conn.send({"early": True}, allow_unconfirmed=True)
+            await self.storage.put("count", (await self.storage.get("count") or 0) + 1)
+            conn.send({"late": True})
+        elif op == "kick":
+            conn.close(4000, "kicked")
 
     async def on_request(self, request):
         keys = await self.storage.list(prefix="k")
         return HttpResponse(200, {"keys": len(keys), "count": await self.storage.get("count") or 0,
-                                  "fired": await self.storage.get("fired") or 0})
+                                  "fired": await self.storage.get("fired") or 0,
+                                  "scheduled": await self.storage.get("scheduled")})
 
     async def on_alarm(self, info):
         await self.storage.put("fired", (await self.storage.get("fired") or 0) + 1)
+        await self.storage.put("scheduled", info.scheduled_time)
+        self.broadcast({"alarm": info.scheduled_time})
 
 
 HOSTS = ["inprocess", pytest.param("ray", marks=pytest.mark.ray)]
@@ -106,6 +117,16 @@ async def test_fire_alarm_now(harness):
     assert await harness.fire_alarm()
     assert (await harness.request()).body["fired"] == 1
     assert not await harness.fire_alarm()
+
+
+async def test_fire_alarm_reports_the_time_the_alarm_was_set_for(harness):
+    conn = await harness.connect()
+    await conn.send({"op": "alarm", "in": 3600})
+    scheduled = (await harness.stats())["alarm"]
+    assert scheduled is not None
+    assert await harness.fire_alarm()
+    assert (await harness.request()).body["scheduled"] == scheduled  # not the time it was fired
+    assert (await harness.stats())["alarm"] is None
 
 
 # ---- fault injection (in-process host) -------------------------------------------------------
