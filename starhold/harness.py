@@ -32,18 +32,18 @@ from typing import Any
 
 import msgpack
 
+from .errors import ActivationKilled, ConnectionClosed
 from .rooms.clock import ManualClock
 from .rooms.handle import RoomDirectory, RoomGone, RoomHandle
 from .rooms.room import HttpRequest, HttpResponse, Room
 from .storage.base import StorageError
 from .storage.sqlite_store import SqliteRoomStorage
 
+__all__ = ["ActivationKilled", "ConnectionClosed", "FakeConnection", "FaultPlan", "RoomHarness",
+           "faulty_storage_factory"]
+
 HARNESS_GATEWAY = "harness"
 """The gateway id under which the harness's fake connections live."""
-
-
-class ActivationKilled(BaseException):
-    """Raised inside a hook by ``faults.kill``: the activation dies there, as in a crash."""
 
 
 @dataclass

@@ -195,3 +195,23 @@ async def test_restore_from_s3_on_a_fresh_data_directory(harness, seaweedfs, tmp
                            snapshots=spec) as node2:
         assert (await node2.request()).body["keys"] == 7
         assert (await node2.stats())["epoch"] == 2
+
+
+# ---- one place for the errors, and S3 snapshot stores as fixtures give them ------------------
+
+def test_the_errors_a_test_needs_are_in_one_place():
+    import starhold
+    import starhold.errors as errors
+    from starhold import harness
+    from starhold.errors import ConnectionClosed
+    from starhold.rooms.handle import RoomGone
+    from starhold.storage.base import StaleEpochError
+    from starhold.storage.s3_snapshots import SnapshotConflictError
+
+    assert errors.ActivationKilled is harness.ActivationKilled is ActivationKilled
+    assert errors.ConnectionClosed is harness.ConnectionClosed is ConnectionClosed
+    assert errors.RoomGone is RoomGone
+    assert errors.StorageError is StorageError and errors.StaleEpochError is StaleEpochError
+    assert errors.SnapshotConflictError is SnapshotConflictError
+    for name in errors.__all__:
+        assert getattr(starhold, name) is getattr(errors, name)
