@@ -23,6 +23,7 @@ Fault injection (in-process): ``h.faults.fail(...)``, ``h.faults.delay(...)``,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import tempfile
 import uuid
@@ -134,7 +135,12 @@ class FakeConnection:
     close_reason: str = ""
 
     async def send(self, message: Any) -> None:
-        """Deliver ``message`` to the room's ``on_message`` (as is) and collect the output."""
+        """Deliver ``message`` to the room's ``on_message`` (as is) and collect the output.
+
+        Raises ``StorageError`` when the hook's commit failed (the room was reset to its
+        committed state and the hook's held output dropped; what it sent with
+        ``allow_unconfirmed=True`` is in ``received``), ``ActivationKilled`` when a
+        ``faults.kill`` fired (the activation has been crashed)."""
         await self.harness._dispatch([("message", self.id, message)])
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -243,18 +249,31 @@ class RoomHarness:
     async def is_active(self) -> bool:
         return await self.directory.is_active(self.kind, self.name)
 
+    @contextlib.asynccontextmanager
+    async def _collecting(self):
+        """Collect the room's output after the block, also when it raises: what the room sent
+        past the output gate (``allow_unconfirmed=True``) before a failed commit or a kill
+        reaches the connections before the exception reaches the test. On
+        ``ActivationKilled`` the activation is then crashed."""
+        try:
+            yield
+        except ActivationKilled:
+            await self.collect()
+            await self._crashed()
+            raise
+        finally:
+            await self.collect()
+
     async def _dispatch(self, events: list[tuple]) -> None:
-        for _ in range(3):
-            handle = await self.handle()
-            try:
-                await handle.send_batch(HARNESS_GATEWAY, events)
-                break
-            except RoomGone:
-                continue
-            except ActivationKilled:
-                await self._crashed()
-                raise
-        await self.collect()
+        async with self._collecting():
+            for attempt in range(3):  # the activation may end (hibernate) just as we call it
+                handle = await self.handle()
+                try:
+                    await handle.send_batch(HARNESS_GATEWAY, events)
+                    return
+                except RoomGone:
+                    if attempt == 2:
+                        raise
 
     async def _crashed(self) -> None:
         runtime = self.runtime
@@ -303,19 +322,14 @@ class RoomHarness:
     async def request(self, method: str = "GET", path: str = "", query: dict | None = None,
                       body: bytes = b"") -> HttpResponse:
         """An HTTP request to ``on_request``; returns its ``HttpResponse``."""
-        for attempt in range(3):  # the activation may end (hibernate) just as we call it
-            handle = await self.handle()
-            try:
-                response = await handle.request(HttpRequest(method, path, dict(query or {}), body))
-                break
-            except RoomGone:
-                if attempt == 2:
-                    raise
-            except ActivationKilled:
-                await self._crashed()
-                raise
-        await self.collect()
-        return response
+        async with self._collecting():
+            for attempt in range(3):  # the activation may end (hibernate) just as we call it
+                handle = await self.handle()
+                try:
+                    return await handle.request(HttpRequest(method, path, dict(query or {}), body))
+                except RoomGone:
+                    if attempt == 2:
+                        raise
 
     async def stats(self) -> dict:
         """The activation's runtime figures (epoch, connections, commits...)."""
@@ -329,18 +343,15 @@ class RoomHarness:
 
     async def advance(self, seconds: float) -> None:
         """Move the manual clock forward, firing due timers and alarms on the way."""
-        try:
-            await self._manual().advance(seconds)
-        except ActivationKilled:
-            await self._crashed()
-            raise
-        await self.collect()
+        clock = self._manual()
+        async with self._collecting():
+            await clock.advance(seconds)
 
     async def advance_to_next(self) -> float | None:
         """Jump to the next timer deadline (auto-advance); returns the new time or None."""
-        t = await self._manual().advance_to_next()
-        await self.collect()
-        return t
+        clock = self._manual()
+        async with self._collecting():
+            return await clock.advance_to_next()
 
     async def wait_for_next_tick(self) -> None:
         """Let the room's pending alarm fire: instantly on the manual clock, in real time on
@@ -348,26 +359,21 @@ class RoomHarness:
         alarm = (await self.stats())["alarm"]
         if alarm is None:
             raise RuntimeError("the room has no pending alarm")
-        if isinstance(self.clock, ManualClock):
-            await self.clock.advance(max(0.0, alarm - self.clock.now()))
-        else:
-            import time
+        async with self._collecting():
+            if isinstance(self.clock, ManualClock):
+                await self.clock.advance(max(0.0, alarm - self.clock.now()))
+            else:
+                import time
 
-            await asyncio.sleep(max(0.0, alarm - time.time()) + 0.05)
-        await self.collect()
+                await asyncio.sleep(max(0.0, alarm - time.time()) + 0.05)
 
     async def fire_alarm(self) -> bool:
         """Deliver the pending alarm now, whatever its time: ``on_alarm`` runs under the gates
         with ``info.scheduled_time`` = the time the alarm was set for (seconds on the room's
         clock; the clock does not move). Returns False, and runs nothing, if there is none."""
         handle = await self.handle()
-        try:
-            fired = await handle.fire_alarm()
-        except ActivationKilled:
-            await self._crashed()
-            raise
-        await self.collect()
-        return fired
+        async with self._collecting():
+            return await handle.fire_alarm()
 
     async def evict(self) -> bool:
         """Hibernate now (snapshot, connections held); returns whether it hibernated."""

@@ -197,6 +197,20 @@ async def test_restore_from_s3_on_a_fresh_data_directory(harness, seaweedfs, tmp
         assert (await node2.stats())["epoch"] == 2
 
 
+# ---- the output gate as the test sees it ------------------------------------------------------
+
+async def test_unconfirmed_output_reaches_the_test_even_when_the_commit_fails(lab):
+    conn = await lab.connect()
+    lab.faults.fail("commit")
+    with pytest.raises(StorageError):  # the harness surfaces the failed commit to the test
+        await conn.send({"op": "unconfirmed"})
+    # the frame sent past the output gate went out before the commit; the held one never did
+    assert conn.received == [{"hello": "?"}, {"early": True}]
+    await conn.send({"op": "unconfirmed"})
+    assert conn.received[-2:] == [{"early": True}, {"late": True}]
+    assert (await lab.request()).body["count"] == 1  # the failed hook's write is not there
+
+
 # ---- one place for the errors, and S3 snapshot stores as fixtures give them ------------------
 
 def test_the_errors_a_test_needs_are_in_one_place():
