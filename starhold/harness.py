@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
@@ -45,6 +46,11 @@ __all__ = ["ActivationKilled", "ConnectionClosed", "FakeConnection", "FaultPlan"
 
 HARNESS_GATEWAY = "harness"
 """The gateway id under which the harness's fake connections live."""
+NEXT_MESSAGE_TIMEOUT = 5.0
+"""Default seconds (real time) ``FakeConnection.next_message`` waits for a message."""
+_PULL_SLICE = 0.5
+"""Longest single wait of ``next_message`` on the room's output, seconds (other harness calls
+collect in between)."""
 
 
 @dataclass
@@ -124,15 +130,47 @@ def faulty_storage_factory(plan: FaultPlan):
 
 @dataclass
 class FakeConnection:
-    """A client connected through the harness. ``received``: messages the room sent it,
-    msgpack-decoded when possible (else bytes); ``close_code``/``close_reason`` once the room
-    closed it."""
+    """A client connected through the harness. ``received``: every message the room sent it,
+    in order, msgpack-decoded when possible (else bytes); ``close_code``/``close_reason`` once
+    the room (or the test) closed it. ``next_message()`` reads ``received`` one message at a
+    time, waiting for the next."""
 
     harness: "RoomHarness"
     id: str
     received: list = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
+    read: int = 0
+    """How many messages of ``received`` ``next_message`` has returned or skipped."""
+
+    async def next_message(self, where: Callable[[Any], bool] | None = None,
+                           timeout: float = NEXT_MESSAGE_TIMEOUT) -> Any:
+        """The next message the room sent this connection that ``next_message`` has not
+        returned yet (``received[read]``), waiting up to ``timeout`` seconds of real time for it
+        (like ``waitForMessage`` of ``@colyseus/testing``). With ``where``, messages for which
+        ``where(message)`` is false are skipped (consumed). Messages stay in ``received``.
+
+        It collects the room's output itself, so it also sees what the room sent outside a
+        harness call (a timer, the alarm, another task). Raises ``TimeoutError`` when nothing
+        (matching) came in time (``timeout=0``: look once, do not wait) and ``ConnectionClosed``
+        when the connection is closed and every message sent before the close was read."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        first = True
+        while True:
+            while self.read < len(self.received):
+                message = self.received[self.read]
+                self.read += 1
+                if where is None or where(message):
+                    return message
+            if self.close_code is not None:
+                raise ConnectionClosed(self.id, self.close_code, self.close_reason)
+            remaining = deadline - loop.time()
+            if remaining <= 0 and not first:
+                raise TimeoutError(f"no message for {self.id} within {timeout} s")
+            first = False
+            if not await self.harness.collect(wait=max(0.0, min(remaining, _PULL_SLICE))) and remaining > 0:
+                await asyncio.sleep(min(remaining, 0.02))  # the room sleeps: let others wake it
 
     async def send(self, message: Any) -> None:
         """Deliver ``message`` to the room's ``on_message`` (as is) and collect the output.
@@ -182,6 +220,7 @@ class RoomHarness:
         self.connections: dict[str, FakeConnection] = {}
         self.directory: RoomDirectory | None = None
         self._ids = itertools.count(1)
+        self._collect_lock = asyncio.Lock()
 
     async def __aenter__(self) -> "RoomHarness":
         await self.start()
@@ -280,15 +319,23 @@ class RoomHarness:
         if runtime is not None:
             await runtime.crash()
 
-    async def collect(self) -> None:
-        """Route everything the room has sent so far to the fake connections."""
-        handle = await self.directory.get_if_active(self.kind, self.name)
-        if handle is None:
-            return
-        try:
-            items = await handle.pull(HARNESS_GATEWAY, 0)
-        except RoomGone:
-            return
+    async def collect(self, wait: float = 0.0) -> bool:
+        """Route everything the room has sent so far to the fake connections, waiting up to
+        ``wait`` seconds (real time) for the first item if there is none yet. Returns False if
+        the room has no live activation (nothing to collect; it is not woken). Every harness
+        call does this before it returns."""
+        async with self._collect_lock:  # one collector at a time: messages keep their order
+            handle = await self.directory.get_if_active(self.kind, self.name)
+            if handle is None:
+                return False
+            try:
+                items = await handle.pull(HARNESS_GATEWAY, wait)
+            except RoomGone:
+                return False
+            self._route(items)
+        return True
+
+    def _route(self, items: list[tuple]) -> None:
         for item in items:
             if item[0] == "splice":
                 for conn_id, head in item[2]:
@@ -330,6 +377,40 @@ class RoomHarness:
                 except RoomGone:
                     if attempt == 2:
                         raise
+
+    async def run_in_room(self, fn: Callable[[Room], Any]) -> Any:
+        """Run ``fn(room)`` inside the room, as one more event (like ``runInDurableObject`` of
+        ``@cloudflare/vitest-pool-workers``): the room is woken if it sleeps, ``fn`` gets the
+        live ``Room`` instance and runs under the input gate (no other event runs meanwhile)
+        and the output gate (its storage writes commit when it returns, then what it sent is
+        released and collected). ``fn`` may be a plain or an async function (an awaitable it
+        returns is awaited). Returns what ``fn`` returned.
+
+        If ``fn`` raises, its writes are rolled back, its held output is dropped and the
+        exception reaches the test (``on_error`` is not called). A failed commit raises
+        ``StorageError`` (the room is reset), a kill ``ActivationKilled``. In-process host
+        only: raises ``RuntimeError`` on Ray (the room lives in another process)."""
+        if self.host != "inprocess":
+            raise RuntimeError("run_in_room needs the in-process host (on Ray the room is in another process)")
+
+        async with self._collecting():
+            for attempt in range(3):  # the activation may end (hibernate) just as we call it
+                await self.handle()
+                runtime = self.runtime
+                async with runtime._gate:  # as RoomRuntime.request does for on_request
+                    if runtime.state != "active":
+                        if attempt == 2:
+                            raise RoomGone(runtime.key)
+                        continue
+                    room = runtime.room
+
+                    async def call():
+                        result = fn(room)
+                        return await result if inspect.isawaitable(result) else result
+
+                    result = await runtime._invoke(None, call, reraise=True)
+                runtime._touch()
+                return result
 
     async def stats(self) -> dict:
         """The activation's runtime figures (epoch, connections, commits...)."""

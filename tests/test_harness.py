@@ -211,6 +211,80 @@ async def test_unconfirmed_output_reaches_the_test_even_when_the_commit_fails(la
     assert (await lab.request()).body["count"] == 1  # the failed hook's write is not there
 
 
+# ---- next_message (like @colyseus/testing's waitForMessage) -----------------------------------
+
+async def test_next_message_returns_each_message_once_in_order(lab):
+    conn = await lab.connect({"name": "Ada"})
+    await conn.send({"op": "count"})
+    await conn.send({"op": "count"})
+    assert await conn.next_message() == {"hello": "Ada"}
+    assert await conn.next_message(where=lambda m: m == {"count": 2}) == {"count": 2}  # skips count 1
+    with pytest.raises(TimeoutError):
+        await conn.next_message(timeout=0)
+    assert conn.received == [{"hello": "Ada"}, {"count": 1}, {"count": 2}]  # all still there
+
+
+async def test_next_message_waits_for_output_the_harness_did_not_ask_for(lab):
+    conn = await lab.connect()
+    assert await conn.next_message() == {"hello": "?"}
+    await conn.send({"op": "alarm", "in": 5.0})
+    at = (await lab.stats())["alarm"]
+    waiter = asyncio.create_task(conn.next_message())
+    await lab.clock.advance(5.0)  # the clock itself, not h.advance: nothing collects the output
+    assert await waiter == {"alarm": at}
+
+
+async def test_next_message_on_a_connection_the_room_closed_raises(lab):
+    conn = await lab.connect()
+    await conn.send({"op": "kick"})
+    assert await conn.next_message() == {"hello": "?"}  # what came before the close is still read
+    from starhold.errors import ConnectionClosed
+
+    with pytest.raises(ConnectionClosed) as info:
+        await conn.next_message()
+    assert (info.value.code, info.value.reason) == (4000, "kicked")
+
+
+# ---- run_in_room (like vitest-pool-workers' runInDurableObject) -------------------------------
+
+async def test_run_in_room_runs_under_the_input_gate_and_commits_like_a_hook(lab):
+    conn = await lab.connect()
+
+    async def poke(room):
+        assert room._runtime._gate.locked()  # no other event runs meanwhile
+        await room.storage.put("count", 41)
+        room.broadcast({"poked": True})  # held until the put commits, then delivered
+        return room.name
+
+    assert await lab.run_in_room(poke) == lab.name
+    assert conn.received[-1] == {"poked": True}
+    await conn.send({"op": "count"})
+    assert conn.received[-1] == {"count": 42}
+    assert await lab.run_in_room(lambda room: len(room.connections)) == 1  # a plain function too
+
+
+async def test_run_in_room_rolls_back_when_the_function_raises_and_wakes_a_sleeping_room(lab):
+    conn = await lab.connect()
+    await conn.send({"op": "count"})
+    assert await lab.evict()
+
+    async def fail(room):
+        await room.storage.put("count", 100)
+        room.broadcast({"never": True})
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await lab.run_in_room(fail)  # woke the room, then rolled back
+    assert await lab.run_in_room(lambda room: room.storage.get("count")) == 1
+    assert {"never": True} not in conn.received
+
+
+async def test_run_in_room_is_refused_on_ray():
+    h = RoomHarness(LabRoom, host="ray")  # not started: the check needs no cluster
+    with pytest.raises(RuntimeError, match="in-process"):
+        await h.run_in_room(lambda room: None)
+
+
 # ---- one place for the errors, and S3 snapshot stores as fixtures give them ------------------
 
 def test_the_errors_a_test_needs_are_in_one_place():
