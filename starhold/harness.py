@@ -39,6 +39,7 @@ from .rooms.clock import ManualClock
 from .rooms.handle import RoomDirectory, RoomGone, RoomHandle
 from .rooms.room import HttpRequest, HttpResponse, Room
 from .storage.base import StorageError
+from .storage.snapshots import SnapshotStore
 from .storage.sqlite_store import SqliteRoomStorage
 
 __all__ = ["ActivationKilled", "ConnectionClosed", "FakeConnection", "FaultPlan", "RoomHarness",
@@ -193,14 +194,16 @@ class RoomHarness:
     ``name``: the room id (default: unique); ``params``: creation params; ``data_dir``: where
     SQLite files and snapshots go (default: a temporary directory); ``idle_timeout``: seconds;
     ``snapshots``: a snapshot store spec (``{"kind": "s3", "bucket": ..., "endpoint_url": ...,
-    "aws_access_key_id": ..., "aws_secret_access_key": ...}``, see ``storage.factory``; default:
-    local snapshots under ``data_dir``). Two harnesses with the same ``name`` and S3 spec but
+    "aws_access_key_id": ..., "aws_secret_access_key": ...}``, see ``storage.factory``) or an
+    ``S3SnapshotStore`` such as the ``s3_store`` fixture (in-process it is used as is; on Ray its
+    ``snapshot_spec`` travels to the actor; the harness does not close it); default: local
+    snapshots under ``data_dir``. Two harnesses with the same ``name`` and S3 spec but
     different ``data_dir`` are the same room on two nodes.
     """
 
     def __init__(self, room: type[Room] | str, *, host: str = "inprocess", name: str | None = None,
                  params: dict | None = None, data_dir: str | Path | None = None, idle_timeout: float = 10.0,
-                 clock: ManualClock | None = None, snapshots: dict | None = None):
+                 clock: ManualClock | None = None, snapshots: "dict | SnapshotStore | None" = None):
         if host not in ("inprocess", "ray"):
             raise ValueError("host must be 'inprocess' or 'ray'")
         self.host = host
@@ -235,16 +238,21 @@ class RoomHarness:
             from .rooms.local_host import InProcessDirectory
             from .storage.factory import snapshot_store_from_config
 
+            store = self.snapshots if isinstance(self.snapshots, SnapshotStore) else \
+                snapshot_store_from_config(self.snapshots, self.data_dir)
             self.directory = InProcessDirectory(self.data_dir, clock=self.clock, idle_timeout=self.idle_timeout,
                                                 room_classes=self.room_classes,
                                                 storage_factory=faulty_storage_factory(self.faults),
-                                                snapshots=snapshot_store_from_config(self.snapshots, self.data_dir))
+                                                snapshots=store)
         else:
             from .rooms.ray_host import RayDirectory
+            from .storage.factory import snapshot_spec
+
+            spec = snapshot_spec(self.snapshots) if isinstance(self.snapshots, SnapshotStore) else self.snapshots
 
             self.directory = RayDirectory(
                 {"data_dir": str(self.data_dir.resolve()), "idle_timeout": self.idle_timeout, "log_level": "WARNING",
-                 "snapshots": self.snapshots},
+                 "snapshots": spec},
                 namespace=f"harness-{uuid.uuid4().hex[:8]}", room_classes=self.room_classes)
         await self.directory.start()
         await self.wake()

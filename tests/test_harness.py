@@ -303,3 +303,22 @@ def test_the_errors_a_test_needs_are_in_one_place():
     assert errors.SnapshotConflictError is SnapshotConflictError
     for name in errors.__all__:
         assert getattr(starhold, name) is getattr(errors, name)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+async def test_a_harness_takes_the_s3_store_fixture_and_its_spec(host, request, s3_store, tmp_path):
+    if host == "ray":
+        request.getfixturevalue("ray_cluster")
+    from starhold.storage.factory import snapshot_spec, snapshot_store_from_config
+
+    spec = snapshot_spec(s3_store)
+    assert spec["kind"] == "s3" and spec["bucket"] == s3_store.bucket
+    assert snapshot_store_from_config(spec, tmp_path).endpoint_url == s3_store.endpoint_url
+    async with RoomHarness(LabRoom, host=host, name="moving", data_dir=tmp_path / "node1",
+                           snapshots=s3_store) as node1:  # the store itself
+        conn = await node1.connect()
+        await conn.send({"op": "multi_put", "n": 3})
+        assert await node1.evict()
+    async with RoomHarness(LabRoom, host=host, name="moving", data_dir=tmp_path / "node2",
+                           snapshots=spec) as node2:  # the same store as a spec
+        assert (await node2.request()).body["keys"] == 3
