@@ -184,8 +184,7 @@ async def test_wait_for_next_tick_and_advance_to_next(lab):
 async def test_restore_from_s3_on_a_fresh_data_directory(harness, seaweedfs, tmp_path):
     """The room runs on node 1, hibernates (snapshot to S3), then wakes on node 2, whose data
     directory is empty: its state comes back from S3."""
-    spec = {"kind": "s3", "bucket": seaweedfs.create_bucket(), "endpoint_url": seaweedfs.endpoint_url,
-            "aws_access_key_id": seaweedfs.access_key, "aws_secret_access_key": seaweedfs.secret_key}
+    spec = seaweedfs.spec()
     async with RoomHarness(LabRoom, host=harness.host, name="moving", data_dir=tmp_path / "node1",
                            snapshots=spec) as node1:
         conn = await node1.connect()
