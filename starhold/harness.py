@@ -5,7 +5,8 @@
     async with RoomHarness(MyRoom) as h:                 # in-process, ManualClock
         alice = await h.connect({"name": "Alice"})
         await alice.send({"op": "hello"})
-        assert alice.received[-1] == {"ok": True}
+        assert await alice.next_message() == {"ok": True}  # waits for it if need be
+        await h.run_in_room(lambda room: room.storage.get("k"))  # inside, under the gates
         await h.advance(60)                              # timers and alarms fire on the way
         await h.evict()                                  # hibernate now
         await h.wake()                                   # next activation, state from storage
@@ -17,7 +18,8 @@ Hosts: ``"inprocess"`` (no Ray; a ``ManualClock``: ``advance``, ``advance_to_nex
 ``wait_for_next_tick`` move time instantly) and ``"ray"`` (a real actor; system clock:
 ``advance`` is refused, ``wait_for_next_tick`` waits in real time; needs ``ray.init``).
 Fault injection (in-process): ``h.faults.fail(...)``, ``h.faults.delay(...)``,
-``h.faults.kill(...)`` act on chosen storage operations.
+``h.faults.kill(...)`` act on chosen storage operations. Every call collects the room's
+output into ``conn.received`` before it returns or raises. Errors: ``starhold.errors``.
 """
 
 from __future__ import annotations
