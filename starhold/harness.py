@@ -398,8 +398,9 @@ class RoomHarness:
 
         If ``fn`` raises, its writes are rolled back, its held output is dropped and the
         exception reaches the test (``on_error`` is not called). A failed commit raises
-        ``StorageError`` (the room is reset), a kill ``ActivationKilled``. In-process host
-        only: raises ``RuntimeError`` on Ray (the room lives in another process)."""
+        ``StorageError`` (the room is reset), a kill ``ActivationKilled``. ``fn`` must not await
+        harness calls (they would wait for the gate it holds). In-process host only: raises
+        ``RuntimeError`` on Ray (the room lives in another process)."""
         if self.host != "inprocess":
             raise RuntimeError("run_in_room needs the in-process host (on Ray the room is in another process)")
 
