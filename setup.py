@@ -55,7 +55,7 @@ setup(
     },
     entry_points={
         "console_scripts": ["starhold=starhold.cli:main"],
-        "pytest11": ["starhold=starhold.testing"],
+        "pytest11": ["starhold.testing=starhold.testing"],
     },
     zip_safe=False,
 )

@@ -350,17 +350,10 @@ class RoomRuntime:
         await self._abandon(state="crashed")
 
     async def fire_alarm_now(self) -> bool:
-        """Deliver the pending alarm now, whatever its time (tests). Returns False if none."""
+        """Deliver the pending alarm now, whatever its time (tests); ``on_alarm`` gets the time
+        the alarm was set for as ``info.scheduled_time``. Returns False if none."""
         await self._ensure_active()
-        async with self._gate:
-            at = await self.storage.get_alarm()
-            if at is None:
-                return False
-            if at > self.clock.now():
-                await self.storage.set_alarm(self.clock.now())
-                await self.storage.commit()
-        await self._fire_alarm()
-        return True
+        return await self._fire_alarm(early=True)
 
     async def _abandon(self, state: str = "fenced") -> None:
         """End a superseded (zombie or duplicate) activation without writing anything: its
@@ -593,19 +586,22 @@ class RoomRuntime:
         if at is not None:
             self._alarm_timer = self.clock.call_at(at, self._fire_alarm)
 
-    async def _fire_alarm(self) -> None:
+    async def _fire_alarm(self, early: bool = False) -> bool:
+        """Deliver the stored alarm if it is due (``early``: whatever its time; its clock timer
+        is then left to be cancelled by the commit). Returns whether ``on_alarm`` ran."""
         async with self._gate:
             if self.state != "active":
-                return
-            self._alarm_timer = None
+                return False
+            if not early:
+                self._alarm_timer = None
             at = await self.storage.get_alarm()
             if at is None:
                 self._alarm_at = None
-                return
-            if at > self.clock.now():
+                return False
+            if at > self.clock.now() and not early:
                 self._alarm_at = None
                 await self._sync_alarm()
-                return
+                return False
             # The retry count is stored with the alarm, so retries survive hibernation.
             retries = int(await self.storage.meta_get("alarm_retries") or 0) if self._retries is None else self._retries
             await self.storage.delete_alarm()
@@ -619,7 +615,7 @@ class RoomRuntime:
                 self._retries = 0
             except (StorageError, RoomGone):
                 self._retries = None
-                return
+                return True
             except Exception:  # its writes were rolled back: the alarm is still set
                 log.exception("room %s: on_alarm failed (retry %d)", self.key, retries)
                 if retries < ALARM_MAX_RETRIES:
@@ -635,6 +631,7 @@ class RoomRuntime:
             finally:
                 self.tick_stats.observe(time.perf_counter() - started, late)
         self._touch()
+        return True
 
     # ---- idleness and hibernation ----------------------------------------------------------
     def _touch(self) -> None:

@@ -5,7 +5,8 @@
     async with RoomHarness(MyRoom) as h:                 # in-process, ManualClock
         alice = await h.connect({"name": "Alice"})
         await alice.send({"op": "hello"})
-        assert alice.received[-1] == {"ok": True}
+        assert await alice.next_message() == {"ok": True}  # waits for it if need be
+        await h.run_in_room(lambda room: room.storage.get("k"))  # inside, under the gates
         await h.advance(60)                              # timers and alarms fire on the way
         await h.evict()                                  # hibernate now
         await h.wake()                                   # next activation, state from storage
@@ -17,33 +18,42 @@ Hosts: ``"inprocess"`` (no Ray; a ``ManualClock``: ``advance``, ``advance_to_nex
 ``wait_for_next_tick`` move time instantly) and ``"ray"`` (a real actor; system clock:
 ``advance`` is refused, ``wait_for_next_tick`` waits in real time; needs ``ray.init``).
 Fault injection (in-process): ``h.faults.fail(...)``, ``h.faults.delay(...)``,
-``h.faults.kill(...)`` act on chosen storage operations.
+``h.faults.kill(...)`` act on chosen storage operations. Every call collects the room's
+output into ``conn.received`` before it returns or raises. Errors: ``starhold.errors``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import itertools
 import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgpack
 
+from .errors import ActivationKilled, ConnectionClosed
 from .rooms.clock import ManualClock
 from .rooms.handle import RoomDirectory, RoomGone, RoomHandle
 from .rooms.room import HttpRequest, HttpResponse, Room
 from .storage.base import StorageError
+from .storage.snapshots import SnapshotStore
 from .storage.sqlite_store import SqliteRoomStorage
+
+__all__ = ["ActivationKilled", "ConnectionClosed", "FakeConnection", "FaultPlan", "RoomHarness",
+           "faulty_storage_factory"]
 
 HARNESS_GATEWAY = "harness"
 """The gateway id under which the harness's fake connections live."""
-
-
-class ActivationKilled(BaseException):
-    """Raised inside a hook by ``faults.kill``: the activation dies there, as in a crash."""
+NEXT_MESSAGE_TIMEOUT = 5.0
+"""Default seconds (real time) ``FakeConnection.next_message`` waits for a message."""
+_PULL_SLICE = 0.5
+"""Longest single wait of ``next_message`` on the room's output, seconds (other harness calls
+collect in between)."""
 
 
 @dataclass
@@ -123,18 +133,55 @@ def faulty_storage_factory(plan: FaultPlan):
 
 @dataclass
 class FakeConnection:
-    """A client connected through the harness. ``received``: messages the room sent it,
-    msgpack-decoded when possible (else bytes); ``close_code``/``close_reason`` once the room
-    closed it."""
+    """A client connected through the harness. ``received``: every message the room sent it,
+    in order, msgpack-decoded when possible (else bytes); ``close_code``/``close_reason`` once
+    the room (or the test) closed it. ``next_message()`` reads ``received`` one message at a
+    time, waiting for the next."""
 
     harness: "RoomHarness"
     id: str
     received: list = field(default_factory=list)
     close_code: int | None = None
     close_reason: str = ""
+    read: int = 0
+    """How many messages of ``received`` ``next_message`` has returned or skipped."""
+
+    async def next_message(self, where: Callable[[Any], bool] | None = None,
+                           timeout: float = NEXT_MESSAGE_TIMEOUT) -> Any:
+        """The next message the room sent this connection that ``next_message`` has not
+        returned yet (``received[read]``), waiting up to ``timeout`` seconds of real time for it
+        (like ``waitForMessage`` of ``@colyseus/testing``). With ``where``, messages for which
+        ``where(message)`` is false are skipped (consumed). Messages stay in ``received``.
+
+        It collects the room's output itself, so it also sees what the room sent outside a
+        harness call (a timer, the alarm, another task). Raises ``TimeoutError`` when nothing
+        (matching) came in time (``timeout=0``: look once, do not wait) and ``ConnectionClosed``
+        when the connection is closed and every message sent before the close was read."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        first = True
+        while True:
+            while self.read < len(self.received):
+                message = self.received[self.read]
+                self.read += 1
+                if where is None or where(message):
+                    return message
+            if self.close_code is not None:
+                raise ConnectionClosed(self.id, self.close_code, self.close_reason)
+            remaining = deadline - loop.time()
+            if remaining <= 0 and not first:
+                raise TimeoutError(f"no message for {self.id} within {timeout} s")
+            first = False
+            if not await self.harness.collect(wait=max(0.0, min(remaining, _PULL_SLICE))) and remaining > 0:
+                await asyncio.sleep(min(remaining, 0.02))  # the room sleeps: let others wake it
 
     async def send(self, message: Any) -> None:
-        """Deliver ``message`` to the room's ``on_message`` (as is) and collect the output."""
+        """Deliver ``message`` to the room's ``on_message`` (as is) and collect the output.
+
+        Raises ``StorageError`` when the hook's commit failed (the room was reset to its
+        committed state and the hook's held output dropped; what it sent with
+        ``allow_unconfirmed=True`` is in ``received``), ``ActivationKilled`` when a
+        ``faults.kill`` fired (the activation has been crashed)."""
         await self.harness._dispatch([("message", self.id, message)])
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -149,14 +196,16 @@ class RoomHarness:
     ``name``: the room id (default: unique); ``params``: creation params; ``data_dir``: where
     SQLite files and snapshots go (default: a temporary directory); ``idle_timeout``: seconds;
     ``snapshots``: a snapshot store spec (``{"kind": "s3", "bucket": ..., "endpoint_url": ...,
-    "aws_access_key_id": ..., "aws_secret_access_key": ...}``, see ``storage.factory``; default:
-    local snapshots under ``data_dir``). Two harnesses with the same ``name`` and S3 spec but
+    "aws_access_key_id": ..., "aws_secret_access_key": ...}``, see ``storage.factory``) or an
+    ``S3SnapshotStore`` such as the ``s3_store`` fixture (in-process it is used as is; on Ray its
+    ``snapshot_spec`` travels to the actor; the harness does not close it); default: local
+    snapshots under ``data_dir``. Two harnesses with the same ``name`` and S3 spec but
     different ``data_dir`` are the same room on two nodes.
     """
 
     def __init__(self, room: type[Room] | str, *, host: str = "inprocess", name: str | None = None,
                  params: dict | None = None, data_dir: str | Path | None = None, idle_timeout: float = 10.0,
-                 clock: ManualClock | None = None, snapshots: dict | None = None):
+                 clock: ManualClock | None = None, snapshots: "dict | SnapshotStore | None" = None):
         if host not in ("inprocess", "ray"):
             raise ValueError("host must be 'inprocess' or 'ray'")
         self.host = host
@@ -176,6 +225,7 @@ class RoomHarness:
         self.connections: dict[str, FakeConnection] = {}
         self.directory: RoomDirectory | None = None
         self._ids = itertools.count(1)
+        self._collect_lock = asyncio.Lock()
 
     async def __aenter__(self) -> "RoomHarness":
         await self.start()
@@ -190,16 +240,21 @@ class RoomHarness:
             from .rooms.local_host import InProcessDirectory
             from .storage.factory import snapshot_store_from_config
 
+            store = self.snapshots if isinstance(self.snapshots, SnapshotStore) else \
+                snapshot_store_from_config(self.snapshots, self.data_dir)
             self.directory = InProcessDirectory(self.data_dir, clock=self.clock, idle_timeout=self.idle_timeout,
                                                 room_classes=self.room_classes,
                                                 storage_factory=faulty_storage_factory(self.faults),
-                                                snapshots=snapshot_store_from_config(self.snapshots, self.data_dir))
+                                                snapshots=store)
         else:
             from .rooms.ray_host import RayDirectory
+            from .storage.factory import snapshot_spec
+
+            spec = snapshot_spec(self.snapshots) if isinstance(self.snapshots, SnapshotStore) else self.snapshots
 
             self.directory = RayDirectory(
                 {"data_dir": str(self.data_dir.resolve()), "idle_timeout": self.idle_timeout, "log_level": "WARNING",
-                 "snapshots": self.snapshots},
+                 "snapshots": spec},
                 namespace=f"harness-{uuid.uuid4().hex[:8]}", room_classes=self.room_classes)
         await self.directory.start()
         await self.wake()
@@ -243,33 +298,54 @@ class RoomHarness:
     async def is_active(self) -> bool:
         return await self.directory.is_active(self.kind, self.name)
 
+    @contextlib.asynccontextmanager
+    async def _collecting(self):
+        """Collect the room's output after the block, also when it raises: what the room sent
+        past the output gate (``allow_unconfirmed=True``) before a failed commit or a kill
+        reaches the connections before the exception reaches the test. On
+        ``ActivationKilled`` the activation is then crashed."""
+        try:
+            yield
+        except ActivationKilled:
+            await self.collect()
+            await self._crashed()
+            raise
+        finally:
+            await self.collect()
+
     async def _dispatch(self, events: list[tuple]) -> None:
-        for _ in range(3):
-            handle = await self.handle()
-            try:
-                await handle.send_batch(HARNESS_GATEWAY, events)
-                break
-            except RoomGone:
-                continue
-            except ActivationKilled:
-                await self._crashed()
-                raise
-        await self.collect()
+        async with self._collecting():
+            for attempt in range(3):  # the activation may end (hibernate) just as we call it
+                handle = await self.handle()
+                try:
+                    await handle.send_batch(HARNESS_GATEWAY, events)
+                    return
+                except RoomGone:
+                    if attempt == 2:
+                        raise
 
     async def _crashed(self) -> None:
         runtime = self.runtime
         if runtime is not None:
             await runtime.crash()
 
-    async def collect(self) -> None:
-        """Route everything the room has sent so far to the fake connections."""
-        handle = await self.directory.get_if_active(self.kind, self.name)
-        if handle is None:
-            return
-        try:
-            items = await handle.pull(HARNESS_GATEWAY, 0)
-        except RoomGone:
-            return
+    async def collect(self, wait: float = 0.0) -> bool:
+        """Route everything the room has sent so far to the fake connections, waiting up to
+        ``wait`` seconds (real time) for the first item if there is none yet. Returns False if
+        the room has no live activation (nothing to collect; it is not woken). Every harness
+        call does this before it returns."""
+        async with self._collect_lock:  # one collector at a time: messages keep their order
+            handle = await self.directory.get_if_active(self.kind, self.name)
+            if handle is None:
+                return False
+            try:
+                items = await handle.pull(HARNESS_GATEWAY, wait)
+            except RoomGone:
+                return False
+            self._route(items)
+        return True
+
+    def _route(self, items: list[tuple]) -> None:
         for item in items:
             if item[0] == "splice":
                 for conn_id, head in item[2]:
@@ -303,19 +379,49 @@ class RoomHarness:
     async def request(self, method: str = "GET", path: str = "", query: dict | None = None,
                       body: bytes = b"") -> HttpResponse:
         """An HTTP request to ``on_request``; returns its ``HttpResponse``."""
-        for attempt in range(3):  # the activation may end (hibernate) just as we call it
-            handle = await self.handle()
-            try:
-                response = await handle.request(HttpRequest(method, path, dict(query or {}), body))
-                break
-            except RoomGone:
-                if attempt == 2:
-                    raise
-            except ActivationKilled:
-                await self._crashed()
-                raise
-        await self.collect()
-        return response
+        async with self._collecting():
+            for attempt in range(3):  # the activation may end (hibernate) just as we call it
+                handle = await self.handle()
+                try:
+                    return await handle.request(HttpRequest(method, path, dict(query or {}), body))
+                except RoomGone:
+                    if attempt == 2:
+                        raise
+
+    async def run_in_room(self, fn: Callable[[Room], Any]) -> Any:
+        """Run ``fn(room)`` inside the room, as one more event (like ``runInDurableObject`` of
+        ``@cloudflare/vitest-pool-workers``): the room is woken if it sleeps, ``fn`` gets the
+        live ``Room`` instance and runs under the input gate (no other event runs meanwhile)
+        and the output gate (its storage writes commit when it returns, then what it sent is
+        released and collected). ``fn`` may be a plain or an async function (an awaitable it
+        returns is awaited). Returns what ``fn`` returned.
+
+        If ``fn`` raises, its writes are rolled back, its held output is dropped and the
+        exception reaches the test (``on_error`` is not called). A failed commit raises
+        ``StorageError`` (the room is reset), a kill ``ActivationKilled``. ``fn`` must not await
+        harness calls (they would wait for the gate it holds). In-process host only: raises
+        ``RuntimeError`` on Ray (the room lives in another process)."""
+        if self.host != "inprocess":
+            raise RuntimeError("run_in_room needs the in-process host (on Ray the room is in another process)")
+
+        async with self._collecting():
+            for attempt in range(3):  # the activation may end (hibernate) just as we call it
+                await self.handle()
+                runtime = self.runtime
+                async with runtime._gate:  # as RoomRuntime.request does for on_request
+                    if runtime.state != "active":
+                        if attempt == 2:
+                            raise RoomGone(runtime.key)
+                        continue
+                    room = runtime.room
+
+                    async def call():
+                        result = fn(room)
+                        return await result if inspect.isawaitable(result) else result
+
+                    result = await runtime._invoke(None, call, reraise=True)
+                runtime._touch()
+                return result
 
     async def stats(self) -> dict:
         """The activation's runtime figures (epoch, connections, commits...)."""
@@ -329,18 +435,15 @@ class RoomHarness:
 
     async def advance(self, seconds: float) -> None:
         """Move the manual clock forward, firing due timers and alarms on the way."""
-        try:
-            await self._manual().advance(seconds)
-        except ActivationKilled:
-            await self._crashed()
-            raise
-        await self.collect()
+        clock = self._manual()
+        async with self._collecting():
+            await clock.advance(seconds)
 
     async def advance_to_next(self) -> float | None:
         """Jump to the next timer deadline (auto-advance); returns the new time or None."""
-        t = await self._manual().advance_to_next()
-        await self.collect()
-        return t
+        clock = self._manual()
+        async with self._collecting():
+            return await clock.advance_to_next()
 
     async def wait_for_next_tick(self) -> None:
         """Let the room's pending alarm fire: instantly on the manual clock, in real time on
@@ -348,24 +451,21 @@ class RoomHarness:
         alarm = (await self.stats())["alarm"]
         if alarm is None:
             raise RuntimeError("the room has no pending alarm")
-        if isinstance(self.clock, ManualClock):
-            await self.clock.advance(max(0.0, alarm - self.clock.now()))
-        else:
-            import time
+        async with self._collecting():
+            if isinstance(self.clock, ManualClock):
+                await self.clock.advance(max(0.0, alarm - self.clock.now()))
+            else:
+                import time
 
-            await asyncio.sleep(max(0.0, alarm - time.time()) + 0.05)
-        await self.collect()
+                await asyncio.sleep(max(0.0, alarm - time.time()) + 0.05)
 
     async def fire_alarm(self) -> bool:
-        """Deliver the pending alarm now, whatever its time; False if there is none."""
+        """Deliver the pending alarm now, whatever its time: ``on_alarm`` runs under the gates
+        with ``info.scheduled_time`` = the time the alarm was set for (seconds on the room's
+        clock; the clock does not move). Returns False, and runs nothing, if there is none."""
         handle = await self.handle()
-        try:
-            fired = await handle.fire_alarm()
-        except ActivationKilled:
-            await self._crashed()
-            raise
-        await self.collect()
-        return fired
+        async with self._collecting():
+            return await handle.fire_alarm()
 
     async def evict(self) -> bool:
         """Hibernate now (snapshot, connections held); returns whether it hibernated."""

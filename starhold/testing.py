@@ -1,4 +1,14 @@
-"""Starhold's pytest plugin (registered through the ``pytest11`` entry point).
+"""Starhold's pytest plugin, registered through the ``pytest11`` entry point named
+``starhold.testing`` (the module's name): installed with the package, pytest loads it by
+itself; ``pytest -p starhold.testing`` (needed when ``PYTEST_DISABLE_PLUGIN_AUTOLOAD`` is set,
+together with ``-p asyncio``), ``pytest_plugins = ["starhold.testing"]`` and ``-p
+no:starhold.testing`` all name it the same way.
+
+Async tests: every ``async def test_*`` without an ``asyncio``/``anyio``/``trio`` mark is
+marked ``@pytest.mark.asyncio`` at collection, so pytest-asyncio runs it in whatever
+``asyncio_mode`` the project chose (the plugin does not change the mode: in the default
+strict mode async fixtures need ``@pytest_asyncio.fixture``; ``asyncio_mode = "auto"`` lifts
+that).
 
 Fixtures for people writing rooms and for Starhold's own tests:
 
@@ -26,6 +36,7 @@ Fixtures for people writing rooms and for Starhold's own tests:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import uuid
 
@@ -44,8 +55,25 @@ RAY_IDLE_TIMEOUT = 2.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``ray`` and ``browser`` markers."""
     config.addinivalue_line("markers", "ray: the test uses a real Ray cluster (fixture ray_cluster)")
     config.addinivalue_line("markers", "browser: the test drives Debian chromium through Playwright")
+
+
+_ASYNC_MARKS = ("asyncio", "anyio", "trio")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> None:
+    """Mark each ``async def test_*`` that has no ``asyncio``/``anyio``/``trio`` mark (on
+    itself, its class or its module) with ``pytest.mark.asyncio``, before pytest-asyncio looks
+    at it: a bare async test runs whatever ``asyncio_mode`` is. Creates no item itself."""
+    if not inspect.iscoroutinefunction(obj) or not collector.istestfunction(obj, name):
+        return None
+    own = {mark.name for mark in getattr(obj, "pytestmark", [])}
+    if own.isdisjoint(_ASYNC_MARKS) and not any(collector.get_closest_marker(m) for m in _ASYNC_MARKS):
+        pytest.mark.asyncio(obj)
+    return None
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +98,8 @@ collection pause on a loaded 2-core CI machine is not taken for a blocking call)
 
 @pytest_asyncio.fixture
 async def no_blocking():
+    """Fail the test if its event loop is blocked for more than ``BLOCKING_THRESHOLD`` (0.5) s,
+    showing the stack of the blocking call. Yields the ``BlockingWatchdog``."""
     from .watchdog import BlockingWatchdog
 
     watchdog = BlockingWatchdog(BLOCKING_THRESHOLD).start()
@@ -81,6 +111,10 @@ async def no_blocking():
 
 @pytest_asyncio.fixture
 async def room_harness(request, tmp_path):
+    """``h = await room_harness(MyRoom, host="inprocess" | "ray", **kwargs)``: a started
+    ``starhold.harness.RoomHarness`` (kwargs as its constructor's; ``data_dir`` defaults to a
+    directory under ``tmp_path``), closed after the test. ``host="ray"`` starts the session's
+    ``ray_cluster`` first (the test must be marked ``@pytest.mark.ray``)."""
     from .harness import RoomHarness
 
     started = []
@@ -101,11 +135,14 @@ async def room_harness(request, tmp_path):
 
 @pytest.fixture
 def manual_clock() -> ManualClock:
+    """A fresh ``ManualClock``: time stands still until ``await manual_clock.advance(s)``."""
     return ManualClock()
 
 
 @pytest_asyncio.fixture
 async def room_directory(tmp_path, manual_clock):
+    """An ``InProcessDirectory`` on ``tmp_path / "data"`` driven by ``manual_clock`` (idle
+    timeout 10 s): rooms run in the test's event loop. Closed (rooms hibernated) after it."""
     from .rooms.local_host import InProcessDirectory
 
     directory = InProcessDirectory(tmp_path / "data", clock=manual_clock, idle_timeout=10.0)
@@ -115,6 +152,9 @@ async def room_directory(tmp_path, manual_clock):
 
 @pytest.fixture(scope="session")
 def ray_cluster():
+    """(session) A local Ray (2 CPUs, every service on 127.0.0.1), started once and shut down
+    at the end of the session; yields the ``ray`` module. Only tests marked
+    ``@pytest.mark.ray`` may use it."""
     import ray
 
     from .rooms.ray_host import init_ray
@@ -126,6 +166,8 @@ def ray_cluster():
 
 @pytest_asyncio.fixture
 async def ray_directory(ray_cluster, tmp_path):
+    """A ``RayDirectory`` in a namespace of its own (its actors are killed after the test),
+    SQLite under ``tmp_path / "data"``, idle timeout ``RAY_IDLE_TIMEOUT`` (2 s)."""
     from .rooms.ray_host import RayDirectory
 
     directory = RayDirectory(
@@ -153,6 +195,9 @@ class GatewayURL(str):
 
 @pytest_asyncio.fixture
 async def gateway_factory():
+    """``url = await gateway_factory(directory, web_dist=None, **create_app_kwargs)``: a gateway
+    for ``directory`` served on 127.0.0.1 on a free port; returns its base URL, a
+    ``GatewayURL`` (``.app``: the aiohttp application). Servers are closed after the test."""
     from aiohttp.test_utils import TestServer
 
     from .gateway.app import create_app

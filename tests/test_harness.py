@@ -1,6 +1,8 @@
 """Room semantics through the shipped harness (starhold.harness), on both hosts where the
 host allows: atomicity, rollback, output gate, alarms, hibernation with held connections."""
 
+import asyncio
+
 import pytest
 
 from starhold.harness import ActivationKilled, RoomHarness
@@ -38,14 +40,23 @@ class LabRoom(Room):
             conn.send({"attachment": conn.attachment})
         elif op == "alarm":
             await self.storage.set_alarm(self.clock.now() + message["in"])
+        elif op == "unconfirmed":  # one frame past the output gate, one held for the commit
+            conn.send({"early": True}, allow_unconfirmed=True)
+            await self.storage.put("count", (await self.storage.get("count") or 0) + 1)
+            conn.send({"late": True})
+        elif op == "kick":
+            conn.close(4000, "kicked")
 
     async def on_request(self, request):
         keys = await self.storage.list(prefix="k")
         return HttpResponse(200, {"keys": len(keys), "count": await self.storage.get("count") or 0,
-                                  "fired": await self.storage.get("fired") or 0})
+                                  "fired": await self.storage.get("fired") or 0,
+                                  "scheduled": await self.storage.get("scheduled")})
 
     async def on_alarm(self, info):
         await self.storage.put("fired", (await self.storage.get("fired") or 0) + 1)
+        await self.storage.put("scheduled", info.scheduled_time)
+        self.broadcast({"alarm": info.scheduled_time})
 
 
 HOSTS = ["inprocess", pytest.param("ray", marks=pytest.mark.ray)]
@@ -108,6 +119,16 @@ async def test_fire_alarm_now(harness):
     assert not await harness.fire_alarm()
 
 
+async def test_fire_alarm_reports_the_time_the_alarm_was_set_for(harness):
+    conn = await harness.connect()
+    await conn.send({"op": "alarm", "in": 3600})
+    scheduled = (await harness.stats())["alarm"]
+    assert scheduled is not None
+    assert await harness.fire_alarm()
+    assert (await harness.request()).body["scheduled"] == scheduled  # not the time it was fired
+    assert (await harness.stats())["alarm"] is None
+
+
 # ---- fault injection (in-process host) -------------------------------------------------------
 
 @pytest.fixture
@@ -163,8 +184,7 @@ async def test_wait_for_next_tick_and_advance_to_next(lab):
 async def test_restore_from_s3_on_a_fresh_data_directory(harness, seaweedfs, tmp_path):
     """The room runs on node 1, hibernates (snapshot to S3), then wakes on node 2, whose data
     directory is empty: its state comes back from S3."""
-    spec = {"kind": "s3", "bucket": seaweedfs.create_bucket(), "endpoint_url": seaweedfs.endpoint_url,
-            "aws_access_key_id": seaweedfs.access_key, "aws_secret_access_key": seaweedfs.secret_key}
+    spec = seaweedfs.spec()
     async with RoomHarness(LabRoom, host=harness.host, name="moving", data_dir=tmp_path / "node1",
                            snapshots=spec) as node1:
         conn = await node1.connect()
@@ -174,3 +194,130 @@ async def test_restore_from_s3_on_a_fresh_data_directory(harness, seaweedfs, tmp
                            snapshots=spec) as node2:
         assert (await node2.request()).body["keys"] == 7
         assert (await node2.stats())["epoch"] == 2
+
+
+# ---- the output gate as the test sees it ------------------------------------------------------
+
+async def test_unconfirmed_output_reaches_the_test_even_when_the_commit_fails(lab):
+    conn = await lab.connect()
+    lab.faults.fail("commit")
+    with pytest.raises(StorageError):  # the harness surfaces the failed commit to the test
+        await conn.send({"op": "unconfirmed"})
+    # the frame sent past the output gate went out before the commit; the held one never did
+    assert conn.received == [{"hello": "?"}, {"early": True}]
+    await conn.send({"op": "unconfirmed"})
+    assert conn.received[-2:] == [{"early": True}, {"late": True}]
+    assert (await lab.request()).body["count"] == 1  # the failed hook's write is not there
+
+
+# ---- next_message (like @colyseus/testing's waitForMessage) -----------------------------------
+
+async def test_next_message_returns_each_message_once_in_order(lab):
+    conn = await lab.connect({"name": "Ada"})
+    await conn.send({"op": "count"})
+    await conn.send({"op": "count"})
+    assert await conn.next_message() == {"hello": "Ada"}
+    assert await conn.next_message(where=lambda m: m == {"count": 2}) == {"count": 2}  # skips count 1
+    with pytest.raises(TimeoutError):
+        await conn.next_message(timeout=0)
+    assert conn.received == [{"hello": "Ada"}, {"count": 1}, {"count": 2}]  # all still there
+
+
+async def test_next_message_waits_for_output_the_harness_did_not_ask_for(lab):
+    conn = await lab.connect()
+    assert await conn.next_message() == {"hello": "?"}
+    await conn.send({"op": "alarm", "in": 5.0})
+    at = (await lab.stats())["alarm"]
+    waiter = asyncio.create_task(conn.next_message())
+    await lab.clock.advance(5.0)  # the clock itself, not h.advance: nothing collects the output
+    assert await waiter == {"alarm": at}
+
+
+async def test_next_message_on_a_connection_the_room_closed_raises(lab):
+    conn = await lab.connect()
+    await conn.send({"op": "kick"})
+    assert await conn.next_message() == {"hello": "?"}  # what came before the close is still read
+    from starhold.errors import ConnectionClosed
+
+    with pytest.raises(ConnectionClosed) as info:
+        await conn.next_message()
+    assert (info.value.code, info.value.reason) == (4000, "kicked")
+
+
+# ---- run_in_room (like vitest-pool-workers' runInDurableObject) -------------------------------
+
+async def test_run_in_room_runs_under_the_input_gate_and_commits_like_a_hook(lab):
+    conn = await lab.connect()
+
+    async def poke(room):
+        assert room._runtime._gate.locked()  # no other event runs meanwhile
+        await room.storage.put("count", 41)
+        room.broadcast({"poked": True})  # held until the put commits, then delivered
+        return room.name
+
+    assert await lab.run_in_room(poke) == lab.name
+    assert conn.received[-1] == {"poked": True}
+    await conn.send({"op": "count"})
+    assert conn.received[-1] == {"count": 42}
+    assert await lab.run_in_room(lambda room: len(room.connections)) == 1  # a plain function too
+
+
+async def test_run_in_room_rolls_back_when_the_function_raises_and_wakes_a_sleeping_room(lab):
+    conn = await lab.connect()
+    await conn.send({"op": "count"})
+    assert await lab.evict()
+
+    async def fail(room):
+        await room.storage.put("count", 100)
+        room.broadcast({"never": True})
+        raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await lab.run_in_room(fail)  # woke the room, then rolled back
+    assert await lab.run_in_room(lambda room: room.storage.get("count")) == 1
+    assert {"never": True} not in conn.received
+
+
+async def test_run_in_room_is_refused_on_ray():
+    h = RoomHarness(LabRoom, host="ray")  # not started: the check needs no cluster
+    with pytest.raises(RuntimeError, match="in-process"):
+        await h.run_in_room(lambda room: None)
+
+
+# ---- one place for the errors, and S3 snapshot stores as fixtures give them ------------------
+
+def test_the_errors_a_test_needs_are_in_one_place():
+    import starhold
+    import starhold.errors as errors
+    from starhold import harness
+    from starhold.errors import ConnectionClosed
+    from starhold.rooms.handle import RoomGone
+    from starhold.storage.base import StaleEpochError
+    from starhold.storage.s3_snapshots import SnapshotConflictError
+
+    assert errors.ActivationKilled is harness.ActivationKilled is ActivationKilled
+    assert errors.ConnectionClosed is harness.ConnectionClosed is ConnectionClosed
+    assert errors.RoomGone is RoomGone
+    assert errors.StorageError is StorageError and errors.StaleEpochError is StaleEpochError
+    assert errors.SnapshotConflictError is SnapshotConflictError
+    for name in errors.__all__:
+        assert getattr(starhold, name) is getattr(errors, name)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+async def test_a_harness_takes_the_s3_store_fixture_and_its_spec(host, request, s3_store, tmp_path):
+    if host == "ray":
+        request.getfixturevalue("ray_cluster")
+    from starhold.storage.factory import snapshot_spec, snapshot_store_from_config
+
+    spec = snapshot_spec(s3_store)
+    assert spec["kind"] == "s3" and spec["bucket"] == s3_store.bucket
+    assert snapshot_store_from_config(spec, tmp_path).endpoint_url == s3_store.endpoint_url
+    async with RoomHarness(LabRoom, host=host, name="moving", data_dir=tmp_path / "node1",
+                           snapshots=s3_store) as node1:  # the store itself
+        conn = await node1.connect()
+        await conn.send({"op": "multi_put", "n": 3})
+        assert await node1.evict()
+    async with RoomHarness(LabRoom, host=host, name="moving", data_dir=tmp_path / "node2",
+                           snapshots=spec) as node2:  # the same store as a spec
+        assert (await node2.request()).body["keys"] == 3
