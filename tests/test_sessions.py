@@ -71,7 +71,7 @@ async def test_create_a_game_read_its_state_and_play_in_it(url):
 async def test_unknown_or_forged_game_ids_are_refused_without_waking_anything(url, directory):
     async with aiohttp.ClientSession() as session:
         token = await guest_token(session, url)
-        forged = "0123456789ab" + "00000000"
+        forged = "0123456789abcdef" * 2 + "0" * 64
         async with session.get(url + f"/api/game/{forged}/state") as resp:
             assert resp.status == 404 and await resp.json() == {"error": "no such game"}
         wire = await Wire.open(session, url, f"/api/game/{forged}/ws", token)
@@ -177,3 +177,24 @@ async def test_metrics_count_traffic_closes_and_room_ticks(url, monkeypatch):
     assert values['starhold_room_ticks_total{room="system/sol"}'] >= 5
     assert values['starhold_room_tick_seconds_count{room="system/sol"}'] >= 5
     assert values["starhold_room_wake_seconds_count"] >= 1
+
+
+def test_game_ids_carry_a_full_length_hmac_sha256_tag():
+    """An id is 128 random bits and the whole HMAC-SHA256 of them (256 bits): no truncated
+    tag an attacker could hit by probing. Any change to either part is refused."""
+    import hashlib
+    import hmac
+
+    key = b"k" * 32
+    ids = SessionIds(key)
+    game_id = ids.new()
+    assert len(game_id) == 96 and all(c in "0123456789abcdef" for c in game_id)
+    random_part, tag = game_id[:32], game_id[32:]
+    assert tag == hmac.new(key, random_part.encode(), hashlib.sha256).hexdigest()
+    assert ids.valid(game_id)
+    for i in (0, 31, 32, 95):  # one character changed, in the random part or the tag
+        flipped = game_id[:i] + ("0" if game_id[i] != "0" else "1") + game_id[i + 1:]
+        assert not ids.valid(flipped)
+    assert not ids.valid(game_id[:20])  # an id of the old 20-character (32-bit tag) format
+    assert not ids.valid(game_id.upper()) and not ids.valid(game_id + "0")
+    assert not SessionIds(b"o" * 32).valid(game_id)  # another deployment's key
