@@ -5,7 +5,8 @@ Routes:
 - ``GET /api/route?from=<system>&to=<system>``: the shortest chain of jumps between two
   systems, ``{"systems": [ids], "parsecs": total}`` (docs/protocol.md §1).
 - ``GET /api/systems/{system}``: one system with its planets (static data; does not wake it).
-- ``GET /api/systems/{system}/state``: the live room's state (wakes it; ``Room.on_request``).
+- ``GET /api/systems/{system}/state``: the live room's state (``Room.on_request``); only a
+  request with a valid token wakes a sleeping room (401 without one).
 - ``GET /api/systems/{system}/ws``: the system's WebSocket (docs/protocol.md §2-5).
 - ``POST /api/game/new``, ``GET /api/game/{id}/state``, ``GET /api/game/{id}/ws``: game
   sessions (docs/protocol.md §7).
@@ -144,21 +145,46 @@ class Gateway:
                 "planets": info["planets"]}
         return web.json_response(body)
 
-    async def _room_request(self, kind: str, room_id: str, req: HttpRequest) -> web.Response:
+    async def _room_request(self, kind: str, room_id: str, req: HttpRequest, *, wake: bool = True) -> web.Response | None:
+        """Forward ``req`` to the room's ``on_request``. ``wake=False`` only asks a live
+        activation and returns None when the room sleeps (nothing is activated). Raises
+        ``HTTPServiceUnavailable`` (503) when the room keeps going away."""
         link = self.link(kind, room_id)
         for _ in range(3):
             handle = None
             try:
-                handle = await link.handle()
+                if wake:
+                    handle = await link.handle()
+                else:
+                    handle = await self.directory.get_if_active(kind, room_id)
+                    if handle is None:
+                        return None
                 response = await handle.request(req)
                 return web.json_response(response.body, status=response.status)
             except RoomGone:
                 link._lost(handle)
         raise web.HTTPServiceUnavailable(text='{"error": "room unavailable"}', content_type="application/json")
 
+    async def _state(self, request: web.Request, kind: str, room_id: str) -> web.Response:
+        """``GET .../state``: with a valid token, wake the room if needed and answer; without a
+        token, answer only from an awake room (401 when it sleeps: an anonymous request never
+        starts an activation); an invalid token is 401."""
+        req = HttpRequest("GET", "state", {k: v for k, v in request.query.items() if k != "token"})
+        if token_from_request(request) is not None:
+            try:
+                self._identity(request)
+            except AuthError as exc:
+                return web.json_response({"error": exc.message}, status=401, headers={"WWW-Authenticate": "Bearer"})
+            return await self._room_request(kind, room_id, req)
+        response = await self._room_request(kind, room_id, req, wake=False)
+        if response is None:
+            return web.json_response({"error": "missing token: the room is asleep and only a request with a token "
+                                               "wakes it (POST /api/auth/guest)"},
+                                     status=401, headers={"WWW-Authenticate": "Bearer"})
+        return response
+
     async def system_state(self, request: web.Request) -> web.Response:
-        system = self._system(request)
-        return await self._room_request("system", system.id, HttpRequest("GET", "state", dict(request.query)))
+        return await self._state(request, "system", self._system(request).id)
 
     async def system_ws(self, request: web.Request) -> web.WebSocketResponse:
         system = self.galaxy.resolve(request.match_info["system"])
@@ -208,7 +234,7 @@ class Gateway:
         return response
 
     async def game_state(self, request: web.Request) -> web.Response:
-        return await self._room_request("session", self._game_id(request), HttpRequest("GET", "state", dict(request.query)))
+        return await self._state(request, "session", self._game_id(request))
 
     async def game_ws(self, request: web.Request) -> web.WebSocketResponse:
         game_id = request.match_info["game"]
