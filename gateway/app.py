@@ -38,7 +38,7 @@ from ..rooms.handle import RoomDirectory, RoomGone
 from ..rooms.planets import system_info
 from ..rooms.room import HttpRequest
 from ..wsdirect import DirectWebSocketResponse
-from . import admission, metrics
+from . import admission, http_log, metrics
 from .admission import LoadShedder
 from .auth import AuthError, TokenService, add_auth_routes, token_from_request
 from .room_link import RoomLink
@@ -365,6 +365,7 @@ def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist:
         data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
         tokens = tokens or TokenService.from_config(None, data_dir)
         sessions = sessions or SessionIds.from_config(None, data_dir)
+    http_log.install()  # malformed requests: a 400 and one INFO line, not an ERROR traceback
     gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions, LoadShedder(shed_lag))
     app = web.Application(client_max_size=64 * 1024)
     app[GATEWAY] = gateway

@@ -208,3 +208,18 @@ async def test_an_anonymous_state_request_never_wakes_a_room(url):
         state = await get_json(url, "/api/systems/sol/state")  # awake now: anyone may read it
         assert state["players"] == 0
         assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}
+
+
+async def test_an_oversized_url_gets_400_and_one_quiet_log_line(url, caplog):
+    """A request line over aiohttp's 8 KB limit is the client's error: 400, and a one-line
+    INFO log without a traceback (not an ERROR with one)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/api/galaxy?q=" + "x" * 9000) as resp:
+            assert resp.status == 400
+        assert (await get_json(url, "/healthz"))["status"] == "ok"  # the gateway carries on
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert records and all(r.levelno <= logging.INFO and not r.exc_info and not r.exc_text for r in records)
+    assert any("bad HTTP request" in r.getMessage() and "8190" in r.getMessage() for r in records)
