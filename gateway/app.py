@@ -41,8 +41,10 @@ from ..wsdirect import DirectWebSocketResponse
 from . import admission, http_log, metrics
 from .admission import LoadShedder
 from .auth import AuthError, TokenService, add_auth_routes, token_from_request
+from .quotas import GameQuota, QuotaExceeded
 from .room_link import RoomLink
 from .sessions import SessionIds
+from .throttle import LoginThrottle, retry_after_header
 from .sockets import ClientSocket
 
 log = logging.getLogger("starhold.gateway")
@@ -69,8 +71,9 @@ class Gateway:
     """State of one gateway process: its id, its room links and counters."""
 
     def __init__(self, directory: RoomDirectory, galaxy: Galaxy, web_dist: Path | None, tokens: TokenService,
-                 sessions: SessionIds, shedder: LoadShedder | None = None):
+                 sessions: SessionIds, shedder: LoadShedder | None = None, quota: GameQuota | None = None):
         self.directory = directory
+        self.quota = quota or GameQuota()
         self.galaxy = galaxy
         self.web_dist = web_dist
         self.tokens = tokens
@@ -205,6 +208,9 @@ class Gateway:
         return self.tokens.verify(token)
 
     async def game_new(self, request: web.Request) -> web.Response:
+        """``POST /api/game/new``: 401 without a valid token, 400/413 for a bad body, 429 with
+        ``Retry-After`` past the player's limits (``gateway/quotas.py``), else the room's
+        answer (201 with the game)."""
         try:
             identity = self._identity(request)
         except AuthError as exc:
@@ -225,8 +231,17 @@ class Gateway:
             return web.json_response({"error": "seed must be an integer in [0, 2^53), max_players in [1, 500]"},
                                      status=400)
         game_id = self.session_ids.new()
+        try:
+            await self.quota.begin(identity.player, game_id, lambda g: self.directory.is_active("session", g))
+        except QuotaExceeded as exc:
+            return web.json_response({"error": exc.message}, status=429,
+                                     headers={"Retry-After": retry_after_header(exc.retry_after)})
         create = {"seed": seed, "max_players": max_players, "created_by": identity.player}
-        response = await self._room_request("session", game_id, HttpRequest("POST", "create", {}, json.dumps(create).encode()))
+        try:
+            response = await self._room_request("session", game_id,
+                                                HttpRequest("POST", "create", {}, json.dumps(create).encode()))
+        finally:
+            self.quota.end(game_id)
         if response.status == 201:
             info = json.loads(response.body)
             return web.json_response({**info, "ws": f"/api/game/{game_id}/ws", "state": f"/api/game/{game_id}/state"},
@@ -354,22 +369,25 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist: Path | None = WEB_DIST, *,
                tokens: TokenService | None = None, sessions: SessionIds | None = None,
-               data_dir: Path | None = None, shed_lag: float = admission.LAG_LIMIT) -> web.Application:
+               data_dir: Path | None = None, shed_lag: float = admission.LAG_LIMIT,
+               quota: GameQuota | None = None, login_throttle: LoginThrottle | None = None) -> web.Application:
     """The gateway's aiohttp application, routing rooms through ``directory``.
 
     ``tokens`` signs and verifies player tokens and ``sessions`` game ids; by default both use
     key files under ``data_dir`` (a fresh temporary directory when None: fine for tests, not
     for several gateway processes, which must share keys). ``shed_lag``: seconds of sustained
-    event-loop lag at which new players are refused (``gateway/admission.py``; 0 disables)."""
+    event-loop lag at which new players are refused (``gateway/admission.py``; 0 disables).
+    ``quota``: game creation limits per player (default ``GameQuota()``, ``gateway/quotas.py``);
+    ``login_throttle``: failed-login limits (default ``LoginThrottle()``, ``gateway/throttle.py``)."""
     if tokens is None or sessions is None:
         data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
         tokens = tokens or TokenService.from_config(None, data_dir)
         sessions = sessions or SessionIds.from_config(None, data_dir)
     http_log.install()  # malformed requests: a 400 and one INFO line, not an ERROR traceback
-    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions, LoadShedder(shed_lag))
+    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions, LoadShedder(shed_lag), quota)
     app = web.Application(client_max_size=64 * 1024)
     app[GATEWAY] = gateway
-    add_auth_routes(app, directory, tokens)
+    add_auth_routes(app, directory, tokens, login_throttle)
     app.router.add_get("/api/galaxy", gateway.galaxy_json)
     app.router.add_get("/api/route", gateway.route_json)
     app.router.add_get("/api/systems/{system}", gateway.system_json)

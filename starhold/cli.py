@@ -17,7 +17,11 @@ def _serve(args: argparse.Namespace) -> int:
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
                                  host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
                                  gateways=args.gateways, log_format=args.log_format,
-                                 metrics_port=args.metrics_port, shed_lag=args.shed_lag)
+                                 metrics_port=args.metrics_port, shed_lag=args.shed_lag,
+                                 games_per_hour=args.games_per_hour, live_games=args.live_games,
+                                 login_account_failures=args.login_account_failures,
+                                 login_address_failures=args.login_address_failures,
+                                 shutdown_timeout=args.shutdown_timeout)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level, settings.log_format)
     if settings.gateways < 1:
@@ -85,7 +89,9 @@ def _run_gateway(settings: Settings, index: int) -> None:
     from .gateway.app import create_app
     from .gateway.auth import TokenService
     from .gateway.metrics import start_metrics_site
+    from .gateway.quotas import GameQuota
     from .gateway.sessions import SessionIds
+    from .gateway.throttle import LoginThrottle
 
     if settings.host_mode == "ray":
         from .rooms.ray_host import RayDirectory
@@ -100,7 +106,9 @@ def _run_gateway(settings: Settings, index: int) -> None:
                                                                             settings.data_dir))
     app = create_app(directory, tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir),
                      sessions=SessionIds.from_config(settings.session_key, settings.data_dir),
-                     shed_lag=settings.shed_lag)
+                     shed_lag=settings.shed_lag,
+                     quota=GameQuota(per_hour=settings.games_per_hour, live=settings.live_games),
+                     login_throttle=LoginThrottle(settings.login_account_failures, settings.login_address_failures))
 
     async def announce(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process
@@ -163,6 +171,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--shed-lag", type=float,
                        help="seconds of sustained event-loop lag at which a gateway refuses new players "
                             "(close 1013; default 0.05, 0 = never)")
+    serve.add_argument("--games-per-hour", type=int,
+                       help="games one player may create per rolling hour (default 20, 0 = unlimited)")
+    serve.add_argument("--live-games", type=int,
+                       help="games created by one player that may be awake at once (default 3, 0 = unlimited)")
+    serve.add_argument("--login-account-failures", type=int,
+                       help="failed logins in a row on an account before lockouts start (default 5, 0 = off)")
+    serve.add_argument("--login-address-failures", type=int,
+                       help="failed logins in a row from one address before lockouts start (default 20, 0 = off)")
+    serve.add_argument("--shutdown-timeout", type=float,
+                       help="seconds the server has to shut down on SIGTERM/Ctrl-C before it is killed (default 10)")
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)

@@ -198,3 +198,53 @@ def test_game_ids_carry_a_full_length_hmac_sha256_tag():
     assert not ids.valid(game_id[:20])  # an id of the old 20-character (32-bit tag) format
     assert not ids.valid(game_id.upper()) and not ids.valid(game_id + "0")
     assert not SessionIds(b"o" * 32).valid(game_id)  # another deployment's key
+
+
+class Ticks:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+async def test_game_creation_is_limited_per_player_with_429_and_retry_after(gateway_factory, directory):
+    """Live games: a player's games that are awake count against the limit until they sleep.
+    Creations: at most N per rolling hour. Other players are unaffected."""
+    from starhold.gateway.quotas import LIVE_RETRY_AFTER, GameQuota
+
+    clock = Ticks()
+    url = await gateway_factory(directory, quota=GameQuota(per_hour=4, live=2, now=clock))
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url, "Greedy")
+        games = [await new_game(session, url, token) for _ in range(2)]
+        assert [status for status, _ in games] == [201, 201]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.post(url + "/api/game/new", json={}, headers=headers) as resp:
+            assert resp.status == 429 and resp.headers["Retry-After"] == str(LIVE_RETRY_AFTER)
+            assert "live games" in (await resp.json())["error"]
+        assert len(await directory.list_rooms()) == 2  # the refused request started nothing
+        assert (await new_game(session, url, await guest_token(session, url, "Other")))[0] == 201
+        await directory.runtime("session", games[0][1]["id"]).hibernate(force=True)  # one game sleeps
+        assert (await new_game(session, url, token))[0] == 201  # 3 created this hour
+        await directory.runtime("session", games[1][1]["id"]).hibernate(force=True)
+        clock.t += 600
+        assert (await new_game(session, url, token))[0] == 201  # the 4th
+        for room in await directory.list_rooms():  # every game sleeps: only the hourly limit is left
+            await directory.runtime(*room.split("/")).hibernate(force=True)
+        async with session.post(url + "/api/game/new", json={}, headers=headers) as resp:
+            assert resp.status == 429 and resp.headers["Retry-After"] == "3000"  # the first leaves the hour
+            assert (await resp.json())["error"] == "too many games created: at most 4 per hour"
+        clock.t += 3000
+        assert (await new_game(session, url, token))[0] == 201
+
+
+async def test_the_default_limits_stop_a_flood_of_game_creations(url, directory):
+    """The audit: a player looping on POST /api/game/new started an actor per call."""
+    from starhold.gateway.quotas import LIVE_GAMES
+
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url, "Flood")
+        statuses = [(await new_game(session, url, token))[0] for _ in range(LIVE_GAMES + 3)]
+    assert statuses == [201] * LIVE_GAMES + [429] * 3
+    assert len(await directory.list_rooms()) == LIVE_GAMES
