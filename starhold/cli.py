@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from . import supervise
 from .config import Settings
 from .logs import configure_logging
 
@@ -28,6 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
         sys.exit("--gateways must be at least 1")
     if settings.host_mode != "ray" and settings.gateways > 1:
         sys.exit("--gateways > 1 needs --host-mode ray (in-process rooms live in one gateway)")
+    if not supervise.is_child():  # the server runs in a session of its own (starhold/supervise.py)
+        return supervise.supervise(args.argv, settings.shutdown_timeout)
     if settings.host_mode == "ray":
         if not settings.ray_address:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -52,13 +55,17 @@ def _serve(args: argparse.Namespace) -> int:
                                 name=f"starhold-gateway-{i}")
             child.start()
             children.append(child)
-    try:
-        _run_gateway(settings, 0)
-    finally:
+    def stop_children() -> None:
+        """SIGTERM the other gateway processes (they close their sockets with 1001) and wait."""
         for child in children:
             child.terminate()
         for child in children:
-            child.join(10)
+            child.join(settings.shutdown_timeout)
+
+    try:
+        _run_gateway(settings, 0, stop_children)
+    finally:
+        stop_children()
         if settings.host_mode == "ray":
             import ray
 
@@ -80,9 +87,11 @@ def _gateway_process(settings: Settings, log_level: str, index: int) -> None:
         pass
 
 
-def _run_gateway(settings: Settings, index: int) -> None:
+def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
     """Serve one gateway process on ``settings.host:port`` (``SO_REUSEPORT`` when several
-    processes share the port: the kernel spreads connections over them)."""
+    processes share the port: the kernel spreads connections over them) until SIGTERM or
+    SIGINT. Shutdown: close the sockets with 1001, call ``stop_others()`` (gateway 0: stop the
+    other gateway processes) in a thread, then hibernate the rooms."""
     from aiohttp import web
 
     from . import heap
@@ -110,8 +119,10 @@ def _run_gateway(settings: Settings, index: int) -> None:
                      quota=GameQuota(per_hour=settings.games_per_hour, live=settings.live_games),
                      login_throttle=LoginThrottle(settings.login_account_failures, settings.login_address_failures))
 
-    async def announce(app: web.Application) -> None:
+    async def settle(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process
+
+    def announce(_aiohttp_banner: str) -> None:  # run_app calls it once the port listens
         if index == 0:
             print(f"Starhold is up: http://{settings.host}:{settings.port}/  (data in {settings.data_dir}, "
                   f"rooms on {settings.host_mode}, {settings.gateways} gateway process(es))", flush=True)
@@ -123,8 +134,13 @@ def _run_gateway(settings: Settings, index: int) -> None:
         if settings.metrics_port is not None:
             await start_metrics_site(settings.host, settings.metrics_port + index)
 
-    app.on_startup.append(announce)
+    async def stop_other_gateways(app: web.Application) -> None:
+        if stop_others is not None:  # before the rooms hibernate, so no other gateway wakes them
+            await asyncio.to_thread(stop_others)
+
+    app.on_startup.append(settle)
     app.on_startup.append(serve_own_metrics)
+    app.on_shutdown.append(stop_other_gateways)
     app.on_cleanup.append(hibernate_rooms)
     try:  # uvloop: libuv's event loop, markedly cheaper per socket operation than asyncio's
         import uvloop
@@ -132,7 +148,7 @@ def _run_gateway(settings: Settings, index: int) -> None:
         loop = None
     else:
         loop = uvloop.new_event_loop()
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5,
+    web.run_app(app, host=settings.host, port=settings.port, print=announce, shutdown_timeout=5,
                 reuse_port=settings.gateways > 1, handle_signals=True, loop=loop)
 
 
@@ -200,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     loadtest.set_defaults(func=_loadtest)
 
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the supervised server is run with
     if args.command != "serve":
         configure_logging(args.log_level, "text")
     try:
