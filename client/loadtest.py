@@ -563,9 +563,11 @@ async def _room_paths(session: aiohttp.ClientSession, url: str, clients: int, ro
     per_room = math.ceil(clients / rooms)
     if per_room > MAX_GAME_PLAYERS:
         raise ValueError(f"{per_room} clients per game exceed {MAX_GAME_PLAYERS}: use more --rooms")
-    token = (await guest_token(url, "loadtest", session=session))["token"]
-    games = await asyncio.gather(*(create_game(url, token, seed=i, max_players=per_room, session=session)
-                                   for i in range(rooms)))
+    async def one_game(i: int) -> dict:  # a guest each: the gateway limits live games per player
+        token = (await guest_token(url, f"loadtest-{i}", session=session))["token"]
+        return await create_game(url, token, seed=i, max_players=per_room, session=session)
+
+    games = await asyncio.gather(*(one_game(i) for i in range(rooms)))
     return [game_path(g["id"]) for g in games]
 
 

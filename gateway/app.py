@@ -5,7 +5,8 @@ Routes:
 - ``GET /api/route?from=<system>&to=<system>``: the shortest chain of jumps between two
   systems, ``{"systems": [ids], "parsecs": total}`` (docs/protocol.md §1).
 - ``GET /api/systems/{system}``: one system with its planets (static data; does not wake it).
-- ``GET /api/systems/{system}/state``: the live room's state (wakes it; ``Room.on_request``).
+- ``GET /api/systems/{system}/state``: the live room's state (``Room.on_request``); only a
+  request with a valid token wakes a sleeping room (401 without one).
 - ``GET /api/systems/{system}/ws``: the system's WebSocket (docs/protocol.md §2-5).
 - ``POST /api/game/new``, ``GET /api/game/{id}/state``, ``GET /api/game/{id}/ws``: game
   sessions (docs/protocol.md §7).
@@ -37,11 +38,13 @@ from ..rooms.handle import RoomDirectory, RoomGone
 from ..rooms.planets import system_info
 from ..rooms.room import HttpRequest
 from ..wsdirect import DirectWebSocketResponse
-from . import admission, metrics
+from . import admission, http_log, metrics
 from .admission import LoadShedder
 from .auth import AuthError, TokenService, add_auth_routes, token_from_request
+from .quotas import GameQuota, QuotaExceeded
 from .room_link import RoomLink
 from .sessions import SessionIds
+from .throttle import LoginThrottle, retry_after_header
 from .sockets import ClientSocket
 
 log = logging.getLogger("starhold.gateway")
@@ -68,8 +71,9 @@ class Gateway:
     """State of one gateway process: its id, its room links and counters."""
 
     def __init__(self, directory: RoomDirectory, galaxy: Galaxy, web_dist: Path | None, tokens: TokenService,
-                 sessions: SessionIds, shedder: LoadShedder | None = None):
+                 sessions: SessionIds, shedder: LoadShedder | None = None, quota: GameQuota | None = None):
         self.directory = directory
+        self.quota = quota or GameQuota()
         self.galaxy = galaxy
         self.web_dist = web_dist
         self.tokens = tokens
@@ -144,21 +148,46 @@ class Gateway:
                 "planets": info["planets"]}
         return web.json_response(body)
 
-    async def _room_request(self, kind: str, room_id: str, req: HttpRequest) -> web.Response:
+    async def _room_request(self, kind: str, room_id: str, req: HttpRequest, *, wake: bool = True) -> web.Response | None:
+        """Forward ``req`` to the room's ``on_request``. ``wake=False`` only asks a live
+        activation and returns None when the room sleeps (nothing is activated). Raises
+        ``HTTPServiceUnavailable`` (503) when the room keeps going away."""
         link = self.link(kind, room_id)
         for _ in range(3):
             handle = None
             try:
-                handle = await link.handle()
+                if wake:
+                    handle = await link.handle()
+                else:
+                    handle = await self.directory.get_if_active(kind, room_id)
+                    if handle is None:
+                        return None
                 response = await handle.request(req)
                 return web.json_response(response.body, status=response.status)
             except RoomGone:
                 link._lost(handle)
         raise web.HTTPServiceUnavailable(text='{"error": "room unavailable"}', content_type="application/json")
 
+    async def _state(self, request: web.Request, kind: str, room_id: str) -> web.Response:
+        """``GET .../state``: with a valid token, wake the room if needed and answer; without a
+        token, answer only from an awake room (401 when it sleeps: an anonymous request never
+        starts an activation); an invalid token is 401."""
+        req = HttpRequest("GET", "state", {k: v for k, v in request.query.items() if k != "token"})
+        if token_from_request(request) is not None:
+            try:
+                self._identity(request)
+            except AuthError as exc:
+                return web.json_response({"error": exc.message}, status=401, headers={"WWW-Authenticate": "Bearer"})
+            return await self._room_request(kind, room_id, req)
+        response = await self._room_request(kind, room_id, req, wake=False)
+        if response is None:
+            return web.json_response({"error": "missing token: the room is asleep and only a request with a token "
+                                               "wakes it (POST /api/auth/guest)"},
+                                     status=401, headers={"WWW-Authenticate": "Bearer"})
+        return response
+
     async def system_state(self, request: web.Request) -> web.Response:
-        system = self._system(request)
-        return await self._room_request("system", system.id, HttpRequest("GET", "state", dict(request.query)))
+        return await self._state(request, "system", self._system(request).id)
 
     async def system_ws(self, request: web.Request) -> web.WebSocketResponse:
         system = self.galaxy.resolve(request.match_info["system"])
@@ -179,6 +208,9 @@ class Gateway:
         return self.tokens.verify(token)
 
     async def game_new(self, request: web.Request) -> web.Response:
+        """``POST /api/game/new``: 401 without a valid token, 400/413 for a bad body, 429 with
+        ``Retry-After`` past the player's limits (``gateway/quotas.py``), else the room's
+        answer (201 with the game)."""
         try:
             identity = self._identity(request)
         except AuthError as exc:
@@ -199,8 +231,17 @@ class Gateway:
             return web.json_response({"error": "seed must be an integer in [0, 2^53), max_players in [1, 500]"},
                                      status=400)
         game_id = self.session_ids.new()
+        try:
+            await self.quota.begin(identity.player, game_id, lambda g: self.directory.is_active("session", g))
+        except QuotaExceeded as exc:
+            return web.json_response({"error": exc.message}, status=429,
+                                     headers={"Retry-After": retry_after_header(exc.retry_after)})
         create = {"seed": seed, "max_players": max_players, "created_by": identity.player}
-        response = await self._room_request("session", game_id, HttpRequest("POST", "create", {}, json.dumps(create).encode()))
+        try:
+            response = await self._room_request("session", game_id,
+                                                HttpRequest("POST", "create", {}, json.dumps(create).encode()))
+        finally:
+            self.quota.end(game_id)
         if response.status == 201:
             info = json.loads(response.body)
             return web.json_response({**info, "ws": f"/api/game/{game_id}/ws", "state": f"/api/game/{game_id}/state"},
@@ -208,7 +249,7 @@ class Gateway:
         return response
 
     async def game_state(self, request: web.Request) -> web.Response:
-        return await self._room_request("session", self._game_id(request), HttpRequest("GET", "state", dict(request.query)))
+        return await self._state(request, "session", self._game_id(request))
 
     async def game_ws(self, request: web.Request) -> web.WebSocketResponse:
         game_id = request.match_info["game"]
@@ -328,21 +369,25 @@ GATEWAY = web.AppKey("gateway", Gateway)
 
 def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist: Path | None = WEB_DIST, *,
                tokens: TokenService | None = None, sessions: SessionIds | None = None,
-               data_dir: Path | None = None, shed_lag: float = admission.LAG_LIMIT) -> web.Application:
+               data_dir: Path | None = None, shed_lag: float = admission.LAG_LIMIT,
+               quota: GameQuota | None = None, login_throttle: LoginThrottle | None = None) -> web.Application:
     """The gateway's aiohttp application, routing rooms through ``directory``.
 
     ``tokens`` signs and verifies player tokens and ``sessions`` game ids; by default both use
     key files under ``data_dir`` (a fresh temporary directory when None: fine for tests, not
     for several gateway processes, which must share keys). ``shed_lag``: seconds of sustained
-    event-loop lag at which new players are refused (``gateway/admission.py``; 0 disables)."""
+    event-loop lag at which new players are refused (``gateway/admission.py``; 0 disables).
+    ``quota``: game creation limits per player (default ``GameQuota()``, ``gateway/quotas.py``);
+    ``login_throttle``: failed-login limits (default ``LoginThrottle()``, ``gateway/throttle.py``)."""
     if tokens is None or sessions is None:
         data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
         tokens = tokens or TokenService.from_config(None, data_dir)
         sessions = sessions or SessionIds.from_config(None, data_dir)
-    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions, LoadShedder(shed_lag))
+    http_log.install()  # malformed requests: a 400 and one INFO line, not an ERROR traceback
+    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions, LoadShedder(shed_lag), quota)
     app = web.Application(client_max_size=64 * 1024)
     app[GATEWAY] = gateway
-    add_auth_routes(app, directory, tokens)
+    add_auth_routes(app, directory, tokens, login_throttle)
     app.router.add_get("/api/galaxy", gateway.galaxy_json)
     app.router.add_get("/api/route", gateway.route_json)
     app.router.add_get("/api/systems/{system}", gateway.system_json)

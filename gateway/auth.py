@@ -4,7 +4,8 @@ that every WebSocket checks (docs/protocol.md, "Accounts and tokens").
 Routes (``add_auth_routes``), JSON bodies of at most 4 KiB (413 beyond, 400 when malformed):
 
 - ``POST /api/auth/register`` ``{"username", "password", "name"?}`` -> 201 with a token;
-- ``POST /api/auth/login`` ``{"username", "password"}`` -> 200 with a token;
+- ``POST /api/auth/login`` ``{"username", "password"}`` -> 200 with a token; failures are
+  throttled per account and per address (``gateway/throttle.py``: 429 with ``Retry-After``);
 - ``POST /api/auth/guest`` ``{"name"}`` -> 200 with a guest token (no account, no room);
 - ``GET /api/auth/me`` -> 200 ``{"player", "name", "kind", "expires"}`` for the request's token.
 
@@ -64,6 +65,7 @@ from aiohttp import web
 from ..rooms.accounts import InvalidField, check_name
 from ..rooms.handle import RoomDirectory, RoomGone
 from ..rooms.room import HttpRequest, HttpResponse
+from .throttle import LoginThrottle, retry_after_header
 
 log = logging.getLogger("starhold.gateway.auth")
 
@@ -353,9 +355,10 @@ async def _read_json(request: web.Request) -> dict:
 
 
 class _AuthRoutes:
-    def __init__(self, directory: RoomDirectory, tokens: TokenService):
+    def __init__(self, directory: RoomDirectory, tokens: TokenService, throttle: LoginThrottle):
         self.directory = directory
         self.tokens = tokens
+        self.throttle = throttle
         self._handle = None
 
     async def _accounts(self, path: str, body: dict) -> HttpResponse:
@@ -387,7 +390,22 @@ class _AuthRoutes:
         return await self._account_route(request, "register", 201)
 
     async def login(self, request: web.Request) -> web.Response:
-        return await self._account_route(request, "login", 200)
+        """Throttled per account and per address (``gateway/throttle.py``): 429 with
+        ``Retry-After`` while locked out, before the password is checked."""
+        body = await _read_json(request)
+        account, address = LoginThrottle.account_key(body.get("username")), request.remote or "?"
+        wait = self.throttle.retry_after(account, address)
+        if wait > 0:
+            seconds = retry_after_header(wait)
+            return _error(429, f"too many failed logins: retry in {seconds} s", **{"Retry-After": seconds})
+        response = await self._accounts("login", body)
+        if response.status == 401:
+            self.throttle.failed(account, address)
+        elif response.status == 200:
+            self.throttle.succeeded(account, address)
+        if response.status != 200:
+            return web.json_response(response.body, status=response.status)
+        return self._token_response(response.body["player"], response.body["name"], "user", 200)
 
     async def guest(self, request: web.Request) -> web.Response:
         body = await _read_json(request)
@@ -415,10 +433,12 @@ def _json_errors(handler):
     return wrapped
 
 
-def add_auth_routes(app: web.Application, directory: RoomDirectory, tokens: TokenService) -> None:
+def add_auth_routes(app: web.Application, directory: RoomDirectory, tokens: TokenService,
+                    throttle: LoginThrottle | None = None) -> None:
     """Add ``POST /api/auth/register``, ``POST /api/auth/login``, ``POST /api/auth/guest`` and
-    ``GET /api/auth/me`` to ``app``, and store ``tokens`` as ``app[TOKENS]``."""
-    routes = _AuthRoutes(directory, tokens)
+    ``GET /api/auth/me`` to ``app``, and store ``tokens`` as ``app[TOKENS]``. ``throttle``
+    limits failed logins (default: ``LoginThrottle()`` with its default limits)."""
+    routes = _AuthRoutes(directory, tokens, throttle or LoginThrottle())
     app[TOKENS] = tokens
     app.router.add_post("/api/auth/register", _json_errors(routes.register))
     app.router.add_post("/api/auth/login", _json_errors(routes.login))

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 
+from . import supervise
 from .config import Settings
 from .logs import configure_logging
 
@@ -17,13 +18,19 @@ def _serve(args: argparse.Namespace) -> int:
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
                                  host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
                                  gateways=args.gateways, log_format=args.log_format,
-                                 metrics_port=args.metrics_port, shed_lag=args.shed_lag)
+                                 metrics_port=args.metrics_port, shed_lag=args.shed_lag,
+                                 games_per_hour=args.games_per_hour, live_games=args.live_games,
+                                 login_account_failures=args.login_account_failures,
+                                 login_address_failures=args.login_address_failures,
+                                 shutdown_timeout=args.shutdown_timeout)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level, settings.log_format)
     if settings.gateways < 1:
         sys.exit("--gateways must be at least 1")
     if settings.host_mode != "ray" and settings.gateways > 1:
         sys.exit("--gateways > 1 needs --host-mode ray (in-process rooms live in one gateway)")
+    if not supervise.is_child():  # the server runs in a session of its own (starhold/supervise.py)
+        return supervise.supervise(args.argv, settings.shutdown_timeout)
     if settings.host_mode == "ray":
         if not settings.ray_address:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -48,13 +55,17 @@ def _serve(args: argparse.Namespace) -> int:
                                 name=f"starhold-gateway-{i}")
             child.start()
             children.append(child)
-    try:
-        _run_gateway(settings, 0)
-    finally:
+    def stop_children() -> None:
+        """SIGTERM the other gateway processes (they close their sockets with 1001) and wait."""
         for child in children:
             child.terminate()
         for child in children:
-            child.join(10)
+            child.join(settings.shutdown_timeout)
+
+    try:
+        _run_gateway(settings, 0, stop_children)
+    finally:
+        stop_children()
         if settings.host_mode == "ray":
             import ray
 
@@ -76,16 +87,20 @@ def _gateway_process(settings: Settings, log_level: str, index: int) -> None:
         pass
 
 
-def _run_gateway(settings: Settings, index: int) -> None:
+def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
     """Serve one gateway process on ``settings.host:port`` (``SO_REUSEPORT`` when several
-    processes share the port: the kernel spreads connections over them)."""
+    processes share the port: the kernel spreads connections over them) until SIGTERM or
+    SIGINT. Shutdown: close the sockets with 1001, call ``stop_others()`` (gateway 0: stop the
+    other gateway processes) in a thread, then hibernate the rooms."""
     from aiohttp import web
 
     from . import heap
     from .gateway.app import create_app
     from .gateway.auth import TokenService
     from .gateway.metrics import start_metrics_site
+    from .gateway.quotas import GameQuota
     from .gateway.sessions import SessionIds
+    from .gateway.throttle import LoginThrottle
 
     if settings.host_mode == "ray":
         from .rooms.ray_host import RayDirectory
@@ -100,10 +115,14 @@ def _run_gateway(settings: Settings, index: int) -> None:
                                                                             settings.data_dir))
     app = create_app(directory, tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir),
                      sessions=SessionIds.from_config(settings.session_key, settings.data_dir),
-                     shed_lag=settings.shed_lag)
+                     shed_lag=settings.shed_lag,
+                     quota=GameQuota(per_hour=settings.games_per_hour, live=settings.live_games),
+                     login_throttle=LoginThrottle(settings.login_account_failures, settings.login_address_failures))
 
-    async def announce(app: web.Application) -> None:
+    async def settle(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process
+
+    def announce(_aiohttp_banner: str) -> None:  # run_app calls it once the port listens
         if index == 0:
             print(f"Starhold is up: http://{settings.host}:{settings.port}/  (data in {settings.data_dir}, "
                   f"rooms on {settings.host_mode}, {settings.gateways} gateway process(es))", flush=True)
@@ -115,8 +134,13 @@ def _run_gateway(settings: Settings, index: int) -> None:
         if settings.metrics_port is not None:
             await start_metrics_site(settings.host, settings.metrics_port + index)
 
-    app.on_startup.append(announce)
+    async def stop_other_gateways(app: web.Application) -> None:
+        if stop_others is not None:  # before the rooms hibernate, so no other gateway wakes them
+            await asyncio.to_thread(stop_others)
+
+    app.on_startup.append(settle)
     app.on_startup.append(serve_own_metrics)
+    app.on_shutdown.append(stop_other_gateways)
     app.on_cleanup.append(hibernate_rooms)
     try:  # uvloop: libuv's event loop, markedly cheaper per socket operation than asyncio's
         import uvloop
@@ -124,7 +148,7 @@ def _run_gateway(settings: Settings, index: int) -> None:
         loop = None
     else:
         loop = uvloop.new_event_loop()
-    web.run_app(app, host=settings.host, port=settings.port, print=None, shutdown_timeout=5,
+    web.run_app(app, host=settings.host, port=settings.port, print=announce, shutdown_timeout=5,
                 reuse_port=settings.gateways > 1, handle_signals=True, loop=loop)
 
 
@@ -163,6 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--shed-lag", type=float,
                        help="seconds of sustained event-loop lag at which a gateway refuses new players "
                             "(close 1013; default 0.05, 0 = never)")
+    serve.add_argument("--games-per-hour", type=int,
+                       help="games one player may create per rolling hour (default 20, 0 = unlimited)")
+    serve.add_argument("--live-games", type=int,
+                       help="games created by one player that may be awake at once (default 3, 0 = unlimited)")
+    serve.add_argument("--login-account-failures", type=int,
+                       help="failed logins in a row on an account before lockouts start (default 5, 0 = off)")
+    serve.add_argument("--login-address-failures", type=int,
+                       help="failed logins in a row from one address before lockouts start (default 20, 0 = off)")
+    serve.add_argument("--shutdown-timeout", type=float,
+                       help="seconds the server has to shut down on SIGTERM/Ctrl-C before it is killed (default 10)")
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)
@@ -182,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     loadtest.set_defaults(func=_loadtest)
 
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what the supervised server is run with
     if args.command != "serve":
         configure_logging(args.log_level, "text")
     try:

@@ -24,7 +24,13 @@ class Settings:
     ids); ``metrics_port``: when set, gateway process ``i`` also serves its own ``/metrics`` on
     ``host:metrics_port + i`` (the shared port reaches one gateway at random, so a scraper
     should scrape each process there); ``shed_lag``: seconds of event-loop lag, sustained for a
-    second, at which a gateway process refuses new players (``gateway/admission.py``; 0 never)."""
+    second, at which a gateway process refuses new players (``gateway/admission.py``; 0 never);
+    ``games_per_hour`` / ``live_games``: games a player may create per rolling hour / have
+    awake at once (``gateway/quotas.py``; 0 unlimited); ``login_account_failures`` /
+    ``login_address_failures``: failed logins in a row per account / per client address before
+    lockouts start (``gateway/throttle.py``; 0 off); ``shutdown_timeout``: seconds ``starhold
+    serve`` gives its server to shut down on SIGTERM or Ctrl-C before killing it
+    (``starhold/supervise.py``)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -42,6 +48,11 @@ class Settings:
     log_format: str = "text"
     metrics_port: int | None = None
     shed_lag: float = 0.05
+    games_per_hour: int = 20
+    live_games: int = 3
+    login_account_failures: int = 5
+    login_address_failures: int = 20
+    shutdown_timeout: float = 10.0
 
     @classmethod
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":
@@ -66,9 +77,10 @@ class Settings:
 
 
 def _convert(name: str, value):
-    if name in ("port", "gateways", "metrics_port"):
+    if name in ("port", "gateways", "metrics_port", "games_per_hour", "live_games", "login_account_failures",
+                "login_address_failures"):
         return int(value)
-    if name in ("idle_timeout", "shed_lag"):
+    if name in ("idle_timeout", "shed_lag", "shutdown_timeout"):
         return float(value)
     if name == "data_dir":
         return Path(value)

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer, make_mocked_request
 from starhold.gateway import auth
+from starhold.gateway.throttle import LOCKOUT_MAX, LoginThrottle
 from starhold.gateway.auth import (
     AuthError,
     Identity,
@@ -42,7 +43,7 @@ def b64(secret: bytes) -> str:
 async def api(room_directory, manual_clock):
     tokens = TokenService({"k1": KEY1}, "k1", now=manual_clock.now)
     app = web.Application()
-    add_auth_routes(app, room_directory, tokens)
+    add_auth_routes(app, room_directory, tokens, LoginThrottle(now=manual_clock.now))
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     session = aiohttp.ClientSession()
@@ -442,3 +443,72 @@ async def test_logins_do_not_block_the_event_loop(api):
     results = await asyncio.gather(*[api.post("/api/auth/login", {"username": "nia", "password": "in parallel"})
                                      for _ in range(6)])
     assert [status for status, _ in results] == [200] * 6
+
+
+async def test_failed_logins_are_throttled_with_429_and_retry_after(api, monkeypatch):
+    """The audit's 30 wrong passwords in a row: 5 get 401, then the account is locked out
+    (429, Retry-After, no hash spent) for 1 s, 2 s, 4 s...; the right password after the
+    lockout logs in and resets the count."""
+    await api.post("/api/auth/register", {"username": "Grace", "password": "right password"})
+    hashes = []
+    real = accounts.scrypt_hash
+
+    async def counting(password, salt, n, r, p):
+        hashes.append(salt)
+        return await real(password, salt, n, r, p)
+
+    monkeypatch.setattr(accounts, "scrypt_hash", counting)
+    wrong = {"username": "grace", "password": "wrong password"}
+    answers = [await api.call("POST", "/api/auth/login", wrong) for _ in range(30)]
+    assert [a[0] for a in answers] == [401] * 5 + [429] * 25
+    assert len(hashes) == 5  # a locked-out attempt costs no scrypt
+    status, body, headers = answers[5]
+    assert headers["Retry-After"] == "1" and body == {"error": "too many failed logins: retry in 1 s"}
+    await api.clock.advance(1.0)
+    assert (await api.post("/api/auth/login", {**wrong, "username": "GRACE"}))[0] == 401  # one more try
+    status, _, headers = await api.call("POST", "/api/auth/login", wrong)
+    assert status == 429 and headers["Retry-After"] == "2"  # doubled
+    await api.clock.advance(2.0)
+    status, answer = await api.post("/api/auth/login", {"username": "grace", "password": "right password"})
+    assert status == 200 and answer["kind"] == "user"
+    assert [(await api.post("/api/auth/login", wrong))[0] for _ in range(6)] == [401] * 5 + [429]
+
+
+class Ticks:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_an_attacker_cannot_lock_the_owner_out_from_a_known_address():
+    clock = Ticks()
+    throttle = LoginThrottle(account_free=5, address_free=20, now=clock)
+    throttle.succeeded("ada", "10.0.0.1")  # the owner logged in from home before
+    for _ in range(40):  # an attacker hammers the account from another address
+        throttle.failed("ada", "10.6.6.6")
+    assert throttle.retry_after("ada", "10.6.6.6") == LOCKOUT_MAX  # capped at 15 min
+    assert throttle.retry_after("ada", "10.9.9.9") > 0  # a new address waits like the attacker
+    assert throttle.retry_after("ada", "10.0.0.1") == 0  # the owner at home is not locked out
+    for _ in range(5):  # ... but has a counter of its own
+        throttle.failed("ada", "10.0.0.1")
+    assert throttle.retry_after("ada", "10.0.0.1") == 1.0
+    clock.t += LOCKOUT_MAX  # 15 min without failures: forgotten
+    assert throttle.retry_after("ada", "10.6.6.6") == throttle.retry_after("ada", "10.9.9.9") == 0
+
+
+def test_one_address_spraying_many_accounts_is_throttled():
+    clock = Ticks()
+    throttle = LoginThrottle(account_free=5, address_free=20, now=clock)
+    for i in range(20):  # one wrong password on each of 20 accounts
+        assert throttle.retry_after(f"user{i}", "10.6.6.6") == 0
+        throttle.failed(f"user{i}", "10.6.6.6")
+    assert throttle.retry_after("user99", "10.6.6.6") == 1.0
+    assert throttle.retry_after("user99", "10.0.0.2") == 0  # other addresses are unaffected
+    throttle.succeeded("user0", "10.6.6.6")  # owning one account buys no more guesses
+    assert throttle.retry_after("user99", "10.6.6.6") == 1.0
+    off = LoginThrottle(account_free=0, address_free=0, now=clock)  # 0 disables both counters
+    for _ in range(100):
+        off.failed("ada", "10.6.6.6")
+    assert off.retry_after("ada", "10.6.6.6") == 0

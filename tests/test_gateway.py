@@ -11,6 +11,7 @@ import pytest
 from starhold import protocol as P
 from starhold.client import StarholdClient
 from starhold.rooms.local_host import InProcessDirectory
+from wire import guest_token
 
 
 @pytest.fixture
@@ -187,3 +188,38 @@ async def test_a_gateway_process_serves_its_own_metrics_on_its_metrics_port():
         assert count == metrics.TRAFFIC.messages_in >= 3
     finally:
         await runner.cleanup()
+
+
+async def test_an_anonymous_state_request_never_wakes_a_room(url):
+    """``GET .../state`` without a token answers from an awake room only: a sleeping room gets
+    401 and no activation is created; a valid token wakes it; an invalid one is 401."""
+    async with aiohttp.ClientSession() as session:
+        for path in ("/api/systems/sol/state", "/api/systems/Sirius/state"):
+            async with session.get(url + path) as resp:
+                assert resp.status == 401 and resp.headers["WWW-Authenticate"] == "Bearer"
+                assert "token" in (await resp.json())["error"]
+        async with session.get(url + "/api/systems/sol/state?token=garbage") as resp:
+            assert resp.status == 401
+        assert await get_json(url, "/api/rooms") == {"rooms": []}  # nothing was activated
+        token = await guest_token(session, url, "Reader")
+        async with session.get(url + "/api/systems/sol/state", headers={"Authorization": f"Bearer {token}"}) as resp:
+            assert resp.status == 200 and "ships" in await resp.json()
+        assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}
+        state = await get_json(url, "/api/systems/sol/state")  # awake now: anyone may read it
+        assert state["players"] == 0
+        assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}
+
+
+async def test_an_oversized_url_gets_400_and_one_quiet_log_line(url, caplog):
+    """A request line over aiohttp's 8 KB limit is the client's error: 400, and a one-line
+    INFO log without a traceback (not an ERROR with one)."""
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/api/galaxy?q=" + "x" * 9000) as resp:
+            assert resp.status == 400
+        assert (await get_json(url, "/healthz"))["status"] == "ok"  # the gateway carries on
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert records and all(r.levelno <= logging.INFO and not r.exc_info and not r.exc_text for r in records)
+    assert any("bad HTTP request" in r.getMessage() and "8190" in r.getMessage() for r in records)

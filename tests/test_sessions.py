@@ -71,7 +71,7 @@ async def test_create_a_game_read_its_state_and_play_in_it(url):
 async def test_unknown_or_forged_game_ids_are_refused_without_waking_anything(url, directory):
     async with aiohttp.ClientSession() as session:
         token = await guest_token(session, url)
-        forged = "0123456789ab" + "00000000"
+        forged = "0123456789abcdef" * 2 + "0" * 64
         async with session.get(url + f"/api/game/{forged}/state") as resp:
             assert resp.status == 404 and await resp.json() == {"error": "no such game"}
         wire = await Wire.open(session, url, f"/api/game/{forged}/ws", token)
@@ -177,3 +177,74 @@ async def test_metrics_count_traffic_closes_and_room_ticks(url, monkeypatch):
     assert values['starhold_room_ticks_total{room="system/sol"}'] >= 5
     assert values['starhold_room_tick_seconds_count{room="system/sol"}'] >= 5
     assert values["starhold_room_wake_seconds_count"] >= 1
+
+
+def test_game_ids_carry_a_full_length_hmac_sha256_tag():
+    """An id is 128 random bits and the whole HMAC-SHA256 of them (256 bits): no truncated
+    tag an attacker could hit by probing. Any change to either part is refused."""
+    import hashlib
+    import hmac
+
+    key = b"k" * 32
+    ids = SessionIds(key)
+    game_id = ids.new()
+    assert len(game_id) == 96 and all(c in "0123456789abcdef" for c in game_id)
+    random_part, tag = game_id[:32], game_id[32:]
+    assert tag == hmac.new(key, random_part.encode(), hashlib.sha256).hexdigest()
+    assert ids.valid(game_id)
+    for i in (0, 31, 32, 95):  # one character changed, in the random part or the tag
+        flipped = game_id[:i] + ("0" if game_id[i] != "0" else "1") + game_id[i + 1:]
+        assert not ids.valid(flipped)
+    assert not ids.valid(game_id[:20])  # an id of the old 20-character (32-bit tag) format
+    assert not ids.valid(game_id.upper()) and not ids.valid(game_id + "0")
+    assert not SessionIds(b"o" * 32).valid(game_id)  # another deployment's key
+
+
+class Ticks:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+async def test_game_creation_is_limited_per_player_with_429_and_retry_after(gateway_factory, directory):
+    """Live games: a player's games that are awake count against the limit until they sleep.
+    Creations: at most N per rolling hour. Other players are unaffected."""
+    from starhold.gateway.quotas import LIVE_RETRY_AFTER, GameQuota
+
+    clock = Ticks()
+    url = await gateway_factory(directory, quota=GameQuota(per_hour=4, live=2, now=clock))
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url, "Greedy")
+        games = [await new_game(session, url, token) for _ in range(2)]
+        assert [status for status, _ in games] == [201, 201]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with session.post(url + "/api/game/new", json={}, headers=headers) as resp:
+            assert resp.status == 429 and resp.headers["Retry-After"] == str(LIVE_RETRY_AFTER)
+            assert "live games" in (await resp.json())["error"]
+        assert len(await directory.list_rooms()) == 2  # the refused request started nothing
+        assert (await new_game(session, url, await guest_token(session, url, "Other")))[0] == 201
+        await directory.runtime("session", games[0][1]["id"]).hibernate(force=True)  # one game sleeps
+        assert (await new_game(session, url, token))[0] == 201  # 3 created this hour
+        await directory.runtime("session", games[1][1]["id"]).hibernate(force=True)
+        clock.t += 600
+        assert (await new_game(session, url, token))[0] == 201  # the 4th
+        for room in await directory.list_rooms():  # every game sleeps: only the hourly limit is left
+            await directory.runtime(*room.split("/")).hibernate(force=True)
+        async with session.post(url + "/api/game/new", json={}, headers=headers) as resp:
+            assert resp.status == 429 and resp.headers["Retry-After"] == "3000"  # the first leaves the hour
+            assert (await resp.json())["error"] == "too many games created: at most 4 per hour"
+        clock.t += 3000
+        assert (await new_game(session, url, token))[0] == 201
+
+
+async def test_the_default_limits_stop_a_flood_of_game_creations(url, directory):
+    """The audit: a player looping on POST /api/game/new started an actor per call."""
+    from starhold.gateway.quotas import LIVE_GAMES
+
+    async with aiohttp.ClientSession() as session:
+        token = await guest_token(session, url, "Flood")
+        statuses = [(await new_game(session, url, token))[0] for _ in range(LIVE_GAMES + 3)]
+    assert statuses == [201] * LIVE_GAMES + [429] * 3
+    assert len(await directory.list_rooms()) == LIVE_GAMES
