@@ -153,10 +153,13 @@ class GatewayURL(str):
 
 @pytest_asyncio.fixture
 async def gateway_factory():
+    import importlib
+
     from aiohttp.test_utils import TestServer
 
-    from .gateway.app import create_app
-
+    # Imported in a thread: a cold import of the gateway (jwt, cryptography, the galaxy's modules)
+    # takes over BLOCKING_THRESHOLD on a loaded machine and would fail ``no_blocking``.
+    create_app = (await asyncio.to_thread(importlib.import_module, "starhold.gateway.app")).create_app
     servers = []
 
     async def start(directory, web_dist=None, **app_kwargs) -> str:
