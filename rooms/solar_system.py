@@ -350,7 +350,8 @@ class SolarSystemRoom(ShipRoom):
 
     def order_attack(self, conn: Connection, seat: dict, target: int, seq: int) -> None:
         """Validate (docs/protocol.md §3), then fly toward the target; a player target opens a
-        duel (``combat.Battle.open_duel``)."""
+        duel (``combat.Battle.open_duel``), a pirate target ends the ship's duel. A ship in
+        combat keeps fighting and then flies to where the target was at the order."""
         me = self.ships.get(seat["ship"])
         other = self.ships.get(target)
         error = None
@@ -378,11 +379,16 @@ class SolarSystemRoom(ShipRoom):
             self.battle.end_duels(me["id"])
         else:
             self.battle.open_duel(me["id"], target, now)
-        i = self.battle.index.get(me["id"])
-        if i is not None and self.battle.in_combat[i]:
-            return  # the kernel steers it
         sx, sy = self._where(me["id"], now)
         goal = self._where(target, now)
+        i = self.battle.index.get(me["id"])
+        if i is not None and self.battle.in_combat[i]:
+            # The kernel steers it while it fights (a duel this order ended stops at the next
+            # tick); then it flies to where the target was, like a move_to given in combat.
+            waypoints = self.grid.plan((sx, sy), goal)
+            dest = list(waypoints[-1]) if waypoints else None
+            self._touch_ship({**self.ships[me["id"]], "dest": dest})
+            return
         waypoints = self.grid.plan((sx, sy), goal)
         self._fly(self.ships[me["id"]], sx, sy, waypoints or [], now, dest=None)
 

@@ -452,3 +452,20 @@ async def test_parked_ships_expire_and_are_capped(room_directory, manual_clock):
     room = room_directory.runtime("system", "sol").room
     assert len(room.parked) == 0 and not [k for k in await room.storage.list(prefix="parked:")]
 
+
+async def test_attacking_a_pirate_during_a_duel_flies_to_the_pirate(game):
+    a = (await game.join("a"))["ship"]
+    b = (await game.join("b"))["ship"]
+    await game.advance(0.2)
+    await game.move("b", *near(game.ship("a", a)[:2], (0.0, 0.0), -30.0))
+    await game.advance(2.0)
+    await game.attack("a", b)
+    await game.until(lambda: game.ship("a", a)[2] & P.SHIP_IN_COMBAT, 10.0)
+    pirate, row = nearest_pirate(game, "a")
+    start = math.dist(game.ship("a", a)[:2], row[:2])
+    await game.attack("a", pirate)  # ends the duel; the ship flies to the pirate
+    await game.advance(1.0)
+    me = game.ship("a", a)
+    assert me[2] & P.SHIP_MOVING, me
+    await game.until(lambda: math.dist(game.ship("a", a)[:2], game.ship("a", pirate)[:2]) < start - 100.0, 20.0)
+    await game.until(lambda: any(e[1] == P.EVENT_ATTACK and e[2:4] == (a, pirate) for e in game.events["a"]), 40.0)
