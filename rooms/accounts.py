@@ -17,7 +17,8 @@ Fields: ``username`` 3-32 characters of ``[A-Za-z0-9_.-]``, compared case-insens
 case-folded: ``Ada`` and ``ada`` are one account, answered as ``ada``); ``password`` 8-256
 characters (any; NFKC-normalised before hashing, as NIST SP 800-63B suggests, so the same
 password typed on two keyboards matches); ``name`` 1-32 printable characters after stripping
-surrounding spaces, defaulting to the username. ``player`` is ``"u-"`` + 16 random hex digits.
+surrounding spaces, defaulting to the username as typed at registration (``Ada``, while the
+account's key is ``ada``). ``player`` is ``"u-"`` + 16 random hex digits.
 
 Storage: one SQL table ``accounts`` (created in ``on_start``): ``username`` TEXT PRIMARY KEY
 (case-folded), ``player`` TEXT UNIQUE, ``name`` TEXT, ``salt`` BLOB (16 bytes), ``n``/``r``/``p``
@@ -153,7 +154,8 @@ class AccountsRoom(Room):
     async def _register(self, body: dict) -> HttpResponse:
         username = check_username(body.get("username"))
         password = check_password(body.get("password"))
-        name = check_name(body["name"]) if body.get("name") is not None else username
+        # the display name defaults to the username as typed (``Ada``), not its case-folded key
+        name = check_name(body["name"]) if body.get("name") is not None else body["username"]
         if await self.storage.sql("SELECT 1 FROM accounts WHERE username = ?", username):
             return _error(409, "username taken")
         # No await between the check above and the insert below lets another request in: the

@@ -6,8 +6,9 @@ over) only when a ship is added or removed. Each tick the room calls ``Battle.st
 ``kernels.combat.combat_tick`` on the ships that may fight:
 
 - **eligible** ships: alive (hp > 0) and either a pirate or a ship whose player is connected.
-  Parked ships (their player left or dropped) are out of combat: they neither attack nor can
-  be attacked, so a room with nobody connected has no combat and can sleep.
+  Ships of players who dropped (seat held) are out of combat: they neither attack nor can be
+  attacked, so a room with nobody connected has no combat and can sleep. (Ships of players who
+  left are not in the room at all: ``rooms.parking``.)
 - **teams**: every player ship is on ``PLAYER_TEAM`` and every pirate on ``PIRATE_TEAM``, in one
   ``combat_tick`` call: pirates and players fight whenever they come within sensor range
   (4 x weapon range, spec targeting), players never fight each other.

@@ -13,6 +13,12 @@
   ``resume: <seat token>`` on any gateway takes it back with its ack, even after the room
   hibernated or moved to another node (seats are in the room's database). Colyseus's
   ``allowReconnection``, surviving process boundaries;
+- **parked ships** (``keep_ships`` rooms, i.e. systems): when a seat is released (a 1000 leave,
+  or its hold expired) its ship leaves ``ships``, the frames (a delta's ``removed``) and the
+  tick's arrays, and is kept as a per-player record (``rooms.parking``: ``parked:<player>``,
+  expiring after ``park_ttl`` seconds, at most ``max_parked`` of them) until that player joins
+  again and gets it back where it was going. So the room's live state is bounded by the players
+  who are there or hold a seat, however many came and went;
 - **the 10 Hz loop** on the room's alarm while players are connected and something happens:
   each tick encodes one delta (``rooms.sync.FrameSync``) and sends it to every seated client
   with its own ack spliced in; clients that need a full snapshot get the tick's keyframe.
@@ -44,6 +50,7 @@ import numpy as np
 from .. import protocol
 from ..kernels.motion import position_at, positions_at
 from .connection import Connection
+from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
 from .room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
 from .sync import FrameSync
 
@@ -61,7 +68,9 @@ CLOSE_LEAVE = protocol.CLOSE_NORMAL
 class ShipRoom(Room):
     """Base class: one ship per seated player, frames at ``protocol.TICK_RATE`` Hz.
 
-    Params (room creation, all optional): ``seat_hold`` seconds (float), ``max_players``.
+    Params (room creation, all optional): ``seat_hold`` seconds (float), ``max_players``,
+    ``park_ttl`` seconds a parked ship is kept (default ``parking.PARK_TTL``, 7 days) and
+    ``max_parked`` (default ``parking.MAX_PARKED``, 10,000).
     """
 
     kind = "ships"
@@ -84,6 +93,13 @@ class ShipRoom(Room):
         stored = await self.storage.list(prefix="ship:")
         self.ships: dict[int, dict] = {s["id"]: s for s in stored.values()}
         self.seats: dict[str, dict] = {s["player"]: s for s in (await self.storage.list(prefix="seat:")).values()}
+        self.parked = ParkingLot(float(self.params.get("park_ttl", PARK_TTL)),
+                                 int(self.params.get("max_parked", MAX_PARKED)))
+        if self.keep_ships:
+            self.parked.load(await self.storage.list(prefix=PARKED_PREFIX), self.clock.now())
+            seated = {s["ship"] for s in self.seats.values()}
+            for ship in [s for s in self.ships.values() if s.get("player") and s["id"] not in seated]:
+                self._park(ship)  # stored by an older version, which kept parked ships in the room
         self.next_ship_id = int(await self.storage.get("next_ship_id") or 1)
         self.by_conn: dict[str, str] = {}  # connection id -> player
         self.need_keyframe: set[str] = set()
@@ -202,7 +218,7 @@ class ShipRoom(Room):
     async def _flush(self) -> None:
         """Write what changed since the last flush in one statement (write-behind)."""
         self.flushed_at = self.clock.now()
-        if not self.dirty:
+        if not self.dirty and not self.parked.pending:
             return
         puts, deletes = {}, []
         for key in self.dirty:
@@ -215,6 +231,9 @@ class ShipRoom(Room):
                 seat = self.seats.get(key[5:])
                 (puts.__setitem__(key, seat) if seat is not None else deletes.append(key))
         self.dirty.clear()
+        parked, unparked = self.parked.take_writes()
+        puts.update(parked)
+        deletes += unparked
         if puts:
             await self.storage.put(puts)
         if deletes:
@@ -227,11 +246,29 @@ class ShipRoom(Room):
         self.dirty.add(f"seat:{seat['player']}")
 
     def _release(self, seat: dict) -> None:
-        """The seat is gone (left, or its hold expired): its ship stays (``keep_ships``) or goes."""
+        """The seat is gone (left, or its hold expired): its ship leaves the room, parked for
+        its player (``keep_ships``) or gone."""
         self.seats.pop(seat["player"], None)
         self.dirty.add(f"seat:{seat['player']}")
-        if not self.keep_ships:
+        ship = self.ships.get(seat["ship"])
+        if self.keep_ships and ship is not None:
+            self._park(ship)
+        else:
             self._remove_ship(seat["ship"])
+
+    def _park(self, ship: dict) -> None:
+        """Take ``ship`` out of the room into its player's parked record."""
+        self.parked.park(ship["player"], self.park_record(ship), self.clock.now())
+        self._remove_ship(ship["id"])
+
+    def park_record(self, ship: dict) -> dict:
+        """The parked record of a ship leaving the room (a ship dict); subclasses add the
+        state they keep elsewhere (a system: combat)."""
+        return dict(ship)
+
+    def unpark(self, ship: dict) -> None:
+        """Put a parked ship (the dict ``park_record`` made) back into the room."""
+        self._touch_ship(ship)
 
     def _expire_seats(self) -> None:
         now = self.clock.now()
@@ -239,15 +276,15 @@ class ShipRoom(Room):
             if seat.get("conn") is None and seat.get("held_until") is not None and seat["held_until"] <= now:
                 self._release(seat)
 
-    def _ship_of_player(self, player: str) -> dict | None:
+    async def _ship_of_player(self, player: str) -> dict | None:
+        """The ship of ``player``'s seat, else its parked ship (taken back into the room), else None."""
         seat = self.seats.get(player)
         if seat is not None and seat["ship"] in self.ships:
             return self.ships[seat["ship"]]
-        if self.keep_ships:
-            for ship in self.ships.values():
-                if ship["player"] == player:
-                    return ship
-        return None
+        ship = await self.parked.take(player, self.storage, self.clock.now())
+        if ship is not None:
+            self.unpark(ship)
+        return ship
 
     # ---- the loop ----------------------------------------------------------------------------
     async def _schedule(self) -> None:
@@ -328,7 +365,7 @@ class ShipRoom(Room):
                 if other.id == seat["conn"] and other.id != conn.id:
                     self.by_conn.pop(other.id, None)
                     other.close(protocol.CLOSE_REPLACED, "the same player joined from another socket")
-        ship = self._ship_of_player(player)
+        ship = await self._ship_of_player(player)
         if ship is None:
             ship = self._new_ship(player, name)
         elif name != ship["name"] and request.payload.get("name"):

@@ -14,8 +14,11 @@ Ships, seats, frames and the 10 Hz loop are ``ShipRoom``'s; a system adds:
   tick with ``kernels.combat.combat_tick``; frames carry ``hp`` and ``events``
   (``combat_frames``) and the ship flags ``SHIP_IN_COMBAT``, ``SHIP_DESTROYED``, ``SHIP_NPC``.
 
-A player's ship stays in the system after the player leaves: the same player (the identity in
-their token) finds it again, where it flew to, on their next join. Planets are on circular
+A player's ship leaves the system when its seat is released (the player left, or their seat
+hold expired) and is parked (``rooms.parking``, via ``ShipRoom``): the same player (the identity
+in their token) finds it again on their next join within ``park_ttl`` (7 days), where it flew
+to, with its hit points (and a pending respawn) kept. Frames and the tick only ever carry the
+ships of players who are here or hold a seat, plus the pirates. Planets are on circular
 orbits whose positions are a function of game time (clients compute them from the orbit
 parameters in ``welcome``); they are not obstacles.
 
@@ -67,6 +70,9 @@ class SolarSystemRoom(ShipRoom):
         self.battle = Battle(combat_seed(system_id))
         self.events: list[list[int]] = []
         self.sim_tick: int | None = None
+        self.routed: dict[int, float] = {}  # ship id -> end time of its current leg (more to fly)
+        self.next_turn = math.inf  # the earliest of those
+        self.dead: set[int] = set()
         await super().on_start()
         pirates = generate_pirates(system_id, self.grid) if self.params.get("pirates", True) else []
         for pirate in pirates:
@@ -74,8 +80,6 @@ class SolarSystemRoom(ShipRoom):
                 x, y = pirate["post"]
                 self._touch_ship({**pirate, **flight(x, y, [], self.clock.now()), "patrol_i": 0,
                                   "hp": stats_of(pirate)["max_hp"], "respawn_at": None, "dest": None})
-        self.routed: dict[int, float] = {}  # ship id -> end time of its current leg (more to fly)
-        self.next_turn = math.inf  # the earliest of those
         for ship in list(self.ships.values()):
             if ship.get("path"):
                 self._route(ship)
@@ -100,6 +104,23 @@ class SolarSystemRoom(ShipRoom):
         if soa is not before:
             self.battle.rebuild(soa[0], self.ships)
         return soa
+
+    def _remove_ship(self, ship_id: int) -> None:
+        super()._remove_ship(ship_id)
+        self.dead.discard(ship_id)
+        self.battle.end_duels(ship_id)
+        if self.routed.pop(ship_id, None) is not None:
+            self.next_turn = min(self.routed.values(), default=math.inf)
+
+    def unpark(self, ship: dict) -> None:
+        """A parked ship comes back: it flies on along its waypoints, and a wreck still waits
+        for its respawn (applied at once if it is due)."""
+        super().unpark(ship)
+        if ship.get("path"):
+            self._route(ship)
+        if ship.get("respawn_at") is not None:
+            self.dead.add(ship["id"])
+            self._respawn_due(self.clock.now())
 
     def frame_extras(self) -> tuple:
         self._arrays()
@@ -329,7 +350,8 @@ class SolarSystemRoom(ShipRoom):
 
     def order_attack(self, conn: Connection, seat: dict, target: int, seq: int) -> None:
         """Validate (docs/protocol.md §3), then fly toward the target; a player target opens a
-        duel (``combat.Battle.open_duel``)."""
+        duel (``combat.Battle.open_duel``), a pirate target ends the ship's duel. A ship in
+        combat keeps fighting and then flies to where the target was at the order."""
         me = self.ships.get(seat["ship"])
         other = self.ships.get(target)
         error = None
@@ -357,11 +379,16 @@ class SolarSystemRoom(ShipRoom):
             self.battle.end_duels(me["id"])
         else:
             self.battle.open_duel(me["id"], target, now)
-        i = self.battle.index.get(me["id"])
-        if i is not None and self.battle.in_combat[i]:
-            return  # the kernel steers it
         sx, sy = self._where(me["id"], now)
         goal = self._where(target, now)
+        i = self.battle.index.get(me["id"])
+        if i is not None and self.battle.in_combat[i]:
+            # The kernel steers it while it fights (a duel this order ended stops at the next
+            # tick); then it flies to where the target was, like a move_to given in combat.
+            waypoints = self.grid.plan((sx, sy), goal)
+            dest = list(waypoints[-1]) if waypoints else None
+            self._touch_ship({**self.ships[me["id"]], "dest": dest})
+            return
         waypoints = self.grid.plan((sx, sy), goal)
         self._fly(self.ships[me["id"]], sx, sy, waypoints or [], now, dest=None)
 

@@ -198,10 +198,13 @@ async def gateway_factory():
     """``url = await gateway_factory(directory, web_dist=None, **create_app_kwargs)``: a gateway
     for ``directory`` served on 127.0.0.1 on a free port; returns its base URL, a
     ``GatewayURL`` (``.app``: the aiohttp application). Servers are closed after the test."""
+    import importlib
+
     from aiohttp.test_utils import TestServer
 
-    from .gateway.app import create_app
-
+    # Imported in a thread: a cold import of the gateway (jwt, cryptography, the galaxy's modules)
+    # takes over BLOCKING_THRESHOLD on a loaded machine and would fail ``no_blocking``.
+    create_app = (await asyncio.to_thread(importlib.import_module, "starhold.gateway.app")).create_app
     servers = []
 
     async def start(directory, web_dist=None, **app_kwargs) -> str:

@@ -87,9 +87,11 @@ async def test_register_login_and_token_name_the_same_player(api):
     assert login["token"] != "" and api.tokens.verify(login["token"]) == Identity(reg["player"], "Ada", "user", login["expires"])
     assert api.tokens.verify(reg["token"]).player == reg["player"]
 
-    # the name defaults to the (case-folded) username
+    # the name defaults to the username as typed (the account itself is case-insensitive)
     status, bob = await api.post("/api/auth/register", {"username": "Bob.99", "password": "password!"})
-    assert status == 201 and bob["name"] == "bob.99" and bob["player"] != reg["player"]
+    assert status == 201 and bob["name"] == "Bob.99" and bob["player"] != reg["player"]
+    status, again = await api.post("/api/auth/login", {"username": "BOB.99", "password": "password!"})
+    assert status == 200 and again["name"] == "Bob.99" and again["player"] == bob["player"]
 
 
 async def test_me_answers_the_identity_of_the_token(api):

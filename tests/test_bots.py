@@ -1,6 +1,7 @@
 """``starhold bots``: bots join and fly around (gateway on 127.0.0.1, rooms in-process)."""
 
 import asyncio
+import math
 
 import aiohttp
 
@@ -17,11 +18,14 @@ async def test_bots_join_and_fly(gateway_factory, tmp_path):
         for _ in range(100):  # the bots' close events reach the room just after they return
             async with session.get(url + "/api/systems/sol/state") as resp:
                 ships = {s["name"]: s for s in (await resp.json())["ships"] if not s["flags"] & P.SHIP_NPC}
-            if not any(s["flags"] & 1 for s in ships.values()):
+            if not ships:
                 break
             await asyncio.sleep(0.05)
-    assert set(ships) == {"bot-1", "bot-2", "bot-3"}
+    assert ships == {}  # the bots left: their ships are parked, out of the system's state
+    room = directory.runtime("system", "sol").room
+    parked = {r["name"]: r for r in (await room.storage.list(prefix="parked:")).values()}
+    assert set(parked) == {"bot-1", "bot-2", "bot-3"}
     # every bot left its spawn circle (radius 150) toward a random target
-    assert all(abs((s["x"] ** 2 + s["y"] ** 2) ** 0.5 - 150.0) > 1.0 for s in ships.values())
-    assert all(s["flags"] & 1 == 0 for s in ships.values())  # parked, offline
+    now = room.clock.now()
+    assert all(abs(math.hypot(*room.position(r, now)[:2]) - 150.0) > 1.0 for r in parked.values())
     await directory.close()

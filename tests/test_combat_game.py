@@ -177,10 +177,16 @@ async def test_attack_input_validation(game, room_directory):
     await game.advance(0.2)
     assert game.errors["a"] == [(bad[0], P.ERR_UNKNOWN_TARGET), (bad[1], P.ERR_INVALID_TARGET)]
     assert game.states["a"].ack == bad[1]  # rejected inputs are acknowledged all the same
-    await game.leave("b")  # b's ship stays parked: not a target
+    room = await game.room()
+    await room.close(GW, "b", 1006, "dropped")  # b's seat is held: its ship waits, not a target
     seq = await game.attack("a", other)
     await game.advance(0.2)
     assert game.errors["a"][-1] == (seq, P.ERR_INVALID_TARGET)
+    await game.join("b2", player="p-b")
+    await game.leave("b2")  # b left: its ship is parked, out of the system
+    seq = await game.attack("a", other)
+    await game.advance(0.2)
+    assert game.errors["a"][-1] == (seq, P.ERR_UNKNOWN_TARGET)
     # the wire format: a missing, non-integer or negative target never reaches the room
     for payload, code in (({}, P.ERR_INVALID_FIELD), ({"target": "7"}, P.ERR_INVALID_FIELD),
                           ({"target": True}, P.ERR_INVALID_FIELD), ({"target": -1}, P.ERR_OUT_OF_RANGE)):
@@ -367,3 +373,99 @@ async def test_the_python_client_attacks_and_sees_hit_points_over_a_real_socket(
         await client.wait_for(lambda c: c.ack >= seq and c.ships[c.ship_id][2] & P.SHIP_MOVING)
         assert len(client.errors) == 2
     await directory.close()
+
+
+# ---- parked ships (issue 12: a system is bounded by the players there or seated) ----------------
+def player_ships(rows):
+    """Ids of the non-pirate ships in frame rows ``[id, x, y, flags]``."""
+    return {row[0] for row in rows if not row[3] & P.SHIP_NPC}
+
+
+async def test_ships_of_players_who_left_leave_the_frames_and_the_tick(game, room_directory):
+    flown = {}
+    for k in range(25):  # join-and-leave guests, some flying off first
+        ship = (await game.join(f"g{k}"))["ship"]
+        if k % 5 == 0:
+            await game.move(f"g{k}", 0.0, -SPAWN_RADIUS - 20.0 * k)
+        flown[k] = ship
+        await game.leave(f"g{k}")
+    held = []
+    for k in range(3):  # dropped players: their seats are held
+        held.append((await game.join(f"d{k}"))["ship"])
+        room = await game.room()
+        await room.close(GW, f"d{k}", 1006, "dropped")
+    me = (await game.join("w"))["ship"]
+    keyframe = game.frames["w"][0]
+    assert keyframe["base"] is None
+    assert player_ships(keyframe["ships"]) == {me, *held}
+    runtime = room_directory.runtime("system", "sol").room
+    pirates = set(game.pirates("w"))
+    assert set(runtime.ships) == {me, *held, *pirates}
+    assert set(runtime.battle.ids.tolist()) == {me, *held, *pirates}
+    # when the holds expire, those ships leave too (the room slept meanwhile: the alarm woke it)
+    await game.advance(P.SEAT_HOLD + 1.0)
+    await game.room()
+    await game.pump()
+    assert player_ships([[i, *row] for i, row in game.states["w"].ships.items()]) == {me}
+    runtime = room_directory.runtime("system", "sol").room
+    assert set(runtime.ships) == {me, *pirates}
+    assert set(runtime.parked.index) == {f"p-g{k}" for k in range(25)} | {f"p-d{k}" for k in range(3)}
+
+
+async def test_a_returning_player_gets_the_parked_ship_back_where_it_flew(game, room_directory):
+    ship = (await game.join("a"))["ship"]
+    goal = (0.0, -SPAWN_RADIUS - 100.0)
+    await game.move("a", *goal)
+    await game.advance(0.5)
+    await game.attack("a", nearest_pirate(game, "a")[0])  # an order pending when it leaves
+    await game.leave("a")
+    await game.join("b")
+    assert ship not in game.states["b"].ships
+    await game.advance(60.0, step=1.0)
+    again = await game.join("a2", player="p-a")
+    assert again["ship"] == ship and again["name"] == "a"
+    row = game.ship("a2", ship)
+    assert row[2] & P.SHIP_ONLINE and game.states["a2"].hp[ship][0] > 0
+    assert ship not in runtime_parked(room_directory)
+
+
+def runtime_parked(room_directory):
+    return room_directory.runtime("system", "sol").room.parked
+
+
+async def test_parked_ships_expire_and_are_capped(room_directory, manual_clock):
+    game = Game(room_directory, manual_clock, params={"system": SYSTEM, "pirates": False, "park_ttl": 60.0,
+                                                      "max_parked": 3})
+    ships = {}
+    for k in range(5):
+        ships[k] = (await game.join(f"g{k}"))["ship"]
+        await game.leave(f"g{k}")
+    parked = runtime_parked(room_directory)
+    assert len(parked) == 3 and "p-g0" not in parked and "p-g4" in parked  # the oldest dropped
+    assert (await game.join("g0b", player="p-g0"))["ship"] not in ships.values()  # a new ship
+    assert (await game.join("g4b", player="p-g4"))["ship"] == ships[4]
+    await game.leave("g0b")
+    await game.leave("g4b")
+    await game.advance(61.0, step=1.0)  # the records expire (and the room sleeps meanwhile)
+    fresh = await game.join("g2b", player="p-g2")
+    assert fresh["ship"] != ships[2]
+    room = room_directory.runtime("system", "sol").room
+    assert len(room.parked) == 0 and not [k for k in await room.storage.list(prefix="parked:")]
+
+
+async def test_attacking_a_pirate_during_a_duel_flies_to_the_pirate(game):
+    a = (await game.join("a"))["ship"]
+    b = (await game.join("b"))["ship"]
+    await game.advance(0.2)
+    await game.move("b", *near(game.ship("a", a)[:2], (0.0, 0.0), -30.0))
+    await game.advance(2.0)
+    await game.attack("a", b)
+    await game.until(lambda: game.ship("a", a)[2] & P.SHIP_IN_COMBAT, 10.0)
+    pirate, row = nearest_pirate(game, "a")
+    start = math.dist(game.ship("a", a)[:2], row[:2])
+    await game.attack("a", pirate)  # ends the duel; the ship flies to the pirate
+    await game.advance(1.0)
+    me = game.ship("a", a)
+    assert me[2] & P.SHIP_MOVING, me
+    await game.until(lambda: math.dist(game.ship("a", a)[:2], game.ship("a", pirate)[:2]) < start - 100.0, 20.0)
+    await game.until(lambda: any(e[1] == P.EVENT_ATTACK and e[2:4] == (a, pirate) for e in game.events["a"]), 40.0)

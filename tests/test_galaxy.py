@@ -161,6 +161,16 @@ def test_resolve(galaxy):
     assert galaxy.resolve("") is None
 
 
+def test_resolve_ignores_surrounding_whitespace_only(galaxy):
+    """docs/protocol.md §1: ``/api/systems/%20sol`` is Sol (surrounding whitespace is ignored,
+    as for ``/api/route``'s ``from``/``to``); whitespace inside a name must match."""
+    assert galaxy.resolve(" sol") is galaxy.resolve("\tSol\n") is galaxy.get("sol")
+    assert galaxy.resolve(" Alpha Centauri A ") is galaxy.get("hip-71683")
+    assert galaxy.resolve("alpha  centauri a") is None
+    assert galaxy.resolve("so l") is None
+    assert galaxy.resolve("   ") is None
+
+
 def test_get_and_contains(galaxy):
     assert "sol" in galaxy and "hip-32349" in galaxy
     assert "Sirius" not in galaxy  # ids only

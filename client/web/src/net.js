@@ -70,7 +70,15 @@ const CLOSE_REASONS = {
 };
 
 const CONNECT_TIMEOUT_MS = 10000;
-const JOIN_TIMEOUT_MS = 10000;
+/**
+ * While a join waits for its welcome, ping the gateway this often. A join can take long when
+ * the room has to be started or woken on a busy server; the socket is only given up when the
+ * gateway stops answering (no pong within PONG_TIMEOUT_MS), never because the room is slow
+ * (the gateway itself closes with 4503 when it cannot reach the room).
+ */
+export const JOIN_PING_MS = 5000;
+/** Socket closes remembered in `closes` (oldest first). */
+export const MAX_CLOSES_KEPT = 10;
 /** No message for this long (frames stop while everything rests): send a ping. */
 export const IDLE_PING_MS = 15000;
 /** No message for this long after that ping: the socket is dead. */
@@ -176,6 +184,7 @@ export class SystemConnection {
     this.freshToken = false; // the next connection needs a new token
     this.token = null; // token of the current socket
     this.lastClose = null; // {code, reason} of the last socket close
+    this.closes = []; // {code, reason} of the last MAX_CLOSES_KEPT socket closes, oldest first
     this.lastCommand = null; // the latest command given to send() (its seq once sent)
     this.stopped = true;
     this.generation = 0; // bumped by every new attempt: stale async callbacks check it
@@ -342,7 +351,15 @@ export class SystemConnection {
       // commands are resent above it (CommandQueue.rejoined).
       this._sendNow(JOIN, payload, Math.max(1, this.world.ack));
     }
-    this._timer("join", JOIN_TIMEOUT_MS, () => this._drop("join timeout"));
+    this._awaitWelcome();
+  }
+
+  /** Until the welcome: ping every JOIN_PING_MS, drop the socket if a ping goes unanswered. */
+  _awaitWelcome() {
+    this._timer("join", JOIN_PING_MS, () => {
+      this._sendNow(PING, {});
+      this._timer("join", PONG_TIMEOUT_MS, () => this._drop("no answer from server"));
+    });
   }
 
   _onMessage(ev) {
@@ -357,6 +374,7 @@ export class SystemConnection {
     const [type, seq, payload] = msg;
     if (payload === null || typeof payload !== "object") return;
     if (this.status.state === "joined") this._heartbeat();
+    else if (this.status.state === "open" && type !== WELCOME) this._awaitWelcome(); // the gateway is alive
     switch (type) {
       case WELCOME:
         this._onWelcome(seq, payload);
@@ -491,6 +509,8 @@ export class SystemConnection {
     if (this.stopped) return;
     const why = closeReason(code, reason);
     this.lastClose = { code, reason: why };
+    this.closes.push(this.lastClose);
+    if (this.closes.length > MAX_CLOSES_KEPT) this.closes.shift();
     if (code === CLOSE_UNAUTHORIZED) {
       this.invalidateToken(this.token);
       this.freshToken = true;

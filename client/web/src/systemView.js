@@ -476,6 +476,7 @@ export class SystemView {
       reconnects: c.reconnects,
       welcomes: c.welcomes,
       lastClose: c.lastClose,
+      closes: c.closes.slice(),
     });
     setQueued(c.queue.size);
   }

@@ -10,6 +10,7 @@ function systemDefaults(view, systemId) {
     statusText: "",
     retryAt: 0, // Date.now() of the next reconnection attempt while reconnecting
     lastClose: null, // {code, reason} of the last socket close
+    closes: [], // {code, reason} of the socket closes so far (the last 10), oldest first
     systemId, // system id of the current view (canonical id once welcomed)
     systemName: null,
     player: null, // player id (the token's subject)

@@ -3,7 +3,16 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, mock, test } from "node:test";
 import { decode, encode } from "@msgpack/msgpack";
 
-import { BACKOFF, CLOSE_CLIENT_RECONNECT, IDLE_PING_MS, PONG_TIMEOUT_MS, SystemConnection, withToken } from "../src/net.js";
+import {
+  BACKOFF,
+  CLOSE_CLIENT_RECONNECT,
+  IDLE_PING_MS,
+  JOIN_PING_MS,
+  MAX_CLOSES_KEPT,
+  PONG_TIMEOUT_MS,
+  SystemConnection,
+  withToken,
+} from "../src/net.js";
 import { CLIENT_BURST } from "../src/rateLimit.js";
 
 class FakeSocket {
@@ -340,6 +349,56 @@ test("heartbeat: pings after a silence, drops a socket that does not answer", as
   mock.timers.tick(PONG_TIMEOUT_MS);
   assert.equal(conn.status.state, "reconnecting");
   assert.equal(FakeSocket.all[0].closedWith.code, CLOSE_CLIENT_RECONNECT); // not 1000: the seat stays held
+  conn.stop();
+});
+
+test("a slow join (a room being started on a busy server) is not dropped while the gateway answers pings", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  for (let i = 0; i < 10; i += 1) {
+    // a minute and more without a welcome: each ping is answered, so the socket is alive
+    mock.timers.tick(JOIN_PING_MS);
+    const ping = ws().sent.at(-1);
+    assert.equal(ping[0], "ping");
+    mock.timers.tick(PONG_TIMEOUT_MS - 1);
+    ws().receive(["pong", ping[1], { time: 1 }]);
+  }
+  assert.equal(FakeSocket.all.length, 1);
+  assert.equal(ws().closedWith, null);
+  assert.equal(conn.lastClose, null);
+  ws().receive(welcome(1));
+  assert.equal(conn.status.state, "joined");
+  assert.equal(conn.seq, 11); // the pings took seqs 2-11; commands carry on above
+  conn.stop();
+});
+
+test("a join whose socket stops answering is dropped and retried", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  mock.timers.tick(JOIN_PING_MS);
+  assert.equal(ws().sent.at(-1)[0], "ping");
+  mock.timers.tick(PONG_TIMEOUT_MS);
+  assert.equal(conn.status.state, "reconnecting");
+  assert.equal(FakeSocket.all[0].closedWith.code, CLOSE_CLIENT_RECONNECT);
+  assert.deepEqual(conn.lastClose, { code: 1006, reason: "no answer from server" });
+  conn.stop();
+});
+
+test("closes are kept in order (the latest MAX_CLOSES_KEPT): a later drop does not hide a 4001", async () => {
+  const { conn, ws } = await connect();
+  ws().open();
+  ws().receive(["error", 0, { code: 11, message: "bad token" }]);
+  ws().serverClose(4001, "bad token");
+  mock.timers.tick(0);
+  await flush();
+  ws().open();
+  ws().serverClose(1006, "");
+  assert.deepEqual(
+    conn.closes.map((c) => c.code),
+    [4001, 1006],
+  );
+  for (let i = 0; i < MAX_CLOSES_KEPT + 3; i += 1) conn._lost(1006, "x");
+  assert.equal(conn.closes.length, MAX_CLOSES_KEPT);
   conn.stop();
 });
 
