@@ -11,6 +11,8 @@ venv:
 	$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q --root-user-action=ignore uv
 	$(UV) venv -q --allow-existing $(VENV) -p $(PY)
 	$(UV) pip install -q -p $(PYTHON) -e ".[test]"
+	# Byte-compile the venv: with PYTHONDONTWRITEBYTECODE=1 every run would compile from source.
+	$(PYTHON) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 
 web:
 	npm --prefix $(WEB) ci --no-audit --no-fund --loglevel=error

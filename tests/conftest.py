@@ -5,6 +5,22 @@ import os
 import pytest
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Import the heavy modules once, before any test: a cold import (numpy, the galaxy, the
+    gateway, botocore...) inside an async test takes more than the ``no_blocking`` threshold on
+    a loaded machine and would be reported as a blocking call, which it is not."""
+    import importlib
+
+    for name in ("numpy", "msgpack", "aiosqlite", "boto3", "botocore.session", "jwt", "aiohttp.web",
+                 "aiohttp.test_utils", "starhold.gateway.app", "starhold.rooms.galaxy",
+                 "starhold.rooms.solar_system", "starhold.rooms.local_host", "starhold.harness",
+                 "starhold.storage.s3_snapshots", "starhold.client.connection"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a missing optional module fails in the tests that need it
+            pass
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """With CI=true a skipped test is a failure: no component may be silently missing."""
     if os.environ.get("CI") == "true":
