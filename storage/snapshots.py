@@ -92,8 +92,10 @@ def claimed(current: Manifest | None, room: str, at_least: int, holder: str, now
 
 def renewed(current: Manifest | None, room: str, epoch: int, holder: str, lease_until: float) -> Manifest:
     """``current`` with its lease moved to ``lease_until``. Raises ``StaleEpochError`` when
-    ``current`` is missing or belongs to another epoch or holder (the lease was lost)."""
-    if current is None or current.epoch != epoch or current.holder != holder:
+    ``current`` is missing or belongs to another epoch or holder (the lease was lost), or was
+    released (``lease_until`` 0: the activation hibernated; a renewal that raced with it must
+    not hold the room for a whole lease after it)."""
+    if current is None or current.epoch != epoch or current.holder != holder or not current.lease_until:
         found = "no manifest" if current is None else f"epoch {current.epoch} held by {current.holder!r}"
         raise StaleEpochError(f"room {room!r}: the lease of epoch {epoch} is lost ({found})")
     return replace(current, lease_until=float(lease_until))

@@ -213,3 +213,17 @@ async def test_a_lease_that_cannot_be_renewed_acknowledges_nothing(tmp_path):
     with pytest.raises(RoomGone):
         await node.send(1)
     assert node.acked == [1] and node.runtime.state == "fenced"
+
+
+async def test_a_renewal_racing_with_hibernation_does_not_hold_the_room(tmp_path, store):
+    """Hibernation releases the lease; a renewal that lands after it is refused, so the next
+    activation on another node serves at once."""
+    node = await Node(tmp_path, store, "a").start()
+    epoch, holder = node.runtime.epoch, node.runtime.lease.holder
+    await node.runtime.hibernate()
+    assert (await store.latest(KEY)).lease_until == 0
+    with pytest.raises(StaleEpochError):
+        await store.renew(KEY, epoch, holder, node.clock.now() + LEASE_SECONDS)
+    other = await Node(tmp_path, store, "b").start()  # would block on the manual clock if it waited
+    assert other.runtime.epoch == 2
+    await other.runtime.hibernate()
