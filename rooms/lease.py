@@ -97,6 +97,7 @@ class ActivationLease:
         """When the lease runs out (seconds, ``clock``); nothing is acknowledged after it."""
         self._timer: Timer | None = None
         self._on_lost: Callable[[], Awaitable[None]] | None = None
+        self._failures = 0  # renewals failed in a row (the store unreachable)
 
     async def acquire(self, at_least: int) -> Claim:
         """Claim the room (see the module docstring). Raises ``StorageError`` when the store
@@ -165,7 +166,15 @@ class ActivationLease:
                 await on_lost()
             return
         except Exception as exc:
-            log.warning("room %s: lease renewal failed (%s); retrying", self.key, exc)
+            self._failures += 1
+            # One warning per outage (retries are logged at debug level): a store that is down
+            # must not fill the log with a line a second from every awake room.
+            log.log(logging.WARNING if self._failures == 1 else logging.DEBUG,
+                    "room %s: lease renewal failed (%s); retrying every %g s until the lease ends at %.3f",
+                    self.key, exc, RETRY_INTERVAL, self.deadline)
             self._arm(RETRY_INTERVAL)
             return
+        if self._failures:
+            log.warning("room %s: lease renewed after %d failed attempts", self.key, self._failures)
+            self._failures = 0
         self._arm(self.renew_interval)

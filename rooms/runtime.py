@@ -323,7 +323,7 @@ class RoomRuntime:
                 await self.lease.check()
             await self.storage.commit()
         except StaleEpochError as exc:
-            log.warning("room %s: epoch %d superseded; this activation stops", self.key, self.epoch)
+            log.warning("room %s: epoch %d superseded (%s); this activation stops", self.key, self.epoch, exc)
             self._pending = None
             await self._abandon()
             # Callers see an ended activation and resolve the room again, reaching the newer one.

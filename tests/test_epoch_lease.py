@@ -10,6 +10,7 @@ again); they start equal."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgpack
 import pytest
@@ -191,9 +192,10 @@ async def test_a_restart_on_the_same_file_does_not_wait(tmp_path, store):
     await new.runtime.hibernate()
 
 
-async def test_a_lease_that_cannot_be_renewed_acknowledges_nothing(tmp_path):
+async def test_a_lease_that_cannot_be_renewed_acknowledges_nothing(tmp_path, caplog):
     """The store is unreachable past the lease's end: the activation stops rather than
-    acknowledge writes that a newer activation elsewhere could not see."""
+    acknowledge writes that a newer activation elsewhere could not see. The outage is logged
+    once, not at every retry."""
 
     class Unreachable(LocalDirSnapshotStore):
         down = False
@@ -203,6 +205,7 @@ async def test_a_lease_that_cannot_be_renewed_acknowledges_nothing(tmp_path):
                 raise OSError("store unreachable")
             return await super().renew(*args, **kwargs)
 
+    caplog.set_level(logging.DEBUG, logger="starhold.room")
     store = Unreachable(tmp_path / "shared")
     node = await Node(tmp_path, store, "a").start()
     store.down = True
@@ -213,6 +216,8 @@ async def test_a_lease_that_cannot_be_renewed_acknowledges_nothing(tmp_path):
     with pytest.raises(RoomGone):
         await node.send(1)
     assert node.acked == [1] and node.runtime.state == "fenced"
+    failures = [r for r in caplog.records if "lease renewal failed" in r.getMessage()]
+    assert len(failures) > 5 and [r.levelname for r in failures].count("WARNING") == 1
 
 
 async def test_a_renewal_racing_with_hibernation_does_not_hold_the_room(tmp_path, store):
