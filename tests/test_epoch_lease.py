@@ -10,6 +10,7 @@ again); they start equal."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 
 import msgpack
@@ -28,12 +29,27 @@ KEY = "counter/c"
 START = 1_800_000_000.0
 
 
+def watch_claims(store):
+    """Wrap ``store.claim`` so that ``store.claimed[epoch]`` (an ``asyncio.Event``) is set when
+    the claim of ``epoch`` has landed: tests wait for that event, not for a time."""
+    store.claimed = collections.defaultdict(asyncio.Event)
+    real = store.claim
+
+    async def claim(*args, **kwargs):
+        result = await real(*args, **kwargs)
+        store.claimed[result.manifest.epoch].set()
+        return result
+
+    store.claim = claim
+    return store
+
+
 @pytest.fixture(params=["local", "s3"])
 def store(request, tmp_path):
     """The shared snapshot store: a local directory, or a fresh bucket on SeaweedFS."""
     if request.param == "local":
-        return LocalDirSnapshotStore(tmp_path / "shared")
-    return request.getfixturevalue("s3_store")
+        return watch_claims(LocalDirSnapshotStore(tmp_path / "shared"))
+    return watch_claims(request.getfixturevalue("s3_store"))
 
 
 class Node:
@@ -64,13 +80,9 @@ class Node:
 
 
 async def manifest_epoch(store, epoch: int) -> None:
-    """Wait (for the event, not a time) until the manifest carries ``epoch``."""
-    for _ in range(3000):
-        manifest = await store.latest(KEY)
-        if manifest is not None and manifest.epoch == epoch:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the manifest never reached epoch {epoch}")
+    """Wait until the claim of ``epoch`` has landed in the manifest."""
+    await store.claimed[epoch].wait()
+    assert (await store.latest(KEY)).epoch == epoch
 
 
 async def serve(node: Node, store, starting: asyncio.Task) -> None:

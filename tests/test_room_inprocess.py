@@ -418,9 +418,18 @@ async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual
     await zombie.dispatch(GW, [("connect", "z1", {"payload": {"name": "Before"}, "seq": 1, "identity": {"player": "a"}})])
     await zombie.snapshot()  # a periodic snapshot: manifest version 1 at epoch 1
     heir = node("b")
+    claimed = asyncio.Event()
+    real_claim = shared.claim
+
+    async def claim(*args, **kwargs):  # tells when the heir's claim has landed
+        result = await real_claim(*args, **kwargs)
+        claimed.set()
+        return result
+
+    shared.claim = claim
     starting = asyncio.create_task(heir.start())
-    while (await shared.latest("system/sol")).epoch != 2:  # the heir's claim
-        await asyncio.sleep(0.01)
+    await claimed.wait()
+    assert (await shared.latest("system/sol")).epoch == 2
     await zombie.dispatch(GW, [("connect", "z2", {"payload": {"name": "After"}, "seq": 1, "identity": {"player": "b"}})])
     await manual_clock.advance(LEASE_SECONDS + CLOCK_SKEW)  # the zombie's renewal fails; the heir serves
     await starting
