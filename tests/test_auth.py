@@ -118,8 +118,8 @@ async def test_usernames_are_unique_case_insensitively(api):
     assert (await api.post("/api/auth/login", {"username": "dave", "password": "other-password"}))[0] == 401
 
 
-async def test_wrong_password_and_unknown_user_get_the_same_401(api, monkeypatch):
-    await api.post("/api/auth/register", {"username": "erin", "password": "right password"})
+def count_hashes(monkeypatch) -> list:
+    """Record the salt of every scrypt hash computed from now on; returns the list."""
     hashes = []
     real = accounts.scrypt_hash
 
@@ -128,6 +128,12 @@ async def test_wrong_password_and_unknown_user_get_the_same_401(api, monkeypatch
         return await real(password, salt, n, r, p)
 
     monkeypatch.setattr(accounts, "scrypt_hash", counting)
+    return hashes
+
+
+async def test_wrong_password_and_unknown_user_get_the_same_401(api, monkeypatch):
+    await api.post("/api/auth/register", {"username": "erin", "password": "right password"})
+    hashes = count_hashes(monkeypatch)
     expected = (401, {"error": "invalid username or password"})
     assert await api.post("/api/auth/login", {"username": "erin", "password": "wrong password"}) == expected
     assert await api.post("/api/auth/login", {"username": "nobody", "password": "wrong password"}) == expected
@@ -452,14 +458,7 @@ async def test_failed_logins_are_throttled_with_429_and_retry_after(api, monkeyp
     (429, Retry-After, no hash spent) for 1 s, 2 s, 4 s...; the right password after the
     lockout logs in and resets the count."""
     await api.post("/api/auth/register", {"username": "Grace", "password": "right password"})
-    hashes = []
-    real = accounts.scrypt_hash
-
-    async def counting(password, salt, n, r, p):
-        hashes.append(salt)
-        return await real(password, salt, n, r, p)
-
-    monkeypatch.setattr(accounts, "scrypt_hash", counting)
+    hashes = count_hashes(monkeypatch)
     wrong = {"username": "grace", "password": "wrong password"}
     answers = [await api.call("POST", "/api/auth/login", wrong) for _ in range(30)]
     assert [a[0] for a in answers] == [401] * 5 + [429] * 25
