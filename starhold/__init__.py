@@ -8,18 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERRORS = frozenset({
-    "ActivationKilled", "ConnectionClosed", "ProtocolError", "RoomGone", "S3AccessDeniedError",
-    "S3BucketNotFoundError", "S3ConnectionError", "S3StorageError", "SnapshotConflictError",
-    "StaleEpochError", "StorageError",
-})
+from . import errors as _errors  # light: it imports the classes' modules on first access
 
 
 def __getattr__(name: str) -> Any:
-    """``starhold.<Error>``: the classes of ``starhold.errors``, imported on first access (so
-    ``import starhold.rooms`` does not load them)."""
-    if name in _ERRORS:
-        from . import errors
-
-        return getattr(errors, name)
+    """``starhold.<Error>``: the classes of ``starhold.errors`` (``errors.__all__``), imported
+    on first access (so ``import starhold.rooms`` does not load them)."""
+    if name in _errors.__all__:
+        return getattr(_errors, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

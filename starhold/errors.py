@@ -22,6 +22,8 @@
 ``S3StorageError``         a ``StorageError`` from an S3 snapshot store; subclasses
                            ``S3BucketNotFoundError``, ``S3AccessDeniedError``,
                            ``S3ConnectionError``, ``SnapshotConflictError``.
+``ForbiddenSqlError``      a ``ValueError``: ``storage.sql()`` was given a statement a room
+                           may not run (reserved tables, ``ATTACH``, PRAGMAs...).
 ``ProtocolError``          a ``ValueError``: a wire frame that does not follow
                            docs/protocol.md.
 =========================  ==============================================================
@@ -39,6 +41,7 @@ from typing import Any
 __all__ = [
     "ActivationKilled",
     "ConnectionClosed",
+    "ForbiddenSqlError",
     "ProtocolError",
     "RoomGone",
     "S3AccessDeniedError",
@@ -70,6 +73,7 @@ _ELSEWHERE = {
     "RoomGone": "starhold.rooms.handle",
     "StorageError": "starhold.storage.base",
     "StaleEpochError": "starhold.storage.base",
+    "ForbiddenSqlError": "starhold.storage.base",
     "S3StorageError": "starhold.storage.s3_snapshots",
     "S3BucketNotFoundError": "starhold.storage.s3_snapshots",
     "S3AccessDeniedError": "starhold.storage.s3_snapshots",

@@ -292,7 +292,7 @@ def test_the_errors_a_test_needs_are_in_one_place():
     from starhold import harness
     from starhold.errors import ConnectionClosed
     from starhold.rooms.handle import RoomGone
-    from starhold.storage.base import StaleEpochError
+    from starhold.storage.base import ForbiddenSqlError, StaleEpochError
     from starhold.storage.s3_snapshots import SnapshotConflictError
 
     assert errors.ActivationKilled is harness.ActivationKilled is ActivationKilled
@@ -300,6 +300,7 @@ def test_the_errors_a_test_needs_are_in_one_place():
     assert errors.RoomGone is RoomGone
     assert errors.StorageError is StorageError and errors.StaleEpochError is StaleEpochError
     assert errors.SnapshotConflictError is SnapshotConflictError
+    assert errors.ForbiddenSqlError is ForbiddenSqlError
     for name in errors.__all__:
         assert getattr(starhold, name) is getattr(errors, name)
 
