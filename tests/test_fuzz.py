@@ -81,6 +81,11 @@ LOOP_STALL_THRESHOLD = 1.0
 ``starhold.testing.BLOCKING_THRESHOLD``, as the loop shares the GIL (and garbage collection
 pauses) with the test thread generating examples."""
 REPLY_TIMEOUT = 3.0
+"""Seconds ``_collect`` listens by default (also how long it listens to show that nothing more comes)."""
+EVENT_TIMEOUT = 30.0
+"""Bound on waiting for an answer that must come (a welcome, a predicted reply or close): a
+passing run never waits it out, so it is generous for a loaded CI machine (3 s was not: a join
+answered after more than 3 s failed the fuzz test there)."""
 FUZZ_SETTINGS = {
     "deadline": None,
     "derandomize": True,  # the same examples on every run: reproducible, no example database
@@ -478,7 +483,7 @@ class Inbox:
         self.closed = True
         self.changed.set()
 
-    async def until(self, condition, timeout: float = REPLY_TIMEOUT) -> bool:
+    async def until(self, condition, timeout: float = EVENT_TIMEOUT) -> bool:
         deadline = time.monotonic() + timeout
         while not condition():
             if self.closed or time.monotonic() > deadline:
