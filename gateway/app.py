@@ -100,7 +100,11 @@ class Gateway:
 
     def refusal(self, kind: str, room_id: str) -> str | None:
         """Why a new player may not join this room now (``gateway/admission.py``): ``"gateway"``
-        while this process is overloaded, ``"room"`` while the room's ticks overrun, else None."""
+        while this process is overloaded, ``"room"`` while the room's ticks overrun, else None.
+        A shedder with ``lag_limit <= 0`` (``--shed-lag 0``) turns admission control off: both
+        signals, not only the gateway's lag."""
+        if self.shedder.lag_limit <= 0:
+            return None
         if self.shedder.overloaded:
             return "gateway"
         link = self.links.get((kind, room_id))

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="gateway process i also serves its own /metrics on this port + i (default: off)")
     serve.add_argument("--shed-lag", type=float,
                        help="seconds of sustained event-loop lag at which a gateway refuses new players "
-                            "(close 1013; default 0.05, 0 = never)")
+                            "(close 1013; default 0.05; 0 turns admission control off, room tick overruns included)")
     serve.add_argument("--games-per-hour", type=int,
                        help="games one player may create per rolling hour (default 20, 0 = unlimited)")
     serve.add_argument("--live-games", type=int,

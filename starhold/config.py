@@ -24,7 +24,8 @@ class Settings:
     ids); ``metrics_port``: when set, gateway process ``i`` also serves its own ``/metrics`` on
     ``host:metrics_port + i`` (the shared port reaches one gateway at random, so a scraper
     should scrape each process there); ``shed_lag``: seconds of event-loop lag, sustained for a
-    second, at which a gateway process refuses new players (``gateway/admission.py``; 0 never);
+    second, at which a gateway process refuses new players (``gateway/admission.py``; 0 turns
+    admission control off, the rooms' tick overruns included);
     ``games_per_hour`` / ``live_games``: games a player may create per rolling hour / have
     awake at once (``gateway/quotas.py``; 0 unlimited); ``login_account_failures`` /
     ``login_address_failures``: failed logins in a row per account / per client address before

@@ -152,3 +152,25 @@ async def test_room_whose_ticks_overrun_refuses_new_players(url):
         assert "room is overloaded" in error["message"] and refusals("room") == before + 1
         other = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, "Elsewhere"))
         await other.join()  # other rooms still take players
+
+
+async def test_shed_lag_zero_turns_off_both_signals(gateway_factory, tmp_path):
+    """``--shed-lag 0`` turns admission control off (README): a room whose ticks overrun still
+    takes new players, as a loaded test machine's freshly woken room must."""
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
+    served = await gateway_factory(directory, shed_lag=0)
+    gateway = served.app[GATEWAY]
+    try:
+        async with aiohttp.ClientSession() as session:
+            token = await guest_token(session, served, "Host")
+            async with session.post(served + "/api/game/new", json={},
+                                    headers={"Authorization": f"Bearer {token}"}) as r:
+                game = await r.json()
+            first = await Wire.open(session, served, game["ws"], token)
+            await first.join()
+            gateway.links[("session", game["id"])].tick_reports = Overrunning()
+            second = await Wire.open(session, served, game["ws"], await guest_token(session, served, "Guest"))
+            welcome, _ = await second.join()
+            assert welcome["ship"] > 0
+    finally:
+        await directory.close()

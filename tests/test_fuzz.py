@@ -511,7 +511,8 @@ async def fuzz_session(url: str, token: str, pre_join: bool, probes: list[Probe]
             if pre_join:
                 model.feed(msgpack.packb(["join", 1, {}]))
                 await ws.send_bytes(msgpack.packb(["join", 1, {}]))
-                assert await inbox.until(lambda: len(inbox.acks) >= 2), "no welcome and keyframe after join"
+                assert await inbox.until(lambda: len(inbox.acks) >= 2), \
+                    f"no welcome and keyframe after join: replies {inbox.replies}, close {ws.close_code}"
                 assert inbox.acks[:2] == [1, 1]
             for probe in probes:
                 outcome = model.feed(probe.data)
