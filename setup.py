@@ -2,6 +2,8 @@
 and compiles the Cython kernels with FMA contraction forbidden (bit-exact results)."""
 
 from Cython.Build import cythonize
+from pathlib import Path
+
 from setuptools import Extension, setup
 
 SUBPACKAGES = {
@@ -11,6 +13,22 @@ SUBPACKAGES = {
     "starhold.kernels": "kernels",
     "starhold.client": "client",
 }
+
+
+def _packages() -> list[str]:
+    """Every package under the folders: ``starhold`` and its subpackages (``starhold._runtime``,
+    ``starhold.rooms.system``...), with each top-level folder mapped to its import name."""
+    roots = {"starhold": "starhold", **SUBPACKAGES}
+    found = []
+    for name, folder in roots.items():
+        for init in sorted(Path(folder).rglob("__init__.py")):
+            rel = init.parent.relative_to(folder).parts
+            if "node_modules" not in rel and "web" not in rel:
+                found.append(".".join([name, *rel]))
+    return found
+
+
+PACKAGES = _packages()
 
 # -ffp-contract=off: no fused multiply-add (specs/combat.md §2: one rounding per operation);
 # -fno-fast-math: no reassociation. x86-64's baseline has no FMA and SSE2 (no x87) doubles.
@@ -29,7 +47,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=["starhold", *SUBPACKAGES],
+    packages=PACKAGES,
     package_dir={"starhold": "starhold", **SUBPACKAGES},
     package_data={"starhold.client": ["web/dist/*", "web/dist/**/*"]},
     ext_modules=cythonize(EXTENSIONS, language_level=3),

@@ -44,7 +44,7 @@ async def main(args: argparse.Namespace) -> None:
     from starhold.client.bots import run_bots
     from starhold.client import StarholdClient
     from starhold.gateway.app import create_app
-    from starhold.rooms.ray_host import RAY_CALLS, RayDirectory, RayRoomHandle, actor_name, init_ray
+    from starhold._runtime.ray_host import RAY_CALLS, RayDirectory, RayRoomHandle, actor_name, init_ray
 
     t0 = time.perf_counter()
     init_ray(namespace="bench", logging_level="WARNING")

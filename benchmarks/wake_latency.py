@@ -31,7 +31,7 @@ async def gateway(directory):
     from aiohttp.test_utils import TestServer
 
     from starhold.gateway.app import create_app
-    from starhold.rooms.galaxy import load_galaxy
+    from starhold.rooms.galaxy.catalogue import load_galaxy
 
     server = TestServer(create_app(directory, await asyncio.to_thread(load_galaxy), web_dist=None),
                         host="127.0.0.1", port=0)
@@ -41,7 +41,7 @@ async def gateway(directory):
 
 async def wakes(mode: str, count: int, spec: dict | None, data: Path) -> list[float]:
     from starhold.client import StarholdClient
-    from starhold.rooms.ray_host import RayDirectory, actor_name
+    from starhold._runtime.ray_host import RayDirectory, actor_name
 
     directory = RayDirectory({"data_dir": str(data), "idle_timeout": 600, "log_level": "WARNING",
                               "snapshots": spec}, namespace=f"bench-{mode}-{uuid.uuid4().hex[:6]}")
@@ -71,7 +71,7 @@ async def wakes(mode: str, count: int, spec: dict | None, data: Path) -> list[fl
 
 async def commit_rate(ships: int, seconds: float, data: Path) -> tuple[float, float]:
     from starhold.client.bots import run_bots
-    from starhold.rooms.ray_host import RayDirectory
+    from starhold._runtime.ray_host import RayDirectory
 
     directory = RayDirectory({"data_dir": str(data), "idle_timeout": 600, "log_level": "WARNING"},
                              namespace=f"bench-commits-{uuid.uuid4().hex[:6]}")
@@ -92,7 +92,7 @@ async def commit_rate(ships: int, seconds: float, data: Path) -> tuple[float, fl
 async def main(args) -> None:
     import ray
 
-    from starhold.rooms.ray_host import init_ray
+    from starhold._runtime.ray_host import init_ray
     from starhold.testing_s3 import _start_weed, weed_binary
 
     init_ray(namespace="bench", logging_level="WARNING")

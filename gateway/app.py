@@ -33,10 +33,10 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import protocol
-from ..rooms.galaxy import Galaxy, load_galaxy
-from ..rooms.handle import RoomDirectory, RoomGone
-from ..rooms.planets import system_info
-from ..rooms.room import HttpRequest
+from ..rooms.galaxy.catalogue import Galaxy, load_galaxy
+from .._runtime.handle import RoomDirectory, RoomGone
+from ..rooms.galaxy.planets import system_info
+from ..room import HttpRequest
 from ..wsdirect import DirectWebSocketResponse
 from . import admission, http_log, metrics
 from .admission import LoadShedder
@@ -309,7 +309,7 @@ class Gateway:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def healthz(self, request: web.Request) -> web.Response:
-        from ..rooms import ray_host  # counters only; importing it does not start Ray
+        from .._runtime import ray_host  # counters only; importing it does not start Ray
 
         return web.json_response({
             "status": "ok",

@@ -11,7 +11,7 @@ Routes (``add_auth_routes``), JSON bodies of at most 4 KiB (413 beyond, 400 when
 
 A token answer is ``{"token", "expires", "player", "name", "kind"}``. Every error is JSON
 ``{"error": message}``; 401s carry ``WWW-Authenticate: Bearer``. Registration and login are
-forwarded to the accounts room (``rooms/accounts.py``: kind and id ``accounts``), which holds the
+forwarded to the accounts room (``rooms/accounts/room.py``: kind and id ``accounts``), which holds the
 scrypt hashes; the gateway only signs.
 
 **Token format.** A JWT (RFC 7519) signed with HS256 (HMAC-SHA256) through PyJWT. Header:
@@ -62,9 +62,9 @@ from pathlib import Path
 import jwt
 from aiohttp import web
 
-from ..rooms.accounts import InvalidField, check_name
-from ..rooms.handle import RoomDirectory, RoomGone
-from ..rooms.room import HttpRequest, HttpResponse
+from ..rooms.accounts.room import InvalidField, check_name
+from .._runtime.handle import RoomDirectory, RoomGone
+from ..room import HttpRequest, HttpResponse
 from .throttle import LoginThrottle, retry_after_header
 
 log = logging.getLogger("starhold.gateway.auth")

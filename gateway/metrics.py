@@ -66,7 +66,7 @@ ROOM_STATS: dict[str, dict] = {}
 
 
 class _RoomAndRayCollector:
-    """Exports ``TRAFFIC``, ``ROOM_STATS`` and the Ray call counters (``rooms.ray_host.RAY_CALLS``)."""
+    """Exports ``TRAFFIC``, ``ROOM_STATS`` and the Ray call counters (``starhold._runtime.ray_host.RAY_CALLS``)."""
 
     def collect(self):
         for name, doc, value in (
@@ -90,7 +90,7 @@ class _RoomAndRayCollector:
         yield ticks
         yield overruns
         yield seconds
-        from ..rooms import ray_host  # counters only; importing it does not start Ray
+        from .._runtime import ray_host  # counters only; importing it does not start Ray
 
         calls = CounterMetricFamily("starhold_ray_calls", "Calls to room actors", labels=["method"])
         for method, count in sorted(ray_host.RAY_CALLS.items()):

@@ -1,4 +1,4 @@
-"""The gateway's end of a room's data channel (wire format in ``rooms.channel``).
+"""The gateway's end of a room's data channel (wire format in ``starhold._runtime.channel``).
 
 A ``RoomChannel`` is one TCP connection from this gateway process to one room activation:
 ``send(batch_no, events)`` writes a batch, and every ``[ack, items]`` the room pushes is handed
@@ -15,7 +15,7 @@ from typing import Callable
 
 import msgpack
 
-from ..rooms.channel import MAX_CHANNEL_BUFFER, encode_events, set_nodelay
+from .._runtime.channel import MAX_CHANNEL_BUFFER, encode_events, set_nodelay
 
 log = logging.getLogger("starhold.gateway")
 
@@ -46,7 +46,7 @@ class RoomChannel(asyncio.Protocol):
         return channel
 
     def send(self, batch_no: int, events: list[tuple]) -> None:
-        """Write one batch (``rooms.handle`` events, in order)."""
+        """Write one batch (``starhold._runtime.handle`` events, in order)."""
         if self.transport is not None and not self.lost:
             self.transport.write(msgpack.packb([batch_no, encode_events(events)], use_bin_type=True))
 

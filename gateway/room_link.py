@@ -2,7 +2,7 @@
 
 The link finds the room through the directory (waking it if it sleeps), asks it for a data
 channel (one Ray call) and carries all of this gateway's traffic with the room over that
-channel (``rooms.channel``, ``gateway.room_channel``): batches of events in, pushed items out.
+channel (``starhold._runtime.channel``, ``gateway.room_channel``): batches of events in, pushed items out.
 Ray is used for placement and lifecycle, never per message or per tick.
 
 Batching: a ticked room's (solar system, game session) client messages are sent at the
@@ -32,7 +32,7 @@ import time
 from typing import Protocol
 
 from .. import protocol
-from ..rooms.handle import RoomDirectory, RoomGone, RoomHandle
+from .._runtime.handle import RoomDirectory, RoomGone, RoomHandle
 from . import metrics
 from .admission import TickReports
 from .room_channel import RoomChannel

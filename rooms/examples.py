@@ -3,7 +3,7 @@ test suite runs on both hosts. Registered as kinds ``counter`` and ``reminder``.
 
 from __future__ import annotations
 
-from .room import HttpRequest, HttpResponse, Room
+from ..room import HttpRequest, HttpResponse, Room
 
 
 class CounterRoom(Room):

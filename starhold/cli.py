@@ -35,7 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
         if not settings.ray_address:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray on 127.0.0.1 only
-        from .rooms.ray_host import init_ray
+        from ._runtime.ray_host import init_ray
 
         print(f"starting Ray ({settings.ray_address or 'local'})...", flush=True)
         dashboard = {} if args.no_dashboard else {"include_dashboard": True, "dashboard_host": "127.0.0.1"}
@@ -78,7 +78,7 @@ def _gateway_process(settings: Settings, log_level: str, index: int) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     configure_logging(log_level, settings.log_format)
-    from .rooms.ray_host import init_ray
+    from ._runtime.ray_host import init_ray
 
     init_ray(settings.ray_address, settings.namespace)
     try:
@@ -103,11 +103,11 @@ def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
     from .gateway.throttle import LoginThrottle
 
     if settings.host_mode == "ray":
-        from .rooms.ray_host import RayDirectory
+        from ._runtime.ray_host import RayDirectory
 
         directory = RayDirectory(settings.room_config(), settings.namespace)
     else:
-        from .rooms.local_host import InProcessDirectory
+        from ._runtime.local_host import InProcessDirectory
         from .storage.factory import snapshot_store_from_config
 
         directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout,

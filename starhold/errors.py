@@ -70,7 +70,7 @@ class ConnectionClosed(Exception):
 
 
 _ELSEWHERE = {
-    "RoomGone": "starhold.rooms.handle",
+    "RoomGone": "starhold._runtime.handle",
     "StorageError": "starhold.storage.base",
     "StaleEpochError": "starhold.storage.base",
     "ForbiddenSqlError": "starhold.storage.base",

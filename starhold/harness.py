@@ -37,9 +37,9 @@ from typing import Any, Callable
 import msgpack
 
 from .errors import ActivationKilled, ConnectionClosed
-from .rooms.clock import ManualClock
-from .rooms.handle import RoomDirectory, RoomGone, RoomHandle
-from .rooms.room import HttpRequest, HttpResponse, Room
+from .clock import ManualClock
+from ._runtime.handle import RoomDirectory, RoomGone, RoomHandle
+from .room import HttpRequest, HttpResponse, Room
 from .storage.base import StorageError
 from .storage.snapshots import SnapshotStore
 from .storage.sqlite_store import SqliteRoomStorage
@@ -237,7 +237,7 @@ class RoomHarness:
     async def start(self) -> None:
         """Create the directory and activate the room."""
         if self.host == "inprocess":
-            from .rooms.local_host import InProcessDirectory
+            from ._runtime.local_host import InProcessDirectory
             from .storage.factory import snapshot_store_from_config
 
             store = self.snapshots if isinstance(self.snapshots, SnapshotStore) else \
@@ -247,7 +247,7 @@ class RoomHarness:
                                                 storage_factory=faulty_storage_factory(self.faults),
                                                 snapshots=store)
         else:
-            from .rooms.ray_host import RayDirectory
+            from ._runtime.ray_host import RayDirectory
             from .storage.factory import snapshot_spec
 
             spec = snapshot_spec(self.snapshots) if isinstance(self.snapshots, SnapshotStore) else self.snapshots

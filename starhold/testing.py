@@ -43,7 +43,7 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from .rooms.clock import ManualClock
+from .clock import ManualClock
 
 # A local Ray for tests: every service on 127.0.0.1, no usage stats. Ray reads these when it is
 # first imported, so they are set when pytest loads this plugin, before any test imports ray.
@@ -143,7 +143,7 @@ def manual_clock() -> ManualClock:
 async def room_directory(tmp_path, manual_clock):
     """An ``InProcessDirectory`` on ``tmp_path / "data"`` driven by ``manual_clock`` (idle
     timeout 10 s): rooms run in the test's event loop. Closed (rooms hibernated) after it."""
-    from .rooms.local_host import InProcessDirectory
+    from ._runtime.local_host import InProcessDirectory
 
     directory = InProcessDirectory(tmp_path / "data", clock=manual_clock, idle_timeout=10.0)
     yield directory
@@ -157,7 +157,7 @@ def ray_cluster():
     ``@pytest.mark.ray`` may use it."""
     import ray
 
-    from .rooms.ray_host import init_ray
+    from ._runtime.ray_host import init_ray
 
     init_ray(namespace="starhold-tests", num_cpus=2, logging_level="WARNING")
     yield ray
@@ -168,7 +168,7 @@ def ray_cluster():
 async def ray_directory(ray_cluster, tmp_path):
     """A ``RayDirectory`` in a namespace of its own (its actors are killed after the test),
     SQLite under ``tmp_path / "data"``, idle timeout ``RAY_IDLE_TIMEOUT`` (2 s)."""
-    from .rooms.ray_host import RayDirectory
+    from ._runtime.ray_host import RayDirectory
 
     directory = RayDirectory(
         {"data_dir": str(tmp_path / "data"), "idle_timeout": RAY_IDLE_TIMEOUT, "log_level": "WARNING"},
@@ -211,7 +211,7 @@ async def gateway_factory():
         """Serve a gateway for ``directory`` on 127.0.0.1; ``app_kwargs`` go to ``create_app``.
         Admission control is off (``shed_lag=0``) unless a test passes ``shed_lag``: the test's
         own work runs on the gateway's event loop and must not get its joins refused."""
-        from .rooms.galaxy import load_galaxy
+        from .rooms.galaxy.catalogue import load_galaxy
 
         app_kwargs.setdefault("shed_lag", 0)
         kwargs = dict(app_kwargs) if web_dist is None else {"web_dist": web_dist, **app_kwargs}

@@ -40,7 +40,7 @@ Epoch fencing and concurrent writers
 5. deletes the version objects older than the last ``KEEP_SNAPSHOTS`` (failures there are
    logged, not raised: the snapshot has landed).
 
-``claim`` and ``renew`` (the activation lease, ``rooms.lease``) rewrite the manifest alone, with
+``claim`` and ``renew`` (the activation lease, ``starhold._runtime.lease``) rewrite the manifest alone, with
 the same compare-and-swap: read it and its ETag, build the new manifest (a claim raises the
 epoch; a renewal keeps the epoch and fails with ``StaleEpochError`` if it moved on), write it
 ``If-Match`` the ETag (``If-None-Match: *`` when there was none), and on 412 read again and

@@ -15,7 +15,7 @@ activation never replaces a newer activation's snapshot); ``renew`` extends the 
 refuses in the same way once the epoch moved on. A claim that finds a live lease of another
 holder (a different node or data file) still takes the manifest at once, but tells the new
 activation to serve only after that lease has run out plus ``CLOCK_SKEW`` (``Claim.serve_at``):
-the old activation stops acknowledging writes when its lease runs out (``rooms.lease``), so at
+the old activation stops acknowledging writes when its lease runs out (``starhold._runtime.lease``), so at
 no instant can two activations on different files acknowledge writes. ``S3SnapshotStore``
 (``storage/s3_snapshots.py``) is the object-store implementation.
 """

@@ -12,8 +12,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     import importlib
 
     for name in ("numpy", "msgpack", "aiosqlite", "boto3", "botocore.session", "jwt", "aiohttp.web",
-                 "aiohttp.test_utils", "starhold.gateway.app", "starhold.rooms.galaxy",
-                 "starhold.rooms.solar_system", "starhold.rooms.local_host", "starhold.harness",
+                 "aiohttp.test_utils", "starhold.gateway.app", "starhold.rooms.galaxy.catalogue",
+                 "starhold.rooms.system.room", "starhold._runtime.local_host", "starhold.harness",
                  "starhold.storage.s3_snapshots", "starhold.client.connection"):
         try:
             importlib.import_module(name)

@@ -9,7 +9,7 @@ from starhold import protocol as P
 from starhold.gateway import metrics
 from starhold.gateway.admission import CLEAR_AFTER, LAG_LIMIT, SHED_AFTER, LoadShedder, TickReports
 from starhold.gateway.app import GATEWAY
-from starhold.rooms.local_host import InProcessDirectory
+from starhold._runtime.local_host import InProcessDirectory
 
 from wire import Wire, guest_token
 

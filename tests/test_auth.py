@@ -25,11 +25,11 @@ from starhold.gateway.auth import (
     parse_keys_spec,
     token_from_request,
 )
-from starhold.rooms import accounts
-from starhold.rooms.accounts import AccountsRoom
-from starhold.rooms.local_host import InProcessDirectory
-from starhold.rooms.registry import room_class
-from starhold.rooms.room import HttpRequest
+from starhold.rooms.accounts import room as accounts
+from starhold.rooms.accounts.room import AccountsRoom
+from starhold._runtime.local_host import InProcessDirectory
+from starhold._runtime.registry import room_class
+from starhold.room import HttpRequest
 
 KEY1 = b"1" * 32
 KEY2 = b"2" * 32

@@ -7,7 +7,7 @@ import aiohttp
 
 from starhold import protocol as P
 from starhold.client.bots import run_bots
-from starhold.rooms.local_host import InProcessDirectory
+from starhold._runtime.local_host import InProcessDirectory
 
 
 async def test_bots_join_and_fly(gateway_factory, tmp_path):

@@ -1,4 +1,4 @@
-"""The data channel between gateways and a room activation (``rooms.channel``), over real
+"""The data channel between gateways and a room activation (``starhold._runtime.channel``), over real
 loopback TCP on the in-process host: batches in order with acks, output pushed without being
 asked, foreign or broken peers dropped while the room keeps serving, and a channel that ends
 with its activation."""

@@ -29,9 +29,10 @@ from starhold.client.state import Predictor, WorldState, move_toward
 # Imported at collection, not lazily inside a running event loop (slow imports would trip the
 # no_blocking watchdog): the gateway (numpy) and the room classes the registry loads on demand.
 from starhold.gateway.app import GATEWAY, create_app
-from starhold.rooms import session as _session_room, solar_system as _system_room  # noqa: F401
-from starhold.rooms.galaxy import load_galaxy
-from starhold.rooms.local_host import InProcessDirectory
+from starhold.rooms.session import room as _session_room  # noqa: F401
+from starhold.rooms.system import room as _system_room  # noqa: F401
+from starhold.rooms.galaxy.catalogue import load_galaxy
+from starhold._runtime.local_host import InProcessDirectory
 
 
 # ---- backoff -------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ async def live(tmp_path):
     # InProcessDirectory.close() races with room alarms: an alarm firing while it closes wakes the
     # room again (and reopens the scheduler), leaving a SQLite thread that keeps the interpreter
     # from exiting, or hibernates into the closed scheduler (AttributeError). Until it is fixed
-    # (rooms/local_host.py): no more wakes, and close until nothing is live.
+    # (starhold/_runtime/local_host.py): no more wakes, and close until nothing is live.
 
     async def no_wake(kind: str, room_id: str) -> None:
         return None

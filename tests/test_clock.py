@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from starhold.rooms.clock import SystemClock
+from starhold.clock import SystemClock
 
 uvloop = pytest.importorskip("uvloop")
 

@@ -1,4 +1,4 @@
-"""Combat in the solar system room (rooms/combat.py): pirates, the ``attack`` input, duels,
+"""Combat in the solar system room (rooms/system/combat.py): pirates, the ``attack`` input, duels,
 respawns, hibernation; the game session room stays as it was. In-process rooms on a manual
 clock, frames applied by the Python client's ``WorldState``; no sleeping."""
 
@@ -10,10 +10,10 @@ import pytest
 
 from starhold import protocol as P
 from starhold.client.state import WorldState
-from starhold.rooms.combat import PIRATE_STATS, PLAYER_STATS
-from starhold.rooms.handle import RoomGone
-from starhold.rooms.room import HttpRequest
-from starhold.rooms.solar_system import SPAWN_RADIUS
+from starhold.rooms.system.combat import PIRATE_STATS, PLAYER_STATS
+from starhold._runtime.handle import RoomGone
+from starhold.room import HttpRequest
+from starhold.rooms.system.room import SPAWN_RADIUS
 
 SYSTEM = {"id": "sol", "name": "Sol", "color": "#fff2e7", "star_radius": 40.0, "planets": []}
 GW = "gw-combat"
@@ -354,7 +354,7 @@ async def test_system_frames_keep_the_ack_second_for_partial_decoders(game):
 
 async def test_the_python_client_attacks_and_sees_hit_points_over_a_real_socket(gateway_factory, tmp_path):
     from starhold.client import StarholdClient
-    from starhold.rooms.local_host import InProcessDirectory
+    from starhold._runtime.local_host import InProcessDirectory
 
     directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
     url = await gateway_factory(directory)

@@ -16,11 +16,11 @@ import logging
 import msgpack
 import pytest
 
-from starhold.rooms.clock import ManualClock
+from starhold.clock import ManualClock
 from starhold.rooms.examples import CounterRoom
-from starhold.rooms.handle import RoomGone
-from starhold.rooms.lease import LEASE_SECONDS, RENEW_INTERVAL
-from starhold.rooms.runtime import RoomRuntime
+from starhold._runtime.handle import RoomGone
+from starhold._runtime.lease import LEASE_SECONDS, RENEW_INTERVAL
+from starhold._runtime.runtime import RoomRuntime
 from starhold.storage.base import StaleEpochError
 from starhold.storage.snapshots import CLOCK_SKEW, LocalDirSnapshotStore
 

@@ -51,8 +51,8 @@ from aiohttp import WSMsgType, web
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from starhold.gateway.app import GATEWAY, create_app
-from starhold.rooms.galaxy import load_galaxy
-from starhold.rooms.local_host import InProcessDirectory
+from starhold.rooms.galaxy.catalogue import load_galaxy
+from starhold._runtime.local_host import InProcessDirectory
 
 from starhold import protocol as P
 from starhold.watchdog import BlockingWatchdog

@@ -10,8 +10,8 @@ from collections import deque
 
 import pytest
 
-from starhold.rooms import galaxy as galaxy_module
-from starhold.rooms.galaxy import (
+from starhold.rooms.galaxy import catalogue as galaxy_module
+from starhold.rooms.galaxy.catalogue import (
     LANE_DISTANCE_PC,
     Galaxy,
     StarSystem,
@@ -19,7 +19,7 @@ from starhold.rooms.galaxy import (
     bv_to_temperature,
     load_galaxy,
 )
-from starhold.rooms.star_names import NAMED_NEIGHBOURS, SUPPLEMENTARY_STARS
+from starhold.rooms.galaxy.star_names import NAMED_NEIGHBOURS, SUPPLEMENTARY_STARS
 
 HEX = re.compile(r"^#[0-9a-f]{6}$")
 
@@ -309,7 +309,7 @@ def test_star_system_is_frozen(galaxy):
 
 
 def test_aliases_resolve_common_names_to_primaries():
-    from starhold.rooms.galaxy import load_galaxy
+    from starhold.rooms.galaxy.catalogue import load_galaxy
 
     galaxy = load_galaxy()
     assert galaxy.resolve("Alpha Centauri").name == "Alpha Centauri A"

@@ -10,7 +10,7 @@ import pytest
 
 from starhold import protocol as P
 from starhold.client import StarholdClient
-from starhold.rooms.local_host import InProcessDirectory
+from starhold._runtime.local_host import InProcessDirectory
 from wire import guest_token
 
 

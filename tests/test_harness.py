@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 from starhold.harness import ActivationKilled, RoomHarness
-from starhold.rooms.room import HttpResponse, Room
+from starhold.room import HttpResponse, Room
 from starhold.storage.base import StorageError
 
 
@@ -291,7 +291,7 @@ def test_the_errors_a_test_needs_are_in_one_place():
     import starhold.errors as errors
     from starhold import harness
     from starhold.errors import ConnectionClosed
-    from starhold.rooms.handle import RoomGone
+    from starhold._runtime.handle import RoomGone
     from starhold.storage.base import ForbiddenSqlError, StaleEpochError
     from starhold.storage.s3_snapshots import SnapshotConflictError
 

@@ -1,4 +1,4 @@
-"""Navigation (rooms/navigation.py): move_to planned around the star's exclusion zone and the
+"""Navigation (rooms/system/navigation.py): move_to planned around the star's exclusion zone and the
 asteroid fields, polyline flights in closed form across hibernation, targets in obstacles,
 unreachable targets; the galaxy's jump routes (GET /api/route) against scipy's Dijkstra."""
 
@@ -11,10 +11,10 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
 from starhold import protocol as P
-from starhold.rooms.galaxy import load_galaxy
-from starhold.rooms.local_host import InProcessDirectory
-from starhold.rooms.navigation import CELL_SIZE, NavGrid, asteroid_fields, exclusion_radius
-from starhold.rooms.solar_system import SPAWN_RADIUS
+from starhold.rooms.galaxy.catalogue import load_galaxy
+from starhold._runtime.local_host import InProcessDirectory
+from starhold.rooms.system.navigation import CELL_SIZE, NavGrid, asteroid_fields, exclusion_radius
+from starhold.rooms.system.room import SPAWN_RADIUS
 from test_combat_game import SYSTEM, Game
 
 PEACEFUL = {"system": SYSTEM, "pirates": False}

@@ -12,8 +12,8 @@ import sys
 import msgpack
 import pytest
 
-from starhold.rooms.galaxy import load_galaxy
-from starhold.rooms.planets import (
+from starhold.rooms.galaxy.catalogue import load_galaxy
+from starhold.rooms.galaxy.planets import (
     ORBIT_MAX,
     ORBIT_MIN,
     PLANET_RADIUS_MAX,
@@ -47,8 +47,8 @@ def test_deterministic_across_processes(galaxy):
     # A fresh interpreter has a different str hash salt; the planets must not change.
     code = (
         "import json\n"
-        "from starhold.rooms.galaxy import load_galaxy\n"
-        "from starhold.rooms.planets import system_info\n"
+        "from starhold.rooms.galaxy.catalogue import load_galaxy\n"
+        "from starhold.rooms.galaxy.planets import system_info\n"
         "g = load_galaxy()\n"
         f"print(json.dumps([system_info(g.get(i)) for i in {SAMPLE_IDS!r}]))\n"
     )

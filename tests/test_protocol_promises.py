@@ -7,8 +7,8 @@ import msgpack
 import pytest
 
 from starhold import protocol as P
-from starhold.rooms import solar_system  # noqa: F401  (imported now: a cold import on the event loop trips no_blocking)
-from starhold.rooms.local_host import InProcessDirectory
+from starhold.rooms.system import room as solar_system  # noqa: F401  (imported now: a cold import on the event loop trips no_blocking)
+from starhold._runtime.local_host import InProcessDirectory
 
 from wire import Wire, guest_token
 

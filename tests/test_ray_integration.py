@@ -8,8 +8,8 @@ import pytest
 
 from starhold import protocol as P
 from starhold.client import StarholdClient
-from starhold.rooms.registry import room_db_path
-from starhold.rooms.ray_host import RAY_CALLS, actor_name
+from starhold._runtime.registry import room_db_path
+from starhold._runtime.ray_host import RAY_CALLS, actor_name
 
 pytestmark = pytest.mark.ray
 
@@ -123,7 +123,7 @@ async def test_socket_held_through_hibernation_on_ray_and_woken_by_input(ray_dir
 
 
 async def test_an_alarm_wakes_a_hibernated_room_actor(ray_directory, gateway_factory):
-    from starhold.rooms.room import HttpRequest
+    from starhold.room import HttpRequest
 
     await gateway_factory(ray_directory)  # the gateway starts the scheduler actor
     handle = await ray_directory.get("reminder", "r1")
@@ -138,8 +138,8 @@ async def test_an_alarm_wakes_a_hibernated_room_actor(ray_directory, gateway_fac
 async def state_fired(directory, room_id):
     """Whether the reminder has fired once; reads through a fresh handle each time (the room
     may have gone back to sleep after its alarm; reading wakes it)."""
-    from starhold.rooms.handle import RoomGone
-    from starhold.rooms.room import HttpRequest
+    from starhold._runtime.handle import RoomGone
+    from starhold.room import HttpRequest
 
     try:
         handle = await directory.get("reminder", room_id)
@@ -157,8 +157,8 @@ async def eventually_async(predicate, timeout=20.0, interval=0.1):
 
 
 async def test_the_scheduler_actor_survives_its_own_crash(ray_directory, ray_cluster):
-    from starhold.rooms.ray_host import SCHEDULER_NAME
-    from starhold.rooms.room import HttpRequest
+    from starhold._runtime.ray_host import SCHEDULER_NAME
+    from starhold.room import HttpRequest
 
     await ray_directory.start()
     handle = await ray_directory.get("reminder", "r2")

@@ -6,9 +6,9 @@ import math
 import pytest
 
 from starhold import protocol as P
-from starhold.rooms.handle import RoomGone
-from starhold.rooms.registry import room_db_path
-from starhold.rooms.solar_system import GAME_EPOCH
+from starhold._runtime.handle import RoomGone
+from starhold._runtime.registry import room_db_path
+from starhold.rooms.system.room import GAME_EPOCH
 from starhold.storage.base import StorageError
 
 SYSTEM = {"id": "sol", "name": "Sol", "color": "#fff2e7", "star_radius": 40.0, "planets": []}
@@ -214,7 +214,7 @@ async def test_a_new_player_gets_a_new_ship_and_parked_ships_leave_the_room(room
     second = await join(room, "c2")
     assert second.welcome["ship"] != first.welcome["ship"] and second.welcome["player"] != first.welcome["player"]
     await manual_clock.advance(0.1)  # the keyframe is the last frame; the next delta brings the change
-    # parked for its player (rooms/parking.py), out of the frames
+    # parked for its player (rooms/ships/parking.py), out of the frames
     assert first.welcome["ship"] not in second.apply(of_type(await drain(room), P.FRAME, "c2")).ships
 
 
@@ -339,8 +339,8 @@ async def test_a_connection_unknown_to_a_new_activation_is_told_to_rejoin(room_d
 async def test_epoch_fence_a_duplicate_activation_can_never_commit(tmp_path, manual_clock):
     """Two activations of one room on one database (a zombie and its successor): the newer
     epoch wins, the older one's writes and held messages are dropped and it stops."""
-    from starhold.rooms.runtime import RoomRuntime
-    from starhold.rooms.solar_system import SolarSystemRoom
+    from starhold._runtime.runtime import RoomRuntime
+    from starhold.rooms.system.room import SolarSystemRoom
     from starhold.storage.base import StaleEpochError
     from starhold.storage.snapshots import LocalDirSnapshotStore
 
@@ -367,7 +367,7 @@ async def test_epoch_fence_a_duplicate_activation_can_never_commit(tmp_path, man
 
 
 async def test_awake_rooms_are_snapshotted_periodically(manual_clock, tmp_path):
-    from starhold.rooms.local_host import InProcessDirectory
+    from starhold._runtime.local_host import InProcessDirectory
 
     SNAPSHOT_INTERVAL = 30.0
     room_directory = InProcessDirectory(tmp_path / "data", clock=manual_clock, snapshot_interval=SNAPSHOT_INTERVAL)
@@ -401,9 +401,9 @@ async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual
     order)."""
     import asyncio
 
-    from starhold.rooms.lease import LEASE_SECONDS
-    from starhold.rooms.runtime import RoomRuntime
-    from starhold.rooms.solar_system import SolarSystemRoom
+    from starhold._runtime.lease import LEASE_SECONDS
+    from starhold._runtime.runtime import RoomRuntime
+    from starhold.rooms.system.room import SolarSystemRoom
     from starhold.storage.base import StaleEpochError
     from starhold.storage.snapshots import CLOCK_SKEW, LocalDirSnapshotStore
 

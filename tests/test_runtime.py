@@ -3,8 +3,8 @@ waking a hibernated room), idleness."""
 
 import pytest
 
-from starhold.rooms.local_host import InProcessDirectory
-from starhold.rooms.room import HttpRequest
+from starhold._runtime.local_host import InProcessDirectory
+from starhold.room import HttpRequest
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from starhold import protocol as P
 from starhold.gateway.app import GATEWAY
 from starhold.gateway.auth import TokenService
 from starhold.gateway.sessions import SessionIds
-from starhold.rooms.local_host import InProcessDirectory
+from starhold._runtime.local_host import InProcessDirectory
 from wire import Wire, guest_token
 
 
@@ -150,7 +150,7 @@ async def test_a_normal_close_leaves_the_game_and_removes_the_ship(url):
 
 
 async def test_metrics_count_traffic_closes_and_room_ticks(url, monkeypatch):
-    from starhold.rooms import runtime
+    from starhold._runtime import runtime
 
     monkeypatch.setattr(runtime, "STATS_INTERVAL", 0.0)  # rooms report tick figures with every reply
     async with aiohttp.ClientSession() as session:

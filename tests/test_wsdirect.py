@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from starhold import protocol as P
 from starhold.gateway.app import GATEWAY
-from starhold.rooms.local_host import InProcessDirectory
+from starhold._runtime.local_host import InProcessDirectory
 from starhold.wsdirect import DirectQueue, DirectWebSocketResponse, make_direct
 
 from wire import Wire, guest_token

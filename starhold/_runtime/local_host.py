@@ -11,10 +11,10 @@ from pathlib import Path
 
 from ..storage.snapshots import LocalDirSnapshotStore, SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
-from .clock import Clock, SystemClock
+from ..clock import Clock, SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .registry import room_class, room_db_path
-from .room import HttpRequest, HttpResponse, Room
+from ..room import HttpRequest, HttpResponse, Room
 from .runtime import SNAPSHOT_INTERVAL, RoomRuntime
 from .scheduler import AlarmScheduler
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import importlib
 
-from .room import Room
+from ..room import Room
 
 ROOM_KINDS: dict[str, str] = {
-    "system": "starhold.rooms.solar_system:SolarSystemRoom",
-    "session": "starhold.rooms.session:SessionRoom",
+    "system": "starhold.rooms.system.room:SolarSystemRoom",
+    "session": "starhold.rooms.session.room:SessionRoom",
     "counter": "starhold.rooms.examples:CounterRoom",
     "reminder": "starhold.rooms.examples:ReminderRoom",
-    "accounts": "starhold.rooms.accounts:AccountsRoom",
+    "accounts": "starhold.rooms.accounts.room:AccountsRoom",
 }
 """kind -> "module:Class"."""
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, Iterable
 from .connection import Connection, as_bytes
 
 if TYPE_CHECKING:
-    from ..storage.sqlite_store import RoomStorage
+    from .storage.sqlite_store import RoomStorage
     from .clock import Clock
-    from .runtime import RoomRuntime
+    from ._runtime.runtime import RoomRuntime
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@
   ``allowReconnection``, surviving process boundaries;
 - **parked ships** (``keep_ships`` rooms, i.e. systems): when a seat is released (a 1000 leave,
   or its hold expired) its ship leaves ``ships``, the frames (a delta's ``removed``) and the
-  tick's arrays, and is kept as a per-player record (``rooms.parking``: ``parked:<player>``,
+  tick's arrays, and is kept as a per-player record (``rooms.ships.parking``: ``parked:<player>``,
   expiring after ``park_ttl`` seconds, at most ``max_parked`` of them) until that player joins
   again and gets it back where it was going. So the room's live state is bounded by the players
   who are there or hold a seat, however many came and went;
 - **the 10 Hz loop** on the room's alarm while players are connected and something happens:
-  each tick encodes one delta (``rooms.sync.FrameSync``) and sends it to every seated client
+  each tick encodes one delta (``rooms.ships.sync.FrameSync``) and sends it to every seated client
   with its own ack spliced in; clients that need a full snapshot get the tick's keyframe.
   When no ship moves and no input came for ``LINGER`` seconds the loop stops (the last frame
   stands) and the alarm is left at the next seat-hold expiry, if any.
@@ -34,7 +34,7 @@ seat expiries commit before their output is released.
 Subclasses set ``kind``, override ``room_info()`` (the welcome's room description) and may
 override ``spawn_point(ship_id)``, ``on_seat_released(seat)`` and ``limit``/``max_players``.
 Rooms with more game state (``solar_system.SolarSystemRoom``: combat, obstacles) also set
-``combat_frames`` (frames carry ``hp`` and ``events``, see ``rooms.sync``) and override
+``combat_frames`` (frames carry ``hp`` and ``events``, see ``rooms.ships.sync``) and override
 ``ship_order()``, ``frame_extras()``, ``order_move()`` and ``order_attack()``.
 """
 
@@ -47,11 +47,11 @@ import secrets
 import msgpack
 import numpy as np
 
-from .. import protocol
-from ..kernels.motion import position_at, positions_at
-from .connection import Connection
+from ... import protocol
+from ...kernels.motion import position_at, positions_at
+from ...connection import Connection
 from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
-from .room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
+from ...room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
 from .sync import FrameSync
 
 GAME_EPOCH = 1_767_225_600.0

@@ -33,10 +33,10 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .galaxy import bv_to_temperature
+from .catalogue import bv_to_temperature
 
 if TYPE_CHECKING:
-    from .galaxy import StarSystem
+    from .catalogue import StarSystem
 
 ORBIT_MIN = 90.0
 """Smallest orbit radius, world units."""

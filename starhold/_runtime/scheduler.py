@@ -8,7 +8,7 @@ succeeded (at-least-once). Waking a room that is already awake does no harm: the
 runtime fires its alarm.
 
 Hosts: the in-process directory owns one ``AlarmScheduler``; on Ray it runs in a singleton
-detached actor (``rooms.ray_host.SchedulerActor``).
+detached actor (``starhold._runtime.ray_host.SchedulerActor``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import aiosqlite
 
 from ..storage.sqlite_store import daemon_connection
 
-from .clock import Clock, Timer
+from ..clock import Clock, Timer
 
 log = logging.getLogger("starhold.scheduler")
 

@@ -6,7 +6,7 @@ which also wakes the room) and then connects to the room's process over TCP, to 
 was given. From then on both directions are plain msgpack over that connection:
 
 - gateway -> room: ``["hello", gateway_id, secret]`` once, then ``[batch_no, events]``: a
-  batch of the events of ``rooms.handle`` (a message event carries ``[type, seq, payload]``
+  batch of the events of ``starhold._runtime.handle`` (a message event carries ``[type, seq, payload]``
   where Ray calls carry a ``ClientMessage``; ``encode_events``/``decode_events``). Batch
   numbers rise by one per batch and survive reconnections.
 - room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed, and
@@ -55,7 +55,7 @@ which is bounded) until the gateway reads again."""
 
 
 def encode_events(events: list[tuple]) -> list:
-    """Events of ``rooms.handle`` in a msgpack-able form: a message event's ``ClientMessage``
+    """Events of ``starhold._runtime.handle`` in a msgpack-able form: a message event's ``ClientMessage``
     becomes ``[type, seq, payload]``."""
     return [(e[0], e[1], (e[2].type, e[2].seq, e[2].payload)) if e[0] == "message" else e for e in events]
 

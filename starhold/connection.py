@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 if TYPE_CHECKING:
-    from .runtime import RoomRuntime
+    from ._runtime.runtime import RoomRuntime
 
 MAX_ATTACHMENT_BYTES = 2048
 """Largest serialised attachment (msgpack), bytes."""

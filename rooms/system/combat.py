@@ -8,7 +8,7 @@ over) only when a ship is added or removed. Each tick the room calls ``Battle.st
 - **eligible** ships: alive (hp > 0) and either a pirate or a ship whose player is connected.
   Ships of players who dropped (seat held) are out of combat: they neither attack nor can be
   attacked, so a room with nobody connected has no combat and can sleep. (Ships of players who
-  left are not in the room at all: ``rooms.parking``.)
+  left are not in the room at all: ``rooms.ships.parking``.)
 - **teams**: every player ship is on ``PLAYER_TEAM`` and every pirate on ``PIRATE_TEAM``, in one
   ``combat_tick`` call: pirates and players fight whenever they come within sensor range
   (4 x weapon range, spec targeting), players never fight each other.
@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import protocol
-from ..kernels.combat import STATE_FIELDS, combat_tick
+from ... import protocol
+from ...kernels.combat import STATE_FIELDS, combat_tick
 
 PLAYER_TEAM = 0
 PIRATE_TEAM = 1
@@ -288,7 +288,7 @@ class Battle:
 
 
 def _empty_state(n: int) -> dict[str, np.ndarray]:
-    from ..kernels.combat import INT_FIELDS
+    from ...kernels.combat import INT_FIELDS
 
     return {name: np.zeros(n, dtype=np.int64 if name in INT_FIELDS else np.float64) for name in STATE_FIELDS}
 

@@ -36,7 +36,7 @@ from typing import Awaitable, Callable
 
 from ..storage.base import StaleEpochError
 from ..storage.snapshots import Claim, SnapshotStore
-from .clock import Clock, Timer
+from ..clock import Clock, Timer
 
 log = logging.getLogger("starhold.room")
 

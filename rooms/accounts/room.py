@@ -52,7 +52,7 @@ import re
 import secrets
 import unicodedata
 
-from .room import HttpRequest, HttpResponse, Room
+from ...room import HttpRequest, HttpResponse, Room
 
 SCRYPT_N = 2**14
 """scrypt CPU/memory cost (a power of two), for new hashes."""

@@ -10,7 +10,7 @@ Events sent with ``send_batch`` are tuples, applied in order under the room's in
 ``("send", conn_ids: tuple[str, ...], data: bytes)`` or ``("close", conn_id, code, reason)``, or ``("hibernate",)``: the room went to sleep; its
 connections on this gateway are held (keep the sockets open) and come back with the room.
 Gateways carry their players' traffic over a data channel instead (``open_channel``,
-``rooms.channel``): the same events and items, without a Ray call each.
+``starhold._runtime.channel``): the same events and items, without a Ray call each.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from .room import HttpRequest, HttpResponse
+from ..room import HttpRequest, HttpResponse
 
 
 class RoomGone(Exception):
@@ -44,7 +44,7 @@ class RoomHandle(abc.ABC):
 
     @abc.abstractmethod
     async def open_channel(self, gateway_id: str) -> dict:
-        """Where ``gateway_id`` connects for the activation's data channel (``rooms.channel``):
+        """Where ``gateway_id`` connects for the activation's data channel (``starhold._runtime.channel``):
         ``{"host": str, "port": int, "secret": str, "epoch": int}``. Wakes the room. Raises
         ``RoomGone``."""
 

@@ -29,11 +29,11 @@ from ray.exceptions import RayActorError
 
 from .. import heap
 from ..storage.factory import snapshot_store_from_config
-from .clock import SystemClock
+from ..clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .local_host import LocalRoomHandle
 from .registry import room_class, room_db_path
-from .room import HttpRequest, HttpResponse
+from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
 from .scheduler import AlarmScheduler
 

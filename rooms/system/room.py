@@ -3,19 +3,19 @@
 Ships, seats, frames and the 10 Hz loop are ``ShipRoom``'s; a system adds:
 
 - its star and planets (``params["system"]``, the welcome ``system`` dict of docs/protocol.md),
-  plus the obstacles it generates from the system id (``rooms.navigation``): the star's
+  plus the obstacles it generates from the system id (``rooms.system.navigation``): the star's
   exclusion zone and the asteroid fields, sent in the welcome as ``system.exclusion_radius``
   and ``system.asteroids``;
 - ``move_to`` planned around the obstacles on the system's occupancy grid (one
   ``GridPathfinder`` per activation), flown as a polyline whose position stays a closed-form
   function of time (``navigation.advance_leg``);
-- combat (``rooms.combat``): pirates spawned from the system id, the ``attack`` input, duels,
+- combat (``rooms.system.combat``): pirates spawned from the system id, the ``attack`` input, duels,
   respawns; the ships' combat state is a struct of arrays (``combat.Battle``) stepped once per
   tick with ``kernels.combat.combat_tick``; frames carry ``hp`` and ``events``
   (``combat_frames``) and the ship flags ``SHIP_IN_COMBAT``, ``SHIP_DESTROYED``, ``SHIP_NPC``.
 
 A player's ship leaves the system when its seat is released (the player left, or their seat
-hold expired) and is parked (``rooms.parking``, via ``ShipRoom``): the same player (the identity
+hold expired) and is parked (``rooms.ships.parking``, via ``ShipRoom``): the same player (the identity
 in their token) finds it again on their next join within ``park_ttl`` (7 days), where it flew
 to, with its hit points (and a pending respawn) kept. Frames and the tick only ever carry the
 ships of players who are here or hold a seat, plus the pirates. Planets are on circular
@@ -34,13 +34,13 @@ import random
 
 import numpy as np
 
-from .. import protocol
-from ..kernels.motion import positions_at
+from ... import protocol
+from ...kernels.motion import positions_at
 from .combat import ALERT_RADIUS, Battle, combat_seed, generate_pirates, stats_of
-from .connection import Connection
+from ...connection import Connection
 from .navigation import NavGrid, advance_leg, asteroid_fields, exclusion_radius, flight, leg_end
-from .room import HttpRequest, HttpResponse
-from .ship_room import GAME_EPOCH, LINGER, ShipRoom
+from ...room import HttpRequest, HttpResponse
+from ..ships.room import GAME_EPOCH, LINGER, ShipRoom
 
 __all__ = ["SolarSystemRoom", "GAME_EPOCH", "LINGER", "SPAWN_RADIUS"]
 

@@ -16,13 +16,13 @@ semantics whichever host runs it (a Ray actor or the in-process host):
   due), snapshots its database to the ``SnapshotStore`` and the activation ends
   (``on_exit``). Gateways keep the sockets open; the next activation restores the
   connections before ``on_start``.
-- **Data channels** (``rooms.channel``): gateways send their batches of events over a TCP
+- **Data channels** (``starhold._runtime.channel``): gateways send their batches of events over a TCP
   channel to the activation and get its output pushed back as soon as the output gate
   releases it; a channel ends with its activation.
 - **Epochs**: every activation takes ``max(local epoch, snapshot manifest epoch) + 1``; its
   commits are fenced on it (``StaleEpochError`` for a superseded activation). With a snapshot
   store, the activation first claims that epoch and a lease in the store's manifest
-  (``rooms.lease``): two activations never hold the same epoch on any node, a superseded one
+  (``starhold._runtime.lease``): two activations never hold the same epoch on any node, a superseded one
   cannot publish, and none acknowledges anything after its lease ran out.
 """
 
@@ -39,11 +39,11 @@ from ..storage.base import StaleEpochError, StorageError
 from ..storage.snapshots import SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
 from .channel import ChannelServer
-from .clock import Clock, Timer
-from .connection import Connection
+from ..clock import Clock, Timer
+from ..connection import Connection
 from .handle import RoomGone
 from .lease import LEASE_SECONDS, ActivationLease, holder_id, sleep_until
-from .room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
+from ..room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
 
 log = logging.getLogger("starhold.room")
 
@@ -86,7 +86,7 @@ class TickStats:
 
 
 class AlarmService(Protocol):
-    """Who wakes hibernated rooms whose alarm falls due (``rooms.scheduler``)."""
+    """Who wakes hibernated rooms whose alarm falls due (``starhold._runtime.scheduler``)."""
 
     async def register(self, kind: str, room_id: str, at: float) -> None: ...
 
@@ -105,8 +105,8 @@ class RoomRuntime:
     ``db_path``: the room's SQLite file; ``snapshots``: where hibernation snapshots go (and
     where a missing ``db_path`` is restored from); ``idle_timeout``: seconds with no
     connection and no alarm before hibernating; ``on_exit``: awaited after hibernation;
-    ``channel_host``: the address gateways reach this process at (``rooms.channel``);
-    ``lease``: seconds of the activation lease in the snapshot store (``rooms.lease``).
+    ``channel_host``: the address gateways reach this process at (``starhold._runtime.channel``);
+    ``lease``: seconds of the activation lease in the snapshot store (``starhold._runtime.lease``).
     """
 
     def __init__(
@@ -445,7 +445,7 @@ class RoomRuntime:
         return self.epoch
 
     async def channel_info(self, gateway_id: str) -> dict:
-        """Where ``gateway_id`` connects for this activation's data channel (``rooms.channel``):
+        """Where ``gateway_id`` connects for this activation's data channel (``starhold._runtime.channel``):
         ``{"host", "port", "secret", "epoch"}``. Starts the room if needed. Raises ``RoomGone``."""
         await self._ensure_active()
         host, port = await self.channels.address()

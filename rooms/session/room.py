@@ -16,10 +16,10 @@ from __future__ import annotations
 import json
 import random
 
-from .. import protocol
-from .connection import Connection
-from .room import ConnectRequest, HttpRequest, HttpResponse
-from .ship_room import ShipRoom
+from ... import protocol
+from ...connection import Connection
+from ...room import ConnectRequest, HttpRequest, HttpResponse
+from ..ships.room import ShipRoom
 
 SECTOR_SIZE = 1000.0
 """Width of a session's square sector, world units (coordinates in ±SECTOR_SIZE/2)."""

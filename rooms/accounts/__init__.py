@@ -1,0 +1,1 @@
+"""The accounts room: usernames and password hashes."""

@@ -1,0 +1,1 @@
+"""The game session room: a private match created by a player."""

@@ -1,0 +1,1 @@
+"""The solar system room: one real star system with its planets, pirates and combat."""

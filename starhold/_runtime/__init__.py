@@ -1,0 +1,1 @@
+"""The framework's private runtime: activations, gates, alarms, hibernation, data channels, hosts."""
