@@ -74,6 +74,8 @@ setup(
     entry_points={
         "console_scripts": ["starhold=starhold.cli:main"],
         "pytest11": ["starhold.testing=starhold.testing"],
+        # modules whose import registers room kinds (starhold.kinds.load_rooms): our game
+        "starhold.rooms": ["starhold=starhold.rooms.game"],
     },
     zip_safe=False,
 )

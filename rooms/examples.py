@@ -3,9 +3,10 @@ test suite runs on both hosts. Registered as kinds ``counter`` and ``reminder``.
 
 from __future__ import annotations
 
-from ..room import HttpRequest, HttpResponse, Room
+from starhold import HttpRequest, HttpResponse, Room, define_room
 
 
+@define_room
 class CounterRoom(Room):
     """Counts messages; every message is answered with the new count, released only after the
     count is durable (the output gate)."""
@@ -24,6 +25,7 @@ class CounterRoom(Room):
         return HttpResponse(200, {"count": self.count})
 
 
+@define_room
 class ReminderRoom(Room):
     """A durable reminder. ``GET arm?in=<seconds>&failures=<n>`` sets the alarm ``in`` seconds
     from now (default 5) and makes the first ``n`` deliveries fail; ``GET`` (any other path)

@@ -72,10 +72,27 @@ class Room:
     """
 
     kind: str = "room"
+    """The kind's name, 1-32 characters of ``[a-z0-9_-]``: rooms are addressed as
+    ``(kind, id)``; ``starhold.define_room`` registers the class under it."""
+    messages: dict[str, type] = {}
+    """The client message types of this kind: type name -> a ``msgspec.Struct`` subclass that
+    validates its payload (field names, types, ranges). The gateway answers any other type
+    with error 2 and an invalid payload with error 3 or 4 before the room sees it (the
+    protocol's own ``join``, ``ping`` and ``resync`` need no entry)."""
     coalesce: frozenset = frozenset()
     """Client message types where only the latest per connection in a batch matters (e.g.
     ``{"move_to"}``: a newer target replaces an older one). The runtime delivers only that
     latest one to ``on_message``; acknowledging its ``seq`` covers the superseded ones."""
+    tick_rate: float | None = None
+    """Hz of the room's loop (``on_tick``), or None for a room without one."""
+    seat_hold: float | None = None
+    """Seconds a dropped player's seat is held for ``join.resume``, or None for no seat holds."""
+    max_players: int | None = None
+    """Most players seated at once (a full room refuses a ``join`` with error 12 and close
+    4003), or None for no limit."""
+    wake_on_http: bool = False
+    """Whether an HTTP request without a token may wake the room when it sleeps (else such a
+    request is answered only by an awake room, and 401 otherwise)."""
 
     def __init__(self, runtime: "RoomRuntime", name: str, params: dict, storage: "RoomStorage", clock: "Clock"):
         self._runtime = runtime

@@ -28,7 +28,7 @@ from starhold.gateway.auth import (
 from starhold.rooms.accounts import room as accounts
 from starhold.rooms.accounts.room import AccountsRoom
 from starhold._runtime.local_host import InProcessDirectory
-from starhold._runtime.registry import room_class
+from starhold.kinds import room_class
 from starhold.room import HttpRequest
 
 KEY1 = b"1" * 32

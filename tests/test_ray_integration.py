@@ -8,7 +8,7 @@ import pytest
 
 from starhold import protocol as P
 from starhold.client import StarholdClient
-from starhold._runtime.registry import room_db_path
+from starhold._runtime.paths import room_db_path
 from starhold._runtime.ray_host import RAY_CALLS, actor_name
 
 pytestmark = pytest.mark.ray

@@ -7,7 +7,7 @@ import pytest
 
 from starhold import protocol as P
 from starhold._runtime.handle import RoomGone
-from starhold._runtime.registry import room_db_path
+from starhold._runtime.paths import room_db_path
 from starhold.rooms.system.room import GAME_EPOCH
 from starhold.storage.base import StorageError
 

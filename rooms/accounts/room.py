@@ -52,7 +52,7 @@ import re
 import secrets
 import unicodedata
 
-from ...room import HttpRequest, HttpResponse, Room
+from starhold import HttpRequest, HttpResponse, Room, define_room
 
 SCRYPT_N = 2**14
 """scrypt CPU/memory cost (a power of two), for new hashes."""
@@ -117,6 +117,7 @@ def _error(status: int, message: str) -> HttpResponse:
     return HttpResponse(status, {"error": message})
 
 
+@define_room
 class AccountsRoom(Room):
     """All accounts in one SQL table; see the module docstring for requests and answers.
     ``SCRYPT_N``/``SCRYPT_R``/``SCRYPT_P`` (class attributes, from the module constants) are the

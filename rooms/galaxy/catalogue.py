@@ -45,7 +45,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ...kernels.pathfinding import route as _route
+from starhold.kernels.pathfinding import route as _route
 from .star_names import ALIASES, NAMED_NEIGHBOURS, SUPPLEMENTARY_STARS
 
 LANE_DISTANCE_PC = 3.3

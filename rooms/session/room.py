@@ -16,9 +16,7 @@ from __future__ import annotations
 import json
 import random
 
-from ... import protocol
-from ...connection import Connection
-from ...room import ConnectRequest, HttpRequest, HttpResponse
+from starhold import ConnectRequest, Connection, HttpRequest, HttpResponse, define_room, protocol
 from ..ships.room import ShipRoom
 
 SECTOR_SIZE = 1000.0
@@ -27,6 +25,7 @@ DEFAULT_MAX_PLAYERS = 100
 MAX_PLAYERS_LIMIT = 500
 
 
+@define_room
 class SessionRoom(ShipRoom):
     """One game session (``kind = "session"``)."""
 

@@ -47,11 +47,9 @@ import secrets
 import msgpack
 import numpy as np
 
-from ... import protocol
-from ...kernels.motion import position_at, positions_at
-from ...connection import Connection
+from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, protocol
+from starhold.kernels.motion import position_at, positions_at
 from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
-from ...room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
 from .sync import FrameSync
 
 GAME_EPOCH = 1_767_225_600.0

@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ... import protocol
-from ...kernels.combat import STATE_FIELDS, combat_tick
+from starhold import protocol
+from starhold.kernels.combat import STATE_FIELDS, combat_tick
 
 PLAYER_TEAM = 0
 PIRATE_TEAM = 1
@@ -288,7 +288,7 @@ class Battle:
 
 
 def _empty_state(n: int) -> dict[str, np.ndarray]:
-    from ...kernels.combat import INT_FIELDS
+    from starhold.kernels.combat import INT_FIELDS
 
     return {name: np.zeros(n, dtype=np.int64 if name in INT_FIELDS else np.float64) for name in STATE_FIELDS}
 

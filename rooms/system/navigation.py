@@ -46,8 +46,8 @@ import random
 
 import numpy as np
 
-from ... import protocol
-from ...kernels.pathfinding import GridPathfinder
+from starhold import protocol
+from starhold.kernels.pathfinding import GridPathfinder
 
 CELL_SIZE = 10.0
 """Width of a grid cell, world units."""

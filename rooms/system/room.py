@@ -34,12 +34,10 @@ import random
 
 import numpy as np
 
-from ... import protocol
-from ...kernels.motion import positions_at
+from starhold import Connection, HttpRequest, HttpResponse, define_room, protocol
+from starhold.kernels.motion import positions_at
 from .combat import ALERT_RADIUS, Battle, combat_seed, generate_pirates, stats_of
-from ...connection import Connection
 from .navigation import NavGrid, advance_leg, asteroid_fields, exclusion_radius, flight, leg_end
-from ...room import HttpRequest, HttpResponse
 from ..ships.room import GAME_EPOCH, LINGER, ShipRoom
 
 __all__ = ["SolarSystemRoom", "GAME_EPOCH", "LINGER", "SPAWN_RADIUS"]
@@ -51,6 +49,7 @@ MAX_CATCHUP = 10
 _DT = 1.0 / protocol.TICK_RATE
 
 
+@define_room
 class SolarSystemRoom(ShipRoom):
     """A star system. ``params["system"]`` is the welcome ``system`` dict of docs/protocol.md
     (id, name, colour, star radius, planets)."""

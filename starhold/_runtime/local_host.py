@@ -13,7 +13,8 @@ from ..storage.snapshots import LocalDirSnapshotStore, SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
 from ..clock import Clock, SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
-from .registry import room_class, room_db_path
+from ..kinds import room_class
+from .paths import room_db_path
 from ..room import HttpRequest, HttpResponse, Room
 from .runtime import SNAPSHOT_INTERVAL, RoomRuntime
 from .scheduler import AlarmScheduler

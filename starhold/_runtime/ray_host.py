@@ -32,7 +32,8 @@ from ..storage.factory import snapshot_store_from_config
 from ..clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .local_host import LocalRoomHandle
-from .registry import room_class, room_db_path
+from ..kinds import room_class
+from .paths import room_db_path
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
 from .scheduler import AlarmScheduler
