@@ -15,7 +15,7 @@ both local to this gateway process:
   limit (two seconds). A single long stall (a GC pause, a slow disk) counts as one probe and
   sheds nobody.
 - **Tick overruns** of the room, from the ``stats`` report each room pushes to its gateways
-  about once a second (``starhold._runtime.runtime.TickStats``): a room is overloaded when at least
+  about once a second (``starhold._runtime.stats.TickStats``): a room is overloaded when at least
   ``ROOM_OVERRUN_SHARE`` of its ticks since the previous report started half a tick late or
   ran longer than a tick, over at least ``ROOM_MIN_TICKS`` ticks. Rooms may run on other nodes
   than the gateway, so the gateway's own lag says nothing about them.

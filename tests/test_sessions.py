@@ -150,9 +150,9 @@ async def test_a_normal_close_leaves_the_game_and_removes_the_ship(url):
 
 
 async def test_metrics_count_traffic_closes_and_room_ticks(url, monkeypatch):
-    from starhold._runtime import runtime
+    from starhold._runtime import outbox
 
-    monkeypatch.setattr(runtime, "STATS_INTERVAL", 0.0)  # rooms report tick figures with every reply
+    monkeypatch.setattr(outbox, "STATS_INTERVAL", 0.0)  # rooms report tick figures with every reply
     async with aiohttp.ClientSession() as session:
         wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url))
         await wire.join()

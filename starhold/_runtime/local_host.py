@@ -16,7 +16,8 @@ from .handle import RoomDirectory, RoomGone, RoomHandle
 from ..kinds import room_class
 from .paths import room_db_path
 from ..room import HttpRequest, HttpResponse, Room
-from .runtime import SNAPSHOT_INTERVAL, RoomRuntime
+from .hibernation import SNAPSHOT_INTERVAL
+from .runtime import RoomRuntime
 from .scheduler import AlarmScheduler
 
 

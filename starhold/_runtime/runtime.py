@@ -8,9 +8,10 @@ semantics whichever host runs it (a Ray actor or the in-process host):
 - **Output gate**: messages a hook sends are held until the hook's storage writes commit;
   a failed commit drops them and resets the room from its last committed state.
   ``allow_unconfirmed=True`` skips the gate.
-- **Alarm**: one per room, persisted; fired through ``clock.call_at``; when ``on_alarm`` raises
-  it is retried with exponential backoff from 2 s, up to 6 times.
-- **Hibernation**: with no event for ``idle_timeout`` seconds and no alarm due within
+- **Alarm** (``starhold._runtime.alarms``): one per room, persisted; fired through
+  ``clock.call_at``; when ``on_alarm`` raises it is retried with exponential backoff from 2 s,
+  up to 6 times.
+- **Hibernation** (``starhold._runtime.hibernation``): with no event for ``idle_timeout`` seconds and no alarm due within
   ``idle_timeout``, the room saves its connections (ids, gateways, attachments, tags) in its
   database, hands a pending alarm to the ``AlarmService`` (which wakes it when the alarm falls
   due), snapshots its database to the ``SnapshotStore`` and the activation ends
@@ -30,60 +31,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol
 
 from .. import protocol
+from ..clock import Clock, Timer
+from ..connection import Connection
+from ..room import ConnectRequest, HttpRequest, HttpResponse, Room
 from ..storage.base import StaleEpochError, StorageError
 from ..storage.snapshots import SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
+from .alarms import AlarmDelivery
 from .channel import ChannelServer
-from ..clock import Clock, Timer
-from ..connection import Connection
 from .handle import RoomGone
+from .hibernation import SNAPSHOT_INTERVAL, Hibernation
+from .outbox import Output, _Outbox
 from .lease import LEASE_SECONDS, ActivationLease, holder_id, sleep_until
-from ..room import AlarmInfo, ConnectRequest, HttpRequest, HttpResponse, Room
+from .state import ActivationState
+from .stats import DEFAULT_TICK, TickStats
 
 log = logging.getLogger("starhold.room")
-
-ALARM_RETRY_BASE = 2.0
-"""First alarm retry delay, seconds; doubles on each retry."""
-ALARM_MAX_RETRIES = 6
-SNAPSHOT_INTERVAL = 300.0
-"""Seconds between snapshots of an awake room (besides the one taken when it hibernates)."""
-STATS_INTERVAL = 1.0
-"""Seconds between tick reports (``("stats", key, report)`` items) to each gateway."""
-MAX_OUTBOX_ITEMS = 4096
-"""Outbound items held per gateway (one without a channel, or whose channel is paused because
-the gateway is not reading); beyond it the oldest are dropped."""
-
-
-class TickStats:
-    """Cumulative figures of ``on_alarm`` deliveries (ticks) of one activation, reported to
-    gateways for ``/metrics``: a histogram of durations (seconds, upper ``BOUNDS``), their sum,
-    the count, and overruns (started more than half a tick late, or ran longer than a tick)."""
-
-    BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, float("inf"))
-    TICK = 1.0 / protocol.TICK_RATE
-
-    def __init__(self) -> None:
-        self.counts = [0] * len(self.BOUNDS)
-        self.sum = 0.0
-        self.ticks = 0
-        self.overruns = 0
-
-    def observe(self, seconds: float, late: float) -> None:
-        self.ticks += 1
-        self.sum += seconds
-        self.counts[next(i for i, b in enumerate(self.BOUNDS) if seconds <= b)] += 1
-        if late > self.TICK / 2 or seconds > self.TICK:
-            self.overruns += 1
-
-    def report(self) -> dict:
-        return {"ticks": self.ticks, "overruns": self.overruns, "sum": self.sum,
-                "bounds": list(self.BOUNDS), "counts": list(self.counts)}
-
 
 class AlarmService(Protocol):
     """Who wakes hibernated rooms whose alarm falls due (``starhold._runtime.scheduler``)."""
@@ -91,15 +58,7 @@ class AlarmService(Protocol):
     async def register(self, kind: str, room_id: str, at: float) -> None: ...
 
 
-class _Outbox:
-    __slots__ = ("items", "ready")
-
-    def __init__(self) -> None:
-        self.items: list[tuple] = []
-        self.ready = asyncio.Event()
-
-
-class RoomRuntime:
+class RoomRuntime(AlarmDelivery, Hibernation, Output):
     """One activation of a room of class ``room_cls`` named ``name``.
 
     ``db_path``: the room's SQLite file; ``snapshots``: where hibernation snapshots go (and
@@ -139,7 +98,7 @@ class RoomRuntime:
         self.storage_factory = storage_factory
         self.snapshot_interval = snapshot_interval
         self._snapshot_timer: Timer | None = None
-        self.state = "new"  # new -> active -> hibernating -> hibernated
+        self.state = ActivationState.NEW
         self.epoch = 0
         self.room: Room | None = None
         self.storage: SqliteRoomStorage | None = None
@@ -152,7 +111,7 @@ class RoomRuntime:
         self._idle_timer: Timer | None = None
         self.events_handled = 0
         self._retries: int | None = None  # cached stored alarm retry count (None: read it)
-        self.tick_stats = TickStats()
+        self.tick_stats = TickStats(1.0 / room_cls.tick_rate if room_cls.tick_rate else DEFAULT_TICK)
         self._stats_sent: dict[str, float] = {}
         self.channels = ChannelServer(self, channel_host)
         self.lease = (ActivationLease(snapshots, self.key, holder_id(self.db_path), clock, lease=lease)
@@ -165,8 +124,8 @@ class RoomRuntime:
         holder's lease, and run ``on_start``. Raises what ``on_start`` raised (the next call
         retries), ``StorageError`` when the snapshot store cannot be reached."""
         async with self._gate:
-            if self.state != "new":
-                if self.state != "active":
+            if self.state != ActivationState.NEW:
+                if self.state != ActivationState.ACTIVE:
                     raise RoomGone(self.key)
                 return
             storage = await self.storage_factory(self.db_path).open()
@@ -196,7 +155,7 @@ class RoomRuntime:
                 self._conns.clear()
                 await storage.close()
                 raise
-            self.state = "active"
+            self.state = ActivationState.ACTIVE
             if self.lease is not None:
                 self.lease.start(self._lease_lost)
         self._touch()
@@ -205,75 +164,14 @@ class RoomRuntime:
     async def _lease_lost(self) -> None:
         """A newer activation claimed the room (a renewal found its epoch): stop serving."""
         async with self._gate:
-            if self.state == "active":
+            if self.state == ActivationState.ACTIVE:
                 log.warning("room %s: epoch %d superseded; this activation stops", self.key, self.epoch)
                 await self._abandon()
 
-    def _arm_snapshot(self) -> None:
-        if self.snapshots is not None and self.snapshot_interval and self.state == "active":
-            self._snapshot_timer = self.clock.call_at(self.clock.now() + self.snapshot_interval, self.snapshot)
-
-    async def snapshot(self) -> None:
-        """Take a snapshot now, without hibernating (periodic; the upload runs outside the
-        input gate so the room keeps serving). A superseded activation stops here."""
-        self._snapshot_timer = None
-        tmp = self.db_path.with_name(self.db_path.name + ".periodic")
-        try:
-            async with self._gate:
-                if self.state != "active":
-                    return
-                await self.storage.commit()
-                await self.storage.backup_to(tmp)
-            try:
-                until = self.lease.until()
-                manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=until)
-                self.lease.extended(until)
-            except StaleEpochError:
-                async with self._gate:
-                    if self.state == "active":
-                        await self._abandon()
-                return
-            async with self._gate:
-                if self.state == "active":
-                    await self.storage.meta_put("snapshot_version", manifest.version)
-                    await self.storage.commit()
-        except Exception:
-            log.exception("room %s: periodic snapshot failed", self.key)
-        finally:
-            tmp.unlink(missing_ok=True)
-            self._arm_snapshot()
-
-    async def _restore_if_newer(self, storage: SqliteRoomStorage, manifest) -> SqliteRoomStorage:
-        """The open ``storage``, or, when its file is missing or older than the snapshot that
-        ``manifest`` (just claimed: nobody else can publish now) names, the storage reopened
-        on a fresh copy of that snapshot (the room last ran elsewhere)."""
-        if int(await storage.meta_get("snapshot_version") or 0) >= manifest.version:
-            return storage
-        await storage.close()
-        for suffix in ("", "-wal", "-shm"):
-            self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
-        restored = await self.snapshots.restore(self.key, self.db_path)
-        storage = await self.storage_factory(self.db_path).open()
-        await storage.meta_put("snapshot_version", restored.version if restored else 0)
-        await storage.commit()
-        return storage
-
-    async def _publish_snapshot(self, tmp: Path) -> None:
-        """Snapshot the committed database to the store, releasing the lease, and record its
-        version (the caller holds the input gate and is hibernating). Raises
-        ``StaleEpochError`` when superseded."""
-        try:
-            await self.storage.backup_to(tmp)
-            manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=0.0)
-        finally:
-            tmp.unlink(missing_ok=True)
-        await self.storage.meta_put("snapshot_version", manifest.version)
-        await self.storage.commit()
-
     async def _ensure_active(self) -> None:
-        if self.state == "new":
+        if self.state == ActivationState.NEW:
             await self.start()
-        elif self.state != "active":
+        elif self.state != ActivationState.ACTIVE:
             raise RoomGone(self.key)
 
     # ---- hooks under the gates -------------------------------------------------------------
@@ -347,15 +245,9 @@ class RoomRuntime:
         transaction is lost), held output is dropped, no snapshot, no ``on_hibernate``. For
         tests (the harness's kill) and fatal errors."""
         self._pending = None
-        await self._abandon(state="crashed")
+        await self._abandon(state=ActivationState.CRASHED)
 
-    async def fire_alarm_now(self) -> bool:
-        """Deliver the pending alarm now, whatever its time (tests); ``on_alarm`` gets the time
-        the alarm was set for as ``info.scheduled_time``. Returns False if none."""
-        await self._ensure_active()
-        return await self._fire_alarm(early=True)
-
-    async def _abandon(self, state: str = "fenced") -> None:
+    async def _abandon(self, state: ActivationState = ActivationState.FENCED) -> None:
         """End a superseded (zombie or duplicate) activation without writing anything: its
         callers get ``RoomGone`` and resolve the room again, reaching the newer activation."""
         self.state = state
@@ -449,7 +341,7 @@ class RoomRuntime:
         ``{"host", "port", "secret", "epoch"}``. Starts the room if needed. Raises ``RoomGone``."""
         await self._ensure_active()
         host, port = await self.channels.address()
-        if self.state != "active":
+        if self.state != ActivationState.ACTIVE:
             raise RoomGone(self.key)
         return {"host": host, "port": port, "secret": self.channels.secret, "epoch": self.epoch}
 
@@ -478,232 +370,11 @@ class RoomRuntime:
         """Run ``on_request`` under the gates. Raises ``RoomGone``."""
         await self._ensure_active()
         async with self._gate:
-            if self.state != "active":
+            if self.state != ActivationState.ACTIVE:
                 raise RoomGone(self.key)
             response = await self._invoke(None, self.room.on_request, request, reraise=True)
         self._touch()
         return response
-
-    # ---- output ----------------------------------------------------------------------------
-    def connection_list(self) -> list[Connection]:
-        return list(self._conns.values())
-
-    def emit(self, targets, data: bytes, unconfirmed: bool) -> None:
-        """Queue ``data`` for the connections ``targets`` (grouped per gateway)."""
-        by_gateway: dict[str, list[str]] = {}
-        for conn in targets:
-            by_gateway.setdefault(conn.gateway_id, []).append(conn.id)
-        for gateway_id, ids in by_gateway.items():
-            item = ((gateway_id,), ("send", tuple(ids), data))
-            if self._pending is not None and not unconfirmed:
-                self._pending.append(item)
-            else:
-                self._deliver(*item)
-
-    def emit_spliced(self, tail: bytes, heads: list[tuple[Connection, bytes]], unconfirmed: bool) -> None:
-        """Queue ``head + tail`` for each ``(connection, head)``: the shared ``tail`` crosses to
-        each gateway once, and the gateway joins it to each connection's small ``head``."""
-        by_gateway: dict[str, list[tuple[str, bytes]]] = {}
-        for conn, head in heads:
-            if not conn.closed:
-                by_gateway.setdefault(conn.gateway_id, []).append((conn.id, head))
-        for gateway_id, pairs in by_gateway.items():
-            item = ((gateway_id,), ("splice", tail, tuple(pairs)))
-            if self._pending is not None and not unconfirmed:
-                self._pending.append(item)
-            else:
-                self._deliver(*item)
-
-    def emit_close(self, conn: Connection, code: int, reason: str) -> None:
-        self._conns.pop(conn.id, None)
-        item = ((conn.gateway_id,), ("close", conn.id, code, reason))
-        if self._pending is not None:
-            self._pending.append(item)
-        else:
-            self._deliver(*item)
-
-    def _deliver(self, gateway_ids: tuple[str, ...], item: tuple) -> None:
-        for gateway_id in gateway_ids:
-            box = self._outboxes.get(gateway_id)
-            if box is None:
-                box = self._outboxes[gateway_id] = _Outbox()
-            box.items.append(item)
-            if len(box.items) > MAX_OUTBOX_ITEMS:
-                # The gateway is not pulling: drop the oldest item rather than grow without bound.
-                del box.items[0]
-            box.ready.set()
-            self.channels.notify(gateway_id)
-
-    def deliver_to(self, gateway_id: str, items: list[tuple]) -> None:
-        """Queue ``items`` for ``gateway_id`` outside the output gate (channel errors)."""
-        for item in items:
-            self._deliver((gateway_id,), item)
-
-    def take_output(self, gateway_id: str) -> list[tuple]:
-        """Take what waits for ``gateway_id`` (with a ``stats`` item every ``STATS_INTERVAL``)."""
-        box = self._outboxes.get(gateway_id)
-        items = []
-        if box is not None and box.items:
-            items, box.items = box.items, []
-            box.ready.clear()
-        now = time.monotonic()
-        if self.tick_stats.ticks and now - self._stats_sent.get(gateway_id, 0.0) >= STATS_INTERVAL:
-            self._stats_sent[gateway_id] = now
-            items.append(("stats", self.key, self.tick_stats.report()))
-        return items
-
-    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
-        """Outbound items for ``gateway_id``, waiting up to ``timeout`` s. After hibernation
-        the last items (ending with ``("hibernate",)``) are still returned once. Raises
-        ``RoomGone`` when this activation has ended, or is not the one of ``epoch`` (the
-        caller's sockets were connected to an earlier activation that crashed)."""
-        if epoch is not None and self.state in ("new", "active") and epoch != self.epoch:
-            raise RoomGone(self.key)
-        box = self._outboxes.get(gateway_id)
-        if box is None:
-            box = self._outboxes[gateway_id] = _Outbox()
-        if not box.items:
-            if self.state not in ("new", "active"):
-                raise RoomGone(self.key)
-            try:
-                await asyncio.wait_for(box.ready.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-        if not box.items and self.state not in ("new", "active"):
-            raise RoomGone(self.key)
-        return self.take_output(gateway_id)
-
-    # ---- alarm -----------------------------------------------------------------------------
-    async def _sync_alarm(self) -> None:
-        """Reschedule the clock timer after a commit changed the stored alarm."""
-        at = await self.storage.get_alarm()
-        if at == self._alarm_at and (at is None or self._alarm_timer is not None):
-            return
-        if self._alarm_timer is not None:
-            self._alarm_timer.cancel()
-            self._alarm_timer = None
-        self._alarm_at = at
-        if at is not None:
-            self._alarm_timer = self.clock.call_at(at, self._fire_alarm)
-
-    async def _fire_alarm(self, early: bool = False) -> bool:
-        """Deliver the stored alarm if it is due (``early``: whatever its time; its clock timer
-        is then left to be cancelled by the commit). Returns whether ``on_alarm`` ran."""
-        async with self._gate:
-            if self.state != "active":
-                return False
-            if not early:
-                self._alarm_timer = None
-            at = await self.storage.get_alarm()
-            if at is None:
-                self._alarm_at = None
-                return False
-            if at > self.clock.now() and not early:
-                self._alarm_at = None
-                await self._sync_alarm()
-                return False
-            # The retry count is stored with the alarm, so retries survive hibernation.
-            retries = int(await self.storage.meta_get("alarm_retries") or 0) if self._retries is None else self._retries
-            await self.storage.delete_alarm()
-            if retries:
-                await self.storage.meta_put("alarm_retries", 0)
-            info = AlarmInfo(scheduled_time=at, retry_count=retries)
-            started = time.perf_counter()
-            late = self.clock.now() - at
-            try:
-                await self._invoke(None, self.room.on_alarm, info, reraise=True)
-                self._retries = 0
-            except (StorageError, RoomGone):
-                self._retries = None
-                return True
-            except Exception:  # its writes were rolled back: the alarm is still set
-                log.exception("room %s: on_alarm failed (retry %d)", self.key, retries)
-                if retries < ALARM_MAX_RETRIES:
-                    await self.storage.set_alarm(self.clock.now() + ALARM_RETRY_BASE * 2 ** retries)
-                    await self.storage.meta_put("alarm_retries", retries + 1)
-                    self._retries = retries + 1
-                else:
-                    await self.storage.delete_alarm()
-                    await self.storage.meta_put("alarm_retries", 0)
-                    self._retries = 0
-                await self.storage.commit()
-                await self._sync_alarm()
-            finally:
-                self.tick_stats.observe(time.perf_counter() - started, late)
-        self._touch()
-        return True
-
-    # ---- idleness and hibernation ----------------------------------------------------------
-    def _touch(self) -> None:
-        """Re-arm or cancel the idle timer after an event."""
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        if self.state == "active":
-            self._idle_timer = self.clock.call_at(self.clock.now() + self.idle_timeout, self._idle)
-
-    def _busy(self) -> bool:
-        """Whether work is scheduled soon: an alarm due within ``idle_timeout``."""
-        return self._alarm_at is not None and self._alarm_at - self.clock.now() <= self.idle_timeout
-
-    async def _idle(self) -> None:
-        self._idle_timer = None
-        await self.hibernate(force=False)
-
-    async def hibernate(self, force: bool = True) -> bool:
-        """Snapshot and end this activation. Unless ``force``, only when still idle.
-        Returns whether it hibernated."""
-        async with self._gate:
-            if self.state != "active" or (not force and self._busy()):
-                if self.state == "active":
-                    self._touch()
-                return False
-            self.state = "hibernating"
-            self._pending = []
-            try:
-                await self.room.on_hibernate()
-            except Exception:
-                log.exception("room %s: on_hibernate failed", self.key)
-            held = [(c.id, c.gateway_id, c.attachment, sorted(c.tags)) for c in self._conns.values()]
-            await self.storage.save_connections(held)
-            try:
-                await self.storage.commit()
-                if self._alarm_at is not None and self.alarm_service is not None:
-                    await self.alarm_service.register(self.room_cls.kind, self.name, self._alarm_at)
-                if self.snapshots is not None:
-                    await self._publish_snapshot(self.db_path.with_name(self.db_path.name + ".snapshot"))
-            except StaleEpochError:  # a newer activation exists: this one is a zombie
-                self._pending = None
-                await self._abandon()
-                return False
-            except BaseException:
-                self.state = "active"  # still serving; the next idle period tries again
-                self._pending = None
-                self._touch()
-                raise
-            pending, self._pending = self._pending, None
-            for item in pending:
-                self._deliver(*item)
-            await self.storage.close()
-            if self.lease is not None:
-                self.lease.stop()
-            for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
-                if timer is not None:
-                    timer.cancel()
-            self._alarm_timer = self._idle_timer = self._snapshot_timer = None
-            for gateway_id in {c.gateway_id for c in self._conns.values()}:
-                self._deliver((gateway_id,), ("hibernate",))  # keep the sockets open; we sleep
-            for conn in self._conns.values():
-                conn.closed = True
-            self._conns.clear()
-            self.state = "hibernated"
-            for box in self._outboxes.values():
-                box.ready.set()
-            await self.channels.close()  # after pushing the last items
-        log.info("room %s hibernated (epoch %d)", self.key, self.epoch)
-        if self.on_exit is not None:
-            await self.on_exit()
-        return True
 
     def stats(self) -> dict:
         """Figures for metrics, benchmarks and tests."""

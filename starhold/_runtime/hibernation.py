@@ -1,0 +1,167 @@
+"""Snapshots and hibernation of an activation (DESIGN §3, §5).
+
+- **Periodic snapshots**: every ``snapshot_interval`` seconds an awake room's committed
+  database is copied to the ``SnapshotStore`` (the upload runs outside the input gate, so the
+  room keeps serving); the copy also extends the activation lease.
+- **Restore**: an activation whose local file is missing or older than the snapshot its claim
+  names starts from a fresh copy of that snapshot (the room last ran elsewhere).
+- **Hibernation**: with no event for ``idle_timeout`` seconds and no alarm due within it, the
+  room saves its connections (ids, gateways, attachments, tags), hands a pending alarm to the
+  ``AlarmService``, publishes a snapshot releasing its lease, tells each gateway
+  ``("hibernate",)`` (the sockets stay open) and ends (``on_exit``).
+
+``Hibernation`` is a mixin of ``RoomRuntime`` (``starhold._runtime.runtime``): it uses the
+runtime's input gate, ``state``, ``storage``, ``snapshots``, ``lease``, ``clock``, ``_conns``,
+the output gate (``_pending``, ``_deliver``) and ``_abandon``, and owns ``_idle_timer`` and
+``_snapshot_timer``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..storage.base import StaleEpochError
+from ..storage.sqlite_store import SqliteRoomStorage
+from .state import ActivationState
+
+log = logging.getLogger("starhold.room")
+
+SNAPSHOT_INTERVAL = 300.0
+"""Seconds between snapshots of an awake room (besides the one taken when it hibernates)."""
+
+
+class Hibernation:
+    """Idle detection, periodic snapshots, restore and hibernation (see the module docstring)."""
+
+    def _arm_snapshot(self) -> None:
+        if self.snapshots is not None and self.snapshot_interval and self.state == ActivationState.ACTIVE:
+            self._snapshot_timer = self.clock.call_at(self.clock.now() + self.snapshot_interval, self.snapshot)
+
+    async def snapshot(self) -> None:
+        """Take a snapshot now, without hibernating (periodic; the upload runs outside the
+        input gate so the room keeps serving). A superseded activation stops here."""
+        self._snapshot_timer = None
+        tmp = self.db_path.with_name(self.db_path.name + ".periodic")
+        try:
+            async with self._gate:
+                if self.state != ActivationState.ACTIVE:
+                    return
+                await self.storage.commit()
+                await self.storage.backup_to(tmp)
+            try:
+                until = self.lease.until()
+                manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=until)
+                self.lease.extended(until)
+            except StaleEpochError:
+                async with self._gate:
+                    if self.state == ActivationState.ACTIVE:
+                        await self._abandon()
+                return
+            async with self._gate:
+                if self.state == ActivationState.ACTIVE:
+                    await self.storage.meta_put("snapshot_version", manifest.version)
+                    await self.storage.commit()
+        except Exception:
+            log.exception("room %s: periodic snapshot failed", self.key)
+        finally:
+            tmp.unlink(missing_ok=True)
+            self._arm_snapshot()
+
+    async def _restore_if_newer(self, storage: SqliteRoomStorage, manifest) -> SqliteRoomStorage:
+        """The open ``storage``, or, when its file is missing or older than the snapshot that
+        ``manifest`` (just claimed: nobody else can publish now) names, the storage reopened
+        on a fresh copy of that snapshot (the room last ran elsewhere)."""
+        if int(await storage.meta_get("snapshot_version") or 0) >= manifest.version:
+            return storage
+        await storage.close()
+        for suffix in ("", "-wal", "-shm"):
+            self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
+        restored = await self.snapshots.restore(self.key, self.db_path)
+        storage = await self.storage_factory(self.db_path).open()
+        await storage.meta_put("snapshot_version", restored.version if restored else 0)
+        await storage.commit()
+        return storage
+
+    async def _publish_snapshot(self, tmp: Path) -> None:
+        """Snapshot the committed database to the store, releasing the lease, and record its
+        version (the caller holds the input gate and is hibernating). Raises
+        ``StaleEpochError`` when superseded."""
+        try:
+            await self.storage.backup_to(tmp)
+            manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=0.0)
+        finally:
+            tmp.unlink(missing_ok=True)
+        await self.storage.meta_put("snapshot_version", manifest.version)
+        await self.storage.commit()
+
+    def _touch(self) -> None:
+        """Re-arm or cancel the idle timer after an event."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self.state == ActivationState.ACTIVE:
+            self._idle_timer = self.clock.call_at(self.clock.now() + self.idle_timeout, self._idle)
+
+    def _busy(self) -> bool:
+        """Whether work is scheduled soon: an alarm due within ``idle_timeout``."""
+        return self._alarm_at is not None and self._alarm_at - self.clock.now() <= self.idle_timeout
+
+    async def _idle(self) -> None:
+        self._idle_timer = None
+        await self.hibernate(force=False)
+
+    async def hibernate(self, force: bool = True) -> bool:
+        """Snapshot and end this activation. Unless ``force``, only when still idle.
+        Returns whether it hibernated."""
+        async with self._gate:
+            if self.state != ActivationState.ACTIVE or (not force and self._busy()):
+                if self.state == ActivationState.ACTIVE:
+                    self._touch()
+                return False
+            self.state = ActivationState.HIBERNATING
+            self._pending = []
+            try:
+                await self.room.on_hibernate()
+            except Exception:
+                log.exception("room %s: on_hibernate failed", self.key)
+            held = [(c.id, c.gateway_id, c.attachment, sorted(c.tags)) for c in self._conns.values()]
+            await self.storage.save_connections(held)
+            try:
+                await self.storage.commit()
+                if self._alarm_at is not None and self.alarm_service is not None:
+                    await self.alarm_service.register(self.room_cls.kind, self.name, self._alarm_at)
+                if self.snapshots is not None:
+                    await self._publish_snapshot(self.db_path.with_name(self.db_path.name + ".snapshot"))
+            except StaleEpochError:  # a newer activation exists: this one is a zombie
+                self._pending = None
+                await self._abandon()
+                return False
+            except BaseException:
+                self.state = ActivationState.ACTIVE  # still serving; the next idle period tries again
+                self._pending = None
+                self._touch()
+                raise
+            pending, self._pending = self._pending, None
+            for item in pending:
+                self._deliver(*item)
+            await self.storage.close()
+            if self.lease is not None:
+                self.lease.stop()
+            for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
+                if timer is not None:
+                    timer.cancel()
+            self._alarm_timer = self._idle_timer = self._snapshot_timer = None
+            for gateway_id in {c.gateway_id for c in self._conns.values()}:
+                self._deliver((gateway_id,), ("hibernate",))  # keep the sockets open; we sleep
+            for conn in self._conns.values():
+                conn.closed = True
+            self._conns.clear()
+            self.state = ActivationState.HIBERNATED
+            for box in self._outboxes.values():
+                box.ready.set()
+            await self.channels.close()  # after pushing the last items
+        log.info("room %s hibernated (epoch %d)", self.key, self.epoch)
+        if self.on_exit is not None:
+            await self.on_exit()
+        return True
