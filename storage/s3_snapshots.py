@@ -104,17 +104,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from .base import StorageError
+from .s3_client import (  # noqa: F401  (the errors are importable from here too)
+    CONFLICT_CODES, MISSING_CODES, S3AccessDeniedError, S3BucketNotFoundError, S3ConnectionError, S3StorageError,
+    SnapshotConflictError, error_code, s3_client, translate)
 from .snapshots import (KEEP_SNAPSHOTS, Claim, Manifest, SnapshotStore, check_epoch, claimed,
                         manifest_from, renewed, saved_manifest)
 
@@ -122,70 +117,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 _VERSION_RE = re.compile(r"snapshot-(\d{8,})\.sqlite$")
-_CONFLICT_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
-_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
-_ACCESS_CODES = {
-    "AccessDenied",
-    "InvalidAccessKeyId",
-    "SignatureDoesNotMatch",
-    "AllAccessDisabled",
-    "ExpiredToken",
-    "InvalidToken",
-    "InvalidClientTokenId",
-    "403",
-}
 _CONFLICT = object()
 _MISSING = object()
-
-_session_lock = threading.Lock()
-_session = None
-
-
-def s3_client(endpoint_url: str | None = None, region: str = "us-east-1", **kwargs: Any):
-    """A boto3 S3 client with the stores' defaults (5 s connect and 60 s read timeouts, 3
-    attempts in "standard" retry mode, path-style addressing when ``endpoint_url`` is given;
-    a ``config=`` is merged over them); other kwargs go to ``boto3.client``. Blocking: call it
-    off the event loop. Clients come from one boto3 session per process, created under a lock
-    (sessions are not thread-safe; clients are), so the S3 service model is loaded and parsed
-    once per process rather than once per client: a fresh session's model load allocates
-    enough objects to set off full garbage collections that pause every thread, the event
-    loop's included, for a few hundred milliseconds."""
-    global _session
-    import boto3
-
-    config = Config(
-        connect_timeout=5,
-        read_timeout=60,
-        retries={"mode": "standard", "max_attempts": 3},
-        s3={"addressing_style": "path"} if endpoint_url else None,
-    )
-    user_config = kwargs.pop("config", None)
-    if user_config is not None:
-        config = config.merge(user_config)
-    with _session_lock:
-        if _session is None:
-            _session = boto3.session.Session()
-        return _session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config, **kwargs)
-
-
-class S3StorageError(StorageError):
-    """An S3 request of a snapshot store failed."""
-
-
-class S3BucketNotFoundError(S3StorageError):
-    """The bucket does not exist (create it, or call ``ensure_bucket()``)."""
-
-
-class S3AccessDeniedError(S3StorageError):
-    """The credentials are missing, wrong, or not allowed to do this."""
-
-
-class S3ConnectionError(S3StorageError):
-    """The endpoint could not be reached or timed out (the request's outcome is unknown)."""
-
-
-class SnapshotConflictError(S3StorageError):
-    """``save`` lost the race for the manifest ``max_attempts`` times in a row."""
 
 
 @dataclass(frozen=True)
@@ -194,14 +127,6 @@ class _Current:
     etag: str
     raw: bytes
     snapshot_etag: str | None
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
 
 
 def _unquote(etag: str | None) -> str:
@@ -318,26 +243,7 @@ class S3SnapshotStore(SnapshotStore):
         return f"{where} at {self.endpoint_url}" if self.endpoint_url else where
 
     def _translate(self, exc: Exception, op: str, key: str | None) -> S3StorageError:
-        where = self._where(key)
-        if isinstance(exc, ClientError):
-            code, status = _code(exc), _status(exc)
-            message = exc.response.get("Error", {}).get("Message", "")
-            if code == "NoSuchBucket":
-                return S3BucketNotFoundError(
-                    f"S3 bucket {self.bucket!r} does not exist ({op} {where}); create it or "
-                    "call ensure_bucket()"
-                )
-            if code in _ACCESS_CODES or status == 403:
-                return S3AccessDeniedError(
-                    f"S3 access denied: {op} {where}: {code} {message}".rstrip()
-                    + " (check the credentials and the bucket's policy)"
-                )
-            return S3StorageError(f"S3 {op} {where} failed: {code} {message}".rstrip())
-        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-            return S3AccessDeniedError(f"no usable S3 credentials for {op} {where}: {exc}")
-        if isinstance(exc, (BotoConnectionError, HTTPClientError)):
-            return S3ConnectionError(f"S3 endpoint unreachable during {op} {where}: {exc}")
-        return S3StorageError(f"S3 {op} {where} failed: {exc}")
+        return translate(exc, op, self._where(key), self.bucket)
 
     def _call(self, op: str, key: str | None, *, conflict: bool = False, missing: bool = False, **kwargs):
         """Run one client method; returns ``_CONFLICT`` (412 and kin) / ``_MISSING`` (404) when
@@ -347,10 +253,10 @@ class S3SnapshotStore(SnapshotStore):
         try:
             return getattr(self._client(), op)(Bucket=self.bucket, **kwargs)
         except ClientError as exc:
-            code = _code(exc)
-            if conflict and code in _CONFLICT_CODES:
+            code = error_code(exc)
+            if conflict and code in CONFLICT_CODES:
                 return _CONFLICT
-            if missing and code in _MISSING_CODES:
+            if missing and code in MISSING_CODES:
                 return _MISSING
             raise self._translate(exc, op, key) from exc
         except BotoCoreError as exc:
@@ -550,7 +456,7 @@ class S3SnapshotStore(SnapshotStore):
             self._client().create_bucket(Bucket=self.bucket, **kwargs)
             return True
         except ClientError as exc:
-            if _code(exc) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            if error_code(exc) in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 self._call("head_bucket", None)  # BucketAlreadyExists: is it ours to use?
                 return False
             raise self._translate(exc, "create_bucket", None) from exc
