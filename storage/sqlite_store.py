@@ -30,15 +30,16 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
 import aiosqlite
-import msgpack
 
 import contextlib
 
 from . import sql_guard
-from .base import MAX_KEY_BYTES, MAX_VALUE_BYTES, ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
+from .runtime_records import RuntimeRecords
+from .values import check_key, pack, prefix_successor, unpack
+from .base import ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
 
 _UNKNOWN = object()
 """The cached alarm is not known (read it from the database)."""
@@ -49,48 +50,6 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS _starhold_connections (conn_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, "
     "attachment BLOB, tags BLOB) WITHOUT ROWID",
 )
-
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str):
-        raise TypeError(f"keys must be str, not {type(key).__name__}")
-    if len(key.encode()) > MAX_KEY_BYTES:
-        raise ValueError(f"key longer than {MAX_KEY_BYTES} bytes")
-    return key
-
-
-def _pack(value: Any) -> bytes:
-    """``value`` as msgpack bytes. Raises ``TypeError`` for a type msgpack cannot encode and
-    ``ValueError`` for an integer outside ``[-2**63, 2**64)`` or a result over
-    ``MAX_VALUE_BYTES``."""
-    try:
-        data = msgpack.packb(value, use_bin_type=True)
-    except OverflowError as exc:  # msgpack's ints are 64-bit
-        raise ValueError(f"integer out of msgpack's range [-2**63, 2**64): {exc}") from None
-    if len(data) > MAX_VALUE_BYTES:
-        raise ValueError(f"value is {len(data)} bytes serialised; the limit is {MAX_VALUE_BYTES}")
-    return data
-
-
-def _unpack(data: bytes) -> Any:
-    return msgpack.unpackb(data, raw=False, strict_map_key=False)
-
-
-def prefix_successor(prefix: str) -> str | None:
-    """The least ``str`` greater than every string that starts with ``prefix``, or None when
-    there is none (``prefix`` is only U+10FFFF characters).
-
-    Keys are compared by code point, which is how SQLite's BINARY collation orders their UTF-8
-    bytes: drop the trailing U+10FFFF characters and increment the last remaining one (past the
-    surrogates, which no key can hold). ``list(prefix=p)`` is then ``p <= key < successor``,
-    which the primary key index answers."""
-    head = prefix.rstrip("\U0010ffff")
-    if not head:
-        return None
-    last = ord(head[-1]) + 1
-    if 0xD800 <= last <= 0xDFFF:
-        last = 0xE000
-    return head[:-1] + chr(last)
 
 
 def _authorized(conn, query: str, params: tuple, auth) -> list[tuple]:
@@ -115,7 +74,7 @@ def daemon_connection(path, **kwargs) -> aiosqlite.Connection:
     return connection
 
 
-class SqliteRoomStorage(RoomStorage):
+class SqliteRoomStorage(RuntimeRecords, RoomStorage):
     """SQLite-backed room storage at ``path`` (created if missing). Use ``await open()`` first."""
 
     def __init__(self, path: str | os.PathLike):
@@ -202,29 +161,29 @@ class SqliteRoomStorage(RoomStorage):
         await self._flush_ops()
         db = self._conn()
         if isinstance(key, str):
-            async with db.execute("SELECT value FROM _starhold_kv WHERE key = ?", (_check_key(key),)) as cur:
+            async with db.execute("SELECT value FROM _starhold_kv WHERE key = ?", (check_key(key),)) as cur:
                 row = await cur.fetchone()
-            return None if row is None else _unpack(row[0])
-        keys = [_check_key(k) for k in key]
+            return None if row is None else unpack(row[0])
+        keys = [check_key(k) for k in key]
         out = {}
         for k in keys:
             async with db.execute("SELECT value FROM _starhold_kv WHERE key = ?", (k,)) as cur:
                 row = await cur.fetchone()
             if row is not None:
-                out[k] = _unpack(row[0])
+                out[k] = unpack(row[0])
         return out
 
     async def put(self, key, value=None):
         items = key.items() if isinstance(key, dict) else [(key, value)]
-        rows = [(_check_key(k), _pack(v)) for k, v in items]
+        rows = [(check_key(k), pack(v)) for k, v in items]
         for row in rows:
             self._queue("INSERT OR REPLACE INTO _starhold_kv (key, value) VALUES (?, ?)", row)
 
     async def delete(self, key):
         if isinstance(key, str):
-            count, _ = await self._write("DELETE FROM _starhold_kv WHERE key = ?", (_check_key(key),))
+            count, _ = await self._write("DELETE FROM _starhold_kv WHERE key = ?", (check_key(key),))
             return count > 0
-        keys = [(_check_key(k),) for k in key]
+        keys = [(check_key(k),) for k in key]
         if not keys:
             return 0
         count, _ = await self._write("DELETE FROM _starhold_kv WHERE key = ?", keys, many=True)
@@ -261,7 +220,7 @@ class SqliteRoomStorage(RoomStorage):
             params.append(int(limit))
         await self._flush_ops()
         async with self._conn().execute(query, params) as cur:
-            return {k: _unpack(v) async for k, v in cur}
+            return {k: unpack(v) async for k, v in cur}
 
     async def sql(self, query: str, *params):
         """Run one statement of the room's own SQL; returns its rows (a list of tuples).
@@ -317,18 +276,7 @@ class SqliteRoomStorage(RoomStorage):
             if conn.in_transaction:
                 conn.execute("RELEASE starhold_sql_check")
 
-    # ---- meta: alarm and epoch --------------------------------------------------------------
-    async def meta_get(self, key: str):
-        """A runtime value (``epoch``, ``params``...) from the ``meta`` table, or None."""
-        await self._flush_ops()
-        async with self._conn().execute("SELECT value FROM _starhold_meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None or row[0] is None else _unpack(row[0])
-
-    async def meta_put(self, key: str, value) -> None:
-        """Write a runtime value to the ``meta`` table (in the current transaction)."""
-        self._queue("INSERT OR REPLACE INTO _starhold_meta (key, value) VALUES (?, ?)", (key, _pack(value)))
-
+    # ---- the alarm -----------------------------------------------------------------------
     async def set_alarm(self, at: float) -> None:
         if self._alarm is not _UNKNOWN and self._alarm == float(at):
             return
@@ -346,36 +294,6 @@ class SqliteRoomStorage(RoomStorage):
             return
         self._queue("DELETE FROM _starhold_meta WHERE key = 'alarm'")
         self._alarm = None
-
-    async def next_epoch(self) -> int:
-        """Increment and return the activation epoch (committed by the caller)."""
-        return await self.claim_epoch(0)
-
-    async def claim_epoch(self, at_least: int) -> int:
-        """Take the activation epoch ``max(stored, at_least) + 1`` and fence on it (committed
-        by the caller). ``at_least`` is the epoch of the newest snapshot manifest, so that an
-        activation on a node with an old local file still outranks every earlier one."""
-        epoch = max(int(await self.meta_get("epoch") or 0), int(at_least)) + 1
-        await self.meta_put("epoch", epoch)
-        self.fenced_epoch = epoch
-        return epoch
-
-    # ---- connections held through hibernation -----------------------------------------------
-    async def save_connections(self, rows: list[tuple[str, str, dict | None, list[str]]]) -> None:
-        """Replace the held connections: rows of (conn_id, gateway_id, attachment, tags)."""
-        self._queue("DELETE FROM _starhold_connections")
-        for conn_id, gateway_id, attachment, tags in rows:
-            self._queue("INSERT INTO _starhold_connections VALUES (?, ?, ?, ?)",
-                        (conn_id, gateway_id, _pack(attachment), _pack(sorted(tags))))
-
-    async def take_connections(self) -> list[tuple[str, str, dict | None, list[str]]]:
-        """The held connections (see ``save_connections``), removed from the table."""
-        await self._flush_ops()
-        async with self._conn().execute("SELECT conn_id, gateway_id, attachment, tags FROM _starhold_connections") as cur:
-            rows = [(c, g, _unpack(a), _unpack(t)) async for c, g, a, t in cur]
-        if rows:
-            self._queue("DELETE FROM _starhold_connections")
-        return rows
 
     # ---- transactions ----------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -416,7 +334,7 @@ class SqliteRoomStorage(RoomStorage):
                 self._apply(conn, ops)
                 if fenced is not None:
                     row = conn.execute("SELECT value FROM _starhold_meta WHERE key = 'epoch'").fetchone()
-                    stored = _unpack(row[0]) if row else None
+                    stored = unpack(row[0]) if row else None
                     if stored != fenced:
                         conn.execute("ROLLBACK")
                         return stored
@@ -451,9 +369,3 @@ class SqliteRoomStorage(RoomStorage):
                 await self._conn().execute("ROLLBACK")
             except Exception:  # no transaction left (SQLite rolled back on its own)
                 pass
-
-    async def backup_to(self, dest: str | os.PathLike) -> None:
-        """Write a consistent copy of the committed database to ``dest`` (``VACUUM INTO``)."""
-        dest = Path(dest)
-        dest.unlink(missing_ok=True)
-        await self._conn().execute("VACUUM INTO ?", (str(dest),))
