@@ -9,6 +9,9 @@ from urllib.parse import quote
 
 import aiohttp
 
+__all__ = ["ClientClosed", "create_game", "DEFAULT_GUEST_NAME", "game_path", "guest_token",
+           "http_base", "StarholdHTTPError", "system_path", "ws_base"]
+
 DEFAULT_GUEST_NAME = "guest"
 
 

@@ -12,6 +12,9 @@ import msgpack
 
 from .. import protocol
 
+__all__ = ["decode_cost", "frame_ack", "full_ack", "merge", "percentile", "sample_frame",
+           "SAMPLE_PERIOD", "sample_usage", "split"]
+
 SAMPLE_PERIOD = 0.5
 """Seconds between psutil samples of CPU and RSS."""
 

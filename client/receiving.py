@@ -18,6 +18,8 @@ from .. import protocol
 from .backoff import MIN_UPTIME
 from .http import ClientClosed
 
+__all__ = ["NO_RECONNECT", "Receiver"]
+
 if TYPE_CHECKING:
     from .connection import StarholdClient
 

@@ -13,6 +13,8 @@ import itertools
 import time
 from typing import Awaitable, Callable
 
+__all__ = ["Clock", "EARLY_TIMER_SLACK", "ManualClock", "SystemClock", "Timer", "TimerCallback"]
+
 TimerCallback = Callable[[], Awaitable[None]]
 
 

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+__all__ = ["Settings"]
+
 
 @dataclass
 class Settings:

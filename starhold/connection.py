@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgpack
 
+__all__ = ["as_bytes", "Connection", "MAX_ATTACHMENT_BYTES"]
+
 if TYPE_CHECKING:
     from ._runtime.runtime import RoomRuntime
 

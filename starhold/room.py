@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .connection import Connection, as_bytes
 
+__all__ = ["AlarmInfo", "ConnectRequest", "HttpRequest", "HttpResponse", "Room"]
+
 if TYPE_CHECKING:
     from .storage.sqlite_store import RoomStorage
     from .clock import Clock

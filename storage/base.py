@@ -11,6 +11,9 @@ from __future__ import annotations
 import abc
 from typing import Any, Iterable
 
+__all__ = ["ForbiddenSqlError", "MAX_KEY_BYTES", "MAX_VALUE_BYTES", "RoomStorage",
+           "StaleEpochError", "StorageError"]
+
 MAX_KEY_BYTES = 2048
 """Largest key, UTF-8 bytes (as Durable Objects)."""
 MAX_VALUE_BYTES = 128 * 1024

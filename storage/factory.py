@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 
 from .snapshots import LocalDirSnapshotStore, SnapshotStore
 
+__all__ = ["parse_snapshot_url", "snapshot_spec", "snapshot_store_from_config"]
+
 _CREDENTIALS = ("aws_access_key_id", "aws_secret_access_key")
 
 

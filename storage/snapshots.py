@@ -36,6 +36,10 @@ from pathlib import Path
 
 from .base import StaleEpochError
 
+__all__ = ["check_epoch", "Claim", "claimed", "CLOCK_SKEW", "KEEP_SNAPSHOTS",
+           "LocalDirSnapshotStore", "Manifest", "manifest_from", "renewed", "saved_manifest",
+           "SnapshotStore"]
+
 KEEP_SNAPSHOTS = 3
 """Snapshots kept per room (older ones are deleted after a new one lands)."""
 

@@ -41,6 +41,8 @@ from .runtime_records import RuntimeRecords
 from .values import check_key, pack, prefix_successor, unpack
 from .base import ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
 
+__all__ = ["daemon_connection", "SqliteRoomStorage"]
+
 _UNKNOWN = object()
 """The cached alarm is not known (read it from the database)."""
 
