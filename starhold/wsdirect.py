@@ -41,7 +41,7 @@ _decode_text _heartbeat _on_data_received request._protocol protocol.set_parser 
 ``_handle_ping_pong_exception`` (the swept heartbeat), ``WebSocketWriter._write_websocket_frame
 _closing protocol._paused`` (the gateway's direct write) and, for ``make_direct``,
 ``ClientWebSocketResponse._waiting _writer _reader _parser _heartbeat _on_data_received _loop``
-and the client protocol's ``set_parser`` and ``_reading_paused``. At import, ``self_check()``
+and the client protocol's ``set_parser`` and ``_reading_paused``. At import, ``run_self_check()``
 probes them all: the queue and the frame writer are run on a few frames, and aiohttp's own
 ``_post_start`` must be the one copied here (its AST, ``POST_START_FINGERPRINT``), so a change
 to it (as the drift of the queue limit from 2**16 to 2**18 that went unnoticed once) is caught.
@@ -91,8 +91,8 @@ except ImportError:
     WebSocketDataQueue = WebSocketReader = None
 
 TESTED_AIOHTTP = "3.14.5"
-"""The aiohttp versions the direct path was tested with (``make test`` and
-``make test-aiohttp-latest``); others run it only if ``self_check()`` passes."""
+"""The aiohttp version(s) the direct path was tested with (``make test`` and
+``make test-aiohttp-latest``); others run it only if ``run_self_check()`` passes."""
 
 POST_START_FINGERPRINT = "9f6aa39ae5891702"
 """sha256 (16 hex digits) of the AST of ``aiohttp.web.WebSocketResponse._post_start``'s body as
