@@ -53,7 +53,9 @@ setup(
     ext_modules=cythonize(EXTENSIONS, language_level=3),
     install_requires=[
         "ray[default]>=2.40",
-        "aiohttp>=3.14,<3.15",  # starhold.wsdirect follows its WebSocket internals
+        # starhold.wsdirect follows its WebSocket internals, and falls back to plain aiohttp when
+        # they differ (its self-check): newer releases (security fixes) are safe to take.
+        "aiohttp>=3.14",
         "msgpack>=1.0",
         "aiosqlite>=0.20",
         "boto3>=1.34",

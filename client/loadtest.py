@@ -35,7 +35,7 @@ mean over the worker processes.
 **Lean.** The load generator shares the machine with the server, so a bot is a raw ``aiohttp``
 WebSocket and a few counters, not a ``StarholdClient``: aiohttp's parser hands each message to
 the worker as it is parsed (``starhold.wsdirect``, no task wake-up per frame; a task per bot
-waits only for its close), one scheduler task per process sends for every bot (10 phase slots
+waits only for its close, or reads every frame when wsdirect falls back to plain aiohttp), one scheduler task per process sends for every bot (10 phase slots
 of 10 ms), and an incoming frame is decoded only up to its ``ack`` (``frame_ack``: the frame's
 keys come in the order ``tick, ack, ...``, so a ``msgpack.Unpacker`` reads the envelope header,
 the type, the seq, the map header and the first two key/value pairs and stops). That costs
@@ -104,7 +104,7 @@ class _Bot:
         self.index = index
         self.path = path
         self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.queue = None  # its starhold.wsdirect.DirectQueue
+        self.queue = None  # its starhold.wsdirect.DirectQueue (None on the public path)
         self.seq = 1  # the join's
         self.first_seq = 2
         self.sent = array("d")  # sent[s - first_seq]: send time of input s (monotonic seconds)
@@ -196,14 +196,17 @@ class _Worker:
             log.exception("bot %d: bad message", bot.index)
 
     async def _read(self, bot: _Bot) -> None:
-        """Wait for ``bot``'s socket to end (its data messages go to ``_on_data``)."""
+        """Wait for ``bot``'s socket to end (its data messages go to ``_on_data``, from
+        aiohttp's parser, or from here when ``starhold.wsdirect`` runs on the public path)."""
         ws = bot.ws
         ended = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
                  aiohttp.WSMsgType.ERROR)
         try:
             while True:
                 msg = await ws.receive()
-                if msg.type in ended:
+                if msg.type is aiohttp.WSMsgType.BINARY or msg.type is aiohttp.WSMsgType.TEXT:
+                    self._on_data(bot, msg.data)  # make_direct() returned None
+                elif msg.type in ended:
                     break
         except Exception:  # noqa: BLE001 - count the drop, never kill the worker
             log.exception("bot %d reader failed", bot.index)

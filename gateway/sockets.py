@@ -95,7 +95,10 @@ class ClientSocket:
         self._writer = asyncio.create_task(self._write_loop())
         self.close_code: int | None = None
         direct = getattr(ws, "direct", None)
-        if direct is not None:  # messages arrive through _on_data, not through receive()
+        # starhold.wsdirect's direct path (its self-check passed): messages arrive through
+        # _on_data, not through receive(), and _write_now writes through aiohttp's frame writer.
+        self._direct_write = direct is not None
+        if direct is not None:
             direct.attach(self._on_data)
 
     def log_extra(self) -> dict:
@@ -116,9 +119,11 @@ class ClientSocket:
         """Write ``data`` to the socket at once when nothing is queued before it and the
         transport is not paused: no writer-task switch per frame (10,000 frames/s for 1,000
         players). This uses aiohttp's frame writer below ``send_bytes`` (which is itself
-        synchronous for uncompressed frames until the transport pauses); when anything is
-        unexpected it returns False and the queue takes the message."""
-        if self._writing or self._queue.qsize():
+        synchronous for uncompressed frames until the transport pauses), only on
+        ``starhold.wsdirect``'s direct path (whose self-check probed that writer); otherwise, or
+        when anything is unexpected, it returns False and the queue takes the message
+        (``send_bytes`` in the writer task)."""
+        if not self._direct_write or self._writing or self._queue.qsize():
             return False
         writer = getattr(self.ws, "_writer", None)
         try:
@@ -272,15 +277,16 @@ class ClientSocket:
         """Read until the socket closes, then tell the room how: the client's close code when
         it sent a close frame (1000 = it left: its seat is released), ours when we closed it,
         1006 when the connection dropped (its seat is held). With a ``DirectWebSocketResponse``
-        data messages go to ``_on_data`` as they are parsed, and ``receive()`` here returns
-        only the close handshake and errors."""
+        on wsdirect's direct path data messages go to ``_on_data`` as they are parsed, and
+        ``receive()`` here returns only the close handshake and errors; on its public path they
+        come from ``receive()`` and go to the same ``_on_data``."""
         peer_code = None
         try:
             while self.close_code is None:
                 msg = await self.ws.receive()
                 kind = msg.type
-                if kind is WSMsgType.BINARY or kind is WSMsgType.TEXT:
-                    self.receive(msg.data)
+                if kind is WSMsgType.BINARY or kind is WSMsgType.TEXT:  # wsdirect's public path
+                    self._on_data(msg.data)
                 elif kind is WSMsgType.CLOSE:
                     peer_code = msg.data
                     break

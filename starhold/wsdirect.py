@@ -1,4 +1,5 @@
-"""aiohttp WebSockets whose data messages go straight to a callback (gateway and load bots).
+"""aiohttp WebSockets whose data messages go straight to a callback (gateway and load bots),
+with a start-up self-check that falls back to plain aiohttp.
 
 aiohttp parses WebSocket frames in C (``WebSocketReader``) inside the transport's
 ``data_received`` and puts each message in a per-socket queue (``WebSocketDataQueue``); the
@@ -10,89 +11,299 @@ the parser, in arrival order. Everything else (close, ping, pong, parse errors, 
 stream) still queues for ``receive()``, so aiohttp keeps doing the close handshake, autoping and
 error handling, and the caller still runs a ``receive()`` loop, which now wakes only for those.
 
-- ``DirectWebSocketResponse``: the server side (``web.WebSocketResponse`` with a ``DirectQueue``),
-  with a swept heartbeat: aiohttp's own heartbeat schedules a callback for every chunk
-  received, so instead the owner calls ``sweep(now)`` on all its sockets every few seconds.
+- ``DirectWebSocketResponse``: the server side (``web.WebSocketResponse`` with a ``DirectQueue``,
+  ``self.direct``), with a swept heartbeat: aiohttp's own heartbeat schedules a callback for
+  every chunk received, so instead the owner calls ``sweep(now)`` on all its sockets every few
+  seconds. The gateway also writes frames through aiohttp's frame writer when ``ws.direct`` is
+  set (``gateway/sockets.py`` ``ClientSocket._write_now``), not through a writer task.
 - ``make_direct(ws)``: the client side, for a ``ClientWebSocketResponse`` from ``ws_connect``.
 
-Flow control: aiohttp pauses reading when its queue holds more than its limit; data that goes
-to the callback is not held, so the callback's owner bounds it (the gateway's token bucket and
-room input limit; ``max_msg_size`` still bounds one message). The callback must not raise:
-an exception would end the socket as a parse error would.
+Flow control: aiohttp pauses reading when its queue holds more than its limit (aiohttp's
+``DEFAULT_CHUNK_SIZE``, read from aiohttp); data that goes to the callback is not held, so the
+callback's owner bounds it (the gateway's token bucket and room input limit; ``max_msg_size``
+still bounds one message). The callback must not raise: an exception would end the socket as a
+parse error would.
 
-This relies on aiohttp's reader classes (``aiohttp._websocket.reader``) and on the body of
-``WebSocketResponse._post_start`` as of aiohttp 3.14; ``setup.py`` pins aiohttp to 3.14.x, and
-``tests/test_wsdirect.py`` checks the queue and that the gateway's sockets run in direct mode.
+**What it buys** (``benchmarks/ws_path.py``: a minimal aiohttp app on uvloop holding 1,000
+sockets as the gateway does, 10 messages per socket per second each way, 5 s phases, 3 runs per
+path, on the 2-core dev machine shared with other work; aiohttp 3.14.5): server CPU per 10,000
+messages received 213-242 ms direct against 351-407 ms on the public path (a ``receive()`` loop
+per socket, aiohttp's heartbeat), 1.69x; per 10,000 frames sent 221-232 ms direct against
+361-407 ms (a queue and writer task awaiting ``send_bytes``), 1.60x. At 1,000 players (10,000
+messages a second each way) the direct path saves about 0.3 of a core, more than a third of
+the gateway's socket CPU, so it stays.
+
+**Fallback rule.** The direct path follows private aiohttp names: ``aiohttp._websocket.reader``
+(subclassing ``WebSocketDataQueue``, overriding its ``cpdef feed_data``, its ``_buffer`` and
+``read()``), the body of ``WebSocketResponse._post_start`` (copied, so every name it uses:
+``_ws_protocol _writer _reset_heartbeat _reader _parser _loop _max_msg_size _compress
+_decode_text _heartbeat _on_data_received request._protocol protocol.set_parser keep_alive``),
+``_handle_ping_pong_exception`` (the swept heartbeat), ``WebSocketWriter._write_websocket_frame
+_closing protocol._paused`` (the gateway's direct write) and, for ``make_direct``,
+``ClientWebSocketResponse._waiting _writer _reader _parser _heartbeat _on_data_received _loop``
+and the client protocol's ``set_parser`` and ``_reading_paused``. At import, ``run_self_check()``
+probes them all: the queue and the frame writer are run on a few frames, and aiohttp's own
+``_post_start`` must be the one copied here (its AST, ``POST_START_FINGERPRINT``), so a change
+to it (as the drift of the queue limit from 2**16 to 2**18 that went unnoticed once) is caught.
+On any mismatch, or with ``STARHOLD_WSDIRECT=0`` in the environment, ``direct_enabled()`` is
+False, one warning is logged (at the first socket), and:
+
+- ``DirectWebSocketResponse`` behaves as a plain ``web.WebSocketResponse`` (``direct`` is None,
+  its ``swept_heartbeat`` becomes aiohttp's ``heartbeat``, ``sweep()`` does nothing), so the
+  gateway's ``receive()`` loop gets the data messages and ``send_bytes`` writes the frames;
+- ``make_direct`` returns None and leaves the socket alone (the caller's ``receive()`` loop
+  gets the data messages).
+
+Tested: aiohttp 3.14.5 (``TESTED_AIOHTTP``), the newest release on PyPI when this was written;
+``make test-aiohttp-latest`` reruns these tests and the gateway's against the newest aiohttp in
+a throwaway venv. ``setup.py`` asks for ``aiohttp>=3.14`` with no upper bound: a newer aiohttp
+whose internals differ runs on the public path, a little slower, rather than broken.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import hashlib
+import inspect
+import logging
+import os
+import re
+import textwrap
 from typing import Callable
 
+import aiohttp
 from aiohttp import WSMsgType, web
-from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
 from aiohttp.client_ws import ClientWebSocketResponse
+
+log = logging.getLogger("starhold.wsdirect")
+
+try:
+    from aiohttp.helpers import DEFAULT_CHUNK_SIZE as DEFAULT_LIMIT
+except ImportError:  # the self-check reports it; the direct path is then off
+    DEFAULT_LIMIT = None
+"""aiohttp's queue limit (``DEFAULT_CHUNK_SIZE``, 2**18 in 3.14), bytes: read from aiohttp,
+as its own ``_post_start`` passes it; reading pauses above twice this."""
+
+try:
+    from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+except ImportError:
+    WebSocketDataQueue = WebSocketReader = None
+
+TESTED_AIOHTTP = "3.14.5"
+"""The aiohttp version(s) the direct path was tested with (``make test`` and
+``make test-aiohttp-latest``); others run it only if ``run_self_check()`` passes."""
+
+POST_START_FINGERPRINT = "9f6aa39ae5891702"
+"""sha256 (16 hex digits) of the AST of ``aiohttp.web.WebSocketResponse._post_start``'s body as
+of aiohttp 3.14.5, which ``DirectWebSocketResponse._post_start`` copies. When aiohttp changes it,
+re-copy it below, check the names the copy uses, and update this (``_post_start_fingerprint()``)."""
+
+ENV = "STARHOLD_WSDIRECT"
+"""``STARHOLD_WSDIRECT=0`` forces the public path (plain aiohttp) whatever the self-check says."""
 
 _BINARY = WSMsgType.BINARY
 _TEXT = WSMsgType.TEXT
-DEFAULT_LIMIT = 2**16
-"""aiohttp's queue limit (``DEFAULT_CHUNK_SIZE``), bytes: reading pauses above twice this."""
 
 
-class DirectQueue(WebSocketDataQueue):
-    """aiohttp's message queue of one socket that, once attached, hands data messages to a
-    callback instead of queueing them (see the module docstring)."""
+def _define_queue(base):
+    class DirectQueue(base):
+        """aiohttp's message queue of one socket that, once attached, hands data messages to a
+        callback instead of queueing them (see the module docstring)."""
 
-    def __init__(self, protocol, limit: int, *, loop):
-        super().__init__(protocol, limit, loop=loop)
-        self.callback: Callable[[bytes | str], None] | None = None
-        self.received = 0
-        """Messages received so far, data and control (pongs included): the heartbeat's clock."""
+        def __init__(self, protocol, limit: int, *, loop):
+            super().__init__(protocol, limit, loop=loop)
+            self.callback: Callable[[bytes | str], None] | None = None
+            self.received = 0
+            """Messages received so far, data and control (pongs included): the heartbeat's clock."""
 
-    def attach(self, callback: Callable[[bytes | str], None]) -> None:
-        """From now on, call ``callback(data)`` for every data message; the ones already
-        queued go to it first, in order (control messages stay queued, after them)."""
-        kept = []
-        while self._buffer:
-            message = self._take()
-            if message.type is _BINARY or message.type is _TEXT:
-                callback(message.data)
-            else:
-                kept.append(message)
-        self.callback = callback
-        for message in kept:
-            super().feed_data(message, 0)
+        def attach(self, callback: Callable[[bytes | str], None]) -> None:
+            """From now on, call ``callback(data)`` for every data message; the ones already
+            queued go to it first, in order (control messages stay queued, after them)."""
+            kept = []
+            while self._buffer:
+                message = self._take()
+                if message.type is _BINARY or message.type is _TEXT:
+                    callback(message.data)
+                else:
+                    kept.append(message)
+            self.callback = callback
+            for message in kept:
+                super().feed_data(message, 0)
 
-    def detach(self) -> None:
-        """Stop calling the callback: later data messages are dropped."""
-        self.callback = _drop
+        def detach(self) -> None:
+            """Stop calling the callback: later data messages are dropped."""
+            self.callback = _drop
 
-    def _take(self):
-        """The next queued message, through aiohttp's own ``read()`` so that its byte count
-        (which pauses and resumes reading) stays right: with a message queued, ``read()``
-        returns without suspending, so one ``send`` runs it to completion."""
-        coro = self.read()
-        try:
-            coro.send(None)
-        except StopIteration as done:
-            return done.value
-        coro.close()
-        raise RuntimeError("WebSocketDataQueue.read() suspended with a message queued")
+        def _take(self):
+            """The next queued message, through aiohttp's own ``read()`` so that its byte count
+            (which pauses and resumes reading) stays right: with a message queued, ``read()``
+            returns without suspending, so one ``send`` runs it to completion."""
+            coro = self.read()
+            try:
+                coro.send(None)
+            except StopIteration as done:
+                return done.value
+            coro.close()
+            raise RuntimeError("WebSocketDataQueue.read() suspended with a message queued")
 
-    def feed_data(self, data, size) -> None:  # called by aiohttp's WebSocketReader
-        self.received += 1
-        callback = self.callback
-        if callback is not None:
-            kind = data.type
-            if kind is _BINARY or kind is _TEXT:
-                callback(data.data)
-                return
-        super().feed_data(data, size)
+        def feed_data(self, data, size) -> None:  # called by aiohttp's WebSocketReader
+            self.received += 1
+            callback = self.callback
+            if callback is not None:
+                kind = data.type
+                if kind is _BINARY or kind is _TEXT:
+                    callback(data.data)
+                    return
+            super().feed_data(data, size)
+
+    return DirectQueue
+
+
+try:
+    DirectQueue = _define_queue(WebSocketDataQueue)
+except Exception:  # no such class, or no longer subclassable: the self-check reports it
+    DirectQueue = None
 
 
 def _drop(data) -> None:
     pass
+
+
+# ---- the self-check ---------------------------------------------------------------------------
+def _post_start_fingerprint(func=None) -> str:
+    """sha256 (16 hex digits) of the AST of the body of ``func`` (default: aiohttp's
+    ``WebSocketResponse._post_start``): comments and layout do not count, code does."""
+    source = textwrap.dedent(inspect.getsource(func or web.WebSocketResponse._post_start))
+    body = ast.parse(source).body[0].body
+    return hashlib.sha256(ast.dump(ast.Module(body=body, type_ignores=[])).encode()).hexdigest()[:16]
+
+
+def _code(func) -> str:
+    """``func``'s source without whitespace, for looking up the lines we mirror."""
+    return re.sub(r"\s+", "", inspect.getsource(func))
+
+
+class _Transport:
+    def __init__(self):
+        self.data = bytearray()
+
+    def write(self, data) -> None:
+        self.data += data
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    return bytes([0x80 | opcode, len(payload)]) + payload
+
+
+def _check_queue(loop) -> None:
+    from aiohttp.base_protocol import BaseProtocol
+
+    assert WebSocketDataQueue is not None and WebSocketReader is not None, \
+        "aiohttp._websocket.reader has no WebSocketDataQueue/WebSocketReader"
+    assert DirectQueue is not None, "aiohttp's WebSocketDataQueue cannot be subclassed"
+    queue = DirectQueue(BaseProtocol(loop), DEFAULT_LIMIT, loop=loop)
+    reader = WebSocketReader(queue, 1 << 20, compress=False, decode_text=True)
+    reader.feed_data(_frame(2, b"a") + _frame(9, b"p"))
+    assert len(queue._buffer) == 2, "WebSocketDataQueue._buffer does not hold the parsed messages"
+    got: list = []
+    queue.attach(got.append)
+    assert got == [b"a"], "attach() did not hand over the queued data message"
+    reader.feed_data(_frame(1, b"b"))
+    assert got == [b"a", "b"] and queue.received == 3, \
+        "WebSocketReader does not call DirectQueue.feed_data (no longer cpdef?)"
+    ping = queue._take()
+    assert ping.type is WSMsgType.PING and ping.data == b"p", "control messages are not queued for read()"
+
+
+def _check_server(loop) -> None:
+    fingerprint = _post_start_fingerprint()
+    assert fingerprint == POST_START_FINGERPRINT, \
+        f"WebSocketResponse._post_start changed (AST {fingerprint}, copied {POST_START_FINGERPRINT})"
+    assert "self._post_start(request,protocol,writer)" in _code(web.WebSocketResponse.prepare), \
+        "WebSocketResponse.prepare no longer calls _post_start(request, protocol, writer)"
+    assert DEFAULT_LIMIT is not None and "DEFAULT_CHUNK_SIZE" in _code(web.WebSocketResponse._post_start), \
+        "aiohttp.helpers.DEFAULT_CHUNK_SIZE is not the queue limit"
+    handle = getattr(web.WebSocketResponse, "_handle_ping_pong_exception", None)
+    assert handle is not None and len(inspect.signature(handle).parameters) == 2, \
+        "no WebSocketResponse._handle_ping_pong_exception(exc)"
+
+
+def _check_writer(loop) -> None:
+    from aiohttp._websocket.writer import WebSocketWriter
+    from aiohttp.base_protocol import BaseProtocol
+
+    transport = _Transport()
+    writer = WebSocketWriter(BaseProtocol(loop), transport)
+    assert writer._closing is False and writer.protocol._paused is False, \
+        "no WebSocketWriter._closing / protocol._paused"
+    writer._write_websocket_frame(b"x", WSMsgType.BINARY, 0)
+    writer._write_websocket_frame(b"y" * 300, WSMsgType.BINARY, 0)
+    assert bytes(transport.data) == b"\x82\x01x" + b"\x82\x7e\x01\x2c" + b"y" * 300, \
+        "WebSocketWriter._write_websocket_frame(message, opcode, rsv) writes something else"
+
+
+def _check_client(loop) -> None:
+    from aiohttp.client_proto import ResponseHandler
+
+    init = _code(ClientWebSocketResponse.__init__)
+    for name in ("_waiting", "_writer", "_reader", "_heartbeat", "_loop"):
+        assert f"self.{name}" in init, f"ClientWebSocketResponse has no {name}"
+    assert callable(getattr(ClientWebSocketResponse, "_on_data_received", None)), \
+        "no ClientWebSocketResponse._on_data_received"
+    connect = _code(aiohttp.ClientSession._ws_connect)
+    for line in ("reader=WebSocketDataQueue(conn_proto,DEFAULT_CHUNK_SIZE,loop=self._loop)",
+                 "ws_resp._parser=WebSocketReader(",
+                 "conn_proto.set_parser(ws_resp._parser,reader,data_received_cb=cb)"):
+        assert line in connect, f"ClientSession._ws_connect no longer does {line}"
+    protocol = ResponseHandler(loop)
+    assert protocol._reading_paused is False and callable(protocol.resume_reading), \
+        "no ResponseHandler._reading_paused / resume_reading()"
+    assert list(inspect.signature(protocol.set_parser).parameters)[:3] == ["parser", "payload", "data_received_cb"], \
+        "ResponseHandler.set_parser(parser, payload, data_received_cb) changed"
+
+
+def run_self_check() -> list[str]:
+    """Probe every private aiohttp name the direct path uses (see the module docstring);
+    returns the problems found, empty when the direct path can be used. Never raises."""
+    problems = []
+    loop = asyncio.new_event_loop()
+    try:
+        for check in (_check_queue, _check_server, _check_writer, _check_client):
+            try:
+                check(loop)
+            except Exception as exc:  # noqa: BLE001 - any surprise means "internals differ"
+                problems.append(f"{check.__name__[7:]}: {exc or type(exc).__name__}"
+                                if isinstance(exc, AssertionError) else f"{check.__name__[7:]}: {exc!r}")
+    finally:
+        loop.close()
+    return problems
+
+
+PROBLEMS: list[str] = run_self_check()
+"""What the self-check found at import (empty: the direct path is usable)."""
+_warned = False
+
+
+def direct_enabled() -> bool:
+    """Whether sockets take the direct path: the self-check passed and ``STARHOLD_WSDIRECT``
+    is not 0. Logs one warning the first time it says no."""
+    global _warned
+    forced = os.environ.get(ENV, "").strip().lower() in ("0", "false", "no", "off")
+    if not forced and not PROBLEMS:
+        return True
+    if not _warned:
+        _warned = True
+        if PROBLEMS:
+            log.warning("starhold.wsdirect: aiohttp %s differs from the internals the direct WebSocket path "
+                        "follows (tested: %s); using plain aiohttp WebSockets (more CPU per message): %s",
+                        aiohttp.__version__, TESTED_AIOHTTP, "; ".join(PROBLEMS))
+        else:
+            log.warning("starhold.wsdirect: %s=0: using plain aiohttp WebSockets", ENV)
+    return False
 
 
 class DirectWebSocketResponse(web.WebSocketResponse):
@@ -102,11 +313,18 @@ class DirectWebSocketResponse(web.WebSocketResponse):
     as None): the peer is pinged after that long without a message, and dropped when nothing
     arrives within half of it after the ping (what aiohttp's heartbeat does), provided the owner
     calls ``sweep()`` every ``swept_heartbeat / 8`` seconds or so. A silent peer then lasts at
-    most 1.5 heartbeats plus two sweep periods."""
+    most 1.5 heartbeats plus two sweep periods.
+
+    When ``direct_enabled()`` is False this is a plain ``web.WebSocketResponse``: ``direct`` stays
+    None (data messages come out of ``receive()``), ``swept_heartbeat`` is given to aiohttp as
+    its ``heartbeat`` (same timing) and ``sweep()`` does nothing."""
 
     direct: DirectQueue | None = None
 
     def __init__(self, *, swept_heartbeat: float | None = None, **kwargs):
+        self._direct_mode = direct_enabled()
+        if not self._direct_mode and swept_heartbeat is not None and kwargs.get("heartbeat") is None:
+            kwargs["heartbeat"], swept_heartbeat = swept_heartbeat, None
         super().__init__(**kwargs)
         self.swept_heartbeat = swept_heartbeat
         self._seen = -1  # DirectQueue.received at the last sweep
@@ -114,12 +332,17 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         self._pinged_at: float | None = None
         self._ping_task: asyncio.Future | None = None  # held: a task only weakly referenced may vanish
 
-    def _post_start(self, request, protocol, writer) -> None:
-        # aiohttp's _post_start, with a DirectQueue as the reader's queue.
+    def _post_start(self, *args, **kwargs) -> None:
+        if not self._direct_mode:
+            return super()._post_start(*args, **kwargs)
+        request, protocol, writer = args
+        # aiohttp 3.14.5's _post_start (POST_START_FINGERPRINT), with a DirectQueue as the queue.
         self._ws_protocol = protocol
         self._writer = writer
         self._reset_heartbeat()
-        self._reader = self.direct = DirectQueue(request._protocol, DEFAULT_LIMIT, loop=self._loop)
+        loop = self._loop
+        assert loop is not None
+        self._reader = self.direct = DirectQueue(request._protocol, DEFAULT_LIMIT, loop=loop)
         self._parser = WebSocketReader(self._reader, self._max_msg_size, compress=bool(self._compress),
                                        decode_text=self._decode_text)
         cb = None if self._heartbeat is None else self._on_data_received
@@ -150,10 +373,14 @@ class DirectWebSocketResponse(web.WebSocketResponse):
 
 
 def make_direct(ws: ClientWebSocketResponse, callback: Callable[[bytes | str], None],
-                max_msg_size: int = 0) -> DirectQueue:
+                max_msg_size: int = 0) -> DirectQueue | None:
     """Switch a client WebSocket (fresh from ``ws_connect``, no ``receive()`` pending, no
     compression) to direct delivery: data messages go to ``callback(data)``, the rest to
-    ``ws.receive()``. ``max_msg_size`` as given to ``ws_connect`` (0: unlimited)."""
+    ``ws.receive()``. ``max_msg_size`` as given to ``ws_connect`` (0: unlimited). Returns None,
+    leaving ``ws`` as it is (data messages come out of ``receive()``), when ``direct_enabled()``
+    is False."""
+    if not direct_enabled():
+        return None
     if ws._waiting:
         raise RuntimeError("make_direct() while a receive() is pending")
     protocol = ws._writer.protocol
@@ -172,4 +399,4 @@ def make_direct(ws: ClientWebSocketResponse, callback: Callable[[bytes | str], N
     return queue
 
 
-__all__ = ["DirectQueue", "DirectWebSocketResponse", "make_direct"]
+__all__ = ["DirectQueue", "DirectWebSocketResponse", "direct_enabled", "make_direct", "run_self_check"]

@@ -1,4 +1,8 @@
-"""starhold.wsdirect: data messages from aiohttp's parser to a callback, the rest to receive()."""
+"""starhold.wsdirect: data messages from aiohttp's parser to a callback, the rest to receive().
+
+These test the direct path; with an aiohttp whose internals differ (the self-check failed) or
+``STARHOLD_WSDIRECT=0`` they are skipped (with ``CI=true`` a skip fails the run). The public
+path it falls back to, and the self-check itself, are tested in test_wsdirect_fallback.py."""
 
 from __future__ import annotations
 
@@ -7,15 +11,20 @@ import asyncio
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
-from aiohttp._websocket.reader import WebSocketReader
 from aiohttp.test_utils import TestServer
 
 from starhold import protocol as P
+from starhold import wsdirect
 from starhold.gateway.app import GATEWAY
 from starhold._runtime.local_host import InProcessDirectory
-from starhold.wsdirect import DirectQueue, DirectWebSocketResponse, make_direct
+from starhold.wsdirect import DirectQueue, DirectWebSocketResponse, WebSocketReader, make_direct
 
 from wire import Wire, guest_token
+
+pytestmark = pytest.mark.skipif(
+    not wsdirect.direct_enabled(),
+    reason=f"wsdirect runs on the public path with aiohttp {aiohttp.__version__} "
+           f"(tested: {wsdirect.TESTED_AIOHTTP}): {'; '.join(wsdirect.PROBLEMS) or 'STARHOLD_WSDIRECT=0'}")
 
 
 class _Protocol:
@@ -129,6 +138,11 @@ async def test_gateway_sockets_run_in_direct_mode(gateway_factory, tmp_path):
             await wire.recv(P.WELCOME)
             [sock] = url.app[GATEWAY].sockets
             assert type(sock.ws) is DirectWebSocketResponse and sock.ws.direct.callback == sock._on_data
+            assert sock._direct_write and sock.ws.swept_heartbeat == P.HEARTBEAT_INTERVAL
+            # the queue limit aiohttp's own _post_start gives (DEFAULT_CHUNK_SIZE, 2**18 in 3.14;
+            # the queue pauses reading above twice it)
+            assert wsdirect.DEFAULT_LIMIT == aiohttp.helpers.DEFAULT_CHUNK_SIZE
+            assert sock.ws.direct._limit == 2 * aiohttp.helpers.DEFAULT_CHUNK_SIZE
             await wire.send(P.PING, 2)
             assert (await wire.recv(P.PONG))[1] == 2
             await wire.ws.close()
