@@ -205,7 +205,11 @@ class Ticker:
 
     async def _arm(self, force: bool = False) -> None:
         """Set the alarm: the next tick boundary while the loop runs, else the earliest
-        deadline, else none. Writes only when that changes."""
+        deadline, else none. Writes only when that changes. While the loop runs, an armed
+        alarm is kept (unless ``force``): it is the next tick, or an overdue one whose delivery
+        reports the ticks missed."""
+        if self.running and self._alarm_at is not None and not force:
+            return
         if self.running:
             current = self.current_tick()
             at = self.tick_time(max(current, current if self.last_tick is None else self.last_tick) + 1)
