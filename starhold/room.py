@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .storage.sqlite_store import RoomStorage
     from .clock import Clock
     from ._runtime.runtime import RoomRuntime
+    from .ticker import Ticker
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,18 @@ class Room:
     ``{"move_to"}``: a newer target replaces an older one). The runtime delivers only that
     latest one to ``on_message``; acknowledging its ``seq`` covers the superseded ones."""
     tick_rate: float | None = None
-    """Hz of the room's loop (``on_tick``), or None for a room without one."""
+    """Hz of the room's loop (``on_tick``, driven by ``self.ticker``: ``starhold.ticker``), or
+    None for a room without one."""
+    tick_epoch: float = 0.0
+    """Clock seconds of tick 0 before the room's offset (``starhold.ticker``): tick ``k``'s
+    boundary is ``tick_epoch + offset + k / tick_rate``. Default: the Unix epoch."""
     seat_hold: float | None = None
-    """Seconds a dropped player's seat is held for ``join.resume``, or None for no seat holds."""
+    """Seconds a dropped player's seat is held for ``join.resume``, or None for no seat holds
+    (``starhold.seats.Seats``; the room param ``seat_hold`` overrides it per room)."""
     max_players: int | None = None
     """Most players seated at once (a full room refuses a ``join`` with error 12 and close
-    4003), or None for no limit."""
+    4003), or None for no limit (``starhold.seats.Seats``; the room param ``max_players``
+    overrides it per room)."""
     wake_on_http: bool = False
     """Whether an HTTP request without a token may wake the room when it sleeps (else such a
     request is answered only by an awake room, and 401 otherwise)."""
@@ -126,6 +133,18 @@ class Room:
         if heads:
             self._runtime.emit_spliced(tail, heads, allow_unconfirmed)
 
+    @property
+    def ticker(self) -> "Ticker":
+        """The room's loop and alarm owner (``starhold.ticker.Ticker`` at ``tick_rate`` Hz),
+        created on first use in each activation. A room that uses it leaves
+        ``storage.set_alarm`` to it (deadlines: ``ticker.wake_at``)."""
+        ticker = self.__dict__.get("_ticker")
+        if ticker is None:
+            from .ticker import Ticker
+
+            ticker = self.__dict__["_ticker"] = Ticker(self)
+        return ticker
+
     # ---- hooks (override) -------------------------------------------------------------------
     async def on_start(self) -> None:
         """Once per activation, after storage is open and before any other hook."""
@@ -147,7 +166,17 @@ class Room:
         return HttpResponse(404, {"error": "not found"})
 
     async def on_alarm(self, info: AlarmInfo) -> None:
-        """The room's alarm (``storage.set_alarm``) fell due."""
+        """The room's alarm (``storage.set_alarm``) fell due. Default: a room with a
+        ``tick_rate`` or a ticker in use delivers it to ``self.ticker`` (deadlines, then
+        ``on_tick``); else nothing."""
+        if self.tick_rate or "_ticker" in self.__dict__:
+            await self.ticker.on_alarm(info)
+
+    async def on_tick(self, tick: int, missed: int) -> None:
+        """One tick of the loop (``self.ticker``, ``tick_rate`` Hz): ``tick`` is the tick's
+        number (its boundary is ``self.ticker.tick_time(tick)``, seconds), ``missed`` how
+        many ticks before it went by undelivered (0 while the room keeps up; after a late
+        alarm, a sleep or a crash with the loop running: catch up on them)."""
 
     async def on_hibernate(self) -> None:
         """Best effort, just before eviction. Never the only place state is saved."""

@@ -401,7 +401,7 @@ async def test_ships_of_players_who_left_leave_the_frames_and_the_tick(game, roo
     runtime = room_directory.runtime("system", "sol").room
     pirates = set(game.pirates("w"))
     assert set(runtime.ships) == {me, *held, *pirates}
-    assert set(runtime.battle.ids.tolist()) == {me, *held, *pirates}
+    assert set(runtime.sim.battle.ids.tolist()) == {me, *held, *pirates}
     # when the holds expire, those ships leave too (the room slept meanwhile: the alarm woke it)
     await game.advance(P.SEAT_HOLD + 1.0)
     await game.room()

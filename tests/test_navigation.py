@@ -105,7 +105,7 @@ async def test_a_move_across_the_star_is_planned_around_the_exclusion_zone(game,
         await game.advance(0.1, 0.1)
         samples.append(game.ship("a", ship))
         # the room's own closed form, between frames too
-        x, y = room._where(ship, game.clock.now() + 0.05)
+        x, y = room.sim.where(ship, game.clock.now() + 0.05)
         assert not blocked_at(grid, x, y)
         if not samples[-1][2] & P.SHIP_MOVING:
             break
@@ -133,7 +133,7 @@ async def test_a_polyline_flight_continues_in_closed_form_while_the_room_sleeps(
     await game.join("a2", player="p-a")  # wakes it, still mid-flight
     room = room_directory.runtime("system", "sol").room
     now = game.clock.now()
-    assert room._where(ship, now) == pytest.approx(polyline_position(points, now - t0), abs=1e-3)  # clock times ~1.8e9 s
+    assert room.sim.where(ship, now) == pytest.approx(polyline_position(points, now - t0), abs=1e-3)  # clock times ~1.8e9 s
     await game.advance(total)
     assert game.ship("a2", ship)[:2] == [P.quantize(points[-1][0]), P.quantize(points[-1][1])]
 
@@ -159,7 +159,7 @@ async def test_an_unreachable_target_is_an_error_and_the_ship_keeps_its_course(g
     ship = (await game.join("a"))["ship"]
     room = room_directory.runtime("system", "sol").room
     ring = [(500 + 100 * math.cos(a), 500 + 100 * math.sin(a), 30.0) for a in np.linspace(0, 2 * math.pi, 40)]
-    room.grid = NavGrid(ring, fill_pockets=False)  # a grid with an enclosed pocket around (500, 500)
+    room.sim.grid = NavGrid(ring, fill_pockets=False)  # a grid with an enclosed pocket around (500, 500)
     start = game.ship("a", ship)[:2]
     ok = await game.move("a", 1.5 * start[0], 1.5 * start[1])
     seq = await game.move("a", 500.0, 500.0)

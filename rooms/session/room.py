@@ -79,6 +79,6 @@ class SessionRoom(ShipRoom):
             return HttpResponse(200 if same else 409, {"id": self.name, **self.config} if same
                                 else {"error": "game exists with other settings"})
         self.config = config
-        self.max_players = max_players
+        self.seats.max_players = max_players
         await self.storage.put("config", config)
         return HttpResponse(201, {"id": self.name, **config})
