@@ -26,3 +26,38 @@ async def test_awaiting_does_not_count_as_blocking(no_blocking):
     await asyncio.sleep(0.3)
     await asyncio.to_thread(time.sleep, 0.3)
     assert no_blocking.stalls == []
+
+
+def test_a_thread_waiting_in_its_selector_is_idle_and_one_sleeping_is_not():
+    """A stalled heartbeat whose loop thread is in ``selectors.select`` is CPU starvation on a
+    loaded machine, not a blocking call; a thread in ``time.sleep`` is blocked."""
+    import selectors
+    import sys
+    import threading
+    import time
+
+    from starhold.watchdog import waiting_in_selector
+
+    selector = selectors.DefaultSelector()
+    ready = threading.Event()
+
+    def wait_in_select():
+        ready.set()
+        selector.select(timeout=2.0)
+
+    def sleep():
+        ready.set()
+        time.sleep(2.0)
+
+    for target, innermost, idle in ((wait_in_select, "select", True), (sleep, "sleep", False)):
+        ready.clear()
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        ready.wait()
+        frame = sys._current_frames().get(thread.ident)
+        while frame.f_code.co_name != innermost:  # until the thread is inside the call
+            time.sleep(0.01)
+            frame = sys._current_frames().get(thread.ident)
+        assert waiting_in_selector(frame) is idle
+    selector.close()
+    assert waiting_in_selector(None) is False
