@@ -73,6 +73,7 @@ class ShipRoom(Room):
 
     kind = "ships"
     coalesce = frozenset({protocol.MOVE_TO})
+    tick_rate = 10
     keep_ships = True
     """Whether a ship stays in the room after its seat is released (systems: yes, the player
     comes back to it; game sessions: no, a player who left is out of the game)."""

@@ -1,0 +1,19 @@
+"""Starhold-the-game's HTTP routes, mounted by every gateway that hosts the game
+(``starhold.http.define_routes`` in ``game.py``): the galaxy and its systems
+(``system/http.py``), game sessions (``session/http.py``) and accounts (``accounts/http.py``).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from starhold.http import GatewayAPI
+
+from .accounts.http import account_routes
+from .session.http import session_routes
+from .system.http import galaxy_routes
+
+
+def game_routes(api: GatewayAPI) -> list[web.RouteDef]:
+    """Every route of the game over one gateway's ``api`` (see the modules above)."""
+    return [*galaxy_routes(api), *session_routes(api), *account_routes(api)]
