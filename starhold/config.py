@@ -27,9 +27,9 @@ class Settings:
     second, at which a gateway process refuses new players (``gateway/admission.py``; 0 turns
     admission control off, the rooms' tick overruns included);
     ``games_per_hour`` / ``live_games``: games a player may create per rolling hour / have
-    awake at once (``gateway/quotas.py``; 0 unlimited); ``login_account_failures`` /
+    awake at once (``rooms/session/quotas.py``; 0 unlimited); ``login_account_failures`` /
     ``login_address_failures``: failed logins in a row per account / per client address before
-    lockouts start (``gateway/throttle.py``; 0 off); ``shutdown_timeout``: seconds ``starhold
+    lockouts start (``rooms/accounts/throttle.py``; 0 off); ``shutdown_timeout``: seconds ``starhold
     serve`` gives its server to shut down on SIGTERM or Ctrl-C before killing it
     (``starhold/supervise.py``); ``rooms``: the modules of room kinds to host, comma-separated
     dotted names (``starhold serve --rooms``, ``STARHOLD_ROOMS``), default the ``starhold.rooms``
