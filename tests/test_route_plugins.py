@@ -130,3 +130,26 @@ async def test_anonymous_http_wakes_only_kinds_that_declare_wake_on_http(served)
         async with session.get(url + "/api/tallies/t-3?token=forged") as resp:
             assert resp.status == 401
     assert await directory.list_rooms() == ["notice/board"]
+
+
+async def test_the_games_rooms_on_the_generic_route_only_where_the_game_declares_ids(gateway_factory, tmp_path):
+    """``/rooms/system/Sol/ws`` is Sol's socket (names resolve as on ``/api/systems``); unsigned
+    game ids, the accounts room and the docs' example kinds are refused with 4004."""
+    from wire import Wire
+
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
+    try:
+        url = await gateway_factory(directory)
+        async with aiohttp.ClientSession() as session:
+            token = await guest_token(session, url, "Eve")
+            wire = await Wire.open(session, url, "/rooms/system/Sol/ws", token)
+            welcome, _ = await wire.join()
+            assert welcome["system"]["id"] == "sol"
+            for path in ("/rooms/session/" + "0" * 96 + "/ws", "/rooms/accounts/accounts/ws",
+                         "/rooms/counter/c1/ws", "/rooms/nosuchkind/x/ws"):
+                refused = await Wire.open(session, url, path, token)
+                assert (await refused.recv(P.ERROR))[2]["code"] == P.ERR_UNKNOWN_ROOM
+                assert await refused.close_code() == P.CLOSE_UNKNOWN_ROOM
+        assert await directory.list_rooms() == ["system/sol"]
+    finally:
+        await directory.close()
