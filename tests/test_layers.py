@@ -116,3 +116,16 @@ def test_the_checker_sees_relative_function_level_and_package_imports(tmp_path, 
     found = {(t, n) for t, n, _ in imports_of("starhold.gateway.probe")}
     assert ("starhold.rooms.galaxy", "catalogue") in found and ("starhold.rooms.galaxy.catalogue", None) in found
     assert ("starhold", "_runtime") in found and ("starhold._runtime", None) in found
+
+
+def test_room_hosts_load_the_game_without_aiohttp_or_the_gateway():
+    """Room actors import the game's module (its kinds and its route declarations): the routes
+    themselves, aiohttp and the gateway are imported only by the gateways that mount them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, starhold.rooms.game; "
+             "print(sorted(m for m in sys.modules if m == 'aiohttp' or m.startswith(('starhold.gateway', "
+             "'starhold.rooms.http'))))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
