@@ -12,8 +12,7 @@ from types import SimpleNamespace
 import aiohttp
 import jwt
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer, make_mocked_request
+from aiohttp.test_utils import make_mocked_request
 from starhold.gateway import auth
 from starhold.rooms.accounts.throttle import LOCKOUT_MAX, LoginThrottle
 from starhold.gateway.auth import (
