@@ -31,10 +31,8 @@ async def gateway(directory):
     from aiohttp.test_utils import TestServer
 
     from starhold.gateway.app import create_app
-    from starhold.rooms.galaxy.catalogue import load_galaxy
 
-    server = TestServer(create_app(directory, await asyncio.to_thread(load_galaxy), web_dist=None),
-                        host="127.0.0.1", port=0)
+    server = TestServer(create_app(directory, web_dist=None), host="127.0.0.1", port=0)
     await server.start_server()
     return server, str(server.make_url("")).rstrip("/")
 

@@ -1,20 +1,19 @@
-"""The aiohttp gateway: HTTP API, WebSocket endpoints, static web client (DESIGN §6).
+"""The aiohttp gateway: WebSocket endpoints, framework HTTP routes, static web client (DESIGN §6).
 
-Routes:
-- ``GET /api/galaxy``: every system with lanes and players online (docs/protocol.md §1).
-- ``GET /api/route?from=<system>&to=<system>``: the shortest chain of jumps between two
-  systems, ``{"systems": [ids], "parsecs": total}`` (docs/protocol.md §1).
-- ``GET /api/systems/{system}``: one system with its planets (static data; does not wake it).
-- ``GET /api/systems/{system}/state``: the live room's state (``Room.on_request``); only a
-  request with a valid token wakes a sleeping room (401 without one).
-- ``GET /api/systems/{system}/ws``: the system's WebSocket (docs/protocol.md §2-5).
-- ``POST /api/game/new``, ``GET /api/game/{id}/state``, ``GET /api/game/{id}/ws``: game
-  sessions (docs/protocol.md §7).
-- ``/api/auth/*``: accounts and tokens (``gateway/auth.py``). Every WebSocket needs a token.
+The gateway holds no game code. Its own routes:
+
+- ``GET /rooms/{kind}/{id}/ws``: the WebSocket of any hosted room kind (docs/protocol.md §2-5);
+  a kind may restrict its ids (``GatewayAPI.room_ids``): unknown rooms are refused with 4004.
+- ``POST /api/auth/guest``, ``GET /api/auth/me``: guest tokens and token checks
+  (``gateway/auth.py``). Every WebSocket needs a token.
 - ``GET /api/rooms``: ``{"rooms": ["system/sol", ...]}``, the rooms with a live activation.
 - ``GET /metrics``: Prometheus metrics (``gateway/metrics.py``).
 - ``GET /healthz``: liveness and counters (connections, rooms, Ray calls).
 - ``/``: the browser client (``client/web/dist``).
+
+Every other route is declared by the modules of room kinds the server hosts
+(``starhold.http.define_routes``, mounted by ``gateway/plugins.py``): Starhold's game declares
+``/api/galaxy``, ``/api/systems/...``, ``/api/game/...`` and ``/api/auth/register|login``.
 
 The gateway depends on rooms only through a ``RoomDirectory`` (Ray or in-process).
 """
@@ -23,28 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
-import secrets
 import tempfile
 import uuid
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from .. import protocol
-from ..rooms.galaxy.catalogue import Galaxy, load_galaxy
 from .._runtime.handle import RoomDirectory, RoomGone
-from ..rooms.galaxy.planets import system_info
-from ..room import HttpRequest
+from .._runtime.paths import room_db_path
+from ..http import AuthError, Identity, RoomUnavailable
+from ..kinds import load_rooms, room_class
+from ..room import HttpRequest, HttpResponse, Room
 from ..wsdirect import DirectWebSocketResponse
 from . import admission, http_log, metrics
 from .admission import LoadShedder
-from .auth import AuthError, TokenService, add_auth_routes, token_from_request
-from .quotas import GameQuota, QuotaExceeded
+from .auth import TokenService, add_auth_routes, token_from_request
 from .room_link import RoomLink
-from .sessions import SessionIds
-from .throttle import LoginThrottle, retry_after_header
 from .sockets import ClientSocket
 
 log = logging.getLogger("starhold.gateway")
@@ -66,37 +63,66 @@ _NOT_BUILT = """<!doctype html><title>Starhold</title>
 <p>The web client is not built. Run <code>npm --prefix client/web ci &amp;&amp;
 npm --prefix client/web run build</code> and reload.</p>"""
 
+_UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+
 
 class Gateway:
-    """State of one gateway process: its id, its room links and counters."""
+    """State of one gateway process: its id, the kinds it hosts, its room links and counters.
 
-    def __init__(self, directory: RoomDirectory, galaxy: Galaxy, web_dist: Path | None, tokens: TokenService,
-                 sessions: SessionIds, shedder: LoadShedder | None = None, quota: GameQuota | None = None):
+    ``kinds``: kind -> ``Room`` subclass (what ``starhold.kinds.load_rooms`` returned);
+    ``data_dir``: the shared key files; ``options``: the route plugins' options."""
+
+    def __init__(self, directory: RoomDirectory, web_dist: Path | None, tokens: TokenService,
+                 shedder: LoadShedder | None = None, *, kinds: Mapping[str, type[Room]] | None = None,
+                 data_dir: Path | None = None, options: Mapping[str, Any] | None = None):
         self.directory = directory
-        self.quota = quota or GameQuota()
-        self.galaxy = galaxy
         self.web_dist = web_dist
         self.tokens = tokens
-        self.session_ids = sessions
+        self.kinds = dict(kinds or {})
+        self.data_dir = data_dir
+        self.options = dict(options or {})
         self.gateway_id = f"gw-{uuid.uuid4().hex[:8]}"
         self.links: dict[tuple[str, str], RoomLink] = {}
         self.sockets: set[ClientSocket] = set()
         self.stats: collections.Counter = collections.Counter()
         self.shedder = shedder or LoadShedder()
+        self.resolvers: dict[str, Callable[[str], str | None]] = {}  # GatewayAPI.room_ids
+        self.params: dict[str, Callable[[str], dict]] = {}  # GatewayAPI.room_params
         self._maintainer: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
         self._prober: asyncio.Task | None = None
 
+    def kind_class(self, kind: str) -> type[Room]:
+        """The ``Room`` subclass of a hosted ``kind`` (else of the registry; ``KeyError``)."""
+        cls = self.kinds.get(kind)
+        return cls if cls is not None else room_class(kind)
+
     def link(self, kind: str, room_id: str) -> RoomLink:
         """The link to a room, created on first use and kept (one per room this gateway has
         served: a few hundred bytes each). Keeping it means a socket that joins while the
-        previous one's pull is still in flight is served by that same pull loop."""
+        previous one's pull is still in flight is served by that same pull loop. The link
+        batches by the kind's ``tick_rate`` and wakes the room with the kind's params."""
         key = (kind, room_id)
         link = self.links.get(key)
         if link is None:
-            params = {"system": system_info(self.galaxy.get(room_id))} if kind == "system" else {}
-            link = self.links[key] = RoomLink(self.directory, self.gateway_id, kind, room_id, params)
+            params = self.params[kind](room_id) if kind in self.params else {}
+            link = self.links[key] = RoomLink(self.directory, self.gateway_id, kind, room_id, params,
+                                              tick_rate=self.kind_class(kind).tick_rate)
         return link
+
+    def resolve(self, kind: str, raw_id: str) -> str | None:
+        """The id of the room ``raw_id`` names in a hosted ``kind``, or None when there is no
+        such room (an unknown kind, an id its resolver refuses, or an invalid id)."""
+        if kind not in self.kinds:
+            return None
+        resolver = self.resolvers.get(kind)
+        if resolver is not None:
+            return resolver(raw_id)
+        try:
+            room_db_path(".", kind, raw_id)
+        except ValueError:
+            return None
+        return raw_id
 
     def refusal(self, kind: str, room_id: str) -> str | None:
         """Why a new player may not join this room now (``gateway/admission.py``): ``"gateway"``
@@ -112,50 +138,23 @@ class Gateway:
             return "room"
         return None
 
-    def players(self) -> dict[str, int]:
-        """Joined sockets per system on this gateway."""
+    def players(self, kind: str) -> dict[str, int]:
+        """Joined sockets per room of ``kind`` on this gateway."""
         return {room_id: sum(1 for s in link.sockets.values() if s.connected)
-                for (kind, room_id), link in self.links.items() if kind == "system"}
+                for (k, room_id), link in self.links.items() if k == kind}
 
-    # ---- handlers --------------------------------------------------------------------------
-    async def galaxy_json(self, request: web.Request) -> web.Response:
-        return web.json_response(self.galaxy.to_json(self.players()))
+    def identity(self, request: web.Request) -> Identity:
+        """The verified identity of a request's token. Raises ``AuthError``."""
+        token = token_from_request(request)
+        if not token:
+            raise AuthError("missing token: log in (POST /api/auth/guest or /api/auth/login) and send it")
+        return self.tokens.verify(token)
 
-    def _system(self, request: web.Request):
-        system = self.galaxy.resolve(request.match_info["system"])
-        if system is None:
-            raise web.HTTPNotFound(text='{"error": "unknown system"}', content_type="application/json")
-        return system
-
-    async def route_json(self, request: web.Request) -> web.Response:
-        """``GET /api/route?from=&to=`` (ids, names or aliases): 400 without both, 404 for an
-        unknown system (or no route)."""
-        keys = {k: request.query.get(k, "").strip() for k in ("from", "to")}
-        missing = [k for k, v in keys.items() if not v]
-        if missing:
-            return web.json_response({"error": f"missing query parameter(s): {', '.join(missing)}"}, status=400)
-        systems = {k: self.galaxy.resolve(v) for k, v in keys.items()}
-        for k, system in systems.items():
-            if system is None:
-                return web.json_response({"error": f"unknown system: {keys[k][:64]}"}, status=404)
-        found = self.galaxy.route(systems["from"].id, systems["to"].id)
-        if found is None:
-            return web.json_response({"error": "no route"}, status=404)
-        ids, parsecs = found
-        return web.json_response({"systems": ids, "parsecs": parsecs})
-
-    async def system_json(self, request: web.Request) -> web.Response:
-        system = self._system(request)
-        info = system_info(system)
-        body = {**system.to_json(), "lanes": list(self.galaxy.lanes(system.id)),
-                "players": self.players().get(system.id, 0), "star_radius": info["star_radius"],
-                "planets": info["planets"]}
-        return web.json_response(body)
-
-    async def _room_request(self, kind: str, room_id: str, req: HttpRequest, *, wake: bool = True) -> web.Response | None:
-        """Forward ``req`` to the room's ``on_request``. ``wake=False`` only asks a live
-        activation and returns None when the room sleeps (nothing is activated). Raises
-        ``HTTPServiceUnavailable`` (503) when the room keeps going away."""
+    # ---- HTTP to rooms -----------------------------------------------------------------------
+    async def call_room(self, kind: str, room_id: str, req: HttpRequest, *, wake: bool = True) -> HttpResponse | None:
+        """Send ``req`` to the room's ``on_request``. ``wake=False`` only asks a live activation
+        and returns None when the room sleeps (nothing is activated). Raises
+        ``RoomUnavailable`` when the room keeps going away."""
         link = self.link(kind, room_id)
         for _ in range(3):
             handle = None
@@ -166,102 +165,44 @@ class Gateway:
                     handle = await self.directory.get_if_active(kind, room_id)
                     if handle is None:
                         return None
-                response = await handle.request(req)
-                return web.json_response(response.body, status=response.status)
+                return await handle.request(req)
             except RoomGone:
                 link._lost(handle)
-        raise web.HTTPServiceUnavailable(text='{"error": "room unavailable"}', content_type="application/json")
+        raise RoomUnavailable(f"room {kind}/{room_id} unavailable")
 
-    async def _state(self, request: web.Request, kind: str, room_id: str) -> web.Response:
-        """``GET .../state``: with a valid token, wake the room if needed and answer; without a
-        token, answer only from an awake room (401 when it sleeps: an anonymous request never
-        starts an activation); an invalid token is 401."""
-        req = HttpRequest("GET", "state", {k: v for k, v in request.query.items() if k != "token"})
+    async def forward(self, request: web.Request, kind: str, room_id: str, path: str) -> web.Response:
+        """``GET .../state`` and the like (``GatewayAPI.forward``): with a valid token, wake the
+        room if needed and answer; without a token, answer only from an awake room (401 when it
+        sleeps: an anonymous request never starts an activation) unless the kind declares
+        ``wake_on_http``; an invalid token is 401; 503 when the room keeps going away."""
+        body = await request.read() if request.can_read_body else b""
+        req = HttpRequest(request.method, path, {k: v for k, v in request.query.items() if k != "token"}, body)
+        wake = True
         if token_from_request(request) is not None:
             try:
-                self._identity(request)
+                self.identity(request)
             except AuthError as exc:
-                return web.json_response({"error": exc.message}, status=401, headers={"WWW-Authenticate": "Bearer"})
-            return await self._room_request(kind, room_id, req)
-        response = await self._room_request(kind, room_id, req, wake=False)
+                return web.json_response({"error": exc.message}, status=401, headers=_UNAUTHORIZED)
+        else:
+            wake = bool(self.kind_class(kind).wake_on_http)
+        try:
+            response = await self.call_room(kind, room_id, req, wake=wake)
+        except RoomUnavailable:
+            raise web.HTTPServiceUnavailable(text='{"error": "room unavailable"}', content_type="application/json")
         if response is None:
             return web.json_response({"error": "missing token: the room is asleep and only a request with a token "
                                                "wakes it (POST /api/auth/guest)"},
-                                     status=401, headers={"WWW-Authenticate": "Bearer"})
-        return response
-
-    async def system_state(self, request: web.Request) -> web.Response:
-        return await self._state(request, "system", self._system(request).id)
-
-    async def system_ws(self, request: web.Request) -> web.WebSocketResponse:
-        system = self.galaxy.resolve(request.match_info["system"])
-        return await self._serve_socket(request, "system", system.id if system else None, "unknown system")
-
-    # ---- game sessions -----------------------------------------------------------------------
-    def _game_id(self, request: web.Request) -> str:
-        game_id = request.match_info["game"]
-        if not self.session_ids.valid(game_id):
-            raise web.HTTPNotFound(text='{"error": "no such game"}', content_type="application/json")
-        return game_id
-
-    def _identity(self, request: web.Request):
-        """The verified identity of a request's token. Raises ``AuthError``."""
-        token = token_from_request(request)
-        if not token:
-            raise AuthError("missing token: log in (POST /api/auth/guest or /api/auth/login) and send it")
-        return self.tokens.verify(token)
-
-    async def game_new(self, request: web.Request) -> web.Response:
-        """``POST /api/game/new``: 401 without a valid token, 400/413 for a bad body, 429 with
-        ``Retry-After`` past the player's limits (``gateway/quotas.py``), else the room's
-        answer (201 with the game)."""
-        try:
-            identity = self._identity(request)
-        except AuthError as exc:
-            return web.json_response({"error": exc.message}, status=401, headers={"WWW-Authenticate": "Bearer"})
-        raw = await request.content.read(protocol.MAX_MESSAGE_BYTES + 1)
-        if len(raw) > protocol.MAX_MESSAGE_BYTES:
-            return web.json_response({"error": "body too large"}, status=413)
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-            if not isinstance(body, dict):
-                raise ValueError
-        except ValueError:
-            return web.json_response({"error": "body must be a JSON object"}, status=400)
-        seed, max_players = body.get("seed"), body.get("max_players", 100)
-        if seed is None:
-            seed = secrets.randbits(32)
-        if not (type(seed) is int and 0 <= seed < 2**53 and type(max_players) is int and 1 <= max_players <= 500):
-            return web.json_response({"error": "seed must be an integer in [0, 2^53), max_players in [1, 500]"},
-                                     status=400)
-        game_id = self.session_ids.new()
-        try:
-            await self.quota.begin(identity.player, game_id, lambda g: self.directory.is_active("session", g))
-        except QuotaExceeded as exc:
-            return web.json_response({"error": exc.message}, status=429,
-                                     headers={"Retry-After": retry_after_header(exc.retry_after)})
-        create = {"seed": seed, "max_players": max_players, "created_by": identity.player}
-        try:
-            response = await self._room_request("session", game_id,
-                                                HttpRequest("POST", "create", {}, json.dumps(create).encode()))
-        finally:
-            self.quota.end(game_id)
-        if response.status == 201:
-            info = json.loads(response.body)
-            return web.json_response({**info, "ws": f"/api/game/{game_id}/ws", "state": f"/api/game/{game_id}/state"},
-                                     status=201)
-        return response
-
-    async def game_state(self, request: web.Request) -> web.Response:
-        return await self._state(request, "session", self._game_id(request))
-
-    async def game_ws(self, request: web.Request) -> web.WebSocketResponse:
-        game_id = request.match_info["game"]
-        return await self._serve_socket(request, "session", game_id if self.session_ids.valid(game_id) else None,
-                                        "no such game")
+                                     status=401, headers=_UNAUTHORIZED)
+        return web.json_response(response.body, status=response.status)
 
     # ---- WebSockets --------------------------------------------------------------------------
-    async def _serve_socket(self, request: web.Request, kind: str, room_id: str | None, unknown: str):
+    async def room_ws(self, request: web.Request) -> web.WebSocketResponse:
+        """``GET /rooms/{kind}/{id}/ws``: the WebSocket of a room of any hosted kind."""
+        kind, raw_id = request.match_info["kind"], request.match_info["id"]
+        return await self.serve_socket(request, kind, self.resolve(kind, raw_id), "unknown room")
+
+    async def serve_socket(self, request: web.Request, kind: str, room_id: str | None,
+                           unknown: str = "unknown room") -> web.WebSocketResponse:
         """Terminate one WebSocket: refuse unknown rooms (4004) and missing or invalid tokens
         (4001) with an error frame first, else run a ``ClientSocket`` until it closes."""
         # No permessage-deflate (as Colyseus and PartyKit): frames are small msgpack, and
@@ -281,7 +222,7 @@ class Gateway:
             await self._refuse(ws, protocol.ERR_UNKNOWN_ROOM, unknown, protocol.CLOSE_UNKNOWN_ROOM)
             return ws
         try:
-            identity = self._identity(request)
+            identity = self.identity(request)
         except AuthError as exc:
             await self._refuse(ws, protocol.ERR_UNAUTHORIZED, exc.message, protocol.CLOSE_UNAUTHORIZED)
             return ws
@@ -329,11 +270,20 @@ class Gateway:
             return web.Response(text=_NOT_BUILT, content_type="text/html", status=503)
         return web.FileResponse(self.web_dist / "index.html")
 
-    async def on_startup(self, app: web.Application) -> None:
+    async def background(self, app: web.Application):
+        """The gateway's ``cleanup_ctx``: start the directory's services and the maintenance,
+        heartbeat sweep and lag probe tasks; at cleanup, stop them."""
         await self.directory.start()
-        self._maintainer = asyncio.create_task(self._maintain())
-        self._sweeper = asyncio.create_task(self._sweep_heartbeats())
-        self._prober = asyncio.create_task(self.shedder.run())
+        self._maintainer = asyncio.create_task(self._maintain(), name="gateway-maintain")
+        self._sweeper = asyncio.create_task(self._sweep_heartbeats(), name="gateway-heartbeats")
+        self._prober = asyncio.create_task(self.shedder.run(), name="gateway-lag-probe")
+        tasks = (self._maintainer, self._sweeper, self._prober)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _sweep_heartbeats(self) -> None:
         """Every ``HEARTBEAT_SWEEP`` seconds, ping the sockets silent for a heartbeat and drop
@@ -358,9 +308,7 @@ class Gateway:
                 log.exception("directory maintenance failed")
 
     async def on_shutdown(self, app: web.Application) -> None:
-        for task in (self._maintainer, self._sweeper, self._prober):
-            if task is not None:
-                task.cancel()
+        """Close every socket (1001) and stop every room link."""
         for sock in list(self.sockets):
             sock.close_soon(protocol.CLOSE_GOING_AWAY, "server shutting down")
         for link in list(self.links.values()):
@@ -371,41 +319,43 @@ GATEWAY = web.AppKey("gateway", Gateway)
 """The ``Gateway`` of an application: ``app[GATEWAY]``."""
 
 
-def create_app(directory: RoomDirectory, galaxy: Galaxy | None = None, web_dist: Path | None = WEB_DIST, *,
-               tokens: TokenService | None = None, sessions: SessionIds | None = None,
+def create_app(directory: RoomDirectory, web_dist: Path | None = WEB_DIST, *,
+               rooms: Iterable[str] | None = None, tokens: TokenService | None = None,
                data_dir: Path | None = None, shed_lag: float = admission.LAG_LIMIT,
-               quota: GameQuota | None = None, login_throttle: LoginThrottle | None = None) -> web.Application:
+               options: Mapping[str, Any] | None = None) -> web.Application:
     """The gateway's aiohttp application, routing rooms through ``directory``.
 
-    ``tokens`` signs and verifies player tokens and ``sessions`` game ids; by default both use
-    key files under ``data_dir`` (a fresh temporary directory when None: fine for tests, not
-    for several gateway processes, which must share keys). ``shed_lag``: seconds of sustained
-    event-loop lag at which new players are refused (``gateway/admission.py``; 0 disables).
-    ``quota``: game creation limits per player (default ``GameQuota()``, ``gateway/quotas.py``);
-    ``login_throttle``: failed-login limits (default ``LoginThrottle()``, ``gateway/throttle.py``)."""
-    if tokens is None or sessions is None:
-        data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
-        tokens = tokens or TokenService.from_config(None, data_dir)
-        sessions = sessions or SessionIds.from_config(None, data_dir)
+    ``rooms``: modules of room kinds to load (``starhold.kinds.load_rooms``; dotted names); the
+    default None loads the ``starhold.rooms`` entry point group (Starhold's game). The
+    application hosts every kind registered in the process and mounts every route function
+    registered with ``starhold.http.define_routes`` (``gateway/plugins.py``), to which
+    ``options`` (plain data or objects, as each plugin documents) are given. Raises
+    ``ImportError``/``ValueError`` as ``load_rooms`` does, and whatever a route function raises.
+
+    ``tokens`` signs and verifies player tokens; by default from the key file under
+    ``data_dir``, which also holds the plugins' shared secrets (a fresh temporary directory
+    when None: fine for tests, not for several gateway processes, which must share keys).
+    ``shed_lag``: seconds of sustained event-loop lag at which new players are refused
+    (``gateway/admission.py``; 0 disables)."""
+    from .plugins import mount_route_plugins
+
+    kinds = load_rooms(None if rooms is None else list(rooms))
+    data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
+    tokens = tokens or TokenService.from_config(None, data_dir)
     http_log.install()  # malformed requests: a 400 and one INFO line, not an ERROR traceback
-    gateway = Gateway(directory, galaxy or load_galaxy(), web_dist, tokens, sessions, LoadShedder(shed_lag), quota)
+    gateway = Gateway(directory, web_dist, tokens, LoadShedder(shed_lag), kinds=kinds, data_dir=data_dir,
+                      options=options)
     app = web.Application(client_max_size=64 * 1024)
     app[GATEWAY] = gateway
-    add_auth_routes(app, directory, tokens, login_throttle)
-    app.router.add_get("/api/galaxy", gateway.galaxy_json)
-    app.router.add_get("/api/route", gateway.route_json)
-    app.router.add_get("/api/systems/{system}", gateway.system_json)
-    app.router.add_get("/api/systems/{system}/state", gateway.system_state)
-    app.router.add_get("/api/systems/{system}/ws", gateway.system_ws)
-    app.router.add_post("/api/game/new", gateway.game_new)
-    app.router.add_get("/api/game/{game}/state", gateway.game_state)
-    app.router.add_get("/api/game/{game}/ws", gateway.game_ws)
+    app.cleanup_ctx.append(gateway.background)
+    add_auth_routes(app, tokens)
+    app.router.add_get("/rooms/{kind}/{id}/ws", gateway.room_ws)
     app.router.add_get("/api/rooms", gateway.rooms)
     app.router.add_get("/metrics", gateway.metrics_text)
     app.router.add_get("/healthz", gateway.healthz)
     app.router.add_get("/", gateway.index)
     if web_dist is not None and (web_dist / "assets").is_dir():
         app.router.add_static("/assets", web_dist / "assets")
-    app.on_startup.append(gateway.on_startup)
+    mount_route_plugins(app, gateway)
     app.on_shutdown.append(gateway.on_shutdown)
     return app

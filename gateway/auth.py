@@ -1,18 +1,15 @@
-"""Accounts and signed tokens: the gateway's ``/api/auth/*`` routes and the ``TokenService``
-that every WebSocket checks (docs/protocol.md, "Accounts and tokens").
+"""Signed tokens: the ``TokenService`` that every WebSocket checks, and the framework's
+``/api/auth/*`` routes (docs/protocol.md, "Accounts and tokens").
 
 Routes (``add_auth_routes``), JSON bodies of at most 4 KiB (413 beyond, 400 when malformed):
 
-- ``POST /api/auth/register`` ``{"username", "password", "name"?}`` -> 201 with a token;
-- ``POST /api/auth/login`` ``{"username", "password"}`` -> 200 with a token; failures are
-  throttled per account and per address (``gateway/throttle.py``: 429 with ``Retry-After``);
 - ``POST /api/auth/guest`` ``{"name"}`` -> 200 with a guest token (no account, no room);
 - ``GET /api/auth/me`` -> 200 ``{"player", "name", "kind", "expires"}`` for the request's token.
 
 A token answer is ``{"token", "expires", "player", "name", "kind"}``. Every error is JSON
-``{"error": message}``; 401s carry ``WWW-Authenticate: Bearer``. Registration and login are
-forwarded to the accounts room (``rooms/accounts/room.py``: kind and id ``accounts``), which holds the
-scrypt hashes; the gateway only signs.
+``{"error": message}``; 401s carry ``WWW-Authenticate: Bearer``. Accounts (``POST
+/api/auth/register`` and ``/api/auth/login``) are the game's routes (``rooms/accounts/http.py``),
+which ask the accounts room and have the gateway sign (``GatewayAPI.issue_token``).
 
 **Token format.** A JWT (RFC 7519) signed with HS256 (HMAC-SHA256) through PyJWT. Header:
 ``{"alg": "HS256", "typ": "JWT", "kid": <key id>}``. Claims: ``sub`` (player id: ``u-`` + 16 hex
@@ -56,16 +53,12 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import jwt
 from aiohttp import web
 
-from ..rooms.accounts.room import InvalidField, check_name
-from .._runtime.handle import RoomDirectory, RoomGone
-from ..room import HttpRequest, HttpResponse
-from .throttle import LoginThrottle, retry_after_header
+from ..http import AuthError, HttpError, Identity, check_display_name, read_json
 
 log = logging.getLogger("starhold.gateway.auth")
 
@@ -88,32 +81,12 @@ KINDS = ("user", "guest")
 
 MAX_BODY = 4096
 """Largest request body of the auth routes, bytes."""
-ACCOUNTS_KIND = ACCOUNTS_ROOM = "accounts"
 
 _KID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-class AuthError(Exception):
-    """A token was missing or refused. ``status`` (401) and ``message`` (safe to show)."""
-
-    def __init__(self, message: str, status: int = 401):
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who a valid token speaks for: ``player`` id, display ``name``, ``kind`` (``"user"`` |
-    ``"guest"``) and ``expires`` (the token's ``exp``, Unix seconds)."""
-
-    player: str
-    name: str
-    kind: str
-    expires: float
-
-    def to_json(self) -> dict:
-        return asdict(self)
+__all__ = ["AuthError", "Identity", "TokenService", "add_auth_routes", "load_or_create_key_file",
+           "parse_keys_spec", "token_answer", "token_from_request"]
 
 
 class TokenService:
@@ -326,94 +299,29 @@ TOKENS = web.AppKey("starhold_tokens", TokenService)
 """The ``TokenService`` of an application (set by ``add_auth_routes``): ``app[TOKENS]``."""
 
 
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
 def _error(status: int, message: str, **headers: str) -> web.Response:
     return web.json_response({"error": message}, status=status, headers=headers or None)
 
 
-async def _read_json(request: web.Request) -> dict:
-    """The body as a JSON object; ``_ApiError`` 413 beyond ``MAX_BODY`` bytes, 400 if malformed."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise _ApiError(413, f"body larger than {MAX_BODY} bytes")
-    data = bytearray()
-    while chunk := await request.content.read(MAX_BODY + 1 - len(data)):
-        data += chunk
-        if len(data) > MAX_BODY:
-            raise _ApiError(413, f"body larger than {MAX_BODY} bytes")
-    try:
-        body = json.loads(bytes(data))
-    except ValueError:
-        raise _ApiError(400, "body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise _ApiError(400, "body must be a JSON object")
-    return body
+def token_answer(tokens: TokenService, player: str, name: str, kind: str) -> dict:
+    """A new token for ``player`` as the routes answer it: ``{"token", "expires", "player",
+    "name", "kind"}``."""
+    token, expires = tokens.issue(player, name, kind)
+    return {"token": token, "expires": expires, "player": player, "name": name, "kind": kind}
 
 
 class _AuthRoutes:
-    def __init__(self, directory: RoomDirectory, tokens: TokenService, throttle: LoginThrottle):
-        self.directory = directory
+    def __init__(self, tokens: TokenService):
         self.tokens = tokens
-        self.throttle = throttle
-        self._handle = None
-
-    async def _accounts(self, path: str, body: dict) -> HttpResponse:
-        """POST ``body`` to the accounts room, resolving it again when it has gone."""
-        payload = json.dumps(body).encode()
-        for _ in range(3):
-            handle = self._handle
-            try:
-                if handle is None:
-                    handle = self._handle = await self.directory.get(ACCOUNTS_KIND, ACCOUNTS_ROOM, {})
-                return await handle.request(HttpRequest("POST", path, {}, payload))
-            except RoomGone:
-                if self._handle is handle:
-                    self._handle = None
-        raise _ApiError(503, "accounts unavailable; retry")
-
-    def _token_response(self, player: str, name: str, kind: str, status: int) -> web.Response:
-        token, expires = self.tokens.issue(player, name, kind)
-        return web.json_response({"token": token, "expires": expires, "player": player, "name": name, "kind": kind},
-                                 status=status, headers={"Cache-Control": "no-store"})
-
-    async def _account_route(self, request: web.Request, path: str, ok: int) -> web.Response:
-        response = await self._accounts(path, await _read_json(request))
-        if response.status != ok:
-            return web.json_response(response.body, status=response.status)
-        return self._token_response(response.body["player"], response.body["name"], "user", ok)
-
-    async def register(self, request: web.Request) -> web.Response:
-        return await self._account_route(request, "register", 201)
-
-    async def login(self, request: web.Request) -> web.Response:
-        """Throttled per account and per address (``gateway/throttle.py``): 429 with
-        ``Retry-After`` while locked out, before the password is checked."""
-        body = await _read_json(request)
-        account, address = LoginThrottle.account_key(body.get("username")), request.remote or "?"
-        wait = self.throttle.retry_after(account, address)
-        if wait > 0:
-            seconds = retry_after_header(wait)
-            return _error(429, f"too many failed logins: retry in {seconds} s", **{"Retry-After": seconds})
-        response = await self._accounts("login", body)
-        if response.status == 401:
-            self.throttle.failed(account, address)
-        elif response.status == 200:
-            self.throttle.succeeded(account, address)
-        if response.status != 200:
-            return web.json_response(response.body, status=response.status)
-        return self._token_response(response.body["player"], response.body["name"], "user", 200)
 
     async def guest(self, request: web.Request) -> web.Response:
-        body = await _read_json(request)
+        body = await read_json(request, MAX_BODY)
         try:
-            name = check_name(body.get("name"))
-        except InvalidField as exc:
-            raise _ApiError(400, str(exc)) from None
-        return self._token_response("g-" + secrets.token_hex(8), name, "guest", 200)
+            name = check_display_name(body.get("name"))
+        except ValueError as exc:
+            raise HttpError(400, str(exc)) from None
+        return web.json_response(token_answer(self.tokens, "g-" + secrets.token_hex(8), name, "guest"),
+                                 headers={"Cache-Control": "no-store"})
 
     async def me(self, request: web.Request) -> web.Response:
         token = token_from_request(request)
@@ -422,25 +330,24 @@ class _AuthRoutes:
         return web.json_response(self.tokens.verify(token).to_json(), headers={"Cache-Control": "no-store"})
 
 
-def _json_errors(handler):
+def json_errors(handler):
+    """Wrap an aiohttp handler: ``AuthError`` becomes its status (401) with ``WWW-Authenticate:
+    Bearer`` and ``HttpError`` its status, both as JSON ``{"error": message}``."""
     async def wrapped(request: web.Request) -> web.Response:
         try:
             return await handler(request)
         except AuthError as exc:
             return _error(exc.status, exc.message, **{"WWW-Authenticate": "Bearer"})
-        except _ApiError as exc:
+        except HttpError as exc:
             return _error(exc.status, exc.message)
     return wrapped
 
 
-def add_auth_routes(app: web.Application, directory: RoomDirectory, tokens: TokenService,
-                    throttle: LoginThrottle | None = None) -> None:
-    """Add ``POST /api/auth/register``, ``POST /api/auth/login``, ``POST /api/auth/guest`` and
-    ``GET /api/auth/me`` to ``app``, and store ``tokens`` as ``app[TOKENS]``. ``throttle``
-    limits failed logins (default: ``LoginThrottle()`` with its default limits)."""
-    routes = _AuthRoutes(directory, tokens, throttle or LoginThrottle())
+def add_auth_routes(app: web.Application, tokens: TokenService) -> None:
+    """Add ``POST /api/auth/guest`` and ``GET /api/auth/me`` to ``app``, and store ``tokens``
+    as ``app[TOKENS]``. Accounts (register, login) are routes of the game
+    (``starhold.rooms.accounts.http``)."""
+    routes = _AuthRoutes(tokens)
     app[TOKENS] = tokens
-    app.router.add_post("/api/auth/register", _json_errors(routes.register))
-    app.router.add_post("/api/auth/login", _json_errors(routes.login))
-    app.router.add_post("/api/auth/guest", _json_errors(routes.guest))
-    app.router.add_get("/api/auth/me", _json_errors(routes.me))
+    app.router.add_post("/api/auth/guest", json_errors(routes.guest))
+    app.router.add_get("/api/auth/me", json_errors(routes.me))

@@ -5,8 +5,8 @@ channel (one Ray call) and carries all of this gateway's traffic with the room o
 channel (``starhold._runtime.channel``, ``gateway.room_channel``): batches of events in, pushed items out.
 Ray is used for placement and lifecycle, never per message or per tick.
 
-Batching: a ticked room's (solar system, game session) client messages are sent at the
-``FLUSH_POINTS`` before each tick boundary, a few batches per tick whatever the number of
+Batching: the client messages of a room whose kind ticks (``Room.tick_rate``: the game's
+solar systems and sessions) are sent at the ``FLUSH_POINTS`` before each tick boundary, a few batches per tick whatever the number of
 players; control events (joins, leaves, checks, the resyncs the gateway asks for) and other
 rooms' messages go after ``BATCH_WINDOW``. A frame's shared bytes arrive once per tick and fan
 out to the sockets here.
@@ -32,6 +32,7 @@ import time
 from typing import Protocol
 
 from .. import protocol
+from ..ticking import tick_offset
 from .._runtime.handle import RoomDirectory, RoomGone, RoomHandle
 from . import metrics
 from .admission import TickReports
@@ -41,16 +42,13 @@ log = logging.getLogger("starhold.gateway")
 
 WATCH_INTERVAL = 1.0
 """Seconds between checks whether a sleeping room was woken by someone else."""
-TICKED_KINDS = frozenset({"system", "session"})
-"""Room kinds that tick at ``protocol.TICK_RATE`` on wall-clock boundaries (multiples of
-1/TICK_RATE s of Unix time plus the room's ``protocol.tick_offset``): their client messages
-are sent at ``FLUSH_POINTS``."""
 FLUSH_POINTS = (0.03, 0.01, 0.003)
 """Seconds before a tick boundary a ticked room's queued client messages are sent. An input
 is acknowledged in the first frame after the room applied it, so holding it until then costs
 nothing as long as it lands before the boundary. Most inputs go early (the room applies them
 well before its tick); the last point is close to the boundary, so only inputs arriving in
-the tick's last ~3 ms wait one more tick (a batch that lands after the boundary waits too)."""
+the tick's last ~3 ms wait one more tick (a batch that lands after the boundary waits too).
+Rooms ticking faster than 15 Hz use only the points under half their tick period."""
 BATCH_WINDOW = 0.002
 """Seconds control events (and other rooms' messages) gather before they are sent."""
 RESOLVE_ATTEMPTS = 40
@@ -69,27 +67,40 @@ class Socket(Protocol):
     def close_soon(self, code: int, reason: str) -> None: ...
 
 
-def until_flush_point(now: float, period: float = 1.0 / protocol.TICK_RATE) -> float:
-    """Seconds from Unix time ``now`` to the next of the ``FLUSH_POINTS`` (at least 0.5 ms)."""
+def flush_points(period: float) -> tuple[float, ...]:
+    """The ``FLUSH_POINTS`` that fit a tick of ``period`` seconds: those under half of it, or
+    a quarter of the period when none does."""
+    return tuple(lead for lead in FLUSH_POINTS if lead < period / 2) or (period / 4,)
+
+
+def until_flush_point(now: float, period: float = 1.0 / protocol.TICK_RATE,
+                      points: tuple[float, ...] = FLUSH_POINTS) -> float:
+    """Seconds from Unix time ``now`` to the next of the flush ``points`` (seconds before each
+    boundary of a tick of ``period`` seconds, latest last), at least 0.5 ms from now."""
     phase = now % period
-    for lead in FLUSH_POINTS:
+    for lead in points:
         if period - lead - phase > 0.0005:
             return period - lead - phase
-    return 2 * period - FLUSH_POINTS[0] - phase
+    return 2 * period - points[0] - phase
 
 
 class RoomLink:
     """Events in and frames out between this gateway's sockets and one room."""
 
-    def __init__(self, directory: RoomDirectory, gateway_id: str, kind: str, room_id: str, params: dict):
+    def __init__(self, directory: RoomDirectory, gateway_id: str, kind: str, room_id: str, params: dict,
+                 tick_rate: float | None = None):
+        """``params``: given to the room when the link wakes it; ``tick_rate``: the kind's
+        ``Room.tick_rate`` (Hz; None for a room without a loop: its messages go after
+        ``BATCH_WINDOW``)."""
         self.directory = directory
         self.gateway_id = gateway_id
         self.kind = kind
         self.room_id = room_id
         self.params = params
-        self.ticked = kind in TICKED_KINDS
-        self.period = 1.0 / protocol.TICK_RATE
-        self.tick_offset = protocol.tick_offset(f"{kind}/{room_id}")
+        self.ticked = tick_rate is not None
+        self.period = 1.0 / tick_rate if tick_rate is not None else 1.0 / protocol.TICK_RATE
+        self.flush_points = flush_points(self.period)
+        self.tick_offset = tick_offset(f"{kind}/{room_id}", tick_rate) if tick_rate is not None else 0.0
         self.sockets: dict[str, Socket] = {}
         self._handle: RoomHandle | None = None
         self._epoch: int | None = None  # the activation our connected sockets belong to
@@ -146,7 +157,7 @@ class RoomLink:
         elif control or not self.ticked:
             self._schedule_flush(BATCH_WINDOW)
         elif self._flush_timer is None:  # a pending flush is already at the nearest point or sooner
-            self._schedule_flush(until_flush_point(time.time() - self.tick_offset))
+            self._schedule_flush(until_flush_point(time.time() - self.tick_offset, self.period, self.flush_points))
         return True
 
     def _schedule_flush(self, delay: float) -> None:

@@ -7,7 +7,9 @@ The framework's public names, for room authors::
 ``Room`` and its request/response types (``starhold.room``), ``Connection``
 (``starhold.connection``), the clocks (``starhold.clock``), ``define_room`` / ``load_rooms`` /
 ``room_kinds`` (``starhold.kinds``), the room services ``Ticker`` (the fixed-rate loop on the
-alarm, ``starhold.ticker``) and ``Seats`` (seat holds, ``starhold.seats``), and the exceptions of ``starhold.errors``
+alarm, ``starhold.ticker``) and ``Seats`` (seat holds, ``starhold.seats``), ``define_routes``
+(``starhold.http``: HTTP routes of room kinds, with the rest of the gateway plugin API), and the
+exceptions of ``starhold.errors``
 (``starhold.StorageError``...). Each is imported on first access, so ``import starhold`` stays
 light. Everything under ``starhold._runtime`` is private.
 """
@@ -23,7 +25,7 @@ _PUBLIC = {
     "Room": "room", "ConnectRequest": "room", "HttpRequest": "room", "HttpResponse": "room",
     "AlarmInfo": "room", "Connection": "connection", "Clock": "clock", "SystemClock": "clock",
     "ManualClock": "clock", "define_room": "kinds", "load_rooms": "kinds", "room_kinds": "kinds",
-    "Ticker": "ticker", "Seats": "seats",
+    "Ticker": "ticker", "Seats": "seats", "define_routes": "http",
 }
 
 __all__ = [*_PUBLIC, *_errors.__all__]

@@ -22,11 +22,15 @@ def _serve(args: argparse.Namespace) -> int:
                                  games_per_hour=args.games_per_hour, live_games=args.live_games,
                                  login_account_failures=args.login_account_failures,
                                  login_address_failures=args.login_address_failures,
-                                 shutdown_timeout=args.shutdown_timeout)
+                                 shutdown_timeout=args.shutdown_timeout, rooms=args.rooms)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level, settings.log_format)
     if settings.gateways < 1:
         sys.exit("--gateways must be at least 1")
+    try:
+        settings.room_modules()
+    except ValueError as exc:
+        sys.exit(str(exc))
     if settings.host_mode != "ray" and settings.gateways > 1:
         sys.exit("--gateways > 1 needs --host-mode ray (in-process rooms live in one gateway)")
     if not supervise.is_child():  # the server runs in a session of its own (starhold/supervise.py)
@@ -98,9 +102,6 @@ def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
     from .gateway.app import create_app
     from .gateway.auth import TokenService
     from .gateway.metrics import start_metrics_site
-    from .gateway.quotas import GameQuota
-    from .gateway.sessions import SessionIds
-    from .gateway.throttle import LoginThrottle
 
     if settings.host_mode == "ray":
         from ._runtime.ray_host import RayDirectory
@@ -113,11 +114,9 @@ def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
         directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout,
                                        snapshots=snapshot_store_from_config(settings.room_config()["snapshots"],
                                                                             settings.data_dir))
-    app = create_app(directory, tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir),
-                     sessions=SessionIds.from_config(settings.session_key, settings.data_dir),
-                     shed_lag=settings.shed_lag,
-                     quota=GameQuota(per_hour=settings.games_per_hour, live=settings.live_games),
-                     login_throttle=LoginThrottle(settings.login_account_failures, settings.login_address_failures))
+    app = create_app(directory, rooms=settings.room_modules(),
+                     tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir),
+                     data_dir=settings.data_dir, shed_lag=settings.shed_lag, options=settings.route_options())
 
     async def settle(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process
@@ -197,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                        help="failed logins in a row from one address before lockouts start (default 20, 0 = off)")
     serve.add_argument("--shutdown-timeout", type=float,
                        help="seconds the server has to shut down on SIGTERM/Ctrl-C before it is killed (default 10)")
+    serve.add_argument("--rooms", metavar="MODULE[,MODULE...]",
+                       help="modules of room kinds to host (imported by the gateways and the room actors; "
+                            "default: the installed 'starhold.rooms' entry points, i.e. Starhold's game)")
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)

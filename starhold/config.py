@@ -29,11 +29,14 @@ class Settings:
     second, at which a gateway process refuses new players (``gateway/admission.py``; 0 turns
     admission control off, the rooms' tick overruns included);
     ``games_per_hour`` / ``live_games``: games a player may create per rolling hour / have
-    awake at once (``gateway/quotas.py``; 0 unlimited); ``login_account_failures`` /
+    awake at once (``rooms/session/quotas.py``; 0 unlimited); ``login_account_failures`` /
     ``login_address_failures``: failed logins in a row per account / per client address before
-    lockouts start (``gateway/throttle.py``; 0 off); ``shutdown_timeout``: seconds ``starhold
+    lockouts start (``rooms/accounts/throttle.py``; 0 off); ``shutdown_timeout``: seconds ``starhold
     serve`` gives its server to shut down on SIGTERM or Ctrl-C before killing it
-    (``starhold/supervise.py``)."""
+    (``starhold/supervise.py``); ``rooms``: the modules of room kinds to host, comma-separated
+    dotted names (``starhold serve --rooms``, ``STARHOLD_ROOMS``), default the ``starhold.rooms``
+    entry point group (``starhold.kinds.load_rooms``). Gateways, room actors and the alarm
+    scheduler all load the same modules (``room_config()["rooms"]``)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -56,6 +59,7 @@ class Settings:
     login_account_failures: int = 5
     login_address_failures: int = 20
     shutdown_timeout: float = 10.0
+    rooms: str | None = None
 
     @classmethod
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":
@@ -71,12 +75,30 @@ class Settings:
         settings.data_dir = Path(settings.data_dir).resolve()
         return settings
 
+    def room_modules(self) -> list[str] | None:
+        """``rooms`` as a list of module names, or None for the entry point group. Raises
+        ``ValueError`` for a list with no module in it."""
+        if self.rooms is None:
+            return None
+        modules = [name.strip() for name in self.rooms.split(",") if name.strip()]
+        if not modules:
+            raise ValueError("--rooms names no module")
+        return modules
+
+    def route_options(self) -> dict:
+        """The options given to the HTTP route functions of room kinds
+        (``starhold.http.GatewayAPI.options``): the game's settings."""
+        return {"session_key": self.session_key, "games_per_hour": self.games_per_hour,
+                "live_games": self.live_games, "login_account_failures": self.login_account_failures,
+                "login_address_failures": self.login_address_failures}
+
     def room_config(self) -> dict:
-        """The plain-data config handed to room hosts (Ray actors)."""
+        """The plain-data config handed to room hosts (Ray actors): ``rooms`` is
+        ``room_modules()``, which every host loads."""
         from .storage.factory import parse_snapshot_url
 
         return {"data_dir": str(self.data_dir), "idle_timeout": self.idle_timeout, "log_level": self.log_level,
-                "snapshots": parse_snapshot_url(self.snapshots, self.s3_endpoint)}
+                "snapshots": parse_snapshot_url(self.snapshots, self.s3_endpoint), "rooms": self.room_modules()}
 
 
 def _convert(name: str, value):

@@ -65,9 +65,13 @@ def load_rooms(modules: Iterable[str] | None = None) -> dict[str, type[Room]]:
     """Import ``modules`` (dotted names), whose imports register their kinds, or, when
     ``modules`` is None, every module of the ``starhold.rooms`` entry point group. Returns
     every kind registered so far. Raises ``ImportError`` for a module that cannot be imported
-    and ``ValueError`` when two modules claim the same kind."""
+    and ``ValueError`` when two modules claim the same kind. A module may also declare the HTTP
+    routes of its kinds (``starhold.http.define_routes``): a gateway mounts every route
+    function registered once its modules are loaded."""
     global _loaded_default
     if modules is None:
+        if _loaded_default:  # imported already: skip the scan of the installed packages
+            return room_kinds()
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             importlib.import_module(ep.value.partition(":")[0])
         _loaded_default = True

@@ -21,9 +21,10 @@ Fixtures for people writing rooms and for Starhold's own tests:
   the test), SQLite under ``tmp_path``, idle timeout 2 s.
 - ``gateway_factory``: ``await gateway_factory(directory)`` serves a gateway on 127.0.0.1 on a
   free port and returns its base URL (``http://127.0.0.1:<port>``, a ``GatewayURL`` whose
-  ``.app`` is the aiohttp application). Its token keys live in a temporary directory unless
-  ``tokens=``/``sessions=`` (or ``data_dir=``) are given: gateways sharing them accept each
-  other's tokens and game ids, like replicas behind a load balancer.
+  ``.app`` is the aiohttp application); ``rooms=[modules]`` chooses the room kinds it loads.
+  Its keys (tokens, the plugins' shared secrets) live in a temporary directory unless
+  ``data_dir=`` (or ``tokens=``) is given: gateways sharing one accept each other's tokens and
+  game ids, like replicas behind a load balancer.
 - ``no_blocking``: fails the test when its event loop is blocked for more than
   ``BLOCKING_THRESHOLD`` seconds (a blocking call in async code), showing where.
 - ``seaweedfs``, ``s3_store``, ``moto_s3``: S3 servers for snapshot tests (``testing_s3``).
@@ -195,28 +196,33 @@ class GatewayURL(str):
 
 @pytest_asyncio.fixture
 async def gateway_factory():
-    """``url = await gateway_factory(directory, web_dist=None, **create_app_kwargs)``: a gateway
-    for ``directory`` served on 127.0.0.1 on a free port; returns its base URL, a
+    """``url = await gateway_factory(directory, web_dist=None, rooms=None, **create_app_kwargs)``:
+    a gateway for ``directory`` served on 127.0.0.1 on a free port, hosting the kinds (and
+    mounting the HTTP routes) of the modules ``rooms`` (default: the ``starhold.rooms`` entry
+    point group, and whatever else this process registered); returns its base URL, a
     ``GatewayURL`` (``.app``: the aiohttp application). Servers are closed after the test."""
     import importlib
 
     from aiohttp.test_utils import TestServer
 
-    # Imported in a thread: a cold import of the gateway (jwt, cryptography, the galaxy's modules)
-    # takes over BLOCKING_THRESHOLD on a loaded machine and would fail ``no_blocking``.
+    # Imported in a thread: a cold import of the gateway (jwt, cryptography...) takes over
+    # BLOCKING_THRESHOLD on a loaded machine and would fail ``no_blocking``.
     create_app = (await asyncio.to_thread(importlib.import_module, "starhold.gateway.app")).create_app
     servers = []
 
-    async def start(directory, web_dist=None, **app_kwargs) -> str:
+    async def start(directory, web_dist=None, rooms=None, **app_kwargs) -> str:
         """Serve a gateway for ``directory`` on 127.0.0.1; ``app_kwargs`` go to ``create_app``.
         Admission control is off (``shed_lag=0``) unless a test passes ``shed_lag``: the test's
-        own work runs on the gateway's event loop and must not get its joins refused."""
-        from .rooms.galaxy.catalogue import load_galaxy
+        own work runs on the gateway's event loop and must not get its joins refused. The
+        modules of room kinds are imported in a thread (a cold import would block the loop);
+        route plugins load their data at startup (``GatewayAPI.add_cleanup_ctx``)."""
+        from .kinds import load_rooms
 
         app_kwargs.setdefault("shed_lag", 0)
         kwargs = dict(app_kwargs) if web_dist is None else {"web_dist": web_dist, **app_kwargs}
-        galaxy = await asyncio.to_thread(load_galaxy)  # parsing the catalogue would block the loop
-        app = create_app(directory, galaxy, **kwargs)
+        rooms = None if rooms is None else list(rooms)
+        await asyncio.to_thread(load_rooms, rooms)
+        app = create_app(directory, rooms=rooms, **kwargs)
         server = TestServer(app, host="127.0.0.1", port=0)
         await server.start_server()
         servers.append(server)

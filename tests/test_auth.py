@@ -12,15 +12,13 @@ from types import SimpleNamespace
 import aiohttp
 import jwt
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer, make_mocked_request
+from aiohttp.test_utils import make_mocked_request
 from starhold.gateway import auth
-from starhold.gateway.throttle import LOCKOUT_MAX, LoginThrottle
+from starhold.rooms.accounts.throttle import LOCKOUT_MAX, LoginThrottle
 from starhold.gateway.auth import (
     AuthError,
     Identity,
     TokenService,
-    add_auth_routes,
     load_or_create_key_file,
     parse_keys_spec,
     token_from_request,
@@ -40,14 +38,11 @@ def b64(secret: bytes) -> str:
 
 
 @pytest.fixture
-async def api(room_directory, manual_clock):
+async def api(room_directory, manual_clock, gateway_factory):
     tokens = TokenService({"k1": KEY1}, "k1", now=manual_clock.now)
-    app = web.Application()
-    add_auth_routes(app, room_directory, tokens, LoginThrottle(now=manual_clock.now))
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
+    base = await gateway_factory(room_directory, tokens=tokens,
+                                 options={"login_throttle": LoginThrottle(now=manual_clock.now)})
     session = aiohttp.ClientSession()
-    base = str(server.make_url("")).rstrip("/")
 
     async def call(method, path, body=None, *, data=None, headers=None):
         kwargs = {"headers": headers}
@@ -65,7 +60,6 @@ async def api(room_directory, manual_clock):
 
     yield SimpleNamespace(url=base, tokens=tokens, call=call, post=post, directory=room_directory, clock=manual_clock)
     await session.close()
-    await server.close()
 
 
 async def account_rows(directory, username):

@@ -31,7 +31,6 @@ from starhold.client.state import Predictor, WorldState, move_toward
 from starhold.gateway.app import GATEWAY, create_app
 from starhold.rooms.session import room as _session_room  # noqa: F401
 from starhold.rooms.system import room as _system_room  # noqa: F401
-from starhold.rooms.galaxy.catalogue import load_galaxy
 from starhold._runtime.local_host import InProcessDirectory
 
 
@@ -281,8 +280,7 @@ class Live(tuple):
 async def live(tmp_path):
     """A gateway on 127.0.0.1 (rooms in this process, real clock): ``url, app = live``."""
     directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
-    galaxy = await asyncio.to_thread(load_galaxy)
-    server = TestServer(create_app(directory, galaxy, web_dist=None, data_dir=tmp_path / "keys", shed_lag=0),
+    server = TestServer(create_app(directory, web_dist=None, data_dir=tmp_path / "keys", shed_lag=0),
                         host="127.0.0.1", port=0)
     await server.start_server()
     value = Live((str(server.make_url("")).rstrip("/"), server.app))

@@ -51,7 +51,6 @@ from aiohttp import WSMsgType, web
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from starhold.gateway.app import GATEWAY, create_app
-from starhold.rooms.galaxy.catalogue import load_galaxy
 from starhold._runtime.local_host import InProcessDirectory
 
 from starhold import protocol as P
@@ -242,8 +241,7 @@ class LiveGateway:
     async def _start(self) -> None:
         self.watchdog = BlockingWatchdog(LOOP_STALL_THRESHOLD).start()
         self.directory = InProcessDirectory(self.data_dir / "data", idle_timeout=60)
-        galaxy = await asyncio.to_thread(load_galaxy)
-        self.app = create_app(self.directory, galaxy, web_dist=None, data_dir=self.data_dir / "keys", shed_lag=0)
+        self.app = create_app(self.directory, web_dist=None, data_dir=self.data_dir / "keys", shed_lag=0)
         self.gateway = self.app[GATEWAY]
         self.runner = web.AppRunner(self.app, shutdown_timeout=2.0)
         await self.runner.setup()

@@ -7,7 +7,7 @@ import pytest
 from starhold import protocol as P
 from starhold.gateway.app import GATEWAY
 from starhold.gateway.auth import TokenService
-from starhold.gateway.sessions import SessionIds
+from starhold.rooms.session.ids import SessionIds
 from starhold._runtime.local_host import InProcessDirectory
 from wire import Wire, guest_token
 
@@ -108,10 +108,8 @@ async def test_a_player_commands_only_its_own_ship(url):
 async def test_a_dropped_seat_resumes_through_another_gateway(gateway_factory, directory, tmp_path):
     """Two gateway replicas sharing keys (behind a load balancer): the player drops on one and
     resumes the same ship, seat and ack on the other, with its seat token."""
-    tokens = TokenService.from_config(None, tmp_path / "keys")
-    sessions = SessionIds.from_config(None, tmp_path / "keys")
-    url_a = await gateway_factory(directory, tokens=tokens, sessions=sessions)
-    url_b = await gateway_factory(directory, tokens=tokens, sessions=sessions)
+    url_a = await gateway_factory(directory, data_dir=tmp_path / "keys")
+    url_b = await gateway_factory(directory, data_dir=tmp_path / "keys")
     async with aiohttp.ClientSession() as session:
         token = await guest_token(session, url_a, "Roamer")
         _, game = await new_game(session, url_a, token)
@@ -211,10 +209,10 @@ class Ticks:
 async def test_game_creation_is_limited_per_player_with_429_and_retry_after(gateway_factory, directory):
     """Live games: a player's games that are awake count against the limit until they sleep.
     Creations: at most N per rolling hour. Other players are unaffected."""
-    from starhold.gateway.quotas import LIVE_RETRY_AFTER, GameQuota
+    from starhold.rooms.session.quotas import LIVE_RETRY_AFTER, GameQuota
 
     clock = Ticks()
-    url = await gateway_factory(directory, quota=GameQuota(per_hour=4, live=2, now=clock))
+    url = await gateway_factory(directory, options={"game_quota": GameQuota(per_hour=4, live=2, now=clock)})
     async with aiohttp.ClientSession() as session:
         token = await guest_token(session, url, "Greedy")
         games = [await new_game(session, url, token) for _ in range(2)]
@@ -241,7 +239,7 @@ async def test_game_creation_is_limited_per_player_with_429_and_retry_after(gate
 
 async def test_the_default_limits_stop_a_flood_of_game_creations(url, directory):
     """The audit: a player looping on POST /api/game/new started an actor per call."""
-    from starhold.gateway.quotas import LIVE_GAMES
+    from starhold.rooms.session.quotas import LIVE_GAMES
 
     async with aiohttp.ClientSession() as session:
         token = await guest_token(session, url, "Flood")

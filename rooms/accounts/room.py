@@ -1,6 +1,6 @@
 """The accounts room: usernames and password hashes (kind ``accounts``, one room, id
-``"accounts"``). The gateway's ``/api/auth/*`` routes (``gateway/auth.py``) talk to it and sign
-the tokens; this room only answers "who is this?" and never sees a token.
+``"accounts"``). The game's ``/api/auth/register`` and ``/login`` routes (``http.py``) talk to
+it and have the gateway sign the tokens; this room only answers "who is this?" and never sees a token.
 
 Requests (``HttpRequest(method="POST", path=..., body=<UTF-8 JSON object>)``):
 
@@ -53,6 +53,7 @@ import secrets
 import unicodedata
 
 from starhold import HttpRequest, HttpResponse, Room, define_room
+from starhold.http import check_display_name
 
 SCRYPT_N = 2**14
 """scrypt CPU/memory cost (a power of two), for new hashes."""
@@ -65,7 +66,6 @@ SALT_BYTES = 16
 
 USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,32}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 256
-NAME_MAX = 32
 
 LOGIN_FAILED = "invalid username or password"
 
@@ -79,14 +79,12 @@ class InvalidField(ValueError):
 
 def check_name(value, field: str = "name") -> str:
     """A display name: a str of 1-32 printable characters once surrounding whitespace is
-    stripped. Returns the stripped name; raises ``InvalidField``. Shared with the gateway's
-    guest login so both kinds of players obey one rule."""
-    if not isinstance(value, str):
-        raise InvalidField(f"{field} must be a string")
-    name = value.strip()
-    if not 1 <= len(name) <= NAME_MAX or not name.isprintable():
-        raise InvalidField(f"{field} must be 1-{NAME_MAX} printable characters")
-    return name
+    stripped. Returns the stripped name; raises ``InvalidField``. The framework's rule
+    (``starhold.http.check_display_name``), which guest tokens obey too."""
+    try:
+        return check_display_name(value, field)
+    except ValueError as exc:
+        raise InvalidField(str(exc)) from None
 
 
 def check_username(value) -> str:

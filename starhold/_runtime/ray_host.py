@@ -32,7 +32,7 @@ from ..storage.factory import snapshot_store_from_config
 from ..clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .local_host import LocalRoomHandle
-from ..kinds import room_class
+from ..kinds import load_rooms, room_class
 from .paths import room_db_path
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
@@ -56,12 +56,15 @@ class RoomActor(LocalRoomHandle):
     """Hosts one ``RoomRuntime`` in a Ray actor process (an async actor: one event loop); its
     methods are those of the in-process handle, called remotely.
 
-    ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds). Room state is started
-    lazily by the first call, so construction never fails on room code.
+    ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds), ``rooms`` (the modules
+    of room kinds the server hosts, loaded here too; None: the entry point group). Room state is
+    started lazily by the first call, so construction never fails on room code.
     """
 
     def __init__(self, kind: str, room_id: str, params: dict, config: dict, cls: type | None = None):
         logging.basicConfig(level=config.get("log_level", "INFO"))
+        if cls is None and config.get("rooms") is not None:
+            load_rooms(config["rooms"])
         data_dir = Path(config["data_dir"])
         runtime = RoomRuntime(
             cls or room_class(kind),
@@ -191,6 +194,8 @@ class RayDirectory(RoomDirectory):
         travel to the actors by value (cloudpickle), so a room defined in a test module works."""
         self.config = {**config, "namespace": namespace}
         self.namespace = namespace
+        if config.get("rooms") is not None:  # the server's modules of room kinds (--rooms)
+            load_rooms(config["rooms"])
         self.room_classes = dict(room_classes or {})
         for cls in self.room_classes.values():
             module = sys.modules.get(cls.__module__)

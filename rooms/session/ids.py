@@ -5,8 +5,8 @@ whole HMAC-SHA256(key, random part) (256 bits, not truncated), checked in consta
 (``hmac.compare_digest``). A request naming an id whose tag does not verify answers 404
 without resolving (and so creating) a room: probing ids cannot spawn actors, since forging a
 tag means guessing 256 bits. The key is shared by every gateway
-(``<data_dir>/auth/session-key.json`` by default, created once, like the token key; or
-``STARHOLD_SESSION_KEY``, base64); it is an id namespace, not a credential, and is never
+(``<data_dir>/auth/session-key.json`` by default, created once, like the token key:
+``GatewayAPI.shared_secret("session-key")``; or ``STARHOLD_SESSION_KEY``, base64); it is an id namespace, not a credential, and is never
 rotated (rotating it would orphan every existing game). Ids of the earlier 20-character format
 (a 32-bit tag) are no longer accepted.
 """
@@ -18,11 +18,9 @@ import hashlib
 import hmac
 import re
 import secrets
-from pathlib import Path
 
-from .auth import load_or_create_key_file
-
-KEY_FILE = Path("auth") / "session-key.json"
+KEY_NAME = "session-key"
+"""Name of the gateways' shared secret that signs game ids (``GatewayAPI.shared_secret``)."""
 RANDOM_BYTES = 16
 """Random bytes of an id (128 bits)."""
 TAG_HEX = 2 * hashlib.sha256().digest_size
@@ -41,12 +39,12 @@ class SessionIds:
         self._key = key
 
     @classmethod
-    def from_config(cls, key_b64: str | None, data_dir) -> "SessionIds":
-        """From a base64 key, else the shared key file under ``data_dir`` (created if missing)."""
+    def from_config(cls, key_b64: str | None, shared_secret) -> "SessionIds":
+        """From a base64 key, else from ``shared_secret(KEY_NAME)`` (bytes; the gateway's
+        ``GatewayAPI.shared_secret``: one key file shared by every gateway on a data dir)."""
         if key_b64:
             return cls(base64.b64decode(key_b64))
-        keys, active = load_or_create_key_file(Path(data_dir) / KEY_FILE)
-        return cls(keys[active])
+        return cls(shared_secret(KEY_NAME))
 
     def _tag(self, random_part: str) -> str:
         return hmac.new(self._key, random_part.encode(), hashlib.sha256).hexdigest()
