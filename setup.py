@@ -55,6 +55,7 @@ setup(
         "ray[default]>=2.40",
         "aiohttp>=3.14,<3.15",  # starhold.wsdirect follows its WebSocket internals
         "msgpack>=1.0",
+        "msgspec>=0.18",  # client message schemas (Room.messages) and the data channel's events
         "aiosqlite>=0.20",
         "boto3>=1.34",
         "numpy>=1.26",

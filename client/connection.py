@@ -58,7 +58,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .. import protocol
+from ..rooms import protocol
 from .backoff import MIN_UPTIME, Backoff
 from .state import PendingInput, Predictor, WorldState
 

@@ -64,7 +64,8 @@ from typing import Awaitable, Callable, Iterable, Sequence
 import aiohttp
 import msgpack
 
-from .. import heap, protocol
+from .. import heap
+from ..rooms import protocol
 from ..wsdirect import make_direct
 from .connection import StarholdHTTPError, create_game, game_path, guest_token, http_base, system_path, ws_base
 
@@ -130,7 +131,7 @@ def sample_frame(ships: int, keyframe: bool = False, tick: int = 51234, ack: int
     rows = [[i, rng.uniform(-500, 500), rng.uniform(-500, 500), 3] for i in range(1, ships + 1)]
     names = [[i, f"lt-{i}"] for i in range(1, ships + 1)] if keyframe else []
     tail = protocol.pack_frame_tail(None if keyframe else tick - 1, tick / protocol.TICK_RATE, rows, [], names)
-    return protocol.encode_frame(tick, ack, tail)
+    return protocol.encode_frame(tick, ack, tail, protocol.FRAME_KEYS)
 
 
 def decode_cost(ships: int = 100, keyframe: bool = False, number: int = 5000, repeat: int = 5) -> dict:

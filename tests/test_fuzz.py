@@ -54,7 +54,7 @@ from starhold.gateway.app import GATEWAY, create_app
 from starhold.rooms.galaxy.catalogue import load_galaxy
 from starhold._runtime.local_host import InProcessDirectory
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.watchdog import BlockingWatchdog
 
 # The numbers of docs/protocol.md, written out (not read from starhold.protocol) so that the model

@@ -10,7 +10,7 @@ from aiohttp import WSMsgType, web
 from aiohttp._websocket.reader import WebSocketReader
 from aiohttp.test_utils import TestServer
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.gateway.app import GATEWAY
 from starhold._runtime.local_host import InProcessDirectory
 from starhold.wsdirect import DirectQueue, DirectWebSocketResponse, make_direct

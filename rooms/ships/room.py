@@ -47,7 +47,8 @@ import secrets
 import msgpack
 import numpy as np
 
-from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, protocol
+from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room
+from .. import protocol
 from starhold.kernels.motion import position_at, positions_at
 from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
 from .sync import FrameSync
@@ -72,6 +73,7 @@ class ShipRoom(Room):
     """
 
     kind = "ships"
+    messages = protocol.GAME_MESSAGES
     coalesce = frozenset({protocol.MOVE_TO})
     keep_ships = True
     """Whether a ship stays in the room after its seat is released (systems: yes, the player
@@ -398,13 +400,13 @@ class ShipRoom(Room):
             if ship is None:
                 return
             lim = self.limit
-            tx = min(max(message.payload["x"], -lim), lim)
-            ty = min(max(message.payload["y"], -lim), lim)
+            tx = min(max(message.payload.x, -lim), lim)
+            ty = min(max(message.payload.y, -lim), lim)
             self.order_move(conn, ship, tx, ty, message.seq)
         elif message.type == protocol.RESYNC:
             self.need_keyframe.add(conn.id)
         elif message.type == protocol.ATTACK:
-            self.order_attack(conn, seat, message.payload["target"], message.seq)
+            self.order_attack(conn, seat, message.payload.target, message.seq)
         else:
             return
         seat["ack"] = max(seat["ack"], message.seq)

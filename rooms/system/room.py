@@ -34,7 +34,8 @@ import random
 
 import numpy as np
 
-from starhold import Connection, HttpRequest, HttpResponse, define_room, protocol
+from starhold import Connection, HttpRequest, HttpResponse, define_room
+from .. import protocol
 from starhold.kernels.motion import positions_at
 from .combat import ALERT_RADIUS, Battle, combat_seed, generate_pirates, stats_of
 from .navigation import NavGrid, advance_leg, asteroid_fields, exclusion_radius, flight, leg_end

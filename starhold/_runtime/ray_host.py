@@ -200,6 +200,10 @@ class RayDirectory(RoomDirectory):
     async def start(self) -> None:
         await self.start_scheduler()
 
+    def room_class(self, kind: str) -> type:
+        """``room_classes[kind]``, else the registry's class. Raises ``KeyError``."""
+        return self.room_classes.get(kind) or room_class(kind)
+
     async def start_scheduler(self) -> int:
         """Create the namespace's alarm scheduler if needed and have it load its alarms;
         returns how many are pending. Idempotent: the gateway calls it periodically."""
