@@ -30,6 +30,7 @@ the message (not the order of the keys in the payload). A Struct's ``__post_init
 
 from __future__ import annotations
 
+import copyreg
 import re
 import weakref
 from typing import Any, Mapping
@@ -68,8 +69,39 @@ def kind_schemas(room_cls: type) -> dict[str, type]:
     schemas = _schemas.get(room_cls)
     if schemas is None:
         declared = check_messages(getattr(room_cls, "messages", {}), f"{room_cls.__qualname__}.messages")
+        for name, schema in declared.items():
+            recipe = schema.__dict__.get(_RECIPE)
+            if recipe is not None and recipe[0] and not schema.__struct_fields__:
+                declared[name] = _rebuild(schema, *recipe)
         schemas = _schemas[room_cls] = {RESYNC: Resync, **declared}
     return schemas
+
+
+_RECIPE = "__starhold_struct_recipe__"
+_CONFIG = ("frozen", "array_like", "forbid_unknown_fields", "omit_defaults", "tag", "tag_field")
+
+
+def make_portable(room_cls: type) -> None:
+    """Let the message Structs of ``room_cls`` travel to another process by value (a room
+    class defined in a test module, sent to Ray actors by cloudpickle): cloudpickle rebuilds
+    a class from its ``__dict__``, where msgspec keeps neither fields, defaults nor config, so
+    this stores them there as a plain recipe, from which ``kind_schemas`` rebuilds an
+    equivalent Struct (same name, fields, defaults, renames, constraints and config; another
+    class object) on the other side. Raises ``TypeError`` as ``check_messages``."""
+    for schema in check_messages(getattr(room_cls, "messages", {}), f"{room_cls.__qualname__}.messages").values():
+        if _RECIPE not in schema.__dict__:
+            fields = [(f.name, f.type, f.default, f.default_factory, f.encode_name)
+                      for f in msgspec.structs.fields(schema)]
+            config = schema.__struct_config__
+            setattr(schema, _RECIPE, (fields, {k: getattr(config, k) for k in _CONFIG}))
+
+
+def _rebuild(schema: type, fields: list, config: dict) -> type:
+    if config.get("tag") is None:
+        config = {k: v for k, v in config.items() if k not in ("tag", "tag_field")}
+    return msgspec.defstruct(schema.__name__, [
+        (name, type_, msgspec.field(default=default, default_factory=factory, name=encode_name))
+        for name, type_, default, factory, encode_name in fields], module=schema.__module__, **config)
 
 
 def parse_client_message(data: bytes, schemas: Mapping[str, type]) -> ClientMessage:
@@ -125,3 +157,18 @@ def _field_by_field(schema: type, type_: str, seq: int, payload: Any) -> msgspec
         return schema(**values)
     except (ValueError, TypeError) as exc:  # __post_init__
         raise ProtocolError(ERR_INVALID_FIELD, f"invalid {type_}: {exc}", seq) from None
+
+
+def _rebuild_meta(constraints: dict) -> msgspec.Meta:
+    return msgspec.Meta(**constraints)
+
+
+def _reduce_meta(meta: msgspec.Meta):
+    """``msgspec.Meta`` does not pickle; a room class defined in a test module travels to Ray
+    actors by value (cloudpickle), its messages' ``Annotated`` constraints with it."""
+    names = ("gt", "ge", "lt", "le", "multiple_of", "pattern", "min_length", "max_length", "tz", "title",
+             "description", "examples", "extra_json_schema", "extra")
+    return _rebuild_meta, ({n: getattr(meta, n) for n in names if getattr(meta, n, None) is not None},)
+
+
+copyreg.pickle(msgspec.Meta, _reduce_meta)
