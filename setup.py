@@ -57,6 +57,7 @@ setup(
         # they differ (its self-check): newer releases (security fixes) are safe to take.
         "aiohttp>=3.14",
         "msgpack>=1.0",
+        "msgspec>=0.18",  # client message schemas (Room.messages) and the data channel's events
         "aiosqlite>=0.20",
         "boto3>=1.34",
         "numpy>=1.26",

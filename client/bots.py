@@ -14,7 +14,7 @@ import random
 
 import aiohttp
 
-from .. import protocol
+from ..rooms import protocol
 from .connection import ClientClosed, StarholdClient
 
 log = logging.getLogger("starhold.bots")

@@ -58,7 +58,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .. import protocol
+from ..rooms import protocol
 from .backoff import Backoff
 from .http import (DEFAULT_GUEST_NAME, ClientClosed, StarholdHTTPError, create_game, game_path,  # noqa: F401
                    guest_token, http_base, system_path, ws_base)

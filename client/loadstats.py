@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 import msgpack
 
-from .. import protocol
+from ..rooms import protocol
 
 __all__ = ["decode_cost", "frame_ack", "full_ack", "merge", "percentile", "sample_frame",
            "SAMPLE_PERIOD", "sample_usage", "split"]
@@ -54,7 +54,7 @@ def sample_frame(ships: int, keyframe: bool = False, tick: int = 51234, ack: int
     rows = [[i, rng.uniform(-500, 500), rng.uniform(-500, 500), 3] for i in range(1, ships + 1)]
     names = [[i, f"lt-{i}"] for i in range(1, ships + 1)] if keyframe else []
     tail = protocol.pack_frame_tail(None if keyframe else tick - 1, tick / protocol.TICK_RATE, rows, [], names)
-    return protocol.encode_frame(tick, ack, tail)
+    return protocol.encode_frame(tick, ack, tail, protocol.FRAME_KEYS)
 
 
 def decode_cost(ships: int = 100, keyframe: bool = False, number: int = 5000, repeat: int = 5) -> dict:

@@ -21,7 +21,8 @@ from typing import Awaitable, Callable
 
 import aiohttp
 
-from .. import heap, protocol
+from .. import heap
+from ..rooms import protocol
 from ..wsdirect import make_direct
 from .connection import StarholdHTTPError, guest_token, ws_base
 from .loadstats import frame_ack, percentile

@@ -37,7 +37,7 @@ import collections
 import math
 from typing import Iterable, NamedTuple, Sequence
 
-from .. import protocol
+from ..rooms import protocol
 
 
 class WorldState:

@@ -15,7 +15,8 @@ from typing import Callable
 
 import msgpack
 
-from .._runtime.channel import MAX_CHANNEL_BUFFER, encode_events, set_nodelay
+from .._runtime.channel import MAX_CHANNEL_BUFFER, set_nodelay
+from .._runtime.events import encode_batch
 
 log = logging.getLogger("starhold.gateway")
 
@@ -45,10 +46,10 @@ class RoomChannel(asyncio.Protocol):
         channel.transport.write(msgpack.packb(["hello", gateway_id, info["secret"]], use_bin_type=True))
         return channel
 
-    def send(self, batch_no: int, events: list[tuple]) -> None:
-        """Write one batch (``starhold._runtime.handle`` events, in order)."""
+    def send(self, batch_no: int, events: list) -> None:
+        """Write one batch (``starhold._runtime.events``, in order)."""
         if self.transport is not None and not self.lost:
-            self.transport.write(msgpack.packb([batch_no, encode_events(events)], use_bin_type=True))
+            self.transport.write(encode_batch(batch_no, events))
 
     def close(self) -> None:
         if self.transport is not None:

@@ -19,7 +19,7 @@ acknowledged go back to the front of the queue, for the next activation:
   room, which restores its connections, and if something else wakes it (an alarm, another
   gateway's player) the watch finds the new activation within ``WATCH_INTERVAL``;
 - without it the activation died (crash, fenced, node lost): the link asks the next activation
-  about its connected sockets (``("check", conn_id)``), and the activation closes with 4503 the
+  about its connected sockets (``Check(conn_id)``), and the activation closes with 4503 the
   ones it does not know, so their clients rejoin (they keep their ship through their player key).
 """
 
@@ -32,6 +32,7 @@ import time
 from typing import Protocol
 
 from .. import protocol
+from .._runtime.events import Check, Close, Connect
 from ..ticking import tick_offset
 from .._runtime.handle import RoomDirectory, RoomGone, RoomHandle
 from . import metrics
@@ -107,7 +108,7 @@ class RoomLink:
         self.asleep = False  # the room hibernated holding our sockets
         self._channel: RoomChannel | None = None
         self._hibernated = False  # the current channel announced hibernation
-        self._queue: list[tuple] = []  # events not yet sent
+        self._queue: list = []  # events not yet sent
         self._queued_inputs = 0  # client messages in _queue
         self._unacked: collections.deque = collections.deque()  # (batch_no, events, client messages)
         self._inputs = 0  # client messages queued or not yet acknowledged
@@ -140,9 +141,9 @@ class RoomLink:
         self.sockets[sock.conn_id] = sock
         self._ensure_runner()
 
-    def submit(self, event: tuple, control: bool = False) -> bool:
-        """Queue one event (``("connect"|"message"|"close"|"check", conn_id, ...)``) for the
-        room. Returns False, dropping it, when it is a client message and
+    def submit(self, event, control: bool = False) -> bool:
+        """Queue one event (``starhold._runtime.events``: ``Connect``, ``Message``, ``Close``,
+        ``Check``) for the room. Returns False, dropping it, when it is a client message and
         ``ROOM_INPUT_QUEUE_LIMIT`` messages are already queued or unacknowledged (the room is
         not keeping up); ``control`` events always queue."""
         if not control:
@@ -191,14 +192,14 @@ class RoomLink:
         does not know), and is never dropped, however full the queue."""
         sock = self.sockets.pop(conn_id, None)
         if sock is not None:
-            self.submit(("close", conn_id, code, reason), control=True)
+            self.submit(Close(conn_id, code, reason), control=True)
 
     def _check_sockets(self) -> None:
         """Ask the (new) activation about our connected sockets: it closes (4503) those it does
         not know, i.e. the ones connected to an activation that died."""
         for conn_id, sock in self.sockets.items():
             if sock.connected:
-                self.submit(("check", conn_id), control=True)
+                self.submit(Check(conn_id), control=True)
 
     def _fail(self, conn_ids, code: int, reason: str) -> None:
         for conn_id in conn_ids:
@@ -209,7 +210,7 @@ class RoomLink:
 
     def _fail_all(self, code: int, reason: str) -> None:
         """The room cannot be reached: close every socket and drop what was queued for it."""
-        conn_ids = set(self.sockets) | {e[1] for e in self._queue}
+        conn_ids = set(self.sockets) | {e.conn for e in self._queue}
         self._queue, self._queued_inputs, self._inputs = [], 0, 0
         self._fail(conn_ids, code, reason)
 
@@ -302,8 +303,8 @@ class RoomLink:
             _, batch, inputs = unacked.popleft()
             self._inputs -= inputs
             for event in batch:
-                if event[0] == "connect":
-                    sock = self.sockets.get(event[1])
+                if type(event) is Connect:
+                    sock = self.sockets.get(event.conn)
                     if sock is not None:
                         sock.connected = True
         if items:

@@ -1,7 +1,9 @@
 """WebSocket termination: one ``ClientSocket`` per player socket (DESIGN §6).
 
-The gateway validates every message with ``starhold.protocol`` before anything reaches a
-room, and enforces the limits of docs/protocol.md §2:
+The gateway validates every message before anything reaches a room: the envelope
+(``starhold.protocol``) and the payload against the schemas the room's kind declares
+(``Room.messages``, ``starhold.messages``; the kind's class comes from the directory,
+``RoomDirectory.room_class``). It enforces the limits of docs/protocol.md §2:
 
 - oversized messages (over ``MAX_MESSAGE_BYTES``): 1009 after the answers already queued;
   aiohttp's ``max_msg_size`` (``WS_READ_LIMIT``) caps what is read at all;
@@ -29,6 +31,8 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from .. import protocol
+from .._runtime.events import Connect, Message
+from ..messages import kind_schemas, parse_client_message
 from . import metrics
 
 if TYPE_CHECKING:
@@ -39,8 +43,22 @@ if TYPE_CHECKING:
 log = logging.getLogger("starhold.gateway")
 
 _ids = itertools.count(1)
-_RESYNC = protocol.ClientMessage(protocol.RESYNC, 0, {})
+_RESYNC = protocol.ClientMessage(protocol.RESYNC, 0, protocol.Resync())
 _CLOSE = object()
+
+
+def _schemas(directory, kind: str) -> dict[str, type]:
+    """The message schemas of ``kind`` (``starhold.messages.kind_schemas``) as the directory
+    runs it; only the protocol's own types for a kind it does not know (its socket is refused
+    with 4004 before any message matters)."""
+    try:
+        return kind_schemas(directory.room_class(kind))
+    except KeyError:
+        return kind_schemas(_NoMessages)
+
+
+class _NoMessages:
+    messages: dict = {}
 
 
 class TokenBucket:
@@ -83,6 +101,7 @@ class ClientSocket:
         self.joined = False  # we sent a connect event
         self.link: RoomLink | None = None
         self.now = now
+        self.schemas: dict[str, type] | None = None  # the kind's message schemas, on first use
         self.bucket = TokenBucket(protocol.INPUT_RATE, protocol.INPUT_BURST, now)
         self._errors = 0
         self._limited_since: float | None = None
@@ -155,7 +174,7 @@ class ClientSocket:
             if not keyframe:
                 self.awaiting_keyframe = True
                 if self.link is not None:
-                    self.link.submit(("message", self.conn_id, _RESYNC), control=True)
+                    self.link.submit(Message(self.conn_id, _RESYNC), control=True)
                 return
         if self._write_now(data):
             return
@@ -241,8 +260,11 @@ class ClientSocket:
             return self._rate_limited(0)
         if isinstance(data, str):
             return self._error(protocol.ERR_MALFORMED, "text frames are not accepted; send binary msgpack")
+        schemas = self.schemas
+        if schemas is None:
+            schemas = self.schemas = _schemas(self.gateway.directory, self.kind)
         try:
-            msg = protocol.parse_client_message(data)
+            msg = parse_client_message(data, schemas)
         except protocol.ProtocolError as exc:
             return self._error(exc.code, str(exc), exc.seq)
         if msg.type == protocol.PING:
@@ -261,15 +283,14 @@ class ClientSocket:
             self.joined = True
             self.link = self.gateway.link(self.kind, self.room_id)
             self.link.attach(self)
-            self.link.submit(("connect", self.conn_id, {
-                "payload": msg.payload, "seq": msg.seq,
-                "identity": {"player": self.identity.player, "name": self.identity.name,
-                             "kind": self.identity.kind}}), control=True)
+            self.link.submit(Connect(self.conn_id, msg.payload, msg.seq, {
+                "player": self.identity.player, "name": self.identity.name, "kind": self.identity.kind}),
+                control=True)
             return
         if not self.joined or self.link is None:
             return self._error(protocol.ERR_NOT_JOINED, "send join first", msg.seq)
         self._errors = 0
-        if not self.link.submit(("message", self.conn_id, msg)):
+        if not self.link.submit(Message(self.conn_id, msg)):
             metrics.INPUTS_DROPPED.labels("room_busy").inc()
             self._error(protocol.ERR_ROOM_BUSY, "the room is busy; message dropped", msg.seq, count=False)
 

@@ -3,20 +3,29 @@ test suite runs on both hosts. Registered as kinds ``counter`` and ``reminder``.
 
 from __future__ import annotations
 
+import msgspec
+
 from starhold import HttpRequest, HttpResponse, Room, define_room
+
+
+class Inc(msgspec.Struct, frozen=True):
+    """``inc``: count one more (no fields)."""
 
 
 @define_room
 class CounterRoom(Room):
-    """Counts messages; every message is answered with the new count, released only after the
-    count is durable (the output gate)."""
+    """Counts ``inc`` messages; every one is answered with the new count, released only after
+    the count is durable (the output gate)."""
 
     kind = "counter"
+    messages = {"inc": Inc}
 
     async def on_start(self) -> None:
         self.count = await self.storage.get("count") or 0
 
     async def on_message(self, conn, message) -> None:
+        if message.type != "inc":
+            return
         self.count += 1
         await self.storage.put("count", self.count)
         conn.send({"count": self.count})

@@ -4,7 +4,7 @@
 
     async with RoomHarness(MyRoom) as h:                 # in-process, ManualClock
         alice = await h.connect({"name": "Alice"})
-        await alice.send({"op": "hello"})
+        await alice.send("hello", {"n": 1})              # MyRoom.messages["hello"] validates it
         assert await alice.next_message() == {"ok": True}  # waits for it if need be
         await h.run_in_room(lambda room: room.storage.get("k"))  # inside, under the gates
         await h.advance(60)                              # timers and alarms fire on the way
@@ -20,6 +20,12 @@ Hosts: ``"inprocess"`` (no Ray; a ``ManualClock``: ``advance``, ``advance_to_nex
 Fault injection (in-process): ``h.faults.fail(...)``, ``h.faults.delay(...)``,
 ``h.faults.kill(...)`` act on chosen storage operations. Every call collects the room's
 output into ``conn.received`` before it returns or raises. Errors: ``starhold.errors``.
+
+One transport for tests and production: a harness client's message is encoded as a client
+envelope, validated by the gateway's function (``starhold.messages.parse_client_message``
+against the kind's ``Room.messages``), and its events cross the data channel's codec
+(``starhold._runtime.events``) into the same ``RoomRuntime.dispatch``, so ``on_message`` gets
+what it would get from a real client, and an invalid message gets the gateway's error frame.
 """
 
 from __future__ import annotations
@@ -36,8 +42,11 @@ from typing import Any, Callable
 
 import msgpack
 
+from . import protocol
 from .errors import ActivationKilled, ConnectionClosed
 from .clock import ManualClock
+from .messages import kind_schemas, parse_client_message
+from ._runtime.events import Close, Connect, Message, decode_events, encode_batch
 from ._runtime.handle import RoomDirectory, RoomGone, RoomHandle
 from .room import HttpRequest, HttpResponse, Room
 from .storage.base import StorageError
@@ -145,6 +154,8 @@ class FakeConnection:
     close_reason: str = ""
     read: int = 0
     """How many messages of ``received`` ``next_message`` has returned or skipped."""
+    seq: int = 0
+    """The sequence number of the last message sent (``send`` numbers them from the connect's)."""
 
     async def next_message(self, where: Callable[[Any], bool] | None = None,
                            timeout: float = NEXT_MESSAGE_TIMEOUT) -> Any:
@@ -175,18 +186,39 @@ class FakeConnection:
             if not await self.harness.collect(wait=max(0.0, min(remaining, _PULL_SLICE))) and remaining > 0:
                 await asyncio.sleep(min(remaining, 0.02))  # the room sleeps: let others wake it
 
-    async def send(self, message: Any) -> None:
-        """Deliver ``message`` to the room's ``on_message`` (as is) and collect the output.
+    async def send(self, type_: str, payload: dict | None = None, seq: int | None = None) -> None:
+        """Send the client message ``[type_, seq, payload]`` as a real client would, and
+        collect the output. ``seq`` defaults to the previous one plus one.
+
+        The message is validated as the gateway validates it (``starhold.messages``, against
+        the kind's ``Room.messages``): an invalid one never reaches the room, and the gateway's
+        error frame (``["error", seq, {"code", "message"}]``; codes 1-4, 6 for a ``join``) is
+        appended to ``received``. A ``ping`` is answered with a ``pong`` (``{"time": 0.0}``)
+        without involving the room. A valid message reaches ``on_message`` as a
+        ``ClientMessage`` whose payload is the declared Struct.
 
         Raises ``StorageError`` when the hook's commit failed (the room was reset to its
         committed state and the hook's held output dropped; what it sent with
         ``allow_unconfirmed=True`` is in ``received``), ``ActivationKilled`` when a
         ``faults.kill`` fired (the activation has been crashed)."""
-        await self.harness._dispatch([("message", self.id, message)])
+        self.seq = self.seq + 1 if seq is None else seq
+        data = protocol.encode(type_, self.seq, {} if payload is None else payload)
+        try:
+            message = parse_client_message(data, kind_schemas(self.harness.room_class))
+        except protocol.ProtocolError as exc:
+            self.received.append([protocol.ERROR, exc.seq, {"code": exc.code, "message": str(exc)}])
+            return
+        if message.type == protocol.PING:
+            self.received.append([protocol.PONG, message.seq, {"time": 0.0}])
+        elif message.type == protocol.JOIN:
+            self.received.append([protocol.ERROR, message.seq, {"code": protocol.ERR_ALREADY_JOINED,
+                                                                "message": "already joined"}])
+        else:
+            await self.harness._dispatch([Message(self.id, message)])
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client side (``on_close``)."""
-        await self.harness._dispatch([("close", self.id, code, reason)])
+        await self.harness._dispatch([Close(self.id, code, reason)])
         self.close_code, self.close_reason = code, reason
 
 
@@ -313,7 +345,19 @@ class RoomHarness:
         finally:
             await self.collect()
 
-    async def _dispatch(self, events: list[tuple]) -> None:
+    @property
+    def room_class(self) -> type[Room]:
+        """The ``Room`` subclass of the harnessed kind."""
+        if self.room_classes:
+            return self.room_classes[self.kind]
+        from .kinds import room_class
+
+        return room_class(self.kind)
+
+    async def _dispatch(self, events: list) -> None:
+        """Deliver ``events`` through the data channel's codec (as a gateway's batch)."""
+        if events:
+            events = decode_events(msgpack.unpackb(encode_batch(0, events), raw=False)[1])
         async with self._collecting():
             for attempt in range(3):  # the activation may end (hibernate) just as we call it
                 handle = await self.handle()
@@ -369,11 +413,10 @@ class RoomHarness:
         """A new client: ``on_connect(conn, ConnectRequest(payload, seq, player, name, account))``
         has run on return. ``player`` is the verified identity a gateway would pass (default:
         a new one per connection)."""
-        conn = FakeConnection(self, conn_id or f"conn-{next(self._ids)}")
+        conn = FakeConnection(self, conn_id or f"conn-{next(self._ids)}", seq=seq)
         self.connections[conn.id] = conn
         identity = {"player": player or f"player-{conn.id}", "name": name, "kind": account}
-        await self._dispatch([("connect", conn.id, {"payload": dict(payload or {}), "seq": seq,
-                                                    "identity": identity})])
+        await self._dispatch([Connect(conn.id, dict(payload or {}), seq, identity)])
         return conn
 
     async def request(self, method: str = "GET", path: str = "", query: dict | None = None,

@@ -28,6 +28,7 @@ import threading
 from importlib.metadata import entry_points
 from typing import Iterable, TypeVar
 
+from .messages import kind_schemas
 from .room import Room
 
 __all__ = ["ENTRY_POINT_GROUP", "define_room", "load_rooms", "room_class", "room_kinds"]
@@ -46,13 +47,16 @@ def define_room(cls: R) -> R:
     """Register ``cls`` (a ``Room`` subclass) under ``cls.kind`` and return it unchanged, so it
     works as a class decorator. Registering the same class again is a no-op; a different class
     under a kind already taken raises ``ValueError``, as does a ``kind`` that is not 1-32
-    characters of ``[a-z0-9_-]`` or a class that is not a ``Room``."""
+    characters of ``[a-z0-9_-]`` or a class that is not a ``Room``; ``messages`` that are not a
+    dict of type name -> ``msgspec.Struct`` subclass (or redeclare ``join``, ``ping`` or
+    ``resync``) raise ``TypeError``."""
     if not (isinstance(cls, type) and issubclass(cls, Room)):
         raise ValueError(f"define_room expects a Room subclass, not {cls!r}")
     kind = cls.kind
     if not (isinstance(kind, str) and 1 <= len(kind) <= 32
             and all(c.isascii() and (c.islower() or c.isdigit() or c in "_-") for c in kind)):
         raise ValueError(f"{cls.__qualname__}.kind must be 1-32 characters of [a-z0-9_-], not {kind!r}")
+    kind_schemas(cls)  # TypeError for messages that are not a map of type name -> msgspec.Struct
     with _lock:
         old = _KINDS.get(kind)
         if old is not None and old is not cls and _qualname(old) != _qualname(cls):

@@ -1,26 +1,31 @@
-"""The Starhold wire protocol: one module shared by gateway, rooms and both clients.
+"""The envelope protocol: what every Starhold room shares, whatever game it runs.
 
 Every WebSocket message is one *binary* frame holding one msgpack-encoded envelope::
 
     [type: str, seq: int, payload: map]
 
-``docs/protocol.md`` is the normative description; this module is its executable form and
-the JavaScript constants in ``client/web/src/protocol.generated.js`` are generated from it
-(``python -m starhold.protocol --js``; ``tests/test_protocol.py`` fails when they drift).
+This module holds the envelope (encoding, decoding, size and shape limits), the protocol's own
+message types (``join``, ``ping``, ``resync`` from clients; ``welcome``, ``frame``, ``error``,
+``pong`` from the server), its error and close codes, the socket limits, and the frame splice
+helpers the gateway reads keyframes with. It names no game message: each room kind declares
+its own (``Room.messages``; validated by ``starhold.messages``). Starhold's game adds its
+messages and constants in ``starhold.rooms.protocol``.
 
-Units: coordinates are world units in a system's plane, times are seconds, rates are Hz.
+``docs/protocol.md`` is the normative description; the JavaScript constants in
+``client/web/src/protocol.generated.js`` are generated from this module and the game's
+(``python -m starhold.rooms.protocol --js``, through ``js_constants``; ``tests/test_protocol.py``
+fails when they drift). Units: times are seconds, rates are Hz.
 """
 
 from __future__ import annotations
 
-import math
-import re
-import struct
-from dataclasses import dataclass
 import hashlib
+import re
+from types import ModuleType
 from typing import Any
 
 import msgpack
+import msgspec
 
 PROTOCOL_VERSION = 2
 TICK_RATE = 10
@@ -36,10 +41,6 @@ def tick_offset(room_key: str) -> float:
     digest = hashlib.blake2s(room_key.encode("utf-8"), digest_size=4).digest()
     return int.from_bytes(digest, "big") / 2**32 / TICK_RATE
 
-WORLD_LIMIT = 1000.0
-"""Coordinates are valid in the square ``[-WORLD_LIMIT, WORLD_LIMIT]**2`` (world units)."""
-SHIP_SPEED = 50.0
-"""Ship cruise speed, world units per second."""
 MAX_MESSAGE_BYTES = 4096
 """Largest client message accepted; a larger one closes the socket with 1009."""
 MAX_SEQ = 2**53 - 1
@@ -72,16 +73,13 @@ included, would reset it, so it could never fire before the heartbeat does, and 
 a timer per received message)."""
 SEAT_HOLD = 30.0
 """Seconds a dropped player's seat (ship, input sequence) is held for ``join.resume``."""
-RESPAWN_DELAY = 10.0
-"""Seconds a destroyed ship waits (flagged ``SHIP_DESTROYED``) before it respawns with full hp."""
 
-# Message types, client -> server.
+# The protocol's own message types, client -> server (a room kind's own types are its
+# ``Room.messages``; they may not reuse these names).
 JOIN = "join"
-MOVE_TO = "move_to"
 RESYNC = "resync"
 PING = "ping"
-ATTACK = "attack"
-CLIENT_TYPES = (JOIN, MOVE_TO, RESYNC, PING, ATTACK)
+PROTOCOL_TYPES = (JOIN, RESYNC, PING)
 
 # Message types, server -> client.
 WELCOME = "welcome"
@@ -103,13 +101,7 @@ ERR_RATE_LIMITED = 9
 ERR_ROOM_BUSY = 10
 ERR_UNAUTHORIZED = 11
 ERR_ROOM_FULL = 12
-ERR_UNKNOWN_TARGET = 13
-"""``attack``: no ship with that id in the room."""
-ERR_INVALID_TARGET = 14
-"""``attack``: the target is your own ship, destroyed, or parked (its player is not connected),
-or your own ship is destroyed; or the room has no combat (a game session)."""
-ERR_NO_PATH = 15
-"""``move_to``: no path around the obstacles leads there; the ship keeps its course."""
+# 13-15 are the game's (``starhold.rooms.protocol``): codes a room sends about its own messages.
 ERR_OVERLOADED = 16
 """``join``: the server or the room is overloaded and takes no new players for now (the socket
 closes with CLOSE_TRY_AGAIN_LATER); a ``join`` with ``resume`` is always admitted."""
@@ -128,31 +120,6 @@ CLOSE_SLOW_CONSUMER = 4008
 CLOSE_REPLACED = 4009
 CLOSE_RATE_LIMITED = 4029
 CLOSE_ROOM_UNAVAILABLE = 4503
-
-# Bit flags of a ship row's ``flags`` column.
-SHIP_ONLINE = 1
-"""The ship's player is connected."""
-SHIP_MOVING = 2
-"""The ship is travelling toward a target."""
-SHIP_HELD = 4
-"""The ship's player dropped and its seat is held for ``SEAT_HOLD`` seconds."""
-SHIP_IN_COMBAT = 8
-"""The ship is fighting: it moves by combat steering, not toward its ``move_to`` target."""
-SHIP_DESTROYED = 16
-"""The ship was destroyed; it respawns with full hp ``RESPAWN_DELAY`` seconds after."""
-SHIP_NPC = 32
-"""The ship is a non-player ship (a pirate)."""
-
-# Kinds of a frame's combat ``events`` rows ``[kind, a, b, value]``.
-EVENT_ATTACK = 0
-"""``[0, attacker id, target id, damage]``."""
-EVENT_DESTROYED = 1
-"""``[1, ship id, -1, 0]``."""
-
-FRAME_KEYS = 7
-"""Keys of a ``frame`` payload: tick, ack, base, time, ships, removed, names."""
-COMBAT_FRAME_KEYS = 9
-"""Keys of a ``frame`` payload of a room with combat (a solar system): the 7 plus hp, events."""
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_SEAT_TOKEN_LENGTH)
 
@@ -183,15 +150,23 @@ class ProtocolError(ValueError):
         self.seq = seq
 
 
-@dataclass(frozen=True)
-class ClientMessage:
-    """A validated client message: ``type`` is one of ``CLIENT_TYPES``; ``payload`` is
-    normalised (``move_to`` has float ``x`` and ``y``; ``join`` has optional str ``player``
-    and ``name``; ``attack`` has int ``target``)."""
+class ClientMessage(msgspec.Struct, array_like=True, frozen=True):
+    """A validated client message, as ``Room.on_message`` receives it: ``type`` (str), ``seq``
+    (the client's sequence number, int in ``[0, MAX_SEQ]``) and ``payload``: an instance of
+    the ``msgspec.Struct`` the room kind declared for ``type`` (``Room.messages``), or
+    ``Resync()`` for ``resync``. ``join`` never reaches ``on_message`` (its validated payload
+    dict is ``ConnectRequest.payload``); ``ping`` is answered by the gateway.
+
+    On the data channel it travels as ``[type, seq, payload]`` with the payload as a map; the
+    room converts the map back to the declared Struct (``starhold.messages``)."""
 
     type: str
     seq: int
-    payload: dict
+    payload: Any
+
+
+class Resync(msgspec.Struct, frozen=True):
+    """The payload of ``resync``: no fields (unknown keys are ignored)."""
 
 
 def encode(type_: str, seq: int, payload: dict) -> bytes:
@@ -225,50 +200,27 @@ def decode(data: bytes) -> tuple[str, int, Any]:
     return type_, seq, payload
 
 
-def parse_client_message(data: bytes) -> ClientMessage:
-    """Decode and validate one client message.
-
-    Raises ``ProtocolError`` with ``ERR_MALFORMED``, ``ERR_UNKNOWN_TYPE``,
-    ``ERR_INVALID_FIELD`` (missing field or wrong type) or ``ERR_OUT_OF_RANGE`` (coordinate
-    not finite or outside ``[-WORLD_LIMIT, WORLD_LIMIT]``, ``attack.target`` not in
-    ``[0, MAX_SEQ]``). Unknown payload keys are ignored.
-    """
-    type_, seq, payload = decode(data)
-    if type_ == MOVE_TO:
-        return ClientMessage(type_, seq, {"x": _coord(payload, "x", seq), "y": _coord(payload, "y", seq)})
-    if type_ == JOIN:
-        out = {}
-        resume = payload.get("resume")
-        if resume is not None:
-            if not isinstance(resume, str) or not _TOKEN_RE.fullmatch(resume):
-                raise ProtocolError(
-                    ERR_INVALID_FIELD,
-                    f"join.resume must be a seat token of 1-{MAX_SEAT_TOKEN_LENGTH} characters of [A-Za-z0-9_-]",
-                    seq,
-                )
-            out["resume"] = resume
-        name = payload.get("name")
-        if name is not None:
-            if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH or not name.isprintable():
-                raise ProtocolError(
-                    ERR_INVALID_FIELD, f"join.name must be 1-{MAX_NAME_LENGTH} printable characters", seq
-                )
-            out["name"] = name.strip()
-        return ClientMessage(type_, seq, out)
-    if type_ == ATTACK:
-        target = payload.get("target")
-        if target is None:
-            raise ProtocolError(ERR_INVALID_FIELD, "missing field 'target'", seq)
-        if not _is_int(target):
-            raise ProtocolError(ERR_INVALID_FIELD, "field 'target' must be an integer ship id", seq)
-        if not 0 <= target <= MAX_SEQ:
-            raise ProtocolError(ERR_OUT_OF_RANGE, "field 'target' must be in [0, 2^53-1]", seq)
-        return ClientMessage(type_, seq, {"target": target})
-    if type_ == RESYNC:
-        return ClientMessage(type_, seq, {})
-    if type_ == PING:
-        return ClientMessage(type_, seq, {})
-    raise ProtocolError(ERR_UNKNOWN_TYPE, f"unknown message type {type_[:32]!r}", seq)
+def join_payload(payload: dict, seq: int) -> dict:
+    """The validated payload of a ``join``: ``{"resume"?: str, "name"?: str}`` (``name``
+    stripped; other keys dropped). Raises ``ProtocolError(ERR_INVALID_FIELD)`` for a
+    ``resume`` that is not a seat token (1-``MAX_SEAT_TOKEN_LENGTH`` characters of
+    ``[A-Za-z0-9_-]``) or a ``name`` that is not 1-``MAX_NAME_LENGTH`` printable characters."""
+    out = {}
+    resume = payload.get("resume")
+    if resume is not None:
+        if not isinstance(resume, str) or not _TOKEN_RE.fullmatch(resume):
+            raise ProtocolError(
+                ERR_INVALID_FIELD,
+                f"join.resume must be a seat token of 1-{MAX_SEAT_TOKEN_LENGTH} characters of [A-Za-z0-9_-]",
+                seq,
+            )
+        out["resume"] = resume
+    name = payload.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+            raise ProtocolError(ERR_INVALID_FIELD, f"join.name must be 1-{MAX_NAME_LENGTH} printable characters", seq)
+        out["name"] = name.strip()
+    return out
 
 
 def decode_server(data: bytes) -> tuple[str, int, dict]:
@@ -282,115 +234,84 @@ def error_frame(code: int, message: str, seq: int = 0) -> bytes:
     return encode(ERROR, seq, {"code": code, "message": message})
 
 
-_row_packer = msgpack.Packer(use_bin_type=True, use_single_float=True)
+def frame_tail_start(base: int | None) -> bytes:
+    """The first bytes of every frame tail: the key ``base`` and its value (the tick the frame
+    is a delta against, or None for a keyframe). A room's frame tail (the part of a ``frame``
+    payload that is the same for every client, after ``tick`` and ``ack``) starts with them,
+    so that the gateway can tell a keyframe by ``tail_is_keyframe`` without decoding it."""
+    return _KEY_BASE + msgpack.packb(base)
 
 
-def quantize(value: float) -> float:
-    """``value`` rounded to float32, the precision of coordinates on the wire (about 6e-5
-    world units at 1000). Deltas compare quantized values, so a ship at rest never reappears."""
-    return _F32.unpack(_F32.pack(value))[0]
-
-
-def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, names: list,
-                    hp: list | None = None, events: list | None = None) -> bytes:
-    """Encode the part of a ``frame`` payload that is the same for every client: the keys
-    ``base``, ``time``, ``ships``, ``removed`` and ``names`` with their values, then ``hp`` and
-    ``events`` when either is given (rooms with combat), for ``frame_prefix`` to prefix once
-    per client (the tick and that client's ack).
-
-    ``base``: tick of the frame this one is a delta against, or None for a keyframe (a full
-    snapshot); ``time``: game time of the tick, seconds; ``rows``: ``[id, x, y, flags]`` per
-    changed ship (every ship in a keyframe), x and y in world units, packed as float32;
-    ``removed``: ids of ships gone since ``base``; ``names``: ``[id, name]`` per ship new since
-    ``base`` or renamed (every ship in a keyframe); ``hp``: ``[id, hp, max_hp]`` (ints) per ship
-    whose hit points changed since ``base`` (every ship in a keyframe); ``events``: this tick's
-    combat events ``[kind, a, b, value]`` (``EVENT_*``). A tail with ``hp``/``events`` has
-    ``COMBAT_FRAME_KEYS`` keys in all (pass that to ``frame_prefix``), else ``FRAME_KEYS``.
-    """
-    parts = [
-        _KEY_BASE, msgpack.packb(base), _KEY_TIME, msgpack.packb(float(time)),
-        _KEY_SHIPS, _row_packer.pack(rows), _KEY_REMOVED, msgpack.packb(removed),
-        _KEY_NAMES, msgpack.packb(names, use_bin_type=True),
-    ]
-    if hp is not None or events is not None:
-        parts += [_KEY_HP, msgpack.packb(hp or []), _KEY_EVENTS, msgpack.packb(events or [])]
-    return b"".join(parts)
-
-
-def frame_prefix(tick: int, keys: int = FRAME_KEYS) -> bytes:
+def frame_prefix(tick: int, keys: int) -> bytes:
     """The bytes of a ``frame`` envelope up to its ``ack`` value (the same for every client
     of a tick): ``frame_prefix(tick, keys) + msgpack.packb(ack) + tail`` is the whole frame.
-    ``keys``: the payload's key count, ``FRAME_KEYS`` (7) or ``COMBAT_FRAME_KEYS`` (9) for a
-    tail with ``hp`` and ``events``; the map header is the only byte that depends on it."""
+    ``keys``: the payload's key count (2 for ``tick`` and ``ack`` plus the tail's keys); the
+    map header is the only byte that depends on it. Raises ``ValueError`` outside 2-15."""
     if not 2 <= keys <= 15:
         raise ValueError("a frame has 2-15 keys")
     return b"".join((b"\x93", _FRAME_TYPE, msgpack.packb(tick), bytes((0x80 | keys,)), _KEY_TICK,
                      msgpack.packb(tick), _KEY_ACK))
 
 
-def encode_frame(tick: int, ack: int, tail: bytes, prefix: bytes | None = None, keys: int = FRAME_KEYS) -> bytes:
-    """Encode ``["frame", tick, {"tick", "ack", "base", "time", "ships", "removed", "names"
-    [, "hp", "events"]}]`` around a tail from ``pack_frame_tail``; byte-identical to
-    ``encode(FRAME, tick, {...})`` with that key order (and float32 coordinates). Only the ack
-    is encoded per client. ``keys``: ``COMBAT_FRAME_KEYS`` when the tail has ``hp``/``events``
-    (ignored when ``prefix`` is given). ``tick`` and ``ack`` stay the first two keys in
-    every frame, so partial decoders that stop after the ack work for both."""
+def encode_frame(tick: int, ack: int, tail: bytes, keys: int, prefix: bytes | None = None) -> bytes:
+    """Encode ``["frame", tick, {"tick": tick, "ack": ack, "base": ..., <the tail's keys>}]``
+    around a ``tail`` that starts with ``frame_tail_start``; byte-identical to ``encode(FRAME,
+    tick, {...})`` with that key order. Only the ack is encoded per client. ``keys``: the
+    payload's key count (ignored when ``prefix``, a ``frame_prefix``, is given). ``tick`` and
+    ``ack`` are the first two keys of every frame, so partial decoders that stop after the ack
+    work for every room."""
     return (prefix or frame_prefix(tick, keys)) + msgpack.packb(ack) + tail
 
 
 def tail_is_keyframe(tail: bytes) -> bool:
-    """Whether a ``pack_frame_tail`` tail is a keyframe's (its ``base`` is nil), without decoding."""
+    """Whether a frame tail (starting with ``frame_tail_start``) is a keyframe's (its ``base``
+    is nil), without decoding."""
     return tail[len(_KEY_BASE)] == 0xC0
 
 
-_F32 = struct.Struct("<f")
 _FRAME_TYPE = msgpack.packb(FRAME)
-_KEY_TICK, _KEY_ACK, _KEY_BASE, _KEY_TIME, _KEY_SHIPS, _KEY_REMOVED, _KEY_NAMES, _KEY_HP, _KEY_EVENTS = (
-    msgpack.packb(k) for k in ("tick", "ack", "base", "time", "ships", "removed", "names", "hp", "events"))
+_KEY_TICK, _KEY_ACK, _KEY_BASE = (msgpack.packb(k) for k in ("tick", "ack", "base"))
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _coord(payload: dict, key: str, seq: int) -> float:
-    value = payload.get(key)
-    if value is None:
-        raise ProtocolError(ERR_INVALID_FIELD, f"missing field {key!r}", seq)
-    if not (_is_int(value) or isinstance(value, float)):
-        raise ProtocolError(ERR_INVALID_FIELD, f"field {key!r} must be a number", seq)
-    value = float(value)
-    if not math.isfinite(value) or abs(value) > WORLD_LIMIT:
-        raise ProtocolError(ERR_OUT_OF_RANGE, f"field {key!r} must be finite and within ±{WORLD_LIMIT:g}", seq)
-    return value
+def constant_names(module: ModuleType) -> list[str]:
+    """The protocol constants a module defines (not imports): upper-case names bound to an int,
+    float, str or tuple of str, in definition order."""
+    names = vars(module).get("__all__") or list(vars(module))
+    return [n for n in names if n.isupper() and not n.startswith("_")
+            and isinstance(getattr(module, n), (int, float, str, tuple))]
 
 
-def js_constants() -> str:
-    """The JavaScript ES module of this module's constants (generated; do not edit by hand)."""
-    names = [
-        n
-        for n, v in globals().items()
-        if n.isupper() and not n.startswith("_") and isinstance(v, (int, float, str, tuple))
-    ]
-    lines = ["// Generated by `python -m starhold.protocol --js` from starhold/protocol.py. Do not edit."]
-    for n in names:
-        v = globals()[n]
-        if isinstance(v, tuple):
-            js = "[" + ", ".join(f'"{x}"' for x in v) + "]"
-        elif isinstance(v, str):
-            js = f'"{v}"'
-        elif isinstance(v, float):
-            js = repr(v)
-        else:
-            js = str(v)
-        lines.append(f"export const {n} = {js};")
+def js_constants(modules: list[ModuleType], command: str) -> str:
+    """The JavaScript ES module of the constants of ``modules`` (``constant_names``, in order),
+    headed by a comment naming ``command``, the one that generates it. A name a later module
+    re-exports with the same value is written once; with another value it raises
+    ``ValueError``."""
+    lines = [f"// Generated by `{command}` from " + " and ".join(m.__file__.rsplit("/", 2)[-2] + "/" +
+             m.__file__.rsplit("/", 1)[-1] for m in modules) + ". Do not edit."]
+    seen: dict[str, Any] = {}
+    for module in modules:
+        for n in constant_names(module):
+            v = getattr(module, n)
+            if n in seen:
+                if seen[n] != v or type(seen[n]) is not type(v):
+                    raise ValueError(f"protocol constant {n} has two values: {seen[n]!r} and {v!r}")
+                continue
+            seen[n] = v
+            if isinstance(v, tuple):
+                js = "[" + ", ".join(f'"{x}"' for x in v) + "]"
+            elif isinstance(v, str):
+                js = f'"{v}"'
+            elif isinstance(v, float):
+                js = repr(v)
+            else:
+                js = str(v)
+            lines.append(f"export const {n} = {js};")
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":  # pragma: no cover - exercised by the drift test through js_constants()
-    import sys
-
-    if sys.argv[1:] == ["--js"]:
-        sys.stdout.write(js_constants())
-    else:
-        sys.exit("usage: python -m starhold.protocol --js")
+__all__ = [n for n in list(globals()) if not n.startswith("_") and n not in (
+    "annotations", "hashlib", "re", "ModuleType", "Any", "msgpack", "msgspec")]

@@ -79,9 +79,17 @@ class Room:
     ``(kind, id)``; ``starhold.define_room`` registers the class under it."""
     messages: dict[str, type] = {}
     """The client message types of this kind: type name -> a ``msgspec.Struct`` subclass that
-    validates its payload (field names, types, ranges). The gateway answers any other type
-    with error 2 and an invalid payload with error 3 or 4 before the room sees it (the
-    protocol's own ``join``, ``ping`` and ``resync`` need no entry)."""
+    validates its payload (field names and types; ranges and lengths with ``msgspec.Meta``),
+    e.g. ``{"move_to": MoveTo}``. Subclasses inherit it (extend with ``{**Base.messages, ...}``).
+
+    The gateway validates every client message against it before the room sees it
+    (``starhold.messages``): a type not declared here is answered with error 2
+    (``ERR_UNKNOWN_TYPE``), a missing field or a value of the wrong type with error 3
+    (``ERR_INVALID_FIELD``), a value outside a declared constraint (NaN included) with error 4
+    (``ERR_OUT_OF_RANGE``); unknown payload keys are ignored. The protocol's own ``join``,
+    ``ping`` and ``resync`` need no entry and may not be redeclared (``define_room`` raises
+    ``TypeError``). The room validates again on arrival (a gateway with other schemas), and the
+    test harness validates with the same function."""
     coalesce: frozenset = frozenset()
     """Client message types where only the latest per connection in a batch matters (e.g.
     ``{"move_to"}``: a newer target replaces an older one). The runtime delivers only that
@@ -153,7 +161,14 @@ class Room:
         """A client joined. Raising rejects it (the client gets an error and a 4503 close)."""
 
     async def on_message(self, conn: Connection, message: Any) -> None:
-        """A validated message from ``conn`` (``starhold.protocol.ClientMessage``)."""
+        """A validated client message from ``conn``, a ``starhold.protocol.ClientMessage``:
+        ``message.type`` (str, a key of ``messages`` or ``"resync"``), ``message.seq`` (the
+        client's sequence number, int in ``[0, 2^53-1]``; acknowledge it in your frames) and
+        ``message.payload``, an instance of ``messages[message.type]`` (a ``msgspec.Struct``:
+        read its fields as attributes, ``message.payload.x``; ``protocol.Resync()`` for a
+        ``resync``). Of the messages of ``Room.coalesce`` only the latest per connection in a
+        batch arrives. Raising sends ``conn`` error 8 (``ERR_ROOM_ERROR``) and calls
+        ``on_error``; the room carries on."""
 
     async def on_close(self, conn: Connection, code: int, reason: str) -> None:
         """``conn`` is gone (``code``/``reason`` as the WebSocket close gave them)."""

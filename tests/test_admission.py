@@ -5,7 +5,7 @@ held seat be taken back."""
 import aiohttp
 import pytest
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.gateway import metrics
 from starhold.gateway.admission import CLEAR_AFTER, LAG_LIMIT, SHED_AFTER, LoadShedder, TickReports
 from starhold.gateway.app import GATEWAY

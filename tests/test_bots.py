@@ -5,7 +5,7 @@ import math
 
 import aiohttp
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.client.bots import run_bots
 from starhold._runtime.local_host import InProcessDirectory
 

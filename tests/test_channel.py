@@ -7,7 +7,8 @@ import asyncio
 
 import msgpack
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
+from starhold._runtime.events import Connect, Message, encode_batch
 from starhold.gateway.room_channel import RoomChannel
 
 SYSTEM = {"id": "sol", "name": "Sol", "color": "#fff2e7", "star_radius": 40.0, "planets": []}
@@ -43,8 +44,7 @@ def welcomes(items):
 
 
 def join(conn_id, name):
-    return ("connect", conn_id, {"payload": {}, "seq": 1,
-                                 "identity": {"player": f"p-{conn_id}", "name": name, "kind": "guest"}})
+    return Connect(conn_id, {}, 1, {"player": f"p-{conn_id}", "name": name, "kind": "guest"})
 
 
 async def open_channel(room, gateway="gw-a"):
@@ -59,8 +59,8 @@ async def test_batches_are_applied_in_order_and_acknowledged(room_directory):
     peer, channel, info = await open_channel(room)
     assert info["epoch"] == (await room.stats())["epoch"]
     channel.send(1, [join("c1", "Ada")])
-    channel.send(2, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0})),
-                     ("message", "c1", P.ClientMessage(P.MOVE_TO, 3, {"x": 20.0, "y": 0.0}))])
+    channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0})),
+                     Message("c1", P.ClientMessage(P.MOVE_TO, 3, {"x": 20.0, "y": 0.0}))])
     await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 2)
     assert peer.acks == sorted(peer.acks)
     [welcome] = welcomes(peer.items)
@@ -77,7 +77,7 @@ async def test_a_peer_without_the_secret_is_dropped_and_the_room_serves_on(room_
     room = await room_directory.get("system", "sol", {"system": SYSTEM})
     info = await room.open_channel("gw-a")
     reader, writer = await asyncio.open_connection(info["host"], info["port"])
-    writer.write(msgpack.packb(["hello", "gw-evil", "0" * 32]) + msgpack.packb([1, [join("x", "Eve")]]))
+    writer.write(msgpack.packb(["hello", "gw-evil", "0" * 32]) + encode_batch(1, [join("x", "Eve")]))
     assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, nothing answered
     writer.close()
     reader, writer = await asyncio.open_connection(info["host"], info["port"])
@@ -99,7 +99,7 @@ async def test_a_malformed_batch_from_a_gateway_closes_only_its_channel(room_dir
     bad, bad_channel, _ = await open_channel(room, "gw-bad")
     bad_channel.transport.write(msgpack.packb([1, [["message", "c9"]]]))  # a message without its body
     await asyncio.wait_for(bad.lost.wait(), 5)
-    good_channel.send(2, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 5.0, "y": 5.0}))])
+    good_channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 5.0, "y": 5.0}))])
     await good.wait_for(lambda: good.acks[-1] == 2)
     assert not good.lost.is_set()
     good_channel.close()
@@ -116,7 +116,7 @@ async def test_the_channel_ends_with_the_activation(room_directory, manual_clock
     woken = await room_directory.get("system", "sol")
     peer2, channel2, info2 = await open_channel(woken)
     assert info2["epoch"] > 1
-    channel2.send(1, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
+    channel2.send(1, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
     await peer2.wait_for(lambda: peer2.acks and peer2.acks[-1] == 1)
     assert not [i for i in peer2.items if i[0] == "close"]  # c1 came back with the room
     channel2.close()

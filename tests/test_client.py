@@ -20,7 +20,7 @@ import msgpack
 import pytest
 from aiohttp.test_utils import TestServer
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.client import StarholdClient, create_game
 from starhold.client import loadtest as L
 from starhold.client.backoff import Backoff
@@ -76,7 +76,7 @@ def test_backoff_injected_rng_is_deterministic_and_reset_redraws():
 def frame(tick: int, ack: int, base: int | None, rows, removed=(), names=()) -> dict:
     """A frame payload exactly as it travels (float32 coordinates, the rooms' encoder)."""
     tail = P.pack_frame_tail(base, tick / P.TICK_RATE, list(rows), list(removed), list(names))
-    type_, seq, payload = P.decode_server(P.encode_frame(tick, ack, tail))
+    type_, seq, payload = P.decode_server(P.encode_frame(tick, ack, tail, P.FRAME_KEYS))
     assert (type_, seq) == (P.FRAME, tick)
     return payload
 
@@ -204,7 +204,7 @@ def test_frame_ack_reads_the_ack_prefix_of_real_frames(ack, tick):
     rows = [[i, i * 1.5, -i * 2.5, 3] for i in range(1, 40)]
     for base, names in ((None, [[i, f"n{i}"] for i in range(1, 40)]), (tick - 1, [])):
         tail = P.pack_frame_tail(base, tick / 10, rows, [7], names)
-        data = P.encode_frame(tick, ack, tail, prefix=P.frame_prefix(tick))
+        data = P.encode_frame(tick, ack, tail, P.FRAME_KEYS, prefix=P.frame_prefix(tick, P.FRAME_KEYS))
         assert L.frame_ack(data) == ack == L.full_ack(data)
 
 

@@ -8,12 +8,14 @@ import math
 import msgpack
 import pytest
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
+from starhold._runtime.events import Message
+from starhold.messages import kind_schemas, parse_client_message
 from starhold.client.state import WorldState
 from starhold.rooms.system.combat import PIRATE_STATS, PLAYER_STATS
 from starhold._runtime.handle import RoomGone
 from starhold.room import HttpRequest
-from starhold.rooms.system.room import SPAWN_RADIUS
+from starhold.rooms.system.room import SPAWN_RADIUS, SolarSystemRoom
 
 SYSTEM = {"id": "sol", "name": "Sol", "color": "#fff2e7", "star_radius": 40.0, "planets": []}
 GW = "gw-combat"
@@ -81,7 +83,7 @@ class Game:
     async def send(self, conn, type_, payload):
         self.seq[conn] += 1
         room = await self.room()
-        await room.send_batch(GW, [("message", conn, P.ClientMessage(type_, self.seq[conn], payload))])
+        await room.send_batch(GW, [Message(conn, P.ClientMessage(type_, self.seq[conn], payload))])
         return self.seq[conn]
 
     async def move(self, conn, x, y):
@@ -191,9 +193,10 @@ async def test_attack_input_validation(game, room_directory):
     for payload, code in (({}, P.ERR_INVALID_FIELD), ({"target": "7"}, P.ERR_INVALID_FIELD),
                           ({"target": True}, P.ERR_INVALID_FIELD), ({"target": -1}, P.ERR_OUT_OF_RANGE)):
         with pytest.raises(P.ProtocolError) as info:
-            P.parse_client_message(msgpack.packb(["attack", 3, payload]))
+            parse_client_message(msgpack.packb(["attack", 3, payload]), kind_schemas(SolarSystemRoom))
         assert info.value.code == code
-    assert P.parse_client_message(P.encode(P.ATTACK, 4, {"target": 12})).payload == {"target": 12}
+    assert parse_client_message(P.encode(P.ATTACK, 4, {"target": 12}),
+                                kind_schemas(SolarSystemRoom)).payload == P.Attack(12)
 
 
 async def test_a_player_destroys_a_pirate_which_respawns_at_its_post_after_the_delay(game, room_directory):

@@ -17,7 +17,9 @@ import msgpack
 import pytest
 
 from starhold.clock import ManualClock
+from starhold.protocol import ClientMessage
 from starhold.rooms.examples import CounterRoom
+from starhold._runtime.events import Connect, Message
 from starhold._runtime.handle import RoomGone
 from starhold._runtime.lease import LEASE_SECONDS, RENEW_INTERVAL
 from starhold._runtime.runtime import RoomRuntime
@@ -63,13 +65,13 @@ class Node:
 
     async def start(self) -> "Node":
         await self.runtime.start()
-        await self.runtime.dispatch(GW, [("connect", "p", {"payload": {}, "seq": 1, "identity": {"player": "p"}})])
+        await self.runtime.dispatch(GW, [Connect("p", {}, 1, {"player": "p"})])
         return self
 
     async def send(self, count: int = 1) -> None:
         """Send ``count`` messages; the counts released to the gateway are the acknowledged ones."""
         for _ in range(count):
-            await self.runtime.dispatch(GW, [("message", "p", {"n": 1})])
+            await self.runtime.dispatch(GW, [Message("p", ClientMessage("inc", 1, {}))])
         for item in self.runtime.take_output(GW):
             if item[0] == "send":
                 self.acked.append(msgpack.unpackb(item[2])["count"])

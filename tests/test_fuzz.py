@@ -53,7 +53,8 @@ from hypothesis import strategies as st
 from starhold.gateway.app import GATEWAY, create_app
 from starhold._runtime.local_host import InProcessDirectory
 
-from starhold import protocol as P
+from starhold import protocol as envelope
+from starhold.rooms import protocol as P
 from starhold.watchdog import BlockingWatchdog
 
 # The numbers of docs/protocol.md, written out (not read from starhold.protocol) so that the model
@@ -65,6 +66,8 @@ DOC_MAX_NAME_LENGTH = 32
 DOC_MAX_CONSECUTIVE_ERRORS = 20
 DOC_MALFORMED, DOC_UNKNOWN_TYPE, DOC_INVALID_FIELD = 1, 2, 3
 DOC_OUT_OF_RANGE, DOC_NOT_JOINED, DOC_ALREADY_JOINED = 4, 5, 6
+CLIENT_TYPES = (P.JOIN, P.MOVE_TO, P.RESYNC, P.PING, P.ATTACK)
+"""The client message types of a solar system: the protocol's own and the game's."""
 DOC_SEAT_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}")  # protocol.py's error message: "1-64 characters of [A-Za-z0-9_-]"
 
 ROOM = "sol"
@@ -644,7 +647,7 @@ join_payload = st.builds(lambda extra, name, resume: _with(extra, name=name, res
 bad_payload = st.one_of(st.none(), st.lists(junk, max_size=3), st.text(max_size=5), ints,
                         st.binary(max_size=5), st.booleans(), st.floats(allow_nan=True))
 unknown_type = st.one_of(
-    st.text(max_size=12).filter(lambda t: t not in P.CLIENT_TYPES),
+    st.text(max_size=12).filter(lambda t: t not in CLIENT_TYPES),
     st.sampled_from(["Join", "JOIN", "ping ", " ping", "move-to", "moveTo", "move_to\x00", "", "welcome", "frame",
                      "error", "pong", "resync2", "join\n"]),
 )
@@ -728,7 +731,7 @@ def nested(draw) -> Probe:
                      (1, st.sampled_from([1000, 1019, 1020, 1021, 1022, 1023, 1024]))))
     kind = draw(st.sampled_from(["array", "map"]))
     where = draw(st.sampled_from(["whole", "unknown_key", "x", "payload", "seq", "type", "name"]))
-    type_ = draw(st.sampled_from(list(P.CLIENT_TYPES)))
+    type_ = draw(st.sampled_from(list(CLIENT_TYPES)))
     head = pack(type_) + pack(draw(valid_seq))
     inner = _container(depth, kind)
     data = {
@@ -749,7 +752,7 @@ def huge(draw) -> Probe:
     n = draw(mix((1, st.integers(0, 6000)),
                  (1, st.sampled_from([63, 64, 65, 255, 256, 257, 1000, 4000, 4080, 4090, 4100]))))
     what = draw(st.sampled_from(["str", "str_multibyte", "bin", "array", "map", "type", "name", "resume", "x"]))
-    type_ = draw(st.sampled_from(list(P.CLIENT_TYPES)))
+    type_ = draw(st.sampled_from(list(CLIENT_TYPES)))
     seq = draw(valid_seq)
     if what == "str":
         obj = [type_, seq, {"pad": "s" * n}]
@@ -947,7 +950,7 @@ def test_sustained_flooding_closes_4029_and_pauses_reset_it(live, baseline, fuzz
     frame. A client that stays under the rate after its burst is never limited; one whose
     floods are each shorter than that, with pauses of more than a second, is limited but never
     closed, though it was limited for longer than that in total."""
-    monkeypatch.setattr(P, "RATE_LIMIT_CLOSE_AFTER", 0.6)
+    monkeypatch.setattr(envelope, "RATE_LIMIT_CLOSE_AFTER", 0.6)  # where the gateway reads it
 
     async def main():
         async with aiohttp.ClientSession() as http:

@@ -8,7 +8,7 @@ import aiohttp
 import msgpack
 import pytest
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.client import StarholdClient
 from starhold._runtime.local_host import InProcessDirectory
 from wire import guest_token

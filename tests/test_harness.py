@@ -2,7 +2,9 @@
 host allows: atomicity, rollback, output gate, alarms, hibernation with held connections."""
 
 import asyncio
+from typing import Annotated
 
+import msgspec
 import pytest
 
 from starhold.harness import ActivationKilled, RoomHarness
@@ -10,19 +12,33 @@ from starhold.room import HttpResponse, Room
 from starhold.storage.base import StorageError
 
 
+class Empty(msgspec.Struct):
+    """A message without fields."""
+
+
+class MultiPut(msgspec.Struct):
+    n: Annotated[int, msgspec.Meta(ge=0, le=1000)]
+
+
+class Alarm(msgspec.Struct):
+    seconds: Annotated[float, msgspec.Meta(ge=0.0)] = msgspec.field(name="in")
+
+
 class LabRoom(Room):
     kind = "lab"
+    messages = {"multi_put": MultiPut, "alarm": Alarm,
+                **{op: Empty for op in ("txn", "count", "whoami", "unconfirmed", "kick")}}
 
     async def on_connect(self, conn, request):
         conn.attachment = {"name": request.payload.get("name", "?")}
         conn.send({"hello": conn.attachment["name"]})
 
     async def on_message(self, conn, message):
-        op = message["op"]
+        op = message.type
         if op == "multi_put":
-            for i in range(message["n"]):
+            for i in range(message.payload.n):
                 await self.storage.put(f"k{i:03d}", i)
-            conn.send({"done": message["n"]})
+            conn.send({"done": message.payload.n})
         elif op == "txn":
             await self.storage.put("before", 1)
             try:
@@ -39,7 +55,7 @@ class LabRoom(Room):
         elif op == "whoami":
             conn.send({"attachment": conn.attachment})
         elif op == "alarm":
-            await self.storage.set_alarm(self.clock.now() + message["in"])
+            await self.storage.set_alarm(self.clock.now() + message.payload.seconds)
         elif op == "unconfirmed":  # one frame past the output gate, one held for the commit
             conn.send({"early": True}, allow_unconfirmed=True)
             await self.storage.put("count", (await self.storage.get("count") or 0) + 1)
@@ -72,32 +88,32 @@ async def harness(request, tmp_path):
 
 async def test_writes_of_one_hook_commit_together(harness):
     conn = await harness.connect({"name": "a"})
-    await conn.send({"op": "multi_put", "n": 50})
+    await conn.send("multi_put", {"n": 50})
     assert conn.received[-1] == {"done": 50}
     assert (await harness.request()).body["keys"] == 50
 
 
 async def test_transaction_rolls_back_only_its_block(harness):
     conn = await harness.connect()
-    await conn.send({"op": "txn"})
+    await conn.send("txn")
     assert conn.received[-1] == {"before": 1, "inside": None}
 
 
 async def test_connections_and_attachments_survive_hibernation(harness):
     conn = await harness.connect({"name": "Ada"})
-    await conn.send({"op": "count"})
+    await conn.send("count")
     assert await harness.evict()
     assert not await harness.is_active()
-    await conn.send({"op": "whoami"})  # wakes the room: the connection is still there
+    await conn.send("whoami")  # wakes the room: the connection is still there
     assert conn.received[-1] == {"attachment": {"name": "Ada"}}
     assert (await harness.stats())["epoch"] == 2
-    await conn.send({"op": "count"})
+    await conn.send("count")
     assert conn.received[-1] == {"count": 2}
 
 
 async def test_an_alarm_fires_and_wakes_a_sleeping_room(harness):
     conn = await harness.connect()
-    await conn.send({"op": "alarm", "in": 2.0})
+    await conn.send("alarm", {"in": 2.0})
     await harness.evict()
     if harness.host == "inprocess":
         await harness.advance(2.1)
@@ -113,7 +129,7 @@ async def test_an_alarm_fires_and_wakes_a_sleeping_room(harness):
 
 async def test_fire_alarm_now(harness):
     conn = await harness.connect()
-    await conn.send({"op": "alarm", "in": 3600})
+    await conn.send("alarm", {"in": 3600})
     assert await harness.fire_alarm()
     assert (await harness.request()).body["fired"] == 1
     assert not await harness.fire_alarm()
@@ -121,7 +137,7 @@ async def test_fire_alarm_now(harness):
 
 async def test_fire_alarm_reports_the_time_the_alarm_was_set_for(harness):
     conn = await harness.connect()
-    await conn.send({"op": "alarm", "in": 3600})
+    await conn.send("alarm", {"in": 3600})
     scheduled = (await harness.stats())["alarm"]
     assert scheduled is not None
     assert await harness.fire_alarm()
@@ -141,7 +157,7 @@ async def test_killed_mid_hook_nothing_of_the_hook_is_committed(lab):
     conn = await lab.connect()
     lab.faults.kill("put", key_prefix="k025")
     with pytest.raises(ActivationKilled):
-        await conn.send({"op": "multi_put", "n": 50})
+        await conn.send("multi_put", {"n": 50})
     assert conn.received == [{"hello": "?"}]  # the held reply died with the activation
     assert (await lab.request()).body["keys"] == 0  # a new activation: none of the 25 puts landed
     assert (await lab.stats())["epoch"] == 2
@@ -149,19 +165,19 @@ async def test_killed_mid_hook_nothing_of_the_hook_is_committed(lab):
 
 async def test_failed_commit_drops_held_output_and_the_room_carries_on(lab):
     conn = await lab.connect()
-    await conn.send({"op": "count"})
+    await conn.send("count")
     lab.faults.fail("commit")
     with pytest.raises(StorageError):
-        await conn.send({"op": "count"})
+        await conn.send("count")
     assert conn.received[-1] == {"count": 1}  # the reply to the failed hook never went out
-    await conn.send({"op": "count"})
+    await conn.send("count")
     assert conn.received[-1] == {"count": 2}  # reset to the committed state, then on
 
 
 async def test_delayed_write_still_commits(lab):
     conn = await lab.connect()
     lab.faults.delay("put", 0.05, key_prefix="count")
-    await conn.send({"op": "count"})
+    await conn.send("count")
     assert conn.received[-1] == {"count": 1}
     assert ("put", "count") in lab.faults.log
 
@@ -174,7 +190,7 @@ async def test_room_harness_fixture(room_harness):
 
 async def test_wait_for_next_tick_and_advance_to_next(lab):
     conn = await lab.connect()
-    await conn.send({"op": "alarm", "in": 42.0})
+    await conn.send("alarm", {"in": 42.0})
     start = lab.clock.now()
     await lab.wait_for_next_tick()
     assert lab.clock.now() == pytest.approx(start + 42.0)
@@ -188,7 +204,7 @@ async def test_restore_from_s3_on_a_fresh_data_directory(harness, seaweedfs, tmp
     async with RoomHarness(LabRoom, host=harness.host, name="moving", data_dir=tmp_path / "node1",
                            snapshots=spec) as node1:
         conn = await node1.connect()
-        await conn.send({"op": "multi_put", "n": 7})
+        await conn.send("multi_put", {"n": 7})
         assert await node1.evict()
     async with RoomHarness(LabRoom, host=harness.host, name="moving", data_dir=tmp_path / "node2",
                            snapshots=spec) as node2:
@@ -202,10 +218,10 @@ async def test_unconfirmed_output_reaches_the_test_even_when_the_commit_fails(la
     conn = await lab.connect()
     lab.faults.fail("commit")
     with pytest.raises(StorageError):  # the harness surfaces the failed commit to the test
-        await conn.send({"op": "unconfirmed"})
+        await conn.send("unconfirmed")
     # the frame sent past the output gate went out before the commit; the held one never did
     assert conn.received == [{"hello": "?"}, {"early": True}]
-    await conn.send({"op": "unconfirmed"})
+    await conn.send("unconfirmed")
     assert conn.received[-2:] == [{"early": True}, {"late": True}]
     assert (await lab.request()).body["count"] == 1  # the failed hook's write is not there
 
@@ -214,8 +230,8 @@ async def test_unconfirmed_output_reaches_the_test_even_when_the_commit_fails(la
 
 async def test_next_message_returns_each_message_once_in_order(lab):
     conn = await lab.connect({"name": "Ada"})
-    await conn.send({"op": "count"})
-    await conn.send({"op": "count"})
+    await conn.send("count")
+    await conn.send("count")
     assert await conn.next_message() == {"hello": "Ada"}
     assert await conn.next_message(where=lambda m: m == {"count": 2}) == {"count": 2}  # skips count 1
     with pytest.raises(TimeoutError):
@@ -226,7 +242,7 @@ async def test_next_message_returns_each_message_once_in_order(lab):
 async def test_next_message_waits_for_output_the_harness_did_not_ask_for(lab):
     conn = await lab.connect()
     assert await conn.next_message() == {"hello": "?"}
-    await conn.send({"op": "alarm", "in": 5.0})
+    await conn.send("alarm", {"in": 5.0})
     at = (await lab.stats())["alarm"]
     waiter = asyncio.create_task(conn.next_message())
     await lab.clock.advance(5.0)  # the clock itself, not h.advance: nothing collects the output
@@ -235,7 +251,7 @@ async def test_next_message_waits_for_output_the_harness_did_not_ask_for(lab):
 
 async def test_next_message_on_a_connection_the_room_closed_raises(lab):
     conn = await lab.connect()
-    await conn.send({"op": "kick"})
+    await conn.send("kick")
     assert await conn.next_message() == {"hello": "?"}  # what came before the close is still read
     from starhold.errors import ConnectionClosed
 
@@ -257,14 +273,14 @@ async def test_run_in_room_runs_under_the_input_gate_and_commits_like_a_hook(lab
 
     assert await lab.run_in_room(poke) == lab.name
     assert conn.received[-1] == {"poked": True}
-    await conn.send({"op": "count"})
+    await conn.send("count")
     assert conn.received[-1] == {"count": 42}
     assert await lab.run_in_room(lambda room: len(room.connections)) == 1  # a plain function too
 
 
 async def test_run_in_room_rolls_back_when_the_function_raises_and_wakes_a_sleeping_room(lab):
     conn = await lab.connect()
-    await conn.send({"op": "count"})
+    await conn.send("count")
     assert await lab.evict()
 
     async def fail(room):
@@ -317,7 +333,7 @@ async def test_a_harness_takes_the_s3_store_fixture_and_its_spec(host, request, 
     async with RoomHarness(LabRoom, host=host, name="moving", data_dir=tmp_path / "node1",
                            snapshots=s3_store) as node1:  # the store itself
         conn = await node1.connect()
-        await conn.send({"op": "multi_put", "n": 3})
+        await conn.send("multi_put", {"n": 3})
         assert await node1.evict()
     async with RoomHarness(LabRoom, host=host, name="moving", data_dir=tmp_path / "node2",
                            snapshots=spec) as node2:  # the same store as a spec

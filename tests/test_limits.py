@@ -4,7 +4,9 @@ frames and resynchronise from a keyframe, and the bounded room input queue."""
 
 import asyncio
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
+from starhold.rooms.system.room import SolarSystemRoom
+from starhold._runtime.events import Close, Connect, Message
 from starhold.gateway import room_link
 from starhold.gateway.auth import Identity
 from starhold.gateway.sockets import ClientSocket, TokenBucket
@@ -54,6 +56,10 @@ class FakeGateway:
 
     def __init__(self, link):
         self._link = link
+        self.directory = self  # the sockets ask it for their kind's message schemas
+
+    def room_class(self, kind):
+        return SolarSystemRoom
 
     def link(self, kind, room_id):
         return self._link
@@ -124,8 +130,8 @@ async def test_a_slow_consumer_skips_frames_then_gets_a_keyframe_and_deltas_agai
     sock, ws, link, clock = make_socket()
     sock.receive(P.encode(P.JOIN, 1, {}))
     ws.gate.clear()  # the client stops reading
-    delta = P.encode_frame(5, 1, P.pack_frame_tail(4, 0.5, [], [], []))
-    keyframe = P.encode_frame(6, 1, P.pack_frame_tail(None, 0.6, [[1, 0.0, 0.0, 1]], [], [[1, "Ada"]]))
+    delta = P.encode_frame(5, 1, P.pack_frame_tail(4, 0.5, [], [], []), P.FRAME_KEYS)
+    keyframe = P.encode_frame(6, 1, P.pack_frame_tail(None, 0.6, [[1, 0.0, 0.0, 1]], [], [[1, "Ada"]]), P.FRAME_KEYS)
     for _ in range(3 * P.SEND_QUEUE_LIMIT):
         sock.deliver_frame(delta, keyframe=False)
     assert sock._queue.qsize() <= P.SEND_QUEUE_LIMIT  # bounded whatever the client does
@@ -134,7 +140,7 @@ async def test_a_slow_consumer_skips_frames_then_gets_a_keyframe_and_deltas_agai
     await settle()
     sent_before = len(ws.sent)
     sock.deliver_frame(delta, keyframe=False)  # the gateway asks the room for a keyframe instead
-    assert link.events[-1][0] == "message" and link.events[-1][2].type == P.RESYNC
+    assert type(link.events[-1]) is Message and link.events[-1].message.type == P.RESYNC
     sock.deliver_frame(delta, keyframe=False)  # deltas before the keyframe would not apply: dropped
     sock.deliver_frame(keyframe, keyframe=True)
     sock.deliver_frame(delta, keyframe=False)
@@ -145,7 +151,7 @@ async def test_a_slow_consumer_skips_frames_then_gets_a_keyframe_and_deltas_agai
 async def test_a_consumer_behind_for_too_long_is_closed_4008():
     sock, ws, link, clock = make_socket()
     ws.gate.clear()
-    delta = P.encode_frame(5, 1, P.pack_frame_tail(4, 0.5, [], [], []))
+    delta = P.encode_frame(5, 1, P.pack_frame_tail(4, 0.5, [], [], []), P.FRAME_KEYS)
     for _ in range(P.SEND_QUEUE_LIMIT + 1):
         sock.deliver_frame(delta, keyframe=False)
     clock.t += P.SLOW_CONSUMER_TIMEOUT + 0.1
@@ -158,7 +164,7 @@ async def test_a_full_room_queue_drops_inputs_with_room_busy():
     sock.receive(P.encode(P.JOIN, 1, {}))  # joins always queue
     sock.receive(P.encode(P.MOVE_TO, 2, {"x": 1, "y": 1}))
     await settle()
-    assert link.events[0][0] == "connect"
+    assert type(link.events[0]) is Connect
     error = decoded(ws)[-1]
     assert error[0] == P.ERROR and error[1] == 2 and error[2]["code"] == P.ERR_ROOM_BUSY
     assert sock.close_code is None
@@ -170,7 +176,7 @@ async def test_the_room_link_bounds_its_input_queue(monkeypatch):
             await asyncio.Event().wait()  # the room never answers: the queue only grows
 
     link = room_link.RoomLink(NeverDirectory(), "gw", "system", "sol", {})
-    accepted = sum(link.submit(("message", "c", None)) for _ in range(1000))
+    accepted = sum(link.submit(Message("c", None)) for _ in range(1000))
     assert accepted == P.ROOM_INPUT_QUEUE_LIMIT
-    assert link.submit(("close", "c", 1000, ""), control=True)  # control events always queue
+    assert link.submit(Close("c", 1000, ""), control=True)  # control events always queue
     await link.stop()

@@ -10,7 +10,7 @@ import pytest
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.rooms.galaxy.catalogue import load_galaxy
 from starhold._runtime.local_host import InProcessDirectory
 from starhold.rooms.system.navigation import CELL_SIZE, NavGrid, asteroid_fields, exclusion_radius

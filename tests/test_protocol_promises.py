@@ -6,7 +6,8 @@ import aiohttp
 import msgpack
 import pytest
 
-from starhold import protocol as P
+from starhold.messages import parse_client_message
+from starhold.rooms import protocol as P
 from starhold.rooms.system import room as solar_system  # noqa: F401  (imported now: a cold import on the event loop trips no_blocking)
 from starhold._runtime.local_host import InProcessDirectory
 
@@ -94,8 +95,8 @@ def nested(levels: int) -> bytes:
 
 def test_the_nesting_limit_counts_every_array_and_map_from_the_envelope():
     """§2 limits: at most 1024 nested arrays and maps, the envelope being the first."""
-    assert P.parse_client_message(nested(MAX_NESTING)).type == P.PING
+    assert parse_client_message(nested(MAX_NESTING), {}).type == P.PING
     with pytest.raises(P.ProtocolError) as info:
-        P.parse_client_message(nested(MAX_NESTING + 1))
+        parse_client_message(nested(MAX_NESTING + 1), {})
     assert info.value.code == P.ERR_MALFORMED
     assert len(nested(MAX_NESTING + 1)) < P.MAX_MESSAGE_BYTES  # the size limit is not what refuses it

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.client import StarholdClient
 from starhold._runtime.paths import room_db_path
 from starhold._runtime.ray_host import RAY_CALLS, actor_name

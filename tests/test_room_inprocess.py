@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
+from starhold._runtime.events import Check, Connect, Message
 from starhold._runtime.handle import RoomGone
 from starhold._runtime.paths import room_db_path
 from starhold.rooms.system.room import GAME_EPOCH
@@ -109,7 +110,7 @@ async def test_move_to_is_acked_and_ship_flies_at_ship_speed_then_stops(room_dir
     start = view.ships[ship_id]
     # straight out from the star (the star itself is an obstacle: tests/test_navigation.py)
     goal = (2.0 * start[0], 2.0 * start[1])
-    await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": goal[0], "y": goal[1]}))])
+    await room.send_batch(GW, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": goal[0], "y": goal[1]}))])
     await manual_clock.advance(1.0)
     frames = of_type(await drain(room), P.FRAME)
     assert frames[0][2]["ack"] == 2
@@ -132,7 +133,7 @@ async def test_two_players_see_each_other_move_through_deltas(room_directory, ma
     await manual_clock.advance(0.1)
     b.apply(of_type(await drain(room), P.FRAME, "b"))
     assert set(b.ships) == {a.welcome["ship"], b.welcome["ship"]}
-    await room.send_batch(GW, [("message", "a", P.ClientMessage(P.MOVE_TO, 2, {"x": 500.0, "y": 500.0}))])
+    await room.send_batch(GW, [Message("a", P.ClientMessage(P.MOVE_TO, 2, {"x": 500.0, "y": 500.0}))])
     await manual_clock.advance(0.5)
     frames_b = of_type(await drain(room), P.FRAME, "b")
     # only the moving ship is in the deltas
@@ -147,7 +148,7 @@ async def test_several_moves_in_one_batch_the_latest_wins_and_is_acked(room_dire
     view = await join(room, "c1")
     runtime = room_directory.runtime("system", "sol")
     handled = runtime.events_handled
-    await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, s, {"x": 300.0 + s, "y": 0.0}))
+    await room.send_batch(GW, [Message("c1", P.ClientMessage(P.MOVE_TO, s, {"x": 300.0 + s, "y": 0.0}))
                                for s in range(2, 12)])
     assert runtime.events_handled - handled == 1  # coalesced: one hook call for ten inputs
     await manual_clock.advance(0.1)
@@ -160,7 +161,7 @@ async def test_several_moves_in_one_batch_the_latest_wins_and_is_acked(room_dire
 async def test_resync_sends_a_keyframe(room_directory, manual_clock):
     room = await open_room(room_directory)
     await join(room, "c1")
-    await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.RESYNC, 2, {}))])
+    await room.send_batch(GW, [Message("c1", P.ClientMessage(P.RESYNC, 2, {}))])
     await manual_clock.advance(0.1)
     frames = of_type(await drain(room), P.FRAME, "c1")
     assert frames[-1][2]["base"] is None and frames[-1][2]["ack"] == 2
@@ -170,7 +171,7 @@ async def test_resync_sends_a_keyframe(room_directory, manual_clock):
 async def test_empty_room_hibernates_after_idle_timeout_and_wakes_with_ships_intact(room_directory, manual_clock, tmp_path):
     room = await open_room(room_directory)
     view = await join(room, "c1", name="Parker")
-    await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 400.0, "y": -300.0}))])
+    await room.send_batch(GW, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 400.0, "y": -300.0}))])
     await manual_clock.advance(0.3)
     await room.close(GW, "c1")  # a normal close: the player left, the ship stays parked
     assert await room_directory.is_active("system", "sol")
@@ -230,7 +231,7 @@ async def test_same_player_on_a_second_socket_replaces_the_first(room_directory)
 async def test_a_dropped_seat_is_held_and_resumed_with_its_token_and_ack(room_directory, manual_clock):
     room = await open_room(room_directory)
     view = await join(room, "c1")
-    await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, 7, {"x": 10.0, "y": 0.0}))])
+    await room.send_batch(GW, [Message("c1", P.ClientMessage(P.MOVE_TO, 7, {"x": 10.0, "y": 0.0}))])
     await room.close(GW, "c1", 1006, "dropped")
     await manual_clock.advance(0.2)
     other = await join(room, "watcher")
@@ -265,12 +266,17 @@ async def test_room_error_answers_the_sender_and_the_room_carries_on(room_direct
     room = await open_room(room_directory)
     await join(room, "a")
     await join(room, "b")
-    # a message the game does not expect in on_message (an unseated connection id is ignored;
-    # a payload without coordinates makes the hook raise)
-    await room.send_batch(GW, [("message", "a", P.ClientMessage(P.MOVE_TO, 2, {}))])
+    # a message the game does not expect in on_message: a payload that is already a Struct is
+    # not validated again, and a move_to with an attack's payload makes the hook raise
+    await room.send_batch(GW, [Message("a", P.ClientMessage(P.MOVE_TO, 2, P.Attack(7)))])
     errors = of_type(await drain(room), P.ERROR, "a")
     assert errors and errors[0][2]["code"] == P.ERR_ROOM_ERROR and errors[0][1] == 2
-    await room.send_batch(GW, [("message", "b", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
+    # a payload map off the channel is validated by the room too (a gateway with other
+    # schemas): the gateway's error, and on_message never sees it
+    await room.send_batch(GW, [Message("a", P.ClientMessage(P.MOVE_TO, 3, {"x": 1.0}))])
+    errors = of_type(await drain(room), P.ERROR, "a")
+    assert [e[1:] for e in errors] == [(3, {"code": P.ERR_INVALID_FIELD, "message": "missing field 'y'"})]
+    await room.send_batch(GW, [Message("b", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
     await manual_clock.advance(0.2)
     frames = of_type(await drain(room), P.FRAME, "b")
     assert frames and frames[-1][2]["ack"] == 2
@@ -316,7 +322,7 @@ async def test_idle_players_let_the_room_hibernate_and_their_next_input_wakes_it
     assert ("hibernate",) in await drain(room)  # the gateway keeps the socket open
 
     room = await open_room(room_directory)  # what the gateway does on the player's next input
-    await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, 9, {"x": 0.0, "y": 0.0}))])
+    await room.send_batch(GW, [Message("c1", P.ClientMessage(P.MOVE_TO, 9, {"x": 0.0, "y": 0.0}))])
     runtime = room_directory.runtime("system", "sol")
     conn = runtime.room.connections[0]
     assert (conn.id, conn.attachment) == ("c1", {"player": "p-c1"})
@@ -330,7 +336,7 @@ async def test_idle_players_let_the_room_hibernate_and_their_next_input_wakes_it
 
 async def test_a_connection_unknown_to_a_new_activation_is_told_to_rejoin(room_directory):
     room = await open_room(room_directory)
-    await room.send_batch(GW, [("check", "ghost"), ("message", "ghost2", P.ClientMessage(P.MOVE_TO, 1, {"x": 0.0, "y": 0.0}))])
+    await room.send_batch(GW, [Check("ghost"), Message("ghost2", P.ClientMessage(P.MOVE_TO, 1, {"x": 0.0, "y": 0.0}))])
     items = await drain(room)
     assert ("close", "ghost", P.CLOSE_ROOM_UNAVAILABLE, "unknown connection; rejoin") in items
     assert ("close", "ghost2", P.CLOSE_ROOM_UNAVAILABLE, "unknown connection; rejoin") in items
@@ -353,14 +359,14 @@ async def test_epoch_fence_a_duplicate_activation_can_never_commit(tmp_path, man
     await successor.start()
     assert (zombie.epoch, successor.epoch) == (1, 2)
     with pytest.raises(RoomGone) as info:  # callers resolve the room again: the successor
-        await zombie.dispatch(GW, [("connect", "z", {"payload": {"name": "Zombie"}, "seq": 1, "identity": {"player": "z"}})])
+        await zombie.dispatch(GW, [Connect("z", {"name": "Zombie"}, 1, {"player": "z"})])
     assert isinstance(info.value.__cause__, StaleEpochError)
     assert zombie.state == "fenced"
     with pytest.raises(RoomGone):
         await zombie.pull(GW, 0)  # its welcome was held by the output gate, then dropped
     with pytest.raises(RoomGone):
         await zombie.dispatch(GW, [])
-    await successor.dispatch(GW, [("connect", "s", {"payload": {"name": "Heir"}, "seq": 1, "identity": {"player": "s"}})])
+    await successor.dispatch(GW, [Connect("s", {"name": "Heir"}, 1, {"player": "s"})])
     keyframe = (await successor.pull(GW, 0))[1]
     assert P.decode_server(keyframe[2][0][1] + keyframe[1])[2]["names"] == [[1, "Heir"]]  # nothing of the zombie's
     assert await successor.hibernate()
@@ -377,7 +383,7 @@ async def test_awake_rooms_are_snapshotted_periodically(manual_clock, tmp_path):
     assert (await snaps.latest("system/sol")).version == 0  # claimed by the activation, no snapshot yet
     for i in range(int(SNAPSHOT_INTERVAL / 5) + 1):  # an active player: it never hibernates
         target = {"x": 500.0 * (-1) ** i, "y": 0.0}
-        await room.send_batch(GW, [("message", "c1", P.ClientMessage(P.MOVE_TO, i + 2, target))])
+        await room.send_batch(GW, [Message("c1", P.ClientMessage(P.MOVE_TO, i + 2, target))])
         await manual_clock.advance(5)
         await drain(room)
     assert await room_directory.is_active("system", "sol")
@@ -415,7 +421,7 @@ async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual
 
     zombie = node("a")
     await zombie.start()
-    await zombie.dispatch(GW, [("connect", "z1", {"payload": {"name": "Before"}, "seq": 1, "identity": {"player": "a"}})])
+    await zombie.dispatch(GW, [Connect("z1", {"name": "Before"}, 1, {"player": "a"})])
     await zombie.snapshot()  # a periodic snapshot: manifest version 1 at epoch 1
     heir = node("b")
     claimed = asyncio.Event()
@@ -430,7 +436,7 @@ async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual
     starting = asyncio.create_task(heir.start())
     await claimed.wait()
     assert (await shared.latest("system/sol")).epoch == 2
-    await zombie.dispatch(GW, [("connect", "z2", {"payload": {"name": "After"}, "seq": 1, "identity": {"player": "b"}})])
+    await zombie.dispatch(GW, [Connect("z2", {"name": "After"}, 1, {"player": "b"})])
     await manual_clock.advance(LEASE_SECONDS + CLOCK_SKEW)  # the zombie's renewal fails; the heir serves
     await starting
     assert heir.epoch == 2 and zombie.state == "fenced"

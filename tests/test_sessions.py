@@ -4,7 +4,7 @@ WebSockets on 127.0.0.1 with rooms in-process (no Ray)."""
 import aiohttp
 import pytest
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold.gateway.app import GATEWAY
 from starhold.gateway.auth import TokenService
 from starhold.rooms.session.ids import SessionIds

@@ -15,7 +15,7 @@ import aiohttp
 import psutil
 import pytest
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from wire import Wire, guest_token
 
 STARTUP_TIMEOUT = 240.0

@@ -18,7 +18,7 @@ from starhold.rooms.examples import CounterRoom
 async def test_counts(room_harness):
     h = await room_harness(CounterRoom)
     conn = await h.connect()
-    await conn.send({"op": "inc"})
+    await conn.send("inc")
     assert await conn.next_message() == {"count": 1}
 '''
 

@@ -3,12 +3,17 @@ seat holds (``starhold.Seats``), through the harness with the manual clock (no s
 
 import math
 
+import msgspec
 import pytest
 
 from starhold import Room, Seats, protocol
 from starhold.harness import RoomHarness
 from starhold.ticker import STATE_KEY
 from starhold.ticking import tick_offset
+
+
+class Input(msgspec.Struct):
+    """An input with nothing but its envelope's seq (the seat acknowledges it)."""
 
 
 class Clockwork(Room):
@@ -18,6 +23,7 @@ class Clockwork(Room):
     tick_rate = 10
     seat_hold = 5.0
     max_players = 2
+    messages = {"input": Input}
 
     async def on_start(self):
         self.ticks: list[tuple[int, int, float]] = []  # (tick, missed, clock time)
@@ -42,7 +48,7 @@ class Clockwork(Room):
         conn.send({"seat": seat["token"], "ack": seat["ack"], "resumed": admitted[1]})
 
     async def on_message(self, conn, message):
-        ack = self.seats.ack(self.seats.player_of(conn.id), message["seq"])
+        ack = self.seats.ack(self.seats.player_of(conn.id), message.seq)
         await self.seats.flush()
         conn.send({"ack": ack})
 
@@ -158,7 +164,7 @@ async def test_a_held_seat_is_resumed_with_its_token_and_ack_after_hibernation()
     async with RoomHarness(Clockwork, name="s1", params={"loop": False}) as h:
         ada = await h.connect(seq=1, player="ada")
         token = ada.received[0]["seat"]
-        await ada.send({"seq": 7})
+        await ada.send("input", seq=7)
         await ada.close(1006, "dropped")  # not a leave: the seat is held for seat_hold (5 s)
         seat = await h.room.storage.get("seat:ada")
         assert seat["conn"] is None and seat["held_until"] == h.clock.now() + 5.0 and seat["ack"] == 7

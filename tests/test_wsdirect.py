@@ -15,8 +15,8 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
-from starhold import protocol as P
 from starhold import wsdirect
+from starhold.rooms import protocol as P
 from starhold.gateway.app import GATEWAY
 from starhold._runtime.local_host import InProcessDirectory
 from starhold.wsdirect import DirectQueue, DirectWebSocketResponse, WebSocketReader, make_direct

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp._websocket.writer import WebSocketWriter
 from aiohttp.client_ws import ClientWebSocketResponse
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 from starhold import wsdirect
 from starhold.client import loadtest as L
 from starhold.gateway.app import GATEWAY

@@ -7,7 +7,7 @@ import asyncio
 
 import aiohttp
 
-from starhold import protocol as P
+from starhold.rooms import protocol as P
 
 
 async def guest_token(session: aiohttp.ClientSession, url: str, name: str = "Tester") -> str:

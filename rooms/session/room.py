@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import random
 
-from starhold import ConnectRequest, Connection, HttpRequest, HttpResponse, define_room, protocol
+from starhold import ConnectRequest, Connection, HttpRequest, HttpResponse, define_room
+from .. import protocol
 from ..ships.room import ShipRoom
 
 SECTOR_SIZE = 1000.0

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from starhold import protocol
+from .. import protocol
 from starhold.kernels.motion import position_at, positions_at
 
 __all__ = ["Fleet", "PREFIX"]

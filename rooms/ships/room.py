@@ -48,7 +48,8 @@ from __future__ import annotations
 
 import msgpack
 
-from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats, protocol
+from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
+from .. import protocol
 from .fleet import Fleet, PREFIX as SHIP_PREFIX
 from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
 from .sync import FrameSync
@@ -73,6 +74,7 @@ class ShipRoom(Room):
     """
 
     kind = "ships"
+    messages = protocol.GAME_MESSAGES
     coalesce = frozenset({protocol.MOVE_TO})
     tick_rate = protocol.TICK_RATE
     tick_epoch = GAME_EPOCH
@@ -324,13 +326,13 @@ class ShipRoom(Room):
             if ship is None:
                 return
             lim = self.limit
-            tx = min(max(message.payload["x"], -lim), lim)
-            ty = min(max(message.payload["y"], -lim), lim)
+            tx = min(max(message.payload.x, -lim), lim)
+            ty = min(max(message.payload.y, -lim), lim)
             self.order_move(conn, ship, tx, ty, message.seq)
         elif message.type == protocol.RESYNC:
             self.need_keyframe.add(conn.id)
         elif message.type == protocol.ATTACK:
-            self.order_attack(conn, seat, message.payload["target"], message.seq)
+            self.order_attack(conn, seat, message.payload.target, message.seq)
         else:
             return
         self.seats.ack(player, message.seq)

@@ -20,7 +20,7 @@ events (also in that tick's keyframe). Without combat the frames are exactly as 
 
 from __future__ import annotations
 
-from starhold import protocol
+from .. import protocol
 
 
 class FrameSync:

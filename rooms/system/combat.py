@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from starhold import protocol
+from .. import protocol
 from starhold.kernels.combat import STATE_FIELDS, combat_tick
 
 PLAYER_TEAM = 0

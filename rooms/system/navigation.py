@@ -46,7 +46,7 @@ import random
 
 import numpy as np
 
-from starhold import protocol
+from .. import protocol
 from starhold.kernels.pathfinding import GridPathfinder
 
 CELL_SIZE = 10.0

@@ -36,7 +36,8 @@ from __future__ import annotations
 import math
 import random
 
-from starhold import Connection, HttpRequest, HttpResponse, define_room, protocol
+from starhold import Connection, HttpRequest, HttpResponse, define_room
+from .. import protocol
 from .combat import Battle, combat_seed, generate_pirates, stats_of
 from .navigation import NavGrid, asteroid_fields, exclusion_radius, flight
 from .sim import MAX_CATCHUP, SystemSim

@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from starhold import protocol
+from .. import protocol
 from .combat import ALERT_RADIUS, Battle, stats_of
 from .navigation import NavGrid, advance_leg, flight, leg_end
 

@@ -6,9 +6,9 @@ which also wakes the room) and then connects to the room's process over TCP, to 
 was given. From then on both directions are plain msgpack over that connection:
 
 - gateway -> room: ``["hello", gateway_id, secret]`` once, then ``[batch_no, events]``: a
-  batch of the events of ``starhold._runtime.handle`` (a message event carries ``[type, seq, payload]``
-  where Ray calls carry a ``ClientMessage``; ``encode_events``/``decode_events``). Batch
-  numbers rise by one per batch and survive reconnections.
+  batch of the typed events of ``starhold._runtime.events`` (``encode_batch``,
+  ``decode_events``; the harness pushes its events through the same codec). Batch numbers
+  rise by one per batch and survive reconnections.
 - room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed, and
   ``items`` what the room addressed to that gateway since the last push (``handle.pull``'s
   items: ``send``, ``splice``, ``close``, ``stats``, ``hibernate``). The room pushes as soon as
@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 import msgpack
 
 from .. import protocol
+from .events import Close, Connect, Message, decode_events
 from .handle import RoomGone
 
 if TYPE_CHECKING:
@@ -52,26 +53,6 @@ sends more without the room reading it is disconnected."""
 WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered towards a gateway before pushes pause (items wait in the room's outbox,
 which is bounded) until the gateway reads again."""
-
-
-def encode_events(events: list[tuple]) -> list:
-    """Events of ``starhold._runtime.handle`` in a msgpack-able form: a message event's ``ClientMessage``
-    becomes ``[type, seq, payload]``."""
-    return [(e[0], e[1], (e[2].type, e[2].seq, e[2].payload)) if e[0] == "message" else e for e in events]
-
-
-def decode_events(events: list) -> list[tuple]:
-    """The inverse of ``encode_events``. Raises ``ValueError`` on a malformed event."""
-    out = []
-    for e in events:
-        if not isinstance(e, (list, tuple)) or len(e) < 2:
-            raise ValueError(f"malformed event {e!r}")
-        if e[0] == "message":
-            type_, seq, payload = e[2]
-            out.append(("message", e[1], protocol.ClientMessage(type_, seq, payload)))
-        else:
-            out.append(tuple(e))
-    return out
 
 
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
@@ -204,7 +185,7 @@ class _Channel(asyncio.Protocol):
                 return
             except Exception:  # e.g. StorageError: the room was reset, the batch is lost
                 log.exception("room %s: batch from %s failed", self.runtime.key, self.gateway_id)
-                conns = {e[1] for e in events if e[0] in ("connect", "message")}
+                conns = {e.conn for e in events if isinstance(e, (Connect, Message))}
                 self.runtime.deliver_to(self.gateway_id, [
                     ("close", c, protocol.CLOSE_INTERNAL_ERROR, "room error") for c in sorted(conns)])
             self.ack = batch_no

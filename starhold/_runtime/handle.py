@@ -4,11 +4,13 @@
 it if it sleeps. A handle whose room has hibernated or died raises ``RoomGone``; the caller asks
 the directory again, which wakes the room (possibly in another process or on another node).
 
-Events sent with ``send_batch`` are tuples, applied in order under the room's input gate:
-``("connect", conn_id, {"payload": dict, "seq": int, "identity": {"player", "name", "kind"}})``, ``("message", conn_id, ClientMessage)``,
-``("close", conn_id, code, reason)``, ``("check", conn_id)`` (close it with 4503 if unknown). ``pull`` returns outbound items for one gateway:
-``("send", conn_ids: tuple[str, ...], data: bytes)`` or ``("close", conn_id, code, reason)``, or ``("hibernate",)``: the room went to sleep; its
-connections on this gateway are held (keep the sockets open) and come back with the room.
+Events sent with ``send_batch`` are the typed events of ``starhold._runtime.events``
+(``Connect``, ``Message``, ``Close``, ``Check``), applied in order under the room's input
+gate. ``pull`` returns outbound items for one gateway: ``("send", conn_ids: tuple[str, ...],
+data: bytes)``, ``("splice", tail: bytes, ((conn_id, head: bytes), ...))``, ``("close",
+conn_id, code, reason)``, ``("stats", room_key, report)``, or ``("hibernate",)``: the room went
+to sleep; its connections on this gateway are held (keep the sockets open) and come back with
+the room.
 Gateways carry their players' traffic over a data channel instead (``open_channel``,
 ``starhold._runtime.channel``): the same events and items, without a Ray call each.
 """
@@ -19,6 +21,7 @@ import abc
 from typing import Any
 
 from ..room import HttpRequest, HttpResponse
+from .events import Close, Connect
 
 
 class RoomGone(Exception):
@@ -32,7 +35,7 @@ class RoomHandle(abc.ABC):
     room_id: str
 
     @abc.abstractmethod
-    async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
+    async def send_batch(self, gateway_id: str, events: list) -> int:
         """Deliver client events in order, in one call; returns the activation's epoch.
         Raises ``RoomGone``."""
 
@@ -68,16 +71,23 @@ class RoomHandle(abc.ABC):
                       identity: dict | None = None) -> None:
         """Shorthand for a one-event ``send_batch`` with a connect event; ``identity`` is the
         verified ``{"player", "name", "kind"}`` a gateway passes (see ``ConnectRequest``)."""
-        await self.send_batch(gateway_id, [("connect", conn_id, {"payload": payload, "seq": seq,
-                                                                 "identity": identity or {}})])
+        await self.send_batch(gateway_id, [Connect(conn_id, dict(payload), seq, dict(identity or {}))])
 
     async def close(self, gateway_id: str, conn_id: str, code: int = 1000, reason: str = "") -> None:
         """Shorthand for a one-event ``send_batch`` with a close event."""
-        await self.send_batch(gateway_id, [("close", conn_id, code, reason)])
+        await self.send_batch(gateway_id, [Close(conn_id, code, reason)])
 
 
 class RoomDirectory(abc.ABC):
     """Finds or activates rooms by ``(kind, room_id)``."""
+
+    def room_class(self, kind: str) -> type:
+        """The ``Room`` subclass this directory runs for ``kind`` (the registry's,
+        ``starhold.kinds.room_class``, unless the directory overrides it). Raises ``KeyError``
+        for an unknown kind."""
+        from ..kinds import room_class
+
+        return room_class(kind)
 
     @abc.abstractmethod
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> RoomHandle:

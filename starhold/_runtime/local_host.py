@@ -85,7 +85,8 @@ class InProcessDirectory(RoomDirectory):
         self._scheduler_open = False
         self.closed = False
 
-    def _class(self, kind: str) -> type[Room]:
+    def room_class(self, kind: str) -> type[Room]:
+        """``room_classes[kind]``, else the registry's class. Raises ``KeyError``."""
         return self.room_classes.get(kind) or room_class(kind)
 
     async def _wake(self, kind: str, room_id: str) -> None:
@@ -104,7 +105,7 @@ class InProcessDirectory(RoomDirectory):
             runtime = self._runtimes.get(key)
             if runtime is None or runtime.state not in ("new", "active"):
                 runtime = RoomRuntime(
-                    self._class(kind),
+                    self.room_class(kind),
                     room_id,
                     dict(params or {}),
                     db_path=room_db_path(self.data_dir, kind, room_id),

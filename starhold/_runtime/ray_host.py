@@ -33,6 +33,7 @@ from ..clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
 from .local_host import LocalRoomHandle
 from ..kinds import load_rooms, room_class
+from ..messages import make_portable
 from .paths import room_db_path
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
@@ -201,9 +202,14 @@ class RayDirectory(RoomDirectory):
             module = sys.modules.get(cls.__module__)
             if module is not None and not cls.__module__.startswith("starhold."):
                 ray.cloudpickle.register_pickle_by_value(module)
+                make_portable(cls)  # its message Structs too (msgspec classes lose their fields)
 
     async def start(self) -> None:
         await self.start_scheduler()
+
+    def room_class(self, kind: str) -> type:
+        """``room_classes[kind]``, else the registry's class. Raises ``KeyError``."""
+        return self.room_classes.get(kind) or room_class(kind)
 
     async def start_scheduler(self) -> int:
         """Create the namespace's alarm scheduler if needed and have it load its alarms;

@@ -34,15 +34,19 @@ import logging
 from pathlib import Path
 from typing import Awaitable, Callable, Protocol
 
+import msgspec
+
 from .. import protocol
 from ..clock import Clock, Timer
 from ..connection import Connection
 from ..room import ConnectRequest, HttpRequest, HttpResponse, Room
+from ..messages import kind_schemas, validate_payload
 from ..storage.base import StaleEpochError, StorageError
 from ..storage.snapshots import SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
 from .alarms import AlarmDelivery
 from .channel import ChannelServer
+from .events import Check, Close, Connect, Message
 from .handle import RoomGone
 from .hibernation import SNAPSHOT_INTERVAL, Hibernation
 from .outbox import Output, _Outbox
@@ -51,6 +55,7 @@ from .state import ActivationState
 from .stats import DEFAULT_TICK, TickStats
 
 log = logging.getLogger("starhold.room")
+
 
 class AlarmService(Protocol):
     """Who wakes hibernated rooms whose alarm falls due (``starhold._runtime.scheduler``)."""
@@ -282,15 +287,18 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
         finally:
             self._pending = None
 
-    async def dispatch(self, gateway_id: str, events: list[tuple]) -> int:
-        """Apply a batch of client events in order (see ``handle.py`` for their shapes);
-        returns this activation's epoch. Raises ``RoomGone``.
+    async def dispatch(self, gateway_id: str, events: list) -> int:
+        """Apply a batch of client events (``starhold._runtime.events``) in order; returns this
+        activation's epoch. Raises ``RoomGone``.
 
         The batch is one group commit: the hooks run one at a time under the input gate, their
         writes commit together after the last one, and then their held output is released (a
         connect, which may reject its connection, commits on its own). Messages whose type is
         in ``Room.coalesce`` are superseded by a later one of the same type from the same
-        connection in the batch (only the latest is delivered)."""
+        connection in the batch (only the latest is delivered). A message's payload that is
+        not yet its declared Struct (a map, off the channel) is validated into it
+        (``starhold.messages.validate_payload``); one that fails (a gateway that knows other
+        schemas) gets the error frame the gateway would have sent and skips ``on_message``."""
         await self._ensure_active()
         events = _coalesce(events, self.room_cls.coalesce)
         async with self._gate:
@@ -298,35 +306,43 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
                 raise RoomGone(self.key)
             self._pending = []
             on_message = self.room.on_message
+            schemas = kind_schemas(self.room_cls)
             try:
                 for event in events:
                     self.events_handled += 1
-                    kind, conn_id = event[0], event[1]
-                    if kind == "connect":
-                        await self._commit_and_release()
-                        await self._connect(gateway_id, conn_id, event[2])
-                        self._pending = []
-                    elif kind == "message":
-                        conn = self._conns.get(conn_id)
-                        if conn is not None:  # _run_hook, inlined: this runs for every input
-                            try:
-                                await on_message(conn, event[2])
+                    match event:
+                        case Message(conn=conn_id, message=message):
+                            conn = self._conns.get(conn_id)
+                            if conn is None:  # connected to an earlier activation (crash, restart): must rejoin
+                                self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
+                                                                      "unknown connection; rejoin")))
+                                continue
+                            if not isinstance(message.payload, msgspec.Struct):
+                                try:
+                                    message = protocol.ClientMessage(message.type, message.seq, validate_payload(
+                                        schemas, message.type, message.seq, message.payload))
+                                except protocol.ProtocolError as exc:
+                                    conn.send(protocol.error_frame(exc.code, str(exc), exc.seq))
+                                    continue
+                            try:  # _run_hook, inlined: this runs for every input
+                                await on_message(conn, message)
                             except Exception as exc:
-                                await self._hook_failed(conn, on_message, (conn, event[2]), exc)
-                        else:  # connected to an earlier activation (crash, restart): must rejoin
-                            self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
-                                                                  "unknown connection; rejoin")))
-                    elif kind == "check":  # is this socket still ours? (after a crash it is not)
-                        if conn_id not in self._conns:
-                            self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
-                                                                  "unknown connection; rejoin")))
-                    elif kind == "close":
-                        conn = self._conns.pop(conn_id, None)
-                        if conn is not None:
-                            conn.closed = True
-                            await self._run_hook(None, self.room.on_close, conn, event[2], event[3])
-                    else:
-                        log.warning("room %s: unknown event %r", self.key, kind)
+                                await self._hook_failed(conn, on_message, (conn, message), exc)
+                        case Connect(conn=conn_id):
+                            await self._commit_and_release()
+                            await self._connect(gateway_id, event)
+                            self._pending = []
+                        case Check(conn=conn_id):  # is this socket still ours? (after a crash it is not)
+                            if conn_id not in self._conns:
+                                self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
+                                                                      "unknown connection; rejoin")))
+                        case Close(conn=conn_id, code=code, reason=reason):
+                            conn = self._conns.pop(conn_id, None)
+                            if conn is not None:
+                                conn.closed = True
+                                await self._run_hook(None, self.room.on_close, conn, code, reason)
+                        case _:
+                            log.warning("room %s: unknown event %r", self.key, event)
             except BaseException:
                 if self._pending is not None:
                     self._pending = None
@@ -345,14 +361,15 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
             raise RoomGone(self.key)
         return {"host": host, "port": port, "secret": self.channels.secret, "epoch": self.epoch}
 
-    async def _connect(self, gateway_id: str, conn_id: str, info: dict) -> None:
+    async def _connect(self, gateway_id: str, event: Connect) -> None:
+        conn_id = event.conn
         old = self._conns.pop(conn_id, None)
         if old is not None:
             old.closed = True
         conn = Connection(conn_id, gateway_id, self)
         self._conns[conn_id] = conn
-        identity = info.get("identity") or {}
-        request = ConnectRequest(payload=dict(info.get("payload") or {}), seq=int(info.get("seq") or 0),
+        identity = event.identity
+        request = ConnectRequest(payload=dict(event.payload), seq=event.seq,
                                  player=str(identity.get("player") or ""), name=str(identity.get("name") or ""),
                                  account=str(identity.get("kind") or ""))
         try:
@@ -389,14 +406,14 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
         }
 
 
-def _coalesce(events: list[tuple], types: frozenset) -> list[tuple]:
+def _coalesce(events: list, types: frozenset) -> list:
     """``events`` without the messages superseded by a later message of the same type (one of
     ``types``) from the same connection."""
     if not types or len(events) < 2:
         return events
     last: dict[tuple[str, str], int] = {}
     for i, event in enumerate(events):
-        if event[0] == "message" and getattr(event[2], "type", None) in types:
-            last[(event[1], event[2].type)] = i
+        if type(event) is Message and event.message.type in types:
+            last[(event.conn, event.message.type)] = i
     return [e for i, e in enumerate(events)
-            if not (e[0] == "message" and getattr(e[2], "type", None) in types and last[(e[1], e[2].type)] != i)]
+            if not (type(e) is Message and e.message.type in types and last[(e.conn, e.message.type)] != i)]

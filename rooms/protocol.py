@@ -1,0 +1,153 @@
+"""The game's protocol: Starhold's client messages, frame contents and constants.
+
+This is the envelope protocol of ``starhold.protocol`` (re-exported here: game code and the
+clients import one module) plus what the game adds to it (docs/protocol.md §3, §4, §9):
+
+- its client messages ``move_to`` (``MoveTo``) and ``attack`` (``Attack``), the schemas the
+  ship rooms declare in ``Room.messages`` (``GAME_MESSAGES``);
+- the error codes its rooms send about them (13-15), the ship rows' flags, combat event kinds;
+- its frame tails (``pack_frame_tail``: ships, removed, names, hp, events), spliced behind the
+  envelope's ``frame_prefix``.
+
+The browser client's constants (``client/web/src/protocol.generated.js``) are generated from
+both modules: ``python -m starhold.rooms.protocol --js``.
+
+Units: coordinates are world units in a system's plane, times are seconds, speeds units/s.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from typing import Annotated
+
+import msgpack
+import msgspec
+
+from starhold import protocol as _envelope
+from starhold.protocol import *  # noqa: F403 - the envelope, re-exported (see the docstring)
+from starhold.protocol import MAX_SEQ, frame_tail_start
+
+WORLD_LIMIT = 1000.0
+"""Coordinates are valid in the square ``[-WORLD_LIMIT, WORLD_LIMIT]**2`` (world units)."""
+SHIP_SPEED = 50.0
+"""Ship cruise speed, world units per second."""
+RESPAWN_DELAY = 10.0
+"""Seconds a destroyed ship waits (flagged ``SHIP_DESTROYED``) before it respawns with full hp."""
+
+# The game's message types, client -> server.
+MOVE_TO = "move_to"
+ATTACK = "attack"
+GAME_TYPES = (MOVE_TO, ATTACK)
+
+# The game's error codes (after the envelope's 1-12; 16 is the envelope's ERR_OVERLOADED).
+ERR_UNKNOWN_TARGET = 13
+"""``attack``: no ship with that id in the room."""
+ERR_INVALID_TARGET = 14
+"""``attack``: the target is your own ship, destroyed, or parked (its player is not connected),
+or your own ship is destroyed; or the room has no combat (a game session)."""
+ERR_NO_PATH = 15
+"""``move_to``: no path around the obstacles leads there; the ship keeps its course."""
+
+# Bit flags of a ship row's ``flags`` column.
+SHIP_ONLINE = 1
+"""The ship's player is connected."""
+SHIP_MOVING = 2
+"""The ship is travelling toward a target."""
+SHIP_HELD = 4
+"""The ship's player dropped and its seat is held for ``SEAT_HOLD`` seconds."""
+SHIP_IN_COMBAT = 8
+"""The ship is fighting: it moves by combat steering, not toward its ``move_to`` target."""
+SHIP_DESTROYED = 16
+"""The ship was destroyed; it respawns with full hp ``RESPAWN_DELAY`` seconds after."""
+SHIP_NPC = 32
+"""The ship is a non-player ship (a pirate)."""
+
+# Kinds of a frame's combat ``events`` rows ``[kind, a, b, value]``.
+EVENT_ATTACK = 0
+"""``[0, attacker id, target id, damage]``."""
+EVENT_DESTROYED = 1
+"""``[1, ship id, -1, 0]``."""
+
+FRAME_KEYS = 7
+"""Keys of a ``frame`` payload: tick, ack, base, time, ships, removed, names."""
+COMBAT_FRAME_KEYS = 9
+"""Keys of a ``frame`` payload of a room with combat (a solar system): the 7 plus hp, events."""
+
+Coordinate = Annotated[float, msgspec.Meta(ge=-WORLD_LIMIT, le=WORLD_LIMIT)]
+"""A world coordinate: a finite number in ``[-WORLD_LIMIT, WORLD_LIMIT]`` (ints accepted)."""
+
+
+class MoveTo(msgspec.Struct, frozen=True):
+    """``move_to``: fly your ship toward ``(x, y)``, world units (the room clamps them to its
+    own limit and plans a path)."""
+
+    x: Coordinate
+    y: Coordinate
+
+
+class Attack(msgspec.Struct, frozen=True):
+    """``attack``: attack the ship with id ``target`` (an int in ``[0, MAX_SEQ]``)."""
+
+    target: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+
+
+GAME_MESSAGES = {MOVE_TO: MoveTo, ATTACK: Attack}
+"""The ship rooms' ``Room.messages``."""
+
+_F32 = struct.Struct("<f")
+_row_packer = msgpack.Packer(use_bin_type=True, use_single_float=True)
+_KEY_TIME, _KEY_SHIPS, _KEY_REMOVED, _KEY_NAMES, _KEY_HP, _KEY_EVENTS = (
+    msgpack.packb(k) for k in ("time", "ships", "removed", "names", "hp", "events"))
+
+
+def quantize(value: float) -> float:
+    """``value`` rounded to float32, the precision of coordinates on the wire (about 6e-5
+    world units at 1000). Deltas compare quantized values, so a ship at rest never reappears."""
+    return _F32.unpack(_F32.pack(value))[0]
+
+
+def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, names: list,
+                    hp: list | None = None, events: list | None = None) -> bytes:
+    """Encode the part of a ``frame`` payload that is the same for every client: the keys
+    ``base``, ``time``, ``ships``, ``removed`` and ``names`` with their values, then ``hp`` and
+    ``events`` when either is given (rooms with combat), for ``frame_prefix`` to prefix once
+    per client (the tick and that client's ack).
+
+    ``base``: tick of the frame this one is a delta against, or None for a keyframe (a full
+    snapshot); ``time``: game time of the tick, seconds; ``rows``: ``[id, x, y, flags]`` per
+    changed ship (every ship in a keyframe), x and y in world units, packed as float32;
+    ``removed``: ids of ships gone since ``base``; ``names``: ``[id, name]`` per ship new since
+    ``base`` or renamed (every ship in a keyframe); ``hp``: ``[id, hp, max_hp]`` (ints) per ship
+    whose hit points changed since ``base`` (every ship in a keyframe); ``events``: this tick's
+    combat events ``[kind, a, b, value]`` (``EVENT_*``). A tail with ``hp``/``events`` has
+    ``COMBAT_FRAME_KEYS`` keys in all (pass that to ``frame_prefix``), else ``FRAME_KEYS``.
+    """
+    parts = [
+        frame_tail_start(base), _KEY_TIME, msgpack.packb(float(time)),
+        _KEY_SHIPS, _row_packer.pack(rows), _KEY_REMOVED, msgpack.packb(removed),
+        _KEY_NAMES, msgpack.packb(names, use_bin_type=True),
+    ]
+    if hp is not None or events is not None:
+        parts += [_KEY_HP, msgpack.packb(hp or []), _KEY_EVENTS, msgpack.packb(events or [])]
+    return b"".join(parts)
+
+
+__all__ = [*_envelope.__all__, "WORLD_LIMIT", "SHIP_SPEED", "RESPAWN_DELAY", "MOVE_TO", "ATTACK", "GAME_TYPES",
+           "ERR_UNKNOWN_TARGET", "ERR_INVALID_TARGET", "ERR_NO_PATH", "SHIP_ONLINE", "SHIP_MOVING", "SHIP_HELD",
+           "SHIP_IN_COMBAT", "SHIP_DESTROYED", "SHIP_NPC", "EVENT_ATTACK", "EVENT_DESTROYED", "FRAME_KEYS",
+           "COMBAT_FRAME_KEYS", "Coordinate", "MoveTo", "Attack", "GAME_MESSAGES", "quantize", "pack_frame_tail"]
+
+JS_COMMAND = "python -m starhold.rooms.protocol --js"
+
+
+def js_constants() -> str:
+    """``client/web/src/protocol.generated.js``: the envelope's constants, then the game's."""
+    return _envelope.js_constants([_envelope, sys.modules[__name__]], JS_COMMAND)
+
+
+if __name__ == "__main__":  # pragma: no cover - exercised by the drift test through js_constants()
+    if sys.argv[1:] == ["--js"]:
+        sys.stdout.write(js_constants())
+    else:
+        sys.exit("usage: python -m starhold.rooms.protocol --js")

@@ -1,0 +1,77 @@
+"""The events a gateway (or the test harness) sends a room: typed, and their wire codec.
+
+An event is one of four ``msgspec.Struct`` classes, a tagged union (``Event``), applied by
+``RoomRuntime.dispatch`` in order (``match`` on the class):
+
+- ``Connect(conn, payload, seq, identity)``: a client joined: ``payload`` is its validated
+  ``join`` payload (dict), ``seq`` the join's sequence number, ``identity`` the verified
+  ``{"player", "name", "kind"}`` (see ``ConnectRequest``);
+- ``Message(conn, message)``: a validated ``protocol.ClientMessage``; its payload is the
+  declared Struct on the gateway side and a map on the wire (the room converts it back);
+- ``Close(conn, code, reason)``: the socket closed (WebSocket close code and reason);
+- ``Check(conn)``: is ``conn`` still connected to this activation? (after a crash it is not:
+  the room closes it with 4503).
+
+On the data channel a batch is the msgpack array ``[batch_no, [event, ...]]``, each event an
+array whose first element is its tag: ``["connect", conn, payload, seq, identity]``,
+``["message", conn, [type, seq, payload]]``, ``["close", conn, code, reason]``,
+``["check", conn]`` (``encode_batch``, ``decode_events``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+from ..protocol import ClientMessage
+
+__all__ = ["Check", "Close", "Connect", "Event", "Message", "decode_events", "encode_batch"]
+
+
+class Connect(msgspec.Struct, tag="connect", array_like=True, frozen=True):
+    """A client joined through a gateway (see the module docstring)."""
+
+    conn: str
+    payload: dict = {}
+    seq: int = 0
+    identity: dict = {}
+
+
+class Message(msgspec.Struct, tag="message", array_like=True, frozen=True):
+    """A client message for ``on_message``."""
+
+    conn: str
+    message: ClientMessage
+
+
+class Close(msgspec.Struct, tag="close", array_like=True, frozen=True):
+    """A client's socket closed."""
+
+    conn: str
+    code: int = 1000
+    reason: str = ""
+
+
+class Check(msgspec.Struct, tag="check", array_like=True, frozen=True):
+    """Whether ``conn`` is known to this activation (else it is closed with 4503)."""
+
+    conn: str
+
+
+Event = Union[Connect, Message, Close, Check]
+
+_encoder = msgspec.msgpack.Encoder()
+_events_type = list[Event]
+
+
+def encode_batch(batch_no: int, events: list[Any]) -> bytes:
+    """One batch as channel bytes: msgpack ``[batch_no, events]``."""
+    return _encoder.encode((batch_no, events))
+
+
+def decode_events(events: Any) -> list[Event]:
+    """The typed events of a batch whose msgpack was decoded to plain lists (the channel's
+    stream decoder). Raises ``msgspec.ValidationError`` (a ``ValueError``) on a malformed
+    event."""
+    return msgspec.convert(events, _events_type)

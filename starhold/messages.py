@@ -1,0 +1,174 @@
+"""Client message schemas: each room kind declares its message types, and every client message
+is validated against them, by the gateway and again by the room (DESIGN §2, §6).
+
+A kind declares ``Room.messages``, type name -> ``msgspec.Struct`` subclass::
+
+    class MoveTo(msgspec.Struct):
+        x: Annotated[float, msgspec.Meta(ge=-1000.0, le=1000.0)]
+        y: Annotated[float, msgspec.Meta(ge=-1000.0, le=1000.0)]
+
+    class ShipRoom(Room):
+        messages = {"move_to": MoveTo}
+
+``parse_client_message(data, schemas)`` decodes one client envelope and validates it; its
+errors are the protocol's codes (docs/protocol.md §4):
+
+- ``ERR_UNKNOWN_TYPE`` (2): a type the kind did not declare (and not one of the protocol's
+  own ``join``, ``ping``, ``resync``);
+- ``ERR_INVALID_FIELD`` (3): a required field is missing, or a value has the wrong type
+  (msgspec's strict rules: a bool is not an int nor a float, a float is not an int, an int is
+  a valid float, nil is only valid where the field allows None);
+- ``ERR_OUT_OF_RANGE`` (4): a value outside a constraint the field declares with
+  ``msgspec.Meta`` (``ge``/``gt``/``le``/``lt``, ``multiple_of``, ``min_length``/``max_length``,
+  ``pattern``). NaN is outside every float range, infinities outside a bounded one.
+
+Unknown payload keys are ignored (whatever the Struct's ``forbid_unknown_fields``). When
+several fields are invalid, the first in the Struct's declaration order decides the code and
+the message (not the order of the keys in the payload). A Struct's ``__post_init__`` raising
+``ValueError`` or ``TypeError`` is ``ERR_INVALID_FIELD``.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import re
+import weakref
+from typing import Any, Mapping
+
+import msgspec
+
+from .protocol import (ERR_INVALID_FIELD, ERR_OUT_OF_RANGE, ERR_UNKNOWN_TYPE, JOIN, PING, PROTOCOL_TYPES, RESYNC,
+                       ClientMessage, ProtocolError, Resync, decode, join_payload)
+
+__all__ = ["kind_schemas", "check_messages", "parse_client_message", "validate_payload"]
+
+_CONSTRAINT = re.compile(r"Expected `[^`]*` (?:>|<|of length|matching regex|that's a multiple|that is a multiple)")
+"""msgspec's wording of a failed ``msgspec.Meta`` constraint (as opposed to a wrong type)."""
+_NO_FIELD = object()
+_schemas: "weakref.WeakKeyDictionary[type, dict[str, type]]" = weakref.WeakKeyDictionary()
+
+
+def check_messages(messages: Mapping[str, Any], owner: str = "messages") -> dict[str, type]:
+    """``messages`` as a dict after checking it: type names are non-empty str other than the
+    protocol's own (``join``, ``ping``, ``resync``), values ``msgspec.Struct`` subclasses.
+    Raises ``TypeError`` otherwise (``owner`` names the culprit in the message)."""
+    if not isinstance(messages, Mapping):
+        raise TypeError(f"{owner} must be a dict of type name -> msgspec.Struct subclass")
+    for name, schema in messages.items():
+        if not isinstance(name, str) or not name or name in PROTOCOL_TYPES:
+            raise TypeError(f"{owner}: {name!r} is not a message type name (non-empty, not one of {PROTOCOL_TYPES})")
+        if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
+            raise TypeError(f"{owner}[{name!r}] must be a msgspec.Struct subclass, not {schema!r}")
+    return dict(messages)
+
+
+def kind_schemas(room_cls: type) -> dict[str, type]:
+    """The message types a room of class ``room_cls`` receives in ``on_message``: its
+    ``messages`` plus ``resync`` (payload ``Resync``). Cached per class. Raises ``TypeError``
+    for an invalid ``messages`` (``check_messages``)."""
+    schemas = _schemas.get(room_cls)
+    if schemas is None:
+        declared = check_messages(getattr(room_cls, "messages", {}), f"{room_cls.__qualname__}.messages")
+        for name, schema in declared.items():
+            recipe = schema.__dict__.get(_RECIPE)
+            if recipe is not None and recipe[0] and not schema.__struct_fields__:
+                declared[name] = _rebuild(schema, *recipe)
+        schemas = _schemas[room_cls] = {RESYNC: Resync, **declared}
+    return schemas
+
+
+_RECIPE = "__starhold_struct_recipe__"
+_CONFIG = ("frozen", "array_like", "forbid_unknown_fields", "omit_defaults", "tag", "tag_field")
+
+
+def make_portable(room_cls: type) -> None:
+    """Let the message Structs of ``room_cls`` travel to another process by value (a room
+    class defined in a test module, sent to Ray actors by cloudpickle): cloudpickle rebuilds
+    a class from its ``__dict__``, where msgspec keeps neither fields, defaults nor config, so
+    this stores them there as a plain recipe, from which ``kind_schemas`` rebuilds an
+    equivalent Struct (same name, fields, defaults, renames, constraints and config; another
+    class object) on the other side. Raises ``TypeError`` as ``check_messages``."""
+    for schema in check_messages(getattr(room_cls, "messages", {}), f"{room_cls.__qualname__}.messages").values():
+        if _RECIPE not in schema.__dict__:
+            fields = [(f.name, f.type, f.default, f.default_factory, f.encode_name)
+                      for f in msgspec.structs.fields(schema)]
+            config = schema.__struct_config__
+            setattr(schema, _RECIPE, (fields, {k: getattr(config, k) for k in _CONFIG}))
+
+
+def _rebuild(schema: type, fields: list, config: dict) -> type:
+    if config.get("tag") is None:
+        config = {k: v for k, v in config.items() if k not in ("tag", "tag_field")}
+    return msgspec.defstruct(schema.__name__, [
+        (name, type_, msgspec.field(default=default, default_factory=factory, name=encode_name))
+        for name, type_, default, factory, encode_name in fields], module=schema.__module__, **config)
+
+
+def parse_client_message(data: bytes, schemas: Mapping[str, type]) -> ClientMessage:
+    """Decode and validate one client envelope against ``schemas`` (``kind_schemas``).
+
+    Returns a ``ClientMessage``: for ``join`` its payload is the validated dict
+    (``protocol.join_payload``), for ``ping`` an empty dict, for every other type the
+    declared Struct. Raises ``ProtocolError`` with ``ERR_MALFORMED`` (``protocol.decode``),
+    ``ERR_UNKNOWN_TYPE``, ``ERR_INVALID_FIELD`` or ``ERR_OUT_OF_RANGE`` (see the module
+    docstring), carrying the message's ``seq`` when it could be read."""
+    type_, seq, payload = decode(data)
+    if type_ == JOIN:
+        return ClientMessage(type_, seq, join_payload(payload, seq))
+    if type_ == PING:
+        return ClientMessage(type_, seq, {})
+    return ClientMessage(type_, seq, validate_payload(schemas, type_, seq, payload))
+
+
+def validate_payload(schemas: Mapping[str, type], type_: str, seq: int, payload: Any) -> msgspec.Struct:
+    """``payload`` (a decoded map) as an instance of ``schemas[type_]``. Raises
+    ``ProtocolError`` (``ERR_UNKNOWN_TYPE``, ``ERR_INVALID_FIELD``, ``ERR_OUT_OF_RANGE``; see
+    the module docstring) with ``seq``."""
+    schema = schemas.get(type_)
+    if schema is None:
+        raise ProtocolError(ERR_UNKNOWN_TYPE, f"unknown message type {type_[:32]!r}", seq)
+    try:
+        return msgspec.convert(payload, schema)
+    except msgspec.ValidationError:
+        # Rare: find the first invalid field in declaration order (msgspec reports the first in
+        # the payload's key order), or succeed when only what is ignored was wrong (a key that
+        # is not a string, an unknown key the Struct forbids).
+        return _field_by_field(schema, type_, seq, payload)
+
+
+def _field_by_field(schema: type, type_: str, seq: int, payload: Any) -> msgspec.Struct:
+    if not isinstance(payload, Mapping):
+        raise ProtocolError(ERR_INVALID_FIELD, f"{type_} payload must be a map", seq)
+    values = {}
+    for field in msgspec.structs.fields(schema):
+        value = payload.get(field.encode_name, _NO_FIELD)
+        if value is _NO_FIELD:
+            if field.required:
+                raise ProtocolError(ERR_INVALID_FIELD, f"missing field {field.encode_name!r}", seq)
+            continue
+        try:
+            values[field.name] = msgspec.convert(value, field.type)
+        except msgspec.ValidationError as exc:
+            text, _, where = str(exc).partition(" - at `$")
+            location = field.encode_name + where.rstrip("`")
+            code = ERR_OUT_OF_RANGE if _CONSTRAINT.match(text) else ERR_INVALID_FIELD
+            raise ProtocolError(code, f"field {location!r}: {text[:1].lower()}{text[1:]}", seq) from None
+    try:
+        return schema(**values)
+    except (ValueError, TypeError) as exc:  # __post_init__
+        raise ProtocolError(ERR_INVALID_FIELD, f"invalid {type_}: {exc}", seq) from None
+
+
+def _rebuild_meta(constraints: dict) -> msgspec.Meta:
+    return msgspec.Meta(**constraints)
+
+
+def _reduce_meta(meta: msgspec.Meta):
+    """``msgspec.Meta`` does not pickle; a room class defined in a test module travels to Ray
+    actors by value (cloudpickle), its messages' ``Annotated`` constraints with it."""
+    names = ("gt", "ge", "lt", "le", "multiple_of", "pattern", "min_length", "max_length", "tz", "title",
+             "description", "examples", "extra_json_schema", "extra")
+    return _rebuild_meta, ({n: getattr(meta, n) for n in names if getattr(meta, n, None) is not None},)
+
+
+copyreg.pickle(msgspec.Meta, _reduce_meta)

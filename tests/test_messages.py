@@ -1,0 +1,140 @@
+"""Room kinds declare their client messages (``Room.messages``, msgspec Structs): a kind defined
+here, in a test module, gets its own message type validated by a real gateway and by the
+harness with the same codes (2 undeclared type, 3 missing field or wrong type, 4 out of range)
+and its messages reach ``on_message`` as the declared Struct."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import aiohttp
+import msgspec
+import pytest
+
+from starhold import Room, define_room, protocol as P
+from starhold._runtime.local_host import InProcessDirectory
+from starhold.harness import RoomHarness
+from starhold.messages import kind_schemas, parse_client_message
+from wire import Wire, guest_token
+
+
+class PlaceOrder(msgspec.Struct, frozen=True):
+    """A market order: ``side`` "buy"/"sell" (3-4 letters), ``price`` > 0, ``qty`` 1-100."""
+
+    side: Annotated[str, msgspec.Meta(min_length=3, max_length=4)]
+    price: Annotated[float, msgspec.Meta(gt=0.0, le=1e6)]
+    qty: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+
+
+class Cancel(msgspec.Struct, frozen=True):
+    order: int
+
+
+class MarketRoom(Room):
+    """Echoes each message it gets: its type, seq, the payload's class name and fields."""
+
+    kind = "market"
+    messages = {"place_order": PlaceOrder, "cancel": Cancel}
+    coalesce = frozenset({"cancel"})
+
+    async def on_connect(self, conn, request):
+        conn.send(P.encode(P.WELCOME, request.seq, {}))
+
+    async def on_message(self, conn, message):
+        conn.send(P.encode("got", message.seq, {
+            "type": message.type, "struct": type(message.payload).__name__,
+            "fields": msgspec.structs.asdict(message.payload)}))
+
+
+BAD = [  # (type, payload, code)
+    ("sell_everything", {}, P.ERR_UNKNOWN_TYPE),
+    ("move_to", {"x": 1.0, "y": 2.0}, P.ERR_UNKNOWN_TYPE),  # the game's, not this kind's
+    ("place_order", {"side": "buy"}, P.ERR_INVALID_FIELD),  # price missing
+    ("place_order", {"side": "buy", "price": "cheap"}, P.ERR_INVALID_FIELD),
+    ("place_order", {"side": "buy", "price": 2.0, "qty": True}, P.ERR_INVALID_FIELD),  # a bool is not an int
+    ("place_order", {"side": "buy", "price": 2.0, "qty": 1.5}, P.ERR_INVALID_FIELD),
+    ("place_order", {"side": "buy", "price": 0.0}, P.ERR_OUT_OF_RANGE),
+    ("place_order", {"side": "buy", "price": float("nan")}, P.ERR_OUT_OF_RANGE),
+    ("place_order", {"side": "buy", "price": float("inf")}, P.ERR_OUT_OF_RANGE),
+    ("place_order", {"side": "buy", "price": 2.0, "qty": 101}, P.ERR_OUT_OF_RANGE),
+    ("place_order", {"side": "b", "price": 2.0}, P.ERR_OUT_OF_RANGE),  # too short
+    ("cancel", {"order": None}, P.ERR_INVALID_FIELD),
+]
+GOOD = [  # (type, payload, the fields on_message sees)
+    ("place_order", {"side": "buy", "price": 3, "note": "unknown keys are ignored"},
+     {"side": "buy", "price": 3.0, "qty": 1}),
+    ("cancel", {"order": 42}, {"order": 42}),
+]
+
+
+def expected_errors():
+    """The error each BAD message gets, as (seq, code), seq numbered from 2."""
+    return [(seq, code) for seq, (_, _, code) in enumerate(BAD, 2)]
+
+
+async def test_the_harness_validates_like_the_gateway_and_delivers_the_struct():
+    async with RoomHarness(MarketRoom) as h:
+        conn = await h.connect(seq=1)
+        assert (await conn.next_message())[0] == P.WELCOME
+        for type_, payload, _ in BAD:
+            await conn.send(type_, payload)
+        errors = [(m[1], m[2]["code"]) for m in conn.received if m[0] == P.ERROR]
+        assert errors == expected_errors()
+        schemas = kind_schemas(MarketRoom)
+        for (type_, payload, _), seq in zip(BAD, range(2, 2 + len(BAD))):
+            with pytest.raises(P.ProtocolError) as info:  # the gateway's function says the same
+                parse_client_message(P.encode(type_, seq, payload), schemas)
+            assert [m for m in conn.received if m[0] == P.ERROR and m[1] == seq] == \
+                [[P.ERROR, seq, {"code": info.value.code, "message": str(info.value)}]]
+        conn.received.clear()
+        conn.read = 0
+        for type_, payload, _ in GOOD:
+            await conn.send(type_, payload)
+        await conn.send(P.PING)
+        assert conn.received == [
+            ["got", conn.seq - 2, {"type": "place_order", "struct": "PlaceOrder", "fields": GOOD[0][2]}],
+            ["got", conn.seq - 1, {"type": "cancel", "struct": "Cancel", "fields": GOOD[1][2]}],
+            [P.PONG, conn.seq, {"time": 0.0}]]
+
+
+async def test_a_gateway_validates_the_kind_s_declared_messages(gateway_factory, tmp_path):
+    # The gateway serves WebSockets for the kinds of its URLs ("system" here); the directory's
+    # room_classes puts this test's kind behind that URL, as a new kind's routes would.
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60,
+                                   room_classes={"system": type("MarketSystem", (MarketRoom,), {"kind": "system"})})
+    url = await gateway_factory(directory)
+    try:
+        async with aiohttp.ClientSession() as session:
+            wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url))
+            await wire.send(P.JOIN, 1)
+            await wire.recv(P.WELCOME)
+            for seq, (type_, payload, _) in enumerate(BAD, 2):
+                await wire.send(type_, seq, payload)
+            seq = 2 + len(BAD)
+            for type_, payload, _ in GOOD:
+                await wire.send(type_, seq, payload)
+                seq += 1
+            errors = [(await wire.recv(P.ERROR))[1:] for _ in BAD]
+            assert [(s, e["code"]) for s, e in errors] == expected_errors()
+            got = [(await wire.recv("got"))[2] for _ in GOOD]
+            assert got == [{"type": t, "struct": s.__name__, "fields": fields}
+                           for (t, _, fields), s in zip(GOOD, (PlaceOrder, Cancel))]
+            await wire.ws.close()
+    finally:
+        await directory.close()
+
+
+def test_define_room_refuses_messages_that_are_not_structs():
+    class Loose(Room):
+        kind = "loose"
+        messages = {"buy": dict}
+
+    with pytest.raises(TypeError, match="msgspec.Struct"):
+        define_room(Loose)
+
+    class Clash(Room):
+        kind = "clash"
+        messages = {"ping": PlaceOrder}
+
+    with pytest.raises(TypeError, match="not a message type name"):
+        define_room(Clash)
