@@ -41,6 +41,9 @@ from .room_channel import RoomChannel
 
 log = logging.getLogger("starhold.gateway")
 
+DEFAULT_PERIOD = 0.1
+"""Seconds of the flush period of a room whose kind has no ``tick_rate`` (its messages go after
+``BATCH_WINDOW``; the period only bounds ``until_flush_point``)."""
 WATCH_INTERVAL = 1.0
 """Seconds between checks whether a sleeping room was woken by someone else."""
 FLUSH_POINTS = (0.03, 0.01, 0.003)
@@ -74,7 +77,7 @@ def flush_points(period: float) -> tuple[float, ...]:
     return tuple(lead for lead in FLUSH_POINTS if lead < period / 2) or (period / 4,)
 
 
-def until_flush_point(now: float, period: float = 1.0 / protocol.TICK_RATE,
+def until_flush_point(now: float, period: float = DEFAULT_PERIOD,
                       points: tuple[float, ...] = FLUSH_POINTS) -> float:
     """Seconds from Unix time ``now`` to the next of the flush ``points`` (seconds before each
     boundary of a tick of ``period`` seconds, latest last), at least 0.5 ms from now."""
@@ -99,7 +102,7 @@ class RoomLink:
         self.room_id = room_id
         self.params = params
         self.ticked = tick_rate is not None
-        self.period = 1.0 / tick_rate if tick_rate is not None else 1.0 / protocol.TICK_RATE
+        self.period = 1.0 / tick_rate if tick_rate is not None else DEFAULT_PERIOD
         self.flush_points = flush_points(self.period)
         self.tick_offset = tick_offset(f"{kind}/{room_id}", tick_rate) if tick_rate is not None else 0.0
         self.sockets: dict[str, Socket] = {}

@@ -28,6 +28,10 @@ from starhold import protocol as _envelope
 from starhold.protocol import *  # noqa: F403 - the envelope, re-exported (see the docstring)
 from starhold.protocol import MAX_SEQ, frame_tail_start
 
+TICK_RATE = 10
+"""Simulation and frame rate of the ship rooms (``Room.tick_rate``), Hz."""
+SEAT_HOLD = 30.0
+"""Seconds a dropped player's seat (ship, input sequence) is held for ``join.resume``."""
 WORLD_LIMIT = 1000.0
 """Coordinates are valid in the square ``[-WORLD_LIMIT, WORLD_LIMIT]**2`` (world units)."""
 SHIP_SPEED = 50.0
@@ -133,7 +137,7 @@ def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, na
     return b"".join(parts)
 
 
-__all__ = [*_envelope.__all__, "WORLD_LIMIT", "SHIP_SPEED", "RESPAWN_DELAY", "MOVE_TO", "ATTACK", "GAME_TYPES",
+__all__ = [*_envelope.__all__, "TICK_RATE", "SEAT_HOLD", "WORLD_LIMIT", "SHIP_SPEED", "RESPAWN_DELAY", "MOVE_TO", "ATTACK", "GAME_TYPES",
            "ERR_UNKNOWN_TARGET", "ERR_INVALID_TARGET", "ERR_NO_PATH", "SHIP_ONLINE", "SHIP_MOVING", "SHIP_HELD",
            "SHIP_IN_COMBAT", "SHIP_DESTROYED", "SHIP_NPC", "EVENT_ATTACK", "EVENT_DESTROYED", "FRAME_KEYS",
            "COMBAT_FRAME_KEYS", "Coordinate", "MoveTo", "Attack", "GAME_MESSAGES", "quantize", "pack_frame_tail"]

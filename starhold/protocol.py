@@ -19,7 +19,6 @@ fails when they drift). Units: times are seconds, rates are Hz.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from types import ModuleType
 from typing import Any
@@ -28,19 +27,6 @@ import msgpack
 import msgspec
 
 PROTOCOL_VERSION = 2
-TICK_RATE = 10
-"""Room simulation and frame rate, Hz."""
-
-
-def tick_offset(room_key: str) -> float:
-    """Seconds, in ``[0, 1/TICK_RATE)``, by which the tick boundaries of the room ``room_key``
-    (``"kind/id"``) follow the multiples of ``1/TICK_RATE`` of game time. Spread by a hash of
-    the key, so that rooms do not all tick, and push their frames to the gateways, at the same
-    instant: the work of many rooms spreads over the tick instead of arriving in one burst
-    (which delayed the last frames of the burst by tens of ms at 10 rooms of 100 players)."""
-    digest = hashlib.blake2s(room_key.encode("utf-8"), digest_size=4).digest()
-    return int.from_bytes(digest, "big") / 2**32 / TICK_RATE
-
 MAX_MESSAGE_BYTES = 4096
 """Largest client message accepted; a larger one closes the socket with 1009."""
 MAX_SEQ = 2**53 - 1
@@ -71,9 +57,6 @@ gateway checks every HEARTBEAT_INTERVAL / 8 s, so a dead or silent peer lasts at
 1.75 x HEARTBEAT_INTERVAL (35 s); there is no separate receive timeout (any frame, pongs
 included, would reset it, so it could never fire before the heartbeat does, and aiohttp's costs
 a timer per received message)."""
-SEAT_HOLD = 30.0
-"""Seconds a dropped player's seat (ship, input sequence) is held for ``join.resume``."""
-
 # The protocol's own message types, client -> server (a room kind's own types are its
 # ``Room.messages``; they may not reuse these names).
 JOIN = "join"

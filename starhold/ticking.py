@@ -20,8 +20,8 @@ def tick_offset(room_key: str, rate: float) -> float:
     same instant: the work of many rooms spreads over the tick instead of arriving in one burst
     (which delayed the last frames of the burst by tens of ms at 10 rooms of 100 players).
 
-    ``rate`` is in Hz and must be positive (``ValueError`` otherwise). At ``rate = 10`` this is
-    exactly ``starhold.protocol.tick_offset(room_key)``."""
+    ``rate`` is in Hz and must be positive (``ValueError`` otherwise): the first 4 bytes of
+    blake2s(``room_key``), big-endian, as a fraction of 2**32 of the period."""
     if not rate > 0:
         raise ValueError(f"tick rate must be positive, not {rate!r}")
     digest = hashlib.blake2s(room_key.encode("utf-8"), digest_size=4).digest()

@@ -5,6 +5,8 @@ import math
 
 import pytest
 
+from starhold.ticking import tick_offset
+
 from starhold.rooms import protocol as P
 from starhold._runtime.events import Check, Connect, Message
 from starhold._runtime.handle import RoomGone
@@ -304,7 +306,7 @@ async def test_failed_commit_drops_held_output_and_resets_the_room(room_director
 async def test_game_time_is_clock_time_since_the_game_epoch(room_directory, manual_clock):
     room = await open_room(room_directory)
     welcome = (await join(room, "c1")).welcome
-    offset = P.tick_offset("system/sol")  # this room's ticks follow tenths of a second by it
+    offset = tick_offset("system/sol", P.TICK_RATE)  # this room's ticks follow tenths of a second by it
     assert 0 <= offset < 0.1
     assert welcome["time"] == pytest.approx(welcome["tick"] / 10 + offset, abs=1e-6)
     assert manual_clock.now() - GAME_EPOCH - 0.1 < welcome["time"] <= manual_clock.now() - GAME_EPOCH

@@ -112,9 +112,12 @@ async def test_the_link_ticks_at_the_kinds_rate_and_offset(served):
     assert not url.app[GATEWAY].link("notice", "board").ticked
 
 
-def test_tick_offset_keeps_the_protocols_phases_at_10_hz():
+def test_tick_offset_is_the_documented_hash_fraction_of_the_period():
+    import hashlib
+
     for key in ("system/sol", "session/abc", "tally/t-1"):
-        assert tick_offset(key, 10) == P.tick_offset(key)
+        fraction = int.from_bytes(hashlib.blake2s(key.encode(), digest_size=4).digest(), "big") / 2**32
+        assert tick_offset(key, 10) == fraction / 10
         assert 0 <= tick_offset(key, 30) < 1 / 30
     with pytest.raises(ValueError):
         tick_offset("system/sol", 0)
