@@ -11,9 +11,9 @@
   ``("hibernate",)`` (the sockets stay open) and ends (``on_exit``).
 
 ``Hibernation`` is a mixin of ``RoomRuntime`` (``starhold._runtime.runtime``): it uses the
-runtime's input gate, ``state``, ``storage``, ``snapshots``, ``lease``, ``clock``, ``_conns``,
-the output gate (``_pending``, ``_deliver``) and ``_abandon``, and owns ``_idle_timer`` and
-``_snapshot_timer``.
+runtime's input gate, ``state``, ``storage``, ``snapshots``, ``lease``, ``clock``,
+``_conns``, the output gate (``_pending``, ``_deliver``), ``_abandon`` and ``_stop_timers``,
+and owns ``_idle_timer`` and ``_snapshot_timer``.
 """
 
 from __future__ import annotations
@@ -146,12 +146,7 @@ class Hibernation:
             for item in pending:
                 self._deliver(*item)
             await self.storage.close()
-            if self.lease is not None:
-                self.lease.stop()
-            for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
-                if timer is not None:
-                    timer.cancel()
-            self._alarm_timer = self._idle_timer = self._snapshot_timer = None
+            self._stop_timers()
             for gateway_id in {c.gateway_id for c in self._conns.values()}:
                 self._deliver((gateway_id,), ("hibernate",))  # keep the sockets open; we sleep
             for conn in self._conns.values():

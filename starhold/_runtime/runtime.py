@@ -252,16 +252,21 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
         self._pending = None
         await self._abandon(state=ActivationState.CRASHED)
 
-    async def _abandon(self, state: ActivationState = ActivationState.FENCED) -> None:
-        """End a superseded (zombie or duplicate) activation without writing anything: its
-        callers get ``RoomGone`` and resolve the room again, reaching the newer activation."""
-        self.state = state
+    def _stop_timers(self) -> None:
+        """Stop renewing the lease and cancel the alarm, idle and snapshot timers (the
+        activation is ending)."""
         if self.lease is not None:
             self.lease.stop()
         for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
             if timer is not None:
                 timer.cancel()
         self._alarm_timer = self._idle_timer = self._snapshot_timer = None
+
+    async def _abandon(self, state: ActivationState = ActivationState.FENCED) -> None:
+        """End a superseded (zombie or duplicate) activation without writing anything: its
+        callers get ``RoomGone`` and resolve the room again, reaching the newer activation."""
+        self.state = state
+        self._stop_timers()
         for conn in self._conns.values():
             conn.closed = True
         self._conns.clear()
