@@ -8,7 +8,9 @@ it: the thread records the loop thread's stack at that moment, naming the culpri
 A loop found waiting in its selector is not blocked, however late its heartbeat: on a machine
 loaded beyond its cores the process is simply not scheduled (seen on CI: 0.5 s "stalls" whose
 stack was ``selectors.select``). Such a sample is not a stall; the watch goes on, so a real
-blocking call later in the same stall is still caught.
+blocking call later in the same stall is still caught. Likewise, when the watchdog's own
+thread wakes far later than it asked, the whole process was waiting for a core, and the loop's
+silence until then is not held against it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ import sys
 import threading
 import time
 import traceback
+
+
+STARVED_FRACTION = 4
+"""The watchdog thread itself waking more than ``threshold / STARVED_FRACTION`` s late means
+the process was not scheduled (a machine loaded beyond its cores): the loop's silence up to
+then is not counted. A blocking call in the loop releases the GIL (or gives it up every 5 ms),
+so it never delays this thread that much."""
 
 
 def waiting_in_selector(frame) -> bool:
@@ -58,13 +67,20 @@ class BlockingWatchdog:
 
     def _watch(self) -> None:
         reported_beat = None
+        starved_at = 0.0  # when this thread last found itself descheduled too
+        last = time.monotonic()
         while self._running:
             time.sleep(self.interval)
-            if not self._loop.is_running():  # between pytest phases the loop is stopped
-                self._beat = time.monotonic()
+            now = time.monotonic()
+            overslept, last = now - last - self.interval, now
+            if overslept > self.threshold / STARVED_FRACTION:
+                starved_at = now  # the whole process waited for a core: nobody to blame
                 continue
-            beat = self._beat
-            stalled = time.monotonic() - beat
+            if not self._loop.is_running():  # between pytest phases the loop is stopped
+                self._beat = now
+                continue
+            beat = max(self._beat, starved_at)
+            stalled = now - beat
             if stalled > self.threshold and beat != reported_beat:
                 frame = sys._current_frames().get(self._loop_thread)
                 if waiting_in_selector(frame):

@@ -61,3 +61,32 @@ def test_a_thread_waiting_in_its_selector_is_idle_and_one_sleeping_is_not():
         assert waiting_in_selector(frame) is idle
     selector.close()
     assert waiting_in_selector(None) is False
+
+
+@pytest.mark.allow_blocking
+async def test_a_process_starved_of_cpu_is_not_taken_for_a_blocking_call(monkeypatch):
+    """When the watchdog's own thread oversleeps (the machine ran something else), the loop's
+    silence meanwhile is not reported; once it is scheduled again, a real block is."""
+    from starhold import watchdog as W
+
+    real_sleep = time.sleep
+    starved = {"on": True}
+
+    class StarvedTime:
+        monotonic = staticmethod(time.monotonic)
+
+        @staticmethod
+        def sleep(seconds):
+            real_sleep(seconds + (0.3 if starved["on"] else 0.0))  # woken 0.3 s late
+
+    monkeypatch.setattr(W, "time", StarvedTime)
+    dog = BlockingWatchdog(threshold=0.5).start()
+    try:
+        real_sleep(0.8)  # the loop is silent, but so was everyone
+        assert dog.stalls == []
+        starved["on"] = False
+        await asyncio.sleep(0.1)  # the loop beats again; the watchdog is back on time
+        real_sleep(0.8)  # now a real blocking call
+    finally:
+        dog.stop()
+    assert len(dog.stalls) == 1 and "real_sleep(0.8)" in dog.stalls[0][1]
