@@ -30,6 +30,7 @@ class Cancel(msgspec.Struct, frozen=True):
     order: int
 
 
+@define_room
 class MarketRoom(Room):
     """Echoes each message it gets: its type, seq, the payload's class name and fields."""
 
@@ -98,14 +99,12 @@ async def test_the_harness_validates_like_the_gateway_and_delivers_the_struct():
 
 
 async def test_a_gateway_validates_the_kind_s_declared_messages(gateway_factory, tmp_path):
-    # The gateway serves WebSockets for the kinds of its URLs ("system" here); the directory's
-    # room_classes puts this test's kind behind that URL, as a new kind's routes would.
-    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60,
-                                   room_classes={"system": type("MarketSystem", (MarketRoom,), {"kind": "system"})})
-    url = await gateway_factory(directory)
+    # The kind is this module's (registered by define_room); the gateway's generic route serves it.
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60, room_classes={"market": MarketRoom})
+    url = await gateway_factory(directory, rooms=[__name__])
     try:
         async with aiohttp.ClientSession() as session:
-            wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url))
+            wire = await Wire.open(session, url, "/rooms/market/m-1/ws", await guest_token(session, url))
             await wire.send(P.JOIN, 1)
             await wire.recv(P.WELCOME)
             for seq, (type_, payload, _) in enumerate(BAD, 2):
