@@ -25,7 +25,7 @@ _PUBLIC = {
     "Room": "room", "ConnectRequest": "room", "HttpRequest": "room", "HttpResponse": "room",
     "AlarmInfo": "room", "Connection": "connection", "Clock": "clock", "SystemClock": "clock",
     "ManualClock": "clock", "define_room": "kinds", "load_rooms": "kinds", "room_kinds": "kinds",
-    "Ticker": "ticker", "Seats": "seats", "define_routes": "http",
+    "Ticker": "ticker", "Seats": "seats", "define_routes": "http", "RoomCalls": "calls",
 }
 
 __all__ = [*_PUBLIC, *_errors.__all__]

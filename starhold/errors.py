@@ -14,6 +14,8 @@
                            closed, with no unread message left (``.code``, ``.reason``).
 ``RoomGone``               a handle's activation has hibernated, exited, died or been
                            superseded; resolve the room again (the harness retries).
+``RoomUnavailable``        ``await self.rooms.call(...)`` got no answer from the other room
+                           in time (its host down, its hook raised, or a call cycle).
 ``StorageError``           a storage operation or a commit failed (a failed commit made
                            ``conn.send`` / ``h.request`` raise it, after the room was reset
                            to its committed state and its held output dropped).
@@ -44,6 +46,7 @@ __all__ = [
     "ForbiddenSqlError",
     "ProtocolError",
     "RoomGone",
+    "RoomUnavailable",
     "S3AccessDeniedError",
     "S3BucketNotFoundError",
     "S3ConnectionError",
@@ -67,6 +70,10 @@ class ConnectionClosed(Exception):
         self.conn_id = conn_id
         self.code = code
         self.reason = reason
+
+
+class RoomUnavailable(Exception):
+    """``self.rooms.call(kind, id, ...)`` got no answer in time (``starhold.calls``)."""
 
 
 _ELSEWHERE = {

@@ -7,6 +7,7 @@ aiohttp and never reads the system clock: it uses ``self.clock`` and ``self.stor
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from .clock import Clock
     from ._runtime.runtime import RoomRuntime
     from .ticker import Ticker
+    from .calls import RoomCalls
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,27 @@ class ConnectRequest:
 @dataclass(frozen=True)
 class HttpRequest:
     """An HTTP request routed to the room: ``method`` ("GET"...), ``path`` below the room's
-    URL, ``query`` (dict of str), ``body`` (bytes)."""
+    URL, ``query`` (dict of str), ``body`` (bytes).
+
+    ``sender`` is ``"<kind>/<id>"`` of the room that sent it (``self.rooms.call`` or
+    ``self.rooms.post``, ``starhold.calls``) and ``""`` for a request from a gateway or a test:
+    a room serves its room-only paths only when ``sender`` is set (clients cannot set it).
+    ``key`` is the idempotency key of a ``post`` (``""`` otherwise): a post may arrive more than
+    once (at-least-once delivery), and the room applies each key once."""
 
     method: str = "GET"
     path: str = ""
     query: dict = field(default_factory=dict)
     body: bytes = b""
+    sender: str = ""
+    key: str = ""
+
+    def json(self) -> Any:
+        """The body parsed as JSON (``None`` for an empty body). Raises ``ValueError`` for a
+        body that is not JSON."""
+        if not self.body:
+            return None
+        return json.loads(self.body)
 
 
 @dataclass(frozen=True)
@@ -140,6 +157,18 @@ class Room:
         client but a few bytes (its ack). ``tail`` is shipped once per gateway, not per client."""
         if heads:
             self._runtime.emit_spliced(tail, heads, allow_unconfirmed)
+
+    @property
+    def rooms(self) -> "RoomCalls":
+        """Requests to other rooms (``starhold.calls.RoomCalls``): ``await self.rooms.call(kind,
+        id, path, body)`` waits for the other room's answer; ``self.rooms.post(kind, id, path,
+        body, key=...)`` sends once this hook's writes commit, exactly once in effect."""
+        calls = self.__dict__.get("_calls")
+        if calls is None:
+            from .calls import RoomCalls
+
+            calls = self.__dict__["_calls"] = RoomCalls(self._runtime)
+        return calls
 
     @property
     def ticker(self) -> "Ticker":

@@ -1,6 +1,7 @@
 """What the runtime keeps in a room's database besides the room's own data: meta values
 (``epoch``, ``params``, ``snapshot_version``, the alarm's retry count), the connections held
-through hibernation, and consistent copies for snapshots. The rooms never call these.
+through hibernation, the outbox of room-to-room posts (``starhold.calls``), and consistent
+copies for snapshots. The rooms never call these.
 
 ``RuntimeRecords`` is a mixin of ``SqliteRoomStorage`` (``storage.sqlite_store``): it uses the
 store's write queue (``_queue``, ``_flush_ops``), its connection (``_conn``) and
@@ -59,6 +60,22 @@ class RuntimeRecords:
         if rows:
             self._queue("DELETE FROM _starhold_connections")
         return rows
+
+    # ---- the outbox of room-to-room posts (starhold.calls) -------------------------------------
+    def outbox_add(self, seq: int, item: dict) -> None:
+        """Queue post ``seq`` (an int, increasing) in the current transaction."""
+        self._queue("INSERT OR REPLACE INTO _starhold_outbox (seq, item) VALUES (?, ?)", (seq, pack(item)))
+
+    async def outbox_load(self) -> list[tuple[int, dict]]:
+        """Every undelivered post as ``(seq, item)``, oldest first."""
+        await self._flush_ops()
+        async with self._conn().execute("SELECT seq, item FROM _starhold_outbox ORDER BY seq") as cur:
+            return [(seq, unpack(item)) async for seq, item in cur]
+
+    def outbox_delete(self, seqs: list[int]) -> None:
+        """Delete delivered posts (in the current transaction)."""
+        for seq in seqs:
+            self._queue("DELETE FROM _starhold_outbox WHERE seq = ?", (seq,))
 
     async def backup_to(self, dest: str | os.PathLike) -> None:
         """Write a consistent copy of the committed database to ``dest`` (``VACUUM INTO``)."""

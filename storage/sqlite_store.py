@@ -51,6 +51,7 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS _starhold_meta (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _starhold_connections (conn_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, "
     "attachment BLOB, tags BLOB) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _starhold_outbox (seq INTEGER PRIMARY KEY, item BLOB NOT NULL)",
 )
 
 

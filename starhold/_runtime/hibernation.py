@@ -104,8 +104,10 @@ class Hibernation:
             self._idle_timer = self.clock.call_at(self.clock.now() + self.idle_timeout, self._idle)
 
     def _busy(self) -> bool:
-        """Whether work is scheduled soon: an alarm due within ``idle_timeout``."""
-        return self._alarm_at is not None and self._alarm_at - self.clock.now() <= self.idle_timeout
+        """Whether work is scheduled soon: an alarm due within ``idle_timeout``, or posts
+        waiting for delivery (``starhold._runtime.posts``)."""
+        return bool(self._posts) or (
+            self._alarm_at is not None and self._alarm_at - self.clock.now() <= self.idle_timeout)
 
     async def _idle(self) -> None:
         self._idle_timer = None
@@ -129,8 +131,11 @@ class Hibernation:
             await self.storage.save_connections(held)
             try:
                 await self.storage.commit()
-                if self._alarm_at is not None and self.alarm_service is not None:
-                    await self.alarm_service.register(self.room_cls.kind, self.name, self._alarm_at)
+                wake_at = self._alarm_at
+                if self._posts:  # forced with posts undelivered: wake soon to deliver them
+                    wake_at = min(wake_at if wake_at is not None else float("inf"), self.clock.now() + 1.0)
+                if wake_at is not None and self.alarm_service is not None:
+                    await self.alarm_service.register(self.room_cls.kind, self.name, wake_at)
                 if self.snapshots is not None:
                     await self._publish_snapshot(self.db_path.with_name(self.db_path.name + ".snapshot"))
             except StaleEpochError:  # a newer activation exists: this one is a zombie
@@ -143,8 +148,7 @@ class Hibernation:
                 self._touch()
                 raise
             pending, self._pending = self._pending, None
-            for item in pending:
-                self._deliver(*item)
+            self._release(pending)
             await self.storage.close()
             self._stop_timers()
             for gateway_id in {c.gateway_id for c in self._conns.values()}:

@@ -116,6 +116,7 @@ class InProcessDirectory(RoomDirectory):
                     alarm_service=self.scheduler,
                     storage_factory=self.storage_factory,
                     snapshot_interval=self.snapshot_interval,
+                    directory=self,
                 )
                 self._runtimes[key] = runtime
         await runtime.start()

@@ -78,6 +78,7 @@ class RoomActor(LocalRoomHandle):
             on_exit=self._exit,
             alarm_service=_SchedulerClient(config),
             channel_host=ray.util.get_node_ip_address(),
+            directory=lambda: RayDirectory(config, config.get("namespace", "starhold")),
         )
         super().__init__(runtime, kind, room_id)
         heap.settle()  # Ray's, NumPy's and our modules: out of every later collection

@@ -50,6 +50,7 @@ from .events import Check, Close, Connect, Message
 from .handle import RoomGone
 from .hibernation import SNAPSHOT_INTERVAL, Hibernation
 from .outbox import Output, _Outbox
+from .posts import Posts
 from .lease import LEASE_SECONDS, ActivationLease, holder_id, sleep_until
 from .state import ActivationState
 from .stats import DEFAULT_TICK, TickStats
@@ -63,14 +64,16 @@ class AlarmService(Protocol):
     async def register(self, kind: str, room_id: str, at: float) -> None: ...
 
 
-class RoomRuntime(AlarmDelivery, Hibernation, Output):
+class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
     """One activation of a room of class ``room_cls`` named ``name``.
 
     ``db_path``: the room's SQLite file; ``snapshots``: where hibernation snapshots go (and
     where a missing ``db_path`` is restored from); ``idle_timeout``: seconds with no
     connection and no alarm before hibernating; ``on_exit``: awaited after hibernation;
     ``channel_host``: the address gateways reach this process at (``starhold._runtime.channel``);
-    ``lease``: seconds of the activation lease in the snapshot store (``starhold._runtime.lease``).
+    ``lease``: seconds of the activation lease in the snapshot store (``starhold._runtime.lease``);
+    ``directory``: the ``RoomDirectory`` (or a function returning it, called on first use) that
+    reaches other rooms for ``Room.rooms`` (``starhold._runtime.posts``).
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
         snapshot_interval: float | None = SNAPSHOT_INTERVAL,
         channel_host: str = "127.0.0.1",
         lease: float = LEASE_SECONDS,
+        directory=None,
     ):
         self.room_cls = room_cls
         self.name = name
@@ -119,6 +123,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
         self.tick_stats = TickStats(1.0 / room_cls.tick_rate if room_cls.tick_rate else DEFAULT_TICK)
         self._stats_sent: dict[str, float] = {}
         self.channels = ChannelServer(self, channel_host)
+        self._posts_init(directory)
         self.lease = (ActivationLease(snapshots, self.key, holder_id(self.db_path), clock, lease=lease)
                       if snapshots is not None else None)
 
@@ -153,6 +158,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
                 for conn_id, gateway_id, attachment, tags in await storage.take_connections():
                     conn = self._conns[conn_id] = Connection(conn_id, gateway_id, self)
                     conn._attachment, conn.tags = attachment, set(tags)
+                undelivered = await storage.outbox_load()
                 self.room = self.room_cls(self, self.name, self.params, storage, self.clock)
                 await self._invoke(None, self.room.on_start, reraise=True)
             except BaseException:
@@ -163,6 +169,9 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
             self.state = ActivationState.ACTIVE
             if self.lease is not None:
                 self.lease.start(self._lease_lost)
+            self._post_seq = max([self._post_seq, *(seq for seq, _ in undelivered)])
+            for seq, item in undelivered:  # posts the last activation committed but did not deliver
+                self._enqueue_post(seq, item)
         self._touch()
         self._arm_snapshot()
 
@@ -241,8 +250,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
             await self.storage.rollback()
             raise
         pending, self._pending = self._pending, None
-        for item in pending:
-            self._deliver(*item)
+        self._release(pending)
         await self._sync_alarm()
 
     async def crash(self) -> None:
@@ -257,6 +265,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output):
         activation is ending)."""
         if self.lease is not None:
             self.lease.stop()
+        self._stop_posts()
         for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
             if timer is not None:
                 timer.cancel()
