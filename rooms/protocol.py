@@ -42,7 +42,19 @@ RESPAWN_DELAY = 10.0
 # The game's message types, client -> server.
 MOVE_TO = "move_to"
 ATTACK = "attack"
-GAME_TYPES = (MOVE_TO, ATTACK)
+JUMP = "jump"
+"""Client -> system: fly to the jump point toward a lane neighbour and jump; server -> client:
+the ship jumped (then the socket closes with ``CLOSE_JUMPED``)."""
+ROUTE = "route"
+"""Client -> system: autopilot along the lanes to a system; server -> client: the plotted route."""
+SAY = "say"
+TELL = "tell"
+GAME_TYPES = (MOVE_TO, ATTACK, JUMP, ROUTE, SAY, TELL)
+
+# The game's message types, server -> client.
+CHAT = "chat"
+PRESENCE = "presence"
+ELSEWHERE = "elsewhere"
 
 # The game's error codes (after the envelope's 1-12; 16 is the envelope's ERR_OVERLOADED).
 ERR_UNKNOWN_TARGET = 13
@@ -52,6 +64,22 @@ ERR_INVALID_TARGET = 14
 or your own ship is destroyed; or the room has no combat (a game session)."""
 ERR_NO_PATH = 15
 """``move_to``: no path around the obstacles leads there; the ship keeps its course."""
+ERR_NO_LANE = 17
+"""``jump``: no lane leads from this system to that one."""
+ERR_SHIP_BUSY = 18
+"""``jump``/``route``: the ship is destroyed (or has no seat here); it cannot jump now."""
+ERR_NO_ROUTE = 19
+"""``route``: unknown system, this system, or no chain of lanes leads there."""
+ERR_ELSEWHERE = 20
+"""``join`` of a system: the ship is in another system or in transit (an ``elsewhere``
+message says where; the socket closes with ``CLOSE_ELSEWHERE``)."""
+ERR_UNKNOWN_PLAYER = 21
+"""``tell``: no pilot with that id has ever flown."""
+
+CLOSE_ELSEWHERE = 4110
+"""A system refused the join: the pilot's ship is elsewhere (see ``ELSEWHERE``)."""
+CLOSE_JUMPED = 4111
+"""The pilot's ship jumped out of the system (see ``JUMP``): join the target system."""
 
 # Bit flags of a ship row's ``flags`` column.
 SHIP_ONLINE = 1
@@ -96,8 +124,42 @@ class Attack(msgspec.Struct, frozen=True):
     target: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 
 
+SystemId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+"""A system id (``sol``, ``hip-71683``...): 1-64 characters."""
+MAX_CHAT_INPUT = 1024
+"""Longest ``text`` a chat message may carry on the wire; the room then cleans it and
+refuses more than ``rooms.social.text.MAX_CHAT_LENGTH`` (280) characters."""
+
+
+class Jump(msgspec.Struct, frozen=True):
+    """``jump``: fly to the jump point toward lane neighbour ``to`` and jump when there."""
+
+    to: SystemId
+
+
+class Route(msgspec.Struct, frozen=True):
+    """``route``: autopilot to system ``to`` along the shortest chain of lanes."""
+
+    to: SystemId
+
+
+class Say(msgspec.Struct, frozen=True):
+    """``say``: a line on the system's channel."""
+
+    text: Annotated[str, msgspec.Meta(max_length=MAX_CHAT_INPUT)]
+
+
+class Tell(msgspec.Struct, frozen=True):
+    """``tell``: a direct message to the pilot with player id ``to``."""
+
+    to: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    text: Annotated[str, msgspec.Meta(max_length=MAX_CHAT_INPUT)]
+
+
 GAME_MESSAGES = {MOVE_TO: MoveTo, ATTACK: Attack}
-"""The ship rooms' ``Room.messages``."""
+"""The ship rooms' ``Room.messages`` (a game session's)."""
+SYSTEM_MESSAGES = {**GAME_MESSAGES, JUMP: Jump, ROUTE: Route, SAY: Say, TELL: Tell}
+"""A solar system's ``Room.messages``: the ship rooms' plus travel and chat."""
 
 _F32 = struct.Struct("<f")
 _row_packer = msgpack.Packer(use_bin_type=True, use_single_float=True)
@@ -138,6 +200,9 @@ def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, na
 
 
 __all__ = [*_envelope.__all__, "TICK_RATE", "SEAT_HOLD", "WORLD_LIMIT", "SHIP_SPEED", "RESPAWN_DELAY", "MOVE_TO", "ATTACK", "GAME_TYPES",
+           "JUMP", "ROUTE", "SAY", "TELL", "CHAT", "PRESENCE", "ELSEWHERE", "ERR_NO_LANE", "ERR_SHIP_BUSY",
+           "ERR_NO_ROUTE", "ERR_ELSEWHERE", "ERR_UNKNOWN_PLAYER", "CLOSE_ELSEWHERE", "CLOSE_JUMPED", "SystemId",
+           "MAX_CHAT_INPUT", "Jump", "Route", "Say", "Tell", "SYSTEM_MESSAGES",
            "ERR_UNKNOWN_TARGET", "ERR_INVALID_TARGET", "ERR_NO_PATH", "SHIP_ONLINE", "SHIP_MOVING", "SHIP_HELD",
            "SHIP_IN_COMBAT", "SHIP_DESTROYED", "SHIP_NPC", "EVENT_ATTACK", "EVENT_DESTROYED", "FRAME_KEYS",
            "COMBAT_FRAME_KEYS", "Coordinate", "MoveTo", "Attack", "GAME_MESSAGES", "quantize", "pack_frame_tail"]

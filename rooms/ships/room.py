@@ -41,7 +41,9 @@ override ``spawn_point(ship_id)`` and ``limit``/``max_players``. Rooms with more
 carry ``hp`` and ``events``, see ``rooms.ships.sync``) and override the public hooks, each
 documented below: ``ship_order()``, ``arrays_rebuilt(ids)``, ``ship_removed(ship_id)``,
 ``simulate(tick, missed)``, ``rows_at(at)``, ``frame_extras()``, ``before_flush()``,
-``park_record(ship)``/``unpark(ship)``, ``order_move()`` and ``order_attack()``.
+``park_record(ship)``/``unpark(ship)``, ``acquire_ship()``/``release_ship()`` (where a
+joining player's ship comes from and where a leaving one's goes: a system asks the pilot
+room, ``rooms.system.pilots``), ``order_move()`` and ``order_attack()``.
 """
 
 from __future__ import annotations
@@ -199,25 +201,39 @@ class ShipRoom(Room):
 
     # ---- seats -----------------------------------------------------------------------------
     def _seat_released(self, seat: dict) -> None:
-        """The seat is gone (left, or its hold expired): its ship leaves the room, parked for
-        its player (``keep_ships``) or gone."""
-        ship = self.ships.get(seat["ship"])
+        """The seat is gone (left, or its hold expired): ``release_ship``."""
+        self.release_ship(seat, self.ships.get(seat["ship"]))
+
+    def release_ship(self, seat: dict, ship: dict | None) -> None:
+        """Hook: ``seat`` was released (its player left, or the hold expired) and ``ship``
+        (None if it is already gone) must leave the room. Default: parked for its player
+        (``keep_ships``) or removed. Runs inside the hook that released the seat, whose
+        writes are flushed before it returns."""
         if self.keep_ships and ship is not None:
             self._park(ship)
         else:
             self.fleet.remove(seat["ship"])
 
     async def _holds_expired(self, released: list[dict]) -> None:
-        """Seat holds ran out (a deadline of the alarm): show it, or write it if nobody watches."""
+        """Seat holds ran out (a deadline of the alarm): write it now, and show it."""
+        await self._flush()
         if self.seats.by_conn:
             await self.ticker.start()  # a frame in this alarm; the loop then rests if idle
-        else:
-            await self._flush()
 
     def _park(self, ship: dict) -> None:
         """Take ``ship`` out of the room into its player's parked record."""
         self.parked.park(ship["player"], self.park_record(ship), self.clock.now())
         self.fleet.remove(ship["id"])
+
+    async def acquire_ship(self, conn: Connection, request: ConnectRequest, player: str, name: str) -> dict | None:
+        """Hook: the ship ``player`` flies from ``conn`` (joining as ``name``), now in the fleet,
+        or None to refuse the join (send the client why and close ``conn``). Default: the
+        ship of the player's seat, else its parked ship, else a new one at ``spawn_point``."""
+        ship = await self._ship_of_player(player)
+        if ship is None:
+            x, y = self.spawn_point(self.fleet.peek_id())
+            ship = self.fleet.new(player, name, x, y, self.clock.now())
+        return ship
 
     async def _ship_of_player(self, player: str) -> dict | None:
         """The ship of ``player``'s seat, else its parked ship (taken back into the room), else None."""
@@ -297,11 +313,10 @@ class ShipRoom(Room):
         if admitted is None:  # the room is full: refused
             return
         _, resumed = admitted
-        ship = await self._ship_of_player(player)
-        if ship is None:
-            x, y = self.spawn_point(self.fleet.peek_id())
-            ship = self.fleet.new(player, name, x, y, self.clock.now())
-        elif name != ship["name"] and request.payload.get("name"):
+        ship = await self.acquire_ship(conn, request, player, name)
+        if ship is None:  # refused: acquire_ship told the client why and closed the socket
+            return
+        if name != ship["name"] and request.payload.get("name"):
             self.fleet.touch({**ship, "name": name})
         seat = await self.seats.occupy(conn, player, request.seq, resumed, ship=ship["id"])
         self.last_input = self.clock.now()
@@ -313,8 +328,13 @@ class ShipRoom(Room):
             "world_limit": self.limit, **self.room_info(),
         }))
         self.send_keyframe(conn)
+        await self.after_join(conn, player, self.ships[ship["id"]])
         await self._flush()
         await self._pace()
+
+    async def after_join(self, conn: Connection, player: str, ship: dict) -> None:
+        """Hook: ``player`` was seated on ``conn`` with ``ship`` and sent its welcome and
+        keyframe (send more here: chat history, presence...). Default: nothing."""
 
     async def on_message(self, conn: Connection, message: protocol.ClientMessage) -> None:
         player = self.seats.player_of(conn.id)

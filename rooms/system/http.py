@@ -22,7 +22,7 @@ from aiohttp import web
 from starhold.http import GatewayAPI
 
 from ..galaxy.catalogue import Galaxy, StarSystem, load_galaxy
-from ..galaxy.planets import system_info
+from .params import system_params
 
 KIND = "system"
 
@@ -47,8 +47,9 @@ class GalaxyRoutes:
         return None if system is None else system.id
 
     def params(self, system_id: str) -> dict:
-        """A system room's params: ``{"system": system_info(...)}`` (star, planets)."""
-        return {"system": system_info(self.galaxy.get(system_id))}
+        """A system room's params: ``{"system": system_info(...), "lanes": [...]}`` (star,
+        planets, lanes: ``rooms.system.params``)."""
+        return system_params(system_id, self.galaxy)
 
     def _system(self, request: web.Request) -> StarSystem:
         system = self.galaxy.resolve(request.match_info["system"])
