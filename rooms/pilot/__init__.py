@@ -1,0 +1,1 @@
+"""A pilot's own room: direct messages kept for one player (``inbox``)."""
