@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 
-__all__ = ["ChatHistory", "HISTORY_LIMIT", "PREFIX"]
+__all__ = ["ChatHistory", "key_of", "HISTORY_LIMIT", "PREFIX"]
 
 HISTORY_LIMIT = 20
 """System messages replayed on join."""
