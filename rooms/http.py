@@ -1,6 +1,7 @@
 """Starhold-the-game's HTTP routes, mounted by every gateway that hosts the game
 (``starhold.http.define_routes`` in ``game.py``): the galaxy and its systems
-(``system/http.py``), game sessions (``session/http.py``) and accounts (``accounts/http.py``).
+(``system/http.py``), game sessions (``session/http.py``), accounts (``accounts/http.py``) and
+pilots' profiles (``pilot/http.py``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from aiohttp import web
 from starhold.http import GatewayAPI
 
 from .accounts.http import account_routes
+from .pilot.http import player_routes
 from .session.http import session_routes
 from .system.http import galaxy_routes
 
@@ -25,4 +27,4 @@ def game_routes(api: GatewayAPI) -> list[web.RouteDef]:
     accounts and the examples have none a socket may name."""
     for kind in CLOSED_KINDS:
         api.room_ids(kind, lambda room_id: None)
-    return [*galaxy_routes(api), *session_routes(api), *account_routes(api)]
+    return [*galaxy_routes(api), *session_routes(api), *account_routes(api), *player_routes(api)]

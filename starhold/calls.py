@@ -73,7 +73,7 @@ class RoomCalls:
 
         Raises ``starhold.RoomUnavailable`` when the room could not answer in time (its host
         is down, its ``on_start`` or ``on_request`` raised, or a call cycle), ``ValueError``
-        for a call to itself, ``KeyError`` for an unknown kind, ``TypeError`` for a body that
+        for a call to itself or an invalid room id, ``KeyError`` for an unknown kind, ``TypeError`` for a body that
         is not JSON-serialisable."""
         self._check(kind, room_id)
         request = HttpRequest(method, path, dict(query or {}), encode_body(body), sender=self._runtime.key)

@@ -29,6 +29,7 @@ This module imports neither aiohttp nor the gateway: room hosts import the modul
 kinds, and with them this one.
 """
 
+from .errors import RoomUnavailable  # one class: a gateway's call_room and a room's rooms.call raise it
 from __future__ import annotations
 
 import json
@@ -64,10 +65,6 @@ class HttpError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message
-
-
-class RoomUnavailable(Exception):
-    """A room kept going away while a request was forwarded to it (three attempts)."""
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,20 @@ from __future__ import annotations
 import math
 import random
 
-from starhold import Connection, HttpRequest, HttpResponse, define_room
+import asyncio
+
+from starhold import Connection, ConnectRequest, HttpRequest, HttpResponse, define_room
 from .. import protocol
+from ..pilot import room as _pilot  # noqa: F401  the pilot kind, which systems call
 from .combat import Battle, combat_seed, generate_pirates, stats_of
 from .navigation import NavGrid, asteroid_fields, exclusion_radius, flight
+from .orders import TravelOrders
+from .params import system_params
+from .pilots import PilotLink, has_pilot
+from .repair import Repairs
 from .sim import MAX_CATCHUP, SystemSim
+from .social import SystemSocial
+from .travel import STATION_RADIUS, lane_entries, station_point
 from ..ships.room import GAME_EPOCH, LINGER, ShipRoom
 
 __all__ = ["SolarSystemRoom", "GAME_EPOCH", "LINGER", "SPAWN_RADIUS", "MAX_CATCHUP"]
@@ -55,15 +64,27 @@ class SolarSystemRoom(ShipRoom):
     (id, name, colour, star radius, planets)."""
 
     kind = "system"
+    messages = protocol.SYSTEM_MESSAGES
     keep_ships = True
     combat_frames = True
 
     async def on_start(self) -> None:
+        if "system" not in self.params:  # woken by another room before any gateway created it
+            self.params = {**(await asyncio.to_thread(system_params, self.name) or {}), **self.params}
         self.system = self.params.get("system") or {"id": self.name, "name": self.name, "planets": []}
         system_id = str(self.system.get("id", self.name))
         star_radius = float(self.system.get("star_radius", 40.0))
         self.asteroids = asteroid_fields(system_id)
         self.exclusion = exclusion_radius(star_radius)
+        self.lanes = lane_entries(self.params.get("lanes") or [])
+        self.station = station_point(system_id, self.exclusion)
+        self.pilots = PilotLink(self)
+        self.orders = TravelOrders(self)
+        self.social = SystemSocial(self)
+        self.docked = self.social.docked
+        self.repairs = Repairs(self)
+        self.pending_writes: dict = {}
+        await self.social.load()
         self.sim = SystemSim(Battle(combat_seed(system_id)), NavGrid.for_system(system_id, star_radius),
                              float(self.params.get("respawn_delay", protocol.RESPAWN_DELAY)),
                              spawn_point=self.spawn_point, tick_time=self.ticker.tick_time,
@@ -82,10 +103,42 @@ class SolarSystemRoom(ShipRoom):
                 sim.route(ship)
         sim.dead = {i for i, s in self.ships.items() if s.get("respawn_at") is not None}
         sim.respawn_due(self.clock.now())
+        self.jumping = {i for i, s in self.ships.items() if s.get("jump_to")}
         await self._flush()
 
     def room_info(self) -> dict:
-        return {"system": {**self.system, "exclusion_radius": self.exclusion, "asteroids": self.asteroids}}
+        return {"system": {**self.system, "exclusion_radius": self.exclusion, "asteroids": self.asteroids,
+                           "station": {"x": self.station[0], "y": self.station[1], "radius": STATION_RADIUS},
+                           "lanes": list(self.lanes.values())}}
+
+    # ---- pilots: where ships come from and go (rooms.system.pilots) ----------------------------
+    async def acquire_ship(self, conn: Connection, request: ConnectRequest, player: str, name: str) -> dict | None:
+        if has_pilot(player):
+            return await self.pilots.acquire(conn, request, player, name)
+        return await super().acquire_ship(conn, request, player, name)
+
+    def release_ship(self, seat: dict, ship: dict | None) -> None:
+        if ship is not None and "checkout" in ship:
+            self.pilots.release(seat, ship)
+        else:
+            super().release_ship(seat, ship)
+
+    async def after_join(self, conn: Connection, player: str, ship: dict) -> None:
+        self.social.joined(conn)
+        self.pilots.sent_inbox(conn)
+        if ship.get("route") or ship.get("jump_to"):
+            self.orders.resume(ship)
+
+    async def _flush(self) -> None:
+        if getattr(self, "social", None) is not None:
+            puts, deletes = self.social.take_writes()
+            puts.update(self.pending_writes)
+            self.pending_writes = {}
+            if puts:
+                await self.storage.put(puts)
+            if deletes:
+                await self.storage.delete(deletes)
+        await super()._flush()
 
     def spawn_point(self, ship_id: int) -> tuple[float, float]:
         angle = random.Random(f"{self.name}:{ship_id}").uniform(0, 2 * math.pi)
@@ -100,6 +153,8 @@ class SolarSystemRoom(ShipRoom):
 
     def ship_removed(self, ship_id: int) -> None:
         self.sim.removed(ship_id)
+        self.repairs.removed(ship_id)
+        self.jumping.discard(ship_id)
 
     def unpark(self, ship: dict) -> None:
         """A parked ship comes back: it flies on along its waypoints, and a wreck still waits
@@ -109,8 +164,20 @@ class SolarSystemRoom(ShipRoom):
 
     def simulate(self, tick: int, missed: int) -> None:
         """Respawns and combat up to ``tick`` (``SystemSim.step``: at most ``MAX_CATCHUP``
-        combat ticks replayed; ``missed`` is implied by the last simulated tick)."""
+        combat ticks replayed; ``missed`` is implied by the last simulated tick), repairs,
+        jumps (ships at their jump point depart) and the presence broadcast."""
         self.sim.step(tick)
+        self.repairs.step(self.ticker.tick_time(tick))
+        departed = len(self.jumping)
+        self.orders.check()
+        self.departed = departed != len(self.jumping)
+        self.social.tick()
+
+    async def on_tick(self, tick: int, missed: int) -> None:
+        self.departed = False
+        await super().on_tick(tick, missed)
+        if self.departed:
+            await self._flush()  # the ship leaves in the same commit as its depart post
 
     def frame_extras(self) -> tuple:
         return self.sim.extras()
@@ -125,7 +192,8 @@ class SolarSystemRoom(ShipRoom):
 
     def _any_moving(self) -> bool:
         busy = protocol.SHIP_MOVING | protocol.SHIP_IN_COMBAT | protocol.SHIP_DESTROYED
-        return any(row[2] & busy for row in self.sync.rows.values())
+        return (self.repairs.regenerating or bool(self.jumping)
+                or any(row[2] & busy for row in self.sync.rows.values()))
 
     def before_flush(self) -> None:
         """Ships in combat are written at rest where they are (``SystemSim.settle``)."""
@@ -134,12 +202,37 @@ class SolarSystemRoom(ShipRoom):
             sim.settle(self.clock.now())
 
     # ---- inputs ------------------------------------------------------------------------------
+    async def on_message(self, conn: Connection, message: protocol.ClientMessage) -> None:
+        kind = message.type
+        if kind not in (protocol.JUMP, protocol.ROUTE, protocol.SAY, protocol.TELL):
+            await super().on_message(conn, message)
+            return
+        player = self.seats.player_of(conn.id)
+        if player is None:
+            return
+        ship = self.ships.get(self.seats.get(player)["ship"])
+        payload = message.payload
+        if kind == protocol.SAY:
+            self.social.say(conn, player, payload.text, message.seq)
+        elif kind == protocol.TELL:
+            await self.social.tell(conn, player, payload.to, payload.text, message.seq)
+        elif ship is not None and kind == protocol.JUMP:
+            self.orders.jump(conn, ship, payload.to, message.seq)
+        elif ship is not None:
+            await self.orders.route(conn, ship, payload.to, message.seq)
+        self.seats.ack(player, message.seq)
+        self.last_input = self.clock.now()
+        if not self.ticker.running:
+            await self._pace()
+
     def order_move(self, conn: Connection, ship: dict, x: float, y: float, seq: int) -> None:
         """Plan around the obstacles and fly the waypoints; in combat only the destination is
         kept (the ship flies there when the fight ends). No path: ``ERR_NO_PATH``."""
         ship_id, sim = ship["id"], self.sim
         if ship_id in sim.dead:
             return  # a wreck takes no orders; it respawns at rest
+        self.orders.cancel(ship)
+        ship = self.ships[ship_id]
         now = self.clock.now()
         sx, sy = sim.where(ship_id, now)
         waypoints = sim.grid.plan((sx, sy), (x, y))
@@ -158,6 +251,9 @@ class SolarSystemRoom(ShipRoom):
         combat keeps fighting and then flies to where the target was at the order."""
         sim = self.sim
         me = self.ships.get(seat["ship"])
+        if me is not None:
+            self.orders.cancel(me)
+            me = self.ships[me["id"]]
         other = self.ships.get(target)
         error = None
         if other is None:
@@ -203,6 +299,16 @@ class SolarSystemRoom(ShipRoom):
         await super().on_close(conn, code, reason)
 
     async def on_request(self, request: HttpRequest) -> HttpResponse:
+        if request.sender and request.method == "POST":  # room-only: from pilot rooms
+            body = request.json() or {}
+            if request.path == "expect":  # a ship is on its way: being awake is the point
+                return HttpResponse(200, {"system": self.name})
+            if request.path == "deliver":
+                if self.social.deliver(str(body.get("player")), body.get("message") or {}):
+                    self.rooms.post("pilot", str(body["player"]), "delivered", {"ids": [body["message"]["id"]]},
+                                    key=f"delivered:{request.key}")
+                return HttpResponse(200, {})
+            return HttpResponse(404, {"error": "not found"})
         response = await super().on_request(request)
         if response.status == 200 and isinstance(response.body, dict):
             hp = self.sim.battle.hp_table()

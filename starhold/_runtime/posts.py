@@ -61,7 +61,7 @@ class Posts:
     async def call_room(self, kind: str, room_id: str, request: HttpRequest, timeout: float) -> HttpResponse:
         """``request`` to room ``(kind, room_id)``, retried (the room may be hibernating or
         restarting) until it answers or ``timeout`` seconds passed. Raises ``RoomUnavailable``,
-        ``KeyError`` for an unknown kind."""
+        ``KeyError`` for an unknown kind, ``ValueError`` for an invalid room id."""
         deadline = time.monotonic() + timeout
         delay, last = RETRY_FIRST, None
         while True:
@@ -70,7 +70,7 @@ class Posts:
                 raise RoomUnavailable(f"{kind}/{room_id} did not answer {request.path!r} in {timeout:g} s: {last!r}")
             try:
                 return await asyncio.wait_for(self._request_once(kind, room_id, request), left)
-            except KeyError:
+            except (KeyError, ValueError):  # an unknown kind, an invalid id: retrying cannot help
                 raise
             except (RoomGone, asyncio.TimeoutError, Exception) as exc:  # noqa: B014 - any failure retries
                 last = exc
