@@ -29,7 +29,6 @@ This module imports neither aiohttp nor the gateway: room hosts import the modul
 kinds, and with them this one.
 """
 
-from .errors import RoomUnavailable  # one class: a gateway's call_room and a room's rooms.call raise it
 from __future__ import annotations
 
 import json
@@ -38,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .errors import RoomUnavailable  # one class: a gateway's call_room and a room's rooms.call raise it
 from .room import HttpRequest, HttpResponse
 
 if TYPE_CHECKING:
