@@ -1,0 +1,145 @@
+"""One pilot, one ship across the galaxy: the pilot room is the ship's owner of record, systems
+hold it while its player is there, and a jump hands it over through the pilot room with an
+atomic two-phase commit (the system's transactional outbox + the pilot's idempotent
+``depart``). Rooms in process, on a manual clock; see tests/galaxy_driver.py."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from starhold.rooms import protocol
+from starhold.rooms.system.travel import JUMP_RADIUS, transit_seconds
+
+from galaxy_driver import LINE, Galaxy, Player, invariant
+
+
+@pytest.fixture
+async def galaxy(tmp_path):
+    g = await Galaxy.start(tmp_path / "data")
+    yield g
+    await g.close()
+
+
+async def fly_until(galaxy: Galaxy, player: Player, predicate, seconds: float = 60.0, step: float = 0.5) -> None:
+    """Advance the manual clock in steps until ``predicate()`` (collecting output as we go)."""
+    t = 0.0
+    while not predicate():
+        assert t < seconds, f"not reached in {seconds} s of game time: {player.received[-3:]}"
+        await galaxy.clock.advance(step)
+        await player.pump()
+        t += step
+
+
+async def test_a_new_pilot_starts_at_the_station_and_docks_where_it_left(galaxy):
+    p = Player(galaxy, "g-0000000000000001", "Ada")
+    await p.join("A")
+    system = p.welcome["system"]
+    assert {lane["id"] for lane in system["lanes"]} == {"B"}
+    station = system["station"]
+    profile = await galaxy.profile(p.player)
+    assert profile["system"] == "A" and profile["online"] and profile["hull"] == "corvette"
+    await p.send(protocol.MOVE_TO, {"x": 100.0, "y": 100.0})
+    await galaxy.clock.advance(10)
+    await p.leave()
+    await galaxy.settle()
+    assert (await galaxy.ships_in("A")) == {}  # docked: out of the system's state
+    profile = await galaxy.profile(p.player)
+    assert profile["system"] == "A" and not profile["online"]
+    await p.join("A")
+    rows = [m for m in p.of_type(protocol.FRAME)][-1]["ships"]
+    me = [r for r in rows if r[0] == p.welcome["ship"]][0]
+    assert math.hypot(me[1] - 100.0, me[2] - 100.0) < 1e-3, (me, station)
+    presence = p.of_type(protocol.PRESENCE)[-1]
+    assert [x["player"] for x in presence["pilots"]] == [p.player]
+
+
+async def test_a_jump_moves_the_ship_and_the_socket_follows(galaxy):
+    p = Player(galaxy, "g-0000000000000002", "Bo")
+    await p.join("A")
+    await p.send(protocol.JUMP, {"to": "B"})
+    await fly_until(galaxy, p, lambda: p.closed is not None)
+    assert p.closed[0] == protocol.CLOSE_JUMPED
+    jump = p.of_type(protocol.JUMP)[-1]
+    assert jump["from"] == "A" and jump["to"] == "B" and jump["wait"] == transit_seconds(1.5)
+    await galaxy.settle()
+    profile = await galaxy.profile(p.player)
+    assert profile["system"] is None and profile["transit"]["to"] == "B"
+    assert await invariant(galaxy, [p.player]) == {p.player: "transit"}
+    # Too early: the target refuses and says where the ship is.
+    await p.join("B")
+    assert p.closed[0] == protocol.CLOSE_ELSEWHERE
+    assert p.of_type(protocol.ELSEWHERE)[-1]["transit"]["to"] == "B"
+    await galaxy.clock.advance(jump["wait"])
+    await p.join("B")
+    assert p.welcome is not None, p.received
+    rows = p.of_type(protocol.FRAME)[-1]["ships"]
+    me = [r for r in rows if r[0] == p.welcome["ship"]][0]
+    assert math.hypot(me[1] + JUMP_RADIUS, me[2]) < 1e-3  # at B's jump point toward A (west)
+    assert await invariant(galaxy, [p.player]) == {p.player: "B"}
+    # The old system refuses the pilot now.
+    q = Player(galaxy, p.player)
+    await q.join("A")
+    assert q.closed[0] == protocol.CLOSE_ELSEWHERE and q.of_type(protocol.ELSEWHERE)[-1]["system"] == "B"
+
+
+async def test_jump_errors(galaxy):
+    p = Player(galaxy, "g-0000000000000003")
+    await p.join("B")
+    await p.send(protocol.JUMP, {"to": "D"})
+    errors = p.of_type(protocol.ERROR)
+    assert errors[-1]["code"] == protocol.ERR_NO_LANE
+
+
+async def test_autopilot_flies_a_route_of_several_jumps(galaxy, monkeypatch):
+    from starhold.rooms.system import orders
+
+    monkeypatch.setattr(orders, "plan_route", lambda a, b: (list(LINE[LINE.index(a):LINE.index(b) + 1]), 4.5))
+    p = Player(galaxy, "g-0000000000000004")
+    await p.join("A")
+    await p.send(protocol.ROUTE, {"to": "D"})
+    assert p.of_type(protocol.ROUTE)[-1]["systems"] == ["A", "B", "C", "D"]
+    for system in ("B", "C", "D"):
+        await fly_until(galaxy, p, lambda: p.closed is not None)
+        assert p.closed[0] == protocol.CLOSE_JUMPED, p.received[-3:]
+        jump = p.of_type(protocol.JUMP)[-1]
+        assert jump["to"] == system
+        await galaxy.settle()
+        await galaxy.clock.advance(jump["wait"])
+        await p.join(system)
+        assert p.welcome is not None
+    assert (await galaxy.profile(p.player))["system"] == "D"
+    assert await invariant(galaxy, [p.player]) == {p.player: "D"}
+
+
+async def test_chat_presence_and_direct_messages(galaxy):
+    a, b = Player(galaxy, "g-00000000000000a1", "Ann"), Player(galaxy, "g-00000000000000b2", "Ben")
+    await a.join("A")
+    await b.join("A")
+    await a.send(protocol.SAY, {"text": "  hello <b>all</b>\x07 "})
+    await b.pump()
+    line = b.of_type(protocol.CHAT)[-1]
+    assert line["text"] == "hello <b>all</b>" and line["channel"] == "system" and line["name"] == "Ann"
+    await a.send(protocol.SAY, {"text": "x" * 281})
+    assert a.of_type(protocol.ERROR)[-1]["code"] == protocol.ERR_OUT_OF_RANGE
+    for _ in range(5):
+        await a.send(protocol.SAY, {"text": "spam"})
+    assert a.of_type(protocol.ERROR)[-1]["code"] == protocol.ERR_RATE_LIMITED
+    # Direct message to an online pilot, and to an offline one (kept until they join).
+    await galaxy.clock.advance(20)
+    await a.send(protocol.TELL, {"to": b.player, "text": "psst"})
+    await galaxy.settle()
+    await b.pump()
+    dm = b.of_type(protocol.CHAT)[-1]
+    assert dm["channel"] == "dm" and dm["text"] == "psst" and dm["from"] == a.player
+    assert a.of_type(protocol.CHAT)[-1]["text"] == "psst"  # the echo
+    await b.leave()
+    await galaxy.settle()
+    await a.send(protocol.TELL, {"to": b.player, "text": "later"})
+    await a.send(protocol.TELL, {"to": "g-ffffffffffffffff", "text": "anyone?"})
+    assert a.of_type(protocol.ERROR)[-1]["code"] == protocol.ERR_UNKNOWN_PLAYER
+    await b.join("A")
+    assert [m["text"] for m in b.of_type(protocol.CHAT) if m["channel"] == "dm"] == ["later"]
+    presence = b.of_type(protocol.PRESENCE)[-1]
+    assert {(x["player"], x["status"]) for x in presence["pilots"]} == {(a.player, "online"), (b.player, "online")}
