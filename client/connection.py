@@ -64,6 +64,7 @@ from .http import (DEFAULT_GUEST_NAME, ClientClosed, StarholdHTTPError, create_g
                    guest_token, http_base, system_path, ws_base)
 from .inputs import _Input, plan_resend  # noqa: F401  (tests reach them here)
 from .receiving import NO_RECONNECT, Receiver  # noqa: F401
+from .travel import MAX_FOLLOWS, Travel
 from .state import PendingInput, Predictor, WorldState
 
 log = logging.getLogger("starhold.client")
@@ -75,7 +76,7 @@ HEARTBEAT = 15.0
 it and the socket counts as dropped (a half-open connection the server would only notice later)."""
 
 
-class StarholdClient(Receiver):
+class StarholdClient(Travel, Receiver):
     """One player's connection to one room (a solar system or a game) on a Starhold gateway.
 
     ``base_url``: the gateway (``http://127.0.0.1:8000``). ``room``: a system id, name or alias
@@ -95,7 +96,10 @@ class StarholdClient(Receiver):
     shortcuts ``tick``, ``time``, ``ack``, ``ships`` ({id: [x, y, flags]}), ``names``, ``hp``
     ({id: [hp, max_hp]}, rooms with combat), ``events`` (the last frame's combat events);
     ``predictor``; ``errors`` (error payloads, with their ``seq``), ``close_codes``,
-    ``close_code`` (the last), ``reconnects``, ``frames``, ``resyncs``, ``dropped``.
+    ``close_code`` (the last), ``reconnects``, ``frames``, ``resyncs``, ``dropped``; and the
+    travel and chat state of ``client.travel.Travel`` (``jumps``, ``elsewhere``, ``chat``,
+    ``presence``, ``routes``): the client follows its ship from system to system unless
+    ``follow=False``.
     """
 
     def __init__(self, base_url: str, room: str = "Sol", *, token: str | None = None, name: str | None = None,
@@ -105,7 +109,7 @@ class StarholdClient(Receiver):
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  max_reconnect_attempts: int | None = None, heartbeat: float | None = HEARTBEAT,
                  connect_timeout: float = 10.0, join_timeout: float = 10.0,
-                 no_reconnect: frozenset[int] = NO_RECONNECT, player: str | None = None):
+                 no_reconnect: frozenset[int] = NO_RECONNECT, player: str | None = None, follow: bool = True):
         if player is not None:
             warnings.warn("StarholdClient(player=...) is protocol v1: the token names the player now; "
                           "pass token=<the other client's .token> to be the same player",
@@ -162,6 +166,7 @@ class StarholdClient(Receiver):
         self._changed: asyncio.Future | None = None
         self._ended: set = set()  # sockets whose reader has finished
         self._tasks: set[asyncio.Task] = set()
+        self._travel_init(follow)
 
     # ---- constructors ----------------------------------------------------------------------
     @classmethod
@@ -403,11 +408,20 @@ class StarholdClient(Receiver):
         returns its payload and sends the queued commands. Connects first if needed. Raises
         ``protocol.ProtocolError`` (an error frame answered the join), ``ClientClosed`` or
         ``TimeoutError``."""
-        if self._ws is None or self._ws.closed:
-            await self.connect()
-        welcome = await self._join(self._ws, self.next_seq(), timeout)
-        self._want_joined = True
-        return welcome
+        for _ in range(MAX_FOLLOWS):
+            if self._ws is None or self._ws.closed:
+                await self.connect()
+            try:
+                welcome = await self._join(self._ws, self.next_seq(), timeout)
+            except protocol.ProtocolError as exc:
+                if exc.code != protocol.ERR_ELSEWHERE or not self.follow:
+                    raise
+                await self._go_where_the_ship_is(protocol.CLOSE_ELSEWHERE)  # then join there
+                await self._ws.close()
+                continue
+            self._want_joined = True
+            return welcome
+        raise ClientClosed(protocol.CLOSE_ELSEWHERE, "the ship keeps being elsewhere")
 
     async def _join(self, ws: aiohttp.ClientWebSocketResponse, seq: int, timeout: float) -> dict:
         self._rejoining = True

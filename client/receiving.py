@@ -74,6 +74,8 @@ class Receiver:
             self._on_welcome(payload)
         elif type_ == protocol.ERROR:
             self.errors.append({**payload, "seq": seq})
+        else:
+            self._on_travel_message(type_, payload)
         self.messages.append((self.received, type_, seq, payload))
         self.received += 1
         self._notify()
@@ -117,6 +119,8 @@ class Receiver:
         self._ended.add(ws)
         if self._reconnect_task is not None and not self._reconnect_task.done():
             pass  # a reconnection in progress deals with its own sockets
+        elif was_joined and not self._closing and self._moves_on(code):
+            self._reconnect_task = asyncio.ensure_future(self._reconnect_loop(moved=code))
         elif was_joined and self.reconnect and not self._closing and code not in self.no_reconnect:
             if self.clock() - self._joined_at >= MIN_UPTIME:
                 self.backoff.reset()
@@ -125,15 +129,19 @@ class Receiver:
             self._finished = True
         self._notify()
 
-    async def _reconnect_loop(self) -> None:
+    async def _reconnect_loop(self, moved: int | None = None) -> None:
         """Reopen and rejoin with ``resume`` until it works, a close says stop, or
-        ``max_reconnect_attempts`` is reached."""
+        ``max_reconnect_attempts`` is reached. ``moved``: the close code that said the ship
+        is elsewhere (``CLOSE_JUMPED``...): go there first (``client.travel``)."""
         attempts = 0
+        if moved is not None:
+            await self._go_where_the_ship_is(moved)
+            self.backoff.reset()
         while not self._closing:
             if self.max_reconnect_attempts is not None and attempts >= self.max_reconnect_attempts:
                 break
             attempts += 1
-            delay = self.backoff.next_delay()
+            delay = 0.0 if moved is not None and attempts == 1 else self.backoff.next_delay()
             log.info("reconnecting to %s in %.2f s (attempt %d)", self.path, delay, attempts)
             await self._sleep(delay)
             if self._closing:
@@ -147,7 +155,11 @@ class Receiver:
                     break
             except protocol.ProtocolError as exc:
                 self.errors.append({"code": exc.code, "message": str(exc), "seq": exc.seq})
-                if exc.code in (protocol.ERR_UNAUTHORIZED, protocol.ERR_ROOM_FULL, protocol.ERR_UNKNOWN_ROOM):
+                if exc.code == protocol.ERR_ELSEWHERE and self.follow:
+                    await self._go_where_the_ship_is(protocol.CLOSE_ELSEWHERE)
+                    attempts = 0
+                    self.backoff.reset()
+                elif exc.code in (protocol.ERR_UNAUTHORIZED, protocol.ERR_ROOM_FULL, protocol.ERR_UNKNOWN_ROOM):
                     break
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
                 log.info("reconnect attempt %d failed: %r", attempts, exc)

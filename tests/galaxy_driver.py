@@ -170,3 +170,83 @@ async def invariant(galaxy: Galaxy, players: list[str]) -> dict:
             assert holders in ([], [profile["system"]]), (player, profile, holders)
             where[player] = profile["system"]
     return where
+
+
+STEPS = ("before_order", "in_flight", "after_departure", "in_transit", "at_arrival")
+"""The points of a jump where ``Chaos`` may kill a participant."""
+PARTICIPANTS = ("origin", "target", "pilot")
+
+
+class Chaos:
+    """Jumps with kills: each ``jump(player)`` flies one jump of ``player`` to a random
+    neighbour, killing (``RoomRuntime.crash``: uncommitted writes and held output lost) a
+    random participant at a random step with probability ``kill_rate``, then recovers the way a
+    client does (ask the pilot where the ship is, join there, wait a transit out). Counts in
+    ``jumps``, ``completed``, ``rolled_back`` and ``kills[(participant, step)]``."""
+
+    def __init__(self, galaxy: Galaxy, players: list[Player], seed: int = 0, kill_rate: float = 0.5):
+        import random
+
+        self.galaxy, self.players, self.rng, self.kill_rate = galaxy, players, random.Random(seed), kill_rate
+        self.jumps = self.completed = self.rolled_back = 0
+        self.kills: dict[tuple[str, str], int] = {}
+
+    async def _kill(self, step: str, at: dict[str, tuple[str, str]]) -> None:
+        if self.plan != step:
+            return
+        who = self.victim
+        kind, room_id = at[who]
+        runtime = self.galaxy.directory.runtime(kind, room_id)
+        if runtime is not None and runtime.state == "active":
+            await runtime.crash()
+            self.kills[(who, step)] = self.kills.get((who, step), 0) + 1
+
+    async def recover(self, p: Player) -> str:
+        """Join the system the pilot room says the ship is in; returns it."""
+        for _ in range(50):
+            profile = await self.galaxy.profile(p.player)
+            if profile.get("transit"):
+                await self.galaxy.clock.advance(profile["transit"]["wait"] + 0.1)
+                continue
+            await p.join(profile["system"])
+            if p.welcome is not None:
+                return profile["system"]
+            await self.galaxy.settle()
+        raise AssertionError(f"{p.player} cannot rejoin: {p.received[-3:]}")
+
+    async def jump(self, p: Player) -> None:
+        galaxy = self.galaxy
+        origin = await self.recover(p)
+        neighbours = [lane["id"] for lane in p.welcome["system"]["lanes"]]
+        target = self.rng.choice(neighbours)
+        at = {"origin": ("system", origin), "target": ("system", target), "pilot": ("pilot", p.player)}
+        self.plan = self.rng.choice(STEPS) if self.rng.random() < self.kill_rate else None
+        self.victim = self.rng.choice(PARTICIPANTS)
+        self.jumps += 1
+        await self._kill("before_order", at)
+        if p.welcome is None or self.plan == "before_order":
+            await self.recover(p)
+        await p.send(protocol.JUMP, {"to": target})
+        flown = 0.0
+        kill_at = self.rng.uniform(1.0, 15.0)
+        while p.closed is None and flown < 40.0:
+            await galaxy.clock.advance(1.0)
+            await p.pump()
+            flown += 1.0
+            if flown >= kill_at:
+                await self._kill("in_flight", at)
+                kill_at = float("inf")
+        await self._kill("after_departure", at)
+        await galaxy.settle()
+        await self._kill("in_transit", at)
+        await galaxy.settle()
+        profile = await galaxy.profile(p.player)
+        if profile.get("transit"):
+            await galaxy.clock.advance(profile["transit"]["wait"] + 0.1)
+        await self._kill("at_arrival", at)
+        where = await self.recover(p)
+        assert where in (origin, target), (p.player, origin, target, where)
+        if where == target:
+            self.completed += 1
+        else:
+            self.rolled_back += 1  # the jump did not happen (killed before its commit)

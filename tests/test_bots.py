@@ -21,9 +21,10 @@ async def test_bots_join_and_fly(gateway_factory, tmp_path):
             if not ships:
                 break
             await asyncio.sleep(0.05)
-    assert ships == {}  # the bots left: their ships are parked, out of the system's state
+    assert ships == {}  # the bots left: their ships docked, out of the system's state
     room = directory.runtime("system", "sol").room
-    parked = {r["name"]: r for r in (await room.storage.list(prefix="parked:")).values()}
+    # Each docked ship went back to its pilot room; the system keeps a local copy of its state.
+    parked = {r["ship"]["name"]: r["ship"] for r in (await room.storage.list(prefix="dockstate:")).values()}
     assert set(parked) == {"bot-1", "bot-2", "bot-3"}
     # every bot left its spawn circle (radius 150) toward a random target
     now = room.clock.now()

@@ -32,7 +32,9 @@ from .travel import transit_seconds
 
 DOCKED_STATE = "dockstate:"
 """Storage key prefix of the local copy of a docked ship's state: ``dockstate:<player>``."""
-SHIP_STATE_KEYS = ("name", "x0", "y0", "tx", "ty", "t0", "hp", "respawn_at", "path", "dest", "route")
+SHIP_STATE_KEYS = ("id", "system", "name", "x0", "y0", "tx", "ty", "t0", "hp", "respawn_at", "path", "dest", "route")
+"""What a system hands the pilot room of a ship; ``id`` and ``system`` let the same system give
+the ship its old id back (ids only grow, so a free old id is still this ship's)."""
 
 
 def has_pilot(player: str) -> bool:
@@ -83,12 +85,16 @@ class PilotLink:
         """A fleet ship for ``player`` from the pilot's ``state`` (None: a new ship)."""
         room = self.room
         now = room.clock.now()
-        ship_id = room.fleet.next_id
-        room.fleet.next_id += 1
-        room.fleet._next_id_dirty = True
-        ship = {"id": ship_id, "player": player, "name": name}
+        ship = {"player": player, "name": name}
         if state:
             ship.update({k: state[k] for k in SHIP_STATE_KEYS if k in state})
+        old_id = ship.pop("id", None) if ship.pop("system", None) == room.name else None
+        if old_id is not None and old_id not in room.ships and old_id < room.fleet.next_id:
+            ship["id"] = old_id
+        else:
+            ship["id"] = room.fleet.next_id
+            room.fleet.next_id += 1
+            room.fleet._next_id_dirty = True
         lane = room.lanes.get(arrived_from) if arrived_from else None
         if lane is not None or not state:
             x, y = (lane["x"], lane["y"]) if lane is not None else room.station
@@ -108,7 +114,7 @@ class PilotLink:
     # ---- leave -----------------------------------------------------------------------------
     def ship_state(self, ship: dict) -> dict:
         """What the pilot keeps of a ship leaving this system (positions are clock-based)."""
-        record = self.room.park_record(ship)
+        record = {**self.room.park_record(ship), "system": self.room.name}
         return {k: record[k] for k in SHIP_STATE_KEYS if k in record}
 
     def release(self, seat: dict, ship: dict) -> None:
