@@ -46,3 +46,8 @@ export function cachedGalaxy() {
 export function fetchSystem(id) {
   return getJson(`/api/systems/${encodeURIComponent(id)}`);
 }
+
+/** GET /api/route?from=&to= -> {systems, parsecs} (docs/protocol.md §1). */
+export function fetchRoute(from, to) {
+  return getJson(`/api/route?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+}

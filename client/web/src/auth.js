@@ -109,6 +109,18 @@ export class GuestAuth {
     }
   }
 
+  /** Use `session` (a token answer from an account login or registration) from now on. */
+  adopt(session) {
+    this.session = session;
+    this._save(session);
+  }
+
+  /** Forget the token (log out): the next `token()` is a new guest login (a new player). */
+  logout() {
+    this.session = null;
+    this._save(null);
+  }
+
   async _login() {
     if (!this.fetch) throw new AuthError("no fetch available");
     let name = String(this.getName() || "").trim() || FALLBACK_NAME;

@@ -10,6 +10,8 @@ import { PointerEventTypes } from "@babylonjs/core/Events/pointerEvents.js";
 
 import { fetchGalaxy } from "./api.js";
 import { createGalaxyList } from "./galaxyList.js";
+import { GalaxyRoute } from "./galaxyRoute.js";
+import { declutter, labelBox, starPriority } from "./declutter.js";
 import { mountPanel, setCrumb, setStatus } from "./hud.js";
 import { projectToCss } from "./labels.js";
 import { createStarPoints } from "./sprites.js";
@@ -77,6 +79,7 @@ export class GalaxyView {
     });
     mountPanel(this.list.node);
 
+    this.routeUi = new GalaxyRoute(this); // star card, route plotter
     this._bindPointer();
     this.load();
     this.refreshTimer = setInterval(() => this.refresh(), REFRESH_MS);
@@ -165,7 +168,7 @@ export class GalaxyView {
         down = null;
         if (moved > CLICK_SLOP_PX) return;
         const i = this._nearestStar(this.scene.pointerX, this.scene.pointerY);
-        if (i >= 0) location.hash = `#/system/${encodeURIComponent(this.systems[i].id)}`;
+        if (i >= 0) this.routeUi.select(this.systems[i].id); // the star's card (View system: go there)
       }
     });
   }
@@ -196,25 +199,53 @@ export class GalaxyView {
       this.hoverId = i >= 0 ? this.systems[i].id : null;
       this.canvas.style.cursor = i >= 0 ? "pointer" : "";
     }
+    this._placeLabels();
+  }
+
+  /**
+   * Star labels: Sol, the hovered and selected stars, the plotted route's and the named stars
+   * within NAMED_LABEL_PC; a label that would overlap a more important one (Sol, brighter,
+   * closer) is hidden until hovered (declutter.js).
+   */
+  _placeLabels() {
     const labels = this.ctx.labels;
-    labels.begin();
+    const route = this.routeUi.highlighted();
+    const items = [];
+    const pt = this.screen;
     this.systems.forEach((s, i) => {
       const hovered = s.id === this.hoverId || s.id === this.listHoverId;
-      if (s.id === "sol") {
-        labels.place(this.scene, this.canvas, s.id, s.name, this.positions[i], hovered ? "star sol hover" : "star sol");
-      } else if (hovered) {
+      const selected = s.id === this.routeUi.selected;
+      let text = null;
+      let cls = "star named";
+      if (hovered) {
         const players = s.players ? ` · ${s.players} online` : "";
-        labels.place(this.scene, this.canvas, s.id, `${s.name} · ${s.distance.toFixed(2)} pc${players}`, this.positions[i], "star hover");
+        text = `${s.name} · ${s.distance.toFixed(2)} pc${players}`;
+        cls = s.id === "sol" ? "star sol hover" : "star hover";
+      } else if (s.id === "sol") {
+        text = s.name;
+        cls = "star sol";
+      } else if (selected || route.has(s.id)) {
+        text = s.name;
+        cls = selected ? "star selected" : "star route";
       } else if (s.distance <= NAMED_LABEL_PC && isNamed(s)) {
-        labels.place(this.scene, this.canvas, s.id, s.name, this.positions[i], "star named");
+        text = s.name;
       }
+      if (text === null || !projectToCss(this.scene, this.canvas, this.positions[i], pt)) return;
+      const priority = starPriority(s) + (route.has(s.id) ? 1000 : 0);
+      items.push({ key: s.id, text, cls, i, priority, force: hovered || selected || s.id === "sol", box: labelBox(pt.x, pt.y, text) });
     });
+    const shown = declutter(items);
+    labels.begin();
+    for (const it of items) {
+      if (shown.has(it.key)) labels.place(this.scene, this.canvas, it.key, it.text, this.positions[it.i], it.cls);
+    }
     labels.end();
   }
 
   dispose() {
     this.disposed = true;
     clearInterval(this.refreshTimer);
+    this.routeUi.dispose();
     this.canvas.style.cursor = "";
     this.ctx.labels.clear();
     mountPanel(null);

@@ -91,6 +91,11 @@ export function showToast(message, ms = 4000) {
   }, ms);
 }
 
+/** Put `node` (the account widget) at the end of the top bar. */
+export function mountTopbar(node) {
+  topbar.append(node);
+}
+
 /** Replace the view's panel (side list or system panel). */
 export function mountPanel(node) {
   panelSlot.replaceChildren(...(node ? [node] : []));
@@ -102,10 +107,10 @@ function fmtPc(d) {
 export { fmtPc };
 
 /**
- * The system view's panel. Returns setters; `onJump(id)` navigates, `onReconnect()` retries
+ * The system view's panel. Returns setters; `onJump(id)` sends the ship to that lane's jump point, `onReconnect()` retries
  * a closed connection, `onFollow(bool)` toggles the camera following the ship.
  */
-export function createSystemPanel({ onReconnect, onFollow }) {
+export function createSystemPanel({ onReconnect, onFollow, onJump }) {
   const title = el("h2", { class: "sys-name", text: "…" });
   const info = el("div", { class: "sys-info" });
   const ship = el("div", { class: "ship-info", id: "shipInfo", text: "no ship yet" });
@@ -151,7 +156,17 @@ export function createSystemPanel({ onReconnect, onFollow }) {
         ...list.map((l) =>
           el(
             "a",
-            { class: "lane", href: `#/system/${encodeURIComponent(l.id)}`, "data-lane-id": l.id, title: `Jump to ${l.name}` },
+            {
+              class: "lane",
+              href: `#/system/${encodeURIComponent(l.id)}`,
+              "data-lane-id": l.id,
+              title: `Jump to ${l.name} (your ship flies to the jump point)`,
+              onclick: (ev) => {
+                if (!onJump) return;
+                ev.preventDefault();
+                onJump(l.id);
+              },
+            },
             el("span", { class: "lane-name", text: `⇢ ${l.name}` }),
             el("span", { class: "lane-dist", text: l.distance == null ? "" : fmtPc(l.distance) }),
           ),

@@ -30,6 +30,7 @@ import {
   RESYNC,
   WELCOME,
 } from "./protocol.generated.js";
+import { CLOSE_ELSEWHERE, CLOSE_JUMPED } from "./gameProtocol.js";
 import { Backoff, BACKOFF, backoffDelay, randomBackoffBase } from "./backoff.js";
 import { CommandQueue } from "./commandQueue.js";
 import { TokenBucket } from "./rateLimit.js";
@@ -47,6 +48,10 @@ export const NO_RECONNECT_CODES = new Set([
   CLOSE_REPLACED,
   CLOSE_RATE_LIMITED,
 ]);
+
+/** Close codes that mean "your ship is in another system" (SPEC14): no reconnection, not an
+ * error; the `elsewhere` or `jump` message before them says where to go. */
+export const MOVED_CODES = new Set([CLOSE_ELSEWHERE, CLOSE_JUMPED]);
 
 /** Close code this client uses when it drops a socket to reconnect (the seat stays held;
  * 1000 would release it). */
@@ -67,6 +72,8 @@ const CLOSE_REASONS = {
   4009: "opened in another tab or window",
   4029: "rate limited",
   4503: "room unavailable",
+  4110: "your ship is elsewhere",
+  4111: "your ship jumped",
 };
 
 const CONNECT_TIMEOUT_MS = 10000;
@@ -135,7 +142,8 @@ function sessionStore() {
  * One logical connection to a room, surviving socket reconnections.
  *
  * `status.state`: "connecting" (getting a token, opening the socket), "open" (join sent),
- * "joined", "reconnecting" (waiting until `retryAt`), "closed" (final, see `code`/`reason`).
+ * "joined", "reconnecting" (waiting until `retryAt`), "closed" (final, see `code`/`reason`),
+ * "moved" (closed 4110/4111: the ship is in another system; final, no reconnection).
  * `status.connection` summarises it for people: "connected" | "connecting" | "reconnecting" |
  * "offline".
  *
@@ -158,6 +166,8 @@ export class SystemConnection {
       frame: opts.onFrame || (() => {}),
       error: opts.onServerError || (() => {}),
       pong: opts.onPong || (() => {}),
+      message: opts.onMessage || (() => {}),
+      moved: opts.onMoved || (() => {}),
     };
     this.url = opts.url || systemSocketUrl(systemId);
     this.WebSocket = opts.WebSocket || globalThis.WebSocket;
@@ -240,6 +250,15 @@ export class SystemConnection {
     return this.send(ATTACK, { target });
   }
 
+  /**
+   * Send at once, outside the command queue (chat: never resent after a reconnection), when
+   * joined and the rate limit allows; returns the seq, or null when not sent.
+   */
+  sendNow(type, payload = {}) {
+    if (!this.joined || !this.bucket.take(Date.now() / 1000)) return null;
+    return this._send(type, payload);
+  }
+
   /** Ask for a keyframe (not queued: only useful on a live socket). */
   resync() {
     if (!this.joined) return null;
@@ -280,7 +299,15 @@ export class SystemConnection {
 
   _setStatus(state, text, extra = {}) {
     const connection =
-      state === "joined" ? "connected" : state === "closed" ? "offline" : state === "reconnecting" ? "reconnecting" : "connecting";
+      state === "joined"
+        ? "connected"
+        : state === "closed"
+          ? "offline"
+          : state === "reconnecting"
+            ? "reconnecting"
+            : state === "moved"
+              ? "transit"
+              : "connecting";
     this.status = { state, connection, text, retryAt: 0, code: 0, reason: "", ...extra };
     this.handlers.status(this.status);
   }
@@ -394,7 +421,8 @@ export class SystemConnection {
         this.handlers.pong(payload, seq);
         break;
       default:
-        break; // unknown server types are ignored (forward compatibility)
+        this.handlers.message(type, seq, payload); // the room's own types (jump, chat, ...)
+        break;
     }
   }
 
@@ -511,6 +539,17 @@ export class SystemConnection {
     this.lastClose = { code, reason: why };
     this.closes.push(this.lastClose);
     if (this.closes.length > MAX_CLOSES_KEPT) this.closes.shift();
+    if (MOVED_CODES.has(code)) {
+      // The ship is in (or on its way to) another system: this connection is over. Its
+      // commands were meant for this system: none of them may reach the next one.
+      this.stopped = true;
+      this.queue.clear();
+      this.seat = null;
+      this._saveSeat(null);
+      this._setStatus("moved", why, { code, reason: why });
+      this.handlers.moved(code, why);
+      return;
+    }
     if (code === CLOSE_UNAUTHORIZED) {
       this.invalidateToken(this.token);
       this.freshToken = true;

@@ -20,8 +20,8 @@ import "@babylonjs/core/Meshes/thinInstanceMesh.js";
 import "@babylonjs/core/Culling/ray.js";
 
 import { cachedGalaxy, fetchGalaxy, fetchSystem } from "./api.js";
-import { GuestAuth } from "./auth.js";
-import { getCallsign } from "./callsign.js";
+import { auth, displayName } from "./session.js";
+import { SystemGame } from "./systemGame.js";
 import { createSystemPanel, mountPanel, setCrumb, setQueued, setStatus, showToast } from "./hud.js";
 import { projectToCss } from "./labels.js";
 import { GameClock, INTERP_DELAY, SnapshotBuffer } from "./interpolation.js";
@@ -45,6 +45,7 @@ import {
   SHIP_ONLINE,
   WORLD_LIMIT,
 } from "./protocol.generated.js";
+import { ERR_ELSEWHERE } from "./gameProtocol.js";
 import hook, { resetSystemState } from "./testHook.js";
 import { APPLIED_DELTA, APPLIED_KEYFRAME } from "./worldState.js";
 
@@ -65,9 +66,6 @@ const ERROR_TEXT = {
   [ERR_INVALID_TARGET]: "Cannot attack that ship (yours, destroyed, parked, in another duel, or you are destroyed).",
   [ERR_NO_PATH]: "No path leads there: the ship keeps its course.",
 };
-
-/** Guest login shared by every system view of the page (the token is reused until it expires). */
-const auth = new GuestAuth({ getName: getCallsign });
 
 function hexColor(hex, fallback = "#ffffff") {
   return Color3.FromHexString(/^#[0-9a-f]{6}$/i.test(hex || "") ? hex : fallback);
@@ -135,11 +133,13 @@ export class SystemView {
       onFollow: (on) => {
         this.follow = on;
       },
+      onJump: (id) => this.game.jump(id),
     });
     mountPanel(this.panel.node);
     this.panel.setSystem(systemId, "#ffffff", "connecting…");
 
     this._buildScene();
+    this.game = new SystemGame(this); // station, jump points, effects, chat, following the ship
     this._bindPointer();
     this._connect();
     this._loadLanes();
@@ -382,6 +382,7 @@ export class SystemView {
         const moved = Math.hypot(ev.clientX - down.x, ev.clientY - down.y);
         down = null;
         if (moved > CLICK_SLOP_PX) return; // a drag orbits the camera
+        if (this.game.click(this.scene.pointerX, this.scene.pointerY)) return; // a jump point
         const shipId = this._shipAt(this.scene.pointerX, this.scene.pointerY);
         if (shipId != null) {
           this.attack(shipId);
@@ -439,14 +440,20 @@ export class SystemView {
 
   _connect() {
     this.conn = new SystemConnection(this.systemId, {
-      name: getCallsign,
+      name: displayName,
       getToken: (opts) => auth.token(opts),
       invalidateToken: (token) => auth.invalidate(token),
       now: () => (this.clock.ready ? this.clock.now() : 0),
       onStatus: (st) => this._onStatus(st),
       onWelcome: (w, seq, info) => this._onWelcome(w, info),
       onFrame: (f, result) => this._onFrame(f, result),
+      onMessage: (type, seq, p) => this.game.onMessage(type, seq, p),
+      onMoved: (code) => this.game.onMoved(code),
       onServerError: (e, seq) => {
+        if (this.game.onError(e)) {
+          if (e.code !== ERR_ELSEWHERE) hook.lastError = { code: e.code, message: e.message, seq };
+          return;
+        }
         hook.lastError = { code: e.code, message: e.message, seq };
         if (e.code === ERR_UNAUTHORIZED) return; // handled: a new token and straight back
         if (e.code === ERR_RATE_LIMITED) showToast("Slow down: too many commands.");
@@ -524,6 +531,7 @@ export class SystemView {
       const what = info.resumed ? "seat resumed" : "new seat";
       showToast(`Reconnected (${what}${info.resent ? `, ${info.resent} command${info.resent === 1 ? "" : "s"} resent` : ""}).`, 2500);
     }
+    this.game.onWelcome(w);
   }
 
   _onFrame(f, result) {
@@ -538,6 +546,7 @@ export class SystemView {
       this.clock.observe(w.time);
       this.buffer.push(w.time, w.snapshot());
       this.frameApplied = true;
+      this.game.onFrame(w.events);
     }
     this._syncHook();
   }
@@ -583,6 +592,7 @@ export class SystemView {
     this._placeOwnShip(states, present, dt);
     this.drawn = states;
     this._updateShips(states);
+    this.game.render(states, now);
     this._updateMarkers(now);
     this.camera.panningSensibility = 12000 / this.camera.radius;
     if (this.follow && this.ownShip) {
@@ -738,6 +748,7 @@ export class SystemView {
       const text = shipLabelText(name, mine, this.conn.world.hitPoints(id), s.flags);
       labels.place(scene, this.canvas, `ship:${id}`, text, v, cls);
     }
+    this.game.placeLabels(labels);
     labels.end();
   }
 
@@ -759,6 +770,7 @@ export class SystemView {
     this.disposed = true;
     window.removeEventListener("online", this._online);
     this.conn.stop("left system");
+    this.game.dispose();
     setStatus(null);
     this.ctx.labels.clear();
     mountPanel(null);

@@ -39,6 +39,23 @@ function systemDefaults(view, systemId) {
     moveTo: () => null, // (x, y) -> seq sent, or null when queued / not in a system
     attack: () => null, // (ship id) -> seq sent, or null when queued / not in a system
     resync: () => null, // ask for a keyframe
+    // issue 14 (systemGame.js)
+    lanes: [], // welcome.system.lanes drawn as jump points [{id, name, parsecs, x, y}]
+    station: null, // welcome.system.station {x, y, radius}
+    presence: [], // latest presence [{player, name, ship, status, combat}]
+    chat: [], // latest chat messages seen (system and DMs, last 50), oldest first
+    route: null, // the autopilot's confirmation {systems, parsecs}
+    lastJump: null, // payload of the latest `jump` message
+    elsewhere: null, // payload of the latest `elsewhere` message
+    shots: 0, // combat events drawn since the view opened: shots (kind 0)
+    explosions: 0, // and ships destroyed (kind 1)
+    say: () => null, // (text) -> seq, or an error text (rate limited, not connected)
+    tell: () => null, // (player id, text) -> seq, or an error text
+    jump: () => null, // (system id) -> seq (queued like move_to)
+    engageRoute: () => null, // (system id) -> seq: autopilot from the current system
+    // galaxy view (galaxyRoute.js)
+    selected: null, // star whose info card is shown
+    plotted: null, // route drawn on the map {systems, parsecs}
   };
 }
 

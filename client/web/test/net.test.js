@@ -478,3 +478,65 @@ test("attack goes through the command queue: queued before welcome, sent in orde
   assert.deepEqual(conn.queue.lastAcked.get("attack").payload, { target: 7 });
   conn.stop();
 });
+
+async function connectGame(handlers = {}) {
+  const storage = new MemoryStorage();
+  const seen = { messages: [], moved: [], statuses: [] };
+  const conn = new SystemConnection("sol", {
+    name: "Ada",
+    url: "ws://test/api/systems/sol/ws",
+    storage,
+    random: () => 0.5,
+    WebSocket: FakeSocket,
+    getToken: async () => "tok",
+    onStatus: (s) => seen.statuses.push(s),
+    onMessage: (type, seq, p) => seen.messages.push([type, seq, p]),
+    onMoved: (code) => seen.moved.push(code),
+    ...handlers,
+  });
+  conn.start();
+  await flush();
+  const ws = FakeSocket.all.at(-1);
+  ws.open();
+  ws.receive(welcome(1));
+  return { conn, ws, seen, storage };
+}
+
+test("the room's own messages (jump, chat, ...) go to onMessage", async () => {
+  const { seen, ws } = await connectGame();
+  ws.receive(["chat", 0, { id: 1, channel: "system", text: "hi" }]);
+  ws.receive(["jump", 0, { to: "gj-551", wait: 4 }]);
+  assert.deepEqual(seen.messages.map((m) => m[0]), ["chat", "jump"]);
+  assert.equal(seen.messages[1][2].to, "gj-551");
+});
+
+for (const code of [4110, 4111]) {
+  test(`close ${code}: no reconnection, not offline, the queue and the seat are dropped`, async () => {
+    const { conn, ws, seen, storage } = await connectGame();
+    assert.equal(storage.getItem("starhold.seat.sol"), "seat-1");
+    conn.queue.push("move_to", { x: 1, y: 2 }); // e.g. given during the jump: meant for this system
+    ws.sent.push(["_marker"]);
+    ws.serverClose(code, "");
+    assert.deepEqual(seen.moved, [code]);
+    assert.equal(conn.status.state, "moved");
+    assert.equal(conn.status.connection, "transit");
+    assert.equal(conn.queue.size, 0);
+    assert.equal(conn.queue.pending.length, 0);
+    assert.equal(storage.getItem("starhold.seat.sol"), null);
+    assert.equal(conn.backoff.attempt, 0);
+    mock.timers.tick(60_000);
+    await flush();
+    assert.equal(FakeSocket.all.length, 1); // never reopened
+    assert.ok(!seen.statuses.some((s) => s.state === "reconnecting" || s.state === "closed"));
+  });
+}
+
+test("sendNow: only when joined, outside the queue (never resent)", async () => {
+  const { conn, ws } = await connectGame();
+  const seq = conn.sendNow("say", { text: "hi" });
+  assert.deepEqual(ws.sent.at(-1), ["say", seq, { text: "hi" }]);
+  assert.equal(conn.queue.pending.length, 0);
+  ws.serverClose(4503);
+  assert.equal(conn.sendNow("say", { text: "again" }), null);
+  assert.equal(conn.queue.size, 0);
+});
