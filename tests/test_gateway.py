@@ -134,7 +134,9 @@ async def test_rooms_endpoint_lists_live_activations(url):
     assert await get_json(url, "/api/rooms") == {"rooms": []}
     async with StarholdClient(url, "Sol") as client:
         await client.join()
-        assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}
+        rooms = (await get_json(url, "/api/rooms"))["rooms"]
+        # the system, and the pilot room of the player it checked the ship out from
+        assert rooms == sorted(["system/sol", f"pilot/{client.player}"])
 
 
 async def test_quick_rejoins_always_get_their_welcome(url):
@@ -204,10 +206,14 @@ async def test_an_anonymous_state_request_never_wakes_a_room(url):
         token = await guest_token(session, url, "Reader")
         async with session.get(url + "/api/systems/sol/state", headers={"Authorization": f"Bearer {token}"}) as resp:
             assert resp.status == 200 and "ships" in await resp.json()
-        assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}
+        rooms = (await get_json(url, "/api/rooms"))["rooms"]
+        # the system, and the pilot room of the player it checked the ship out from
+        assert [r for r in rooms if not r.startswith("pilot/")] == ["system/sol"]
         state = await get_json(url, "/api/systems/sol/state")  # awake now: anyone may read it
         assert state["players"] == 0
-        assert await get_json(url, "/api/rooms") == {"rooms": ["system/sol"]}
+        rooms = (await get_json(url, "/api/rooms"))["rooms"]
+        # the system, and the pilot room of the player it checked the ship out from
+        assert [r for r in rooms if not r.startswith("pilot/")] == ["system/sol"]
 
 
 async def test_an_oversized_url_gets_400_and_one_quiet_log_line(url, caplog):

@@ -17,7 +17,7 @@ from starhold.rooms.system.navigation import CELL_SIZE, NavGrid, asteroid_fields
 from starhold.rooms.system.room import SPAWN_RADIUS
 from test_combat_game import SYSTEM, Game
 
-PEACEFUL = {"system": SYSTEM, "pirates": False}
+PEACEFUL = {"system": SYSTEM, "pirates": False, "pilots": False}  # one room: ships stay in it
 
 
 @pytest.fixture

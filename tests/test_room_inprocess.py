@@ -15,7 +15,7 @@ from starhold.rooms.system.room import GAME_EPOCH
 from starhold.storage.base import StorageError
 
 SYSTEM = {"id": "sol", "name": "Sol", "color": "#fff2e7", "star_radius": 40.0, "planets": []}
-PARAMS = {"system": SYSTEM, "pirates": False}  # seats, frames and hibernation: players only
+PARAMS = {"system": SYSTEM, "pirates": False, "pilots": False}  # seats, frames and hibernation: one room, players only
 GW = "gw-test"
 
 

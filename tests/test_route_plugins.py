@@ -153,6 +153,6 @@ async def test_the_games_rooms_on_the_generic_route_only_where_the_game_declares
                 refused = await Wire.open(session, url, path, token)
                 assert (await refused.recv(P.ERROR))[2]["code"] == P.ERR_UNKNOWN_ROOM
                 assert await refused.close_code() == P.CLOSE_UNKNOWN_ROOM
-        assert await directory.list_rooms() == ["system/sol"]
+        assert [r for r in await directory.list_rooms() if not r.startswith("pilot/")] == ["system/sol"]
     finally:
         await directory.close()

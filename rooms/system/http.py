@@ -22,6 +22,7 @@ from aiohttp import web
 from starhold.http import GatewayAPI
 
 from ..galaxy.catalogue import Galaxy, StarSystem, load_galaxy
+from ..galaxy.planets import system_info
 from .params import system_params
 
 KIND = "system"

@@ -26,7 +26,10 @@ ships of players who are here or hold a seat, plus the pirates. Planets are on c
 orbits whose positions are a function of game time (clients compute them from the orbit
 parameters in ``welcome``); they are not obstacles.
 
-Params: ``system`` (dict), ``respawn_delay`` (seconds, default ``protocol.RESPAWN_DELAY``),
+Params: ``system`` (dict), ``lanes`` (``rooms.system.params``), ``pilots`` (bool, default True:
+players' ships belong to their pilot rooms; False keeps them in the system, parked when their
+player leaves, as a one-room game or a test of the room alone wants), ``respawn_delay``
+(seconds, default ``protocol.RESPAWN_DELAY``),
 ``pirates`` (bool, default True: False spawns none, e.g. for tests of seats and
 hibernation that want a room of players only), plus ``ShipRoom``'s.
 """
@@ -113,7 +116,7 @@ class SolarSystemRoom(ShipRoom):
 
     # ---- pilots: where ships come from and go (rooms.system.pilots) ----------------------------
     async def acquire_ship(self, conn: Connection, request: ConnectRequest, player: str, name: str) -> dict | None:
-        if has_pilot(player):
+        if self.params.get("pilots", True) and has_pilot(player):
             return await self.pilots.acquire(conn, request, player, name)
         return await super().acquire_ship(conn, request, player, name)
 
