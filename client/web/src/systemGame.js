@@ -108,10 +108,10 @@ export class SystemGame {
     this.extras.build(sys);
     hook.lanes = this.extras.lanes.map((l) => ({ ...l }));
     hook.station = this.extras.station ? { ...this.extras.station } : null;
-    this.view.panel.setLanes(
-      this.extras.lanes.map((l) => ({ id: l.id, name: l.name, distance: l.parsecs })),
-      null,
-    );
+    if (this.extras.lanes.length) {
+      // the room's jump points (else the list from /api/systems stays)
+      this.view.panel.setLanes(this.extras.lanes.map((l) => ({ id: l.id, name: l.name, distance: l.parsecs })));
+    }
     this.chat.setSelf(w.player ?? null);
     if (chatSystem !== id) {
       chatLog.clearSystem();
