@@ -418,6 +418,7 @@ class StarholdClient(Travel, Receiver):
                     raise
                 await self._go_where_the_ship_is(protocol.CLOSE_ELSEWHERE)  # then join there
                 await self._ws.close()
+                self._finished = False  # the refused socket's close ended nothing: we go on
                 continue
             self._want_joined = True
             return welcome

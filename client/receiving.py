@@ -16,6 +16,7 @@ import aiohttp
 
 from .. import protocol
 from .backoff import MIN_UPTIME
+from ..rooms import protocol as game
 from .http import ClientClosed
 
 __all__ = ["NO_RECONNECT", "Receiver"]
@@ -155,8 +156,8 @@ class Receiver:
                     break
             except protocol.ProtocolError as exc:
                 self.errors.append({"code": exc.code, "message": str(exc), "seq": exc.seq})
-                if exc.code == protocol.ERR_ELSEWHERE and self.follow:
-                    await self._go_where_the_ship_is(protocol.CLOSE_ELSEWHERE)
+                if exc.code == game.ERR_ELSEWHERE and self.follow:
+                    await self._go_where_the_ship_is(game.CLOSE_ELSEWHERE)
                     attempts = 0
                     self.backoff.reset()
                 elif exc.code in (protocol.ERR_UNAUTHORIZED, protocol.ERR_ROOM_FULL, protocol.ERR_UNKNOWN_ROOM):

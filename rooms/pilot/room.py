@@ -142,7 +142,7 @@ class PilotRoom(Room):
         inbox = self.inbox.undelivered()
         self.inbox.mark_delivered([m["id"] for m in inbox])
         return HttpResponse(200, {"checkout": checkout, "previous": previous, "ship": rec["ship"],
-                                  "route": rec.get("route") or [], "arrived_from": rec.pop("arrived_from", None),
+                                  "route": rec.get("route") or [], "arrived_from": rec.get("arrived_from"),
                                   "inbox": inbox, "new": new, "name": rec["name"]})
 
     def _current(self, request: HttpRequest, body: dict) -> bool:
@@ -164,23 +164,28 @@ class PilotRoom(Room):
         self._keep_ship(body)
         self.record["route"] = list(body.get("route") or [])
         self.record["checkout"] = None
+        self.record.pop("arrived_from", None)  # the ship is placed: it docks where it is
         return HttpResponse(200, {"applied": True})
 
     def _depart(self, request: HttpRequest, body: dict) -> HttpResponse:
-        """``{checkout, jump, to, parsecs, wait, ship, hp, max_hp, route}``: the ship left its
-        system through a jump point: the location becomes the transit."""
+        """``{checkout, jump, to, parsecs, wait, depart_at, ship, hp, max_hp, route}``: the
+        ship left its system through a jump point at ``depart_at`` (clock s): the location
+        becomes the transit, arriving ``wait`` seconds after the departure (or after now, if
+        ``depart_at`` is ahead of this room's clock)."""
         rec = self.record
         jump = str(body.get("jump") or request.key)
-        if rec is not None and (rec.get("transit") or {}).get("jump") == jump or jump in (rec or {}).get("done", ()):
+        if rec is not None and ((rec.get("transit") or {}).get("jump") == jump or jump in rec.get("done", ())):
             return HttpResponse(200, {"applied": False, "duplicate": True})
         if not self._current(request, body):
             return HttpResponse(409, {"error": "not the current checkout", **(self._where() if rec else {})})
         now = self.clock.now()
         self._keep_ship(body)
         wait = float(body["wait"])
+        depart = min(now, float(body.get("depart_at", now)))  # the system's clock when the ship left
         rec["transit"] = {"jump": jump, "from": rec["system"], "to": str(body["to"]), "parsecs": float(body["parsecs"]),
-                          "depart": now, "arrive": now + wait}
+                          "depart": depart, "arrive": depart + wait}
         rec["system"], rec["checkout"], rec["previous"] = None, None, []
+        rec.pop("arrived_from", None)
         rec["route"] = list(body.get("route") or [])
         rec["jumps"] = rec.get("jumps", 0) + 1
         rec["done"] = [*rec.get("done", []), jump][-16:]

@@ -110,3 +110,7 @@ class TravelOrders:
             x, y = room.sim.where(ship_id, now)
             if math.hypot(x - lane["x"], y - lane["y"]) <= JUMP_RANGE:
                 room.pilots.depart(ship, lane)
+            elif not ship.get("path") and not room.fleet.position(ship, now)[2]:
+                # at rest short of the point (respawned after a loss, or pushed off course by
+                # combat): fly there again
+                self.jump(None, ship, ship["jump_to"], 0, keep_route=True)

@@ -152,7 +152,7 @@ class PilotLink:
             room.seats._dirty.add(player)
         room.rooms.post(PILOT, player, "depart",
                         {"checkout": ship["checkout"], "jump": jump, "to": lane["id"], "parsecs": lane["parsecs"],
-                         "wait": wait, "ship": state, "hp": hp, "max_hp": max_hp, "route": route}, key=f"depart:{jump}")
+                         "wait": wait, "depart_at": now, "ship": state, "hp": hp, "max_hp": max_hp, "route": route}, key=f"depart:{jump}")
         for conn in room.connections:
             if conn.id == conn_id:
                 conn.send(protocol.encode(protocol.JUMP, 0, {
