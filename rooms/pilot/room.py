@@ -139,6 +139,7 @@ class PilotRoom(Room):
         rec["checkout"] = {"system": system, "id": checkout}
         previous = list(rec.get("previous") or [])
         rec["previous"] = [*previous, checkout][-MAX_PREVIOUS:]
+        self.inbox.expire(self.clock.now())
         inbox = self.inbox.undelivered()
         self.inbox.mark_delivered([m["id"] for m in inbox])
         return HttpResponse(200, {"checkout": checkout, "previous": previous, "ship": rec["ship"],

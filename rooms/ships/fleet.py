@@ -91,6 +91,16 @@ class Fleet:
         self.touch(ship)
         return ship
 
+    def take_id(self, preferred: int | None = None) -> int:
+        """An id for a ship coming into the room: ``preferred`` if it was issued here before
+        (below ``next_id``) and no ship has it now, else the next new id."""
+        if preferred is not None and 0 < preferred < self.next_id and preferred not in self.ships:
+            return preferred
+        ship_id = self.next_id
+        self.next_id += 1
+        self._next_id_dirty = True
+        return ship_id
+
     def peek_id(self) -> int:
         """The id the next ``new`` ship gets."""
         return self.next_id

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 
-from starhold import Connection, ConnectRequest, RoomUnavailable
+from starhold import Connection, ConnectRequest
 from .. import protocol
 from ..pilot.room import KIND as PILOT
 from ..ships.room import GAME_EPOCH
@@ -47,6 +47,8 @@ class PilotLink:
 
     def __init__(self, room):
         self.room = room
+        self.inbox: list[dict] = []
+        """Direct messages the last checkout handed over, for ``sent_inbox``."""
 
     # ---- join ----------------------------------------------------------------------------
     async def acquire(self, conn: Connection, request: ConnectRequest, player: str, name: str) -> dict | None:
@@ -54,10 +56,8 @@ class PilotLink:
         seat = room.seats.get(player)
         if seat is not None and seat["ship"] in room.ships:
             return room.ships[seat["ship"]]
-        try:
-            answer = await room.rooms.call(PILOT, player, "checkout", {"system": room.name, "name": name})
-        except RoomUnavailable:
-            raise  # the join fails (error 8, close 4503); the client retries
+        # RoomUnavailable fails the join (error 8, close 4503): the client retries.
+        answer = await room.rooms.call(PILOT, player, "checkout", {"system": room.name, "name": name})
         if answer.status == 409:
             where = answer.body
             conn.send(protocol.encode(protocol.ELSEWHERE, request.seq, where))
@@ -89,12 +89,7 @@ class PilotLink:
         if state:
             ship.update({k: state[k] for k in SHIP_STATE_KEYS if k in state})
         old_id = ship.pop("id", None) if ship.pop("system", None) == room.name else None
-        if old_id is not None and old_id not in room.ships and old_id < room.fleet.next_id:
-            ship["id"] = old_id
-        else:
-            ship["id"] = room.fleet.next_id
-            room.fleet.next_id += 1
-            room.fleet._next_id_dirty = True
+        ship["id"] = room.fleet.take_id(old_id)
         lane = room.lanes.get(arrived_from) if arrived_from else None
         if lane is not None or not state:
             x, y = (lane["x"], lane["y"]) if lane is not None else room.station
@@ -106,7 +101,7 @@ class PilotLink:
         """Send the direct messages the checkout handed over; their ids."""
         from ..pilot.inbox import chat_payload
 
-        messages, self.inbox = getattr(self, "inbox", []), []
+        messages, self.inbox = self.inbox, []
         for message in messages:
             conn.send(protocol.encode(protocol.CHAT, 0, chat_payload(message)))
         return [m["id"] for m in messages]
@@ -137,19 +132,15 @@ class PilotLink:
         player, now = ship["player"], room.clock.now()
         jump = uuid.uuid4().hex
         wait = transit_seconds(lane["parsecs"])
-        route = [s for s in (ship.get("route") or []) if s != lane["id"]]
-        if ship.get("route") and ship["route"][0] == lane["id"]:
-            route = list(ship["route"][1:])
+        route = list(ship.get("route") or [])
+        route = route[1:] if route and route[0] == lane["id"] else []  # the autopilot's next hops
         state = {**self.ship_state(ship), "path": None, "dest": None, "route": route}
         hp, max_hp = room.sim.battle.hp_table().get(ship["id"], (None, None))
         seat = room.seats.get(player)
         conn_id = seat.get("conn") if seat else None
-        room.jumping.discard(ship["id"])
-        room.fleet.remove(ship["id"])
+        room.fleet.remove(ship["id"])  # first: releasing the seat then finds no ship to dock
         if seat is not None:
-            room.seats.seats.pop(player, None)
-            room.seats.by_conn.pop(conn_id, None)
-            room.seats._dirty.add(player)
+            room.seats.release(seat)
         room.rooms.post(PILOT, player, "depart",
                         {"checkout": ship["checkout"], "jump": jump, "to": lane["id"], "parsecs": lane["parsecs"],
                          "wait": wait, "depart_at": now, "ship": state, "hp": hp, "max_hp": max_hp, "route": route}, key=f"depart:{jump}")

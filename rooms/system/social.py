@@ -19,7 +19,6 @@ from starhold import Connection, RoomUnavailable
 from .. import protocol
 from ..pilot.inbox import chat_payload
 from ..pilot.room import KIND as PILOT
-from ..ships.room import GAME_EPOCH
 from ..social.history import PREFIX as CHAT_PREFIX, ChatHistory
 from ..social.limiter import ChatLimiter
 from ..social.presence import PREFIX as DOCKED_PREFIX, DockedIndex, Presence
@@ -122,4 +121,4 @@ class SystemSocial:
             self.room.broadcast(protocol.encode(protocol.PRESENCE, 0, payload), allow_unconfirmed=True)
 
 
-__all__ = ["SystemSocial", "GAME_EPOCH"]
+__all__ = ["SystemSocial"]

@@ -17,7 +17,8 @@ const state = {
 };
 let rebuild = () => {}; // main.js: rebuild the current view (a new login)
 
-Object.assign(hook, { shipSystem: null, transit: null, transits: 0, arrivals: 0, located: null, autopilotRequest: null });
+Object.assign(hook, { shipSystem: null, transit: null, transits: 0, arrivals: 0, located: null, autopilotRequest: null,
+  lastJump: null });
 
 export function configure(opts) {
   if (opts.rebuild) rebuild = opts.rebuild;

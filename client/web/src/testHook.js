@@ -45,7 +45,6 @@ function systemDefaults(view, systemId) {
     presence: [], // latest presence [{player, name, ship, status, combat}]
     chat: [], // latest chat messages seen (system and DMs, last 50), oldest first
     route: null, // the autopilot's confirmation {systems, parsecs}
-    lastJump: null, // payload of the latest `jump` message
     elsewhere: null, // payload of the latest `elsewhere` message
     shots: 0, // combat events drawn since the view opened: shots (kind 0)
     explosions: 0, // and ships destroyed (kind 1)
