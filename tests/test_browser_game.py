@@ -19,12 +19,12 @@ autopilot, and following the ship across a reload.
 
 ``test_follows_the_ship_with_a_scripted_room`` checks the client's side of the same protocol
 without the server's: the page's WebSockets are routed to a script (Playwright
-``route_web_socket``) playing a system room by SPEC14 (welcome with station and lanes,
+``route_web_socket``) playing a system room by docs/protocol.md §10 (welcome with station and lanes,
 presence, chat history, ``jump`` then close 4111, ``elsewhere`` + error 20 + close 4110, combat
 events), and ``/api/player`` is answered by the test.
 
 Every wait polls ``window.starhold`` (client/web/src/testHook.js) with a timeout; nothing
-sleeps. Needs the server side of issue 14 (SPEC14: ``jump``/``route``/``say``/``tell``,
+sleeps. Needs the server side of issue 14 (docs/protocol.md §10: ``jump``/``route``/``say``/``tell``,
 ``chat``/``presence``, ``welcome.system.lanes``, ``/api/player/{id}``).
 """
 

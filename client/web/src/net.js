@@ -49,7 +49,7 @@ export const NO_RECONNECT_CODES = new Set([
   CLOSE_RATE_LIMITED,
 ]);
 
-/** Close codes that mean "your ship is in another system" (SPEC14): no reconnection, not an
+/** Close codes that mean "your ship is in another system" (docs/protocol.md §10): no reconnection, not an
  * error; the `elsewhere` or `jump` message before them says where to go. */
 export const MOVED_CODES = new Set([CLOSE_ELSEWHERE, CLOSE_JUMPED]);
 

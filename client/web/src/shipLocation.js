@@ -1,5 +1,5 @@
 // Where the player's ship is: GET /api/auth/me (player id), then GET /api/player/{id}
-// (SPEC14: {player, name, system, transit, hull, hp, max_hp, online}; 404 for a pilot who
+// (docs/protocol.md §10: {player, name, system, transit, hull, hp, max_hp, online}; 404 for a pilot who
 // never flew). Both with the token (it wakes a sleeping pilot).
 
 /** Resolves the player's record, null for a pilot who never flew (404); throws otherwise. */

@@ -1,5 +1,5 @@
 // The station and the jump points of a system (welcome `system.station` {x, y, radius} and
-// `system.lanes` [{id, name, parsecs, x, y}], SPEC14), drawn on the plane with labels; a
+// `system.lanes` [{id, name, parsecs, x, y}], docs/protocol.md §10), drawn on the plane with labels; a
 // click near a jump point picks its lane.
 import { Color3 } from "@babylonjs/core/Maths/math.color.js";
 import { Vector3 } from "@babylonjs/core/Maths/math.vector.js";
