@@ -31,7 +31,9 @@ from ..ships.room import GAME_EPOCH
 from .travel import transit_seconds
 
 DOCKED_STATE = "dockstate:"
-"""Storage key prefix of the local copy of a docked ship's state: ``dockstate:<player>``."""
+"""Storage key prefix of the local copy of a docked ship's state: ``dockstate:<player>``,
+deleted when the pilot takes the ship again. A ship docks in one system at a time, so these
+records number at most one per pilot across the galaxy."""
 SHIP_STATE_KEYS = ("id", "system", "name", "x0", "y0", "tx", "ty", "t0", "hp", "respawn_at", "path", "dest", "route")
 """What a system hands the pilot room of a ship; ``id`` and ``system`` let the same system give
 the ship its old id back (ids only grow, so a free old id is still this ship's)."""
@@ -77,6 +79,7 @@ class PilotLink:
         room.fleet.touch(ship)
         room.unpark(ship)
         room.docked.undock(player)
+        room.pending_writes.pop(DOCKED_STATE + player, None)
         await room.storage.delete(DOCKED_STATE + player)
         self.inbox = body.get("inbox") or []
         return room.ships[ship["id"]]

@@ -36,10 +36,9 @@ hibernation that want a room of players only), plus ``ShipRoom``'s.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
-
-import asyncio
 
 from starhold import Connection, ConnectRequest, HttpRequest, HttpResponse, define_room
 from .. import protocol
@@ -86,6 +85,8 @@ class SolarSystemRoom(ShipRoom):
         self.social = SystemSocial(self)
         self.docked = self.social.docked
         self.repairs = Repairs(self)
+        self.jumping: set[int] = set()
+        """Ids of the ships ordered to jump (``jump_to`` set): ``TravelOrders.check`` each tick."""
         self.pending_writes: dict = {}
         await self.social.load()
         self.sim = SystemSim(Battle(combat_seed(system_id)), NavGrid.for_system(system_id, star_radius),
