@@ -9,16 +9,11 @@ with a valid token wakes a sleeping pilot room (401 otherwise); 503 when it keep
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from starhold.http import GatewayAPI
 
-from .room import KIND
-
-PLAYER_ID = re.compile(r"^[ug]-[0-9a-f]{16}$")
-"""A player id as the gateway issues them (``gateway.auth``)."""
+from .room import KIND, PLAYER_ID
 
 
 def player_routes(api: GatewayAPI) -> list[web.RouteDef]:

@@ -28,11 +28,15 @@ Every POST path is room-only (``request.sender`` set); ``GET profile`` is public
 
 from __future__ import annotations
 
+import re
+
 from starhold import HttpRequest, HttpResponse, Room, define_room
 from ..ships.room import GAME_EPOCH
 from .inbox import Inbox, PREFIX as DM_PREFIX
 
 KIND = "pilot"
+PLAYER_ID = re.compile(r"^[ug]-[0-9a-f]{16}$")
+"""A player id as gateways issue them (``u-``/``g-`` + 16 hex: ``gateway.auth``)."""
 HULL = "corvette"
 """The hull every pilot flies (later issues add more)."""
 RECORD_KEY = "pilot"

@@ -71,7 +71,8 @@ class SolarSystemRoom(ShipRoom):
     combat_frames = True
 
     async def on_start(self) -> None:
-        if "system" not in self.params:  # woken by another room before any gateway created it
+        if "lanes" not in self.params:  # woken by another room (a pilot's expect), or params of
+            # an older version: what the gateway would have given, from the catalogue
             self.params = {**(await asyncio.to_thread(system_params, self.name) or {}), **self.params}
         self.system = self.params.get("system") or {"id": self.name, "name": self.name, "planets": []}
         system_id = str(self.system.get("id", self.name))

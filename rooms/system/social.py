@@ -18,7 +18,7 @@ from __future__ import annotations
 from starhold import Connection, RoomUnavailable
 from .. import protocol
 from ..pilot.inbox import chat_payload
-from ..pilot.room import KIND as PILOT
+from ..pilot.room import KIND as PILOT, PLAYER_ID
 from ..social.history import PREFIX as CHAT_PREFIX, ChatHistory
 from ..social.limiter import ChatLimiter
 from ..social.presence import PREFIX as DOCKED_PREFIX, DockedIndex, Presence
@@ -73,6 +73,9 @@ class SystemSocial:
         self.room.broadcast(protocol.encode(protocol.CHAT, 0, payload))
 
     async def tell(self, conn: Connection, player: str, to: str, text: str, seq: int) -> None:
+        if not PLAYER_ID.match(to):  # no pilot room is created for an id no gateway issues
+            conn.send(protocol.error_frame(protocol.ERR_UNKNOWN_PLAYER, f"no pilot {to!r}", seq), allow_unconfirmed=True)
+            return
         text = self._check(conn, player, text, seq)
         if text is None:
             return
