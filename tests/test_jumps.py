@@ -143,3 +143,36 @@ async def test_chat_presence_and_direct_messages(galaxy):
     assert [m["text"] for m in b.of_type(protocol.CHAT) if m["channel"] == "dm"] == ["later"]
     presence = b.of_type(protocol.PRESENCE)[-1]
     assert {(x["player"], x["status"]) for x in presence["pilots"]} == {(a.player, "online"), (b.player, "online")}
+
+
+async def test_hit_points_regenerate_out_of_combat_and_the_station_repairs(galaxy):
+    from starhold.rooms.system.travel import REGEN_DELAY, REGEN_RATE
+
+    p = Player(galaxy, "g-0000000000000005")
+    await p.join("A")
+    await p.send(protocol.MOVE_TO, {"x": 500.0, "y": 500.0})  # away from the station
+    await galaxy.clock.advance(20)
+    room = galaxy.directory.runtime("system", "A").room
+    ship_id = p.welcome["ship"]
+    room.fleet.arrays()
+    i = room.sim.battle.index[ship_id]
+    room.sim.battle.state["hp"][i] = 50  # as if it had been hit
+    room.ships[ship_id]["hp"] = 50
+    room.repairs.combat_at[ship_id] = galaxy.clock.now()  # ...just now
+    await p.send(protocol.MOVE_TO, {"x": 500.0, "y": 500.0})  # the loop runs again (a fight would have kept it)
+    await galaxy.clock.advance(REGEN_DELAY - 1)
+    await p.pump()
+    assert p.of_type(protocol.FRAME)[-1].get("hp") is not None
+    assert int(room.sim.battle.state["hp"][i]) == 50  # not yet: out of combat for less than the delay
+    await galaxy.clock.advance(6)
+    regained = int(room.sim.battle.state["hp"][i]) - 50
+    assert 0 < regained <= 6 * REGEN_RATE + 1
+    station = p.welcome["system"]["station"]
+    await p.send(protocol.MOVE_TO, {"x": station["x"], "y": station["y"]})
+    await galaxy.clock.advance(30)
+    await p.pump()
+    hp, max_hp = room.sim.battle.hp_table()[ship_id]
+    assert hp == max_hp
+    await p.leave()
+    await galaxy.settle()
+    assert (await galaxy.profile(p.player))["hp"] == max_hp  # the pilot record keeps it

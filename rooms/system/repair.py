@@ -18,6 +18,7 @@ class Repairs:
     def __init__(self, room):
         self.room = room
         self.combat_at: dict[int, float] = {}
+        self.partial: dict[int, float] = {}  # ship id -> hit points regained, not yet whole
         self.last: float | None = None
         self.regenerating = False
 
@@ -29,6 +30,7 @@ class Repairs:
         hp, max_hp = b.state["hp"], b.state["max_hp"]
         for i in np.flatnonzero(b.in_combat).tolist():
             self.combat_at[int(b.ids[i])] = now
+            self.partial.pop(int(b.ids[i]), None)
         damaged = np.flatnonzero(~b.npc & (hp > 0) & (hp < max_hp)).tolist()
         self.regenerating = bool(damaged)
         sx, sy = room.station
@@ -40,7 +42,10 @@ class Repairs:
             if math.hypot(x - sx, y - sy) <= STATION_RADIUS:
                 new = int(max_hp[i])
             else:
-                new = regen(int(hp[i]), int(max_hp[i]), now - self.combat_at.get(ship_id, -math.inf), dt)
+                gained = self.partial.get(ship_id, 0.0) + regen(now - self.combat_at.get(ship_id, -math.inf), dt)
+                whole = int(gained)
+                self.partial[ship_id] = gained - whole
+                new = min(int(max_hp[i]), int(hp[i]) + whole)
             if new != int(hp[i]):
                 hp[i] = new
                 room.ships[ship_id]["hp"] = new
@@ -48,3 +53,4 @@ class Repairs:
 
     def removed(self, ship_id: int) -> None:
         self.combat_at.pop(ship_id, None)
+        self.partial.pop(ship_id, None)

@@ -74,8 +74,8 @@ def lane_entries(lanes: list[dict]) -> dict[str, dict]:
     return out
 
 
-def regen(hp: int, max_hp: int, idle: float, dt: float) -> int:
-    """Hit points after ``dt`` seconds of which the ship has been out of combat for ``idle``
-    seconds at the end (regeneration starts ``REGEN_DELAY`` s after combat)."""
-    span = min(dt, max(0.0, idle - REGEN_DELAY))
-    return min(max_hp, hp + int(span * REGEN_RATE)) if span > 0 else hp
+def regen(idle: float, dt: float) -> float:
+    """Hit points regained (a float; whole points are applied) over ``dt`` seconds at whose
+    end the ship has been out of combat for ``idle`` seconds: regeneration starts
+    ``REGEN_DELAY`` s after combat, at ``REGEN_RATE`` per second."""
+    return max(0.0, min(dt, idle - REGEN_DELAY)) * REGEN_RATE
