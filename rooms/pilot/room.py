@@ -40,6 +40,9 @@ PLAYER_ID = re.compile(r"^[ug]-[0-9a-f]{16}$")
 HULL = "corvette"
 """The hull every pilot flies (later issues add more)."""
 RECORD_KEY = "pilot"
+ARRIVAL_LEAD = 3.0
+"""Seconds before its ship arrives that a pilot room is awake (an alarm: it stays awake through
+a short transit, and a long one wakes it in time) for the target system's checkout."""
 MAX_PREVIOUS = 8
 """Checkout ids remembered per stay in a system (see ``checkout``'s ``previous``)."""
 
@@ -109,8 +112,16 @@ class PilotRoom(Room):
             return HttpResponse(404, {"error": "not found"})
         self._settle()
         response = handler(request, body)
+        transit = (self.record or {}).get("transit")
+        if request.path == "depart" and transit:  # be awake when the ship arrives (a wake costs ~2 s)
+            now = self.clock.now()
+            await self.ticker.wake_at("arrival-lead", max(now, transit["arrive"] - ARRIVAL_LEAD), self._arriving)
+            await self.ticker.wake_at("arrival", transit["arrive"] + 1.0, self._arriving)  # awake until then
         await self._save()
         return response
+
+    async def _arriving(self) -> None:
+        """The deadline before an arrival: the room is awake for the target's checkout."""
 
     def _profile(self) -> HttpResponse:
         if self.record is None:

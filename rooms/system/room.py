@@ -56,6 +56,11 @@ from ..ships.room import GAME_EPOCH, LINGER, ShipRoom
 
 __all__ = ["SolarSystemRoom", "GAME_EPOCH", "LINGER", "SPAWN_RADIUS", "MAX_CATCHUP"]
 
+EXPECT_LEAD = 3.0
+"""Seconds before a ship's arrival the system is awake for it: a pilot room posts ``expect``
+when a jump toward this system is committed; the system stays awake until the arrival (an
+alarm due within the idle timeout keeps a room awake), or, for a transit longer than that,
+sleeps and is woken by its alarm this long before the ship arrives (a wake takes ~2 s)."""
 SPAWN_RADIUS = 150.0
 """New and respawned player ships appear on a circle of this radius around the star, world units."""
 
@@ -115,6 +120,9 @@ class SolarSystemRoom(ShipRoom):
         return {"system": {**self.system, "exclusion_radius": self.exclusion, "asteroids": self.asteroids,
                            "station": {"x": self.station[0], "y": self.station[1], "radius": STATION_RADIUS},
                            "lanes": list(self.lanes.values())}}
+
+    async def _expected(self) -> None:
+        """The deadline of an ``expect``: the room is awake, which was the point."""
 
     # ---- pilots: where ships come from and go (rooms.system.pilots) ----------------------------
     async def acquire_ship(self, conn: Connection, request: ConnectRequest, player: str, name: str) -> dict | None:
@@ -306,7 +314,11 @@ class SolarSystemRoom(ShipRoom):
     async def on_request(self, request: HttpRequest) -> HttpResponse:
         if request.sender and request.method == "POST":  # room-only: from pilot rooms
             body = request.json() or {}
-            if request.path == "expect":  # a ship is on its way: being awake is the point
+            if request.path == "expect":  # a ship is on its way: be awake when it arrives
+                arrive = float(body.get("arrive") or 0.0)
+                await self.ticker.wake_at(f"expect:{request.key}", max(self.clock.now(), arrive - EXPECT_LEAD),
+                                          self._expected)
+                await self.ticker.wake_at(f"arrival:{request.key}", arrive + 1.0, self._expected)  # awake until then
                 return HttpResponse(200, {"system": self.name})
             if request.path == "deliver":
                 if self.social.deliver(str(body.get("player")), body.get("message") or {}):
