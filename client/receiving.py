@@ -193,7 +193,9 @@ class Receiver:
             while not predicate(self):
                 if stop_on_finish and self._finished:
                     raise ClientClosed(self.close_code)
-                await self._changed_future()
+                # Shielded: the future is shared by every waiter, and a waiter that is cancelled
+                # (its own timeout) must not cancel it under the others.
+                await asyncio.shield(self._changed_future())
 
     async def wait_for(self, predicate: Callable[["StarholdClient"], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate(self)`` holds (checked after every message and connection

@@ -536,3 +536,17 @@ async def test_a_tiny_load_test_in_systems_in_process(live):
     assert result["connected"] == 4 and result["errors"] == 0 and result["latency_ms"]["count"] > 0
     assert details["room_paths"][0] == "/api/systems/sol/ws" and len(details["room_paths"]) == 2
     assert result["server_rss_mb"] == 0.0  # no --server-pid
+
+
+async def test_a_waiter_that_times_out_does_not_cancel_the_others():
+    """Waiters share one change future; one waiter's timeout must not cancel it under the
+    others (it did: the other waiter got CancelledError)."""
+    client = StarholdClient("http://127.0.0.1:9", "sol")
+    ready = {"now": False}
+    other = asyncio.create_task(client.wait_for(lambda c: ready["now"], timeout=10))
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError):
+        await client.wait_for(lambda c: False, timeout=0.05)
+    ready["now"] = True
+    client._notify()
+    await other
