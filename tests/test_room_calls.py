@@ -35,6 +35,8 @@ class Ledger(Room):
                 n = int(await self.storage.get("n") or 0) + 1
                 await self.storage.put({f"entry:{request.key}": {"n": n, **request.json()}, "n": n})
             return HttpResponse(200, {"ok": True})
+        if request.path == "boom":
+            raise ValueError("the callee's hook fails")
         if request.path == "callback":  # calls its caller back: a cycle
             return await self.rooms.call("teller", request.json()["teller"], "noop", timeout=0.5)
         return HttpResponse(404, {})
@@ -60,6 +62,10 @@ class Teller(Room):
         if request.path == "cycle":
             answer = await self.rooms.call("ledger", body["ledger"], "callback", {"teller": self.name}, timeout=2.0)
             return HttpResponse(200, answer.body)
+        if request.path == "ask_boom":
+            await self.rooms.call("ledger", body["ledger"], "boom", timeout=0.3)
+        if request.path == "bad_id":
+            await self.rooms.call("ledger", "a/b", "seen")
         if request.path == "self":
             self.rooms.post("teller", self.name, "x", key="k")
         return HttpResponse(200, {})
@@ -209,3 +215,10 @@ async def test_bad_posts_are_refused(directory):
         runtime.room.rooms.post("ledger", "l1", "add", key="k")
     with pytest.raises(ValueError):
         runtime.room.rooms._check("ledger", "")
+
+
+async def test_a_failing_callee_is_unavailable_and_a_bad_address_raises_at_once(directory):
+    with pytest.raises(RoomUnavailable):  # retried until the timeout: the callee's error stays its own
+        await request(directory, "teller", "t1", "ask_boom", {"ledger": "l1"})
+    with pytest.raises(ValueError):  # an id no room can have: no retries
+        await request(directory, "teller", "t1", "bad_id", {})

@@ -22,7 +22,6 @@ from collections import deque
 from ..calls import RETRY_FIRST, RETRY_MAX
 from ..errors import RoomUnavailable
 from ..room import HttpRequest, HttpResponse
-from .handle import RoomGone
 from .state import ActivationState
 
 log = logging.getLogger("starhold.room")
@@ -31,6 +30,10 @@ POST = object()
 """Marks a post in the held output (``_pending``): ``(POST, (seq, item))``."""
 DELIVERY_TIMEOUT = 30.0
 """Seconds one delivery attempt of a post may take (waking the target included)."""
+
+
+class _BadAddress(Exception):
+    """``directory.get`` refused the address (its ``KeyError`` or ``ValueError`` in ``args[0]``)."""
 
 
 class Posts:
@@ -55,7 +58,10 @@ class Posts:
         return self._directory
 
     async def _request_once(self, kind: str, room_id: str, request: HttpRequest) -> HttpResponse:
-        handle = await self.directory().get(kind, room_id)
+        try:
+            handle = await self.directory().get(kind, room_id)
+        except (KeyError, ValueError) as exc:  # an unknown kind, an invalid id: retrying cannot help
+            raise _BadAddress(exc) from exc
         return await handle.request(request)
 
     async def call_room(self, kind: str, room_id: str, request: HttpRequest, timeout: float) -> HttpResponse:
@@ -70,9 +76,9 @@ class Posts:
                 raise RoomUnavailable(f"{kind}/{room_id} did not answer {request.path!r} in {timeout:g} s: {last!r}")
             try:
                 return await asyncio.wait_for(self._request_once(kind, room_id, request), left)
-            except (KeyError, ValueError):  # an unknown kind, an invalid id: retrying cannot help
-                raise
-            except (RoomGone, asyncio.TimeoutError, Exception) as exc:  # noqa: B014 - any failure retries
+            except _BadAddress as exc:
+                raise exc.args[0] from None
+            except Exception as exc:  # RoomGone, a timeout, a host or a hook failing: retry
                 last = exc
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, RETRY_MAX)
