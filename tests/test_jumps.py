@@ -176,3 +176,45 @@ async def test_hit_points_regenerate_out_of_combat_and_the_station_repairs(galax
     await p.leave()
     await galaxy.settle()
     assert (await galaxy.profile(p.player))["hp"] == max_hp  # the pilot record keeps it
+
+
+async def test_a_jump_survives_the_snapshot_store_going_down(tmp_path):
+    """The snapshot store (S3 in production) goes down during a transit and the target system
+    and the pilot room are killed: nothing can start (an activation first claims its lease in
+    the store), so the arrival join fails and the client retries; when the store is back the
+    ship arrives, once, where its pilot room says."""
+    from starhold.storage.snapshots import LocalDirSnapshotStore
+
+    class Store(LocalDirSnapshotStore):
+        down = False
+
+        async def claim(self, *args, **kwargs):
+            if self.down:
+                raise OSError("snapshot store unreachable")
+            return await super().claim(*args, **kwargs)
+
+        async def renew(self, *args, **kwargs):
+            if self.down:
+                raise OSError("snapshot store unreachable")
+            return await super().renew(*args, **kwargs)
+
+    store = Store(tmp_path / "store")
+    galaxy = await Galaxy.start(tmp_path / "data", snapshots=store)
+    try:
+        p = Player(galaxy, "g-0000000000000006")
+        await p.join("A")
+        await p.send(protocol.JUMP, {"to": "B"})
+        await fly_until(galaxy, p, lambda: p.closed is not None)
+        await galaxy.settle()  # the departure reached the pilot room: the ship is in transit
+        store.down = True
+        for kind, room_id in (("system", "B"), ("pilot", p.player)):
+            await galaxy.directory.runtime(kind, room_id).crash()
+        await galaxy.clock.advance(p.of_type(protocol.JUMP)[-1]["wait"])
+        with pytest.raises(Exception):  # B cannot start: the join fails, as it would for a client
+            await p.join("B")
+        store.down = False
+        await p.join("B")
+        assert p.welcome is not None, p.received
+        assert await invariant(galaxy, [p.player]) == {p.player: "B"}
+    finally:
+        await galaxy.close()
