@@ -218,3 +218,32 @@ async def test_a_jump_survives_the_snapshot_store_going_down(tmp_path):
         assert await invariant(galaxy, [p.player]) == {p.player: "B"}
     finally:
         await galaxy.close()
+
+
+async def test_a_committed_departure_completes_even_if_its_system_dies_before_telling_the_pilot(galaxy):
+    """The system left dies after its departure commit and before its outbox reached the pilot
+    room: the pilot room still says the ship is there. A join there wakes the system, which
+    refuses it (the ship is in transit: its ``departing`` record) instead of handing the ship
+    out again, and delivers the departure: the jump completes, it is not undone."""
+    p = Player(galaxy, "g-0000000000000007")
+    await p.join("A")
+    await p.send(protocol.JUMP, {"to": "B"})
+    a = galaxy.directory.runtime("system", "A")
+    for _ in range(60):
+        await galaxy.clock.advance(1.0)
+        if a.posts_pending():  # the departure committed; its post is not delivered yet
+            break
+    await a.crash()
+    assert (await galaxy.profile(p.player))["system"] == "A"  # the pilot room has not heard
+    await p.join("A")  # wakes A: it refuses the join and delivers the departure
+    assert p.closed[0] == protocol.CLOSE_ELSEWHERE and p.of_type(protocol.ELSEWHERE)[-1]["transit"]["to"] == "B"
+    await galaxy.settle()
+    profile = await galaxy.profile(p.player)
+    assert profile["transit"]["to"] == "B" and profile["jumps"] == 1
+    await galaxy.clock.advance(profile["transit"]["wait"] + 0.1)
+    await galaxy.settle()
+    await p.join("B")
+    assert p.welcome is not None
+    assert await invariant(galaxy, [p.player]) == {p.player: "B"}
+    await p.join("A")  # and A, told by the pilot room, now sends the pilot on to B
+    assert p.of_type(protocol.ELSEWHERE)[-1]["system"] == "B"

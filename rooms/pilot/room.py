@@ -13,7 +13,8 @@ under a **checkout** (an id this room issued to that system), and gives it back:
   the system with its state; applied only for the current checkout id.
 - ``depart`` (a ``post`` when the ship reaches a jump point): the commit point of a jump. With
   the current checkout id the location becomes the transit (idempotent by the jump id), and
-  the target system is posted ``expect`` so that it wakes during the transit.
+  the target system is posted ``expect`` so that it wakes during the transit, and the system
+  left is posted ``departed`` (it sends the pilot's joins on to the transit until then).
 
 The system room removes the ship from its own state in the same transaction as the post, so
 the ship is in exactly one place at every instant: in the system (checked out), in the post
@@ -192,6 +193,9 @@ class PilotRoom(Room):
         jump = str(body.get("jump") or request.key)
         if rec is not None and ((rec.get("transit") or {}).get("jump") == jump or jump in rec.get("done", ())):
             return HttpResponse(200, {"applied": False, "duplicate": True})
+        origin = _system_of(request.sender)
+        if origin is not None:  # the origin forgets its departure record: joins come to us now
+            self.rooms.post("system", origin, "departed", {"player": self.name, "jump": jump}, key=f"departed:{jump}")
         if not self._current(request, body):
             return HttpResponse(409, {"error": "not the current checkout", **(self._where() if rec else {})})
         now = self.clock.now()

@@ -12,9 +12,11 @@ comes from, where a leaving one's goes, and jumps out.
   also kept locally (``docked:<player>``) so that a rejoin before the checkin is delivered
   takes the newer local state (the pilot's ``previous`` checkout ids tell).
 - **Jump** (``depart``): in the same transaction the ship leaves the fleet and the seat, the
-  ``depart`` post (the commit point) is queued, the player's socket gets ``jump`` and is
-  closed with ``CLOSE_JUMPED``. A crash before the commit loses none of it (the ship is still
-  here, the jump did not happen); after it, the outbox delivers the post whatever happens.
+  ``depart`` post (the commit point) is queued with a ``departing:<player>`` record, the
+  player's socket gets ``jump`` and is closed with ``CLOSE_JUMPED``. A crash before the commit
+  loses none of it (the ship is still here, the jump did not happen); after it, the outbox
+  delivers the post whatever happens, and until the pilot room confirms it (``departed``) a
+  join of that pilot here is sent on to the transit, so the jump completes.
 
 Players without an identity (``anon-*``: a room used without a gateway) keep the local
 behaviour of ``ShipRoom``: no pilot room.
@@ -34,6 +36,11 @@ DOCKED_STATE = "dockstate:"
 """Storage key prefix of the local copy of a docked ship's state: ``dockstate:<player>``,
 deleted when the pilot takes the ship again. A ship docks in one system at a time, so these
 records number at most one per pilot across the galaxy."""
+DEPARTING = "departing:"
+"""Storage key prefix of a jump out of this system that its pilot room has not confirmed yet:
+``departing:<player>`` -> ``{"jump", "to", "arrive" (clock s)}``, written with the departure
+and deleted when the pilot room posts ``departed``. While it exists a join of that pilot here
+is sent on to the transit: a committed departure always completes."""
 SHIP_STATE_KEYS = ("id", "system", "name", "x0", "y0", "tx", "ty", "t0", "hp", "respawn_at", "path", "dest", "route")
 """What a system hands the pilot room of a ship; ``id`` and ``system`` let the same system give
 the ship its old id back (ids only grow, so a free old id is still this ship's)."""
@@ -58,13 +65,17 @@ class PilotLink:
         seat = room.seats.get(player)
         if seat is not None and seat["ship"] in room.ships:
             return room.ships[seat["ship"]]
+        departing = await room.storage.get(DEPARTING + player)
+        if departing is not None:  # the ship left; its pilot room has not heard yet (a crash)
+            now = room.clock.now()
+            self._refuse(conn, request, {"system": None, "transit": {
+                "jump": departing["jump"], "from": room.name, "to": departing["to"],
+                "arrive": departing["arrive"] - GAME_EPOCH, "wait": max(0.0, departing["arrive"] - now)}})
+            return None
         # RoomUnavailable fails the join (error 8, close 4503): the client retries.
         answer = await room.rooms.call(PILOT, player, "checkout", {"system": room.name, "name": name})
         if answer.status == 409:
-            where = answer.body
-            conn.send(protocol.encode(protocol.ELSEWHERE, request.seq, where))
-            conn.send(protocol.error_frame(protocol.ERR_ELSEWHERE, "your ship is elsewhere", request.seq))
-            conn.close(protocol.CLOSE_ELSEWHERE, "ship elsewhere")
+            self._refuse(conn, request, answer.body)
             return None
         if answer.status != 200:
             raise RuntimeError(f"pilot checkout answered {answer.status}: {answer.body!r}")
@@ -83,6 +94,21 @@ class PilotLink:
         await room.storage.delete(DOCKED_STATE + player)
         self.inbox = body.get("inbox") or []
         return room.ships[ship["id"]]
+
+    @staticmethod
+    def _refuse(conn: Connection, request: ConnectRequest, where: dict) -> None:
+        """The ship is not here: ``elsewhere``, error 20, close 4110."""
+        conn.send(protocol.encode(protocol.ELSEWHERE, request.seq, where))
+        conn.send(protocol.error_frame(protocol.ERR_ELSEWHERE, "your ship is elsewhere", request.seq))
+        conn.close(protocol.CLOSE_ELSEWHERE, "ship elsewhere")
+
+    async def departed(self, player: str, jump: str) -> None:
+        """The pilot room applied (or refused) departure ``jump``: forget its record."""
+        key = DEPARTING + player
+        record = self.room.pending_writes.get(key) or await self.room.storage.get(key)
+        if record is not None and record.get("jump") == jump:
+            self.room.pending_writes.pop(key, None)
+            await self.room.storage.delete(key)
 
     def _place(self, player: str, name: str, state: dict | None, arrived_from: str | None, new: bool) -> dict:
         """A fleet ship for ``player`` from the pilot's ``state`` (None: a new ship)."""
@@ -144,6 +170,7 @@ class PilotLink:
         room.fleet.remove(ship["id"])  # first: releasing the seat then finds no ship to dock
         if seat is not None:
             room.seats.release(seat)
+        room.pending_writes[DEPARTING + player] = {"jump": jump, "to": lane["id"], "arrive": now + wait}
         room.rooms.post(PILOT, player, "depart",
                         {"checkout": ship["checkout"], "jump": jump, "to": lane["id"], "parsecs": lane["parsecs"],
                          "wait": wait, "depart_at": now, "ship": state, "hp": hp, "max_hp": max_hp, "route": route}, key=f"depart:{jump}")

@@ -320,6 +320,9 @@ class SolarSystemRoom(ShipRoom):
                                           self._expected)
                 await self.ticker.wake_at(f"arrival:{request.key}", arrive + 1.0, self._expected)  # awake until then
                 return HttpResponse(200, {"system": self.name})
+            if request.path == "departed":  # the pilot room has our departure: joins go to it now
+                await self.pilots.departed(str(body.get("player")), str(body.get("jump")))
+                return HttpResponse(200, {})
             if request.path == "deliver":
                 if self.social.deliver(str(body.get("player")), body.get("message") or {}):
                     self.rooms.post("pilot", str(body["player"]), "delivered", {"ids": [body["message"]["id"]]},
