@@ -40,6 +40,8 @@ import time
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from starhold.wsdirect import write_binary_now
+
 SLOTS = 10
 FRAME = b"\x00" * 200
 INPUT = b"\x01" * 24
@@ -134,14 +136,7 @@ class _Socket:
             pass
 
     def _write_now(self, data: bytes) -> bool:  # gateway/sockets.py ClientSocket._write_now
-        if self.writing or self.queue.qsize():
-            return False
-        writer = getattr(self.ws, "_writer", None)
-        try:
-            if writer is None or writer._closing or writer.protocol._paused or self.ws.closed:
-                return False
-            writer._write_websocket_frame(data, WSMsgType.BINARY, 0)
-        except (AttributeError, ConnectionError, RuntimeError):
+        if self.writing or self.queue.qsize() or not write_binary_now(self.ws, data):
             return False
         self.server.messages_out += 1
         return True

@@ -33,6 +33,7 @@ from aiohttp import WSMsgType, web
 from .. import protocol
 from .._runtime.events import Connect, Message
 from ..messages import kind_schemas, parse_client_message
+from ..wsdirect import write_binary_now
 from . import metrics
 
 if TYPE_CHECKING:
@@ -142,14 +143,7 @@ class ClientSocket:
         ``starhold.wsdirect``'s direct path (whose self-check probed that writer); otherwise, or
         when anything is unexpected, it returns False and the queue takes the message
         (``send_bytes`` in the writer task)."""
-        if not self._direct_write or self._writing or self._queue.qsize():
-            return False
-        writer = getattr(self.ws, "_writer", None)
-        try:
-            if writer is None or writer._closing or writer.protocol._paused or self.ws.closed:
-                return False
-            writer._write_websocket_frame(data, WSMsgType.BINARY, 0)
-        except (AttributeError, ConnectionError, RuntimeError):
+        if not self._direct_write or self._writing or self._queue.qsize() or not write_binary_now(self.ws, data):
             return False
         traffic = metrics.TRAFFIC
         traffic.messages_out += 1

@@ -399,4 +399,21 @@ def make_direct(ws: ClientWebSocketResponse, callback: Callable[[bytes | str], N
     return queue
 
 
-__all__ = ["DirectQueue", "DirectWebSocketResponse", "direct_enabled", "make_direct", "run_self_check"]
+def write_binary_now(ws, data: bytes) -> bool:
+    """Write ``data`` as one binary frame on server WebSocket ``ws`` now, through aiohttp's
+    frame writer below ``send_bytes`` (synchronous for an uncompressed frame until the transport
+    pauses): the direct path's send, which ``_check_writer`` probed. False, writing nothing,
+    when the writer is missing, closing or paused, or anything is unexpected: then send it
+    the public way (``send_bytes``)."""
+    writer = getattr(ws, "_writer", None)
+    try:
+        if writer is None or writer._closing or writer.protocol._paused or ws.closed:
+            return False
+        writer._write_websocket_frame(data, WSMsgType.BINARY, 0)
+    except (AttributeError, ConnectionError, RuntimeError):
+        return False
+    return True
+
+
+__all__ = ["DirectQueue", "DirectWebSocketResponse", "direct_enabled", "make_direct", "run_self_check",
+           "write_binary_now"]
