@@ -46,6 +46,8 @@ from pathlib import Path
 
 import psutil
 
+from starhold.client.loadstats import cpu_percent_sum
+
 COLYSEUS_DIR = Path(__file__).resolve().parent / "colyseus"
 SAMPLE_PERIOD_S = 0.5
 SERVER_START_TIMEOUT_S = 30.0
@@ -229,13 +231,7 @@ def _sample_window(server: _NodeProcess, loadgens: list[_NodeProcess], start: fl
             max_rss = max(max_rss, server_ps.memory_info().rss)
         except psutil.NoSuchProcess:
             raise RuntimeError(f"Colyseus server died during the run: {server.describe_failure()}") from None
-        total = 0.0
-        for ps in loadgen_ps:
-            try:
-                total += ps.cpu_percent(None)
-            except psutil.NoSuchProcess:
-                pass
-        loadgen_cpu.append(total)
+        loadgen_cpu.append(cpu_percent_sum(loadgen_ps))
         next_at += SAMPLE_PERIOD_S
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs) if xs else 0.0

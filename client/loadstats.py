@@ -12,7 +12,7 @@ import msgpack
 
 from ..rooms import protocol
 
-__all__ = ["decode_cost", "frame_ack", "full_ack", "merge", "percentile", "sample_frame",
+__all__ = ["cpu_percent_sum", "decode_cost", "frame_ack", "full_ack", "merge", "percentile", "sample_frame",
            "SAMPLE_PERIOD", "sample_usage", "split"]
 
 SAMPLE_PERIOD = 0.5
@@ -136,6 +136,20 @@ def _tree(pids: Iterable[int], cache: dict) -> list:
     return found
 
 
+def cpu_percent_sum(procs: Iterable) -> float:
+    """The sum of ``proc.cpu_percent(None)`` over ``psutil.Process`` objects (percent of one
+    core each, since that process's previous call); processes gone meanwhile count 0."""
+    import psutil
+
+    total = 0.0
+    for proc in procs:
+        try:
+            total += proc.cpu_percent(None)
+        except psutil.Error:
+            pass
+    return total
+
+
 def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start: float, end: float,
                  period: float = SAMPLE_PERIOD) -> dict:
     """Sample CPU % and RSS every ``period`` seconds between Unix times ``start`` and ``end``
@@ -148,17 +162,8 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
     loadgen_cache: dict = {}
     time.sleep(max(0.0, start - time.time()))
 
-    def cpu(procs: list) -> float:
-        total = 0.0
-        for proc in procs:
-            try:
-                total += proc.cpu_percent(None)
-            except psutil.Error:
-                pass
-        return total
-
-    cpu(_tree(server_pids, server_cache))  # prime: cpu_percent(None) measures since the last call
-    cpu(_tree(loadgen_pids, loadgen_cache))
+    cpu_percent_sum(_tree(server_pids, server_cache))  # prime: cpu_percent(None) measures since the last call
+    cpu_percent_sum(_tree(loadgen_pids, loadgen_cache))
     server_cpu: list[float] = []
     loadgen_cpu: list[float] = []
     max_rss = 0
@@ -166,7 +171,7 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
     while next_at <= end + 1e-3:
         time.sleep(max(0.0, next_at - time.time()))
         procs = _tree(server_pids, server_cache)
-        server_cpu.append(cpu(procs))
+        server_cpu.append(cpu_percent_sum(procs))
         rss = 0
         for proc in procs:
             try:
@@ -174,7 +179,7 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
             except psutil.Error:
                 pass
         max_rss = max(max_rss, rss)
-        loadgen_cpu.append(cpu(_tree(loadgen_pids, loadgen_cache)))
+        loadgen_cpu.append(cpu_percent_sum(_tree(loadgen_pids, loadgen_cache)))
         next_at += period
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     return {"server_cpu_percent": mean(server_cpu), "server_rss_mb": max_rss / (1024 * 1024),
