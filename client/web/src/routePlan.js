@@ -22,15 +22,18 @@ function dist(a, b) {
  * function id -> [x, y, z] in parsecs); a leg whose star is unknown has parsecs null.
  */
 export function routeLegs(route, positions) {
+  return routePairs(route, positions).map(({ from, to, a, b }) => ({ from, to, parsecs: a && b ? dist(a, b) : null }));
+}
+
+/** Consecutive systems of `route` with their positions: [{from, to, a, b}] (a, b may be undefined). */
+function routePairs(route, positions) {
   const get = typeof positions === "function" ? positions : (id) => positions.get(id);
-  const legs = [];
-  if (!route) return legs;
-  for (let i = 1; i < route.systems.length; i++) {
-    const a = get(route.systems[i - 1]);
-    const b = get(route.systems[i]);
-    legs.push({ from: route.systems[i - 1], to: route.systems[i], parsecs: a && b ? dist(a, b) : null });
+  const pairs = [];
+  const systems = route ? route.systems : [];
+  for (let i = 1; i < systems.length; i++) {
+    pairs.push({ from: systems[i - 1], to: systems[i], a: get(systems[i - 1]), b: get(systems[i]) });
   }
-  return legs;
+  return pairs;
 }
 
 /** Sum of the legs' lengths (null if one is unknown). */
@@ -48,15 +51,7 @@ export function legsLength(legs) {
  * skipping legs with an unknown star.
  */
 export function routeSegments(route, positions) {
-  const get = typeof positions === "function" ? positions : (id) => positions.get(id);
-  const out = [];
-  if (!route) return out;
-  for (let i = 1; i < route.systems.length; i++) {
-    const a = get(route.systems[i - 1]);
-    const b = get(route.systems[i]);
-    if (a && b) out.push([a, b]);
-  }
-  return out;
+  return routePairs(route, positions).filter(({ a, b }) => a && b).map(({ a, b }) => [a, b]);
 }
 
 /** Total transit time in seconds, using the spec's rule per leg (time in systems excluded). */
