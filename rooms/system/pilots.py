@@ -28,6 +28,7 @@ import uuid
 
 from starhold import Connection, ConnectRequest
 from .. import protocol
+from ..pilot.inbox import chat_payload
 from ..pilot.room import KIND as PILOT
 from ..ships.room import GAME_EPOCH
 from .travel import transit_seconds
@@ -84,7 +85,7 @@ class PilotLink:
         state = body.get("ship")
         if local is not None and local.get("checkout") in body.get("previous", ()):
             state = local["ship"]  # our checkin is still on its way: ours is newer
-        ship = self._place(player, name, state, body.get("arrived_from"), body.get("new"))
+        ship = self._place(player, name, state, body.get("arrived_from"))
         ship["checkout"] = body["checkout"]
         ship["route"] = list(body.get("route") or [])
         room.fleet.touch(ship)
@@ -110,7 +111,7 @@ class PilotLink:
             self.room.pending_writes.pop(key, None)
             await self.room.storage.delete(key)
 
-    def _place(self, player: str, name: str, state: dict | None, arrived_from: str | None, new: bool) -> dict:
+    def _place(self, player: str, name: str, state: dict | None, arrived_from: str | None) -> dict:
         """A fleet ship for ``player`` from the pilot's ``state`` (None: a new ship)."""
         room = self.room
         now = room.clock.now()
@@ -128,8 +129,6 @@ class PilotLink:
 
     def sent_inbox(self, conn: Connection) -> list[int]:
         """Send the direct messages the checkout handed over; their ids."""
-        from ..pilot.inbox import chat_payload
-
         messages, self.inbox = self.inbox, []
         for message in messages:
             conn.send(protocol.encode(protocol.CHAT, 0, chat_payload(message)))

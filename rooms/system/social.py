@@ -34,6 +34,7 @@ class SystemSocial:
         self.limiter = ChatLimiter()
         self.presence = Presence(room.name)
         self.docked = DockedIndex()
+        self.next_check = 0.0  # clock s: the next tick that builds the presence list
 
     async def load(self) -> None:
         storage = self.room.storage
@@ -118,8 +119,13 @@ class SystemSocial:
         return out
 
     def tick(self) -> None:
-        """Once per tick: broadcast the presence if it changed (at most once a second)."""
-        payload = self.presence.due(self.entries(), self.room.clock.now())
+        """Each tick: broadcast the presence if it changed; it is sent at most once a second,
+        so the list (docked pilots included) is only built once a second too."""
+        now = self.room.clock.now()
+        if now < self.next_check:
+            return
+        self.next_check = now + self.presence.interval
+        payload = self.presence.due(self.entries(), now)
         if payload is not None:
             self.room.broadcast(protocol.encode(protocol.PRESENCE, 0, payload), allow_unconfirmed=True)
 
