@@ -74,7 +74,7 @@ class Galaxy:
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until no room has posts left to deliver (the outboxes run in real time)."""
         async with asyncio.timeout(timeout):
-            while any(r.state == "active" and r.posts_pending() for r in list(self.directory._runtimes.values())):
+            while self.directory.posts_pending():
                 await asyncio.sleep(0.01)
 
     async def close(self) -> None:

@@ -104,7 +104,7 @@ class Game:
         import asyncio
 
         async with asyncio.timeout(30):
-            while any(r.state == "active" and r.posts_pending() for r in list(self.directory._runtimes.values())):
+            while self.directory.posts_pending():
                 await asyncio.sleep(0.01)
 
     async def advance(self, seconds, step=0.5):

@@ -140,6 +140,11 @@ class InProcessDirectory(RoomDirectory):
     async def list_rooms(self) -> list[str]:
         return sorted(f"{k}/{i}" for (k, i), r in self._runtimes.items() if r.state in ("new", "active"))
 
+    def posts_pending(self) -> int:
+        """Posts the live rooms committed and have not delivered yet (``starhold.calls``): tests
+        wait for 0 (delivery runs in real time, outside a ``ManualClock``)."""
+        return sum(r.posts_pending() for r in list(self._runtimes.values()) if r.state == "active")
+
     def runtime(self, kind: str, room_id: str) -> RoomRuntime | None:
         """The live runtime of a room, or None (tests use it to inspect and evict)."""
         return self._runtimes.get((kind, room_id))
