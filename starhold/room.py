@@ -158,6 +158,19 @@ class Room:
         if heads:
             self._runtime.emit_spliced(tail, heads, allow_unconfirmed)
 
+    def commit_mark(self) -> int:
+        """A number (int) for the writes this room has made so far: they are durable once
+        ``durable_mark() >= commit_mark()``. Use it for output sent with
+        ``allow_unconfirmed`` that must not claim more than is durable (the ship rooms'
+        frames carry the ``ack`` of the last durable input)."""
+        return self._runtime.commit_mark()
+
+    def durable_mark(self) -> int:
+        """Every write up to this mark (``commit_mark``) is durable: committed, and, when the
+        room's snapshot store replicates (S3), replicated off the node, so it survives the
+        loss of the node. Grows as commits are replicated."""
+        return self._runtime.durable_mark()
+
     @property
     def rooms(self) -> "RoomCalls":
         """Requests to other rooms (``starhold.calls.RoomCalls``): ``await self.rooms.call(kind,

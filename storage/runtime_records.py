@@ -15,6 +15,10 @@ from pathlib import Path
 
 from .values import pack, unpack
 
+LOCAL_META = frozenset({"epoch", "snapshot_version", "log_pos"})
+"""Meta keys that describe this node's file, not the room: never recorded in the statement log
+(``storage.sqlite_store``)."""
+
 
 class RuntimeRecords:
     """The runtime's records in a room's database (see the module docstring)."""
@@ -29,7 +33,8 @@ class RuntimeRecords:
 
     async def meta_put(self, key: str, value) -> None:
         """Write a runtime value to the ``meta`` table (in the current transaction)."""
-        self._queue("INSERT OR REPLACE INTO _starhold_meta (key, value) VALUES (?, ?)", (key, pack(value)))
+        self._queue("INSERT OR REPLACE INTO _starhold_meta (key, value) VALUES (?, ?)", (key, pack(value)),
+                    local=key in LOCAL_META)
 
     async def next_epoch(self) -> int:
         """Increment and return the activation epoch (committed by the caller)."""

@@ -38,6 +38,11 @@ _session_lock = threading.Lock()
 _session = None
 
 
+CONFLICT = object()
+"""Returned by ``S3SnapshotStore._call(..., conflict=True)`` for a 412 (and kin)."""
+MISSING = object()
+"""Returned by ``S3SnapshotStore._call(..., missing=True)`` for a 404."""
+
 def s3_client(endpoint_url: str | None = None, region: str = "us-east-1", **kwargs: Any):
     """A boto3 S3 client with the stores' defaults (5 s connect and 60 s read timeouts, 3
     attempts in "standard" retry mode, path-style addressing when ``endpoint_url`` is given;

@@ -108,17 +108,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .base import StorageError
 from .s3_client import (  # noqa: F401  (the errors are importable from here too)
-    CONFLICT_CODES, MISSING_CODES, S3AccessDeniedError, S3BucketNotFoundError, S3ConnectionError, S3StorageError,
+    CONFLICT, CONFLICT_CODES, MISSING, MISSING_CODES, S3AccessDeniedError, S3BucketNotFoundError, S3ConnectionError, S3StorageError,
     SnapshotConflictError, error_code, s3_client, translate)
+from .s3_log import S3Log
 from .snapshots import (KEEP_SNAPSHOTS, Claim, Manifest, SnapshotStore, check_epoch, claimed,
-                        manifest_from, renewed, saved_manifest)
+                        manifest_from, renewed, saved_manifest, with_log)
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 _VERSION_RE = re.compile(r"snapshot-(\d{8,})\.sqlite$")
-_CONFLICT = object()
-_MISSING = object()
+_CONFLICT = CONFLICT
+_MISSING = MISSING
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def _encode(manifest: Manifest) -> bytes:
     return json.dumps(asdict(manifest), sort_keys=True).encode()
 
 
-class S3SnapshotStore(SnapshotStore):
+class S3SnapshotStore(S3Log, SnapshotStore):
     """Snapshots of room databases in the S3 bucket ``bucket`` (see the module docstring for
     the layout, the fencing protocol and what it guarantees on which server).
 
@@ -152,6 +153,8 @@ class S3SnapshotStore(SnapshotStore):
     (``aws_access_key_id``, ``aws_secret_access_key``, ``config``...) through ``s3_client()``
     (its defaults: 5 s connect timeout, 60 s read timeout, 3 attempts in "standard" retry
     mode). ``max_attempts`` bounds the rounds of a ``save`` that keeps losing races.
+    ``replicate`` (default True): rooms append each commit to the statement log here before
+    acknowledging it (``storage.replication_log``).
     """
 
     def __init__(
@@ -163,6 +166,7 @@ class S3SnapshotStore(SnapshotStore):
         region: str = "us-east-1",
         client: Any = None,
         max_attempts: int = 8,
+        replicate: bool = True,
         **client_kwargs: Any,
     ):
         if not bucket:
@@ -172,6 +176,7 @@ class S3SnapshotStore(SnapshotStore):
         self.endpoint_url = endpoint_url if client is None else client.meta.endpoint_url
         self.region = region
         self.max_attempts = max_attempts
+        self.replicates = bool(replicate)
         self._client_kwargs = client_kwargs
         self._s3 = client
         self._owns_client = client is None
@@ -182,13 +187,23 @@ class S3SnapshotStore(SnapshotStore):
         return f"S3SnapshotStore(s3://{self.bucket}/{self.prefix}{where})"
 
     # ---- the SnapshotStore interface ---------------------------------------------------------
-    async def save(self, room: str, source: Path, epoch: int, *, lease_until: float | None = None) -> Manifest:
-        return await asyncio.to_thread(self._save, room, Path(source), int(epoch), lease_until)
+    async def save(self, room: str, source: Path, epoch: int, *, lease_until: float | None = None,
+                   position: tuple | None = None, log: tuple | None = None) -> Manifest:
+        return await asyncio.to_thread(self._save, room, Path(source), int(epoch), lease_until, position, log)
 
-    async def claim(self, room: str, *, at_least: int, holder: str, now: float, lease: float) -> Claim:
+    async def claim(self, room: str, *, at_least: int, holder: str, now: float, lease: float,
+                    open_log: bool = False) -> Claim:
         def build(current: Manifest | None) -> tuple[Manifest, Claim]:
-            claim = claimed(current, room, at_least, holder, now, lease)
+            claim = claimed(current, room, at_least, holder, now, lease, open_log)
             return claim.manifest, claim
+        return await asyncio.to_thread(self._swap_manifest, room, build)
+
+    async def set_log(self, room: str, epoch: int, holder: str, log: tuple) -> Manifest:
+        """Replace the manifest's log ranges (see ``Manifest``) for activation ``epoch``.
+        Raises ``StaleEpochError`` when a newer activation claimed the room."""
+        def build(current: Manifest | None) -> tuple[Manifest, Manifest]:
+            manifest = with_log(current, room, int(epoch), holder, log)
+            return manifest, manifest
         return await asyncio.to_thread(self._swap_manifest, room, build)
 
     async def renew(self, room: str, epoch: int, holder: str, lease_until: float) -> Manifest:
@@ -349,7 +364,8 @@ class S3SnapshotStore(SnapshotStore):
         except StorageError as exc:
             log.warning("could not delete the orphan snapshot %s: %s", self._where(key), exc)
 
-    def _save(self, room: str, source: Path, epoch: int, lease_until: float | None) -> Manifest:
+    def _save(self, room: str, source: Path, epoch: int, lease_until: float | None, position=None,
+              log=None) -> Manifest:
         manifest_key = self._key(room, MANIFEST_NAME)
         for _ in range(self.max_attempts):
             current = self._get_manifest(room)
@@ -359,7 +375,8 @@ class S3SnapshotStore(SnapshotStore):
             data_etag, size = self._put_snapshot(room, version, source, epoch)
             if data_etag is None:  # that version number was taken meanwhile: choose again
                 continue
-            manifest = saved_manifest(current.manifest if current else None, room, version, epoch, size, lease_until)
+            manifest = saved_manifest(current.manifest if current else None, room, version, epoch, size,
+                                      lease_until, position, log)
             body = _encode(manifest)
             condition = {"IfMatch": current.etag} if current else {"IfNoneMatch": "*"}
             response = self._call(

@@ -35,10 +35,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .base import StaleEpochError
+from .replication_log import LocalLog
 
 __all__ = ["check_epoch", "Claim", "claimed", "CLOCK_SKEW", "KEEP_SNAPSHOTS",
            "LocalDirSnapshotStore", "Manifest", "manifest_from", "renewed", "saved_manifest",
-           "SnapshotStore"]
+           "SnapshotStore", "with_log"]
 
 KEEP_SNAPSHOTS = 3
 """Snapshots kept per room (older ones are deleted after a new one lands)."""
@@ -51,7 +52,14 @@ class Manifest:
     or wrote it), ``created`` (Unix seconds of the snapshot), ``size`` (bytes), ``holder`` (who
     holds the activation lease: host, boot and database path; "" when unclaimed) and
     ``lease_until`` (seconds on the rooms' clocks, wall-clock time in production; 0 when the
-    lease was released, at hibernation)."""
+    lease was released, at hibernation).
+
+    With a replicating store (``SnapshotStore.replicates``; ``storage.replication_log``):
+    ``position`` is the statement-log position ``(epoch, seq)`` of the last commit the
+    snapshot holds, and ``log`` the ranges of log segments to replay on top of it, in order:
+    ``(epoch, after, through)`` = the commits ``after + 1 .. through`` of log ``epoch``;
+    ``through`` is -1 for the open log of the activation holding the lease (every segment of it
+    that exists, contiguously)."""
 
     room: str
     version: int
@@ -60,6 +68,8 @@ class Manifest:
     size: int
     holder: str = ""
     lease_until: float = 0.0
+    position: tuple = (0, 0)
+    log: tuple = ()
 
 
 CLOCK_SKEW = 1.0
@@ -76,13 +86,17 @@ class Claim:
 
     manifest: Manifest
     serve_at: float
+    previous_holder: str = ""
+    """Who held the room before this claim ("" when nobody did)."""
 
 
 def claimed(current: Manifest | None, room: str, at_least: int, holder: str, now: float,
-            lease: float) -> Claim:
+            lease: float, open_log: bool = False) -> Claim:
     """The manifest a claim writes over ``current`` (None: no manifest yet): epoch
     ``max(current epoch, at_least) + 1``, ``holder``, and a lease that runs ``lease`` seconds
-    past ``serve_at`` (see ``Claim``); version, size and created are kept."""
+    past ``serve_at`` (see ``Claim``); version, size, created, position and log are kept,
+    except that with ``open_log`` a manifest with no log ranges (a clean hibernation, or a new
+    room) gets the new epoch's open log ``((epoch, 0, -1),)`` at once."""
     epoch = max(current.epoch if current else 0, int(at_least)) + 1
     serve_at = now
     if current is not None and current.holder and current.holder != holder:
@@ -91,7 +105,18 @@ def claimed(current: Manifest | None, room: str, at_least: int, holder: str, now
         manifest = Manifest(room, 0, epoch, 0.0, 0, holder, serve_at + lease)
     else:
         manifest = replace(current, epoch=epoch, holder=holder, lease_until=serve_at + lease)
-    return Claim(manifest, serve_at)
+    if open_log and not manifest.log:
+        manifest = replace(manifest, log=((epoch, 0, -1),))
+    return Claim(manifest, serve_at, current.holder if current is not None else "")
+
+
+def with_log(current: Manifest | None, room: str, epoch: int, holder: str, log: tuple) -> Manifest:
+    """``current`` with its log ranges replaced by ``log``. Raises ``StaleEpochError`` when
+    ``current`` is missing or belongs to another epoch or holder."""
+    if current is None or current.epoch != epoch or current.holder != holder:
+        found = "no manifest" if current is None else f"epoch {current.epoch} held by {current.holder!r}"
+        raise StaleEpochError(f"room {room!r}: epoch {epoch} no longer holds the room ({found})")
+    return replace(current, log=tuple(tuple(int(x) for x in r) for r in log))
 
 
 def renewed(current: Manifest | None, room: str, epoch: int, holder: str, lease_until: float) -> Manifest:
@@ -106,15 +131,18 @@ def renewed(current: Manifest | None, room: str, epoch: int, holder: str, lease_
 
 
 def saved_manifest(current: Manifest | None, room: str, version: int, epoch: int, size: int,
-                   lease_until: float | None) -> Manifest:
+                   lease_until: float | None, position: tuple | None = None, log: tuple | None = None) -> Manifest:
     """The manifest a ``save`` by ``epoch`` writes: it keeps the holder (and, unless
-    ``lease_until`` is given, the lease) of ``current`` when that is the same epoch."""
+    ``lease_until`` is given, the lease) of ``current`` when that is the same epoch, and
+    records the snapshot's log ``position`` and the ``log`` ranges after it (None: none)."""
     holder, until = "", 0.0
     if current is not None and current.epoch == epoch:
         holder, until = current.holder, current.lease_until
     if lease_until is not None:
         until = float(lease_until)
-    return Manifest(room, version, epoch, time.time(), size, holder, until)
+    return Manifest(room, version, epoch, time.time(), size, holder, until,
+                    tuple(int(x) for x in position) if position else (0, 0),
+                    tuple(tuple(int(x) for x in r) for r in log) if log else ())
 
 
 def check_epoch(room: str, epoch: int, current: Manifest | None, where: str = "") -> None:
@@ -129,22 +157,35 @@ def check_epoch(room: str, epoch: int, current: Manifest | None, where: str = ""
 def manifest_from(data: dict) -> Manifest:
     """A ``Manifest`` from its JSON object (manifests written before the lease existed lack
     ``holder`` and ``lease_until``). Raises ``KeyError``/``TypeError`` when fields are missing."""
-    return Manifest(**{f.name: data[f.name] for f in fields(Manifest) if f.name in data
-                       or f.default is dataclasses.MISSING})
+    values = {f.name: data[f.name] for f in fields(Manifest) if f.name in data or f.default is dataclasses.MISSING}
+    if "position" in values:
+        values["position"] = tuple(int(x) for x in values["position"])
+    if "log" in values:
+        values["log"] = tuple(tuple(int(x) for x in r) for r in values["log"])
+    return Manifest(**values)
 
 
 class SnapshotStore(abc.ABC):
-    """Where snapshots of room databases go. ``room`` keys look like ``system/sol``."""
+    """Where snapshots of room databases go. ``room`` keys look like ``system/sol``.
+
+    ``replicates``: whether rooms stored here also replicate every commit to the store's
+    statement log before acknowledging it (``storage.replication_log``), so that an
+    acknowledged write survives the loss of the room's node."""
+
+    replicates = False
 
     @abc.abstractmethod
-    async def save(self, room: str, source: Path, epoch: int, *, lease_until: float | None = None) -> Manifest:
+    async def save(self, room: str, source: Path, epoch: int, *, lease_until: float | None = None,
+                   position: tuple | None = None, log: tuple | None = None) -> Manifest:
         """Store the database file ``source`` as the room's next snapshot, written by the
         activation ``epoch``; ``lease_until`` (seconds) renews that activation's lease (0
-        releases it; None keeps it). Raises ``StaleEpochError`` (nothing replaced) when the
-        room's current manifest has a greater epoch."""
+        releases it; None keeps it); ``position`` and ``log`` go to the manifest (see
+        ``Manifest``). Raises ``StaleEpochError`` (nothing replaced) when the room's current
+        manifest has a greater epoch."""
 
     @abc.abstractmethod
-    async def claim(self, room: str, *, at_least: int, holder: str, now: float, lease: float) -> Claim:
+    async def claim(self, room: str, *, at_least: int, holder: str, now: float, lease: float,
+                    open_log: bool = False) -> Claim:
         """Atomically take the room's next epoch (``max(manifest epoch, at_least) + 1``) and
         its activation lease for ``holder`` (see ``claimed``); a racing claim or save makes
         this one read the manifest again and retry, so no two claims get the same epoch."""
@@ -165,7 +206,7 @@ class SnapshotStore(abc.ABC):
         (no manifest, or a manifest of version 0: claimed, never snapshotted)."""
 
 
-class LocalDirSnapshotStore(SnapshotStore):
+class LocalDirSnapshotStore(LocalLog, SnapshotStore):
     """Snapshots in a local directory ``root``.
 
     ``save`` holds an exclusive ``flock`` on ``<room dir>/.lock`` while it reads the manifest,
@@ -177,21 +218,32 @@ class LocalDirSnapshotStore(SnapshotStore):
     machines (e.g. on most network file systems): use ``S3SnapshotStore`` there.
     """
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, replicate: bool = False):
         self.root = Path(root)
+        self.replicates = bool(replicate)
 
     def _dir(self, room: str) -> Path:
         return self.root / room
 
-    async def save(self, room: str, source: Path, epoch: int, *, lease_until: float | None = None) -> Manifest:
-        return await asyncio.to_thread(self._save, room, Path(source), epoch, lease_until)
+    async def save(self, room: str, source: Path, epoch: int, *, lease_until: float | None = None,
+                   position: tuple | None = None, log: tuple | None = None) -> Manifest:
+        return await asyncio.to_thread(self._save, room, Path(source), epoch, lease_until, position, log)
 
-    async def claim(self, room: str, *, at_least: int, holder: str, now: float, lease: float) -> Claim:
+    async def claim(self, room: str, *, at_least: int, holder: str, now: float, lease: float,
+                    open_log: bool = False) -> Claim:
         def run() -> Claim:
             with self._locked(room, exclusive=True) as folder:
-                claim = claimed(self._latest(room), room, at_least, holder, now, lease)
+                claim = claimed(self._latest(room), room, at_least, holder, now, lease, open_log)
                 self._write_manifest(folder, claim.manifest)
                 return claim
+        return await asyncio.to_thread(run)
+
+    async def set_log(self, room: str, epoch: int, holder: str, log: tuple) -> Manifest:
+        def run() -> Manifest:
+            with self._locked(room, exclusive=True) as folder:
+                manifest = with_log(self._latest(room), room, epoch, holder, log)
+                self._write_manifest(folder, manifest)
+                return manifest
         return await asyncio.to_thread(run)
 
     async def renew(self, room: str, epoch: int, holder: str, lease_until: float) -> Manifest:
@@ -219,7 +271,8 @@ class LocalDirSnapshotStore(SnapshotStore):
             finally:
                 fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
-    def _save(self, room: str, source: Path, epoch: int, lease_until: float | None) -> Manifest:
+    def _save(self, room: str, source: Path, epoch: int, lease_until: float | None, position=None,
+              log=None) -> Manifest:
         with self._locked(room, exclusive=True) as folder:
             previous = self._latest(room)
             check_epoch(room, epoch, previous)
@@ -227,7 +280,8 @@ class LocalDirSnapshotStore(SnapshotStore):
             target = folder / f"snapshot-{version:08d}.sqlite"
             shutil.copyfile(source, target.with_suffix(".tmp"))
             os.replace(target.with_suffix(".tmp"), target)
-            manifest = saved_manifest(previous, room, version, epoch, target.stat().st_size, lease_until)
+            manifest = saved_manifest(previous, room, version, epoch, target.stat().st_size, lease_until,
+                                      position, log)
             self._write_manifest(folder, manifest)
             for old in sorted(folder.glob("snapshot-*.sqlite"))[:-KEEP_SNAPSHOTS]:
                 old.unlink(missing_ok=True)

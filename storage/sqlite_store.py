@@ -19,6 +19,17 @@ epoch, params), ``_starhold_connections`` (sockets held through hibernation, wit
 attachments), plus any table the room creates through ``sql()`` (names starting with
 ``_starhold`` are reserved: the room's statements run under the authorizer of ``sql_guard``).
 
+**Statement log (replication).** With ``start_log(epoch)`` the store records every statement
+that changes the database inside a transaction (the buffered writes, ``delete``, the room's
+writing ``sql()``, savepoints and their rollbacks), in order. A commit that recorded any gets
+the next log position ``(epoch, seq)``, written in the same transaction under the meta key
+``log_pos``, and its statements are kept in ``unshipped`` as ``(seq, statements)`` for the
+runtime to replicate (``starhold._runtime.replication``); ``apply_log`` replays them on a copy.
+Writes of node-local bookkeeping (``LOCAL_META``: the epoch, the snapshot version, the log
+position) are never recorded. Replay reproduces the database exactly when the statements are
+deterministic: the room's own SQL must not use ``random()``, ``randomblob()`` or the clock
+(``'now'``); the KV and runtime statements always are.
+
 **Fencing**: once ``fence(epoch)`` is called, every commit first checks, inside the write
 transaction, that the stored epoch is still ``epoch``; an activation whose epoch was superseded
 by a newer one (a zombie or a duplicate) gets ``StaleEpochError`` and its writes are rolled
@@ -37,7 +48,7 @@ import aiosqlite
 import contextlib
 
 from . import sql_guard
-from .runtime_records import RuntimeRecords
+from .runtime_records import LOCAL_META, RuntimeRecords
 from .values import check_key, pack, prefix_successor, unpack
 from .base import ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
 
@@ -84,12 +95,20 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._in_txn = False  # BEGIN IMMEDIATE ran and the transaction is open in SQLite
-        self._ops: list[tuple[str, tuple]] = []  # queued writes, applied in order (write buffer)
+        self._ops: list[tuple[str, tuple, bool]] = []  # queued writes (query, params, local), applied in order (write buffer)
         self._savepoints = 0
         self.fenced_epoch: int | None = None
         self._alarm: float | None | object = _UNKNOWN
         self.commits = 0
         """Number of commits that wrote something (for metrics and benchmarks)."""
+        self.log_epoch: int | None = None
+        """The epoch whose log this store records (None: no statement log)."""
+        self.log_seq = 0
+        """The log position of the last recorded commit (``log_epoch``'s sequence)."""
+        self._recorded: list[list] = []  # statements of the open transaction: [query, params, many]
+        self.unshipped: list[tuple[int, list]] = []
+        """Recorded commits not yet replicated: ``(seq, statements)``, oldest first (the runtime
+        takes them)."""
 
     async def open(self) -> "SqliteRoomStorage":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,18 +136,34 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
             raise StorageError("storage is closed")
         return self._db
 
-    def _queue(self, query: str, params: tuple = ()) -> None:
-        """Buffer one write statement (applied at commit, or before anything that reads)."""
+    def _queue(self, query: str, params: tuple = (), local: bool = False) -> None:
+        """Buffer one write statement (applied at commit, or before anything that reads);
+        ``local``: node bookkeeping, never recorded in the statement log."""
         self._conn()
-        self._ops.append((query, params))
+        self._ops.append((query, params, local))
 
-    def _apply(self, conn, ops: list[tuple[str, tuple]]) -> None:
+    def _apply(self, conn, ops: list[tuple[str, tuple, bool]]) -> None:
         """On the database thread: open the transaction if needed and run ``ops``."""
         if not self._in_txn:
             conn.execute("BEGIN IMMEDIATE")
             self._in_txn = True
-        for query, params in ops:
+        record = self.log_epoch is not None
+        for query, params, local in ops:
             conn.execute(query, params)
+            if record and not local:
+                self._recorded.append([query, params, False])
+
+    def _record(self, query: str, params, many: bool = False) -> None:
+        """Note a statement that ran inside the transaction (for the statement log)."""
+        if self.log_epoch is not None:
+            self._recorded.append([query, params, many])
+
+    @property
+    def has_writes(self) -> bool:
+        """Whether writes are buffered or recorded that the next commit will make durable."""
+        if self.log_epoch is None:
+            return bool(self._ops) or self._in_txn
+        return bool(self._recorded) or any(not local for _, _, local in self._ops)
 
     async def _run(self, fn, *args):
         """Run ``fn(sqlite3_connection, *args)`` on the connection's thread: one round trip
@@ -152,6 +187,7 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
         def run(conn):
             self._apply(conn, ops)
             cur = conn.executemany(query, params) if many else conn.execute(query, params)
+            self._record(query, params, many)
             try:
                 return cur.rowcount, (cur.fetchall() if fetch else [])
             finally:
@@ -251,8 +287,12 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
             auth = sql_guard.RoomSqlAuthorizer(mode)
             try:
                 if mode == sql_guard.CHECKED:
-                    return self._room_sql_checked(conn, query, params, auth)
-                return _authorized(conn, query, params, auth)
+                    rows = self._room_sql_checked(conn, query, params, auth)
+                else:
+                    rows = _authorized(conn, query, params, auth)
+                if mode >= sql_guard.WRITE:
+                    self._record(query, params)
+                return rows
             except sqlite3.DatabaseError as exc:
                 if auth.refused is not None:
                     raise ForbiddenSqlError(f"{auth.refused}: {query!r}") from exc
@@ -314,6 +354,8 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
             self._ops.clear()  # queued after the savepoint (it applied everything before it)
             await self._conn().execute(f"ROLLBACK TO {name}")
             await self._conn().execute(f"RELEASE {name}")
+            self._record(f"ROLLBACK TO {name}", ())
+            self._record(f"RELEASE {name}", ())
             raise
         else:
             await self._write(f"RELEASE {name}")
@@ -331,10 +373,16 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
             return
         ops, self._ops = self._ops, []
         fenced = self.fenced_epoch
+        seq = None
 
         def run(conn):
+            nonlocal seq
             try:
                 self._apply(conn, ops)
+                if self._recorded:
+                    seq = self.log_seq + 1
+                    conn.execute("INSERT OR REPLACE INTO _starhold_meta (key, value) VALUES ('log_pos', ?)",
+                                 (pack([self.log_epoch, seq]),))
                 if fenced is not None:
                     row = conn.execute("SELECT value FROM _starhold_meta WHERE key = 'epoch'").fetchone()
                     stored = unpack(row[0]) if row else None
@@ -353,22 +401,76 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
         try:
             stored = await self._run(run)
         except StorageError:  # the store is closed
+            self._recorded = []
             raise
         except Exception as exc:
             self._alarm = _UNKNOWN
+            self._recorded = []
             raise StorageError(f"commit failed: {exc}") from exc
+        recorded, self._recorded = self._recorded, []
         if stored != fenced:
             self._alarm = _UNKNOWN
             raise StaleEpochError(f"activation epoch {fenced} was superseded by epoch {stored}; writes dropped")
         self.commits += 1
+        if seq is not None:
+            self.log_seq = seq
+            self.unshipped.append((seq, recorded))
 
     async def rollback(self) -> None:
         """Drop the buffered writes and roll back the open transaction."""
         self._alarm = _UNKNOWN
         self._ops.clear()
+        self._recorded = []
         if self._in_txn:
             self._in_txn = False
             try:
                 await self._conn().execute("ROLLBACK")
             except Exception:  # no transaction left (SQLite rolled back on its own)
                 pass
+
+    # ---- the statement log ---------------------------------------------------------------------
+    async def start_log(self, epoch: int) -> None:
+        """Record the statements of every commit from now on as log ``epoch`` (positions
+        ``(epoch, 1)``, ``(epoch, 2)``...). Call with no transaction open."""
+        if self._in_txn or self._ops:
+            raise StorageError("start_log with a transaction open")
+        self.log_epoch, self.log_seq, self.unshipped = int(epoch), 0, []
+
+    async def log_position(self) -> tuple[int, int]:
+        """The log position ``(epoch, seq)`` of the last recorded commit in this file, or
+        ``(0, 0)`` when none was ever recorded."""
+        pos = await self.meta_get("log_pos")
+        return (int(pos[0]), int(pos[1])) if pos else (0, 0)
+
+    async def apply_log(self, epoch: int, commits: list[tuple[int, list]]) -> None:
+        """Replay recorded commits of log ``epoch`` (``(seq, statements)``, in order) in one
+        transaction, leaving ``log_pos`` at the last one. Raises ``StorageError`` when a
+        statement fails (nothing applied). Not recorded itself."""
+        if not commits:
+            return
+        if self._in_txn or self._ops:
+            raise StorageError("apply_log with a transaction open")
+        last = commits[-1][0]
+
+        def run(conn):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for _, statements in commits:
+                    for query, params, many in statements:
+                        if many:
+                            conn.executemany(query, [tuple(p) for p in params])
+                        else:
+                            conn.execute(query, tuple(params))
+                conn.execute("INSERT OR REPLACE INTO _starhold_meta (key, value) VALUES ('log_pos', ?)",
+                             (pack([int(epoch), int(last)]),))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        try:
+            await self._run(run)
+        except Exception as exc:
+            raise StorageError(f"replaying log {epoch} up to {last} failed: {exc}") from exc
+        self._alarm = _UNKNOWN

@@ -9,7 +9,9 @@ was given. From then on both directions are plain msgpack over that connection:
   batch of the typed events of ``starhold._runtime.events`` (``encode_batch``,
   ``decode_events``; the harness pushes its events through the same codec). Batch numbers
   rise by one per batch and survive reconnections.
-- room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed, and
+- room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed and
+  made durable (committed; and replicated off the node when its store replicates,
+  ``starhold._runtime.replication``), and
   ``items`` what the room addressed to that gateway since the last push (``handle.pull``'s
   items: ``send``, ``splice``, ``close``, ``stats``, ``hibernate``). The room pushes as soon as
   a hook's output is released: a tick's frames leave right after the tick.
@@ -86,6 +88,12 @@ class ChannelServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Channel(self), self.host, 0, backlog=128)
 
+    def notify_all(self) -> None:
+        """Commits became durable: push the acknowledgements they release."""
+        for channel in self.channels.values():
+            if channel.unacked:
+                channel.schedule()
+
     def notify(self, gateway_id: str) -> None:
         """Output for ``gateway_id`` is waiting in the outbox: push it soon (once per loop turn)."""
         channel = self.channels.get(gateway_id)
@@ -118,6 +126,7 @@ class _Channel(asyncio.Protocol):
         self.worker: asyncio.Task | None = None
         self.ack = 0
         self.acked = 0  # the ack last pushed
+        self.unacked: collections.deque = collections.deque()  # (commit mark, batch_no) not yet durable
         self.scheduled = False
         self.paused = False
         self.gone = False
@@ -188,7 +197,7 @@ class _Channel(asyncio.Protocol):
                 conns = {e.conn for e in events if isinstance(e, (Connect, Message))}
                 self.runtime.deliver_to(self.gateway_id, [
                     ("close", c, protocol.CLOSE_INTERNAL_ERROR, "room error") for c in sorted(conns)])
-            self.ack = batch_no
+            self.unacked.append((self.runtime.ack_mark(), batch_no))
             self.schedule()
 
     # ---- output ----------------------------------------------------------------------------
@@ -202,6 +211,10 @@ class _Channel(asyncio.Protocol):
         self.scheduled = False
         if self.gone or self.paused or self.transport is None or self.gateway_id is None:
             return
+        if self.unacked:
+            durable = self.runtime.durable_mark()
+            while self.unacked and self.unacked[0][0] <= durable:
+                self.ack = self.unacked.popleft()[1]
         items = self.runtime.take_output(self.gateway_id)
         if not items and self.ack == self.acked:
             return

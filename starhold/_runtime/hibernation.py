@@ -18,6 +18,7 @@ and owns ``_idle_timer`` and ``_snapshot_timer``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -38,9 +39,26 @@ class Hibernation:
         if self.snapshots is not None and self.snapshot_interval and self.state == ActivationState.ACTIVE:
             self._snapshot_timer = self.clock.call_at(self.clock.now() + self.snapshot_interval, self.snapshot)
 
+    def snapshot_soon(self) -> None:
+        """Take a snapshot now, in the background (the log grew long: ``replication``)."""
+        if self._snapshotting is None or self._snapshotting.done():
+            if self._snapshot_timer is not None:
+                self._snapshot_timer.cancel()
+                self._snapshot_timer = None
+            self._snapshotting = asyncio.get_running_loop().create_task(self.snapshot())
+
+    def _log_fields(self, seq: int, position: tuple, released: bool) -> dict:
+        """The manifest fields of a snapshot holding the log through ``seq`` of this epoch at
+        ``position``: the log goes on after it, unless the activation is ending (``released``)."""
+        if not self.replicating:
+            return {}
+        return {"position": position, "log": () if released else ((self.epoch, seq, -1),)}
+
     async def snapshot(self) -> None:
         """Take a snapshot now, without hibernating (periodic; the upload runs outside the
         input gate so the room keeps serving). A superseded activation stops here."""
+        if self._snapshot_timer is not None:
+            self._snapshot_timer.cancel()
         self._snapshot_timer = None
         tmp = self.db_path.with_name(self.db_path.name + ".periodic")
         try:
@@ -49,10 +67,15 @@ class Hibernation:
                     return
                 await self.storage.commit()
                 await self.storage.backup_to(tmp)
+                seq, position = self.storage.log_seq, await self.storage.log_position()
             try:
                 until = self.lease.until()
-                manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=until)
+                manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=until,
+                                                     **self._log_fields(seq, position, False))
                 self.lease.extended(until)
+                if self.replicator is not None:
+                    self.replicator.covered(seq)
+                    await self._prune_log((self.epoch, seq))
             except StaleEpochError:
                 async with self._gate:
                     if self.state == ActivationState.ACTIVE:
@@ -67,6 +90,13 @@ class Hibernation:
         finally:
             tmp.unlink(missing_ok=True)
             self._arm_snapshot()
+
+    async def _prune_log(self, through: tuple[int, int]) -> None:
+        """Delete the log segments a published snapshot holds (best effort)."""
+        try:
+            await self.snapshots.prune_log(self.key, through)
+        except Exception as exc:
+            log.warning("room %s: pruning its log failed: %s", self.key, exc)
 
     async def _restore_if_newer(self, storage: SqliteRoomStorage, manifest) -> SqliteRoomStorage:
         """The open ``storage``, or, when its file is missing or older than the snapshot that
@@ -89,9 +119,14 @@ class Hibernation:
         ``StaleEpochError`` when superseded."""
         try:
             await self.storage.backup_to(tmp)
-            manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=0.0)
+            seq, position = self.storage.log_seq, await self.storage.log_position()
+            manifest = await self.snapshots.save(self.key, tmp, self.epoch, lease_until=0.0,
+                                                 **self._log_fields(seq, position, True))
         finally:
             tmp.unlink(missing_ok=True)
+        if self.replicator is not None:
+            self.replicator.covered(seq)
+            await self._prune_log(tuple(position))
         await self.storage.meta_put("snapshot_version", manifest.version)
         await self.storage.commit()
 
@@ -106,7 +141,7 @@ class Hibernation:
     def _busy(self) -> bool:
         """Whether work is scheduled soon: an alarm due within ``idle_timeout``, or posts
         waiting for delivery (``starhold._runtime.posts``)."""
-        return bool(self._posts) or (
+        return bool(self._posts) or (self.replicator is not None and self.replicator.pending) or (
             self._alarm_at is not None and self._alarm_at - self.clock.now() <= self.idle_timeout)
 
     async def _idle(self) -> None:
@@ -148,7 +183,7 @@ class Hibernation:
                 self._touch()
                 raise
             pending, self._pending = self._pending, None
-            self._release(pending)
+            self._after_commit(pending)
             await self.storage.close()
             self._stop_timers()
             for gateway_id in {c.gateway_id for c in self._conns.values()}:

@@ -99,11 +99,11 @@ class ActivationLease:
         self._on_lost: Callable[[], Awaitable[None]] | None = None
         self._failures = 0  # renewals failed in a row (the store unreachable)
 
-    async def acquire(self, at_least: int) -> Claim:
-        """Claim the room (see the module docstring). Raises ``StorageError`` when the store
-        cannot be reached (the activation must not start)."""
+    async def acquire(self, at_least: int, open_log: bool = False) -> Claim:
+        """Claim the room (see the module docstring; ``open_log``: see ``storage.snapshots.claimed``).
+        Raises ``StorageError`` when the store cannot be reached (the activation must not start)."""
         claim = await self.store.claim(self.key, at_least=at_least, holder=self.holder,
-                                       now=self.clock.now(), lease=self.lease)
+                                       now=self.clock.now(), lease=self.lease, open_log=open_log)
         self.epoch = claim.manifest.epoch
         self.deadline = claim.manifest.lease_until
         return claim

@@ -296,4 +296,6 @@ def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) 
         ray.init(address=address, namespace=namespace, **kwargs)
     else:
         kwargs.setdefault("include_dashboard", False)
-        ray.init(namespace=namespace, **kwargs)
+        # "local": always a new Ray of our own; without it ray.init() joins whatever cluster
+        # this machine last started (RAY_ADDRESS, /tmp/ray/ray_current_cluster).
+        ray.init(address="local", namespace=namespace, **kwargs)

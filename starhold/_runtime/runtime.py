@@ -52,6 +52,7 @@ from .hibernation import SNAPSHOT_INTERVAL, Hibernation
 from .outbox import Output, _Outbox
 from .posts import Posts
 from .lease import LEASE_SECONDS, ActivationLease, holder_id, sleep_until
+from .replication import Replicator, chain_end, replay, seal
 from .state import ActivationState
 from .stats import DEFAULT_TICK, TickStats
 
@@ -126,6 +127,11 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         self._posts_init(directory)
         self.lease = (ActivationLease(snapshots, self.key, holder_id(self.db_path), clock, lease=lease)
                       if snapshots is not None else None)
+        self.replicating = snapshots is not None and bool(getattr(snapshots, "replicates", False))
+        """Whether commits are replicated to the store's log before they are acknowledged
+        (``starhold._runtime.replication``)."""
+        self.replicator: Replicator | None = None
+        self._snapshotting: asyncio.Task | None = None
 
     # ---- activation ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -141,19 +147,30 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             storage = await self.storage_factory(self.db_path).open()
             try:
                 claim = None
+                rebase, log_ranges = False, None
                 if self.lease is not None:
-                    claim = await self.lease.acquire(int(await storage.meta_get("epoch") or 0))
-                    storage = await self._restore_if_newer(storage, claim.manifest)
+                    claim = await self.lease.acquire(int(await storage.meta_get("epoch") or 0),
+                                                     open_log=self.replicating)
+                    if self.replicating:  # the old holder's log is complete once its lease ended
+                        await sleep_until(self.clock, claim.serve_at)
+                        storage, rebase, log_ranges = await self._recover(storage, claim)
+                    else:
+                        storage = await self._restore_if_newer(storage, claim.manifest)
                 self.epoch = await storage.claim_epoch(claim.manifest.epoch - 1 if claim else 0)
                 if claim is not None and self.epoch != claim.manifest.epoch:
                     raise StaleEpochError(f"room {self.key}: local epoch {self.epoch} is ahead of the claim")
+                await storage.commit()  # the fence: an older activation on this file commits no more
+                self.storage = storage
+                if self.replicating:
+                    await storage.start_log(self.epoch)
+                    self.replicator = Replicator(self)
+                    await self._open_log(claim, rebase, log_ranges)
                 if self.params:
                     await storage.meta_put("params", self.params)
                 else:
                     self.params = await storage.meta_get("params") or {}
                 await storage.commit()
-                self.storage = storage
-                if claim is not None:  # another node's activation may serve until its lease ends
+                if claim is not None and not self.replicating:  # another node's activation may serve until its lease ends
                     await sleep_until(self.clock, claim.serve_at)
                 for conn_id, gateway_id, attachment, tags in await storage.take_connections():
                     conn = self._conns[conn_id] = Connection(conn_id, gateway_id, self)
@@ -163,6 +180,9 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                 await self._invoke(None, self.room.on_start, reraise=True)
             except BaseException:
                 self.storage = self.room = None
+                if self.replicator is not None:
+                    self.replicator.stop()
+                    self.replicator = None
                 self._conns.clear()
                 await storage.close()
                 raise
@@ -174,6 +194,80 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                 self._enqueue_post(seq, item)
         self._touch()
         self._arm_snapshot()
+
+    async def _recover(self, storage: SqliteRoomStorage, claim) -> tuple[SqliteRoomStorage, bool, list]:
+        """Bring the local file to the end of the room's replicated chain (snapshot + sealed
+        log ranges; ``starhold._runtime.replication``). Returns ``(storage, rebase, sealed
+        ranges)``: ``rebase`` when the file is this node's own, possibly ahead of its log (a
+        restart on the same file), so that a snapshot of it must supersede the old log."""
+        manifest = claim.manifest
+        ranges = tuple(r for r in manifest.log if r[0] != manifest.epoch)
+        sealed, bodies = await seal(self.snapshots, self.key, ranges)
+        end = chain_end(manifest.position, sealed)
+        local = await storage.log_position()
+        if claim.previous_holder == self.lease.holder and local >= end and local != (0, 0):
+            return storage, True, sealed
+        local_version = int(await storage.meta_get("snapshot_version") or 0)
+        if local == end and local_version >= manifest.version:
+            return storage, False, sealed
+        await storage.close()
+        for suffix in ("", "-wal", "-shm"):
+            self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
+        restored = await self.snapshots.restore(self.key, self.db_path)
+        storage = await self.storage_factory(self.db_path).open()
+        replayed = await replay(storage, sealed, bodies)
+        await storage.meta_put("snapshot_version", restored.version if restored else 0)
+        await storage.commit()
+        if replayed:
+            log.info("room %s: recovered snapshot %d + %d logged commits", self.key,
+                     restored.version if restored else 0, replayed)
+        return storage, False, sealed
+
+    async def _open_log(self, claim, rebase: bool, sealed: list) -> None:
+        """Make the manifest name this activation's open log after the ``sealed`` ranges (or,
+        with ``rebase``, a snapshot of the local file, which supersedes every older log)."""
+        if rebase:
+            tmp = self.db_path.with_name(self.db_path.name + ".rebase")
+            try:
+                await self.storage.backup_to(tmp)
+                manifest = await self.snapshots.save(self.key, tmp, self.epoch, position=await self.storage.log_position(),
+                                                     log=((self.epoch, 0, -1),))
+            finally:
+                tmp.unlink(missing_ok=True)
+            await self.storage.meta_put("snapshot_version", manifest.version)
+            await self.storage.commit()
+            return
+        wanted = tuple(tuple(r) for r in sealed) + ((self.epoch, 0, -1),)
+        if tuple(claim.manifest.log) != wanted:
+            await self.snapshots.set_log(self.key, self.epoch, self.lease.holder, wanted)
+
+    def commit_mark(self) -> int:
+        """``Room.commit_mark``: the commit that will hold the writes made so far."""
+        storage = self.storage
+        if self.replicating:
+            return storage.log_seq + (1 if storage.has_writes else 0)
+        return storage.commits + (1 if storage.has_writes else 0)
+
+    def durable_mark(self) -> int:
+        """``Room.durable_mark``: every commit up to it is durable (replicated off the node
+        when the store replicates, committed to the local file otherwise)."""
+        if self.replicator is not None:
+            return self.replicator.durable
+        return self.storage.commits if self.storage is not None else 0
+
+    def ack_mark(self) -> int:
+        """The commit a batch just applied depends on: the channel acknowledges the batch
+        once ``durable_mark()`` reaches it."""
+        if self.replicating and self.storage is not None:
+            return self.storage.log_seq
+        return 0
+
+    def _after_commit(self, pending: list) -> None:
+        """Release committed output now, or once replicated."""
+        if self.replicator is not None:
+            self.replicator.after_commit(pending)
+        else:
+            self._release(pending)
 
     async def _lease_lost(self) -> None:
         """A newer activation claimed the room (a renewal found its epoch): stop serving."""
@@ -231,8 +325,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         ran out and cannot be renewed), ``StorageError`` (after resetting the room) when the
         commit fails."""
         try:
-            if self.lease is not None:
-                await self.lease.check()
+            if self.lease is not None and self.replicator is None:
+                await self.lease.check()  # (a replicating room checks before releasing instead)
             await self.storage.commit()
         except StaleEpochError as exc:
             log.warning("room %s: epoch %d superseded (%s); this activation stops", self.key, self.epoch, exc)
@@ -250,7 +344,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             await self.storage.rollback()
             raise
         pending, self._pending = self._pending, None
-        self._release(pending)
+        self._after_commit(pending)
         await self._sync_alarm()
 
     async def crash(self) -> None:
@@ -265,6 +359,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         activation is ending)."""
         if self.lease is not None:
             self.lease.stop()
+        if self.replicator is not None:
+            self.replicator.stop()
         self._stop_posts()
         for timer in (self._alarm_timer, self._idle_timer, self._snapshot_timer):
             if timer is not None:
@@ -404,8 +500,19 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             if self.state != ActivationState.ACTIVE:
                 raise RoomGone(self.key)
             response = await self._invoke(None, self.room.on_request, request, reraise=True)
+            seq = self.storage.log_seq
         self._touch()
+        await self._until_durable(seq)
         return response
+
+    async def _until_durable(self, seq: int) -> None:
+        """Wait until the commit ``seq`` of the log is replicated (at once when not
+        replicating). Raises ``RoomGone`` when the activation ended first."""
+        if self.replicator is not None:
+            try:
+                await self.replicator.wait(seq)
+            except StaleEpochError as exc:
+                raise RoomGone(self.key) from exc
 
     def stats(self) -> dict:
         """Figures for metrics, benchmarks and tests."""
@@ -416,6 +523,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             "connections": len(self._conns),
             "events": self.events_handled,
             "commits": self.storage.commits if self.storage else 0,
+            "durable": self.durable_mark(),
+            "segments": self.replicator.segments_shipped if self.replicator else 0,
             "alarm": self._alarm_at,
         }
 
