@@ -171,6 +171,15 @@ class Room:
         loss of the node. Grows as commits are replicated."""
         return self._runtime.durable_mark()
 
+    async def commit_now(self, wait: float = 0.0) -> bool:
+        """Commit the writes made so far in this hook now (they no longer roll back with
+        it), then wait up to ``wait`` seconds for them to be durable (replicated off the
+        node, when the store replicates). Returns whether they are. Output the hook sent is
+        still released when the hook returns. Raises ``StorageError`` when the commit fails.
+        The ship rooms call it each tick that applied inputs, before the frame, so that the
+        frame can acknowledge them (``durable_mark``)."""
+        return await self._runtime.commit_now(wait)
+
     @property
     def rooms(self) -> "RoomCalls":
         """Requests to other rooms (``starhold.calls.RoomCalls``): ``await self.rooms.call(kind,

@@ -29,11 +29,16 @@
 Ships are a ``rooms.ships.fleet.Fleet`` (``self.fleet``), seats a ``starhold.Seats``
 (``self.seats``): both composed, not inherited.
 
-Inputs are applied in memory and written behind, once a second (``FLUSH_INTERVAL``) in one
-statement: an input is acknowledged in a frame before its write is durable (frames are sent
-with ``allow_unconfirmed``), so a crash loses at most the last second's orders (the clients
-resend what the resumed seat's ack does not cover). Joins, leaves and
-seat expiries commit before their output is released.
+Inputs are applied in memory at once and committed with the next tick (group commit per
+tick: one statement for the tick's writes; without inputs the rest of the state is written
+behind, once a second, ``FLUSH_INTERVAL``). A frame's ``ack`` is the last input of that
+player whose commit is **durable** (``Room.durable_mark``: committed, and replicated off the
+node when the store replicates), so an acknowledged input is never lost, whatever crashes;
+the frame's positions may already show inputs not yet acknowledged (frames are sent with
+``allow_unconfirmed``). Clients keep their inputs until acknowledged and resend the ones the
+resumed seat's ack does not cover. A joining client gets no frame before its ``welcome``
+(which waits for its commit to be durable); it then gets a keyframe. Joins, leaves and seat
+expiries commit before their output is released.
 
 Subclasses set ``kind``, override ``room_info()`` (the welcome's room description) and may
 override ``spawn_point(ship_id)`` and ``limit``/``max_players``. Rooms with more game state
@@ -63,6 +68,9 @@ LINGER = 2.0
 FLUSH_INTERVAL = 1.0
 """Seconds between write-behind flushes of orders and acks while the loop runs (joins,
 leaves and seat changes are written at once; a stopping loop flushes)."""
+ACK_WAIT = 0.02
+"""Seconds a tick that applied inputs waits for their commit to be replicated before it sends
+its frame (which acknowledges what is durable by then; the rest is acknowledged next tick)."""
 CLOSE_LEAVE = protocol.CLOSE_NORMAL
 """A socket closed with this code left on purpose: its seat is released at once, not held."""
 
@@ -104,6 +112,10 @@ class ShipRoom(Room):
             for ship in [s for s in self.ships.values() if s.get("player") and s["id"] not in seated]:
                 self._park(ship)  # stored by an older version, which kept parked ships in the room
         self.need_keyframe: set[str] = set(restored)
+        self._durable_acks: dict[str, int] = {p: seat["ack"] for p, seat in self.seats.seats.items()}
+        self._ack_marks: list[tuple[int, dict[str, int]]] = []  # (commit mark, acks it makes durable)
+        self._welcome_marks: dict[str, int] = {}  # conn id -> commit mark of its join
+        self.acks_dirty = False
         self.sync = FrameSync(combat=self.combat_frames)
         self.flushed_at = self.clock.now()
         self.last_input = self.clock.now()
@@ -190,6 +202,8 @@ class ShipRoom(Room):
         """Write what changed since the last flush in one statement (write-behind)."""
         self.before_flush()
         self.flushed_at = self.clock.now()
+        self.acks_dirty = False
+        changed = {p: seat["ack"] for p, seat in self.seats.seats.items() if seat["ack"] != self._durable_acks.get(p)}
         puts, deletes = self.fleet.take_writes()
         for more_puts, more_deletes in (self.seats.take_writes(), self.parked.take_writes()):
             puts.update(more_puts)
@@ -198,10 +212,19 @@ class ShipRoom(Room):
             await self.storage.put(puts)
         if deletes:
             await self.storage.delete(deletes)
+        if changed:
+            self._ack_marks.append((self.commit_mark(), changed))  # the commit that writes them
 
     # ---- seats -----------------------------------------------------------------------------
+    def _settle_acks(self, durable: int) -> None:
+        """Move the acks whose commit is durable (``durable_mark`` ``durable``) to the frames'."""
+        marks = self._ack_marks
+        while marks and marks[0][0] <= durable:
+            self._durable_acks.update(marks.pop(0)[1])
+
     def _seat_released(self, seat: dict) -> None:
         """The seat is gone (left, or its hold expired): ``release_ship``."""
+        self._durable_acks.pop(seat["player"], None)
         self.release_ship(seat, self.ships.get(seat["ship"]))
 
     def release_ship(self, seat: dict, ship: dict | None) -> None:
@@ -248,7 +271,8 @@ class ShipRoom(Room):
     # ---- the loop ----------------------------------------------------------------------------
     async def _pace(self) -> None:
         """Run the loop while players are connected and something happens, else let it rest."""
-        if self.seats.by_conn and (self.clock.now() - self.last_input < LINGER or self._any_moving()):
+        if self.seats.by_conn and (self.clock.now() - self.last_input < LINGER or self._any_moving()
+                                   or self._ack_marks or self._welcome_marks):
             await self.ticker.start()
         else:
             await self.ticker.stop()
@@ -264,11 +288,14 @@ class ShipRoom(Room):
         """One tick: simulate, broadcast a delta (keyframes where needed), write behind."""
         if self.seats.by_conn:
             self.simulate(tick, missed)
+            if self.acks_dirty:  # group commit of the tick's inputs, so that this frame acks them
+                await self._flush()
+                await self.commit_now(ACK_WAIT)
             self.broadcast_frame(tick)
             self.frame_sent()
         await self._pace()
-        if not self.ticker.running or self.clock.now() - self.flushed_at >= FLUSH_INTERVAL:
-            await self._flush()  # the loop stops, or a second passed
+        if self.acks_dirty or not self.ticker.running or self.clock.now() - self.flushed_at >= FLUSH_INTERVAL:
+            await self._flush()  # inputs came (group commit), the loop stops, or a second passed
 
     def broadcast_frame(self, tick: int) -> None:
         """Encode this tick's delta once and send every seated connection its frame."""
@@ -277,18 +304,26 @@ class ShipRoom(Room):
         delta = self.sync.step(tick, at - GAME_EPOCH, rows, self.names(), *self.frame_extras())
         prefix = protocol.frame_prefix(tick, self.sync.keys)
         packb = msgpack.packb
-        by_conn, seats = self.seats.by_conn, self.seats.seats
-        heads, key_heads = [], []
+        by_conn, acks = self.seats.by_conn, self._durable_acks
+        durable = self.durable_mark()
+        self._settle_acks(durable)
+        heads, key_heads, waiting = [], [], set()
         for conn in self.connections:
             player = by_conn.get(conn.id)
             if player is None:
                 continue
-            head = prefix + packb(seats[player]["ack"])
+            joined = self._welcome_marks.get(conn.id)
+            if joined is not None:
+                if joined > durable:  # its welcome is not released yet: nothing before it
+                    waiting.add(conn.id)
+                    continue
+                del self._welcome_marks[conn.id]
+            head = prefix + packb(acks.get(player, 0))
             (key_heads if conn.id in self.need_keyframe else heads).append((conn, head))
         self.send_spliced(delta, heads)
         if key_heads:
             self.send_spliced(self.sync.keyframe(), key_heads)
-        self.need_keyframe.clear()
+        self.need_keyframe = waiting  # they get a keyframe once welcomed
 
     def send_keyframe(self, conn: Connection) -> None:
         """Send ``conn`` a full snapshot of the last frame now (a join, a resync). When no other
@@ -330,6 +365,8 @@ class ShipRoom(Room):
         self.send_keyframe(conn)
         await self.after_join(conn, player, self.ships[ship["id"]])
         await self._flush()
+        if self.commit_mark() > self.durable_mark():
+            self._welcome_marks[conn.id] = self.commit_mark()
         await self._pace()
 
     async def after_join(self, conn: Connection, player: str, ship: dict) -> None:
@@ -356,6 +393,7 @@ class ShipRoom(Room):
         else:
             return
         self.seats.ack(player, message.seq)
+        self.acks_dirty = True
         self.last_input = self.clock.now()
         if not self.ticker.running:  # the loop rests: start it
             await self._pace()
@@ -373,6 +411,7 @@ class ShipRoom(Room):
 
     async def on_close(self, conn: Connection, code: int, reason: str) -> None:
         self.need_keyframe.discard(conn.id)
+        self._welcome_marks.pop(conn.id, None)
         if await self.seats.leave(conn, code) is not None:
             self.last_input = self.clock.now()  # broadcast the change
         await self._flush()

@@ -255,6 +255,23 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             return self.replicator.durable
         return self.storage.commits if self.storage is not None else 0
 
+    async def commit_now(self, wait: float = 0.0) -> bool:
+        """``Room.commit_now``: commit the writes so far (inside a hook), then wait up to
+        ``wait`` seconds for them to be replicated; returns whether they are durable."""
+        if self.lease is not None and self.replicator is None:
+            await self.lease.check()
+        await self.storage.commit()
+        if self.replicator is None:
+            return True
+        seq = self.storage.log_seq
+        self.replicator.kick()
+        if seq > self.replicator.durable and wait > 0:
+            try:
+                await asyncio.wait_for(asyncio.shield(self.replicator.wait(seq)), wait)
+            except (asyncio.TimeoutError, StaleEpochError):
+                pass
+        return self.replicator.durable >= seq
+
     def ack_mark(self) -> int:
         """The commit a batch just applied depends on: the channel acknowledges the batch
         once ``durable_mark()`` reaches it."""
