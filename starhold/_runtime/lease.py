@@ -40,10 +40,12 @@ from ..clock import Clock, Timer
 
 log = logging.getLogger("starhold.room")
 
-LEASE_SECONDS = 15.0
+LEASE_SECONDS = 6.0
 """Length of an activation lease, seconds. A room that moves to another node after a crash
-there serves again at most this long (plus ``CLOCK_SKEW``) after the old node's last renewal."""
-RENEW_INTERVAL = 5.0
+there serves again at most this long (plus ``CLOCK_SKEW``) after the old node's last renewal:
+with Ray detecting a dead node in about 3 s (``ray_host.HEALTH_CHECK_CONFIG``) a room is back
+within about 7 s of its node's loss. Each renewal is one conditional write of the manifest."""
+RENEW_INTERVAL = 2.0
 """Seconds between lease renewals of an awake room (one manifest write each)."""
 RETRY_INTERVAL = 1.0
 """Seconds before a renewal that failed (store unreachable) is tried again."""

@@ -278,6 +278,18 @@ class RayDirectory(RoomDirectory):
                 pass
 
 
+HEALTH_CHECK_CONFIG = {
+    "health_check_initial_delay_ms": 1000,
+    "health_check_period_ms": 1000,
+    "health_check_timeout_ms": 1000,
+    "health_check_failure_threshold": 3,
+}
+"""Ray's node health checks as Starhold wants them (GCS ``_system_config``): a node that stops
+answering is declared dead after about 3 s (Ray's defaults: 3 s x 5 failures, ~15 s), and its
+room actors restart elsewhere. ``starhold serve`` applies it to the Ray it starts; for a
+cluster, give it to the head: ``ray start --head --system-config='<this as JSON>'``."""
+
+
 def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) -> None:
     """Connect to the Ray cluster at ``address``, or start a local one (no dashboard unless
     ``include_dashboard=True``). Extra ``kwargs`` go to ``ray.init``."""
@@ -296,6 +308,7 @@ def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) 
         ray.init(address=address, namespace=namespace, **kwargs)
     else:
         kwargs.setdefault("include_dashboard", False)
+        kwargs.setdefault("_system_config", dict(HEALTH_CHECK_CONFIG))
         # "local": always a new Ray of our own; without it ray.init() joins whatever cluster
         # this machine last started (RAY_ADDRESS, /tmp/ray/ray_current_cluster).
         ray.init(address="local", namespace=namespace, **kwargs)
