@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable
 
 import msgpack
@@ -20,6 +21,9 @@ from .._runtime.events import encode_batch
 
 log = logging.getLogger("starhold.gateway")
 
+CHANNEL_TIMEOUT = 5.0
+"""Seconds without a push from the room (it pushes at least every
+``starhold._runtime.channel.HEARTBEAT_INTERVAL``) after which the channel is dropped as dead."""
 CONNECT_TIMEOUT = 5.0
 """Seconds to connect to a room's channel before giving up (the room is then resolved again)."""
 
@@ -34,6 +38,8 @@ class RoomChannel(asyncio.Protocol):
         self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_CHANNEL_BUFFER)
         self.lost = False
         self.epoch = 0
+        self.heard_at = time.monotonic()
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @classmethod
     async def open(cls, info: dict, gateway_id: str, on_push, on_lost) -> "RoomChannel":
@@ -59,8 +65,22 @@ class RoomChannel(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         set_nodelay(transport)
+        self.heard_at = time.monotonic()
+        self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
+
+    def _watch(self) -> None:
+        """Drop the channel when the room has been silent for ``CHANNEL_TIMEOUT`` seconds."""
+        if self.lost:
+            return
+        silent = time.monotonic() - self.heard_at
+        if silent > CHANNEL_TIMEOUT:
+            log.warning("room channel silent for %.1f s (the room's node is unreachable?); dropping it", silent)
+            self.transport.abort()
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(1.0, self._watch)
 
     def data_received(self, data: bytes) -> None:
+        self.heard_at = time.monotonic()
         try:
             self.unpacker.feed(data)
             for ack, items in self.unpacker:
@@ -70,6 +90,8 @@ class RoomChannel(asyncio.Protocol):
             self.transport.abort()
 
     def connection_lost(self, exc) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if not self.lost:
             self.lost = True
             self.on_lost(self)

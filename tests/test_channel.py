@@ -121,3 +121,29 @@ async def test_the_channel_ends_with_the_activation(room_directory, manual_clock
     assert not [i for i in peer2.items if i[0] == "close"]  # c1 came back with the room
     channel2.close()
 
+
+
+async def test_a_silent_room_channel_is_dropped_and_a_live_one_hears_heartbeats(room_directory, monkeypatch):
+    """A room pushes at least every HEARTBEAT_INTERVAL; a gateway drops a channel that stays
+    silent for CHANNEL_TIMEOUT (a node that vanished without closing its sockets)."""
+    import starhold.gateway.room_channel as room_channel
+
+    monkeypatch.setattr(room_channel, "CHANNEL_TIMEOUT", 2.5)
+    handle = await room_directory.get("system", "sol", {"system": SYSTEM, "pirates": False, "pilots": False})
+    live = Peer()
+    channel = await RoomChannel.open(await handle.open_channel("gw-live"), "gw-live", live.on_push, live.on_lost)
+    await live.wait_for(lambda: len(live.acks) >= 3)  # heartbeats of an idle room: [0, []]
+    assert not live.lost.is_set() and not channel.lost
+
+    async def silent(reader, writer):  # accepts the hello and never answers
+        await reader.read()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    dead = Peer()
+    await RoomChannel.open({"host": "127.0.0.1", "port": port, "secret": "x", "epoch": 1}, "gw-dead",
+                           dead.on_push, dead.on_lost)
+    await asyncio.wait_for(dead.lost.wait(), 30)
+    assert dead.acks == []
+    channel.close()
+    server.close()

@@ -16,6 +16,12 @@ was given. From then on both directions are plain msgpack over that connection:
   items: ``send``, ``splice``, ``close``, ``stats``, ``hibernate``). The room pushes as soon as
   a hook's output is released: a tick's frames leave right after the tick.
 
+**Heartbeat.** The room pushes at least every ``HEARTBEAT_INTERVAL`` seconds on each channel
+(an empty ``[ack, []]`` when it has nothing else to say); a gateway that hears nothing for
+``gateway.room_channel.CHANNEL_TIMEOUT`` seconds drops the channel as if the room had crashed
+(a node that vanished without closing its connections: a partition, a power loss), resolves the
+room again, and its sockets are checked against the new activation.
+
 A channel belongs to one activation and ends with it: after ``("hibernate",)`` when the room
 went to sleep, without it when the activation crashed or was fenced. The gateway then sends
 the batches it has not seen acknowledged to the next activation (they were not applied, or
@@ -36,6 +42,7 @@ import hmac
 import logging
 import secrets
 import socket
+import time
 from typing import TYPE_CHECKING
 
 import msgpack
@@ -52,6 +59,8 @@ log = logging.getLogger("starhold.room")
 MAX_CHANNEL_BUFFER = 64 * 1024 * 1024
 """Bytes of unread input a channel holds (msgpack's ``max_buffer_size``); a gateway that
 sends more without the room reading it is disconnected."""
+HEARTBEAT_INTERVAL = 1.0
+"""Seconds of silence after which the room pushes an empty ``[ack, []]`` on a channel."""
 WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered towards a gateway before pushes pause (items wait in the room's outbox,
 which is bounded) until the gateway reads again."""
@@ -74,6 +83,7 @@ class ChannelServer:
         self.secret = secrets.token_hex(16)
         self._server: asyncio.AbstractServer | None = None
         self._starting: asyncio.Future | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
         self.channels: dict[str, _Channel] = {}
         self.closed = False
 
@@ -87,6 +97,17 @@ class ChannelServer:
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Channel(self), self.host, 0, backlog=128)
+        self._heartbeat = loop.call_later(HEARTBEAT_INTERVAL, self._beat)
+
+    def _beat(self) -> None:
+        """Push an empty ``[ack, []]`` on every channel silent for ``HEARTBEAT_INTERVAL``."""
+        if self.closed:
+            return
+        now = time.monotonic()
+        for channel in list(self.channels.values()):
+            if now - channel.pushed_at >= HEARTBEAT_INTERVAL:
+                channel.push(heartbeat=True)
+        self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL, self._beat)
 
     def notify_all(self) -> None:
         """Commits became durable: push the acknowledgements they release."""
@@ -104,6 +125,8 @@ class ChannelServer:
         """End every channel (after pushing what is waiting, unless ``flush`` is False: a crash)
         and stop listening."""
         self.closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
         for channel in list(self.channels.values()):
             if flush:
                 channel.push()
@@ -130,6 +153,7 @@ class _Channel(asyncio.Protocol):
         self.scheduled = False
         self.paused = False
         self.gone = False
+        self.pushed_at = time.monotonic()
 
     # ---- transport callbacks ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -206,8 +230,9 @@ class _Channel(asyncio.Protocol):
             self.scheduled = True
             asyncio.get_running_loop().call_soon(self.push)
 
-    def push(self) -> None:
-        """Write ``[ack, items]`` with everything waiting for this gateway (unless paused)."""
+    def push(self, heartbeat: bool = False) -> None:
+        """Write ``[ack, items]`` with everything waiting for this gateway (unless paused);
+        with ``heartbeat``, even when there is nothing new."""
         self.scheduled = False
         if self.gone or self.paused or self.transport is None or self.gateway_id is None:
             return
@@ -216,9 +241,10 @@ class _Channel(asyncio.Protocol):
             while self.unacked and self.unacked[0][0] <= durable:
                 self.ack = self.unacked.popleft()[1]
         items = self.runtime.take_output(self.gateway_id)
-        if not items and self.ack == self.acked:
+        if not items and self.ack == self.acked and not heartbeat:
             return
         self.acked = self.ack
+        self.pushed_at = time.monotonic()
         self.transport.write(msgpack.packb([self.ack, items], use_bin_type=True))
 
     def end(self, abort: bool = False) -> None:
