@@ -227,7 +227,13 @@ class RayDirectory(RoomDirectory):
                 make_portable(cls)  # its message Structs too (msgspec classes lose their fields)
 
     async def start(self) -> None:
-        await self.start_scheduler()
+        """Start the alarm scheduler (``start_scheduler``). A failure (its index unreachable:
+        S3 down, or no credentials on its node) is logged as one warning line, not raised: the
+        gateway serves on and calls this again every few seconds."""
+        try:
+            await self.start_scheduler()
+        except Exception as exc:
+            log.warning("the alarm scheduler could not start: %s: %s", type(exc).__name__, str(exc)[:500])
 
     async def probe(self, timeout: float) -> None:
         """Raise unless Ray's GCS answers one small request (an internal KV read) within
