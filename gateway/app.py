@@ -8,7 +8,10 @@ The gateway holds no game code. Its own routes:
   (``gateway/auth.py``). Every WebSocket needs a token.
 - ``GET /api/rooms``: ``{"rooms": ["system/sol", ...]}``, the rooms with a live activation.
 - ``GET /metrics``: Prometheus metrics (``gateway/metrics.py``).
-- ``GET /healthz``: liveness and counters (connections, rooms, Ray calls).
+- ``GET /healthz``: health and counters (connections, rooms, Ray calls): 200 with
+  ``"ok": true``, or 503 with ``"ok": false`` while the gateway cannot reach Ray
+  (``"ray": "unreachable: <why>"``), from a probe of the directory every ``PROBE_INTERVAL``
+  seconds (``Gateway.probe_ray``), never one per request; ``"ray": "n/a"`` for in-process rooms.
 - ``/``: the browser client (``client/web/dist``).
 
 Every other route is declared by the modules of room kinds the server hosts
@@ -40,7 +43,7 @@ from ..room import HttpRequest, HttpResponse, Room
 from ..wsdirect import DirectWebSocketResponse
 from . import admission, http_log, metrics
 from .admission import LoadShedder
-from .auth import TokenService, add_auth_routes, token_from_request
+from .auth import TokenService, add_auth_routes, load_or_create_keys, token_from_request
 from .room_link import RoomLink
 from .sockets import ClientSocket
 
@@ -51,6 +54,10 @@ WEB_DIST = Path(__file__).resolve().parent.parent / "client" / "web" / "dist"
 
 MAINTAIN_INTERVAL = 5.0
 """Seconds between checks that the directory's services (the alarm scheduler) are running."""
+PROBE_INTERVAL = 2.0
+"""Seconds between two probes of the room directory's cluster (``/healthz``'s ``"ray"``)."""
+PROBE_TIMEOUT = 2.0
+"""Seconds a probe may take before the cluster counts as unreachable."""
 HEARTBEAT_SWEEP = protocol.HEARTBEAT_INTERVAL / 8
 """Seconds between heartbeat sweeps over the sockets: a silent peer is pinged after 20-22.5 s
 and dropped 10-12.5 s after the ping, so it lasts at most 35 s."""
@@ -70,12 +77,21 @@ class Gateway:
     """State of one gateway process: its id, the kinds it hosts, its room links and counters.
 
     ``kinds``: kind -> ``Room`` subclass (what ``starhold.kinds.load_rooms`` returned);
-    ``data_dir``: the shared key files; ``options``: the route plugins' options."""
+    ``data_dir``: the shared key files; ``options``: the route plugins' options;
+    ``snapshots``: the rooms' snapshot spec (``storage.factory``): with S3, the shared secrets
+    live in its bucket (``shared_secret``)."""
 
     def __init__(self, directory: RoomDirectory, web_dist: Path | None, tokens: TokenService,
                  shedder: LoadShedder | None = None, *, kinds: Mapping[str, type[Room]] | None = None,
-                 data_dir: Path | None = None, options: Mapping[str, Any] | None = None):
+                 data_dir: Path | None = None, options: Mapping[str, Any] | None = None,
+                 snapshots: dict | None = None):
         self.directory = directory
+        self.snapshots = snapshots
+        self._secrets: dict[str, bytes] = {}
+        # /healthz's view of the cluster: "n/a" (no probe: in-process rooms), "ok", or
+        # "unreachable: <why>"; set by probe_ray.
+        self.ray_state = "n/a" if getattr(directory, "probe", None) is None else "unknown"
+        self._ray_prober: asyncio.Task | None = None
         self.web_dist = web_dist
         self.tokens = tokens
         self.kinds = dict(kinds or {})
@@ -91,6 +107,18 @@ class Gateway:
         self._maintainer: asyncio.Task | None = None
         self._sweeper: asyncio.Task | None = None
         self._prober: asyncio.Task | None = None
+
+    def shared_secret(self, name: str) -> bytes:
+        """The 32-byte secret ``name`` shared by every gateway (``GatewayAPI.shared_secret``):
+        the active key of the key document ``<name>.json`` (``auth.load_or_create_keys``: in
+        the snapshot bucket under ``<prefix>_cluster/`` with S3 snapshots, else under
+        ``<data_dir>/auth/``), created on first use, cached in this gateway. Blocking on first
+        use. Raises ``ValueError``, ``storage.s3_client.S3StorageError``."""
+        secret = self._secrets.get(name)
+        if secret is None:
+            keys, active = load_or_create_keys(f"{name}.json", self.data_dir, self.snapshots)
+            secret = self._secrets[name] = keys[active]
+        return secret
 
     def kind_class(self, kind: str) -> type[Room]:
         """The ``Room`` subclass of a hosted ``kind`` (else of the registry; ``KeyError``)."""
@@ -250,17 +278,23 @@ class Gateway:
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     async def healthz(self, request: web.Request) -> web.Response:
+        """200 ``{"ok": true, "status": "ok", "ray": "ok" | "n/a", ...counters}``, or 503
+        ``{"ok": false, "status": "unhealthy", "ray": "unreachable: <why>", ...}`` while the last
+        probe of the cluster failed (``probe_ray``); ``"unknown"`` (503) before the first one."""
         from .._runtime import ray_host  # counters only; importing it does not start Ray
 
+        ok = self.ray_state in ("ok", "n/a")
         return web.json_response({
-            "status": "ok",
+            "ok": ok,
+            "status": "ok" if ok else "unhealthy",
+            "ray": self.ray_state,
             "gateway": self.gateway_id,
             "connections": len(self.sockets),
             "rooms": len(self.links),
             "batches_sent": sum(link.batches_sent for link in self.links.values()),
             "ray_calls": dict(ray_host.RAY_CALLS),
             **self.stats,
-        })
+        }, status=200 if ok else 503)
 
     async def rooms(self, request: web.Request) -> web.Response:
         return web.json_response({"rooms": await self.directory.list_rooms()})
@@ -277,7 +311,11 @@ class Gateway:
         self._maintainer = asyncio.create_task(self._maintain(), name="gateway-maintain")
         self._sweeper = asyncio.create_task(self._sweep_heartbeats(), name="gateway-heartbeats")
         self._prober = asyncio.create_task(self.shedder.run(), name="gateway-lag-probe")
-        tasks = (self._maintainer, self._sweeper, self._prober)
+        tasks = [self._maintainer, self._sweeper, self._prober]
+        if self.ray_state != "n/a":
+            await self.probe_ray()  # /healthz tells the truth from the first request on
+            self._ray_prober = asyncio.create_task(self._probe_ray_forever(), name="gateway-ray-probe")
+            tasks.append(self._ray_prober)
         try:
             yield
         finally:
@@ -297,6 +335,27 @@ class Gateway:
                     sock.ws.sweep(now)
                 except Exception:
                     log.exception("heartbeat sweep failed", extra=sock.log_extra())
+
+    async def probe_ray(self, timeout: float = PROBE_TIMEOUT) -> str:
+        """Ask the directory's cluster once (``directory.probe(timeout)``, e.g.
+        ``RayDirectory.probe``: one small request to Ray's GCS) and set ``ray_state`` to
+        ``"ok"`` or ``"unreachable: <why>"``; returns it. Logs a change of state once."""
+        try:
+            await asyncio.wait_for(self.directory.probe(timeout), timeout + 1.0)
+            state = "ok"
+        except asyncio.TimeoutError:
+            state = f"unreachable: no answer within {timeout:g} s"
+        except Exception as exc:
+            state = f"unreachable: {type(exc).__name__}: {exc}"[:300]
+        if (state == "ok") != (self.ray_state == "ok"):
+            (log.info if state == "ok" else log.warning)("Ray cluster %s", "reachable" if state == "ok" else state)
+        self.ray_state = state
+        return state
+
+    async def _probe_ray_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_INTERVAL)
+            await self.probe_ray()
 
     async def _maintain(self) -> None:
         """Keep the directory's services (the alarm scheduler) running."""
@@ -322,7 +381,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 def create_app(directory: RoomDirectory, web_dist: Path | None = WEB_DIST, *,
                rooms: Iterable[str] | None = None, tokens: TokenService | None = None,
                data_dir: Path | None = None, shed_lag: float = admission.LAG_LIMIT,
-               options: Mapping[str, Any] | None = None) -> web.Application:
+               options: Mapping[str, Any] | None = None, snapshots: dict | None = None) -> web.Application:
     """The gateway's aiohttp application, routing rooms through ``directory``.
 
     ``rooms``: modules of room kinds to load (``starhold.kinds.load_rooms``; dotted names); the
@@ -335,16 +394,19 @@ def create_app(directory: RoomDirectory, web_dist: Path | None = WEB_DIST, *,
     ``tokens`` signs and verifies player tokens; by default from the key file under
     ``data_dir``, which also holds the plugins' shared secrets (a fresh temporary directory
     when None: fine for tests, not for several gateway processes, which must share keys).
+    ``snapshots``: the rooms' snapshot spec (``storage.factory``); when it is S3, the default
+    token keys and the shared secrets are kept in its bucket under ``<prefix>_cluster/``
+    (``auth.load_or_create_keys``) instead, shared by every gateway of the cluster.
     ``shed_lag``: seconds of sustained event-loop lag at which new players are refused
     (``gateway/admission.py``; 0 disables)."""
     from .plugins import mount_route_plugins
 
     kinds = load_rooms(None if rooms is None else list(rooms))
     data_dir = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="starhold-keys-"))
-    tokens = tokens or TokenService.from_config(None, data_dir)
+    tokens = tokens or TokenService.from_config(None, data_dir, snapshots=snapshots)
     http_log.install()  # malformed requests: a 400 and one INFO line, not an ERROR traceback
     gateway = Gateway(directory, web_dist, tokens, LoadShedder(shed_lag), kinds=kinds, data_dir=data_dir,
-                      options=options)
+                      options=options, snapshots=snapshots)
     app = web.Application(client_max_size=64 * 1024)
     app[GATEWAY] = gateway
     app.cleanup_ctx.append(gateway.background)

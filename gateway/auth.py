@@ -26,9 +26,13 @@ A client logs in again when its token expires.
 **Keys.** ``STARHOLD_JWT_KEYS="kid1:base64secret,kid2:base64secret"``: the first entry is the
 active key (it signs new tokens); every listed key verifies. Secrets are at least 32 bytes
 (RFC 7518 §3.2), e.g. ``python -c "import secrets,base64;print(base64.b64encode(secrets.token_bytes(32)).decode())"``.
-Every gateway replica must be given the same list. Without the variable each gateway uses
-``<data_dir>/auth/jwt-keys.json`` (mode 0600), created with one random key by the first process
-that needs it: fine for one machine, not for replicas on several machines.
+Every gateway replica must be given the same list. Without the variable the gateways share a
+generated key document ``{"active": kid, "keys": {kid: base64secret}}`` with one random key,
+created once by the first process that needs it: with S3 snapshots (``--snapshots s3://...``)
+the object ``<prefix>_cluster/jwt-keys.json`` in the snapshot bucket (created with
+``If-None-Match: *``: every gateway on every node gets the same key; ``storage.cluster_secrets``),
+otherwise the file ``<data_dir>/auth/jwt-keys.json`` (mode 0600): fine for one machine, not for
+replicas on several machines.
 
 **Rotation** (no token is invalidated early):
 
@@ -85,7 +89,7 @@ MAX_BODY = 4096
 _KID_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-__all__ = ["AuthError", "Identity", "TokenService", "add_auth_routes", "load_or_create_key_file",
+__all__ = ["AuthError", "Identity", "TokenService", "add_auth_routes", "load_or_create_key_file", "load_or_create_keys",
            "parse_keys_spec", "token_answer", "token_from_request"]
 
 
@@ -197,14 +201,17 @@ class TokenService:
     # ---- configuration ---------------------------------------------------------------------
     @classmethod
     def from_config(cls, keys_spec: str | None, data_dir: str | os.PathLike,
-                    ttl: Mapping[str, float] | None = None, *, now: Callable[[], float] = time.time) -> TokenService:
+                    ttl: Mapping[str, float] | None = None, *, now: Callable[[], float] = time.time,
+                    snapshots: dict | None = None) -> TokenService:
         """From ``keys_spec`` (``STARHOLD_JWT_KEYS`` format, first key active) or, when it is
-        None or blank, from ``<data_dir>/auth/jwt-keys.json``, created if missing (shared by
-        every process using that data dir). Raises ``ValueError`` for a bad spec or file."""
+        None or blank, from the shared key document ``jwt-keys.json`` (``load_or_create_keys``:
+        in S3 when ``snapshots`` is an S3 snapshot spec, else ``<data_dir>/auth/``), created if
+        missing. Blocking on first use of S3. Raises ``ValueError`` for a bad spec or document,
+        ``storage.s3_client.S3StorageError`` when S3 fails."""
         if keys_spec is not None and keys_spec.strip():
             keys, active = parse_keys_spec(keys_spec)
         else:
-            keys, active = load_or_create_key_file(Path(data_dir) / KEY_FILE)
+            keys, active = load_or_create_keys(KEY_FILE.name, data_dir, snapshots)
         return cls(keys, active, ttl, now=now)
 
 
@@ -239,15 +246,49 @@ def parse_keys_spec(spec: str) -> tuple[dict[str, bytes], str]:
     return keys, next(iter(keys))
 
 
+def _parse_key_doc(raw: bytes, where: object) -> tuple[dict[str, bytes], str]:
+    doc = json.loads(raw)
+    keys = {kid: _b64decode(secret) for kid, secret in doc["keys"].items()}
+    if doc["active"] not in keys:
+        raise ValueError(f"{where}: the active key {doc['active']!r} is not among its keys")
+    return keys, doc["active"]
+
+
+def _new_key_doc() -> bytes:
+    """A key document with one random 32-byte key, ``k-`` + 8 hex as its id."""
+    kid = "k-" + secrets.token_hex(4)
+    return json.dumps({"active": kid, "keys": {kid: base64.b64encode(secrets.token_bytes(32)).decode()}}).encode()
+
+
 def _read_key_file(path: Path) -> tuple[dict[str, bytes], str]:
     mode = path.stat().st_mode
     if mode & 0o077:
         log.warning("%s is readable by other users (mode %o); chmod 600 it", path, mode & 0o777)
-    doc = json.loads(path.read_bytes())
-    keys = {kid: _b64decode(secret) for kid, secret in doc["keys"].items()}
-    if doc["active"] not in keys:
-        raise ValueError(f"{path}: the active key {doc['active']!r} is not among its keys")
-    return keys, doc["active"]
+    return _parse_key_doc(path.read_bytes(), path)
+
+
+def load_or_create_keys(name: str, data_dir: str | os.PathLike, snapshots: dict | None = None
+                        ) -> tuple[dict[str, bytes], str]:
+    """The key document ``name`` (``"jwt-keys.json"``, ``"session-key.json"``...) shared by
+    every gateway: ``({kid: secret}, active kid)``. With an S3 snapshot spec ``snapshots``
+    (``storage.factory``) it is the object ``<prefix>_cluster/<name>`` of the snapshot bucket,
+    created once for the whole cluster (``storage.cluster_secrets.ClusterSecrets``: one GET, a
+    conditional PUT the first time); otherwise the file ``<data_dir>/auth/<name>``
+    (``load_or_create_key_file``). Blocking. Raises ``ValueError`` for a document that is not
+    a key document, ``storage.s3_client.S3StorageError`` when S3 fails."""
+    if snapshots and snapshots.get("kind") == "s3":
+        from ..storage.cluster_secrets import ClusterSecrets
+
+        store = ClusterSecrets(snapshots)
+        try:
+            raw = store.get_or_create(name, _new_key_doc)
+        finally:
+            store.objects.close()
+        try:
+            return _parse_key_doc(raw, store.where(name))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"{store.where(name)}: not a valid key document ({exc})") from None
+    return load_or_create_key_file(Path(data_dir) / KEY_FILE.parent / name)
 
 
 def load_or_create_key_file(path: Path) -> tuple[dict[str, bytes], str]:
@@ -265,18 +306,17 @@ def load_or_create_key_file(path: Path) -> tuple[dict[str, bytes], str]:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"{path}: not a valid key file ({exc})") from None
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        kid = "k-" + secrets.token_hex(4)
-        doc = {"active": kid, "keys": {kid: base64.b64encode(secrets.token_bytes(32)).decode()}}
+        doc = _new_key_doc()
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(json.dumps(doc).encode())
+                f.write(doc)
                 f.flush()
                 os.fsync(f.fileno())
             try:
                 os.link(tmp, path)
-                log.info("created the token signing key %s in %s", kid, path)
+                log.info("created the key %s in %s", json.loads(doc)["active"], path)
             except FileExistsError:
                 pass  # another process created it first: read theirs
         finally:

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from ..http import GatewayAPI, Identity, route_plugins
 from ..room import HttpRequest, HttpResponse
-from .auth import load_or_create_key_file, token_answer
+from .auth import token_answer
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -58,8 +58,7 @@ class PluginAPI(GatewayAPI):
     def shared_secret(self, name: str) -> bytes:
         if not isinstance(name, str) or not _SECRET_NAME.fullmatch(name):
             raise ValueError(f"secret name {name!r} must be 1-64 characters of [A-Za-z0-9_.-]")
-        keys, active = load_or_create_key_file(self.data_dir / "auth" / f"{name}.json")
-        return keys[active]
+        return self._gateway.shared_secret(name)
 
     async def call_room(self, kind: str, room_id: str, request: HttpRequest, *,
                         wake: bool = True) -> HttpResponse | None:

@@ -1,4 +1,6 @@
-"""The ``starhold`` command: ``starhold serve`` runs the server, ``starhold bots`` flies bots."""
+"""The ``starhold`` command: ``starhold serve`` runs the server (local Ray by default),
+``starhold gateway`` runs gateways that join an existing Ray cluster, ``starhold bots`` flies
+bots."""
 
 from __future__ import annotations
 
@@ -49,22 +51,10 @@ def _serve(args: argparse.Namespace) -> int:
         gcs = ray.get_runtime_context().gcs_address
         print(f"Ray cluster at {gcs}, room actors in namespace {settings.namespace!r}", flush=True)
         settings.ray_address = settings.ray_address or gcs
-    children = []
-    if settings.gateways > 1:
-        import multiprocessing
+    children = _spawn_gateways(settings, args.log_level, hibernate_rooms=True)
 
-        ctx = multiprocessing.get_context("spawn")
-        for i in range(1, settings.gateways):
-            child = ctx.Process(target=_gateway_process, args=(settings, args.log_level, i), daemon=True,
-                                name=f"starhold-gateway-{i}")
-            child.start()
-            children.append(child)
     def stop_children() -> None:
-        """SIGTERM the other gateway processes (they close their sockets with 1001) and wait."""
-        for child in children:
-            child.terminate()
-        for child in children:
-            child.join(settings.shutdown_timeout)
+        _stop(children, settings.shutdown_timeout)
 
     try:
         _run_gateway(settings, 0, stop_children)
@@ -77,25 +67,96 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _gateway_process(settings: Settings, log_level: str, index: int) -> None:
-    """Entry point of the extra gateway processes of ``--gateways N`` (spawned)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+def _gateway_process(settings: Settings, log_level: str, index: int, hibernate_rooms: bool = True) -> None:
+    """Entry point of the extra gateway processes of ``--gateways N`` (spawned; they inherit the
+    parent's environment: Ray's settings and token, the AWS variables)."""
     configure_logging(log_level, settings.log_format)
     from ._runtime.ray_host import init_ray
 
     init_ray(settings.ray_address, settings.namespace)
     try:
-        _run_gateway(settings, index)
+        _run_gateway(settings, index, hibernate_rooms=hibernate_rooms)
     except KeyboardInterrupt:
         pass
 
 
-def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
+def _gateway(args: argparse.Namespace) -> int:
+    """``starhold gateway``: gateway processes joining the Ray cluster at ``--ray-address``
+    (required); no Ray of its own, no rooms in-process, and the rooms are left running when it
+    stops (other gateways serve them). Exits with a message (status 1) when Ray refuses the
+    connection (token authentication: ``ray_host.AUTH_HELP``) or cannot be reached."""
+    settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
+                                 idle_timeout=args.idle_timeout, ray_address=args.ray_address,
+                                 snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
+                                 gateways=args.gateways, log_format=args.log_format,
+                                 metrics_port=args.metrics_port, shed_lag=args.shed_lag,
+                                 games_per_hour=args.games_per_hour, live_games=args.live_games,
+                                 login_account_failures=args.login_account_failures,
+                                 login_address_failures=args.login_address_failures, rooms=args.rooms)
+    settings.host_mode = "ray"
+    if not settings.ray_address:
+        sys.exit("starhold gateway needs --ray-address (or STARHOLD_RAY_ADDRESS): the Ray cluster to join, "
+                 "host:port of its GCS (`ray start --head --port`); `starhold serve` runs a server of its own")
+    if settings.gateways < 1:
+        sys.exit("--gateways must be at least 1")
+    try:
+        settings.room_modules()
+        settings.room_config()
+    except ValueError as exc:
+        sys.exit(str(exc))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(args.log_level, settings.log_format)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from ._runtime.ray_host import RayConnectError, check_ray_address, init_ray
+
+    print(f"joining the Ray cluster at {settings.ray_address}...", flush=True)
+    try:
+        check_ray_address(settings.ray_address)
+        init_ray(settings.ray_address, settings.namespace, logging_level="WARNING")
+    except RayConnectError as exc:
+        sys.exit(f"starhold gateway: {exc}")
+    except ConnectionError as exc:  # ray.init's own, after the GCS answered the check
+        sys.exit(f"starhold gateway: Ray at {settings.ray_address} could not be joined: {exc} "
+                 "(the gateway must run on a node of the cluster: `ray start --address=...` there first)")
+    children = _spawn_gateways(settings, args.log_level, hibernate_rooms=False)
+    try:
+        _run_gateway(settings, 0, lambda: _stop(children, settings.shutdown_timeout), hibernate_rooms=False)
+    finally:
+        _stop(children, settings.shutdown_timeout)
+        import ray
+
+        ray.shutdown()  # disconnects this driver; the cluster, its rooms and the scheduler run on
+    return 0
+
+
+def _spawn_gateways(settings: Settings, log_level: str, hibernate_rooms: bool) -> list:
+    """Start gateway processes 1..N-1 of ``--gateways N`` (spawned, daemonic)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    children = []
+    for i in range(1, settings.gateways):
+        child = ctx.Process(target=_gateway_process, args=(settings, log_level, i, hibernate_rooms), daemon=True,
+                            name=f"starhold-gateway-{i}")
+        child.start()
+        children.append(child)
+    return children
+
+
+def _stop(children: list, timeout: float) -> None:
+    """SIGTERM gateway processes (they close their sockets with 1001) and wait for them."""
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout)
+
+
+def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_rooms: bool = True) -> None:
     """Serve one gateway process on ``settings.host:port`` (``SO_REUSEPORT`` when several
     processes share the port: the kernel spreads connections over them) until SIGTERM or
     SIGINT. Shutdown: close the sockets with 1001, call ``stop_others()`` (gateway 0: stop the
-    other gateway processes) in a thread, then hibernate the rooms."""
+    other gateway processes) in a thread, then, if ``hibernate_rooms``, hibernate the rooms
+    (``starhold serve``; a ``starhold gateway`` leaves them to the cluster's other gateways)."""
     from aiohttp import web
 
     from . import heap
@@ -114,9 +175,11 @@ def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
         directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout,
                                        snapshots=snapshot_store_from_config(settings.room_config()["snapshots"],
                                                                             settings.data_dir))
+    snapshots = settings.room_config()["snapshots"]
     app = create_app(directory, rooms=settings.room_modules(),
-                     tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir),
-                     data_dir=settings.data_dir, shed_lag=settings.shed_lag, options=settings.route_options())
+                     tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir, snapshots=snapshots),
+                     data_dir=settings.data_dir, shed_lag=settings.shed_lag, options=settings.route_options(),
+                     snapshots=snapshots)
 
     async def settle(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process
@@ -124,10 +187,14 @@ def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
     def announce(_aiohttp_banner: str) -> None:  # run_app calls it once the port listens
         if index == 0:
             print(f"Starhold is up: http://{settings.host}:{settings.port}/  (data in {settings.data_dir}, "
-                  f"rooms on {settings.host_mode}, {settings.gateways} gateway process(es))", flush=True)
+                  f"rooms on {settings.host_mode}, {settings.gateways} gateway process(es)"
+                  f"{'' if hibernate_rooms else ', joined ' + str(settings.ray_address)})", flush=True)
 
-    async def hibernate_rooms(app: web.Application) -> None:
-        await directory.close()
+    async def close_directory(app: web.Application) -> None:
+        if hibernate_rooms:
+            await directory.close()
+        else:
+            await directory.close(hibernate_rooms=False)
 
     async def serve_own_metrics(app: web.Application) -> None:
         if settings.metrics_port is not None:
@@ -140,7 +207,7 @@ def _run_gateway(settings: Settings, index: int, stop_others=None) -> None:
     app.on_startup.append(settle)
     app.on_startup.append(serve_own_metrics)
     app.on_shutdown.append(stop_other_gateways)
-    app.on_cleanup.append(hibernate_rooms)
+    app.on_cleanup.append(close_directory)
     try:  # uvloop: libuv's event loop, markedly cheaper per socket operation than asyncio's
         import uvloop
     except ImportError:  # pragma: no cover - it is a dependency; stay runnable without it
@@ -163,6 +230,37 @@ def _loadtest(args: argparse.Namespace) -> int:
     from .client.loadtest import main as loadtest_main
 
     return loadtest_main(args)
+
+
+def _add_gateway_parser(sub) -> None:
+    """The ``starhold gateway`` subcommand's flags (those of ``serve`` that a gateway uses)."""
+    gateway = sub.add_parser(
+        "gateway", help="run gateway processes that join an existing Ray cluster (no local Ray, no rooms)",
+        description="Join the Ray cluster at --ray-address and serve players there; run any number of these, "
+                    "on any node of the cluster, behind a load balancer that checks GET /healthz. Give every "
+                    "gateway the same --snapshots, --data-dir, --idle-timeout and --rooms. Against a cluster "
+                    "with token authentication set RAY_AUTH_MODE=token and the token (RAY_AUTH_TOKEN, "
+                    "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token).")
+    gateway.add_argument("--ray-address", help="host:port of the Ray cluster's GCS (required)")
+    gateway.add_argument("--host", help="listen address (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, help="listen port (default 8000)")
+    gateway.add_argument("--gateways", type=int, help="gateway processes sharing the port (default 1)")
+    gateway.add_argument("--data-dir", help="key files (with local snapshots) and the room actors' data dir "
+                                            "(default ./data, made absolute)")
+    gateway.add_argument("--snapshots", help="local (default) or s3://bucket/prefix; with S3 the token keys, the "
+                                             "game-id key and the alarm index live in the bucket")
+    gateway.add_argument("--s3-endpoint", help="S3 endpoint URL for a non-AWS S3 service (e.g. SeaweedFS)")
+    gateway.add_argument("--idle-timeout", type=float, help="seconds before an empty room hibernates (default 10)")
+    gateway.add_argument("--rooms", metavar="MODULE[,MODULE...]", help="modules of room kinds to host")
+    gateway.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
+    gateway.add_argument("--metrics-port", type=int,
+                         help="gateway process i also serves its own /metrics on this port + i (default: off)")
+    gateway.add_argument("--shed-lag", type=float, help="as for serve (default 0.05; 0 = off)")
+    gateway.add_argument("--games-per-hour", type=int, help="as for serve (default 20, 0 = unlimited)")
+    gateway.add_argument("--live-games", type=int, help="as for serve (default 3, 0 = unlimited)")
+    gateway.add_argument("--login-account-failures", type=int, help="as for serve (default 5, 0 = off)")
+    gateway.add_argument("--login-address-failures", type=int, help="as for serve (default 20, 0 = off)")
+    gateway.set_defaults(func=_gateway)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)
+    _add_gateway_parser(sub)
 
     bots = sub.add_parser("bots", help="bots that fly around a system")
     bots.add_argument("--url", default="http://127.0.0.1:8000", help="the gateway's URL")
@@ -219,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what the supervised server is run with
-    if args.command != "serve":
+    if args.command not in ("serve", "gateway"):
         configure_logging(args.log_level, "text")
     try:
         return args.func(args)

@@ -13,15 +13,20 @@ __all__ = ["Settings"]
 @dataclass
 class Settings:
     """``host``/``port``: where the gateway listens (loopback by default); ``data_dir``: SQLite
-    files under ``rooms/`` and snapshots under ``snapshots/``; ``idle_timeout``: seconds a room
+    files under ``rooms/`` and snapshots under ``snapshots/``, always absolute (resolved against
+    the working directory when the settings are made), since the room actors use it as is on
+    every node (with S3 snapshots their files go to a per-node directory below it, or to the
+    node's ``$STARHOLD_NODE_DATA_DIR``: ``starhold._runtime.paths.node_data_dir``);
+    ``idle_timeout``: seconds a room
     with nobody present stays awake; ``ray_address``: None starts a local Ray; ``namespace``:
     the Ray namespace of the room actors; ``host_mode``: ``ray`` (one actor per room) or
     ``local`` (rooms in the gateway process, for development); ``snapshots``: ``local``
     (``<data_dir>/snapshots``) or ``s3://bucket/prefix`` with ``s3_endpoint`` for an S3
     service other than AWS (credentials from the AWS environment variables); ``jwt_keys``:
     token signing keys ``"kid:base64,..."`` (first = active; see ``gateway/auth.py``), default a
-    key file under ``data_dir``; ``session_key``: base64 key signing game ids (default a key
-    file); ``gateways``: gateway processes sharing the port (``SO_REUSEPORT``);
+    generated key kept in the snapshot bucket (``<prefix>_cluster/jwt-keys.json``) with S3
+    snapshots, else in a key file under ``data_dir``; ``session_key``: base64 key signing game
+    ids (default a generated key shared the same way, ``session-key.json``); ``gateways``: gateway processes sharing the port (``SO_REUSEPORT``);
     ``log_format``: ``text`` or ``json`` (one JSON object per line, with room and connection
     ids); ``metrics_port``: when set, gateway process ``i`` also serves its own ``/metrics`` on
     ``host:metrics_port + i`` (the shared port reaches one gateway at random, so a scraper
@@ -60,6 +65,9 @@ class Settings:
     login_address_failures: int = 20
     shutdown_timeout: float = 10.0
     rooms: str | None = None
+
+    def __post_init__(self):
+        self.data_dir = Path(self.data_dir).resolve()
 
     @classmethod
     def from_env(cls, environ=os.environ, **overrides) -> "Settings":

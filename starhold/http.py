@@ -148,8 +148,11 @@ class GatewayAPI(Protocol):
         (``kind``: ``"user"`` or ``"guest"``; ``expires`` in Unix seconds)."""
 
     def shared_secret(self, name: str) -> bytes:
-        """A 32-byte secret shared by every gateway on the same data directory, created on
-        first use (``<data_dir>/auth/<name>.json``, mode 0600). ``name``: ``[A-Za-z0-9_.-]``."""
+        """A 32-byte secret shared by every gateway, created on first use: with S3 snapshots
+        in the snapshot bucket (``<prefix>_cluster/<name>.json``, every gateway of the cluster),
+        else on the data directory (``<data_dir>/auth/<name>.json``, mode 0600). Blocking on
+        its first use in a gateway (call it when the routes are built). ``name``:
+        ``[A-Za-z0-9_.-]``; raises ``ValueError`` otherwise."""
 
     async def call_room(self, kind: str, room_id: str, request: HttpRequest, *,
                         wake: bool = True) -> HttpResponse | None:

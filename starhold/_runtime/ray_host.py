@@ -8,8 +8,15 @@ the actor kills itself without restart, freeing its name; the next ``get`` creat
 activation, on whichever node Ray picks, which restores the room from its snapshot.
 
 Alarms of sleeping rooms are held by one more actor, ``scheduler`` in the same namespace
-(``SchedulerActor``: an ``AlarmScheduler`` with its own SQLite file), which wakes their rooms
-when the alarms fall due.
+(``SchedulerActor``: an ``AlarmScheduler`` on ``scheduler.alarm_index_from_config``: its own
+SQLite file with local snapshots, one object per alarm in the snapshot bucket with S3), which
+wakes their rooms when the alarms fall due.
+
+A room actor keeps its SQLite file under ``paths.node_data_dir``: the node's
+``$STARHOLD_NODE_DATA_DIR``, else with S3 snapshots a per-node cache directory
+``<data_dir>/nodes/<node id>``, else ``<data_dir>``. ``init_ray`` passes the AWS credentials of
+the process that calls it (``FORWARDED_ENV``) to every actor of its job through Ray's
+``runtime_env``.
 
 Every Ray call made through a handle is counted in ``RAY_CALLS`` (method -> count) so the
 gateway can report Ray calls per room per second.
@@ -34,13 +41,18 @@ from .handle import RoomDirectory, RoomGone, RoomHandle
 from .local_host import LocalRoomHandle
 from ..kinds import load_rooms, room_class
 from ..messages import make_portable
-from .paths import room_db_path
+from .paths import node_data_dir, room_db_path
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
-from .scheduler import AlarmScheduler
+from .scheduler import AlarmScheduler, alarm_index_from_config
 
 SCHEDULER_NAME = "scheduler"
 """Ray actor name of the alarm scheduler (in the rooms' namespace)."""
+
+FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
+                 "AWS_REGION", "AWS_ENDPOINT_URL")
+"""Environment variables that ``init_ray`` hands to the job's actors (room actors and the
+alarm scheduler, on any node) through ``runtime_env={"env_vars": ...}``, those that are set."""
 
 log = logging.getLogger("starhold.ray")
 
@@ -58,8 +70,10 @@ class RoomActor(LocalRoomHandle):
     methods are those of the in-process handle, called remotely.
 
     ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds), ``rooms`` (the modules
-    of room kinds the server hosts, loaded here too; None: the entry point group). Room state is
-    started lazily by the first call, so construction never fails on room code.
+    of room kinds the server hosts, loaded here too; None: the entry point group),
+    ``snapshots`` (a snapshot spec, ``storage.factory``). The room's SQLite file lives under
+    ``paths.node_data_dir`` (per node with S3 snapshots). Room state is started lazily by the
+    first call, so construction never fails on room code.
     """
 
     def __init__(self, kind: str, room_id: str, params: dict, config: dict, cls: type | None = None):
@@ -67,11 +81,14 @@ class RoomActor(LocalRoomHandle):
         if cls is None and config.get("rooms") is not None:
             load_rooms(config["rooms"])
         data_dir = Path(config["data_dir"])
+        spec = config.get("snapshots")
+        rooms_dir = node_data_dir(data_dir, ray.get_runtime_context().get_node_id(),
+                                  s3_snapshots=bool(spec and spec.get("kind") == "s3"))
         runtime = RoomRuntime(
             cls or room_class(kind),
             room_id,
             params,
-            db_path=room_db_path(data_dir, kind, room_id),
+            db_path=room_db_path(rooms_dir, kind, room_id),
             clock=SystemClock(),
             snapshots=snapshot_store_from_config(config.get("snapshots"), data_dir),
             idle_timeout=float(config.get("idle_timeout", 10.0)),
@@ -94,22 +111,25 @@ class RoomActor(LocalRoomHandle):
 
 
 class SchedulerActor:
-    """The singleton alarm scheduler of a namespace: an ``AlarmScheduler`` on
-    ``<data_dir>/scheduler.sqlite`` that wakes rooms through a ``RayDirectory``. It loads its
+    """The singleton alarm scheduler of a namespace: an ``AlarmScheduler`` on the index of
+    ``alarm_index_from_config(config)`` (``<data_dir>/scheduler.sqlite`` with local snapshots;
+    objects under ``<prefix>_alarms/`` in the snapshot bucket with S3, so a scheduler restarted
+    on another node keeps every alarm) that wakes rooms through a ``RayDirectory``. It loads its
     alarms on ``start()``, which the gateway calls at startup and every few seconds after
     (so a restarted scheduler resumes at once)."""
 
     def __init__(self, config: dict, room_classes: dict | None = None):
         logging.basicConfig(level=config.get("log_level", "INFO"))
         self.directory = RayDirectory(config, config["namespace"], room_classes)
-        self.scheduler = AlarmScheduler(Path(config["data_dir"]) / "scheduler.sqlite", SystemClock(), self._wake)
+        self.scheduler = AlarmScheduler(alarm_index_from_config(config), SystemClock(), self._wake)
         self._started: asyncio.Task | None = None
 
     async def start(self) -> int:
-        """Open the alarm index (once); returns how many alarms are pending."""
-        if self._started is None:
+        """Open the alarm index (once; again after a failed attempt, e.g. S3 unreachable);
+        returns how many alarms are pending."""
+        if self._started is None or (self._started.done() and self._started.exception() is not None):
             self._started = asyncio.ensure_future(self.scheduler.open())
-        await self._started
+        await asyncio.shield(self._started)
         return len(await self.scheduler.pending())
 
     async def register(self, kind: str, room_id: str, at: float) -> None:
@@ -196,6 +216,7 @@ class RayDirectory(RoomDirectory):
         travel to the actors by value (cloudpickle), so a room defined in a test module works."""
         self.config = {**config, "namespace": namespace}
         self.namespace = namespace
+        self._probe: asyncio.Future | None = None
         if config.get("rooms") is not None:  # the server's modules of room kinds (--rooms)
             load_rooms(config["rooms"])
         self.room_classes = dict(room_classes or {})
@@ -206,7 +227,28 @@ class RayDirectory(RoomDirectory):
                 make_portable(cls)  # its message Structs too (msgspec classes lose their fields)
 
     async def start(self) -> None:
-        await self.start_scheduler()
+        """Start the alarm scheduler (``start_scheduler``). A failure (its index unreachable:
+        S3 down, or no credentials on its node) is logged as one warning line, not raised: the
+        gateway serves on and calls this again every few seconds."""
+        try:
+            await self.start_scheduler()
+        except Exception as exc:
+            log.warning("the alarm scheduler could not start: %s: %s", type(exc).__name__, str(exc)[:500])
+
+    async def probe(self, timeout: float) -> None:
+        """Raise unless Ray's GCS answers one small request (an internal KV read) within
+        ``timeout`` seconds: ``TimeoutError`` (also while an earlier probe is still stuck in
+        its thread: at most one runs at a time), or Ray's error (``RpcError``...). The
+        gateway's ``/healthz`` runs it every 2 s."""
+        if self._probe is not None and not self._probe.done():
+            raise TimeoutError("the previous probe of Ray's GCS has not returned")
+
+        def ask():
+            gcs = ray._private.worker.global_worker.gcs_client
+            gcs.internal_kv_get(b"starhold-probe", self.namespace.encode(), timeout=timeout)
+
+        self._probe = asyncio.ensure_future(asyncio.to_thread(ask))
+        await asyncio.wait_for(asyncio.shield(self._probe), timeout + 0.5)
 
     def room_class(self, kind: str) -> type:
         """``room_classes[kind]``, else the registry's class. Raises ``KeyError``."""
@@ -290,13 +332,39 @@ room actors restart elsewhere. ``starhold serve`` applies it to the Ray it start
 cluster, give it to the head: ``ray start --head --system-config='<this as JSON>'``."""
 
 
+def forwarded_env(environ=os.environ) -> dict[str, str]:
+    """The variables of ``FORWARDED_ENV`` that are set (non-empty) in ``environ``."""
+    return {name: environ[name] for name in FORWARDED_ENV if environ.get(name)}
+
+
+def ray_init_kwargs(address: str | None, namespace: str = "starhold", environ=os.environ, **kwargs) -> dict:
+    """The keyword arguments ``init_ray`` gives ``ray.init``. ``address`` None means a fresh
+    local Ray (``address="local"``: never the cluster named by ``RAY_ADDRESS`` or the last one
+    started on this machine, ``/tmp/ray/ray_current_cluster``, which plain ``ray.init()``
+    would join), without dashboard unless ``include_dashboard=True``. The set ``FORWARDED_ENV``
+    variables of ``environ`` are added to ``runtime_env["env_vars"]`` (under any given there),
+    so the job's actors get them on every node. Extra ``kwargs`` go to ``ray.init``."""
+    kwargs = dict(kwargs)
+    env = forwarded_env(environ)
+    if env:
+        runtime_env = dict(kwargs.get("runtime_env") or {})
+        runtime_env["env_vars"] = {**env, **(runtime_env.get("env_vars") or {})}
+        kwargs["runtime_env"] = runtime_env
+    if not address:
+        kwargs.setdefault("include_dashboard", False)
+        kwargs.setdefault("_system_config", dict(HEALTH_CHECK_CONFIG))
+    return {"address": address or "local", "namespace": namespace, **kwargs}
+
+
 def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) -> None:
-    """Connect to the Ray cluster at ``address``, or start a local one (no dashboard unless
-    ``include_dashboard=True``). Extra ``kwargs`` go to ``ray.init``."""
+    """Connect to the Ray cluster at ``address``, or start a fresh local one (no dashboard
+    unless ``include_dashboard=True``); see ``ray_init_kwargs``. Extra ``kwargs`` go to
+    ``ray.init``. Does nothing when Ray is already initialized in this process."""
     if ray.is_initialized():
         return
     # Ray starts workers (our room actors) at nice 15 by default: on a busy machine they then
     # lose the CPU to the gateway and miss their ticks. Rooms are the latency-critical work.
+    # (Read by the raylets this process starts: on a cluster set it where `ray start` runs.)
     os.environ.setdefault("RAY_worker_niceness", "0")
     # Per-task bookkeeping a room server does not use: handler timing statistics, task events
     # for the dashboard's task list, and Ray's own metrics (rooms report theirs through the
@@ -304,11 +372,36 @@ def init_ray(address: str | None = None, namespace: str = "starhold", **kwargs) 
     # more per call under load; without them an idle actor costs 0.3 %.
     for name in ("RAY_event_stats", "RAY_task_events_report_interval_ms", "RAY_enable_metrics_collection"):
         os.environ.setdefault(name, "0")
-    if address:
-        ray.init(address=address, namespace=namespace, **kwargs)
-    else:
-        kwargs.setdefault("include_dashboard", False)
-        kwargs.setdefault("_system_config", dict(HEALTH_CHECK_CONFIG))
-        # "local": always a new Ray of our own; without it ray.init() joins whatever cluster
-        # this machine last started (RAY_ADDRESS, /tmp/ray/ray_current_cluster).
-        ray.init(address="local", namespace=namespace, **kwargs)
+    ray.init(**ray_init_kwargs(address, namespace, **kwargs))
+
+
+class RayConnectError(RuntimeError):
+    """``check_ray_address`` could not connect; the message says why and what to set."""
+
+
+AUTH_HELP = ("the cluster uses Ray's token authentication: set RAY_AUTH_MODE=token and give this process "
+             "the cluster's token, as RAY_AUTH_TOKEN=<token>, RAY_AUTH_TOKEN_PATH=<file> or the file "
+             "~/.ray/auth_token (`ray get-auth-token` on the head node prints it)")
+
+
+def check_ray_address(address: str, environ=os.environ) -> None:
+    """Connect to the GCS at ``address`` (``host:port``) once, before ``ray.init``, to turn
+    Ray's retry loop (about 20 s of log lines, then a bare ``ConnectionError``) into one
+    message. Raises ``RayConnectError`` saying whether the token was missing or wrong
+    (``AUTH_HELP``; immediate) or the address unreachable (after Ray's GCS connect timeout,
+    about 40 s). Blocking."""
+    from ray._raylet import GcsClient
+    from ray.exceptions import AuthenticationError, RpcError
+
+    try:
+        GcsClient(address=address)
+    except AuthenticationError as exc:
+        mode = environ.get("RAY_AUTH_MODE", "")
+        if mode.lower() != "token":
+            raise RayConnectError(f"Ray at {address} refused this process: {AUTH_HELP} "
+                                  f"(RAY_AUTH_MODE is {mode or 'not set'})") from None
+        raise RayConnectError(f"Ray at {address} refused this process's token ({exc}): give it the "
+                              f"cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)") from None
+    except (RpcError, ConnectionError, OSError) as exc:
+        raise RayConnectError(f"cannot reach Ray's GCS at {address}: {exc} (is the head node up, and is "
+                              f"{address} its address and GCS port, `ray start --head --port`?)") from None
