@@ -24,12 +24,13 @@ acknowledged go back to the front of the queue, for the next activation:
 
 When the room cannot be woken, the link fails fast and loses no client's word:
 
-- its snapshot store is unreachable (``StorageError``): every socket of the link gets an
-  ``error`` frame (``ERR_OVERLOADED``, the join's seq) and close 1013 ("try again later");
-  ``on_start`` raised (a room bug): close 1011; the room kept going away (``RESOLVE_ATTEMPTS``
-  tries): close 4503. For ``UNAVAILABLE_HOLD`` seconds after, new sockets get the same at
-  once and HTTP calls raise ``RoomUnavailable`` (503 + ``Retry-After``) without another
-  attempt (``call``);
+- its snapshot store is unreachable (``StorageError``): every socket of the link that has a
+  join or an input waiting gets an ``error`` frame (``ERR_OVERLOADED``, that join's or input's
+  seq) and close 1013 ("try again later"); ``on_start`` raised (a room bug): close 1011; the
+  room kept going away (``RESOLVE_ATTEMPTS`` tries): close 4503. Sockets held while the room
+  sleeps that sent nothing stay open. For ``UNAVAILABLE_HOLD`` seconds after, unless the room was woken
+  meanwhile by someone else, new sockets get the same at once and HTTP calls raise
+  ``RoomUnavailable`` (503 + ``Retry-After``) without another attempt (``call``);
 - what sockets that had already closed sent (their close above all: a leave, 1000, releases
   the seat) stays queued, and so does a close for each socket failed that the room knew (code
   as sent to the socket: its seat is held); they are delivered, in order, to the room's next
@@ -264,27 +265,35 @@ class RoomLink:
                 sock.connected = False
                 sock.close_soon(code, reason)
 
-    def _fail_all(self, why: str) -> int:
-        """The room cannot be woken (``why``: a ``_FAILURES`` key): close every socket (an
-        error frame first for ``"store"``) and drop their queued events. The events of sockets
-        that closed before stay queued for the room's next activation, with a close (our code)
-        for each socket failed here that the room knew."""
+    def _waiting(self) -> bool:
+        """Whether a socket of ours has events queued (it wants the room)."""
+        sockets = self.sockets
+        return any(event.conn in sockets for event in self._queue)
+
+    def _fail_waiting(self, why: str) -> int:
+        """The room cannot be woken (``why``: a ``_FAILURES`` key): close each socket that has
+        events queued (an error frame first for ``"store"``, with the seq of its first queued
+        join or input) and drop its events; returns how many were closed. Sockets with nothing
+        queued (held while the room sleeps) stay open. The events of sockets that closed
+        before stay queued for the room's next activation, with a close (our code) for each
+        socket closed here that the room knew (its seat is held)."""
         code, error, reason, _ = _FAILURES[why]
-        failed, self.sockets = self.sockets, {}
-        kept, join_seqs = [], {}
+        failed: dict[str, int] = {}  # conn id -> seq of its first queued join or input
+        kept = []
         for event in self._queue:  # every event names its connection (``conn``)
-            if event.conn in failed:
-                if type(event) is Connect:
-                    join_seqs[event.conn] = event.seq
+            if event.conn in self.sockets:
+                seq = event.seq if type(event) is Connect else event.message.seq if type(event) is Message else 0
+                failed[event.conn] = failed.get(event.conn) or seq
             else:
                 kept.append(event)
-        for conn_id, sock in failed.items():
+        for conn_id, seq in failed.items():
+            sock = self.sockets.pop(conn_id)
             if sock.connected:
                 kept.append(Close(conn_id, code, reason))
             sock.connected = False
             if error is not None:
                 metrics.ERRORS_SENT.labels(str(error)).inc()
-                sock.deliver(protocol.error_frame(error, UNAVAILABLE_MESSAGE, join_seqs.get(conn_id, 0)))
+                sock.deliver(protocol.error_frame(error, UNAVAILABLE_MESSAGE, seq))
             sock.close_soon(code, reason)
         self._queue = kept
         self._inputs = self._queued_inputs = sum(1 for e in kept if type(e) is Message)
@@ -299,7 +308,7 @@ class RoomLink:
         self._retry_at = now + self._retry_delay
         self._retry_delay = min(self._retry_delay * 2, PENDING_RETRY_MAX)
         code, _, _, phrase = _FAILURES[why]
-        closed = self._fail_all(why)
+        closed = self._fail_waiting(why)
         WAKE_FAILURES.log(logging.WARNING, (why, self.kind), "room %s/%s cannot wake: %s (%s); %d socket(s) closed "
                           "with %d, %d event(s) kept for its next activation", self.kind, self.room_id, phrase,
                           describe(exc) if exc is not None else "-", closed, code, len(self._queue), exc_info=exc)
@@ -316,6 +325,17 @@ class RoomLink:
             self._changed.set()
             self._ensure_runner()
 
+    async def _refusing(self) -> bool:
+        """Whether a wake failed less than ``UNAVAILABLE_HOLD`` seconds ago and the room is not
+        awake now (woken meanwhile by another gateway, an alarm...): then this link does not
+        try to wake it again yet."""
+        if self._failure is None or asyncio.get_running_loop().time() >= self._refuse_until:
+            return False
+        if await self.directory.get_if_active(self.kind, self.room_id) is None:
+            return True
+        self._woke()
+        return False
+
     # ---- HTTP ------------------------------------------------------------------------------
     async def call(self, request: HttpRequest, wake: bool = True) -> HttpResponse | None:
         """Send ``request`` to the room's ``on_request`` (``GatewayAPI.call_room``). ``wake=False``
@@ -324,7 +344,7 @@ class RoomLink:
         unreachable, and at once, without trying, within ``UNAVAILABLE_HOLD`` seconds of a
         failed wake; whatever else the room raised propagates."""
         key = f"{self.kind}/{self.room_id}"
-        if wake and self._failure is not None and asyncio.get_running_loop().time() < self._refuse_until:
+        if wake and await self._refusing():
             raise RoomUnavailable(f"room {key} cannot wake now ({_FAILURES[self._failure][3]}); retry later")
         for _ in range(3):
             handle = None
@@ -371,11 +391,11 @@ class RoomLink:
                 continue
             now = loop.time()
             if now < self._retry_at:  # the last wake failed
-                if not self.sockets:  # only events of sockets gone: wait for the next attempt
+                if not self._waiting():  # only events of sockets gone: wait for the next attempt
                     await self._wait_for_events(self._retry_at - now)
                     continue
-                if now < self._refuse_until:
-                    self._fail_all(self._failure or "store")
+                if await self._refusing():
+                    self._fail_waiting(self._failure)
                     continue
             try:
                 await self._open()
