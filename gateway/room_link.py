@@ -331,10 +331,7 @@ class RoomLink:
         try to wake it again yet."""
         if self._failure is None or asyncio.get_running_loop().time() >= self._refuse_until:
             return False
-        if await self.directory.get_if_active(self.kind, self.room_id) is None:
-            return True
-        self._woke()
-        return False
+        return await self.directory.get_if_active(self.kind, self.room_id) is None
 
     # ---- HTTP ------------------------------------------------------------------------------
     async def call(self, request: HttpRequest, wake: bool = True) -> HttpResponse | None:
