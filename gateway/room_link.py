@@ -28,8 +28,8 @@ When the room cannot be woken, the link fails fast and loses no client's word:
   join or an input waiting gets an ``error`` frame (``ERR_OVERLOADED``, that join's or input's
   seq) and close 1013 ("try again later"); ``on_start`` raised (a room bug): close 1011; the
   room kept going away (``RESOLVE_ATTEMPTS`` tries): close 4503. Sockets held while the room
-  sleeps that sent nothing stay open. For ``UNAVAILABLE_HOLD`` seconds after, unless the room was woken
-  meanwhile by someone else, new sockets get the same at once and HTTP calls raise
+  sleeps that sent nothing stay open. For ``UNAVAILABLE_HOLD`` seconds after, unless the room
+  was woken meanwhile by someone else, new sockets get the same at once and HTTP calls raise
   ``RoomUnavailable`` (503 + ``Retry-After``) without another attempt (``call``);
 - what sockets that had already closed sent (their close above all: a leave, 1000, releases
   the seat) stays queued, and so does a close for each socket failed that the room knew (code
