@@ -14,12 +14,14 @@ import uuid
 
 import aiohttp
 import msgspec
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 import psutil
 import pytest
 from botocore.config import Config
 from botocore.exceptions import EndpointConnectionError
 
-from starhold import HttpResponse, Room, Seats, define_room, protocol
+from starhold import HttpRequest, HttpResponse, Room, Seats, define_room, protocol
 from starhold._runtime.local_host import InProcessDirectory
 from starhold.gateway import room_link
 from starhold.gateway.app import GATEWAY
@@ -230,15 +232,12 @@ async def test_a_forwarded_request_answers_503_with_retry_after(served, outage):
     async with aiohttp.ClientSession() as session:
         token = await guest_token(session, url)
         outage.down = True
-        from aiohttp import web
 
         async def state(request):
             return await api.forward(request, KIND, "fwd", "state")
 
         app = web.Application()
         app.router.add_get("/state", state)
-        from aiohttp.test_utils import TestServer
-
         server = TestServer(app, host="127.0.0.1", port=0)
         await server.start_server()
         try:
@@ -364,7 +363,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-async def gone(ray, directory, pid: int) -> None:
+async def gone(directory, pid: int) -> None:
     """Wait until the directory has no live room actor and process ``pid`` has exited."""
     async with asyncio.timeout(60):
         while await directory.list_rooms() or _alive(pid):
@@ -400,18 +399,18 @@ async def test_a_room_actor_that_fails_to_start_ends(ray_cluster, tmp_path):
         pid = (await handle.stats())["pid"]
         with pytest.raises(StorageError):
             await handle.open_channel("gw-test")
-        await gone(ray_cluster, down, pid)
+        await gone(down, pid)
         # on_start raises (a room bug): the activation fails, the actor ends, the next call retries.
         local = directory()
         marker.write_text("")
         handle = await local.get("s3flaky", "b", {"fail": str(marker)})
         pid = (await handle.stats())["pid"]
         with pytest.raises(ValueError, match="on purpose"):
-            await handle.request(__import__("starhold").HttpRequest("GET", "pid"))
-        await gone(ray_cluster, local, pid)
+            await handle.request(HttpRequest("GET", "pid"))
+        await gone(local, pid)
         marker.unlink()
         handle = await local.get("s3flaky", "b", {"fail": str(marker)})
-        answer = await handle.request(__import__("starhold").HttpRequest("GET", "pid"))
+        answer = await handle.request(HttpRequest("GET", "pid"))
         assert answer.status == 200 and answer.body["pid"] != pid
         assert await local.list_rooms() == ["s3flaky/b"]
     finally:
