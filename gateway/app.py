@@ -35,9 +35,9 @@ from typing import Any
 from aiohttp import web
 
 from .. import protocol
-from .._runtime.handle import RoomDirectory, RoomGone
+from .._runtime.handle import RoomDirectory
 from .._runtime.paths import room_db_path
-from ..http import AuthError, Identity, RoomUnavailable
+from ..http import RETRY_AFTER, AuthError, Identity, RoomUnavailable
 from ..kinds import load_rooms, room_class
 from ..room import HttpRequest, HttpResponse, Room
 from ..wsdirect import DirectWebSocketResponse
@@ -180,29 +180,18 @@ class Gateway:
 
     # ---- HTTP to rooms -----------------------------------------------------------------------
     async def call_room(self, kind: str, room_id: str, req: HttpRequest, *, wake: bool = True) -> HttpResponse | None:
-        """Send ``req`` to the room's ``on_request``. ``wake=False`` only asks a live activation
-        and returns None when the room sleeps (nothing is activated). Raises
-        ``RoomUnavailable`` when the room keeps going away."""
-        link = self.link(kind, room_id)
-        for _ in range(3):
-            handle = None
-            try:
-                if wake:
-                    handle = await link.handle()
-                else:
-                    handle = await self.directory.get_if_active(kind, room_id)
-                    if handle is None:
-                        return None
-                return await handle.request(req)
-            except RoomGone:
-                link._lost(handle)
-        raise RoomUnavailable(f"room {kind}/{room_id} unavailable")
+        """Send ``req`` to the room's ``on_request`` (``RoomLink.call``). ``wake=False`` only
+        asks a live activation and returns None when the room sleeps (nothing is activated).
+        Raises ``RoomUnavailable`` when the room keeps going away or cannot wake (its snapshot
+        store is unreachable)."""
+        return await self.link(kind, room_id).call(req, wake=wake)
 
     async def forward(self, request: web.Request, kind: str, room_id: str, path: str) -> web.Response:
         """``GET .../state`` and the like (``GatewayAPI.forward``): with a valid token, wake the
         room if needed and answer; without a token, answer only from an awake room (401 when it
         sleeps: an anonymous request never starts an activation) unless the kind declares
-        ``wake_on_http``; an invalid token is 401; 503 when the room keeps going away."""
+        ``wake_on_http``; an invalid token is 401; 503 with ``Retry-After`` when the room keeps
+        going away or cannot wake."""
         body = await request.read() if request.can_read_body else b""
         req = HttpRequest(request.method, path, {k: v for k, v in request.query.items() if k != "token"}, body)
         wake = True
@@ -216,7 +205,8 @@ class Gateway:
         try:
             response = await self.call_room(kind, room_id, req, wake=wake)
         except RoomUnavailable:
-            raise web.HTTPServiceUnavailable(text='{"error": "room unavailable"}', content_type="application/json")
+            return web.json_response({"error": "room unavailable; retry later"}, status=503,
+                                     headers={"Retry-After": str(RETRY_AFTER)})
         if response is None:
             return web.json_response({"error": "missing token: the room is asleep and only a request with a token "
                                                "wakes it (POST /api/auth/guest)"},

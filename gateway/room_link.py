@@ -21,6 +21,23 @@ acknowledged go back to the front of the queue, for the next activation:
 - without it the activation died (crash, fenced, node lost): the link asks the next activation
   about its connected sockets (``Check(conn_id)``), and the activation closes with 4503 the
   ones it does not know, so their clients rejoin (they keep their ship through their player key).
+
+When the room cannot be woken, the link fails fast and loses no client's word:
+
+- its snapshot store is unreachable (``StorageError``): every socket of the link that has a
+  join or an input waiting gets an ``error`` frame (``ERR_OVERLOADED``, that join's or input's
+  seq) and close 1013 ("try again later"); ``on_start`` raised (a room bug): close 1011; the
+  room kept going away (``RESOLVE_ATTEMPTS`` tries): close 4503. Sockets held while the room
+  sleeps that sent nothing stay open. For ``UNAVAILABLE_HOLD`` seconds after, unless the room
+  was woken meanwhile by someone else, new sockets get the same at once and HTTP calls raise
+  ``RoomUnavailable`` (503 + ``Retry-After``) without another attempt (``call``);
+- what sockets that had already closed sent (their close above all: a leave, 1000, releases
+  the seat) stays queued, and so does a close for each socket failed that the room knew (code
+  as sent to the socket: its seat is held); they are delivered, in order, to the room's next
+  activation: the link tries again after ``PENDING_RETRY_FIRST`` seconds (doubling up to
+  ``PENDING_RETRY_MAX``), and at once when a socket or an HTTP call wakes the room;
+- one log line per (failure, room kind) per 30 s (``WAKE_FAILURES``, ``starhold.ratelog``),
+  tracebacks at DEBUG only.
 """
 
 from __future__ import annotations
@@ -32,7 +49,12 @@ import time
 from typing import Protocol
 
 from .. import protocol
-from .._runtime.events import Check, Close, Connect
+from .._runtime.events import Check, Close, Connect, Message
+from ..errors import RoomUnavailable
+from ..http import RETRY_AFTER
+from ..ratelog import RateLimitedLog, describe
+from ..room import HttpRequest, HttpResponse
+from ..storage.base import StorageError
 from ..ticking import tick_offset
 from .._runtime.handle import RoomDirectory, RoomGone, RoomHandle
 from . import metrics
@@ -58,6 +80,33 @@ BATCH_WINDOW = 0.002
 RESOLVE_ATTEMPTS = 40
 RESOLVE_BACKOFF = 0.05
 """Seconds between attempts to reach a room whose activation is going away (doubling, capped at 1 s)."""
+UNAVAILABLE_HOLD = float(RETRY_AFTER)
+"""Seconds after a failed wake during which new sockets and HTTP calls are refused at once."""
+PENDING_RETRY_FIRST = 5.0
+PENDING_RETRY_MAX = 60.0
+"""Seconds between attempts to wake a room that could not wake, to deliver what is still queued
+for it (closes of sockets gone meanwhile): doubling from the first to the second."""
+
+UNAVAILABLE_MESSAGE = f"the room cannot start now (its storage is unreachable); retry in {RETRY_AFTER} s"
+"""The ``error`` frame's message before close 1013."""
+
+WAKE_FAILURES = RateLimitedLog(log)
+"""The gateway's log of rooms that could not wake: one line per (failure, room kind) per 30 s."""
+
+_FAILURES = {  # why -> (close code, error frame code or None, close reason, log phrase)
+    "store": (protocol.CLOSE_TRY_AGAIN_LATER, protocol.ERR_OVERLOADED, "room unavailable; try again later",
+              "its snapshot store is unreachable"),
+    "room": (protocol.CLOSE_INTERNAL_ERROR, None, "room failed to start", "it failed to start"),
+    "gone": (protocol.CLOSE_ROOM_UNAVAILABLE, None, "room unavailable", "it kept going away"),
+}
+
+
+def wake_failure(exc: BaseException) -> str:
+    """Why opening a room failed: ``"store"`` for a ``StorageError`` (its snapshot store is
+    unreachable; also when wrapped, as ``cause``, by Ray's ``RayTaskError``), else ``"room"``
+    (``on_start`` or the host failed)."""
+    return "store" if isinstance(exc, StorageError) or isinstance(getattr(exc, "cause", None), StorageError) \
+        else "room"
 
 
 class Socket(Protocol):
@@ -121,6 +170,10 @@ class RoomLink:
         self._changed = asyncio.Event()  # events were queued
         self._runner: asyncio.Task | None = None
         self._stopped = False
+        self._failure: str | None = None  # why the last wake failed (a _FAILURES key), until one succeeds
+        self._refuse_until = 0.0  # loop time until which new sockets and calls are refused at once
+        self._retry_at = 0.0  # loop time of the next wake attempt after a failure
+        self._retry_delay = PENDING_RETRY_FIRST
         self.batches_sent = 0
         self.events_sent = 0
         self.tick_reports = TickReports()  # the room's tick overruns, for admission control
@@ -192,7 +245,8 @@ class RoomLink:
     def detach(self, conn_id: str, code: int, reason: str) -> None:
         """A socket closed: tell the room and forget it. Its connect may still be queued or in
         flight: the close follows it in order (the room ignores a close for a connection it
-        does not know), and is never dropped, however full the queue."""
+        does not know), and is never dropped, however full the queue, nor when the room
+        cannot wake: it waits for the room's next activation."""
         sock = self.sockets.pop(conn_id, None)
         if sock is not None:
             self.submit(Close(conn_id, code, reason), control=True)
@@ -211,11 +265,111 @@ class RoomLink:
                 sock.connected = False
                 sock.close_soon(code, reason)
 
-    def _fail_all(self, code: int, reason: str) -> None:
-        """The room cannot be reached: close every socket and drop what was queued for it."""
-        conn_ids = set(self.sockets) | {e.conn for e in self._queue}
-        self._queue, self._queued_inputs, self._inputs = [], 0, 0
-        self._fail(conn_ids, code, reason)
+    def _waiting(self) -> bool:
+        """Whether a socket of ours has events queued (it wants the room)."""
+        sockets = self.sockets
+        return any(event.conn in sockets for event in self._queue)
+
+    def _fail_waiting(self, why: str) -> int:
+        """The room cannot be woken (``why``: a ``_FAILURES`` key): close each socket that has
+        events queued (an error frame first for ``"store"``, with the seq of its first queued
+        join or input) and drop its events; returns how many were closed. Sockets with nothing
+        queued (held while the room sleeps) stay open. The events of sockets that closed
+        before stay queued for the room's next activation, with a close (our code) for each
+        socket closed here that the room knew (its seat is held)."""
+        code, error, reason, _ = _FAILURES[why]
+        failed: dict[str, int] = {}  # conn id -> seq of its first queued join or input
+        kept = []
+        for event in self._queue:  # every event names its connection (``conn``)
+            if event.conn in self.sockets:
+                seq = event.seq if type(event) is Connect else event.message.seq if type(event) is Message else 0
+                failed[event.conn] = failed.get(event.conn) or seq
+            else:
+                kept.append(event)
+        for conn_id, seq in failed.items():
+            sock = self.sockets.pop(conn_id)
+            if sock.connected:
+                kept.append(Close(conn_id, code, reason))
+            sock.connected = False
+            if error is not None:
+                metrics.ERRORS_SENT.labels(str(error)).inc()
+                sock.deliver(protocol.error_frame(error, UNAVAILABLE_MESSAGE, seq))
+            sock.close_soon(code, reason)
+        self._queue = kept
+        self._inputs = self._queued_inputs = sum(1 for e in kept if type(e) is Message)
+        return len(failed)
+
+    def _wake_failed(self, why: str, exc: BaseException | None) -> None:
+        """A wake failed: log it (rate-limited), refuse for ``UNAVAILABLE_HOLD`` seconds, fail
+        the sockets and schedule the next attempt for what stays queued."""
+        now = asyncio.get_running_loop().time()
+        self._failure = why
+        self._refuse_until = now + UNAVAILABLE_HOLD
+        self._retry_at = now + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, PENDING_RETRY_MAX)
+        code, _, _, phrase = _FAILURES[why]
+        closed = self._fail_waiting(why)
+        WAKE_FAILURES.log(logging.WARNING, (why, self.kind), "room %s/%s cannot wake: %s (%s); %d socket(s) closed "
+                          "with %d, %d event(s) kept for its next activation", self.kind, self.room_id, phrase,
+                          describe(exc) if exc is not None else "-", closed, code, len(self._queue), exc_info=exc)
+
+    def _woke(self) -> None:
+        """A wake succeeded: forget the failure; deliver what waited for it."""
+        if self._failure is None:
+            return
+        WAKE_FAILURES.recovered((self._failure, self.kind), "room %s/%s wakes again", self.kind, self.room_id)
+        self._failure = None
+        self._refuse_until = self._retry_at = 0.0
+        self._retry_delay = PENDING_RETRY_FIRST
+        if self._queue and self._channel is None:
+            self._changed.set()
+            self._ensure_runner()
+
+    async def _refusing(self) -> bool:
+        """Whether a wake failed less than ``UNAVAILABLE_HOLD`` seconds ago and the room is not
+        awake now (woken meanwhile by another gateway, an alarm...): then this link does not
+        try to wake it again yet."""
+        if self._failure is None or asyncio.get_running_loop().time() >= self._refuse_until:
+            return False
+        return await self.directory.get_if_active(self.kind, self.room_id) is None
+
+    # ---- HTTP ------------------------------------------------------------------------------
+    async def call(self, request: HttpRequest, wake: bool = True) -> HttpResponse | None:
+        """Send ``request`` to the room's ``on_request`` (``GatewayAPI.call_room``). ``wake=False``
+        asks only a live activation (None when the room sleeps). Raises ``RoomUnavailable`` when
+        the room keeps going away (3 tries) or cannot wake because its snapshot store is
+        unreachable, and at once, without trying, within ``UNAVAILABLE_HOLD`` seconds of a
+        failed wake; whatever else the room raised propagates."""
+        key = f"{self.kind}/{self.room_id}"
+        if wake and await self._refusing():
+            raise RoomUnavailable(f"room {key} cannot wake now ({_FAILURES[self._failure][3]}); retry later")
+        for _ in range(3):
+            handle = None
+            try:
+                if wake:
+                    handle = await self.handle()
+                else:
+                    handle = await self.directory.get_if_active(self.kind, self.room_id)
+                    if handle is None:
+                        return None
+                response = await handle.request(request)
+            except RoomGone:
+                self._lost(handle)
+                continue
+            except Exception as exc:
+                self._lost(handle)
+                if wake_failure(exc) != "store":
+                    raise
+                now = asyncio.get_running_loop().time()
+                self._failure = "store"
+                self._refuse_until = self._retry_at = max(self._retry_at, now + UNAVAILABLE_HOLD)
+                WAKE_FAILURES.log(logging.WARNING, ("store", self.kind), "room %s cannot wake: %s (%s); HTTP "
+                                  "answered 503", key, _FAILURES["store"][3], describe(exc), exc_info=exc)
+                raise RoomUnavailable(f"room {key} cannot wake now ({_FAILURES['store'][3]}); retry later") from None
+            if wake:
+                self._woke()
+            return response
+        raise RoomUnavailable(f"room {key} unavailable")
 
     # ---- the channel -----------------------------------------------------------------------
     def _ensure_runner(self) -> None:
@@ -227,10 +381,19 @@ class RoomLink:
         queued (waking the room if it sleeps), or when the room sleeping with our sockets was
         woken by someone else."""
         attempts, delay = 0, RESOLVE_BACKOFF
+        loop = asyncio.get_running_loop()
         while self._channel is None and not self._stopped and (self.sockets or self._queue):
             if self.asleep and not self._queue:
                 await self._watch()
                 continue
+            now = loop.time()
+            if now < self._retry_at:  # the last wake failed
+                if not self._waiting():  # only events of sockets gone: wait for the next attempt
+                    await self._wait_for_events(self._retry_at - now)
+                    continue
+                if await self._refusing():
+                    self._fail_waiting(self._failure)
+                    continue
             try:
                 await self._open()
             except (RoomGone, OSError, asyncio.TimeoutError) as exc:
@@ -238,18 +401,26 @@ class RoomLink:
                 self._handle = None
                 attempts += 1
                 if attempts >= RESOLVE_ATTEMPTS:
-                    log.warning("room %s/%s unavailable: %s", self.kind, self.room_id, exc)
-                    self._fail_all(protocol.CLOSE_ROOM_UNAVAILABLE, "room unavailable")
-                    return
+                    self._wake_failed("gone", exc)
+                    attempts, delay = 0, RESOLVE_BACKOFF
+                    continue
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("room %s/%s: cannot open its channel", self.kind, self.room_id)
+            except Exception as exc:
                 self._handle = None
-                self._fail_all(protocol.CLOSE_INTERNAL_ERROR, "room unreachable")
-                return
+                self._wake_failed(wake_failure(exc), exc)
+            else:
+                self._woke()
+
+    async def _wait_for_events(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for an event to be queued."""
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     async def _open(self) -> None:
         handle = await self.handle()

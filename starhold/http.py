@@ -43,7 +43,7 @@ from .room import HttpRequest, HttpResponse
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["AuthError", "GatewayAPI", "HttpError", "Identity", "RoomUnavailable", "RoutesFunction",
+__all__ = ["AuthError", "GatewayAPI", "HttpError", "Identity", "RETRY_AFTER", "RoomUnavailable", "RoutesFunction",
            "check_display_name", "define_routes", "read_json", "route_plugins"]
 
 NAME_MAX = 32
@@ -59,12 +59,25 @@ class AuthError(Exception):
         self.status = status
 
 
-class HttpError(Exception):
-    """An HTTP error to answer as JSON ``{"error": message}`` with ``status``."""
+RETRY_AFTER = 5
+"""Seconds of the ``Retry-After`` header of a 503 answered because a room cannot be reached
+or woken (its snapshot store is unreachable, or it keeps going away): the gateway's routes
+(``GatewayAPI.forward``) and the game's (``/api/auth/register|login``...) use it."""
 
-    def __init__(self, status: int, message: str):
+
+class HttpError(Exception):
+    """An HTTP error to answer as JSON ``{"error": message}`` with ``status`` and extra
+    ``headers`` (e.g. ``Retry-After``)."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None):
         super().__init__(message)
         self.status, self.message = status, message
+        self.headers = dict(headers or {})
+
+    @classmethod
+    def unavailable(cls, message: str) -> "HttpError":
+        """A 503 with ``Retry-After: RETRY_AFTER``: what to answer for ``RoomUnavailable``."""
+        return cls(503, message, {"Retry-After": str(RETRY_AFTER)})
 
 
 @dataclass(frozen=True)
@@ -158,14 +171,19 @@ class GatewayAPI(Protocol):
                         wake: bool = True) -> HttpResponse | None:
         """Send ``request`` to the room's ``on_request`` and return its answer. ``wake=False``
         asks only a live activation and returns None when the room sleeps. Raises
-        ``RoomUnavailable`` when the room keeps going away, ``KeyError`` for a kind no module
-        registered and ``ValueError`` for an invalid id."""
+        ``RoomUnavailable`` when the room keeps going away or cannot wake because its snapshot
+        store is unreachable (answer 503 with ``Retry-After``: ``HttpError.unavailable``; for
+        ``RETRY_AFTER`` seconds after such a failure the gateway answers at once, without
+        trying to wake the room again), ``KeyError`` for a kind no module registered and
+        ``ValueError`` for an invalid id. Whatever else the room raised (``on_start`` or
+        ``on_request`` failing) propagates."""
 
     async def forward(self, request: "web.Request", kind: str, room_id: str, path: str) -> "web.Response":
         """Forward an aiohttp ``request`` to the room as ``HttpRequest(method, path, query
         without "token", body)`` and answer its response as JSON. Only a request with a valid
         token wakes a sleeping room (an invalid one gets 401), unless the kind declares
-        ``wake_on_http``; otherwise a sleeping room answers 401. 503 when it keeps going away."""
+        ``wake_on_http``; otherwise a sleeping room answers 401. 503 with ``Retry-After`` when
+        it keeps going away or cannot wake (see ``call_room``)."""
 
     async def serve_socket(self, request: "web.Request", kind: str, room_id: str | None,
                            unknown: str = "unknown room") -> "web.WebSocketResponse":

@@ -5,7 +5,9 @@
   throttled per account and per address (``throttle.py``: 429 with ``Retry-After``).
 
 Bodies are JSON objects of at most ``MAX_BODY`` bytes (413 beyond, 400 when malformed); every
-answer is JSON, errors ``{"error": message}``. Both are forwarded to the accounts room
+answer is JSON, errors ``{"error": message}``; 503 with ``Retry-After`` (``starhold.http.
+RETRY_AFTER`` seconds) while the accounts room cannot be reached or woken (e.g. its snapshot
+store is down). Both are forwarded to the accounts room
 (``room.py``: kind and id ``accounts``), which holds the scrypt hashes; the gateway signs the
 token (``GatewayAPI.issue_token``). Guest tokens and ``/api/auth/me`` are the framework's.
 
@@ -41,12 +43,13 @@ class AccountRoutes:
         self.throttle = throttle
 
     async def _accounts(self, path: str, body: dict) -> HttpResponse:
-        """POST ``body`` to the accounts room (waking it); ``HttpError`` 503 when it keeps
-        going away."""
+        """POST ``body`` to the accounts room (waking it); ``HttpError`` 503 with
+        ``Retry-After`` when it keeps going away or cannot wake (its snapshot store is
+        unreachable)."""
         try:
             return await self.api.call_room(KIND, ROOM_ID, HttpRequest("POST", path, {}, json.dumps(body).encode()))
         except RoomUnavailable:
-            raise HttpError(503, "accounts unavailable; retry") from None
+            raise HttpError.unavailable("accounts unavailable; retry later") from None
 
     def _token(self, response: HttpResponse, status: int) -> web.Response:
         answer = self.api.issue_token(response.body["player"], response.body["name"], "user")
@@ -82,7 +85,7 @@ def _json_errors(handler):
         try:
             return await handler(request)
         except HttpError as exc:
-            return _error(exc.status, exc.message)
+            return _error(exc.status, exc.message, **exc.headers)
     return wrapped
 
 

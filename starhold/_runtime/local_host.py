@@ -7,6 +7,7 @@ Used by unit tests (with a ``ManualClock``: no Ray, no sleeping) and by
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from ..storage.snapshots import LocalDirSnapshotStore, SnapshotStore
@@ -19,6 +20,26 @@ from ..room import HttpRequest, HttpResponse, Room
 from .hibernation import SNAPSHOT_INTERVAL
 from .runtime import RoomRuntime
 from .scheduler import AlarmScheduler
+
+
+def start_task(runtime: RoomRuntime, done: Callable[[BaseException | None], None]) -> asyncio.Task:
+    """``runtime.start()`` as a task its callers share: each awaits ``asyncio.shield(task)``,
+    so a caller that is cancelled does not cancel the start the others wait for, and all see
+    the same outcome. ``done(exc)`` is called synchronously when the start ends, before any
+    waiter resumes (``exc``: what it raised, or None). A failure nobody awaits any more is
+    not reported as "never retrieved" (its waiters, or the host's log, report it)."""
+
+    async def run() -> None:
+        try:
+            await runtime.start()
+        except BaseException as exc:
+            done(exc)
+            raise
+        done(None)
+
+    task = asyncio.ensure_future(run())
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return task
 
 
 class LocalRoomHandle(RoomHandle):
@@ -80,6 +101,7 @@ class InProcessDirectory(RoomDirectory):
         self.storage_factory = storage_factory
         self.snapshot_interval = snapshot_interval
         self._runtimes: dict[tuple[str, str], RoomRuntime] = {}
+        self._starts: dict[tuple[str, str], asyncio.Task] = {}  # start attempts in flight
         self._lock = asyncio.Lock()
         self.scheduler = AlarmScheduler(self.data_dir / "scheduler.sqlite", self.clock, self._wake)
         self._scheduler_open = False
@@ -94,7 +116,11 @@ class InProcessDirectory(RoomDirectory):
             await self.get(kind, room_id)
 
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> LocalRoomHandle:
-        """The room's handle, activating it if needed. Raises ``RuntimeError`` after ``close``."""
+        """The room's handle, activating it if needed. Raises ``RuntimeError`` after ``close``,
+        and what the activation's start raised (``StorageError`` when the snapshot store cannot
+        be reached, what ``on_start`` raised): concurrent callers share one start attempt and
+        all see its failure; the failed activation is forgotten, so the next call starts a
+        fresh one."""
         if self.closed:
             raise RuntimeError("the room directory is closed")
         async with self._lock:
@@ -119,8 +145,20 @@ class InProcessDirectory(RoomDirectory):
                     directory=self,
                 )
                 self._runtimes[key] = runtime
-        await runtime.start()
+            starting = self._starts.get(key)
+            if starting is None and runtime.state == "new":
+                starting = self._starts[key] = start_task(
+                    runtime, lambda exc, key=key, runtime=runtime: self._start_done(key, runtime, exc))
+        if starting is not None:
+            await asyncio.shield(starting)
         return LocalRoomHandle(runtime, kind, room_id)
+
+    def _start_done(self, key: tuple[str, str], runtime: RoomRuntime, exc: BaseException | None) -> None:
+        """``runtime``'s start ended (``exc``: its failure, or None): forget the attempt, and a
+        failed activation with it (the next ``get`` creates a fresh one)."""
+        self._starts.pop(key, None)
+        if exc is not None and self._runtimes.get(key) is runtime:
+            del self._runtimes[key]
 
     async def _forget(self, key: tuple[str, str]) -> None:
         runtime = self._runtimes.get(key)

@@ -5,7 +5,9 @@ created on first use with ``get_if_exists=True``, ``lifetime="detached"``,
 ``max_restarts=-1`` and ``num_cpus=0`` (rooms are mostly idle; a CPU reservation each would
 cap a 2-core node at two rooms). Ray's GCS is the directory of rooms. When its room hibernates
 the actor kills itself without restart, freeing its name; the next ``get`` creates a new
-activation, on whichever node Ray picks, which restores the room from its snapshot.
+activation, on whichever node Ray picks, which restores the room from its snapshot. An actor
+whose room fails to start (its snapshot store unreachable, ``on_start`` raising) ends itself
+the same way, so that no actor outlives a failed start; the next call creates a fresh one.
 
 Alarms of sleeping rooms are held by one more actor, ``scheduler`` in the same namespace
 (``SchedulerActor``: an ``AlarmScheduler`` on ``scheduler.alarm_index_from_config``: its own
@@ -38,9 +40,11 @@ from .. import heap
 from ..storage.factory import snapshot_store_from_config
 from ..clock import SystemClock
 from .handle import RoomDirectory, RoomGone, RoomHandle
-from .local_host import LocalRoomHandle
+from .local_host import LocalRoomHandle, start_task
 from ..kinds import load_rooms, room_class
 from ..messages import make_portable
+from ..ratelog import RateLimitedLog, describe
+from ..storage.base import StorageError
 from .paths import node_data_dir, room_db_path
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
@@ -56,6 +60,10 @@ alarm scheduler, on any node) through ``runtime_env={"env_vars": ...}``, those t
 
 log = logging.getLogger("starhold.ray")
 
+START_FAILURES = RateLimitedLog(log)
+"""Start failures of this process's room actors: one line per (failure kind, room kind) per
+30 s, tracebacks at DEBUG."""
+
 RAY_CALLS: collections.Counter = collections.Counter()
 """Ray actor calls made by this process's handles, by method name."""
 
@@ -70,10 +78,16 @@ class RoomActor(LocalRoomHandle):
     methods are those of the in-process handle, called remotely.
 
     ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds), ``rooms`` (the modules
+<<<<<<< HEAD
     of room kinds the server hosts, loaded here too; None: the entry point group),
     ``snapshots`` (a snapshot spec, ``storage.factory``). The room's SQLite file lives under
     ``paths.node_data_dir`` (per node with S3 snapshots). Room state is started lazily by the
     first call, so construction never fails on room code.
+=======
+    of room kinds the server hosts, loaded here too; None: the entry point group). Room state is
+    started lazily by the first call, so construction never fails on room code; a failed
+    start ends the actor (``_activate``).
+>>>>>>> s3-outage
     """
 
     def __init__(self, kind: str, room_id: str, params: dict, config: dict, cls: type | None = None):
@@ -99,6 +113,57 @@ class RoomActor(LocalRoomHandle):
         )
         super().__init__(runtime, kind, room_id)
         heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
+
+    _starting: asyncio.Task | None = None  # the activation's one start attempt (start_task)
+
+    async def _activate(self) -> None:
+        """Start the room on the first call (all concurrent calls share that attempt). A start
+        that fails ends this actor, as hibernation does (``_exit``): an actor whose room never
+        started would otherwise live on, holding its memory, with nothing to hibernate it; the
+        next call creates a fresh actor, which tries again (docs/rooms.md: a failed
+        ``on_start`` is retried by the next call). The callers of the failed attempt get its
+        exception (``StorageError`` when the snapshot store cannot be reached, what
+        ``on_start`` raised); later callers of this actor get ``RoomGone``."""
+        if self._starting is None:
+            self._starting = start_task(self.runtime, self._start_done)
+        elif self._starting.done() and (self._starting.cancelled() or self._starting.exception() is not None):
+            raise RoomGone(f"{self.kind}/{self.room_id}: its activation failed to start")
+        await asyncio.shield(self._starting)
+
+    def _start_done(self, exc: BaseException | None) -> None:
+        if exc is None:
+            return
+        storage = isinstance(exc, StorageError)
+        START_FAILURES.log(
+            logging.WARNING, ("store unavailable" if storage else "start failed", self.kind),
+            "room %s/%s failed to start (%s): %s; this actor ends, the next call starts a fresh one",
+            self.kind, self.room_id, "its snapshot store is unreachable" if storage else "on_start raised",
+            describe(exc), exc_info=exc)
+        self._exiting = asyncio.ensure_future(self._exit())
+
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
+        await self._activate()
+        return await super().send_batch(gateway_id, events)
+
+    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
+        await self._activate()
+        return await super().pull(gateway_id, timeout, epoch)
+
+    async def open_channel(self, gateway_id: str) -> dict:
+        await self._activate()
+        return await super().open_channel(gateway_id)
+
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        await self._activate()
+        return await super().request(request)
+
+    async def hibernate(self) -> bool:
+        await self._activate()
+        return await super().hibernate()
+
+    async def fire_alarm(self) -> bool:
+        await self._activate()
+        return await super().fire_alarm()
 
     async def _exit(self) -> None:
         # Let in-flight replies (the hibernate call's, RoomGone to pullers) go out first, then
