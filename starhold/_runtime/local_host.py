@@ -7,6 +7,7 @@ Used by unit tests (with a ``ManualClock``: no Ray, no sleeping) and by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from ..storage.snapshots import LocalDirSnapshotStore, SnapshotStore
@@ -54,6 +55,50 @@ class LocalRoomHandle(RoomHandle):
     async def fire_alarm(self) -> bool:
         """Deliver the pending alarm now, whatever its time (tests); False if none."""
         return await self.runtime.fire_alarm_now()
+
+    async def migrate(self) -> dict:
+        """Hibernate now because the room moves to another node (``starhold drain``): a forced
+        hibernation (connections saved, final snapshot, lease released, the activation ends),
+        in which each gateway holding sockets of the room gets ``("moved",)`` right before its
+        ``("hibernate",)``, so it reopens the room's channel at once, waking the room wherever
+        the directory places it, instead of waiting for its next input.
+
+        Returns ``{"migrated": bool, "connections": int, "gateways": [gateway ids]}``:
+        ``migrated`` is False when the activation was already ending (another hibernation
+        or a newer activation got there first), ``connections`` the sockets held over.
+        Raises ``RoomGone`` when the activation has ended, and what the final commit or
+        snapshot raised (the room then goes on serving here)."""
+        runtime = self.runtime
+        await runtime._ensure_active()
+        with _announcing_move(runtime) as moved:
+            migrated = await runtime.hibernate(force=True)
+        return {"migrated": migrated, "connections": moved["connections"], "gateways": sorted(moved["gateways"])}
+
+
+@contextlib.contextmanager
+def _announcing_move(runtime: RoomRuntime):
+    """While in effect, every ``("hibernate",)`` item ``runtime`` delivers is preceded by
+    ``("moved",)`` for the same gateways. Yields ``{"gateways": set, "connections": int}``
+    (filled in when the hibernation tells the gateways). The hibernation path of the runtime
+    (``starhold._runtime.hibernation``) delivers ``("hibernate",)`` once per gateway holding
+    sockets, after its snapshot is published and before its channels close with a last push, so
+    both items reach each gateway in that push, and nothing is announced when it fails."""
+    deliver = runtime._deliver
+    moved = {"gateways": set(), "connections": 0}
+
+    def announce(gateway_ids, item):
+        if item == ("hibernate",):
+            if not moved["gateways"]:
+                moved["connections"] = len(runtime._conns)
+            moved["gateways"].update(gateway_ids)
+            deliver(gateway_ids, ("moved",))
+        deliver(gateway_ids, item)
+
+    runtime._deliver = announce
+    try:
+        yield moved
+    finally:
+        del runtime._deliver  # the class's method again
 
 
 class InProcessDirectory(RoomDirectory):

@@ -92,6 +92,14 @@ class RoomActor(LocalRoomHandle):
     async def stats(self) -> dict:
         return {**await super().stats(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
+    async def migrate(self) -> dict:
+        """``LocalRoomHandle.migrate`` (hibernate for a move, gateways told ``("moved",)``), whose
+        result also has ``node`` (the Ray node id this activation ran on, hex) and ``config``
+        (the config it was created with, namespace included: ``starhold.drain`` wakes the room
+        through a ``RayDirectory`` built from it, as its gateways would)."""
+        config = self.runtime.directory().config  # the RayDirectory built from this actor's config
+        return {**await super().migrate(), "node": ray.get_runtime_context().get_node_id(), "config": config}
+
 
 class SchedulerActor:
     """The singleton alarm scheduler of a namespace: an ``AlarmScheduler`` on
@@ -185,6 +193,10 @@ class RayRoomHandle(RoomHandle):
 
     async def fire_alarm(self) -> bool:
         return await self._call("fire_alarm")
+
+    async def migrate(self) -> dict:
+        """``RoomActor.migrate``: hibernate for a move to another node (``starhold drain``)."""
+        return await self._call("migrate")
 
 
 class RayDirectory(RoomDirectory):
