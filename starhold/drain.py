@@ -10,7 +10,8 @@ Steps (``drain_node``):
    ``ray start`` on it).
 2. **List its rooms**: the alive actors of the namespace on that node named ``room:<kind>:<id>``
    (from the GCS actor table: no dashboard needed).
-3. **Move each room**, ``parallel`` at a time (``move_room``): ``RoomHandle.migrate`` hibernates
+3. **Move each room**, ``parallel`` at a time, rooms with the most connections first
+   (``move_room``): ``RoomHandle.migrate`` hibernates
    it (connections saved, final snapshot, lease released) telling each gateway holding its
    sockets ``("moved",)``, then the room is woken at once through a ``RayDirectory`` built from
    the config its actor was created with, which Ray places on another node. The gateways
@@ -270,15 +271,20 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
     slots = asyncio.Semaphore(parallel)
     give_up = time.monotonic() + deadline
 
-    async def move(kind: str, room_id: str) -> None:
+    async def connections(kind: str, room_id: str) -> tuple[RayRoomHandle, int] | None:
+        """The room's handle and its connection count; None once it is gone."""
+        try:
+            actor = await asyncio.to_thread(ray.get_actor, actor_name(kind, room_id), namespace)
+            handle = RayRoomHandle(actor, kind, room_id)
+            return handle, int((await handle.stats()).get("connections") or 0)
+        except (ValueError, RoomGone):  # hibernated meanwhile
+            return None
+
+    async def move(handle: RayRoomHandle) -> None:
         async with slots:
             if time.monotonic() >= give_up:
                 return
-            try:
-                actor = await asyncio.to_thread(ray.get_actor, actor_name(kind, room_id), namespace)
-            except ValueError:  # hibernated meanwhile
-                return
-            result = await move_room(RayRoomHandle(actor, kind, room_id), kind, room_id, wake_directory,
+            result = await move_room(handle, handle.kind, handle.room_id, wake_directory,
                                      timeout=max(1.0, give_up - time.monotonic()))
             report.moves.append(result)
             say(result.line())
@@ -287,7 +293,10 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
         rooms = await rooms_on_node(target.id, namespace)
         if not rooms or time.monotonic() >= give_up:
             break
-        await asyncio.gather(*(move(kind, room_id) for kind, room_id in rooms))
+        # Rooms with players first (most first): they are the ones whose players wait.
+        found = [r for r in await asyncio.gather(*(connections(k, i) for k, i in rooms)) if r is not None]
+        found.sort(key=lambda r: -r[1])
+        await asyncio.gather(*(move(handle) for handle, _ in found))
     for _ in range(LEFT_CHECKS):  # an ending activation lives on for a moment after it hibernated
         report.left = [f"{k}/{r}" for k, r in await rooms_on_node(target.id, namespace)]
         if not report.left:
