@@ -68,14 +68,11 @@ class RoomMove:
     connections: int = 0
     node: str | None = None
     error: str | None = None
-    asleep: bool = False  # it was already hibernating: left asleep, its next use wakes it
 
     def line(self) -> str:
         """One line for the operator: room, outcome, times, where it went."""
         if not self.ok:
             return f"{self.room}: FAILED after {self.seconds:.2f} s: {self.error}"
-        if self.asleep:
-            return f"{self.room}: was going to sleep; left asleep"
         where = f" -> node {self.node[:12]}" if self.node else ""
         return (f"{self.room}: moved in {self.seconds:.2f} s (hibernate {self.hibernate_seconds:.2f} s, "
                 f"wake {self.wake_seconds:.2f} s), {self.connections} socket(s) held{where}")
@@ -102,13 +99,12 @@ class DrainReport:
         return not self.failed() and not self.left
 
     def summary(self) -> str:
-        """One line: rooms moved, left asleep and failed, gap figures, time taken, rooms left."""
-        moved = [m for m in self.moves if m.ok and not m.asleep]
-        asleep = sum(1 for m in self.moves if m.asleep)
+        """One line: rooms moved and failed, gap figures, time taken, rooms left."""
+        moved = [m for m in self.moves if m.ok]
         gaps = sorted(m.seconds for m in moved)
         figures = (f"; gap median {gaps[len(gaps) // 2]:.2f} s, max {gaps[-1]:.2f} s" if gaps else "")
         left = f"; {len(self.left)} room(s) still on the node: {', '.join(self.left)}" if self.left else ""
-        return (f"node {self.node[:12]}: {len(moved)} room(s) moved, {asleep} left asleep, "
+        return (f"node {self.node[:12]}: {len(moved)} room(s) moved, "
                 f"{len(self.failed())} failed{figures}, in {self.seconds:.1f} s{left}")
 
 
@@ -119,21 +115,20 @@ async def move_room(handle: RoomHandle, kind: str, room_id: str,
     """Move one room: ``handle.migrate()`` (hibernate, gateways told ``("moved",)``), then wake
     it through ``directory`` (or ``directory(migrate's result)``), retrying every
     ``WAKE_RETRY`` s while the old activation still answers ``RoomGone``, for up to ``timeout``
-    seconds. A room that was already ending is not woken (``ok``, no node). Never raises for
-    the room's errors: they are in the returned ``RoomMove``."""
+    seconds. A room whose activation was already ending (``RoomGone``, or ``migrated`` False)
+    is woken too: on Ray, ``RoomGone`` may also be a migration whose reply was lost when the
+    actor ended (``RoomMove.connections`` is then unknown: 0). Never raises for the room's
+    errors: they are in the returned ``RoomMove``."""
     room = f"{kind}/{room_id}"
     started = time.perf_counter()
     try:
         info = await handle.migrate()
     except RoomGone:
-        return RoomMove(room, True, seconds=time.perf_counter() - started, asleep=True)
+        info = {}
     except Exception as exc:  # noqa: BLE001 - reported per room; the room goes on serving here
         return RoomMove(room, False, seconds=time.perf_counter() - started, error=f"{type(exc).__name__}: {exc}")
     hibernated = time.perf_counter()
     move = RoomMove(room, True, hibernate_seconds=hibernated - started, connections=info.get("connections", 0))
-    if not info.get("migrated"):
-        move.seconds, move.asleep = move.hibernate_seconds, True
-        return move
     try:
         target = directory if hasattr(directory, "get") else directory(info)
         new = await asyncio.wait_for(_wake(target, kind, room_id), timeout)
