@@ -21,9 +21,10 @@ Steps (``drain_node``):
 4. Rooms that appeared on the node meanwhile (an activation scheduled there before the drain
    took effect) are moved in further rounds, until none is left or ``deadline`` passes.
 
-The gap a player sees is the new activation's start: on the 2-core test machine a fresh Ray
-worker process takes 1-1.5 s to start and import the room code, and the restore a few tenths
-of a second more (tests/test_drain.py measures it).
+The gap a player sees is the new activation's start, almost all of it Ray starting a fresh
+worker process for the actor and importing the room code: on the loaded 2-core test machine
+(a head and a worker node, 6 bots, the gateway) 1.3-1.5 s per room with ``parallel=1`` and
+2.1-2.8 s with ``parallel=2``, the starts competing for the cores (tests/test_drain.py).
 """
 
 from __future__ import annotations
@@ -223,7 +224,7 @@ async def rooms_on_node(node_id: str, namespace: str) -> list[tuple[str, str]]:
     return sorted(rooms)
 
 
-async def drain_node(node: str, *, namespace: str = "starhold", deadline: float = 300.0, parallel: int = 4,
+async def drain_node(node: str, *, namespace: str = "starhold", deadline: float = 300.0, parallel: int = 2,
                      directory: RoomDirectory | None = None, out: Callable[[str], None] | None = print,
                      ) -> DrainReport:
     """Drain Ray node ``node`` (hex id, a unique prefix of it, or its IP) of the rooms of
