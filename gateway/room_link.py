@@ -18,6 +18,9 @@ acknowledged go back to the front of the queue, for the next activation:
   the link watches without waking anything: the next event from one of its sockets wakes the
   room, which restores its connections, and if something else wakes it (an alarm, another
   gateway's player) the watch finds the new activation within ``WATCH_INTERVAL``;
+- after ``("moved",)`` then ``("hibernate",)`` (``starhold drain``: the room hibernated to
+  move off its node) the same, except that the link reopens the channel at once, waking the
+  room on another node: its restored connections get frames again as soon as it runs;
 - without it the activation died (crash, fenced, node lost): the link asks the next activation
   about its connected sockets (``Check(conn_id)``), and the activation closes with 4503 the
   ones it does not know, so their clients rejoin (they keep their ship through their player key).
@@ -160,6 +163,7 @@ class RoomLink:
         self.asleep = False  # the room hibernated holding our sockets
         self._channel: RoomChannel | None = None
         self._hibernated = False  # the current channel announced hibernation
+        self._moved = False  # ... because the room moves to another node (starhold drain)
         self._queue: list = []  # events not yet sent
         self._queued_inputs = 0  # client messages in _queue
         self._unacked: collections.deque = collections.deque()  # (batch_no, events, client messages)
@@ -461,12 +465,12 @@ class RoomLink:
         self._queued_inputs += sum(n for _, _, n in self._unacked)
         self._unacked.clear()
         self._queue[:0] = requeued
-        self.asleep = True
+        self.asleep = not (self._hibernated and self._moved)  # moved: reopen at once, waking it elsewhere
         if self._hibernated:
             self._epoch = None  # the next activation restores our sockets, whatever its epoch
         else:
             self._check_sockets()
-        self._hibernated = False
+        self._hibernated = self._moved = False
         self._ensure_runner()
 
     # ---- outputs ---------------------------------------------------------------------------
@@ -514,6 +518,8 @@ class RoomLink:
                     sock.close_soon(item[2], item[3])
             elif tag == "hibernate":
                 self._hibernated = True  # the channel ends next
+            elif tag == "moved":  # precedes "hibernate": the room is moving off its node (drain)
+                self._moved = True
 
     async def stop(self) -> None:
         self._stopped = True

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
@@ -261,6 +260,27 @@ def _add_gateway_parser(sub) -> None:
     gateway.add_argument("--login-account-failures", type=int, help="as for serve (default 5, 0 = off)")
     gateway.add_argument("--login-address-failures", type=int, help="as for serve (default 20, 0 = off)")
     gateway.set_defaults(func=_gateway)
+def _drain(args: argparse.Namespace) -> int:
+    """``starhold drain NODE``: see ``starhold.drain``. Exit status 0 when every room moved,
+    1 when some failed or are left on the node, 2 when the drain could not start."""
+    address = args.ray_address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        sys.exit("starhold drain: give --ray-address (or RAY_ADDRESS): the GCS address of the cluster, "
+                 "e.g. 10.0.0.1:6379 (`ray status` prints it)")
+    if args.parallel < 1:
+        sys.exit("--parallel must be at least 1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from ._runtime.ray_host import init_ray
+    from .drain import DrainError, drain_node
+
+    init_ray(address, args.namespace, logging_level="WARNING")
+    try:
+        report = asyncio.run(drain_node(args.node, namespace=args.namespace, deadline=args.deadline,
+                                        parallel=args.parallel))
+    except DrainError as exc:
+        print(f"starhold drain: {exc}", file=sys.stderr)
+        return 2
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,6 +329,25 @@ def main(argv: list[str] | None = None) -> int:
     bots.add_argument("--duration", type=float, default=None, help="seconds (default: until Ctrl-C)")
     bots.add_argument("--seed", type=int, default=None)
     bots.set_defaults(func=_bots)
+
+    drain = sub.add_parser(
+        "drain", help="move every room off a Ray node (players keep their sockets; about a second's gap)",
+        description="Mark a Ray node draining (Ray places nothing new on it; Ray cannot undo this: restart "
+                    "the node's raylet to use it again), then hibernate each of its rooms with a final "
+                    "snapshot and wake it at once on another node. The gateways hold the players' "
+                    "sockets and reopen the rooms' channels as soon as they are told; inputs sent "
+                    "meanwhile go to the new activation. Prints a line per room and a summary; exit "
+                    "status 0 when every room moved, 1 when some failed or are left, 2 when the drain "
+                    "could not start (unknown node, no other node to move to, refused by Ray).")
+    drain.add_argument("node", metavar="NODE", help="Ray node id (hex, a unique prefix is enough) or the node's IP")
+    drain.add_argument("--ray-address", help="GCS address of the cluster (default: $RAY_ADDRESS)")
+    drain.add_argument("--namespace", default="starhold", help="Ray namespace of the room actors (default starhold)")
+    drain.add_argument("--deadline", type=float, default=300.0,
+                       help="seconds after which no further room is moved (default 300)")
+    drain.add_argument("--parallel", type=int, default=2,
+                       help="rooms moved at once (default 2; each new activation takes about a core for a "
+                            "second on the node it goes to: on small nodes 1 gives the shortest gaps)")
+    drain.set_defaults(func=_drain)
 
     from .client.loadtest import add_arguments as loadtest_arguments
 

@@ -148,8 +148,10 @@ class Hibernation:
         self._idle_timer = None
         await self.hibernate(force=False)
 
-    async def hibernate(self, force: bool = True) -> bool:
-        """Snapshot and end this activation. Unless ``force``, only when still idle.
+    async def hibernate(self, force: bool = True, moved: bool = False) -> bool:
+        """Snapshot and end this activation. Unless ``force``, only when still idle. With
+        ``moved`` (a drain: the room wakes elsewhere at once) each gateway holding sockets
+        gets ``("moved",)`` before ``("hibernate",)`` and reopens the room's channel at once.
         Returns whether it hibernated."""
         async with self._gate:
             if self.state != ActivationState.ACTIVE or (not force and self._busy()):
@@ -187,6 +189,8 @@ class Hibernation:
             await self.storage.close()
             self._stop_timers()
             for gateway_id in {c.gateway_id for c in self._conns.values()}:
+                if moved:
+                    self._deliver((gateway_id,), ("moved",))  # wake me again at once (a drain)
                 self._deliver((gateway_id,), ("hibernate",))  # keep the sockets open; we sleep
             for conn in self._conns.values():
                 conn.closed = True

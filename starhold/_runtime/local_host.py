@@ -76,6 +76,26 @@ class LocalRoomHandle(RoomHandle):
         """Deliver the pending alarm now, whatever its time (tests); False if none."""
         return await self.runtime.fire_alarm_now()
 
+    async def migrate(self) -> dict:
+        """Hibernate now because the room moves to another node (``starhold drain``): a forced
+        hibernation (connections saved, final snapshot, lease released, the activation ends),
+        in which each gateway holding sockets of the room gets ``("moved",)`` right before its
+        ``("hibernate",)``, so it reopens the room's channel at once, waking the room wherever
+        the directory places it, instead of waiting for its next input.
+
+        Returns ``{"migrated": bool, "connections": int, "gateways": [gateway ids]}``:
+        ``migrated`` is False when the activation was already ending (another hibernation
+        or a newer activation got there first), ``connections`` the sockets held over.
+        Raises ``RoomGone`` when the activation has ended, and what the final commit or
+        snapshot raised (the room then goes on serving here)."""
+        runtime = self.runtime
+        await runtime._ensure_active()
+        connections = len(runtime._conns)
+        gateways = sorted({c.gateway_id for c in runtime._conns.values()})
+        migrated = await runtime.hibernate(force=True, moved=True)
+        return {"migrated": migrated, "connections": connections if migrated else 0,
+                "gateways": gateways if migrated else []}
+
 
 class InProcessDirectory(RoomDirectory):
     """Activates rooms in this process. ``data_dir`` holds ``rooms/`` (SQLite files) and

@@ -6,7 +6,8 @@ None otherwise) until the hook's writes commit; ``_commit_and_release`` then han
 gateway's data channel to push (``starhold._runtime.channel``). ``allow_unconfirmed`` output
 skips ``_pending``. Items (see ``starhold._runtime.handle``): ``("send", conn_ids, data)``,
 ``("splice", tail, ((conn_id, head), ...))``, ``("close", conn_id, code, reason)``,
-``("hibernate",)``, and ``("stats", key, report)`` every ``STATS_INTERVAL`` seconds.
+``("hibernate",)`` (preceded by ``("moved",)`` when a drain moves the room: the gateway
+reopens the channel at once), and ``("stats", key, report)`` every ``STATS_INTERVAL`` seconds.
 
 ``Output`` is a mixin of ``RoomRuntime`` (``starhold._runtime.runtime``): it uses the
 runtime's ``state``, ``epoch``, ``channels``, ``tick_stats`` and ``_conns``, and owns

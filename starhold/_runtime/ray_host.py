@@ -78,16 +78,11 @@ class RoomActor(LocalRoomHandle):
     methods are those of the in-process handle, called remotely.
 
     ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds), ``rooms`` (the modules
-<<<<<<< HEAD
     of room kinds the server hosts, loaded here too; None: the entry point group),
     ``snapshots`` (a snapshot spec, ``storage.factory``). The room's SQLite file lives under
     ``paths.node_data_dir`` (per node with S3 snapshots). Room state is started lazily by the
-    first call, so construction never fails on room code.
-=======
-    of room kinds the server hosts, loaded here too; None: the entry point group). Room state is
-    started lazily by the first call, so construction never fails on room code; a failed
-    start ends the actor (``_activate``).
->>>>>>> s3-outage
+    first call, so construction never fails on room code; a failed start ends the actor
+    (``_activate``).
     """
 
     def __init__(self, kind: str, room_id: str, params: dict, config: dict, cls: type | None = None):
@@ -173,6 +168,14 @@ class RoomActor(LocalRoomHandle):
 
     async def stats(self) -> dict:
         return {**await super().stats(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+
+    async def migrate(self) -> dict:
+        """``LocalRoomHandle.migrate`` (hibernate for a move, gateways told ``("moved",)``), whose
+        result also has ``node`` (the Ray node id this activation ran on, hex) and ``config``
+        (the config it was created with, namespace included: ``starhold.drain`` wakes the room
+        through a ``RayDirectory`` built from it, as its gateways would)."""
+        config = self.runtime.directory().config  # the RayDirectory built from this actor's config
+        return {**await super().migrate(), "node": ray.get_runtime_context().get_node_id(), "config": config}
 
 
 class SchedulerActor:
@@ -270,6 +273,10 @@ class RayRoomHandle(RoomHandle):
 
     async def fire_alarm(self) -> bool:
         return await self._call("fire_alarm")
+
+    async def migrate(self) -> dict:
+        """``RoomActor.migrate``: hibernate for a move to another node (``starhold drain``)."""
+        return await self._call("migrate")
 
 
 class RayDirectory(RoomDirectory):
