@@ -8,7 +8,7 @@ import pytest
 
 from starhold._runtime.local_host import InProcessDirectory
 from starhold._runtime.paths import node_data_dir, room_db_path
-from starhold._runtime.ray_host import FORWARDED_ENV, forwarded_env, ray_init_kwargs
+from starhold._runtime.ray_host import FORWARDED_ENV, HEALTH_CHECK_CONFIG, forwarded_env, ray_init_kwargs
 from starhold.cli import main
 from starhold.config import Settings
 
@@ -40,7 +40,8 @@ def test_node_data_dir_refuses_what_is_not_a_node_id(tmp_path):
 def test_without_an_address_ray_starts_a_fresh_local_instance():
     # "local": never RAY_ADDRESS nor /tmp/ray/ray_current_cluster, which address=None would join
     kwargs = ray_init_kwargs(None, "ns", environ={"RAY_ADDRESS": "10.0.0.1:6379"})
-    assert kwargs == {"address": "local", "namespace": "ns", "include_dashboard": False}
+    assert kwargs == {"address": "local", "namespace": "ns", "include_dashboard": False,
+                      "_system_config": HEALTH_CHECK_CONFIG}  # a dead node is noticed in ~3 s
     assert ray_init_kwargs("127.0.0.1:6379", "ns", environ={})["address"] == "127.0.0.1:6379"
     assert "include_dashboard" not in ray_init_kwargs("127.0.0.1:6379", "ns", environ={})
 
