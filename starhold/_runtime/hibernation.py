@@ -22,11 +22,16 @@ import asyncio
 import logging
 from pathlib import Path
 
+from ..ratelog import RateLimitedLog, describe
 from ..storage.base import StaleEpochError
 from ..storage.sqlite_store import SqliteRoomStorage
 from .state import ActivationState
 
 log = logging.getLogger("starhold.room")
+
+SNAPSHOT_FAILURES = RateLimitedLog(log)
+"""Failed periodic snapshots and hibernations (a store outage): one line per kind of failure
+and room kind per 30 s, tracebacks at DEBUG only."""
 
 SNAPSHOT_INTERVAL = 300.0
 """Seconds between snapshots of an awake room (besides the one taken when it hibernates)."""
@@ -85,8 +90,9 @@ class Hibernation:
                 if self.state == ActivationState.ACTIVE:
                     await self.storage.meta_put("snapshot_version", manifest.version)
                     await self.storage.commit()
-        except Exception:
-            log.exception("room %s: periodic snapshot failed", self.key)
+        except Exception as exc:
+            SNAPSHOT_FAILURES.log(logging.WARNING, ("periodic snapshot failed", self.room_cls.kind),
+                                  "room %s: periodic snapshot failed: %s", self.key, describe(exc), exc_info=exc)
         finally:
             tmp.unlink(missing_ok=True)
             self._arm_snapshot()
@@ -146,7 +152,12 @@ class Hibernation:
 
     async def _idle(self) -> None:
         self._idle_timer = None
-        await self.hibernate(force=False)
+        try:
+            await self.hibernate(force=False)
+        except Exception as exc:  # the store is unreachable: the room stays awake and tries again
+            SNAPSHOT_FAILURES.log(logging.WARNING, ("hibernation failed", self.room_cls.kind),
+                                  "room %s: hibernation failed, it stays awake: %s", self.key, describe(exc),
+                                  exc_info=exc)
 
     async def hibernate(self, force: bool = True, moved: bool = False) -> bool:
         """Snapshot and end this activation. Unless ``force``, only when still idle. With
