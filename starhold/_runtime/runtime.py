@@ -153,13 +153,14 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                                                      open_log=self.replicating)
                     if self.replicating:  # the old holder's log is complete once its lease ended
                         await sleep_until(self.clock, claim.serve_at)
-                        storage, rebase, log_ranges = await self._recover(storage, claim)
                     else:
                         storage = await self._restore_if_newer(storage, claim.manifest)
                 self.epoch = await storage.claim_epoch(claim.manifest.epoch - 1 if claim else 0)
                 if claim is not None and self.epoch != claim.manifest.epoch:
                     raise StaleEpochError(f"room {self.key}: local epoch {self.epoch} is ahead of the claim")
                 await storage.commit()  # the fence: an older activation on this file commits no more
+                if self.replicating:
+                    storage, rebase, log_ranges = await self._recover(storage, claim)
                 self.storage = storage
                 if self.replicating:
                     await storage.start_log(self.epoch)
@@ -196,20 +197,22 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         self._arm_snapshot()
 
     async def _recover(self, storage: SqliteRoomStorage, claim) -> tuple[SqliteRoomStorage, bool, list]:
-        """Bring the local file to the end of the room's replicated chain (snapshot + sealed
-        log ranges; ``starhold._runtime.replication``). Returns ``(storage, rebase, sealed
-        ranges)``: ``rebase`` when the file is this node's own, possibly ahead of its log (a
-        restart on the same file), so that a snapshot of it must supersede the old log."""
+        """Bring the local file (already fenced with this activation's epoch) to the end of the
+        room's replicated chain (snapshot + sealed log ranges; ``starhold._runtime.replication``):
+        kept when it is exactly there, else replaced by the snapshot with the log replayed.
+        Returns ``(storage, rebase, sealed ranges)``: ``rebase`` when the file is this node's
+        own and ahead of what was shipped from it (a restart on the same file after a crash),
+        so that a snapshot of it must supersede the old log."""
         manifest = claim.manifest
         ranges = tuple(r for r in manifest.log if r[0] != manifest.epoch)
         sealed, bodies = await seal(self.snapshots, self.key, ranges)
         end = chain_end(manifest.position, sealed)
-        local = await storage.log_position()
-        if claim.previous_holder == self.lease.holder and local >= end and local != (0, 0):
-            return storage, True, sealed
+        local = await storage.log_position()  # final: the file is fenced
         local_version = int(await storage.meta_get("snapshot_version") or 0)
         if local == end and local_version >= manifest.version:
             return storage, False, sealed
+        if claim.previous_holder == self.lease.holder and local > end:
+            return storage, True, sealed  # our own file, ahead of what was shipped from it
         await storage.close()
         for suffix in ("", "-wal", "-shm"):
             self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
@@ -217,6 +220,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         storage = await self.storage_factory(self.db_path).open()
         replayed = await replay(storage, sealed, bodies)
         await storage.meta_put("snapshot_version", restored.version if restored else 0)
+        await storage.meta_put("epoch", self.epoch)
+        storage.fenced_epoch = self.epoch
         await storage.commit()
         if replayed:
             log.info("room %s: recovered snapshot %d + %d logged commits", self.key,
