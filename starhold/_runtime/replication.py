@@ -18,7 +18,7 @@ write: a room that loses its node wakes elsewhere from its snapshot plus its log
   (``starhold._runtime.lease``): a lapsed lease is renewed first, and one lost to a newer
   activation ends this one without releasing anything (the newer one seals this epoch's log
   at what it found once the lease had run out, so nothing released is missed).
-- Recovery (``recover``): a new activation that claimed the room waits out the previous
+- Recovery (``starhold._runtime.recovery``): a new activation that claimed the room waits out the previous
   holder's lease, then reads the manifest's log ranges; an open range (the previous holder's
   log) is sealed at its last contiguous segment. If the local file is exactly at the end of
   that chain it is used as it is; otherwise the snapshot is restored and the segments are
@@ -42,7 +42,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from ..storage.base import StaleEpochError
-from ..storage.replication_log import decode_segment, encode_segment
+from ..storage.replication_log import encode_segment
 from .lease import sleep_until
 
 if TYPE_CHECKING:
@@ -60,8 +60,6 @@ recovery replays at most about this many)."""
 WARN_INTERVAL = 30.0
 """Seconds between two warnings about failing uploads of one room (one line per outage and
 interval, not one per attempt)."""
-READ_CONCURRENCY = 8
-"""Segments downloaded at once during a recovery."""
 
 
 class Replicator:
@@ -199,58 +197,3 @@ class Replicator:
                         self.rt.key, self._failures, exc)
         else:
             log.debug("room %s: log replication failed again: %s", self.rt.key, exc)
-
-
-# ---- recovery ------------------------------------------------------------------------------------
-async def seal(store, key: str, ranges: tuple) -> tuple[list[tuple[int, int, int]], dict]:
-    """Close the manifest's log ``ranges``: an open range ``(epoch, after, -1)`` ends at its
-    last contiguous segment. Returns the sealed ranges (empty ones dropped) and the segments
-    read, ``{(epoch, last): commits}``, for the replay. Raises ``StorageError``/``ValueError``
-    when the store fails or a segment is corrupt."""
-    sealed: list[tuple[int, int, int]] = []
-    bodies: dict[tuple[int, int], list] = {}
-    for epoch, after, through in ranges:
-        lasts = await store.list_log(key, epoch, after)
-        if through >= 0:
-            # A sealed range: its segments up to the one holding ``through``.
-            cut = next((i for i, last in enumerate(lasts) if last >= through), None)
-            lasts = lasts if cut is None else lasts[:cut + 1]
-        semaphore = asyncio.Semaphore(READ_CONCURRENCY)
-
-        async def read(last: int):
-            async with semaphore:
-                return last, decode_segment(await store.read_log(key, epoch, last))
-
-        expected = after + 1
-        end = after
-        for last, (seg_epoch, first, seg_last, commits) in await asyncio.gather(*(read(x) for x in lasts)):
-            if seg_epoch != epoch or first > expected:
-                break  # a gap: what follows was never acknowledged
-            if through >= 0 and end >= through:
-                break
-            kept = [(seq, st) for seq, st in commits if seq > end and (through < 0 or seq <= through)]
-            if kept:
-                bodies[(epoch, kept[-1][0])] = kept
-                end = kept[-1][0]
-            expected = end + 1
-        if through >= 0 and end < through:
-            raise ValueError(f"room {key}: log {epoch} ends at {end}, its sealed range at {through}")
-        if end > after:
-            sealed.append((epoch, after, end))
-    return sealed, bodies
-
-
-def chain_end(position: tuple, sealed: list[tuple[int, int, int]]) -> tuple[int, int]:
-    """The log position of the state that the snapshot at ``position`` plus ``sealed`` gives."""
-    return (sealed[-1][0], sealed[-1][2]) if sealed else (int(position[0]), int(position[1]))
-
-
-async def replay(storage, sealed: list[tuple[int, int, int]], bodies: dict) -> int:
-    """Apply the segments of ``sealed`` (read by ``seal``) to ``storage`` in order; returns
-    the number of commits replayed."""
-    count = 0
-    for epoch, after, through in sealed:
-        for (seg_epoch, _), commits in sorted((k, v) for k, v in bodies.items() if k[0] == epoch):
-            await storage.apply_log(seg_epoch, commits)
-            count += len(commits)
-    return count

@@ -52,7 +52,8 @@ from .hibernation import SNAPSHOT_INTERVAL, Hibernation
 from .outbox import Output, _Outbox
 from .posts import Posts
 from .lease import LEASE_SECONDS, ActivationLease, holder_id, sleep_until
-from .replication import Replicator, chain_end, replay, seal
+from .recovery import open_log, recover
+from .replication import Replicator
 from .state import ActivationState
 from .stats import DEFAULT_TICK, TickStats
 
@@ -160,12 +161,12 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                     raise StaleEpochError(f"room {self.key}: local epoch {self.epoch} is ahead of the claim")
                 await storage.commit()  # the fence: an older activation on this file commits no more
                 if self.replicating:
-                    storage, rebase, log_ranges = await self._recover(storage, claim)
+                    storage, rebase, log_ranges = await recover(self, storage, claim)
                 self.storage = storage
                 if self.replicating:
                     await storage.start_log(self.epoch)
                     self.replicator = Replicator(self)
-                    await self._open_log(claim, rebase, log_ranges)
+                    await open_log(self, claim, rebase, log_ranges)
                 if self.params:
                     await storage.meta_put("params", self.params)
                 else:
@@ -195,56 +196,6 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                 self._enqueue_post(seq, item)
         self._touch()
         self._arm_snapshot()
-
-    async def _recover(self, storage: SqliteRoomStorage, claim) -> tuple[SqliteRoomStorage, bool, list]:
-        """Bring the local file (already fenced with this activation's epoch) to the end of the
-        room's replicated chain (snapshot + sealed log ranges; ``starhold._runtime.replication``):
-        kept when it is exactly there, else replaced by the snapshot with the log replayed.
-        Returns ``(storage, rebase, sealed ranges)``: ``rebase`` when the file is this node's
-        own and ahead of what was shipped from it (a restart on the same file after a crash),
-        so that a snapshot of it must supersede the old log."""
-        manifest = claim.manifest
-        ranges = tuple(r for r in manifest.log if r[0] != manifest.epoch)
-        sealed, bodies = await seal(self.snapshots, self.key, ranges)
-        end = chain_end(manifest.position, sealed)
-        local = await storage.log_position()  # final: the file is fenced
-        local_version = int(await storage.meta_get("snapshot_version") or 0)
-        if local == end and local_version >= manifest.version:
-            return storage, False, sealed
-        if claim.previous_holder == self.lease.holder and local > end:
-            return storage, True, sealed  # our own file, ahead of what was shipped from it
-        await storage.close()
-        for suffix in ("", "-wal", "-shm"):
-            self.db_path.with_name(self.db_path.name + suffix).unlink(missing_ok=True)
-        restored = await self.snapshots.restore(self.key, self.db_path)
-        storage = await self.storage_factory(self.db_path).open()
-        replayed = await replay(storage, sealed, bodies)
-        await storage.meta_put("snapshot_version", restored.version if restored else 0)
-        await storage.meta_put("epoch", self.epoch)
-        storage.fenced_epoch = self.epoch
-        await storage.commit()
-        if replayed:
-            log.info("room %s: recovered snapshot %d + %d logged commits", self.key,
-                     restored.version if restored else 0, replayed)
-        return storage, False, sealed
-
-    async def _open_log(self, claim, rebase: bool, sealed: list) -> None:
-        """Make the manifest name this activation's open log after the ``sealed`` ranges (or,
-        with ``rebase``, a snapshot of the local file, which supersedes every older log)."""
-        if rebase:
-            tmp = self.db_path.with_name(self.db_path.name + ".rebase")
-            try:
-                await self.storage.backup_to(tmp)
-                manifest = await self.snapshots.save(self.key, tmp, self.epoch, position=await self.storage.log_position(),
-                                                     log=((self.epoch, 0, -1),))
-            finally:
-                tmp.unlink(missing_ok=True)
-            await self.storage.meta_put("snapshot_version", manifest.version)
-            await self.storage.commit()
-            return
-        wanted = tuple(tuple(r) for r in sealed) + ((self.epoch, 0, -1),)
-        if tuple(claim.manifest.log) != wanted:
-            await self.snapshots.set_log(self.key, self.epoch, self.lease.holder, wanted)
 
     def commit_mark(self) -> int:
         """``Room.commit_mark``: the commit that will hold the writes made so far."""
