@@ -229,10 +229,13 @@ async def test_a_committed_departure_completes_even_if_its_system_dies_before_te
     await p.join("A")
     await p.send(protocol.JUMP, {"to": "B"})
     a = galaxy.directory.runtime("system", "A")
+    held = []
+    a._enqueue_post = lambda seq, item: held.append((seq, item))  # A's outbox is never delivered
     for _ in range(60):
         await galaxy.clock.advance(1.0)
-        if a.posts_pending():  # the departure committed; its post is not delivered yet
+        if held:  # the departure committed; its post is not delivered
             break
+    assert held and held[0][1]["path"] == "depart"
     await a.crash()
     assert (await galaxy.profile(p.player))["system"] == "A"  # the pilot room has not heard
     await p.join("A")  # wakes A: it refuses the join and delivers the departure
