@@ -149,7 +149,7 @@ async def test_gateways_join_a_token_auth_cluster_and_healthz_follows_ray(seawee
                 assert (status, body["ok"], body["ray"]) == (200, True, "ok")
             player = await guest_token(session, url_a, "Roamer")  # signed by gateway A
             wire = await Wire.open(session, url_b, "/api/systems/sol/ws", player)  # verified by B
-            await wire.join()
+            await wire.join(timeout=60)  # a cold room and pilot room on a fresh cluster
             await wire.send(P.MOVE_TO, 2, {"x": 250.0, "y": 0.0})
             await wire.recv(P.FRAME, timeout=60, where=lambda p: p["ack"] == 2)
             nodes = list((tmp_path / "node-b" / "nodes").iterdir())

@@ -45,11 +45,12 @@ class Wire:
 
         return await asyncio.wait_for(one(), timeout)
 
-    async def join(self, seq: int = 1, **payload) -> tuple[dict, dict]:
-        """Join; returns (welcome payload, keyframe payload)."""
+    async def join(self, seq: int = 1, timeout: float = 5.0, **payload) -> tuple[dict, dict]:
+        """Join (waiting up to ``timeout`` s for the welcome); returns (welcome payload,
+        keyframe payload)."""
         await self.send(P.JOIN, seq, payload)
-        welcome = (await self.recv(P.WELCOME))[2]
-        keyframe = (await self.recv(P.FRAME))[2]
+        welcome = (await self.recv(P.WELCOME, timeout=timeout))[2]
+        keyframe = (await self.recv(P.FRAME, timeout=timeout))[2]
         assert keyframe["base"] is None
         return welcome, keyframe
 
