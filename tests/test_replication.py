@@ -315,3 +315,42 @@ async def test_no_acknowledged_order_is_lost_in_100_kills(tmp_path):
             assert list(runtime.room.ships[ship_id].get("dest") or []) == dest_of[max(moves)]
         acked = welcome["ack"]
     assert lost == 0 and acked >= 150  # most orders were acknowledged before the kill
+
+
+async def test_the_data_channel_acknowledges_a_batch_once_its_commit_is_replicated(tmp_path, store):
+    """The gateway resends unacknowledged batches to the next activation: a batch is
+    acknowledged on the channel only once what it wrote is in the log."""
+    from starhold._runtime.events import encode_batch  # noqa: F401  (the wire format RoomChannel uses)
+    from starhold.gateway.room_channel import RoomChannel
+
+    clock = ManualClock(START)
+    a = await Node(tmp_path, store, "a", clock).start()
+    acks, got = [], asyncio.Event()
+
+    def on_push(ack, items):
+        acks.append(ack)
+        got.set()
+
+    channel = await RoomChannel.open(await a.runtime.channel_info("gw-chan"), "gw-chan", on_push, lambda c: None)
+    gate = asyncio.Event()
+    real = store.append_log
+
+    async def slow_append(*args):
+        await gate.wait()
+        return await real(*args)
+
+    store.append_log = slow_append
+    try:
+        channel.send(1, [Connect("q", {}, 1, {"player": "q"})])
+        channel.send(2, [Message("q", ClientMessage("inc", 2, {}))])
+        while a.runtime.room.count < 1:  # applied and committed locally
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the room had every chance to push an ack
+        assert max(acks, default=0) < 2  # (the join wrote nothing: it may be acknowledged)
+        gate.set()
+        while max(acks, default=0) < 2:
+            got.clear()
+            await asyncio.wait_for(got.wait(), 10)
+    finally:
+        store.append_log = real
+        channel.close()
