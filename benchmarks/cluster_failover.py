@@ -17,7 +17,7 @@ times a second. Every client records each frame's ``ack``, each welcome (``resum
 each close (code, and the highest ack a frame had carried until then).
 
 **Node loss** (default): after ``--play`` seconds of play, the worker node hosting the most
-room actors is lost: every process of it (its raylet's worker processes, the room actors,
+systems (then: the most room actors) is lost: every process of it (its raylet's worker processes, the room actors,
 then the raylet and its helpers: ``Cluster.remove_node(allow_graceful=False)``) is SIGKILLed
 at once, and the SQLite files of the rooms it hosted are deleted (its disk is gone with it,
 unless ``--keep-files``: every node shares one data directory on this machine). The bots stop
@@ -263,6 +263,7 @@ class Stack:
         self.url = ""
         self.config: dict = {}
         self.channel_lost: list[tuple[float, str]] = []  # (t, "kind/id") as the gateway saw it
+        self.frozen = None  # a node whose processes are stopped (--freeze)
 
     async def start(self) -> None:
         import ray
@@ -332,17 +333,26 @@ class Stack:
             raise ValueError(f"the galaxy has {len(ids)} systems, fewer than {count}")
         return ids
 
-    async def wake_on_workers(self, systems: list[str]) -> None:
-        """Wake system i from a task pinned to worker i mod W (its first activation lands there)."""
-        import ray
+    async def wake_on_workers(self, systems: list[str], attempts: int = 3) -> None:
+        """Wake system i from a task pinned to worker i mod W: a room's first activation lands on
+        the node that woke it, usually; one that landed elsewhere (already awake, or Ray chose
+        another node) is hibernated and woken again from its worker, up to ``attempts`` times."""
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        refs = []
-        for i, system in enumerate(systems):
-            node = self.workers[i % len(self.workers)]
-            strategy = NodeAffinitySchedulingStrategy(node.node_id, soft=False)
-            refs.append(_wake_here.options(scheduling_strategy=strategy).remote(self.config, NAMESPACE, "system", system))
-        await asyncio.gather(*refs)
+        wanted = {s: self.workers[i % len(self.workers)].node_id for i, s in enumerate(systems)}
+        for _ in range(attempts):
+            refs = [_wake_here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                    .remote(self.config, NAMESPACE, "system", system) for system, node in wanted.items()]
+            placed = dict(zip(wanted, await asyncio.gather(*refs)))
+            wrong = {s: n for s, n in wanted.items() if placed[s].get("node") != n}
+            if not wrong:
+                return
+            for system in wrong:
+                handle = await self.directory.get("system", system)
+                await handle.hibernate()
+                await wait_until(lambda: f"room:system:{system}" not in self.directory.actor_names(), 30)
+            wanted = wrong
+        log.warning("systems not on the worker that woke them: %s", sorted(wanted))
 
     async def placement(self) -> dict[str, dict]:
         """Live room actors of the namespace -> their ``stats()`` (``node``, ``pid``...)."""
@@ -364,17 +374,53 @@ class Stack:
         base = Path(self.config["data_dir"]) / "rooms" / kind
         return [p for p in base.glob(f"{room_id}.sqlite*")]
 
-    def lose_node(self, node, keep_files: bool, rooms: list[str]) -> None:
-        """SIGKILL every process of ``node`` (its workers, then the raylet and helpers) and
+    def lose_node(self, node, keep_files: bool, rooms: list[str], freeze: bool = False) -> None:
+        """Lose ``node``: SIGKILL every process of it (its workers, then the raylet and its
+        helpers), or with ``freeze`` SIGSTOP them all (a machine that stops answering without
+        closing its connections: no RST, no FIN; ``release_frozen`` kills them later); then
         delete the files of ``rooms`` (unless ``keep_files``)."""
         import psutil
 
         raylet = node.all_processes["raylet"][0].process.pid
-        victims = []
         try:
             victims = psutil.Process(raylet).children(recursive=True)
         except psutil.NoSuchProcess:
-            pass
+            victims = []
+        if freeze:
+            helpers = [psutil.Process(info.process.pid) for infos in node.all_processes.values() for info in infos
+                       if info.process is not None and info.process.poll() is None]
+            for proc in victims + helpers:
+                try:
+                    proc.send_signal(signal.SIGSTOP)
+                except psutil.NoSuchProcess:
+                    pass
+            self.frozen = node
+        else:
+            for proc in victims:
+                try:
+                    proc.send_signal(signal.SIGKILL)
+                except psutil.NoSuchProcess:
+                    pass
+            self.cluster.remove_node(node, allow_graceful=False)
+            psutil.wait_procs(victims, timeout=5)
+        self.workers.remove(node)
+        if not keep_files:
+            for key in rooms:
+                for path in self.room_files(key):
+                    path.unlink(missing_ok=True)
+
+    def release_frozen(self) -> None:
+        """SIGKILL the processes of the frozen node (stopped processes die of SIGKILL too)."""
+        import psutil
+
+        node, self.frozen = self.frozen, None
+        if node is None:
+            return
+        raylet = node.all_processes["raylet"][0].process.pid
+        try:
+            victims = psutil.Process(raylet).children(recursive=True)
+        except psutil.NoSuchProcess:
+            victims = []
         for proc in victims:
             try:
                 proc.send_signal(signal.SIGKILL)
@@ -382,15 +428,12 @@ class Stack:
                 pass
         self.cluster.remove_node(node, allow_graceful=False)
         psutil.wait_procs(victims, timeout=5)
-        self.workers.remove(node)
-        if not keep_files:
-            for key in rooms:
-                for path in self.room_files(key):
-                    path.unlink(missing_ok=True)
 
     async def close(self) -> None:
         import ray
 
+        if self.frozen is not None:
+            await asyncio.to_thread(self.release_frozen)
         if self.server is not None:
             await self.server.close()
         if ray.is_initialized():
@@ -439,7 +482,8 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
     for key, stats in before.items():
         per_node.setdefault(stats.get("node"), []).append(key)
     workers = {w.node_id: w for w in stack.workers}
-    victim_id = max(workers, key=lambda n: len(per_node.get(n, [])))
+    victim_id = max(workers, key=lambda n: (sum(k.startswith("system/") for k in per_node.get(n, [])),
+                                            len(per_node.get(n, []))))
     moved = sorted(per_node.get(victim_id, []))
     moved_systems = [k.split("/", 1)[1] for k in moved if k.startswith("system/")]
     affected = [b for s in moved_systems for b in bots.get(s, [])]
@@ -450,7 +494,7 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
 
     playing.clear()  # the bots' last orders are the ones sent until now
     t_kill = time.monotonic()
-    await asyncio.to_thread(stack.lose_node, workers[victim_id], args.keep_files, moved)
+    await asyncio.to_thread(stack.lose_node, workers[victim_id], args.keep_files, moved, args.freeze)
     kill_took = time.monotonic() - t_kill
 
     complete = await wait_until(lambda: all(b.back_after(t_kill) for b in affected), args.timeout)
@@ -477,7 +521,7 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
             noticed[key] = t - t_kill
     back = [k for k in moved if k in after and after[k].get("node") not in (None, victim_id)]
     result = {
-        "scenario": "node-loss",
+        "scenario": "node-freeze" if args.freeze else "node-loss",
         "nodes": 1 + args.workers,
         "systems": args.systems,
         "bots_per_system": args.bots,
@@ -633,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker nodes besides the head")
     parser.add_argument("--actor-kills", type=int, default=0, help="kill room actors this many times instead")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every player to be back")
+    parser.add_argument("--freeze", action="store_true",
+                        help="stop (SIGSTOP) the node's processes instead of killing them: a silent machine")
     parser.add_argument("--keep-files", action="store_true", help="keep the lost node's room files")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="2 systems x 3 bots, 2 s of play")
@@ -643,13 +689,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in RAY_ENV.items():
         os.environ.setdefault(name, value)
     # Ray's sockets, logs and "current cluster" file in a directory of our own (short: socket paths).
-    os.environ.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="rfo-", dir="/tmp"))
+    own_tmp = None
+    if "RAY_TMPDIR" not in os.environ:
+        own_tmp = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="rfo-", dir="/tmp")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         result = asyncio.run(asyncio.wait_for(run(args), args.timeout * 3 + 120))
     except asyncio.TimeoutError:
         print("the run did not complete in time", file=sys.stderr)
         return 2
+    finally:
+        if own_tmp is not None:
+            shutil.rmtree(own_tmp, ignore_errors=True)
     print(json.dumps(result, indent=2))
     if args.json == "-":
         pass
