@@ -12,8 +12,8 @@ points ``snapshots`` at the S3 bucket; ``--systems`` K solar systems (the first 
 ``/api/galaxy``), woken from tasks pinned to the worker nodes in turn (a room's first activation
 lands on the node that woke it: system i on worker i mod 2); ``--bots`` N players per system,
 each a ``starhold.client.StarholdClient`` (a guest token, join, reconnection with resume, the
-offline queue) sending ``move_to`` to random points within ``TARGET_RADIUS`` of the star ``--rate``
-times a second. Every client records each frame's ``ack``, each welcome (``resumed``, ``ack``),
+offline queue) sending ``move_to`` to random points between the star's exclusion zone and
+``TARGET_RADIUS`` units from the star, ``--rate`` times a second. Every client records each frame's ``ack``, each welcome (``resumed``, ``ack``),
 each close (code, and the highest ack a frame had carried until then).
 
 **Node loss** (default): after ``--play`` seconds of play, the worker node hosting the most
@@ -35,6 +35,10 @@ one's last order is known. Measured, per player of a room that was on the node:
   fly toward its last order once everything is acknowledged (``heading_wrong``: two own-ship
   positions >= ``HEADING_SPAN`` s apart must get closer to the target, or the ship must rest
   within ``ARRIVED`` units of it; ships in combat or destroyed are ``heading_unchecked``);
+- ``ray_node_dead_s``, ``ray_actor_alive_again_s``, ``gateway_channel_reopened_s``: kill -> Ray
+  declared the node dead, -> each room's actor ALIVE on another node (the GCS actor table,
+  polled every 0.2 s), -> the gateway's data channel to the room open again (the new
+  activation recovered: it waited out the lost one's lease, restored, replayed);
 - ``rooms_back_elsewhere``: rooms of the lost node alive again on another node, out of
   ``rooms_moved``; ``players_disturbed_elsewhere``: closes seen by players of the other rooms.
 
@@ -81,8 +85,12 @@ RAY_ENV = {
 
 NAMESPACE = "failover"
 TARGET_RADIUS = 300.0
-"""Bots fly to random points within this many world units of the star (pirates guard posts
-550-880 units out: mostly out of their way)."""
+"""Bots fly to random points within this many world units of the star, outside its exclusion
+zone (asteroid fields start 380 units out; pirates guard posts 550-880 units out: mostly out
+of their way)."""
+STAR_CLEARANCE = 20.0
+"""World units between the star's exclusion zone (``system.exclusion_radius`` of the welcome)
+and the nearest target a bot picks."""
 HEADING_SPAN = 0.6
 """Seconds between the two positions of the heading check."""
 ARRIVED = 15.0
@@ -174,7 +182,12 @@ class Bot:
                 pass
 
     async def order(self) -> int:
-        angle, r = self.rng.uniform(0, 2 * math.pi), TARGET_RADIUS * math.sqrt(self.rng.random())
+        # Outside the star's exclusion zone (a goal inside an obstacle is moved to the nearest
+        # free cell: the ship would rest short of it), inside the asteroid fields' inner edge.
+        inner = float((self.client.system or {}).get("exclusion_radius", 100.0)) + STAR_CLEARANCE
+        inner = min(inner, TARGET_RADIUS / 2)
+        r = math.sqrt(self.rng.uniform(inner ** 2, TARGET_RADIUS ** 2))
+        angle = self.rng.uniform(0, 2 * math.pi)
         x, y = round(r * math.cos(angle), 1), round(r * math.sin(angle), 1)
         seq = await self.client.move_to(x, y)
         self.record.orders[seq] = (x, y)
@@ -263,6 +276,7 @@ class Stack:
         self.url = ""
         self.config: dict = {}
         self.channel_lost: list[tuple[float, str]] = []  # (t, "kind/id") as the gateway saw it
+        self.channel_opened: list[tuple[float, str]] = []  # (t, "kind/id"): the gateway's channel opened
         self.frozen = None  # a node whose processes are stopped (--freeze)
 
     async def start(self) -> None:
@@ -320,6 +334,15 @@ class Stack:
             return original(link, channel)
 
         room_link.RoomLink._channel_lost = channel_lost
+        original_open = room_link.RoomLink._open
+        opened = self.channel_opened
+
+        async def channel_open(link):  # instrumentation only: when a channel (re)opened
+            await original_open(link)
+            if link._channel is not None:
+                opened.append((time.monotonic(), f"{link.kind}/{link.room_id}"))
+
+        room_link.RoomLink._open = channel_open
         app = create_app(self.directory, web_dist=None, shed_lag=0, data_dir=self.tmp / "keys")
         self.server = TestServer(app, host="127.0.0.1", port=0)
         await self.server.start_server()
@@ -497,7 +520,9 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
     await asyncio.to_thread(stack.lose_node, workers[victim_id], args.keep_files, moved, args.freeze)
     kill_took = time.monotonic() - t_kill
 
+    watch = asyncio.create_task(asyncio.to_thread(watch_ray, victim_id, moved, t_kill, args.timeout))
     complete = await wait_until(lambda: all(b.back_after(t_kill) for b in affected), args.timeout)
+    node_dead, alive_again = await watch
     headings = await asyncio.gather(*(b.heading(30) for b in affected))
     after = await stack.placement()
 
@@ -519,6 +544,10 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
     for t, key in stack.channel_lost:
         if t >= t_kill and key not in noticed:
             noticed[key] = t - t_kill
+    reopened = {}
+    for t, key in stack.channel_opened:
+        if t >= t_kill and key not in reopened:
+            reopened[key] = t - t_kill
     back = [k for k in moved if k in after and after[k].get("node") not in (None, victim_id)]
     result = {
         "scenario": "node-freeze" if args.freeze else "node-loss",
@@ -534,6 +563,9 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
                       "after": after.get(k, {}).get("node", "gone")[:8]} for k in moved},
         "detection_s": {"players_told": pct(told), "gateway_noticed": pct([noticed[k] for k in noticed
                                                                             if k in moved])},
+        "ray_node_dead_s": None if node_dead is None else round(node_dead, 3),
+        "ray_actor_alive_again_s": pct(list(alive_again.values())),
+        "gateway_channel_reopened_s": pct([reopened[k] for k in reopened if k in moved]),
         "frames_again_s": pct(again),
         "seats_total": len(affected),
         "seats_resumed": resumed,
@@ -550,6 +582,28 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
     result["pass"] = (complete and result["rooms_back_elsewhere"] == len(moved) and len(moved) > 0 and lost == 0
                       and result["heading_wrong"] == 0 and resumed == len(affected) and not_back == 0)
     return result
+
+
+def watch_ray(node_id: str, rooms: list[str], t0: float, timeout: float) -> tuple[float | None, dict]:
+    """Poll Ray's GCS (every 0.2 s, at most ``timeout`` s) for when ``node_id`` is declared dead
+    and when each of ``rooms`` is ALIVE again on another node; seconds since ``t0``. Uses
+    ``ray._private.state.actors`` (the GCS actor table: the public state API needs the
+    dashboard, which this cluster does not run)."""
+    import ray
+    from ray._private import state
+
+    names = {f"room:{k.replace('/', ':', 1)}": k for k in rooms}
+    dead, alive = None, {}
+    while time.monotonic() - t0 < timeout and (dead is None or len(alive) < len(names)):
+        now = time.monotonic() - t0
+        if dead is None and any(n["NodeID"] == node_id and not n["Alive"] for n in ray.nodes()):
+            dead = now
+        for info in state.actors(actor_state_name="ALIVE").values():
+            key = names.get(info["Name"])
+            if key is not None and key not in alive and info["Address"]["NodeID"] != node_id:
+                alive[key] = now
+        time.sleep(0.2)
+    return dead, alive
 
 
 def _codes(bots: list[Bot], t: float) -> dict:
