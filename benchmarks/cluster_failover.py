@@ -1,7 +1,7 @@
 """Failover benchmark (issue 15): a room's node is lost, or its actor killed, under play.
 
     python benchmarks/cluster_failover.py [--systems 3] [--bots 10] [--rate 3] [--play 5]
-        [--actor-kills N] [--quick] [--timeout 120] [--json PATH|-] [--keep-files]
+        [--actor-kills N | --freeze] [--quick] [--timeout 120] [--json PATH|-] [--keep-files]
 
 **Setup** (all on 127.0.0.1, in this process unless said): a real SeaweedFS (``weed mini``,
 started as ``starhold.testing_s3`` does, signature checks on) holding the rooms' snapshots and
@@ -13,14 +13,17 @@ points ``snapshots`` at the S3 bucket; ``--systems`` K solar systems (the first 
 lands on the node that woke it: system i on worker i mod 2); ``--bots`` N players per system,
 each a ``starhold.client.StarholdClient`` (a guest token, join, reconnection with resume, the
 offline queue) sending ``move_to`` to random points between the star's exclusion zone and
-``TARGET_RADIUS`` units from the star, ``--rate`` times a second. Every client records each frame's ``ack``, each welcome (``resumed``, ``ack``),
-each close (code, and the highest ack a frame had carried until then).
+``TARGET_RADIUS`` units from the star, ``--rate`` times a second. Every client records each
+frame's ``ack``, each welcome (``resumed``, ``ack``), each close (code, and the highest ack a
+frame had carried until then). The gateway's ``RoomLink`` is wrapped (instrumentation only) to
+record when a data channel ends and opens.
 
 **Node loss** (default): after ``--play`` seconds of play, the worker node hosting the most
-systems (then: the most room actors) is lost: every process of it (its raylet's worker processes, the room actors,
-then the raylet and its helpers: ``Cluster.remove_node(allow_graceful=False)``) is SIGKILLed
-at once, and the SQLite files of the rooms it hosted are deleted (its disk is gone with it,
-unless ``--keep-files``: every node shares one data directory on this machine). The bots stop
+systems (then: the most room actors) is lost: every process of it (its raylet's worker
+processes, the room actors among them, then the raylet and its helpers:
+``Cluster.remove_node(allow_graceful=False)``) is SIGKILLed at once, and the SQLite files of
+the rooms it hosted are deleted (its disk is gone with it, unless ``--keep-files``: every node
+shares one data directory on this machine). The bots stop
 issuing new orders at the kill (their queued and unacknowledged orders still go out), so each
 one's last order is known. Measured, per player of a room that was on the node:
 
@@ -41,6 +44,10 @@ one's last order is known. Measured, per player of a room that was on the node:
   activation recovered: it waited out the lost one's lease, restored, replayed);
 - ``rooms_back_elsewhere``: rooms of the lost node alive again on another node, out of
   ``rooms_moved``; ``players_disturbed_elsewhere``: closes seen by players of the other rooms.
+
+**A silent node** (``--freeze``): the same, but the node's processes are SIGSTOPped instead
+(a machine that stops answering without closing its connections: nothing sends an RST or a
+FIN, so only heartbeats can tell); they are SIGKILLed at the end of the run.
 
 **Actor kills** (``--actor-kills N``): instead, N times, a room (round-robin) has its actor
 process SIGKILLed (Ray restarts it); each room waits until all its players resumed, got a
