@@ -35,6 +35,12 @@ a client bug (1009, 4000, 4029), no valid token (4001), a full game (4003), an u
 (4004), or the same player joined elsewhere (4009). Our own ``close()`` (1000, "I leave") never
 reconnects either; a 1000 *from the server* is not a leave (the room held the seat), so it
 reconnects like any other drop."""
+QUICK_RETRY = frozenset({protocol.CLOSE_ROOM_UNAVAILABLE})
+"""Close codes after which the first reconnection waits only a moment: 4503 comes from a room
+that is back (a new activation after a crash or a node's loss that does not know the socket;
+docs/protocol.md §5), so waiting the usual 1-5 s would only lengthen the player's gap."""
+QUICK_RETRY_JITTER = 0.5
+"""Seconds: the first reconnection after a ``QUICK_RETRY`` code waits uniformly up to this."""
 
 
 class Receiver:
@@ -125,15 +131,16 @@ class Receiver:
         elif was_joined and self.reconnect and not self._closing and code not in self.no_reconnect:
             if self.clock() - self._joined_at >= MIN_UPTIME:
                 self.backoff.reset()
-            self._reconnect_task = asyncio.ensure_future(self._reconnect_loop())
+            self._reconnect_task = asyncio.ensure_future(self._reconnect_loop(quick=code in QUICK_RETRY))
         else:  # never joined on it, a final close code, or we are leaving
             self._finished = True
         self._notify()
 
-    async def _reconnect_loop(self, moved: int | None = None) -> None:
+    async def _reconnect_loop(self, moved: int | None = None, quick: bool = False) -> None:
         """Reopen and rejoin with ``resume`` until it works, a close says stop, or
         ``max_reconnect_attempts`` is reached. ``moved``: the close code that said the ship
-        is elsewhere (``CLOSE_JUMPED``...): go there first (``client.travel``)."""
+        is elsewhere (``CLOSE_JUMPED``...): go there first (``client.travel``). ``quick``:
+        the first attempt waits only up to ``QUICK_RETRY_JITTER`` s (the room is back)."""
         attempts = 0
         if moved is not None:
             await self._go_where_the_ship_is(moved)
@@ -142,7 +149,12 @@ class Receiver:
             if self.max_reconnect_attempts is not None and attempts >= self.max_reconnect_attempts:
                 break
             attempts += 1
-            delay = 0.0 if moved is not None and attempts == 1 else self.backoff.next_delay()
+            if attempts == 1 and moved is not None:
+                delay = 0.0
+            elif attempts == 1 and quick:
+                delay = self.backoff.rng.random() * QUICK_RETRY_JITTER
+            else:
+                delay = self.backoff.next_delay()
             log.info("reconnecting to %s in %.2f s (attempt %d)", self.path, delay, attempts)
             await self._sleep(delay)
             if self._closing:
