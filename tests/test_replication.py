@@ -45,6 +45,28 @@ async def settle(runtime: RoomRuntime) -> None:
         await runtime.replicator.wait(runtime.storage.log_seq)
 
 
+class HeldLog:
+    """``async with HeldLog(store) as gate:`` -- uploads of log segments wait until
+    ``gate.set()`` (or the block ends)."""
+
+    def __init__(self, store):
+        self.store, self.gate = store, asyncio.Event()
+
+    async def __aenter__(self) -> asyncio.Event:
+        real = self.real = self.store.append_log
+
+        async def held(*args):
+            await self.gate.wait()
+            return await real(*args)
+
+        self.store.append_log = held
+        return self.gate
+
+    async def __aexit__(self, *exc) -> None:
+        self.store.append_log = self.real
+        self.gate.set()
+
+
 class Node:
     """The counter room on a node of its own (data dir); nodes share ``clock``."""
 
@@ -100,15 +122,7 @@ async def test_acknowledged_writes_survive_the_loss_of_the_node(tmp_path, store)
 async def test_output_is_released_only_once_its_commit_is_in_the_log(tmp_path, store):
     clock = ManualClock(START)
     a = await Node(tmp_path, store, "a", clock).start()
-    gate = asyncio.Event()
-    real = store.append_log
-
-    async def slow_append(*args):
-        await gate.wait()
-        return await real(*args)
-
-    store.append_log = slow_append
-    try:
+    async with HeldLog(store) as gate:
         await a.send(2, durable=False)
         assert a.runtime.room.count == 2 and a.acked == []  # applied and committed locally, not acknowledged
         assert a.runtime.durable_mark() < a.runtime.storage.log_seq
@@ -116,8 +130,6 @@ async def test_output_is_released_only_once_its_commit_is_in_the_log(tmp_path, s
         await settle(a.runtime)
         a.take()
         assert a.acked == [1, 2]
-    finally:
-        store.append_log = real
 
 
 async def test_a_store_outage_holds_acknowledgements_and_releases_them_in_order(tmp_path, store, caplog):
@@ -155,16 +167,9 @@ async def test_a_restart_on_the_same_file_keeps_what_it_committed_and_rebases_th
     clock = ManualClock(START)
     a = await Node(tmp_path, store, "a", clock).start()
     await a.send(2)
-    gate = asyncio.Event()
-    real = store.append_log
-
-    async def stuck(*args):
-        await gate.wait()
-
-    store.append_log = stuck
-    await a.send(1, durable=False)  # committed to a's file, never shipped
-    await a.runtime.crash()
-    store.append_log = real
+    async with HeldLog(store):
+        await a.send(1, durable=False)  # committed to a's file, never shipped
+        await a.runtime.crash()
     again = await Node(tmp_path, store, "a", clock).start()  # same node and file: no lease wait
     assert again.runtime.room.count == 3
     manifest = await store.latest(KEY)
@@ -332,15 +337,7 @@ async def test_the_data_channel_acknowledges_a_batch_once_its_commit_is_replicat
         got.set()
 
     channel = await RoomChannel.open(await a.runtime.channel_info("gw-chan"), "gw-chan", on_push, lambda c: None)
-    gate = asyncio.Event()
-    real = store.append_log
-
-    async def slow_append(*args):
-        await gate.wait()
-        return await real(*args)
-
-    store.append_log = slow_append
-    try:
+    async with HeldLog(store) as gate:
         channel.send(1, [Connect("q", {}, 1, {"player": "q"})])
         channel.send(2, [Message("q", ClientMessage("inc", 2, {}))])
         while a.runtime.room.count < 1:  # applied and committed locally
@@ -351,6 +348,4 @@ async def test_the_data_channel_acknowledges_a_batch_once_its_commit_is_replicat
         while max(acks, default=0) < 2:
             got.clear()
             await asyncio.wait_for(got.wait(), 10)
-    finally:
-        store.append_log = real
-        channel.close()
+    channel.close()
