@@ -25,6 +25,10 @@ semantics whichever host runs it (a Ray actor or the in-process host):
   store, the activation first claims that epoch and a lease in the store's manifest
   (``starhold._runtime.lease``): two activations never hold the same epoch on any node, a superseded one
   cannot publish, and none acknowledges anything after its lease ran out.
+- **Replication** (``starhold._runtime.replication``, ``starhold._runtime.recovery``): with a
+  store that replicates (S3), each commit's statements are appended to the room's log in the
+  store before its output is released, so an acknowledged write survives the loss of the
+  node; a new activation recovers the snapshot plus the log.
 """
 
 from __future__ import annotations
