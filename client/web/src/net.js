@@ -12,6 +12,7 @@ import {
   CLOSE_RATE_LIMITED,
   CLOSE_REPLACED,
   CLOSE_ROOM_FULL,
+  CLOSE_ROOM_UNAVAILABLE,
   CLOSE_UNAUTHORIZED,
   CLOSE_UNKNOWN_ROOM,
   ERR_RATE_LIMITED,
@@ -52,6 +53,11 @@ export const NO_RECONNECT_CODES = new Set([
 /** Close codes that mean "your ship is in another system" (docs/protocol.md §10): no reconnection, not an
  * error; the `elsewhere` or `jump` message before them says where to go. */
 export const MOVED_CODES = new Set([CLOSE_ELSEWHERE, CLOSE_JUMPED]);
+
+/** Close codes after which the first reconnection waits at most QUICK_RETRY_MS: a 4503 comes from
+ * a room that is back (a new activation after a crash or its node's loss; docs/protocol.md §5). */
+export const QUICK_RETRY_CODES = new Set([CLOSE_ROOM_UNAVAILABLE]);
+export const QUICK_RETRY_MS = 500;
 
 /** Close code this client uses when it drops a socket to reconnect (the seat stays held;
  * 1000 would release it). */
@@ -565,7 +571,8 @@ export class SystemConnection {
       this._setStatus("closed", `offline: ${why}`, { code, reason: why });
       return;
     }
-    const delay = this.backoff.next();
+    let delay = this.backoff.next();
+    if (QUICK_RETRY_CODES.has(code) && this.backoff.attempt === 1) delay = Math.round(this.backoff.random() * QUICK_RETRY_MS);
     const retryAt = Date.now() + delay;
     this._setStatus("reconnecting", `reconnecting in ${Math.ceil(delay / 1000)}s`, { code, reason: why, retryAt });
     this._timer("retry", delay, () => this._open());
