@@ -185,6 +185,8 @@ class Hibernation:
                 if wake_at is not None and self.alarm_service is not None:
                     await self.alarm_service.register(self.room_cls.kind, self.name, wake_at)
                 if self.snapshots is not None:
+                    if self.lease is not None:
+                        self.lease.stop()  # the save releases the lease: no renewal may race with it
                     await self._publish_snapshot(self.db_path.with_name(self.db_path.name + ".snapshot"))
             except StaleEpochError:  # a newer activation exists: this one is a zombie
                 self._pending = None
@@ -193,6 +195,8 @@ class Hibernation:
             except BaseException:
                 self.state = ActivationState.ACTIVE  # still serving; the next idle period tries again
                 self._pending = None
+                if self.lease is not None:
+                    self.lease.start(self._lease_lost)
                 self._touch()
                 raise
             pending, self._pending = self._pending, None

@@ -163,9 +163,10 @@ class ActivationLease:
             await self.renew()
         except StaleEpochError:
             on_lost, self._on_lost = self._on_lost, None
+            if on_lost is None:
+                return  # stopped meanwhile: the activation hibernated (its save released the lease)
             log.warning("room %s: lease of epoch %d lost to a newer activation", self.key, self.epoch)
-            if on_lost is not None:
-                await on_lost()
+            await on_lost()
             return
         except Exception as exc:
             self._failures += 1
