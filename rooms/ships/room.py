@@ -203,6 +203,7 @@ class ShipRoom(Room):
         self.before_flush()
         self.flushed_at = self.clock.now()
         self.acks_dirty = False
+        self._settle_acks(self.durable_mark())
         changed = {p: seat["ack"] for p, seat in self.seats.seats.items() if seat["ack"] != self._durable_acks.get(p)}
         puts, deletes = self.fleet.take_writes()
         for more_puts, more_deletes in (self.seats.take_writes(), self.parked.take_writes()):
