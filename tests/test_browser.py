@@ -10,7 +10,7 @@ keyframes and deltas).
   Sol; a click on the first page's system plane sends ``move_to``, its ship moves and the
   second page sees it move under its callsign; the second moves through its test hook and the
   first sees that.
-- ``test_reconnects_and_resumes_seat``: the gateway drops the page's socket (close 4503); the
+- ``test_reconnects_and_resumes_seat``: the gateway drops the page's socket (close 1001); the
   page shows "reconnecting in Ns", queues a command issued meanwhile, reconnects with backoff,
   resumes its seat (same ship, ``welcome.resumed``) and flushes the queued command.
 - ``test_rejected_token_gets_a_new_guest_login``: a stored token the gateway refuses (close
@@ -373,19 +373,20 @@ async def test_reconnects_and_resumes_seat(ray_directory, gateway_factory, brows
     own_id, seat, player = hook["shipId"], hook["seat"], hook["player"]
     own = hook["ships"][str(own_id)]
 
-    # The gateway drops every socket it holds (the page's) as if the room were moving.
+    # The gateway drops every socket it holds (the page's) as if it were restarting (1001;
+    # after a 4503 the page would come back within 0.5 s: client/web/test/net.test.js).
     from starhold.gateway.app import GATEWAY
 
     gateway = url.app[GATEWAY]
     assert len(gateway.sockets) == 1
     for sock in list(gateway.sockets):
-        sock.close_soon(4503, "room unavailable")
+        sock.close_soon(1001, "going away")
 
     # The page waits 1-5 s before reconnecting and says so; a command issued meanwhile is
     # queued, not lost.
     await page.wait_for_function("window.starhold.status === 'reconnecting'")
     state = await page.evaluate("({c: window.starhold.connection, close: window.starhold.lastClose})")
-    assert state["c"] == "reconnecting" and state["close"]["code"] == 4503, state
+    assert state["c"] == "reconnecting" and state["close"]["code"] == 1001, state
     assert "reconnecting in" in await page.inner_text("#status")
     assert await page.is_visible("button.reconnect")
     target = [own["x"] + 300.0, own["y"] - 200.0]
