@@ -66,6 +66,7 @@ setup(
         "PyJWT>=2.8",
         "prometheus-client>=0.20",
         "psutil>=5.9",
+        "sortedcontainers>=2.4",  # the market's order book (rooms/market/book.py)
         "uvloop>=0.19",
     ],
     extras_require={
