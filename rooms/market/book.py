@@ -42,12 +42,12 @@ def fee(notional: int) -> int:
     return -(-int(notional) * FEE_PERCENT // 100)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True, eq=False)
 class Order:
     """One order. ``side``: ``BUY``/``SELL``; ``kind``: ``LIMIT``/``MARKET``; ``price``:
     credits per unit (a market order's is its limit of protection: None for none); ``quantity``
     and ``remaining``: units; ``seq``: arrival order (time priority); ``expires``: seconds, or
-    None for good-till-cancelled."""
+    None for good-till-cancelled. Orders compare by identity."""
 
     id: str
     owner: str
@@ -64,7 +64,7 @@ class Order:
             self.remaining = self.quantity
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Fill:
     """A match: ``quantity`` units at ``price`` between the resting ``maker`` order and the
     incoming ``taker`` order; ``buyer``/``seller`` are their owners."""
@@ -149,24 +149,27 @@ class OrderBook:
         other = SELL if order.side == BUY else BUY
         levels = self._sides[other]
         fills = []
+        best = 0 if other == SELL else -1
+        limit, buying, owner, orders = order.price, order.side == BUY, order.owner, self._orders
         while order.remaining > 0 and levels:
-            price, queue = levels.peekitem(0 if other == SELL else -1)
-            if order.price is not None and (price > order.price if order.side == BUY else price < order.price):
+            price, queue = levels.peekitem(best)
+            if limit is not None and (price > limit if buying else price < limit):
                 break
-            maker = queue[0]
-            if maker.owner == order.owner:
-                self._stopped_by_self = True
-                break
-            qty = min(maker.remaining, order.remaining)
-            maker.remaining -= qty
-            order.remaining -= qty
-            buyer, seller = (order.owner, maker.owner) if order.side == BUY else (maker.owner, order.owner)
-            fills.append(Fill(maker.id, order.id, buyer, seller, price, qty))
-            if maker.remaining == 0:
-                queue.popleft()
-                del self._orders[maker.id]
-                if not queue:
-                    del levels[price]
+            while queue and order.remaining > 0:  # the level, oldest first
+                maker = queue[0]
+                if maker.owner == owner:
+                    self._stopped_by_self = True
+                    return fills
+                qty = min(maker.remaining, order.remaining)
+                maker.remaining -= qty
+                order.remaining -= qty
+                fills.append(Fill(maker.id, order.id, owner, maker.owner, price, qty) if buying
+                             else Fill(maker.id, order.id, maker.owner, owner, price, qty))
+                if maker.remaining == 0:
+                    queue.popleft()
+                    del orders[maker.id]
+            if not queue:
+                del levels[price]
         return fills
 
     def cancel(self, order_id: str) -> Order | None:
