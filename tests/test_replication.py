@@ -8,6 +8,7 @@ SeaweedFS. A lost node is an activation that crashed and whose file nobody reads
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import sqlite3
@@ -239,8 +240,7 @@ async def test_replay_reproduces_the_rooms_sql_exactly(tmp_path, store):
     await a.runtime.start()
     for i in range(30):
         body = {"who": rng.choice("xyz"), "amount": rng.randint(-5, 20)}
-        await a.runtime.request(HttpRequest("POST", "", {}, msgpack.packb(body) if False else
-                                            __import__("json").dumps(body).encode()))
+        await a.runtime.request(HttpRequest("POST", "", {}, json.dumps(body).encode()))
     await a.runtime.storage.commit()
     expected = dump(a.runtime.db_path)
     await a.runtime.crash()
