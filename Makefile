@@ -29,7 +29,7 @@ serve: setup
 
 # The whole test suite (Python: unit, gateway, Ray, browser; JS: node:test units).
 test: setup chromium
-	$(PYTHON) -m pytest -q $(ARGS)
+	$(PYTHON) -m pytest -q --durations=25 $(ARGS)
 	npm --prefix $(WEB) test --silent
 
 # starhold.wsdirect against the newest aiohttp on PyPI: a throwaway venv (removed after) with
