@@ -19,7 +19,7 @@ from starhold.clock import ManualClock
 from starhold.rooms.economy.scan import Fragment, fragments
 from starhold.rooms.galaxy.catalogue import load_galaxy
 from starhold.rooms.galaxy.planets import generate_planets
-from starhold.rooms.pilot.graph import MAX_FRAGMENTS, Graph, parse_fragments
+from starhold.rooms.pilot.graph import CHUNK, INDEX_PREFIX, MAX_FRAGMENTS, Graph, parse_fragments
 from starhold.rooms.ships.room import GAME_EPOCH
 from wire import Wire
 
@@ -184,9 +184,10 @@ INVALID = [
     ([OK, ["planet", "is", "kind:y"]], "fragments[1] subject must be \"type:id\""),
     ([OK, ["planet:x", "Is", "kind:y"]], "fragments[1] predicate must be a lowercase identifier"),
     ([OK, ["planet:x", "is", 7]], "fragments[1] object must be a string"),
-    ([OK, ["planet:x", "is", "kind:a|b"]], "fragments[1] object must be at most 160 printable characters without '|'"),
-    ([OK, ["planet:x", "is", "kind:" + "y" * 200]], "at most 160 printable characters"),
+    ([OK, ["planet:x", "is", "kind:a|b"]], "fragments[1] object must be at most 160 printable ASCII characters without '|'"),
+    ([OK, ["planet:x", "is", "kind:" + "y" * 200]], "at most 160 printable ASCII characters"),
     ([OK, ["planet:x", "is", "kind:y\n"]], "printable"),
+    ([OK, ["planet:x", "is", "kind:\u00e9"]], "ASCII"),
     ([OK, ["Planet:x", "is", "kind:y"]], "lowercase type"),
     ([OK, ["planet:", "is", "kind:y"]], "fragments[1] subject must be \"type:id\""),
     ([OK] * (MAX_FRAGMENTS + 1), "at most 50 fragments per discover, got 51"),
@@ -244,15 +245,30 @@ async def test_a_restart_keeps_graphs_and_atlas(galaxy, worlds):
 
 
 def test_the_graph_store_alone():
+    """Records and the id index chunks written behind; a graph loaded from its index knows
+    every id and numbers on, across chunks."""
     graph = Graph()
     assert graph.add(parse_fragments([["a:1", "p", "b:2"], ["a:1", "p", "b:2"], ["a:1", "q", "b:2"]]), 5.0, "s") \
         == [Fragment("a:1", "p", "b:2"), Fragment("a:1", "q", "b:2")]
     writes = graph.take_writes()
-    assert list(writes) == ["kg:000000000001", "kg:000000000002"] and graph.take_writes() == {}
-    again = Graph()
-    again.load({**writes, "kg:junk": 1, "kg:000000000009": "not a record"})
-    assert len(again) == 2 and again.last == 2 and Fragment("a:1", "q", "b:2") in again
-    assert again.add([Fragment("a:1", "p", "b:2")], 6.0, "t") == [] and again.take_writes() == {}
+    assert writes == {"kg:f:000000000001": {"subject": "a:1", "predicate": "p", "object": "b:2", "time": 5.0, "scan": "s"},
+                      "kg:f:000000000002": {"subject": "a:1", "predicate": "q", "object": "b:2", "time": 5.0, "scan": "s"},
+                      "kg:i:00000000": ["a:1|p|b:2", "a:1|q|b:2"]}
+    assert graph.take_writes() == {}
+    stored = dict(writes)
+    facts = synthetic(CHUNK + 40)
+    for i in range(0, len(facts), MAX_FRAGMENTS):  # as posts would: reload between some of them
+        again = Graph()
+        again.load({k: v for k, v in stored.items() if k.startswith(INDEX_PREFIX)} | {"kg:i:junk": 1})
+        assert again.add(facts[i:i + MAX_FRAGMENTS] + [Fragment("a:1", "p", "b:2")], 6.0, "t") == \
+            facts[i:i + MAX_FRAGMENTS]
+        stored.update(again.take_writes())
+    final = Graph()
+    final.load({k: v for k, v in stored.items() if k.startswith(INDEX_PREFIX)})
+    assert len(final) == final.last == len(facts) + 2 and all(f in final for f in facts)
+    assert sorted(k for k in stored if k.startswith(INDEX_PREFIX)) == ["kg:i:00000000", "kg:i:00000001"]
+    assert stored["kg:i:00000001"] == [f.id for f in facts[CHUNK - 2:]]
+    assert stored[f"kg:f:{CHUNK + 42:012d}"]["subject"] == facts[-1].subject
 
 
 async def test_the_routes(tmp_path, gateway_factory, worlds):

@@ -1,24 +1,32 @@
 """A pilot's Knowledge Graph: the fragments its scans discovered (docs/economy.md §3).
 
 ``Graph`` is sans-I/O with write-behind like ``rooms.pilot.inbox.Inbox``: the pilot room
-``load``s what ``storage.list(prefix=PREFIX)`` returned when it starts, ``add``s fragments in
-memory, and puts what ``take_writes`` gives with its flush. Reading a page of the graph
-(``GET graph``) goes to storage (``page_range``, ``page_of``): only fragment ids stay in memory.
+``load``s the id index (``storage.list(prefix=INDEX_PREFIX)``) when it starts, ``add``s
+fragments in memory, and puts what ``take_writes`` gives with its flush. Pages of the graph
+(``GET graph``) are read from storage (``page_range``, ``page_of``): only the fragments' ids
+stay in memory (to skip known fragments without reading storage).
 
-Storage: one key per fragment, ``kg:<sequence number zero-padded to 12 digits>`` (1, 2, ...
-in discovery order; keys never change once written and nothing is ever deleted), value
-``{"subject", "predicate", "object", "time", "scan"}``: ``time`` is the game time of the
-discovery (seconds since ``GAME_EPOCH``), ``scan`` the id of the scan that found it.
+Storage (nothing is ever deleted or rewritten, except the last index chunk as it fills):
+
+- ``kg:f:<n>`` (``n`` the fragment's number, 1, 2, ... in discovery order, zero-padded to 12
+  digits): ``{"subject", "predicate", "object", "time", "scan"}``, one key per fragment;
+  ``time`` is the game time of the discovery (seconds since ``GAME_EPOCH``), ``scan`` the id of
+  the scan that found it;
+- ``kg:i:<c>`` (8 digits): the ids of fragments ``c * CHUNK + 1`` to ``(c + 1) * CHUNK``, in
+  order (at most ``CHUNK`` x 357 bytes = 91 KB: under the 128 KiB value limit).
 
 Bounds and costs: a pilot can only discover the galaxy's fragments (every post comes from a
-system room computing ``rooms.economy.scan.fragments``), so a graph holds at most that many
-(``benchmarks``-free figure: ~5 fragments per planet; the whole galaxy is measured in the
-module's tests). Each fragment costs ~150 bytes on disk and, in memory while the room is
-awake, its id in a set (~150 bytes). ``load`` reads every fragment once per activation (a
-pilot that discovered the whole galaxy, ~25,000 fragments, loads in tens of ms).
+system room computing ``rooms.economy.scan.fragments``): 42,112 distinct fragments over the
+958 systems' 6,147 planets. A pilot that discovered all of them has ~10 MB of room files;
+its ids take ~2 MB of memory while the room is awake and load in ~30 ms (165 index chunks)
+when it wakes; a page of 1,000 fragments reads 1,000 keys (tens of ms). Each ``discover``
+writes its new records and rewrites one or two index chunks (~12 KB each for the galaxy's
+ids). Figures measured on a loaded 2-core machine with a one-off script (issue 16 report).
+A planet's scan yields 2 to 9 fragments.
 
 Fragments are validated by ``parse_fragments`` (also used by the atlas room): nodes are
-``"type:id"`` strings, predicates lowercase identifiers, at most ``MAX_FRAGMENTS`` per post.
+``"type:id"`` strings of printable ASCII, predicates lowercase identifiers, at most
+``MAX_FRAGMENTS`` per post.
 """
 
 from __future__ import annotations
@@ -29,10 +37,17 @@ from collections.abc import Mapping
 from ..economy.scan import Fragment
 
 __all__ = ["Graph", "FragmentError", "parse_fragments", "parse_scan", "parse_page", "key_of", "record_json",
-           "PREFIX", "MAX_FRAGMENTS", "MAX_NODE", "MAX_SCAN", "PAGE_LIMIT", "PAGE_DEFAULT"]
+           "PREFIX", "RECORD_PREFIX", "INDEX_PREFIX", "CHUNK", "MAX_FRAGMENTS", "MAX_NODE", "MAX_SCAN",
+           "PAGE_LIMIT", "PAGE_DEFAULT"]
 
 PREFIX = "kg:"
 """Storage key prefix of the graph (nothing else of the pilot room lives under it)."""
+RECORD_PREFIX = PREFIX + "f:"
+"""Key prefix of the fragments' records."""
+INDEX_PREFIX = PREFIX + "i:"
+"""Key prefix of the id index's chunks."""
+CHUNK = 256
+"""Fragment ids per index chunk."""
 MAX_FRAGMENTS = 50
 """Most fragments one ``discover`` post may carry (a planet's scan yields fewer than 10)."""
 MAX_NODE = 160
@@ -57,16 +72,16 @@ def _node(value: object, where: str) -> str:
     kind, sep, ident = value.partition(":")
     if not sep or not _TYPE.fullmatch(kind) or not ident:
         raise FragmentError(f"{where} must be \"type:id\" with a lowercase type (a-z, 0-9, _; up to 32)")
-    if len(value) > MAX_NODE or not value.isprintable() or "|" in value:
-        raise FragmentError(f"{where} must be at most {MAX_NODE} printable characters without '|'")
+    if len(value) > MAX_NODE or not (value.isascii() and value.isprintable()) or "|" in value:
+        raise FragmentError(f"{where} must be at most {MAX_NODE} printable ASCII characters without '|'")
     return value
 
 
 def parse_fragments(raw: object) -> list[Fragment]:
     """The fragments of a ``discover`` body: a list of 0 to ``MAX_FRAGMENTS`` items, each
     ``[subject, predicate, object]`` with ``subject`` and ``object`` ``"type:id"`` strings
-    (type: ``[a-z][a-z0-9_]{0,31}``; the whole at most ``MAX_NODE`` printable characters, no
-    ``|``) and ``predicate`` ``[a-z][a-z0-9_]{0,31}``. Returns ``Fragment``s in the given order,
+    (type: ``[a-z][a-z0-9_]{0,31}``; the whole at most ``MAX_NODE`` printable ASCII characters,
+    no ``|``) and ``predicate`` ``[a-z][a-z0-9_]{0,31}``. Returns ``Fragment``s in the given order,
     duplicates removed. Raises ``FragmentError`` for the first item that is wrong."""
     if not isinstance(raw, list):
         raise FragmentError("fragments must be a list of [subject, predicate, object]")
@@ -108,15 +123,20 @@ def parse_page(query: Mapping[str, str]) -> tuple[int, int]:
 
 
 def key_of(seq: int) -> str:
-    """The storage key of fragment number ``seq`` (int >= 1): ``kg:000000000042``."""
-    return f"{PREFIX}{seq:012d}"
+    """The storage key of fragment number ``seq`` (int >= 1): ``kg:f:000000000042``."""
+    return f"{RECORD_PREFIX}{seq:012d}"
+
+
+def index_key(chunk: int) -> str:
+    """The storage key of index chunk ``chunk`` (int >= 0): ``kg:i:00000003``."""
+    return f"{INDEX_PREFIX}{chunk:08d}"
 
 
 def record_json(key: str, record: Mapping) -> dict:
     """A stored fragment as the API shows it: ``{"seq", "id", "subject", "predicate",
     "object", "time", "scan"}`` (``key``: its storage key)."""
     fragment = Fragment(record["subject"], record["predicate"], record["object"])
-    return {"seq": int(key[len(PREFIX):]), "id": fragment.id, "subject": fragment.subject,
+    return {"seq": int(key[len(RECORD_PREFIX):]), "id": fragment.id, "subject": fragment.subject,
             "predicate": fragment.predicate, "object": fragment.object, "time": record["time"],
             "scan": record["scan"]}
 
@@ -126,8 +146,10 @@ class Graph:
 
     def __init__(self) -> None:
         self.ids: set[str] = set()
-        self.last = 0  # the highest sequence number in use
-        self.pending: dict[str, dict] = {}  # key -> record, not yet written
+        self.last = 0  # the highest fragment number in use
+        self.records: dict[str, dict] = {}  # key -> record, not yet written
+        self.chunks: dict[int, list[str]] = {}  # index chunks changed, not yet written
+        self._tail_no, self._tail = 0, []  # the last index chunk (where ids are appended)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -135,16 +157,18 @@ class Graph:
     def __contains__(self, fragment: Fragment) -> bool:
         return fragment.id in self.ids
 
-    def load(self, stored: Mapping[str, object]) -> None:
-        """Replace the graph by what storage held (``{key: record}`` under ``PREFIX``); keys or
-        values that are not fragment records are ignored."""
-        self.ids, self.last, self.pending = set(), 0, {}
-        for key, record in stored.items():
-            number = key[len(PREFIX):]
-            if not (key.startswith(PREFIX) and number.isdigit() and isinstance(record, dict)):
+    def load(self, index: Mapping[str, object]) -> None:
+        """Replace the graph by what storage held under ``INDEX_PREFIX`` (``{key: [ids]}``);
+        keys or values that are not index chunks are ignored."""
+        self.__init__()
+        for key, ids in sorted(index.items()):
+            number = key[len(INDEX_PREFIX):]
+            if not (key.startswith(INDEX_PREFIX) and number.isdigit() and isinstance(ids, list)):
                 continue
-            self.ids.add(Fragment(record["subject"], record["predicate"], record["object"]).id)
-            self.last = max(self.last, int(number))
+            self.ids.update(ids)
+            chunk = int(number)
+            self.last = max(self.last, chunk * CHUNK + len(ids))
+            self._tail_no, self._tail = chunk, list(ids)
 
     def add(self, fragments: list[Fragment], time: float, scan: str) -> list[Fragment]:
         """Add the ``fragments`` not yet in the graph, discovered at game time ``time`` (s) by
@@ -156,27 +180,35 @@ class Graph:
                 continue
             self.ids.add(fragment.id)
             self.last += 1
-            self.pending[key_of(self.last)] = {"subject": fragment.subject, "predicate": fragment.predicate,
+            self.records[key_of(self.last)] = {"subject": fragment.subject, "predicate": fragment.predicate,
                                                "object": fragment.object, "time": time, "scan": scan}
+            chunk = (self.last - 1) // CHUNK
+            if chunk != self._tail_no:
+                self._tail_no, self._tail = chunk, []
+            self._tail.append(fragment.id)
+            self.chunks[chunk] = self._tail
             new.append(fragment)
         return new
 
-    def take_writes(self) -> dict[str, dict]:
-        """The records added since the last call, ``{key: record}`` to put; clears them."""
-        puts, self.pending = self.pending, {}
+    def take_writes(self) -> dict[str, object]:
+        """What was added since the last call, ``{key: value}`` to put: the new records and
+        the index chunks they changed; clears it."""
+        puts: dict[str, object] = dict(self.records)
+        puts.update({index_key(chunk): list(ids) for chunk, ids in self.chunks.items()})
+        self.records, self.chunks = {}, {}
         return puts
 
     @staticmethod
     def page_range(after: int, limit: int) -> dict:
         """The ``storage.list`` arguments of the page of up to ``limit`` fragments numbered after
         ``after``: one more than ``limit`` is asked for, to tell whether a next page exists."""
-        return {"prefix": PREFIX, "start": key_of(after + 1), "limit": limit + 1}
+        return {"prefix": RECORD_PREFIX, "start": key_of(after + 1), "limit": limit + 1}
 
     def page_of(self, stored: Mapping[str, Mapping], limit: int) -> dict:
         """The answer of ``GET graph`` for what ``storage.list(**page_range(after, limit))``
         returned: ``{"fragments": [record_json...], "count": len(self), "next": the ``after``
         of the next page, or None on the last page}``."""
-        items = [record_json(k, v) for k, v in stored.items() if k[len(PREFIX):].isdigit()][:limit + 1]
+        items = [record_json(k, v) for k, v in stored.items() if k[len(RECORD_PREFIX):].isdigit()][:limit + 1]
         more = len(items) > limit
         items = items[:limit]
         return {"fragments": items, "count": len(self), "next": items[-1]["seq"] if more else None}

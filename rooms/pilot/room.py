@@ -36,7 +36,7 @@ from starhold import HttpRequest, HttpResponse, Room, define_room
 from ..ships.room import GAME_EPOCH
 from .inbox import Inbox, PREFIX as DM_PREFIX
 from ..atlas.room import ATLAS_ID
-from .graph import Graph, FragmentError, PREFIX as KG_PREFIX, parse_fragments, parse_page, parse_scan
+from .graph import Graph, FragmentError, INDEX_PREFIX as KG_INDEX, parse_fragments, parse_page, parse_scan
 
 KIND = "pilot"
 PLAYER_ID = re.compile(r"^[ug]-[0-9a-f]{16}$")
@@ -76,7 +76,7 @@ class PilotRoom(Room):
         self.inbox = Inbox()
         self.inbox.load(await self.storage.list(prefix=DM_PREFIX), self.clock.now())
         self.graph = Graph()
-        self.graph.load(await self.storage.list(prefix=KG_PREFIX))
+        self.graph.load(await self.storage.list(prefix=KG_INDEX))
 
     async def _save(self) -> None:
         puts, deletes = self.inbox.take_writes()
