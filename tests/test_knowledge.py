@@ -302,6 +302,8 @@ async def test_the_routes(tmp_path, gateway_factory, worlds):
             assert status == 200 and page["count"] == len(earth) and page["discoveries"][0]["player"] == player
             status, one = await get("/api/discoveries/" + quote(earth[1].id, safe=""))
             assert status == 200 and (one["id"], one["name"]) == (earth[1].id, "Ada")
+            assert (await get("/api/discoveries/" + quote(earth[1].id)))[1] == one  # "/" left as is
+            assert (await get("/api/discoveries?token=nonsense"))[0] == 200  # public: a token is not looked at
             assert (await get("/api/discoveries/" + quote("star:x|is|kind:y", safe="")))[0] == 404
             status, stats = await get("/api/atlas/stats")
             assert status == 200 and stats["top"] == [{"player": player, "name": "Ada", "count": len(earth)}]
