@@ -258,11 +258,11 @@ class PilotRoom(Room):
         time = self.clock.now() - GAME_EPOCH
         new = self.graph.add(fragments, time, scan)
         if new:
-            key = request.key if len(request.key) <= 160 else hashlib.sha256(request.key.encode()).hexdigest()
+            key = f"discover:{self.name}:{request.key}"  # a post key is at most 200 characters
+            key = key if len(key) <= 200 else "discover:" + hashlib.sha256(key.encode()).hexdigest()
             self.rooms.post("atlas", ATLAS_ID, "discover",
                             {"player": self.name, "name": self.record["name"], "time": time,
-                             "fragments": [[f.subject, f.predicate, f.object] for f in new]},
-                            key=f"discover:{self.name}:{key}")
+                             "fragments": [[f.subject, f.predicate, f.object] for f in new]}, key=key)
         return HttpResponse(200, {"added": len(new), "count": len(self.graph)})
 
     async def _graph(self, request: HttpRequest) -> HttpResponse:
