@@ -1,29 +1,36 @@
 // A pilot's Knowledge Graph, drawn (docs/protocol.md "Knowledge Graph HTTP"; the fragments are
-// what GET /api/me/graph answers). Two exports:
+// what GET /api/me/graph answers). Exports:
 //
 // layoutGraph(fragments) -> {nodes: [{id, type, label, x, y}], edges: [{from, to, predicate}]}
 //   A pure, deterministic radial layout. `fragments`: items {subject, predicate, object} (the
-//   API's shape; extra keys ignored) or [subject, predicate, object] arrays; each node is a
-//   "type:id" string. Items that are not three strings, and nodes without a "type:" prefix, are
-//   skipped; a fragment given twice gives one edge. Nodes: `id` the node string, `type` the part
-//   before the first ":", `label` the part after it. Layout: one ring per type, centred on
-//   (0, 0), the types with the fewest nodes innermost (ties by type name; a lone innermost node
-//   sits at the centre); each ring's radius leaves NODE_SPACING units between neighbours and
-//   RING_GAP units to the ring inside it. Nodes are ordered around their ring by the mean angle
-//   of their neighbours on the nearest inner ring holding any (so planets sit next to their
-//   star, and stars are grouped by spectral class), nodes without such neighbours last, then by
-//   id. The same fragments in any order give the same nodes and positions. Nodes come
-//   out ring by ring (innermost first), edges in first-seen order. Coordinates are abstract
-//   units (y down, as on screen); renderGraph fits them to its element.
+//   API's shape; extra keys ignored) or [subject, predicate, object] arrays; subject and object
+//   are "type:id" strings. Items that are not three strings, with an empty predicate, or with a
+//   node lacking a non-empty "type:" prefix are skipped; a fragment given twice gives one edge.
+//   Nodes: `id` the node string, `type` the part before the first ":", `label` the part after
+//   it. Layout: one ring per type, centred on (0, 0), the types with the fewest nodes innermost
+//   (ties by type name; a lone node on the innermost ring sits at the centre). A ring's radius
+//   is RING_GAP units more than the ring inside it, or more if needed to leave NODE_SPACING
+//   units between its nodes. Around its ring, nodes go by increasing mean angle (0 to 2 pi) of
+//   their neighbours on the nearest inner ring holding any (so planets sit next to their star,
+//   and stars are grouped by spectral class); nodes without such neighbours come last; ties go
+//   by id. The same fragments in any order give the same nodes and positions. Nodes come out
+//   ring by ring (innermost first), edges in first-seen order. Coordinates are abstract units,
+//   x right and y down; renderGraph fits them to its element.
 //
-// renderGraph(element, fragments, {labels}) -> the layout
-//   Replaces the content of DOM `element` by an <svg> (width and height 100%, a viewBox around
-//   the layout with a margin): edges as <line>s coloured by predicate, nodes as <circle>s
-//   coloured by type, each with a <title> tooltip ("type: label"), and <text> labels
-//   (`labels`: true, false, or "auto" (default): labels when there are at most LABEL_LIMIT
-//   nodes, else only for the types with fewer than 20 nodes). Every element carries a
-//   data-id (node id) or data-predicate attribute. Uses only createElementNS, setAttribute,
-//   appendChild, replaceChildren and textContent of the DOM.
+// renderGraph(element, fragments, {labels} = {}) -> the layout
+//   Replaces the content of DOM `element` by one <svg> (width and height 100%, a viewBox around
+//   the layout with a margin, a <title> with the counts): a <g class="edges"> of <line>s, each
+//   coloured by predicate (predicateColor) with a data-predicate attribute, then a
+//   <g class="nodes"> with one <g data-id="<node id>"> per node: a <circle> coloured by type
+//   (typeColor; larger for types with fewer than 20 nodes) holding a <title> tooltip
+//   ("type: label"), and a <text> label if labelled. `labels`: true, false, or "auto" (the
+//   default): every node when there are at most LABEL_LIMIT nodes, else only the nodes of types
+//   with fewer than 20 nodes. Dots, strokes and text grow with the layout so that they keep
+//   their size on screen. Uses only createElementNS, setAttribute, appendChild,
+//   replaceChildren and textContent of the DOM (element.ownerDocument).
+//
+// typeColor(type), predicateColor(predicate) -> CSS colour strings (fixed for the game's types
+// and predicates, a stable pick from a palette for others); NODE_SPACING, RING_GAP, LABEL_LIMIT.
 
 export const NODE_SPACING = 28;
 export const RING_GAP = 90;
