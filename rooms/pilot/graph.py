@@ -18,7 +18,7 @@ Storage (nothing is ever deleted or rewritten, except the last index chunk as it
 Bounds and costs: a pilot can only discover the galaxy's fragments (every post comes from a
 system room computing ``rooms.economy.scan.fragments``): 42,112 distinct fragments over the
 958 systems' 6,147 planets. A pilot that discovered all of them has ~10 MB of room files;
-its ids take ~2 MB of memory while the room is awake and load in ~30 ms (165 index chunks)
+its ids take ~2 MB of memory while the room is awake and load in 30-50 ms (165 index chunks)
 when it wakes; a page of 1,000 fragments reads 1,000 keys (tens of ms). Each ``discover``
 writes its new records and rewrites one or two index chunks (~12 KB each for the galaxy's
 ids). Figures measured on a loaded 2-core machine with a one-off script (issue 16 report).
