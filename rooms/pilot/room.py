@@ -29,11 +29,14 @@ Every POST path is room-only (``request.sender`` set); ``GET profile`` is public
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from starhold import HttpRequest, HttpResponse, Room, define_room
 from ..ships.room import GAME_EPOCH
 from .inbox import Inbox, PREFIX as DM_PREFIX
+from ..atlas.room import ATLAS_ID
+from .graph import Graph, FragmentError, INDEX_PREFIX as KG_INDEX, parse_fragments, parse_page, parse_scan
 
 KIND = "pilot"
 PLAYER_ID = re.compile(r"^[ug]-[0-9a-f]{16}$")
@@ -72,9 +75,12 @@ class PilotRoom(Room):
         self.record: dict | None = await self.storage.get(RECORD_KEY)
         self.inbox = Inbox()
         self.inbox.load(await self.storage.list(prefix=DM_PREFIX), self.clock.now())
+        self.graph = Graph()
+        self.graph.load(await self.storage.list(prefix=KG_INDEX))
 
     async def _save(self) -> None:
         puts, deletes = self.inbox.take_writes()
+        puts.update(self.graph.take_writes())
         if self.record is not None:
             puts[RECORD_KEY] = self.record
         if puts:
@@ -101,6 +107,8 @@ class PilotRoom(Room):
     async def on_request(self, request: HttpRequest) -> HttpResponse:
         if request.method == "GET" and request.path in ("", "profile"):
             return self._profile()
+        if request.method == "GET" and request.path == "graph":
+            return await self._graph(request)
         if request.method != "POST" or not request.sender:
             return HttpResponse(404 if request.method != "POST" else 403, {"error": "not found"})
         try:
@@ -108,7 +116,7 @@ class PilotRoom(Room):
         except ValueError:
             return HttpResponse(400, {"error": "body must be JSON"})
         handler = {"checkout": self._checkout, "checkin": self._checkin, "depart": self._depart,
-                   "dm": self._dm, "delivered": self._delivered}.get(request.path)
+                   "dm": self._dm, "delivered": self._delivered, "discover": self._discover}.get(request.path)
         if handler is None:
             return HttpResponse(404, {"error": "not found"})
         self._settle()
@@ -232,3 +240,38 @@ class PilotRoom(Room):
         """``{ids}``: these messages reached the pilot's socket."""
         self.inbox.mark_delivered([int(i) for i in body.get("ids", ())])
         return HttpResponse(200, {})
+
+    def _discover(self, request: HttpRequest, body: dict) -> HttpResponse:
+        """``{scan, fragments: [[subject, predicate, object], ...]}`` from a system (docs/economy.md
+        §3): adds the new fragments to the graph and posts them to the atlas -> 200 ``{added,
+        count}``; 400 for a body ``graph.parse_fragments`` refuses (nothing stored), 403 from a
+        room that is not a system, 404 for a player who never flew. Adding is idempotent (known
+        fragments are skipped), so a duplicate post adds and posts nothing."""
+        if _system_of(request.sender) is None:
+            return HttpResponse(403, {"error": "discover comes from a system"})
+        if self.record is None:
+            return HttpResponse(404, {"error": "unknown player"})
+        try:
+            scan, fragments = parse_scan(body.get("scan")), parse_fragments(body.get("fragments"))
+        except FragmentError as exc:
+            return HttpResponse(400, {"error": str(exc)})
+        time = self.clock.now() - GAME_EPOCH
+        new = self.graph.add(fragments, time, scan)
+        if new:
+            key = f"discover:{self.name}:{request.key}"  # a post key is at most 200 characters
+            key = key if len(key) <= 200 else "discover:" + hashlib.sha256(key.encode()).hexdigest()
+            self.rooms.post("atlas", ATLAS_ID, "discover",
+                            {"player": self.name, "name": self.record["name"], "time": time,
+                             "fragments": [[f.subject, f.predicate, f.object] for f in new]}, key=key)
+        return HttpResponse(200, {"added": len(new), "count": len(self.graph)})
+
+    async def _graph(self, request: HttpRequest) -> HttpResponse:
+        """``GET graph?after=&limit=``: a page of the pilot's fragments in discovery order (served
+        to anyone who reaches the room: the gateway's ``/api/me/graph`` checks the token's player,
+        ``rooms/pilot/graph_http.py``) -> 200 ``{fragments, count, next}``; 400 for bad paging."""
+        try:
+            after, limit = parse_page(request.query)
+        except ValueError as exc:
+            return HttpResponse(400, {"error": str(exc)})
+        stored = await self.storage.list(**Graph.page_range(after, limit))
+        return HttpResponse(200, self.graph.page_of(stored, limit))
