@@ -182,7 +182,7 @@ class Ledger:
             self._keys_dirty.add(key)
         finished = sorted((o["finished"], o["number"], o["id"]) for o in self.orders.values() if o["status"] != OPEN)
         doomed = [i for at, _, i in finished if at + ORDER_KEEP <= now]
-        doomed += [i for _, _, i in finished[len(doomed):len(finished) - ORDER_LIMIT]]
+        doomed += [i for _, _, i in finished[len(doomed):max(len(doomed), len(finished) - ORDER_LIMIT)]]
         for order_id in doomed:
             del self.orders[order_id]
             self._orders_dirty.add(order_id)
