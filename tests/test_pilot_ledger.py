@@ -370,3 +370,55 @@ async def test_a_restart_keeps_the_ledger_orders_and_applied_keys(world):
     assert await handle.hibernate()
     after = await world.me()
     assert after["credits"] == 999 and after["cargo"] == {"ice": 20} and after["reserved"] == 11
+
+
+async def test_the_http_routes_reach_only_the_token_s_own_pilot(world, gateway_factory):
+    import aiohttp
+
+    from starhold.gateway.auth import TokenService
+
+    clock = world.directory.clock
+    tokens = TokenService({"k1": b"k" * 32}, "k1", now=clock.now)
+    base = await gateway_factory(world.directory, tokens=tokens)
+    mine = {"Authorization": f"Bearer {tokens.issue(P, 'Ada', 'user')[0]}"}
+    other = {"Authorization": f"Bearer {tokens.issue('u-00000000000000b2', 'Bo', 'user')[0]}"}
+    async with aiohttp.ClientSession() as session:
+        async def call(method, path, headers=None, **kw):
+            async with session.request(method, base + path, headers=headers, **kw) as resp:
+                return resp.status, await resp.json(), resp.headers
+
+        assert (await call("GET", "/api/me"))[0] == 401
+        assert (await call("GET", "/api/me", {"Authorization": "Bearer nope"}))[0] == 401
+        assert (await call("POST", "/api/me/orders", json={"market": "core"}))[0] == 401
+        assert (await call("DELETE", "/api/me/orders/x"))[0] == 401
+        status, body, _ = await call("GET", "/api/me", mine)
+        assert (status, body["code"]) == (404, "no_pilot")
+        await world.checkout()
+        status, me, _ = await call("GET", "/api/me", mine)
+        assert status == 200 and me["player"] == P and me["credits"] == 1000
+        assert (await call("GET", "/api/me", other))[1]["code"] == "no_pilot"  # its own pilot, not ours
+
+        order = {"market": "core", "good": "ice", "side": "buy", "kind": "limit", "price": 10, "quantity": 5}
+        status, placed, _ = await call("POST", "/api/me/orders", mine, json=order)
+        assert status == 201 and placed["order"]["id"] == f"{P}:1"
+        await world.settle()
+        assert len(await world.got("market/core", "place")) == 1
+        status, body, _ = await call("POST", "/api/me/orders", mine, json={**order, "good": "gold"})
+        assert (status, body["code"]) == (400, "unknown_good")
+        status, body, _ = await call("POST", "/api/me/orders", mine, data=b"{not json")
+        assert (status, body["code"]) == (400, "bad_body")
+        status, body, _ = await call("POST", "/api/me/orders", mine, json={**order, "ref": "x" * 4000})
+        assert (status, body["code"]) == (413, "bad_body")
+        status, body, _ = await call("DELETE", f"/api/me/orders/{P}:1", other)
+        assert status == 404  # another player cannot cancel it
+        status, body, _ = await call("DELETE", f"/api/me/orders/{P}:1", mine)
+        assert status == 202 and body["order"]["cancelling"] is True
+        status, body, _ = await call("DELETE", f"/api/me/orders/{P}:99", mine)
+        assert (status, body["code"]) == (404, "unknown_order")
+        for _ in range(ORDER_BURST):
+            status, body, headers = await call("POST", "/api/me/orders", mine, json=order)
+            if status == 429:
+                break
+        assert status == 429 and body["code"] == "flood" and headers["Retry-After"] == "1"
+    me = await world.me()
+    assert me["credits"] == 1000 - 10 * 5 * (len(me["orders"]))
