@@ -21,6 +21,7 @@ out, ``publish`` posts the ``ledger`` view to the system holding it (key
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
@@ -223,7 +224,7 @@ class Trading:
         orders = [order_view(o) for o in [*ledger.open_orders(), *finished]]
         return HttpResponse(200, {"player": self.room.name, "name": rec["name"], **ledger.view(),
                                   "free": ledger.free, "region": rec.get("region"), "system": rec.get("system"),
-                                  "orders": orders, "totals": ledger.totals})
+                                  "orders": orders, "totals": copy.deepcopy(ledger.totals)})
 
     def _order(self, request: HttpRequest, body: dict) -> HttpResponse:
         """``{market, good, side, kind, price, quantity, ttl, ref}`` -> 201 ``{order}`` (200
