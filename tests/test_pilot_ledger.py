@@ -211,7 +211,7 @@ async def test_orders_escrow_settle_and_close(world):
     assert view(me) == {"credits": 700, "cargo": {"ice": 30}, "capacity": 100, "reserved": 10} and me["free"] == 60
     assert (await world.got("system/A", "ledger"))[-1]["body"]["reserved"] == 10
     # a retry with the same ref: the same order, nothing placed twice
-    retry = await world.order(price=30, quantity=10, ttl=3600, ref="my-buy")
+    retry = await world.order(price=31, quantity=99, ttl=1, ref="my-buy")  # other fields: ignored
     assert retry.status == 200 and retry.body["order"]["id"] == order["id"]
     assert len(await world.got("market/core", "place")) == 1
 

@@ -233,13 +233,13 @@ class Trading:
         if refused:
             return refused
         ttl, ref = body.get("ttl", TTL_DEFAULT), body.get("ref")
-        if type(ttl) not in (int, float) or not math.isfinite(ttl) or not TTL_MIN <= ttl <= TTL_MAX:
-            return HttpResponse(400, {"error": f"ttl must be {TTL_MIN} to {TTL_MAX} seconds", "code": "bad_ttl"})
         if ref is not None and (not isinstance(ref, str) or not 1 <= len(ref) <= REF_MAX):
             return HttpResponse(400, {"error": f"ref must be a string of 1 to {REF_MAX} characters",
                                       "code": "bad_ref"})
         if ref is not None and (known := self.ledger.find_ref(ref)) is not None:
-            return HttpResponse(200, {"order": order_view(known)})
+            return HttpResponse(200, {"order": order_view(known)})  # a retry: whatever the other fields
+        if type(ttl) not in (int, float) or not math.isfinite(ttl) or not TTL_MIN <= ttl <= TTL_MAX:
+            return HttpResponse(400, {"error": f"ttl must be {TTL_MIN} to {TTL_MAX} seconds", "code": "bad_ttl"})
         now = self.room.clock.now()
         try:
             order = self.ledger.place(market=body.get("market"), good=body.get("good"), side=body.get("side"),
