@@ -1,1 +1,1 @@
-"""The pilot room kind: one per player, the owner of record of the player's ship (``room``), and its direct messages (``inbox``)."""
+"""The pilot room kind: one per player, the owner of record of the player's ship (``room``), its direct messages (``inbox``), and its ledger of credits, cargo and market orders (``ledger``, ``escrow``, ``trading``, the ``/api/me`` routes in ``http``)."""

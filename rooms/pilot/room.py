@@ -23,8 +23,16 @@ in this record. See docs/rooms.md "Jumps" for the argument and tests/test_jumps.
 chaos test that kills every participant at every step.
 
 Also: the pilot's direct messages (``rooms.pilot.inbox``: ``dm``, kept while offline and
-handed to the next checkout; ``delivered``), and the public profile (``GET profile``).
-Every POST path is room-only (``request.sender`` set); ``GET profile`` is public.
+handed to the next checkout; ``delivered``), the public profile (``GET profile``), and the
+pilot's **ledger** (``rooms.pilot.trading``/``ledger``: credits, cargo and orders; the room-only
+posts ``stow``, ``bounty``, ``destroyed``, ``settle``, ``closed``, and the client paths ``GET
+me``, ``POST order``, ``POST cancel``). The checkout answer carries the ledger's view, and the
+checkout body may carry ``region`` (the system's region, default ``"core"``): the market the
+pilot may trade on until the ship departs (None in transit).
+Every other POST path is room-only (``request.sender`` set); ``GET profile`` is public. The
+client paths are served only for ``request.sender == ""``: only the gateway's routes
+(``rooms/pilot/http.py``) send those, after checking that the bearer token's player is this
+room's id.
 """
 
 from __future__ import annotations
@@ -34,9 +42,11 @@ import re
 
 from starhold import HttpRequest, HttpResponse, Room, define_room
 from ..ships.room import GAME_EPOCH
+from ..economy.resources import REGIONS
 from .inbox import Inbox, PREFIX as DM_PREFIX
 from ..atlas.room import ATLAS_ID
 from .graph import Graph, FragmentError, INDEX_PREFIX as KG_INDEX, parse_fragments, parse_page, parse_scan
+from .trading import Trading
 
 KIND = "pilot"
 PLAYER_ID = re.compile(r"^[ug]-[0-9a-f]{16}$")
@@ -65,7 +75,9 @@ class PilotRoom(Room):
     "arrive"}``, clock s), ``checkout`` (None or ``{"system", "id"}``), ``previous`` (the
     checkout ids issued during this stay in ``system``), ``ship`` (the system's ship state as
     of the last checkin or departure, None for a new ship), ``hp``/``max_hp``, ``route``
-    (autopilot: system ids still to visit), ``jumps`` (count), ``seq`` (checkout counter).
+    (autopilot: system ids still to visit), ``jumps`` (count), ``seq`` (checkout counter),
+    ``region`` (the region of the system of the last checkout; None since a departure).
+    The ledger is ``self.trading.ledger`` (its own storage keys, ``ledger*``).
     """
 
     kind = KIND
@@ -77,10 +89,15 @@ class PilotRoom(Room):
         self.inbox.load(await self.storage.list(prefix=DM_PREFIX), self.clock.now())
         self.graph = Graph()
         self.graph.load(await self.storage.list(prefix=KG_INDEX))
+        self.trading = Trading(self)
+        await self.trading.load()
 
     async def _save(self) -> None:
         puts, deletes = self.inbox.take_writes()
         puts.update(self.graph.take_writes())
+        ledger_puts, ledger_deletes = self.trading.take_writes()
+        puts.update(ledger_puts)
+        deletes = [*deletes, *ledger_deletes]
         if self.record is not None:
             puts[RECORD_KEY] = self.record
         if puts:
@@ -109,18 +126,29 @@ class PilotRoom(Room):
             return self._profile()
         if request.method == "GET" and request.path == "graph":
             return await self._graph(request)
-        if request.method != "POST" or not request.sender:
-            return HttpResponse(404 if request.method != "POST" else 403, {"error": "not found"})
+        if not request.sender:  # a gateway route: the pilot's own paths
+            handler = self.trading.client_handler(request.method, request.path)
+            if handler is None:
+                return HttpResponse(404 if request.method != "POST" else 403, {"error": "not found"})
+        elif request.method != "POST":
+            return HttpResponse(404, {"error": "not found"})
+        else:
+            handler = {"checkout": self._checkout, "checkin": self._checkin, "depart": self._depart,
+                       "dm": self._dm, "delivered": self._delivered, "discover": self._discover}.get(request.path)
+            handler = handler or self.trading.post_handler(request.path)
+            if handler is None:
+                return HttpResponse(404, {"error": "not found"})
         try:
             body = request.json() or {}
         except ValueError:
-            return HttpResponse(400, {"error": "body must be JSON"})
-        handler = {"checkout": self._checkout, "checkin": self._checkin, "depart": self._depart,
-                   "dm": self._dm, "delivered": self._delivered, "discover": self._discover}.get(request.path)
-        if handler is None:
-            return HttpResponse(404, {"error": "not found"})
+            return HttpResponse(400, {"error": "body must be JSON", "code": "bad_json"})
+        if not isinstance(body, dict):
+            return HttpResponse(400, {"error": "body must be a JSON object", "code": "bad_json"})
         self._settle()
+        ledger_before = self.trading.snapshot()
         response = handler(request, body)
+        if request.path != "checkout":  # a checkout answers with the ledger's view
+            self.trading.publish(ledger_before)
         transit = (self.record or {}).get("transit")
         if request.path == "depart" and transit:  # be awake when the ship arrives (a wake costs ~2 s)
             now = self.clock.now()
@@ -153,11 +181,14 @@ class PilotRoom(Room):
                            "created": self.clock.now(), "system": system, "transit": None, "checkout": None,
                            "previous": [], "ship": None, "hp": None, "max_hp": None, "route": [], "jumps": 0,
                            "seq": 0}
+        self.trading.ensure()  # a new pilot's grant (or a ledger for a pilot from before ledgers)
         rec = self.record
         if rec.get("transit") or rec["system"] != system:
             return HttpResponse(409, self._where())
         if body.get("name"):
             rec["name"] = str(body["name"])
+        region = body.get("region", "core")
+        rec["region"] = region if region in REGIONS else None
         rec["seq"] += 1
         checkout = f"{system}:{rec['seq']}"
         rec["checkout"] = {"system": system, "id": checkout}
@@ -168,7 +199,7 @@ class PilotRoom(Room):
         self.inbox.mark_delivered([m["id"] for m in inbox])
         return HttpResponse(200, {"checkout": checkout, "previous": previous, "ship": rec["ship"],
                                   "route": rec.get("route") or [], "arrived_from": rec.get("arrived_from"),
-                                  "inbox": inbox, "new": new, "name": rec["name"]})
+                                  "inbox": inbox, "new": new, "name": rec["name"], "ledger": self.trading.view()})
 
     def _current(self, request: HttpRequest, body: dict) -> bool:
         rec = self.record
@@ -212,7 +243,7 @@ class PilotRoom(Room):
         depart = min(now, float(body.get("depart_at", now)))  # the system's clock when the ship left
         rec["transit"] = {"jump": jump, "from": rec["system"], "to": str(body["to"]), "parsecs": float(body["parsecs"]),
                           "depart": depart, "arrive": depart + wait}
-        rec["system"], rec["checkout"], rec["previous"] = None, None, []
+        rec["system"], rec["checkout"], rec["previous"], rec["region"] = None, None, [], None
         rec.pop("arrived_from", None)
         rec["route"] = list(body.get("route") or [])
         rec["jumps"] = rec.get("jumps", 0) + 1
