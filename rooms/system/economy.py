@@ -21,11 +21,7 @@
   stored once touched (``eco:field:<n>``: ``{resource: [amount, t0]}``); an untouched field
   is full. ``unstow`` from the pilot puts goods back (up to the capacity: the rest is what the
   field regrew meanwhile).
-- **ledger views** (``ledger`` posts, the checkout's ``ledger``): per player the view with
-  the highest ``version`` (``eco:view:<player>``); after a stow or loot the system adds what it
-  sent to the view's cargo until a newer view comes. Without a view a hold of
-  ``DEFAULT_CAPACITY`` empty units is assumed (the pilot room gives back what does not fit).
-  Each change sends ``cargo`` to the player's socket.
+- **ledger views**: ``rooms.system.views``.
 """
 
 from __future__ import annotations
@@ -34,31 +30,16 @@ from starhold import Connection
 from .. import protocol
 from ..economy.resources import RESOURCES, Deposit
 from .targets import ANOMALY, PLANET, Targets
+from .views import LedgerViews
 
 PILOT = "pilot"
-DEFAULT_CAPACITY = 100
-"""The hold assumed without a ledger view: the corvette's (docs/economy.md §2)."""
 META_KEY = "eco:meta"
 FIELD_PREFIX = "eco:field:"
-VIEW_PREFIX = "eco:view:"
 APPLIED_PREFIX = "eco:applied:"
 """Storage keys of the ``unstow``/``wreck`` post keys the system applied (value: clock s)."""
 APPLIED_KEEP = 7 * 86400.0
 """Seconds an applied key is kept (posts come from transactional outboxes: a duplicate arrives
 within seconds of the original); older ones are deleted when the room starts."""
-
-
-def _goods(raw) -> dict[str, int]:
-    """Valid goods of a post body: known resources with positive whole units."""
-    out = {}
-    for name in RESOURCES:
-        try:
-            units = int((raw or {}).get(name, 0))
-        except (TypeError, ValueError):
-            continue
-        if units > 0:
-            out[name] = units
-    return out
 
 
 class SystemEconomy:
@@ -69,7 +50,7 @@ class SystemEconomy:
         self.targets = targets
         self.meta = {"op": 0, "scan": 0, "wreck": 0, "kills": {}, "dropped": {}, "expired": {}}
         self.deposits: dict[int, dict[str, Deposit]] = {}
-        self.views: dict[str, dict] = {}
+        self.views = LedgerViews(self)
         self.scans: dict[int, dict] = {}  # ship id -> {"target", "ends", "player"}
         self.miners: dict[int, dict] = {}  # ship id -> {"target", "next", "player"}
         self._puts: dict = {}
@@ -83,13 +64,7 @@ class SystemEconomy:
             field = int(key[len(FIELD_PREFIX):])
             caps = self.targets.capacities(field)
             self.deposits[field] = {r: Deposit(caps[r], float(a), float(t)) for r, (a, t) in stored.items() if r in caps}
-        seated = set(self.room.seats.seats)
-        for key, view in (await storage.list(prefix=VIEW_PREFIX)).items():
-            player = key[len(VIEW_PREFIX):]
-            if player in seated:
-                self.views[player] = view
-            else:
-                self._deletes.add(key)
+        await self.views.load(set(self.room.seats.seats))
         old = self.room.clock.now() - APPLIED_KEEP
         self._deletes.update(k for k, t in (await storage.list(prefix=APPLIED_PREFIX)).items() if t < old)
 
@@ -134,55 +109,6 @@ class SystemEconomy:
         conn = self.conn_of(player)
         if conn is not None:
             conn.send(protocol.error_frame(code, message, seq), allow_unconfirmed=True)
-
-    # ---- ledger views ------------------------------------------------------------------------
-    def set_view(self, player: str, view, send: bool = True) -> bool:
-        """Keep ``view`` (a ``ledger`` body) for ``player`` if its version is above the held
-        one's; send ``cargo``. Returns whether it was kept."""
-        if not isinstance(view, dict):
-            return False
-        try:
-            version = int(view.get("version", 0))
-            clean = {"version": version, "credits": int(view.get("credits", 0)), "cargo": _goods(view.get("cargo")),
-                     "capacity": int(view.get("capacity", DEFAULT_CAPACITY)), "reserved": int(view.get("reserved", 0))}
-        except (TypeError, ValueError):
-            return False
-        held = self.views.get(player)
-        if held is not None and held["version"] >= version:
-            return False
-        self.views[player] = clean
-        self.put(VIEW_PREFIX + player, clean)
-        if send:
-            self.send_cargo(player)
-        return True
-
-    def forget(self, player: str) -> None:
-        """``player``'s ship left the system: drop its view."""
-        if self.views.pop(player, None) is not None:
-            self.delete(VIEW_PREFIX + player)
-
-    def free_space(self, player: str) -> int:
-        """Free hold units of ``player`` in the view: capacity - cargo - reserved."""
-        view = self.views.get(player) or {"cargo": {}, "capacity": DEFAULT_CAPACITY, "reserved": 0}
-        return view["capacity"] - sum(view["cargo"].values()) - view["reserved"]
-
-    def stowed(self, player: str, goods: dict[str, int]) -> None:
-        """``goods`` were posted to ``player``'s hold: add them to the view until a newer one."""
-        view = self.views.get(player)
-        if view is not None:
-            cargo = dict(view["cargo"])
-            for name, units in goods.items():
-                cargo[name] = cargo.get(name, 0) + units
-            self.views[player] = {**view, "cargo": cargo}
-            self.put(VIEW_PREFIX + player, self.views[player])
-            self.send_cargo(player)
-
-    def send_cargo(self, player: str) -> None:
-        view = self.views.get(player)
-        if view is not None:
-            self.send(player, protocol.CARGO, {"credits": view["credits"], "cargo": view["cargo"],
-                                               "capacity": view["capacity"], "reserved": view["reserved"],
-                                               "free": self.free_space(player)})
 
     # ---- deposits ----------------------------------------------------------------------------
     def deposit(self, field: int, name: str, now: float) -> Deposit:
@@ -268,7 +194,7 @@ class SystemEconomy:
             error = protocol.ERR_UNKNOWN_OBJECT, f"scan {name} before mining it"
         elif self._distance(ship["id"], kind, index, now) > protocol.MINE_RANGE:
             error = protocol.ERR_TOO_FAR, f"{name} is beyond mining range"
-        elif self.free_space(ship.get("player")) <= 0:
+        elif self.views.free_space(ship.get("player")) <= 0:
             error = protocol.ERR_HOLD_FULL, "your hold is full"
         elif max(self.amounts(Targets.field_of(kind, index), now).values(), default=0.0) < 1.0:
             error = protocol.ERR_EMPTY, f"{name} has nothing left to mine"
@@ -349,7 +275,7 @@ class SystemEconomy:
             return self._stop(ship_id, "combat" if sim.fighting(ship_id) else "moved")
         if self._distance(ship_id, kind, index, now) > protocol.MINE_RANGE:
             return self._stop(ship_id, "out of range", protocol.ERR_TOO_FAR)
-        free = self.free_space(mining["player"])
+        free = self.views.free_space(mining["player"])
         if free <= 0:
             return self._stop(ship_id, "hold full", protocol.ERR_HOLD_FULL)
         field = Targets.field_of(kind, index)
@@ -365,7 +291,7 @@ class SystemEconomy:
                              {"goods": goods, "source": "mine", "from": mining["target"]},
                              key=f"stow:{self.room.name}:{op}")
         self.send(mining["player"], protocol.MINE, {"target": mining["target"], "state": "mined", "goods": goods})
-        self.stowed(mining["player"], goods)
+        self.views.stowed(mining["player"], goods)
         mining["next"] += protocol.MINE_CYCLE
         if mining["next"] <= now:  # the tick came late (or the loop rested): no catching up
             mining["next"] = now + protocol.MINE_CYCLE

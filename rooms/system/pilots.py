@@ -95,7 +95,7 @@ class PilotLink:
         room.pending_writes.pop(DOCKED_STATE + player, None)
         await room.storage.delete(DOCKED_STATE + player)
         self.inbox = body.get("inbox") or []
-        room.economy.set_view(player, body.get("ledger"), send=False)  # sent after the welcome
+        room.economy.views.set(player, body.get("ledger"), send=False)  # sent after the welcome
         return room.ships[ship["id"]]
 
     @staticmethod

@@ -14,6 +14,15 @@ Ships, seats, frames and the 10 Hz loop are ``ShipRoom``'s; a system adds:
   tick with ``kernels.combat.combat_tick``; frames carry ``hp`` and ``events``
   (``combat_frames``) and the ship flags ``SHIP_IN_COMBAT``, ``SHIP_DESTROYED``, ``SHIP_NPC``.
 
+- the economy (docs/economy.md; docs/protocol.md §3 "Economy"): the ``scan``, ``mine`` and
+  ``loot`` inputs, the fields' deposits and the pilots' ledger views
+  (``rooms.system.economy``, ``rooms.system.views``), wrecks, pirate bounties and loot
+  (``rooms.system.wrecks``); posts ``stow``/``bounty``/``destroyed``/``discover`` to pilot
+  rooms in the commit that changes the system's side, takes their ``unstow``, ``wreck`` and
+  ``ledger`` posts (room-only POST paths), and answers ``GET economy`` (the audit: fields'
+  amounts, wrecks, the ``dropped``/``expired`` counters). The welcome's ``system`` adds
+  ``region``, ``fields`` and ``anomalies``.
+
 The flights, combat, patrols and respawns are a sans-I/O ``rooms.system.sim.SystemSim``
 (``self.sim``) that the room owns and drives through ``ShipRoom``'s public hooks; the room
 keeps the inputs (``order_move``, ``order_attack``) and the connections.
@@ -44,7 +53,7 @@ from starhold import Connection, ConnectRequest, HttpRequest, HttpResponse, defi
 from .. import protocol
 from ..pilot import room as _pilot  # noqa: F401  the pilot kind, which systems call
 from .combat import Battle, combat_seed, generate_pirates, stats_of
-from .economy import APPLIED_PREFIX, SystemEconomy, _goods
+from .economy import APPLIED_PREFIX, SystemEconomy
 from .navigation import NavGrid, asteroid_fields, exclusion_radius, flight
 from .orders import TravelOrders
 from .params import star_of, system_params
@@ -144,7 +153,7 @@ class SolarSystemRoom(ShipRoom):
         return await super().acquire_ship(conn, request, player, name)
 
     def release_ship(self, seat: dict, ship: dict | None) -> None:
-        self.economy.forget(seat["player"])
+        self.economy.views.forget(seat["player"])
         if ship is not None and "checkout" in ship:
             self.pilots.release(seat, ship)
         else:
@@ -153,7 +162,7 @@ class SolarSystemRoom(ShipRoom):
     async def after_join(self, conn: Connection, player: str, ship: dict) -> None:
         self.social.joined(conn)
         self.pilots.sent_inbox(conn)
-        self.economy.send_cargo(player)
+        self.economy.views.send_cargo(player)
         self.wrecks.send(conn)
         if ship.get("route") or ship.get("jump_to"):
             self.orders.resume(ship)
@@ -401,7 +410,7 @@ class SolarSystemRoom(ShipRoom):
         if kind != "pilot" or (request.path == "ledger" and body.get("player") != sender):
             return HttpResponse(403, {"error": "only the pilot room may post this"})
         if request.path == "ledger":
-            return HttpResponse(200, {"applied": self.economy.set_view(sender, body)})
+            return HttpResponse(200, {"applied": self.economy.views.set(sender, body)})
         applied_key = APPLIED_PREFIX + request.key
         if not request.key or await self.storage.get(applied_key) is not None:
             return HttpResponse(200, {"applied": False})
@@ -409,26 +418,11 @@ class SolarSystemRoom(ShipRoom):
         if request.path == "wreck":
             applied = self.wrecks.wreck_posted(body)
         else:
-            applied = self._unstow(body, now)
+            applied = self.wrecks.unstow(body, now)
         self.economy.put(applied_key, now)
         await self._flush()
         await self._arm_wrecks()
         return HttpResponse(200, {"applied": applied})
-
-    def _unstow(self, body: dict, now: float) -> bool:
-        goods, source = _goods(body.get("goods")), str(body.get("from") or "")
-        kind, _, index = source.partition(":")
-        if not goods or not index.isdigit():
-            return False
-        if kind == "wreck":
-            self.wrecks.give_back(int(index), goods)
-            return True
-        found = self.economy.targets.parse(source)
-        field = Targets.field_of(*found) if found else None
-        if field is None:
-            return False
-        self.economy.give_back(field, goods, now)
-        return True
 
     async def _audit(self) -> dict:
         """``GET economy``: ``{"region", "fields": {target: {resource: units now}}, "wrecks":
@@ -437,7 +431,4 @@ class SolarSystemRoom(ShipRoom):
         self.wrecks.expire(now)
         await self._flush()
         await self._arm_wrecks()
-        economy = self.economy
-        fields = {Targets.name(k, i): economy.amounts(Targets.field_of(k, i), now) for k, i in economy.targets.mineable()}
-        return {"region": self.region, "fields": fields, "wrecks": self.wrecks.payload()["wrecks"],
-                "dropped": dict(economy.meta["dropped"]), "expired": dict(economy.meta["expired"])}
+        return self.wrecks.audit(now)

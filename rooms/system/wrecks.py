@@ -16,8 +16,9 @@
   takes everything that fits the free space of its ledger view, goods in ``RESOURCES`` order;
   ``stow {goods, source: "loot", from: "wreck:<id>"}`` is posted (key ``stow:<system>:<op>``)
   in the commit that takes the goods out of the wreck; an emptied wreck disappears.
-  ``unstow`` from the pilot puts goods back into the wreck, or counts them ``expired`` if the
-  wreck is gone.
+- ``unstow`` from the pilot (``unstow``) puts goods back where they came from: a field or
+  planet (``SystemEconomy.give_back``), or the wreck, or counts them ``expired`` if the wreck is
+  gone. ``audit`` is the system's ``GET economy``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from starhold import Connection
 from .. import protocol
 from ..economy.loot import bounty_for, pirate_loot
 from ..economy.resources import RESOURCES
-from .economy import PILOT, SystemEconomy, _goods
+from .economy import PILOT, SystemEconomy
+from .targets import Targets
+from .views import goods_of
 
 PREFIX = "eco:wreck:"
 
@@ -105,7 +108,7 @@ class SystemWrecks:
             wreck_id, x, y = int(body.get("wreck")), float(body.get("x", 0.0)), float(body.get("y", 0.0))
         except (TypeError, ValueError):
             return False
-        goods = _goods(body.get("goods"))
+        goods = goods_of(body.get("goods"))
         if not goods or not (0 < wreck_id <= self.economy.meta["wreck"]) or wreck_id in self.wrecks \
                 or not (math.isfinite(x) and math.isfinite(y)):
             return False
@@ -128,12 +131,12 @@ class SystemWrecks:
             error = protocol.ERR_TOO_FAR, f"wreck {wreck_id} is beyond loot range"
         elif not wreck["goods"]:
             error = protocol.ERR_EMPTY, f"wreck {wreck_id} is empty"
-        elif economy.free_space(player) <= 0:
+        elif economy.views.free_space(player) <= 0:
             error = protocol.ERR_HOLD_FULL, "your hold is full"
         if error is not None:
             conn.send(protocol.error_frame(*error, seq), allow_unconfirmed=True)
             return
-        free, taken, left = economy.free_space(player), {}, dict(wreck["goods"])
+        free, taken, left = economy.views.free_space(player), {}, dict(wreck["goods"])
         for name in RESOURCES:
             units = min(left.get(name, 0), free)
             if units > 0:
@@ -150,7 +153,7 @@ class SystemWrecks:
         self.room.rooms.post(PILOT, player, "stow", {"goods": taken, "source": "loot", "from": f"wreck:{wreck_id}"},
                              key=f"stow:{self.room.name}:{op}")
         conn.send(protocol.encode(protocol.LOOT, seq, {"wreck": wreck_id, "goods": taken}))
-        economy.stowed(player, taken)
+        economy.views.stowed(player, taken)
 
     def give_back(self, wreck_id: int, goods: dict[str, int]) -> None:
         """``unstow`` to ``wreck:<id>``: back into the wreck, or destroyed if it is gone."""
@@ -162,6 +165,32 @@ class SystemWrecks:
         merged = dict(wreck["goods"])
         _add(merged, goods)
         self._put({**wreck, "goods": {n: merged[n] for n in RESOURCES if merged.get(n)}})
+
+    def unstow(self, body: dict, now: float) -> bool:
+        """The pilot's ``unstow {from, goods}``: the goods go back to the field, planet or wreck
+        they came from (``SystemEconomy.give_back``, ``give_back``). Returns whether ``from``
+        named one (else nothing happens)."""
+        goods, source = goods_of(body.get("goods")), str(body.get("from") or "")
+        kind, _, index = source.partition(":")
+        if not goods or not index.isdigit():
+            return False
+        if kind == "wreck":
+            self.give_back(int(index), goods)
+            return True
+        found = self.economy.targets.parse(source)
+        field = Targets.field_of(*found) if found else None
+        if field is None:
+            return False
+        self.economy.give_back(field, goods, now)
+        return True
+
+    def audit(self, now: float) -> dict:
+        """``GET economy``: ``{"region", "fields": {target: {resource: units now}}, "wrecks":
+        [...] (as in ``payload``), "dropped": {good: units}, "expired": {good: units}}``."""
+        economy = self.economy
+        fields = {Targets.name(k, i): economy.amounts(Targets.field_of(k, i), now) for k, i in economy.targets.mineable()}
+        return {"region": economy.targets.region, "fields": fields, "wrecks": self.payload()["wrecks"],
+                "dropped": dict(economy.meta["dropped"]), "expired": dict(economy.meta["expired"])}
 
     # ---- expiry and the wire -------------------------------------------------------------------
     def expire(self, now: float) -> None:
