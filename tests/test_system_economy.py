@@ -272,17 +272,37 @@ async def test_pirate_kill_pays_a_bounty_and_leaves_a_wreck_to_loot(room_directo
     await game.advance(0.2)
     assert game.errors["a"][-1] == (seq, P.ERR_TOO_FAR)
     await game.place("a", wreck["x"] + 50.0, wreck["y"])
+    # a hold with 1 unit free: that much is taken, the rest stays in the wreck
+    view = {"player": "p-a", "version": 1, "credits": 0, "cargo": {"ice": 99}, "capacity": 100, "reserved": 0}
+    await game.post("ledger", view, sender="pilot/p-a", key="l1")
+    first = next(iter(loot))
+    seq = await game.send("a", P.LOOT, {"wreck": wreck["id"]})
+    await game.advance(0.2)
+    assert game.of("a", P.LOOT)[-1] == {"wreck": wreck["id"], "goods": {first: 1}}
+    rest = {**loot, first: loot[first] - 1}
+    assert game.of("a", P.WRECKS)[-1]["wrecks"][0]["goods"] == {k: v for k, v in rest.items() if v}
+    seq = await game.send("a", P.LOOT, {"wreck": wreck["id"]})
+    await game.advance(0.2)
+    assert game.errors["a"][-1] == (seq, P.ERR_HOLD_FULL)
+    # the pilot had no room after all: it gives the unit back to the wreck (once)
+    unstow = {"from": f"wreck:{wreck['id']}", "goods": {first: 1}}
+    for _ in range(2):
+        assert (await game.post("unstow", unstow, sender="pilot/p-a", key="u1")).status == 200
+    await game.advance(0.2)
+    assert game.of("a", P.WRECKS)[-1]["wrecks"][0]["goods"] == loot
+    await game.post("ledger", {**view, "version": 2, "cargo": {}}, sender="pilot/p-a", key="l2")
     seq = await game.send("a", P.LOOT, {"wreck": wreck["id"]})
     await game.advance(0.2)
     assert game.of("a", P.LOOT)[-1] == {"wreck": wreck["id"], "goods": loot}
-    stow = posts_to(posts, "stow")[-1]
-    assert stow["body"] == {"goods": loot, "source": "loot", "from": f"wreck:{wreck['id']}"}
+    stow = posts_to(posts, "stow")
+    assert [s["body"] for s in stow] == [{"goods": {first: 1}, "source": "loot", "from": f"wreck:{wreck['id']}"},
+                                         {"goods": loot, "source": "loot", "from": f"wreck:{wreck['id']}"}]
     assert game.of("a", P.WRECKS)[-1]["wrecks"] == []
+    assert game.of("a", P.CARGO)[-1]["cargo"] == loot  # the view counts what was sent
     assert (await game.audit())["wrecks"] == []
     # the pilot gives some back: the wreck is gone, so they are destroyed (counted)
-    good = next(iter(loot))
-    await game.post("unstow", {"from": f"wreck:{wreck['id']}", "goods": {good: 1}}, sender="pilot/p-a", key="u")
-    assert (await game.audit())["expired"] == {good: 1}
+    await game.post("unstow", {**unstow, "goods": {first: 2}}, sender="pilot/p-a", key="u2")
+    assert (await game.audit())["expired"] == {first: 2}
 
 
 async def test_a_destroyed_player_ship_posts_destroyed_and_the_pilot_wreck_appears_and_expires(game, posts):
@@ -303,7 +323,6 @@ async def test_a_destroyed_player_ship_posts_destroyed_and_the_pilot_wreck_appea
     answer = {"wreck": body["wreck"], "goods": {"ice": 7, "platinum": 2}, "x": body["x"], "y": body["y"]}
     assert (await game.post("wreck", answer, sender="pilot/p-b", key="w1")).body == {"applied": True}
     assert (await game.post("wreck", answer, sender="pilot/p-b", key="w1")).body == {"applied": False}
-    assert (await game.post("wreck", {**answer, "wreck": 999}, sender="pilot/p-b", key="w2")).body == {"applied": False}
     assert (await game.post("wreck", answer, sender="system/x", key="w3")).status == 403
     await game.advance(0.2)
     wrecks = game.of("a", P.WRECKS)[-1]["wrecks"]
@@ -319,12 +338,18 @@ async def test_a_destroyed_player_ship_posts_destroyed_and_the_pilot_wreck_appea
     after = await game.audit()
     assert after["wrecks"] == before["wrecks"] and after["fields"]["field:0"] == pytest.approx(
         before["fields"]["field:0"], abs=0.01)
-    # expiry: the goods are destroyed and counted
-    await game.leave("a")
-    await game.leave("b")
-    await game.clock.advance(P.WRECK_TTL)
+    # expiry: the goods are destroyed and counted; the sockets are told (the room's deadline)
+    await game.join("a2", player="p-a")  # the crash dropped the sockets: the client rejoins
+    assert game.of("a2", P.WRECKS) == [{"wrecks": before["wrecks"]}]
+    await game.advance(P.WRECK_TTL, step=60.0)
+    await game.room()  # the room slept meanwhile: a new handle on it
+    await game.pump()
+    assert game.of("a2", P.WRECKS)[-1]["wrecks"] == []
     audit = await game.audit()
     assert audit["wrecks"] == [] and audit["expired"] == {"ice": 7, "platinum": 2}
+    # goods the system cannot place (a wreck id it never issued) are destroyed and counted
+    await game.post("wreck", {"wreck": 999, "goods": {"ice": 1}, "x": 0, "y": 0}, sender="pilot/p-b", key="w9")
+    assert (await game.audit())["expired"] == {"ice": 8, "platinum": 2}
 
 
 async def test_an_anomaly_is_scanned_for_its_origin(room_directory, manual_clock, posts):
@@ -357,3 +382,29 @@ async def test_a_ship_without_a_pilot_room_cannot_mine(game):
     await game.advance(0.2)
     assert game.errors["a"] == [(seq, P.ERR_SHIP_BUSY)]
     assert Targets.field_of("anomaly", 0) is None
+
+
+async def test_the_checkout_gives_the_region_and_the_ledger_view(game, monkeypatch):
+    from starhold.rooms.pilot.room import PilotRoom
+
+    asked = []
+    original = PilotRoom._checkout
+
+    def checkout(self, request, body):
+        asked.append(body)
+        answer = original(self, request, body)
+        if answer.status == 200:
+            answer.body["ledger"] = {"player": self.name, "version": 3, "credits": 1000, "cargo": {"ferrite": 5},
+                                     "capacity": 100, "reserved": 10}
+        return answer
+
+    monkeypatch.setattr(PilotRoom, "_checkout", checkout)
+    welcome = await game.join("a")
+    assert asked == [{"system": "sol", "name": "a", "region": "core"}]
+    assert welcome["system"]["region"] == "core" and welcome["system"]["anomalies"] == []
+    assert [f["index"] for f in welcome["system"]["fields"]] == [0, 1, 2]
+    types = [m[0] for m in game.messages["a"]]
+    assert types.index(P.CARGO) > types.index(P.WELCOME)
+    assert game.of("a", P.CARGO) == [{"credits": 1000, "cargo": {"ferrite": 5}, "capacity": 100, "reserved": 10,
+                                      "free": 85}]
+    assert game.of("a", P.WRECKS) == [{"wrecks": []}]

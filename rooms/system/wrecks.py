@@ -102,15 +102,22 @@ class SystemWrecks:
                                 key=f"destroyed:{room.name}:{wreck_id}")
 
     def wreck_posted(self, body: dict) -> bool:
-        """The pilot's ``wreck {wreck, goods, x, y}``: the wreck appears (a wreck id this
-        system issued, not there yet, with goods). Returns whether it was created."""
+        """The pilot's ``wreck {wreck, goods, x, y}``: the wreck appears with the goods (if
+        any). Goods that cannot be placed (a wreck id this system did not issue or already
+        has, a position that is not a number) are destroyed and counted in ``expired``, so
+        that the books balance. Returns whether the wreck was created."""
+        goods = goods_of(body.get("goods"))
         try:
             wreck_id, x, y = int(body.get("wreck")), float(body.get("x", 0.0)), float(body.get("y", 0.0))
+            valid = 0 < wreck_id <= self.economy.meta["wreck"] and wreck_id not in self.wrecks \
+                and math.isfinite(x) and math.isfinite(y)
         except (TypeError, ValueError):
+            valid = False
+        if not goods:
             return False
-        goods = goods_of(body.get("goods"))
-        if not goods or not (0 < wreck_id <= self.economy.meta["wreck"]) or wreck_id in self.wrecks \
-                or not (math.isfinite(x) and math.isfinite(y)):
+        if not valid:
+            _add(self.economy.meta["expired"], goods)
+            self.economy.meta_changed()
             return False
         self.create(wreck_id, x, y, goods, "ship")
         return True
