@@ -241,6 +241,9 @@ async def test_mining_depletes_the_field_posts_stow_and_stops_when_the_hold_is_f
     # regrowth: 5 % of the capacity per hour, in closed form (the room sleeps meanwhile)
     await game.leave("a")
     await game.leave("b")
+    gone = {**view, "version": 9}  # the ship docked: the system keeps no view of its ledger
+    assert (await game.post("ledger", gone, sender="pilot/p-a", key="l9")).body == {"applied": False}
+    assert (await game.post("ledger", [1], sender="pilot/p-a", key="l9")).status == 400
     before = (await game.audit())["fields"]["field:1"][richest]
     await game.clock.advance(1800.0)
     after = (await game.audit())["fields"]["field:1"][richest]

@@ -288,11 +288,12 @@ class SolarSystemRoom(ShipRoom):
         elif ship is not None and kind == protocol.JUMP:
             self.economy.cancel(ship["id"], "jump")
             self.orders.jump(conn, ship, payload.to, message.seq)
-        elif ship is not None:
+        elif ship is not None and kind == protocol.ROUTE:
             self.economy.cancel(ship["id"], "jump")
             await self.orders.route(conn, ship, payload.to, message.seq)
+        if kind in (protocol.SCAN, protocol.MINE, protocol.LOOT):
+            self.acks_dirty = True  # acknowledged with the next tick (group commit)
         self.seats.ack(player, message.seq)
-        self.acks_dirty = True
         self.last_input = self.clock.now()
         if not self.ticker.running:
             await self._pace()
@@ -404,13 +405,18 @@ class SolarSystemRoom(ShipRoom):
     # ---- the economy's posts and audit (rooms.system.economy, rooms.system.wrecks) ----------------
     async def _economy_post(self, request: HttpRequest, body: dict) -> HttpResponse:
         """``unstow``, ``wreck`` and ``ledger`` from pilot rooms (docs/economy.md §5): 403 from
-        another sender; ``unstow`` and ``wreck`` apply each key once (``eco:applied:<key>``,
-        kept ``economy.APPLIED_KEEP`` seconds)."""
+        another sender (``ledger``: from another pilot than its ``player``), 400 for a body that
+        is not an object; ``unstow`` and ``wreck`` apply each key once (``eco:applied:<key>``,
+        kept ``economy.APPLIED_KEEP`` seconds); a ``ledger`` of a pilot not seated here is
+        ignored. Answers 200 ``{"applied": bool}``."""
         kind, _, sender = request.sender.partition("/")
+        if not isinstance(body, dict):
+            return HttpResponse(400, {"error": "the body must be a JSON object"})
         if kind != "pilot" or (request.path == "ledger" and body.get("player") != sender):
             return HttpResponse(403, {"error": "only the pilot room may post this"})
-        if request.path == "ledger":
-            return HttpResponse(200, {"applied": self.economy.views.set(sender, body)})
+        if request.path == "ledger":  # kept for a pilot seated here (its ship is in the system)
+            kept = self.seats.get(sender) is not None and self.economy.views.set(sender, body)
+            return HttpResponse(200, {"applied": kept})
         applied_key = APPLIED_PREFIX + request.key
         if not request.key or await self.storage.get(applied_key) is not None:
             return HttpResponse(200, {"applied": False})
