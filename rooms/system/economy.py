@@ -16,7 +16,9 @@
   commit (key ``stow:<system>:<op>``). Mining stops on another order, when the ship moves,
   fights, is destroyed or leaves, or (with an error, seq 0) when it is out of range
   (``ERR_TOO_FAR``: a planet moves on), the hold is full (``ERR_HOLD_FULL``) or the field is
-  empty (``ERR_EMPTY``). ``mine {target: null}`` stops it.
+  empty (``ERR_EMPTY``). ``mine {target: null}`` stops it. Scans and mining live in memory:
+  they progress while a tick runs (someone is connected) and end silently if the room
+  restarts (a crash, or a sleep while their pilots are away); the pilot orders them again.
 - **deposits**: per field and resource a ``Deposit`` (amount at a time, closed-form regrowth),
   stored once touched (``eco:field:<n>``: ``{resource: [amount, t0]}``); an untouched field
   is full. ``unstow`` from the pilot puts goods back (up to the capacity: the rest is what the
