@@ -49,12 +49,24 @@ ROUTE = "route"
 """Client -> system: autopilot along the lanes to a system; server -> client: the plotted route."""
 SAY = "say"
 TELL = "tell"
-GAME_TYPES = (MOVE_TO, ATTACK, JUMP, ROUTE, SAY, TELL)
+SCAN = "scan"
+"""Client -> system: scan a planet, asteroid field or anomaly; server -> client: the scan
+started, completed (with its result) or was cancelled (docs/protocol.md §3 "Economy")."""
+MINE = "mine"
+"""Client -> system: mine a field (or stop: target null); server -> client: mining started,
+a cycle's yield, or mining stopped."""
+LOOT = "loot"
+"""Client -> system: take what fits from a wreck; server -> client: what was taken."""
+GAME_TYPES = (MOVE_TO, ATTACK, JUMP, ROUTE, SAY, TELL, SCAN, MINE, LOOT)
 
 # The game's message types, server -> client.
 CHAT = "chat"
 PRESENCE = "presence"
 ELSEWHERE = "elsewhere"
+CARGO = "cargo"
+"""The system's view of your pilot's ledger: credits, cargo, hold capacity, reserved units."""
+WRECKS = "wrecks"
+"""The system's wrecks, on join and to everyone whenever they change."""
 
 # The game's error codes (after the envelope's 1-12; 16 is the envelope's ERR_OVERLOADED).
 ERR_UNKNOWN_TARGET = 13
@@ -75,6 +87,18 @@ ERR_ELSEWHERE = 20
 message says where; the socket closes with ``CLOSE_ELSEWHERE``)."""
 ERR_UNKNOWN_PLAYER = 21
 """``tell``: no pilot with that id has ever flown."""
+ERR_TOO_FAR = 22
+"""``scan``/``mine``/``loot``: the target is beyond the order's range (``SCAN_RANGE``,
+``MINE_RANGE``, ``LOOT_RANGE``); also sent (seq 0) when mining stops out of range."""
+ERR_UNKNOWN_OBJECT = 23
+"""``scan``/``mine``/``loot``: no such planet, field, anomaly or wreck in this system (or a
+planet your ship has not scanned, for ``mine``; or a target that cannot be mined)."""
+ERR_HOLD_FULL = 24
+"""``mine``/``loot``: the hold has no free space (the system's view of your ledger); also
+sent (seq 0) when mining stops for it."""
+ERR_EMPTY = 25
+"""``mine``: the field has nothing left to mine (also sent, seq 0, when mining stops for it);
+``loot``: the wreck holds nothing."""
 
 CLOSE_ELSEWHERE = 4110
 """A system refused the join: the pilot's ship is elsewhere (see ``ELSEWHERE``)."""
@@ -94,6 +118,28 @@ SHIP_DESTROYED = 16
 """The ship was destroyed; it respawns with full hp ``RESPAWN_DELAY`` seconds after."""
 SHIP_NPC = 32
 """The ship is a non-player ship (a pirate)."""
+SHIP_SCANNING = 64
+"""The ship is scanning (``scan``: ``SCAN_SECONDS``)."""
+SHIP_MINING = 128
+"""The ship is mining a field (``mine``)."""
+
+# The economy's ranges and times (docs/economy.md §3-4).
+SCAN_SECONDS = 3.0
+"""Seconds a scan takes."""
+SCAN_RANGE = 250.0
+"""A scan's target must be this close at its start and at its end, world units."""
+MINE_RANGE = 150.0
+"""A mining ship must stay this close to its field, world units."""
+MINE_YIELD = 4
+"""Units a mining cycle takes (at most; less when the hold or the field has less room/left)."""
+MINE_CYCLE = 2.0
+"""Seconds between two mining cycles."""
+LOOT_RANGE = 100.0
+"""A wreck must be this close to be looted, world units."""
+WRECK_TTL = 600.0
+"""Seconds a wreck lasts; what is left in it then is destroyed."""
+MAX_TARGET = 64
+"""Longest ``scan``/``mine`` target string (``planet:<id>``, ``field:<index>``, ``anomaly:<index>``)."""
 
 # Kinds of a frame's combat ``events`` rows ``[kind, a, b, value]``.
 EVENT_ATTACK = 0
@@ -156,10 +202,35 @@ class Tell(msgspec.Struct, frozen=True):
     text: Annotated[str, msgspec.Meta(max_length=MAX_CHAT_INPUT)]
 
 
+Target = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TARGET)]
+"""A scan or mining target: ``planet:<id>``, ``field:<index>`` or ``anomaly:<index>`` (the room
+checks it exists: ``ERR_UNKNOWN_OBJECT``)."""
+
+
+class Scan(msgspec.Struct, frozen=True):
+    """``scan``: scan ``target`` (``SCAN_SECONDS``, within ``SCAN_RANGE``)."""
+
+    target: Target
+
+
+class Mine(msgspec.Struct, frozen=True):
+    """``mine``: mine ``target`` (``field:<index>``, or ``planet:<id>`` once scanned) every
+    ``MINE_CYCLE`` seconds; ``null`` (or absent) stops mining."""
+
+    target: Target | None = None
+
+
+class Loot(msgspec.Struct, frozen=True):
+    """``loot``: take what fits from wreck ``wreck`` (an id of the ``wrecks`` message)."""
+
+    wreck: Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+
+
 GAME_MESSAGES = {MOVE_TO: MoveTo, ATTACK: Attack}
 """The ship rooms' ``Room.messages`` (a game session's)."""
-SYSTEM_MESSAGES = {**GAME_MESSAGES, JUMP: Jump, ROUTE: Route, SAY: Say, TELL: Tell}
-"""A solar system's ``Room.messages``: the ship rooms' plus travel and chat."""
+SYSTEM_MESSAGES = {**GAME_MESSAGES, JUMP: Jump, ROUTE: Route, SAY: Say, TELL: Tell, SCAN: Scan, MINE: Mine,
+                   LOOT: Loot}
+"""A solar system's ``Room.messages``: the ship rooms' plus travel, chat and the economy."""
 
 _F32 = struct.Struct("<f")
 _row_packer = msgpack.Packer(use_bin_type=True, use_single_float=True)
@@ -203,6 +274,9 @@ __all__ = [*_envelope.__all__, "TICK_RATE", "SEAT_HOLD", "WORLD_LIMIT", "SHIP_SP
            "JUMP", "ROUTE", "SAY", "TELL", "CHAT", "PRESENCE", "ELSEWHERE", "ERR_NO_LANE", "ERR_SHIP_BUSY",
            "ERR_NO_ROUTE", "ERR_ELSEWHERE", "ERR_UNKNOWN_PLAYER", "CLOSE_ELSEWHERE", "CLOSE_JUMPED", "SystemId",
            "MAX_CHAT_INPUT", "Jump", "Route", "Say", "Tell", "SYSTEM_MESSAGES",
+           "SCAN", "MINE", "LOOT", "CARGO", "WRECKS", "ERR_TOO_FAR", "ERR_UNKNOWN_OBJECT", "ERR_HOLD_FULL", "ERR_EMPTY",
+           "SHIP_SCANNING", "SHIP_MINING", "SCAN_SECONDS", "SCAN_RANGE", "MINE_RANGE", "MINE_YIELD", "MINE_CYCLE",
+           "LOOT_RANGE", "WRECK_TTL", "MAX_TARGET", "Target", "Scan", "Mine", "Loot",
            "ERR_UNKNOWN_TARGET", "ERR_INVALID_TARGET", "ERR_NO_PATH", "SHIP_ONLINE", "SHIP_MOVING", "SHIP_HELD",
            "SHIP_IN_COMBAT", "SHIP_DESTROYED", "SHIP_NPC", "EVENT_ATTACK", "EVENT_DESTROYED", "FRAME_KEYS",
            "COMBAT_FRAME_KEYS", "Coordinate", "MoveTo", "Attack", "GAME_MESSAGES", "quantize", "pack_frame_tail"]

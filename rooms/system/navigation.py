@@ -75,23 +75,33 @@ def _rng(system_id: str, what: str) -> random.Random:
     return random.Random(int.from_bytes(digest[:8], "big"))
 
 
-def asteroid_fields(system_id: str) -> list[dict]:
-    """The asteroid discs of a system: ``[{"x", "y", "radius"}, ...]`` (world units, rounded
-    to 0.1), 2-4 fields of 3-6 overlapping discs each. Deterministic from ``system_id``."""
+def asteroid_clusters(system_id: str) -> list[list[dict]]:
+    """The asteroid fields of a system, one list of discs per field: ``[[{"x", "y",
+    "radius"}, ...], ...]`` (world units, rounded to 0.1), 2-4 fields of 3-6 overlapping discs
+    each. Field ``k`` (the economy's ``field:<k>``, docs/economy.md §3-4) is the ``k``-th
+    list. Deterministic from ``system_id``."""
     rng = _rng(system_id, "asteroids")
-    discs = []
+    clusters = []
     count = rng.randint(2, 4)
     base = rng.uniform(0.0, 2.0 * math.pi)
     for k in range(count):
         angle = base + 2.0 * math.pi * k / count + rng.uniform(-0.4, 0.4)
         orbit = rng.uniform(FIELD_MIN_ORBIT + 60.0, FIELD_MAX_ORBIT - 60.0)
         cx, cy = orbit * math.cos(angle), orbit * math.sin(angle)
+        discs = []
         for _ in range(rng.randint(3, 6)):
             r = rng.uniform(0.0, 60.0)
             a = rng.uniform(0.0, 2.0 * math.pi)
             discs.append({"x": round(cx + r * math.cos(a), 1), "y": round(cy + r * math.sin(a), 1),
                           "radius": round(rng.uniform(20.0, 45.0), 1)})
-    return discs
+        clusters.append(discs)
+    return clusters
+
+
+def asteroid_fields(system_id: str) -> list[dict]:
+    """The asteroid discs of a system: ``[{"x", "y", "radius"}, ...]`` (world units, rounded
+    to 0.1), the discs of ``asteroid_clusters`` in order. Deterministic from ``system_id``."""
+    return [disc for cluster in asteroid_clusters(system_id) for disc in cluster]
 
 
 def blocked_cells(discs: list[tuple[float, float, float]], cells: int = GRID_CELLS,

@@ -11,6 +11,7 @@ import math
 
 from ..galaxy.catalogue import Galaxy, load_galaxy
 from ..galaxy.planets import system_info
+from ..galaxy.star import StarSystem
 
 
 def lanes_of(galaxy: Galaxy, system_id: str) -> list[dict]:
@@ -32,3 +33,10 @@ def system_params(system_id: str, galaxy: Galaxy | None = None) -> dict | None:
     if system_id not in galaxy:
         return None
     return {"system": system_info(galaxy.get(system_id)), "lanes": lanes_of(galaxy, system_id)}
+
+
+def star_of(system_id: str, galaxy: Galaxy | None = None) -> StarSystem | None:
+    """The catalogue's star of ``system_id``, or None for an id that is not one (a test's
+    system): the economy then counts the system as the core, 0 pc from Sol."""
+    galaxy = galaxy or load_galaxy()
+    return galaxy.get(system_id) if system_id in galaxy else None

@@ -74,7 +74,8 @@ class PilotLink:
                 "arrive": departing["arrive"] - GAME_EPOCH, "wait": max(0.0, departing["arrive"] - now)}})
             return None
         # RoomUnavailable fails the join (error 8, close 4503): the client retries.
-        answer = await room.rooms.call(PILOT, player, "checkout", {"system": room.name, "name": name})
+        answer = await room.rooms.call(PILOT, player, "checkout", {"system": room.name, "name": name,
+                                                                   "region": room.region})
         if answer.status == 409:
             self._refuse(conn, request, answer.body)
             return None
@@ -94,6 +95,7 @@ class PilotLink:
         room.pending_writes.pop(DOCKED_STATE + player, None)
         await room.storage.delete(DOCKED_STATE + player)
         self.inbox = body.get("inbox") or []
+        room.economy.views.set(player, body.get("ledger"), send=False)  # sent after the welcome
         return room.ships[ship["id"]]
 
     @staticmethod

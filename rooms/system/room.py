@@ -14,6 +14,15 @@ Ships, seats, frames and the 10 Hz loop are ``ShipRoom``'s; a system adds:
   tick with ``kernels.combat.combat_tick``; frames carry ``hp`` and ``events``
   (``combat_frames``) and the ship flags ``SHIP_IN_COMBAT``, ``SHIP_DESTROYED``, ``SHIP_NPC``.
 
+- the economy (docs/economy.md; docs/protocol.md §3 "Economy"): the ``scan``, ``mine`` and
+  ``loot`` inputs, the fields' deposits and the pilots' ledger views
+  (``rooms.system.economy``, ``rooms.system.views``), wrecks, pirate bounties and loot
+  (``rooms.system.wrecks``); posts ``stow``/``bounty``/``destroyed``/``discover`` to pilot
+  rooms in the commit that changes the system's side, takes their ``unstow``, ``wreck`` and
+  ``ledger`` posts (room-only POST paths), and answers ``GET economy`` (the audit: fields'
+  amounts, wrecks, the ``dropped``/``expired`` counters). The welcome's ``system`` adds
+  ``region``, ``fields`` and ``anomalies``.
+
 The flights, combat, patrols and respawns are a sans-I/O ``rooms.system.sim.SystemSim``
 (``self.sim``) that the room owns and drives through ``ShipRoom``'s public hooks; the room
 keeps the inputs (``order_move``, ``order_attack``) and the connections.
@@ -44,14 +53,17 @@ from starhold import Connection, ConnectRequest, HttpRequest, HttpResponse, defi
 from .. import protocol
 from ..pilot import room as _pilot  # noqa: F401  the pilot kind, which systems call
 from .combat import Battle, combat_seed, generate_pirates, stats_of
+from .economy import APPLIED_PREFIX, SystemEconomy
 from .navigation import NavGrid, asteroid_fields, exclusion_radius, flight
 from .orders import TravelOrders
-from .params import system_params
+from .params import star_of, system_params
 from .pilots import PilotLink, has_pilot
 from .repair import Repairs
 from .sim import MAX_CATCHUP, SystemSim
 from .social import SystemSocial
+from .targets import Targets
 from .travel import STATION_RADIUS, lane_entries, station_point
+from .wrecks import SystemWrecks
 from ..ships.room import GAME_EPOCH, LINGER, ShipRoom
 
 __all__ = ["SolarSystemRoom", "GAME_EPOCH", "LINGER", "SPAWN_RADIUS", "MAX_CATCHUP"]
@@ -94,6 +106,10 @@ class SolarSystemRoom(ShipRoom):
         self.jumping: set[int] = set()
         """Ids of the ships ordered to jump (``jump_to`` set): ``TravelOrders.check`` each tick."""
         self.pending_writes: dict = {}
+        star = await asyncio.to_thread(star_of, system_id)
+        self.economy = SystemEconomy(self, Targets(system_id, self.system, star))
+        self.wrecks = SystemWrecks(self, self.economy)
+        self.region = self.economy.targets.region
         await self.social.load()
         self.sim = SystemSim(Battle(combat_seed(system_id)), NavGrid.for_system(system_id, star_radius),
                              float(self.params.get("respawn_delay", protocol.RESPAWN_DELAY)),
@@ -114,10 +130,16 @@ class SolarSystemRoom(ShipRoom):
         sim.dead = {i for i, s in self.ships.items() if s.get("respawn_at") is not None}
         sim.respawn_due(self.clock.now())
         self.jumping = {i for i, s in self.ships.items() if s.get("jump_to")}
+        await self.economy.load()
+        await self.wrecks.load()
+        await self._arm_wrecks()
         await self._flush()
 
     def room_info(self) -> dict:
-        return {"system": {**self.system, "exclusion_radius": self.exclusion, "asteroids": self.asteroids,
+        targets = self.economy.targets
+        return {"system": {**self.system, "region": self.region, "fields": targets.fields_json(),
+                           "anomalies": targets.anomalies_json(),
+                           "exclusion_radius": self.exclusion, "asteroids": self.asteroids,
                            "station": {"x": self.station[0], "y": self.station[1], "radius": STATION_RADIUS},
                            "lanes": list(self.lanes.values())}}
 
@@ -131,6 +153,7 @@ class SolarSystemRoom(ShipRoom):
         return await super().acquire_ship(conn, request, player, name)
 
     def release_ship(self, seat: dict, ship: dict | None) -> None:
+        self.economy.views.forget(seat["player"])
         if ship is not None and "checkout" in ship:
             self.pilots.release(seat, ship)
         else:
@@ -139,6 +162,8 @@ class SolarSystemRoom(ShipRoom):
     async def after_join(self, conn: Connection, player: str, ship: dict) -> None:
         self.social.joined(conn)
         self.pilots.sent_inbox(conn)
+        self.economy.views.send_cargo(player)
+        self.wrecks.send(conn)
         if ship.get("route") or ship.get("jump_to"):
             self.orders.resume(ship)
 
@@ -147,6 +172,9 @@ class SolarSystemRoom(ShipRoom):
             puts, deletes = self.social.take_writes()
             puts.update(self.pending_writes)
             self.pending_writes = {}
+            more_puts, more_deletes = self.economy.take_writes()
+            puts.update(more_puts)
+            deletes = [*deletes, *more_deletes]
             if puts:
                 await self.storage.put(puts)
             if deletes:
@@ -167,6 +195,7 @@ class SolarSystemRoom(ShipRoom):
     def ship_removed(self, ship_id: int) -> None:
         self.sim.removed(ship_id)
         self.repairs.removed(ship_id)
+        self.economy.cancel(ship_id, "left")
         self.jumping.discard(ship_id)
 
     def unpark(self, ship: dict) -> None:
@@ -179,18 +208,35 @@ class SolarSystemRoom(ShipRoom):
         """Respawns and combat up to ``tick`` (``SystemSim.step``: at most ``MAX_CATCHUP``
         combat ticks replayed; ``missed`` is implied by the last simulated tick), repairs,
         jumps (ships at their jump point depart) and the presence broadcast."""
+        now = self.ticker.tick_time(tick)
         self.sim.step(tick)
-        self.repairs.step(self.ticker.tick_time(tick))
+        self.wrecks.kills(self.sim.take_kills())
+        self.wrecks.expire(now)
+        self.economy.step(now)
+        self.repairs.step(now)
         departed = len(self.jumping)
         self.orders.check()
-        self.departed = departed != len(self.jumping)
+        self.departed = departed != len(self.jumping) or self.economy.dirty
         self.social.tick()
 
     async def on_tick(self, tick: int, missed: int) -> None:
         self.departed = False
         await super().on_tick(tick, missed)
         if self.departed:
-            await self._flush()  # the ship leaves in the same commit as its depart post
+            await self._flush()  # the ship leaves (the goods move) in the same commit as the post
+        if self.wrecks.changed:
+            await self._arm_wrecks()
+
+    async def _arm_wrecks(self) -> None:
+        """Send ``wrecks`` if they changed, and set the deadline of the next expiry."""
+        self.wrecks.broadcast()
+        await self.ticker.wake_at("wrecks", self.wrecks.next_expiry(), self._wrecks_due)
+
+    async def _wrecks_due(self) -> None:
+        """The deadline of a wreck's expiry (the room may have slept until it)."""
+        self.wrecks.expire(self.clock.now())
+        await self._flush()
+        await self._arm_wrecks()
 
     def frame_extras(self) -> tuple:
         return self.sim.extras()
@@ -201,11 +247,12 @@ class SolarSystemRoom(ShipRoom):
     def rows_at(self, at: float):
         self.sim.prepare(at)
         rows, moving = super().rows_at(at)
+        self.economy.decorate(rows)
         return self.sim.decorate(rows, moving)
 
     def _any_moving(self) -> bool:
         busy = protocol.SHIP_MOVING | protocol.SHIP_IN_COMBAT | protocol.SHIP_DESTROYED
-        return (self.repairs.regenerating or bool(self.jumping)
+        return (self.repairs.regenerating or bool(self.jumping) or self.economy.busy
                 or any(row[2] & busy for row in self.sync.rows.values()))
 
     def before_flush(self) -> None:
@@ -217,7 +264,8 @@ class SolarSystemRoom(ShipRoom):
     # ---- inputs ------------------------------------------------------------------------------
     async def on_message(self, conn: Connection, message: protocol.ClientMessage) -> None:
         kind = message.type
-        if kind not in (protocol.JUMP, protocol.ROUTE, protocol.SAY, protocol.TELL):
+        if kind not in (protocol.JUMP, protocol.ROUTE, protocol.SAY, protocol.TELL, protocol.SCAN, protocol.MINE,
+                        protocol.LOOT):
             await super().on_message(conn, message)
             return
         player = self.seats.player_of(conn.id)
@@ -229,10 +277,22 @@ class SolarSystemRoom(ShipRoom):
             self.social.say(conn, player, payload.text, message.seq)
         elif kind == protocol.TELL:
             await self.social.tell(conn, player, payload.to, payload.text, message.seq)
+        elif ship is not None and kind == protocol.SCAN:
+            self.economy.scan(conn, ship, payload.target, message.seq)
+        elif ship is not None and kind == protocol.MINE:
+            self.economy.mine(conn, ship, payload.target, message.seq)
+        elif ship is not None and kind == protocol.LOOT:
+            self.wrecks.loot(conn, ship, payload.wreck, message.seq)
+            await self._flush()  # the goods leave the wreck in the commit of their stow post
+            await self._arm_wrecks()
         elif ship is not None and kind == protocol.JUMP:
+            self.economy.cancel(ship["id"], "jump")
             self.orders.jump(conn, ship, payload.to, message.seq)
-        elif ship is not None:
+        elif ship is not None and kind == protocol.ROUTE:
+            self.economy.cancel(ship["id"], "jump")
             await self.orders.route(conn, ship, payload.to, message.seq)
+        if kind in (protocol.SCAN, protocol.MINE, protocol.LOOT):
+            self.acks_dirty = True  # acknowledged with the next tick (group commit)
         self.seats.ack(player, message.seq)
         self.last_input = self.clock.now()
         if not self.ticker.running:
@@ -244,6 +304,7 @@ class SolarSystemRoom(ShipRoom):
         ship_id, sim = ship["id"], self.sim
         if ship_id in sim.dead:
             return  # a wreck takes no orders; it respawns at rest
+        self.economy.cancel(ship_id, "moved")
         self.orders.cancel(ship)
         ship = self.ships[ship_id]
         now = self.clock.now()
@@ -265,6 +326,7 @@ class SolarSystemRoom(ShipRoom):
         sim = self.sim
         me = self.ships.get(seat["ship"])
         if me is not None:
+            self.economy.cancel(me["id"], "attack")
             self.orders.cancel(me)
             me = self.ships[me["id"]]
         other = self.ships.get(target)
@@ -323,15 +385,56 @@ class SolarSystemRoom(ShipRoom):
             if request.path == "departed":  # the pilot room has our departure: joins go to it now
                 await self.pilots.departed(str(body.get("player")), str(body.get("jump")))
                 return HttpResponse(200, {})
+            if request.path in ("unstow", "wreck", "ledger"):
+                return await self._economy_post(request, body)
             if request.path == "deliver":
                 if self.social.deliver(str(body.get("player")), body.get("message") or {}):
                     self.rooms.post("pilot", str(body["player"]), "delivered", {"ids": [body["message"]["id"]]},
                                     key=f"delivered:{request.key}")
                 return HttpResponse(200, {})
             return HttpResponse(404, {"error": "not found"})
+        if request.method == "GET" and request.path == "economy":
+            return HttpResponse(200, await self._audit())
         response = await super().on_request(request)
         if response.status == 200 and isinstance(response.body, dict):
             hp = self.sim.battle.hp_table()
             for entry in response.body.get("ships", ()):
                 entry["hp"], entry["max_hp"] = hp.get(entry["id"], (0, 0))
         return response
+
+    # ---- the economy's posts and audit (rooms.system.economy, rooms.system.wrecks) ----------------
+    async def _economy_post(self, request: HttpRequest, body: dict) -> HttpResponse:
+        """``unstow``, ``wreck`` and ``ledger`` from pilot rooms (docs/economy.md §5): 403 from
+        another sender (``ledger``: from another pilot than its ``player``), 400 for a body that
+        is not an object; ``unstow`` and ``wreck`` apply each key once (``eco:applied:<key>``,
+        kept ``economy.APPLIED_KEEP`` seconds); a ``ledger`` of a pilot not seated here is
+        ignored. Answers 200 ``{"applied": bool}``."""
+        kind, _, sender = request.sender.partition("/")
+        if not isinstance(body, dict):
+            return HttpResponse(400, {"error": "the body must be a JSON object"})
+        if kind != "pilot" or (request.path == "ledger" and body.get("player") != sender):
+            return HttpResponse(403, {"error": "only the pilot room may post this"})
+        if request.path == "ledger":  # kept for a pilot seated here (its ship is in the system)
+            kept = self.seats.get(sender) is not None and self.economy.views.set(sender, body)
+            return HttpResponse(200, {"applied": kept})
+        applied_key = APPLIED_PREFIX + request.key
+        if not request.key or await self.storage.get(applied_key) is not None:
+            return HttpResponse(200, {"applied": False})
+        now = self.clock.now()
+        if request.path == "wreck":
+            applied = self.wrecks.wreck_posted(body)
+        else:
+            applied = self.wrecks.unstow(body, now)
+        self.economy.put(applied_key, now)
+        await self._flush()
+        await self._arm_wrecks()
+        return HttpResponse(200, {"applied": applied})
+
+    async def _audit(self) -> dict:
+        """``GET economy``: ``{"region", "fields": {target: {resource: units now}}, "wrecks":
+        [...], "dropped": {good: units}, "expired": {good: units}}`` (wrecks due expire first)."""
+        now = self.clock.now()
+        self.wrecks.expire(now)
+        await self._flush()
+        await self._arm_wrecks()
+        return self.wrecks.audit(now)

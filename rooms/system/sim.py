@@ -60,6 +60,9 @@ class SystemSim:
         self.routed: dict[int, float] = {}  # ship id -> end time of its current leg (more to fly)
         self.next_turn = math.inf  # the earliest of those
         self.dead: set[int] = set()
+        self.kills: list[tuple[int, int | None, float, float]] = []
+        """Ships destroyed since the last ``take_kills``: ``(victim, killer or None, x, y)``,
+        the killer being the ship of the tick's last hit on the victim."""
 
     # ---- the fleet's listeners ------------------------------------------------------------------
     def removed(self, ship_id: int) -> None:
@@ -200,13 +203,23 @@ class SystemSim:
         for i in result.hit:
             ships[ids[i]]["hp"] = int(s["hp"][i])
             self.fleet.mark(ids[i])
+        last_hit = {}
+        for kind, _, a, c, _ in result.events.tolist():
+            if kind == protocol.EVENT_ATTACK:
+                last_hit[c] = a
         for i in result.destroyed:
+            self.kills.append((ids[i], last_hit.get(ids[i]), float(s["x"][i]), float(s["y"][i])))
             self.fly(ships[ids[i]], float(s["x"][i]), float(s["y"][i]), [], t, hp=0,
                      respawn_at=t + self.respawn_delay, dest=None)
             self.dead.add(ids[i])
         for i in result.left:
             self.resume(ids[i], float(s["x"][i]), float(s["y"][i]), t)
         self._patrol(t, x1, y1, moving, eligible)
+
+    def take_kills(self) -> list[tuple[int, int | None, float, float]]:
+        """The kills since the last call (``kills``), emptied."""
+        kills, self.kills = self.kills, []
+        return kills
 
     def resume(self, ship_id: int, x: float, y: float, at: float) -> None:
         """A ship that left combat at ``(x, y)`` flies on: a pirate home to its post, a player
