@@ -276,7 +276,8 @@ async def test_pirate_kill_pays_a_bounty_and_leaves_a_wreck_to_loot(room_directo
     assert game.errors["a"][-1] == (seq, P.ERR_TOO_FAR)
     await game.place("a", wreck["x"] + 50.0, wreck["y"])
     # a hold with 1 unit free: that much is taken, the rest stays in the wreck
-    view = {"player": "p-a", "version": 1, "credits": 0, "cargo": {"ice": 99}, "capacity": 100, "reserved": 0}
+    # (a version above the real pilot room's own views, which its bounty post just bumped)
+    view = {"player": "p-a", "version": 1001, "credits": 0, "cargo": {"ice": 99}, "capacity": 100, "reserved": 0}
     await game.post("ledger", view, sender="pilot/p-a", key="l1")
     first = next(iter(loot))
     seq = await game.send("a", P.LOOT, {"wreck": wreck["id"]})
@@ -293,7 +294,7 @@ async def test_pirate_kill_pays_a_bounty_and_leaves_a_wreck_to_loot(room_directo
         assert (await game.post("unstow", unstow, sender="pilot/p-a", key="u1")).status == 200
     await game.advance(0.2)
     assert game.of("a", P.WRECKS)[-1]["wrecks"][0]["goods"] == loot
-    await game.post("ledger", {**view, "version": 2, "cargo": {}}, sender="pilot/p-a", key="l2")
+    await game.post("ledger", {**view, "version": 1002, "cargo": {}}, sender="pilot/p-a", key="l2")
     seq = await game.send("a", P.LOOT, {"wreck": wreck["id"]})
     await game.advance(0.2)
     assert game.of("a", P.LOOT)[-1] == {"wreck": wreck["id"], "goods": loot}
