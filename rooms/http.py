@@ -11,6 +11,7 @@ from aiohttp import web
 from starhold.http import GatewayAPI
 
 from .accounts.http import account_routes
+from .market.http import market_routes
 from .pilot.http import player_routes
 from .session.http import session_routes
 from .system.http import galaxy_routes
@@ -27,4 +28,5 @@ def game_routes(api: GatewayAPI) -> list[web.RouteDef]:
     accounts and the examples have none a socket may name."""
     for kind in CLOSED_KINDS:
         api.room_ids(kind, lambda room_id: None)
-    return [*galaxy_routes(api), *session_routes(api), *account_routes(api), *player_routes(api)]
+    return [*galaxy_routes(api), *session_routes(api), *account_routes(api), *player_routes(api),
+            *market_routes(api)]
