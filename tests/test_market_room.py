@@ -210,6 +210,10 @@ async def test_a_duplicate_order_id_is_ignored_resting_finished_or_after_a_resta
     await market.place("ann", "buy", 50, 5, kind="market", order="a2")  # unfilled: finished too
     assert await market.place("ann", "buy", 50, 5, order="a2") == {"order": "a2", "duplicate": True}
     assert sorted(p[2] for p in await market.posts()) == ["closed:a2", "settle:core:1:buy", "settle:core:1:sell"]
+    # Ids are the pilot's own: another pilot may use a finished one, not a resting one.
+    await market.place("cat", "buy", 10, 1, order="c1")
+    assert await market.place("dan", "buy", 10, 1, order="c1") == {"order": "c1", "rejected": "order"}
+    assert (await market.place("dan", "buy", 10, 1, order="a2"))["resting"]
     assert (await market.get("book", good="ferrite")).body["asks"] == []
 
 
@@ -379,3 +383,64 @@ def test_restore_rebuilds_a_book_and_refuses_what_cannot_rest():
                 [Order("a", "p", "buy", LIMIT, 10, 1, seq=3)], [Order("a", "p", "buy", "market", 10, 1, seq=1)]):
         with pytest.raises(ValueError):
             OrderBook().restore(bad, 2)
+
+
+class DirectoryAPI:
+    """The part of ``starhold.http.GatewayAPI`` the market routes use, over the directory."""
+
+    def __init__(self, directory):
+        self.directory, self.ids = directory, {}
+
+    def room_ids(self, kind, resolve):
+        self.ids[kind] = resolve
+
+    async def call_room(self, kind, room_id, request, *, wake=True):
+        return await (await self.directory.get(kind, room_id)).request(request)
+
+
+async def test_the_gateway_routes(market):
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from starhold.rooms.market.http import market_routes
+
+    await market.place("ann", "sell", 100, 5, order="a1", good="ice")
+    await market.place("bob", "buy", 100, 2, order="b1", good="ice")
+    api = DirectoryAPI(market.directory)
+    app = web.Application()
+    app.add_routes(market_routes(api))
+    assert api.ids["market"]("core") is None  # no socket reaches a market
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        async def get(path, status=200):
+            response = await client.get(path)
+            assert response.status == status, (path, await response.text())
+            return await response.json()
+
+        everything = await get("/api/market")
+        assert list(everything["regions"]) == ["core", "mid", "outer"]
+        assert everything["regions"]["core"]["goods"]["ice"]["last"] == 100
+        assert everything["regions"]["outer"]["goods"]["ice"]["volume_24h"] == 0
+        assert (await get("/api/market/core"))["goods"]["ice"] == {"last": 100, "bid": None, "ask": 100,
+                                                                   "volume_24h": 2, "trades_24h": 1}
+        book = await get("/api/market/core/ice")
+        assert book["asks"] == [[100, 3]] and book["trades"][0]["quantity"] == 2
+        history = await get("/api/market/core/ice/history?interval=86400&limit=5")
+        assert [(b["open"], b["volume"]) for b in history["buckets"]] == [(100, 2)]
+        assert "error" in await get("/api/market/core/ice/history?interval=7", 400)
+        assert "error" in await get("/api/market/core/ice/history", 400)
+        assert "error" in await get("/api/market/nowhere", 404)
+        assert "error" in await get("/api/market/core/gold", 404)
+        assert "error" in await get("/api/market/core/gold/history?interval=60", 404)
+
+
+async def test_the_duplicate_check_reads_evicted_pilots_again(market, monkeypatch):
+    from starhold.rooms.market import store
+
+    monkeypatch.setattr(store, "ID_CACHE", 2)
+    for owner in ("ann", "bob", "cat"):
+        for i in range(2):
+            assert (await market.place(owner, "buy", 10, 1, order=f"{owner}{i}", good="exotics"))["resting"]
+    assert list((await market.room()).store._ids) == ["cat"]  # ann and bob were evicted
+    for owner in ("ann", "bob", "cat"):
+        assert await market.place(owner, "buy", 10, 1, order=f"{owner}0") == {"order": f"{owner}0",
+                                                                               "duplicate": True}

@@ -64,11 +64,6 @@ class Recent:
             self.latest[(good, interval)] = item
         self.minutes[good].extend((t, b[4], b[5]) for t, b in minutes)
 
-    def last_price(self, good: str) -> int | None:
-        """The price of ``good``'s last trade, or None."""
-        tape = self.tape[good]
-        return tape[-1]["price"] if tape else None
-
     def add(self, good: str, trade: dict, now: float) -> list[tuple[int, int, list]]:
         """Record ``trade`` (``{"trade", "price", "quantity", "time"}``) made at clock time
         ``now``; returns the buckets it changed as ``(interval, t, bucket)`` for storage. A
@@ -96,7 +91,7 @@ class Recent:
     def window(self, good: str, now: float) -> tuple[int, int]:
         """``(volume, trades)`` of ``good`` over the ``WINDOW_BUCKETS`` one-minute buckets up
         to and including the one holding ``now`` (older buckets are dropped from memory)."""
-        first = bucket_start(now, 60) - (WINDOW_BUCKETS - 1) * 60
+        first = self.window_start(now)
         minutes = self.minutes[good]
         while minutes and minutes[0][0] < first:
             minutes.popleft()

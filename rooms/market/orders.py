@@ -11,6 +11,7 @@ rejects, or ``(None, (good, order))`` for one it accepts. Reasons (the ``rejecte
 | ``price`` | not an int in 1..``MAX_PRICE`` (a bool is not an int); missing for a limit order or a market buy (a market sell may omit it: no limit) |
 | ``quantity`` | not an int in 1..``MAX_QUANTITY`` |
 | ``expires`` | a limit order's ``expires`` is neither null nor a number (clock seconds) after now and at most ``MAX_TTL`` (+ ``TTL_SLACK``) ahead; a market order's is ignored |
+| ``order`` | (checked by the room) the id is that of another pilot's resting order |
 | ``open_orders`` | a limit order of a pilot that already has ``MAX_OPEN_ORDERS`` resting orders here |
 """
 

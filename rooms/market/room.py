@@ -13,9 +13,11 @@ Room-only POST paths (``request.sender`` must be ``pilot/<id>``; others get 403)
   notional, the buyer's 0; ``remaining``: that order's remaining after the fill; ``time``:
   game time, s), then an order that does not rest with units left (a market order, or one
   stopped by self-trade prevention) gets ``closed`` reason ``unfilled``. 200 ``{"order",
-  "fills", "resting", "remaining"}``. A known order id (resting or finished): 200
-  ``{"order", "duplicate": true}``, nothing else happens. A body that is not a JSON object or
-  an order id that is not a str of 1-128 characters: 400 (nothing is posted).
+  "fills", "resting", "remaining"}``. An order id the sender already had accepted here
+  (resting or finished, however long ago): 200 ``{"order", "duplicate": true}``, nothing else
+  happens. The id of another pilot's resting order: rejected (reason ``order``). A body that is
+  not a JSON object or an order id that is not a str of 1-128 characters: 400 (nothing is
+  posted).
 - ``cancel`` ``{"order", "owner"}``: the sender's resting order is removed, ``closed``
   reason ``cancelled`` posted, 200 ``{"order", "cancelled": true, "remaining"}``; anything
   else (unknown, finished, someone else's) 200 ``{"order", "cancelled": false}``.
@@ -49,6 +51,12 @@ PRUNE_EVERY = 3600.0
 """Seconds between two prunings of old trades and buckets (``MarketStore.prune``)."""
 EXPIRY = "expiry"
 """The ticker deadline of the earliest expiry."""
+
+
+def _quantity(body: dict) -> int:
+    """What a rejected order's ``closed`` gives back: its quantity if a non-negative int, else 0."""
+    quantity = body.get("quantity")
+    return quantity if type(quantity) is int and quantity >= 0 else 0
 
 
 def pilot_of(sender: str) -> str | None:
@@ -125,21 +133,22 @@ class MarketRoom(Room):
     # ---- place --------------------------------------------------------------------------------
     async def _place(self, pilot: str, body: dict) -> HttpResponse:
         order_id = body["order"]
-        if any(order_id in b for b in self.books.values()) or await self.store.is_placed(order_id):
+        if await self.store.is_placed(pilot, order_id):
             return HttpResponse(200, {"order": order_id, "duplicate": True})
+        if any(order_id in b for b in self.books.values()):  # another pilot's resting order
+            self._closed(pilot, order_id, _quantity(body), "rejected", detail="order")
+            return HttpResponse(200, {"order": order_id, "rejected": "order"})
         now = self.clock.now()
         reason, accepted = check(body, pilot, now, self.open.get(pilot, 0))
         if reason is not None:
-            quantity = body.get("quantity")
-            remaining = quantity if type(quantity) is int and quantity >= 0 else 0
-            self._closed(pilot, order_id, remaining, "rejected", detail=reason)
+            self._closed(pilot, order_id, _quantity(body), "rejected", detail=reason)
             return HttpResponse(200, {"order": order_id, "rejected": reason})
         good, order = accepted
         book = self.books[good]
         fills = book.submit(order)
         store = self.store
         store.meta["seq"][good] = book.seq
-        store.placed(order_id, good, now - GAME_EPOCH)
+        store.placed(pilot, order_id, good, now - GAME_EPOCH)
         store.append({"e": "place", "order": order_id, "owner": pilot, "good": good, "side": order.side,
                       "kind": order.kind, "price": order.price, "quantity": order.quantity,
                       "expires": order.expires, "seq": order.seq, "time": now - GAME_EPOCH})
@@ -175,6 +184,7 @@ class MarketRoom(Room):
         trade = store.meta["trade"]
         charge = fee(price * quantity)
         store.meta["fees"] += charge
+        store.meta["last"][good] = price
         time = now - GAME_EPOCH
         common = {"trade": trade, "good": good, "price": price, "quantity": quantity, "time": time}
         self.rooms.post("pilot", buyer, "settle", {"order": buy, **common, "side": "buy", "fee": 0,

@@ -12,18 +12,21 @@ Keys (``<n>`` is a zero-padded 12-digit integer, so keys sort numerically):
 
 | key | value | kept |
 |---|---|---|
-| ``meta`` | ``{"trade": last trade number, "fees": credits, "log": last event number, "seq": {good: the book's last arrival number}}`` | always |
+| ``meta`` | ``{"trade": last trade number, "fees": credits, "log": last event number, "seq": {good: the book's last arrival number}, "last": {good: last trade's price}}`` | always |
 | ``o:<order>`` | a resting order: ``{"order", "owner", "good", "side", "price", "quantity", "remaining", "seq", "expires"}`` | while it rests |
-| ``id:<order>`` | ``[good, game time placed]``: every order id ever accepted (duplicates are ignored) | always |
+| ``id:<len(owner)>:<owner>:<order>`` | ``[good, game time placed]``: every order id each pilot ever had accepted (duplicates are ignored) | always |
 | ``log:<n>`` | an accepted event (``place`` with every order field and its book ``seq``, ``cancel``, ``expire``); ``replay`` rebuilds the books from it | always (the audit trail, ~200 bytes an event) |
 | ``t:<good>:<n>`` | a trade ``{"trade", "price", "quantity", "time", "buy", "sell", "buyer", "seller"}`` | ``TRADE_KEEP`` (7 days) |
 | ``k:<good>:<interval>:<n>`` | an OHLC bucket starting at clock second ``n`` (``history``) | ``history.KEEP``: 1-min 7 days, 1-h 90 days, 1-day forever |
 
-Old trades and buckets are pruned by ``prune`` (the room calls it at most once an hour, in a
+The duplicate check reads a pilot's ids once per activation (one ``list``) and then answers
+from memory (``ID_CACHE``): a hook on the hot path makes no read. Old trades and buckets are pruned by ``prune`` (the room calls it at most once an hour, in a
 hook that writes anyway).
 """
 
 from __future__ import annotations
+
+import collections
 
 from starhold.storage.base import RoomStorage
 
@@ -32,6 +35,9 @@ from .history import INTERVALS, KEEP, TAPE_LENGTH
 
 TRADE_KEEP = 7 * 86400
 """Seconds a trade record is kept (the OHLC buckets last longer: ``history.KEEP``)."""
+ID_CACHE = 200_000
+"""Most order ids held in memory for the duplicate check (whole pilots are evicted, least
+recently used first, and read again when they place again)."""
 PRUNE_BATCH = 1000
 """Most keys of one kind (per good and interval) one ``prune`` deletes."""
 
@@ -44,8 +50,9 @@ def order_key(order_id: str) -> str:
     return f"o:{order_id}"
 
 
-def id_key(order_id: str) -> str:
-    return f"id:{order_id}"
+def id_prefix(owner: str) -> str:
+    """The prefix of ``owner``'s ``id:`` keys (the length makes it unambiguous)."""
+    return f"id:{len(owner)}:{owner}:"
 
 
 def record(order: Order, good: str) -> dict:
@@ -87,9 +94,11 @@ class MarketStore:
     def __init__(self, storage: RoomStorage, goods: tuple[str, ...]):
         self.storage = storage
         self.goods = goods
-        self.meta = {"trade": 0, "fees": 0, "log": 0, "seq": {g: 0 for g in goods}}
+        self.meta = {"trade": 0, "fees": 0, "log": 0, "seq": {g: 0 for g in goods}, "last": {}}
         self._puts: dict = {}
         self._deletes: set[str] = set()
+        self._ids: collections.OrderedDict[str, set[str]] = collections.OrderedDict()  # owner -> ids, LRU
+        self._id_count = 0
 
     # ---- loading ------------------------------------------------------------------------------
     async def load(self) -> tuple[dict[str, list[Order]], dict[str, list[dict]]]:
@@ -98,6 +107,7 @@ class MarketStore:
         meta = await self.storage.get("meta")
         if meta is not None:
             self.meta = meta
+            self.meta.setdefault("last", {})
             for g in self.goods:
                 self.meta["seq"].setdefault(g, 0)
         resting: dict[str, list[Order]] = {g: [] for g in self.goods}
@@ -123,11 +133,18 @@ class MarketStore:
                                        reverse=True, limit=limit)
         return [(int(k.rsplit(":", 1)[1]), v) for k, v in reversed(rows.items())]
 
-    async def is_placed(self, order_id: str) -> bool:
-        """Whether ``order_id`` was ever accepted (written ones included)."""
-        if id_key(order_id) in self._puts:
-            return True
-        return await self.storage.get(id_key(order_id)) is not None
+    async def is_placed(self, owner: str, order_id: str) -> bool:
+        """Whether ``owner`` ever had ``order_id`` accepted (ones written in this hook included)."""
+        ids = self._ids.get(owner)
+        if ids is None:
+            prefix = id_prefix(owner)
+            ids = {key[len(prefix):] for key in await self.storage.list(prefix=prefix)}
+            self._ids[owner] = ids
+            self._id_count += len(ids)
+            while self._id_count > ID_CACHE and len(self._ids) > 1:
+                self._id_count -= len(self._ids.popitem(last=False)[1])
+        self._ids.move_to_end(owner)
+        return order_id in ids
 
     async def events(self) -> list[dict]:
         """Every logged event, in order."""
@@ -148,8 +165,13 @@ class MarketStore:
         self._puts.pop(key, None)
         self._deletes.add(key)
 
-    def placed(self, order_id: str, good: str, time: float) -> None:
-        self._puts[id_key(order_id)] = [good, time]
+    def placed(self, owner: str, order_id: str, good: str, time: float) -> None:
+        """Record that ``owner``'s ``order_id`` was accepted (call ``is_placed`` first)."""
+        self._puts[id_prefix(owner) + order_id] = [good, time]
+        ids = self._ids.get(owner)
+        if ids is not None:
+            ids.add(order_id)
+            self._id_count += 1
 
     def append(self, event: dict) -> None:
         """Append ``event`` to the log (its number is ``meta["log"]`` after the call)."""

@@ -86,7 +86,7 @@ def stats(room: "MarketRoom") -> dict:
     goods = {}
     for good, b in room.books.items():
         volume, count = room.recent.window(good, now)
-        goods[good] = {"last": room.recent.last_price(good), "bid": b.best(BUY), "ask": b.best(SELL),
+        goods[good] = {"last": room.store.meta["last"].get(good), "bid": b.best(BUY), "ask": b.best(SELL),
                        "volume_24h": volume, "trades_24h": count}
     return {"region": room.name, "time": now - GAME_EPOCH, "goods": goods}
 
