@@ -174,8 +174,11 @@ async def test_each_rule_rejects_a_bad_order(market):
         assert (await market.posts())[-1] == ("ann", "closed", f"closed:{order}", {
             "order": order, "remaining": remaining, "reason": "rejected", "detail": reason})
     assert (await market.get("audit")).body["events"] == 0  # nothing accepted
-    # A market sell needs no price; an order with a rejected id is accepted afterwards.
-    assert (await market.place("ann", "sell", None, 2, kind="market", good="ice", order="x0"))["remaining"] == 2
+    # The same post again is a duplicate, even if it would pass now: it was answered once.
+    assert await market.place("ann", "sell", None, 2, kind="market", good="ice", order="x0") == {
+        "order": "x0", "duplicate": True}
+    # A market sell needs no price.
+    assert (await market.place("ann", "sell", None, 2, kind="market", good="ice", order="y"))["remaining"] == 2
     assert (await market.get("audit")).body["events"] == 1
 
 

@@ -13,9 +13,10 @@ Room-only POST paths (``request.sender`` must be ``pilot/<id>``; others get 403)
   notional, the buyer's 0; ``remaining``: that order's remaining after the fill; ``time``:
   game time, s), then an order that does not rest with units left (a market order, or one
   stopped by self-trade prevention) gets ``closed`` reason ``unfilled``. 200 ``{"order",
-  "fills", "resting", "remaining"}``. An order id the sender already had accepted here
-  (resting or finished, however long ago): 200 ``{"order", "duplicate": true}``, nothing else
-  happens. The id of another pilot's resting order: rejected (reason ``order``). A body that is
+  "fills", "resting", "remaining"}``. An order id the sender already sent here (accepted or
+  rejected, resting or finished, however long ago): 200 ``{"order", "duplicate": true}``,
+  nothing else happens (so a post delivered twice never counts twice, even when the first
+  was rejected for a reason that has gone away since). The id of another pilot's resting order: rejected (reason ``order``). A body that is
   not a JSON object or an order id that is not a str of 1-128 characters: 400 (nothing is
   posted).
 - ``cancel`` ``{"order", "owner"}``: the sender's resting order is removed, ``closed``
@@ -135,12 +136,13 @@ class MarketRoom(Room):
         order_id = body["order"]
         if await self.store.is_placed(pilot, order_id):
             return HttpResponse(200, {"order": order_id, "duplicate": True})
-        if any(order_id in b for b in self.books.values()):  # another pilot's resting order
-            self._closed(pilot, order_id, _quantity(body), "rejected", detail="order")
-            return HttpResponse(200, {"order": order_id, "rejected": "order"})
         now = self.clock.now()
-        reason, accepted = check(body, pilot, now, self.open.get(pilot, 0))
-        if reason is not None:
+        if any(order_id in b for b in self.books.values()):  # another pilot's resting order
+            reason, accepted = "order", None
+        else:
+            reason, accepted = check(body, pilot, now, self.open.get(pilot, 0))
+        if reason is not None:  # recorded too: the same post sent again must not be accepted later
+            self.store.placed(pilot, order_id, None, now - GAME_EPOCH)
             self._closed(pilot, order_id, _quantity(body), "rejected", detail=reason)
             return HttpResponse(200, {"order": order_id, "rejected": reason})
         good, order = accepted

@@ -14,7 +14,7 @@ Keys (``<n>`` is a zero-padded 12-digit integer, so keys sort numerically):
 |---|---|---|
 | ``meta`` | ``{"trade": last trade number, "fees": credits, "log": last event number, "seq": {good: the book's last arrival number}, "last": {good: last trade's price}}`` | always |
 | ``o:<order>`` | a resting order: ``{"order", "owner", "good", "side", "price", "quantity", "remaining", "seq", "expires"}`` | while it rests |
-| ``id:<len(owner)>:<owner>:<order>`` | ``[good, game time placed]``: every order id each pilot ever had accepted (duplicates are ignored) | always |
+| ``id:<len(owner)>:<owner>:<order>`` | ``[good or None, game time]``: every order id each pilot ever sent, accepted (its good) or rejected (None); a second ``place`` with it is ignored | always |
 | ``log:<n>`` | an accepted event (``place`` with every order field and its book ``seq``, ``cancel``, ``expire``); ``replay`` rebuilds the books from it | always (the audit trail, ~200 bytes an event) |
 | ``t:<good>:<n>`` | a trade ``{"trade", "price", "quantity", "time", "buy", "sell", "buyer", "seller"}`` | ``TRADE_KEEP`` (7 days) |
 | ``k:<good>:<interval>:<n>`` | an OHLC bucket starting at clock second ``n`` (``history``) | ``history.KEEP``: 1-min 7 days, 1-h 90 days, 1-day forever |
@@ -141,10 +141,15 @@ class MarketStore:
             ids = {key[len(prefix):] for key in await self.storage.list(prefix=prefix)}
             self._ids[owner] = ids
             self._id_count += len(ids)
-            while self._id_count > ID_CACHE and len(self._ids) > 1:
-                self._id_count -= len(self._ids.popitem(last=False)[1])
         self._ids.move_to_end(owner)
+        self._evict()
         return order_id in ids
+
+    def _evict(self) -> None:
+        """Forget the least recently used pilots' ids while more than ``ID_CACHE`` are held
+        (never the most recent pilot's)."""
+        while self._id_count > ID_CACHE and len(self._ids) > 1:
+            self._id_count -= len(self._ids.popitem(last=False)[1])
 
     async def events(self) -> list[dict]:
         """Every logged event, in order."""
@@ -165,13 +170,15 @@ class MarketStore:
         self._puts.pop(key, None)
         self._deletes.add(key)
 
-    def placed(self, owner: str, order_id: str, good: str, time: float) -> None:
-        """Record that ``owner``'s ``order_id`` was accepted (call ``is_placed`` first)."""
+    def placed(self, owner: str, order_id: str, good: str | None, time: float) -> None:
+        """Record that ``owner`` sent ``order_id``, accepted for ``good`` or rejected (None),
+        at game time ``time`` (call ``is_placed`` first)."""
         self._puts[id_prefix(owner) + order_id] = [good, time]
         ids = self._ids.get(owner)
         if ids is not None:
             ids.add(order_id)
             self._id_count += 1
+            self._evict()
 
     def append(self, event: dict) -> None:
         """Append ``event`` to the log (its number is ``meta["log"]`` after the call)."""
@@ -205,11 +212,16 @@ class MarketStore:
         ``epoch``: clock seconds of game time zero. Returns how many keys it deleted."""
         doomed: list[str] = []
         for g in self.goods:
-            rows = await self.storage.list(prefix=f"t:{g}:", limit=PRUNE_BATCH)
-            for key, trade in rows.items():
-                if trade["time"] + epoch >= now - TRADE_KEEP:
+            start, old = None, 0
+            while old < PRUNE_BATCH:  # oldest first, a few at a time: usually one read finds none
+                rows = await self.storage.list(prefix=f"t:{g}:", start=start, limit=100)
+                fresh = next((k for k, t in rows.items() if t["time"] + epoch >= now - TRADE_KEEP), None)
+                keys = [k for k in rows if fresh is None or k < fresh]
+                doomed.extend(keys)
+                old += len(keys)
+                if fresh is not None or len(rows) < 100:
                     break
-                doomed.append(key)
+                start = keys[-1] + "\0"
             for interval in INTERVALS:
                 keep = KEEP[interval]
                 if keep is None:
