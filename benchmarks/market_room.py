@@ -16,7 +16,15 @@ buy needs a price; the cap never binds), goes through:
 - the bare ``OrderBook`` and the ``HeapBook`` on the same flow (both must agree);
 - (b) the cost of matching ``N`` orders in the bare book, as a share of one 100 ms tick.
 
-    .venv/bin/python benchmarks/market_room.py [--orders 4000]
+First figures (defaults, this 2-core machine shared with other jobs, load ~6): the room
+344 operations/s (p50 1.4 ms, p99 31 ms a request; 2.5 commits per operation: its own and one
+per delivered post), 1,282/s counting only the time inside ``on_request``; the bare book
+30,600/s and the heap 132,000/s on 100,000 operations (both vary x2 between runs here).
+Matching is some 1 % of the room's time per order (0.03 ms of 2.9 ms): the room is bound by
+its commits and post deliveries, not by the matcher. In a 100 ms tick the bare book matches
+100 orders in 0.9 ms (0.9 %), 1,000 in 10 ms (10 %).
+
+    .venv/bin/python benchmarks/market_room.py [--orders 4000] [--book-orders 100000]
 """
 
 from __future__ import annotations
