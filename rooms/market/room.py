@@ -16,9 +16,9 @@ Room-only POST paths (``request.sender`` must be ``pilot/<id>``; others get 403)
   "fills", "resting", "remaining"}``. An order id the sender already sent here (accepted or
   rejected, resting or finished, however long ago): 200 ``{"order", "duplicate": true}``,
   nothing else happens (so a post delivered twice never counts twice, even when the first
-  was rejected for a reason that has gone away since). The id of another pilot's resting order: rejected (reason ``order``). A body that is
-  not a JSON object or an order id that is not a str of 1-128 characters: 400 (nothing is
-  posted).
+  was rejected for a reason that has gone away since). The id of another pilot's resting
+  order: rejected (reason ``order``). A body that is not a JSON object or an order id that is
+  not a str of 1-128 characters: 400 (nothing is posted).
 - ``cancel`` ``{"order", "owner"}``: the sender's resting order is removed, ``closed``
   reason ``cancelled`` posted, 200 ``{"order", "cancelled": true, "remaining"}``; anything
   else (unknown, finished, someone else's) 200 ``{"order", "cancelled": false}``.

@@ -30,7 +30,7 @@ import collections
 
 from starhold.storage.base import RoomStorage
 
-from .book import BUY, LIMIT, SELL, Order, OrderBook
+from .book import LIMIT, Order, OrderBook
 from .history import INTERVALS, KEEP, TAPE_LENGTH
 
 TRADE_KEEP = 7 * 86400
@@ -235,4 +235,4 @@ class MarketStore:
         return len(doomed)
 
 
-__all__ = ["BUY", "SELL", "MarketStore", "TRADE_KEEP", "replay", "record", "from_record"]
+__all__ = ["MarketStore", "TRADE_KEEP", "replay", "record", "from_record"]
