@@ -12,6 +12,7 @@ from starhold import define_routes
 from . import examples  # noqa: F401  counter, reminder: the docs' examples
 from .accounts import room as _accounts  # noqa: F401  accounts
 from .atlas import room as _atlas  # noqa: F401  atlas
+from .market import room as _market  # noqa: F401  market
 from .pilot import room as _pilot  # noqa: F401  pilot
 from .session import room as _session  # noqa: F401  session
 from .system import room as _system  # noqa: F401  system

@@ -13,6 +13,7 @@ from starhold.http import GatewayAPI
 
 from .accounts.http import account_routes
 from .atlas.http import atlas_routes
+from .market.http import market_routes
 from .pilot.graph_http import graph_routes
 from .pilot.http import player_routes
 from .session.http import session_routes
@@ -31,4 +32,4 @@ def game_routes(api: GatewayAPI) -> list[web.RouteDef]:
     for kind in CLOSED_KINDS:
         api.room_ids(kind, lambda room_id: None)
     return [*galaxy_routes(api), *session_routes(api), *account_routes(api), *player_routes(api),
-            *atlas_routes(api), *graph_routes(api)]
+            *atlas_routes(api), *graph_routes(api), *market_routes(api)]

@@ -123,6 +123,39 @@ class OrderBook:
         """Every resting order, in arrival order."""
         return iter(sorted(self._orders.values(), key=lambda o: o.seq))
 
+    @property
+    def seq(self) -> int:
+        """The last arrival number given (``Order.seq``; 0 for a new book)."""
+        return self._seq
+
+    def restore(self, orders: list[Order], seq: int) -> None:
+        """Rebuild an empty book from resting orders as persisted (their ``seq`` and
+        ``remaining`` kept, no matching), then number arrivals after ``seq``: a book restored
+        from its resting orders and its ``seq`` behaves exactly as the book it was saved from.
+        Raises ``ValueError`` for a book that is not empty, an order that is not a limit order
+        with a price and ``0 < remaining <= quantity``, a repeated id or ``seq``, an order
+        ``seq`` above ``seq``, or orders whose prices cross (a bid at or above an ask)."""
+        if self._orders:
+            raise ValueError("restore needs an empty book")
+        ordered = sorted(orders, key=lambda o: o.seq)
+        seen: set[int] = set()
+        for order in ordered:
+            if order.kind != LIMIT or order.side not in (BUY, SELL) or order.price is None or order.price <= 0:
+                raise ValueError(f"order {order.id!r} cannot rest")
+            if not 0 < order.remaining <= order.quantity or not 0 < order.seq <= seq or order.seq in seen:
+                raise ValueError(f"order {order.id!r}: bad remaining or seq")
+            if order.id in self._orders:
+                raise ValueError(f"order {order.id!r} is repeated")
+            seen.add(order.seq)
+            self._sides[order.side].setdefault(order.price, collections.deque()).append(order)
+            self._orders[order.id] = order
+        bid, ask = self.best(BUY), self.best(SELL)
+        if bid is not None and ask is not None and bid >= ask:
+            self._sides = {BUY: SortedDict(), SELL: SortedDict()}
+            self._orders = {}
+            raise ValueError(f"restored orders cross: bid {bid} >= ask {ask}")
+        self._seq = int(seq)
+
     # ---- changes ------------------------------------------------------------------------------
     def submit(self, order: Order) -> list[Fill]:
         """Match ``order`` and rest its limit remainder (see the module docstring); returns
