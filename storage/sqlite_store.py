@@ -46,6 +46,7 @@ from typing import Iterable
 import aiosqlite
 
 import contextlib
+import logging
 
 from . import sql_guard
 from .runtime_records import LOCAL_META, RuntimeRecords
@@ -55,6 +56,7 @@ from .base import ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
 __all__ = ["daemon_connection", "SqliteRoomStorage"]
 
 _UNKNOWN = object()
+log = logging.getLogger(__name__)
 """The cached alarm is not known (read it from the database)."""
 
 _SCHEMA = (
@@ -120,12 +122,31 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
         return self
 
     async def close(self) -> None:
-        if self._db is not None:
-            if self._in_txn or self._ops:
-                await self.rollback()
-            await self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            await self._db.close()
-            self._db = None
+        """Close the connection, rolling back what is uncommitted. From the moment this is
+        called every other operation of this store raises ``StorageError`` ("storage is
+        closed"), so a hook still running when its activation is killed (``RoomRuntime.crash``)
+        cannot commit half of itself after the rollback. The WAL checkpoint is best effort: it
+        fails while a statement of that hook is still running ("database table is locked"), and
+        the connection is closed (its locks released) whatever fails."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        self._ops.clear()
+        self._recorded = []
+        self._alarm = _UNKNOWN
+        try:
+            if self._in_txn:
+                self._in_txn = False
+                try:
+                    await db.execute("ROLLBACK")
+                except sqlite3.Error:  # no transaction left (SQLite rolled back on its own)
+                    pass
+            try:
+                await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.debug("%s: checkpoint at close failed (%s)", self.path, exc)
+        finally:
+            await db.close()
 
     @property
     def is_open(self) -> bool:

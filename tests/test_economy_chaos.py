@@ -46,6 +46,7 @@ PILOTS = [f"g-{i:016x}" for i in range(1, 7)]
 GOODS = ("ferrite", "ice")
 MARKET = "core"
 SYSTEM = "system/sol"
+KILLABLE = [("market", MARKET), *(("pilot", p) for p in PILOTS)]
 
 
 class Economy:
@@ -90,7 +91,7 @@ class Economy:
         assert out.status == 200, out
 
     async def kill(self) -> None:
-        kind, room_id = self.rng.choice([("market", MARKET), *(("pilot", p) for p in PILOTS)])
+        kind, room_id = self.rng.choice(KILLABLE)
         runtime = self.directory.runtime(kind, room_id)
         if runtime is not None and runtime.state == "active":
             await runtime.crash()

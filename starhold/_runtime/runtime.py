@@ -301,9 +301,11 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         output (the output gate). Raises ``RoomGone`` when superseded (or the activation lease
         ran out and cannot be renewed), ``StorageError`` (after resetting the room) when the
         commit fails."""
+        self._check_not_ended()
         try:
             if self.lease is not None and self.replicator is None:
                 await self.lease.check()  # (a replicating room checks before releasing instead)
+                self._check_not_ended()
             await self.storage.commit()
         except StaleEpochError as exc:
             log.warning("room %s: epoch %d superseded (%s); this activation stops", self.key, self.epoch, exc)
@@ -312,17 +314,29 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             # Callers see an ended activation and resolve the room again, reaching the newer one.
             raise RoomGone(f"{self.key}: epoch {self.epoch} superseded") from exc
         except StorageError:
+            self._check_not_ended()  # killed meanwhile (its store closed): nothing to reset
             log.exception("room %s: commit failed; output dropped, room reset", self.key)
             self._pending = None
             await self._reset()
             raise
         except BaseException:
             self._pending = None
-            await self.storage.rollback()
+            if self.state not in (ActivationState.CRASHED, ActivationState.FENCED):  # else closed
+                await self.storage.rollback()
             raise
         pending, self._pending = self._pending, None
+        if pending is None:  # killed while it committed: as if the process died just after
+            raise RoomGone(f"{self.key}: the activation ended while a hook committed")
         self._after_commit(pending)
         await self._sync_alarm()
+
+    def _check_not_ended(self) -> None:
+        """Raise ``RoomGone`` if this activation was killed or superseded while a hook ran:
+        none of the hook commits (``crash`` closes the store mid-hook, and committing what the
+        hook queued after that would commit half a hook)."""
+        if self.state in (ActivationState.CRASHED, ActivationState.FENCED):
+            self._pending = None
+            raise RoomGone(f"{self.key}: the activation ended while a hook ran")
 
     async def crash(self) -> None:
         """End this activation as a crash would: nothing more is committed (the open
@@ -354,11 +368,11 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         self._conns.clear()
         for box in self._outboxes.values():
             box.ready.set()
-        await self.channels.close(flush=False)
-        try:
+        try:  # first: from now on a hook still running cannot touch the file (nor hold its lock)
             await self.storage.close()
         except Exception:
             log.exception("room %s: closing fenced storage failed", self.key)
+        await self.channels.close(flush=False)
         if self.on_exit is not None:
             await self.on_exit()
 
