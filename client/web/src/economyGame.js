@@ -1,0 +1,364 @@
+// The economy in a system view (issue 16): the `cargo`, `wrecks` and `scan` messages, the
+// `scan`/`mine`/`loot` commands (through the command queue, acknowledged like `jump`), the
+// pilot's ledger and orders (`GET /api/me`), the region's market (polled while its tab is
+// open), the Knowledge Graph, the dock's panels and the scene's effects. State is economy.js's;
+// window.starhold mirrors it for end-to-end tests.
+import { auth } from "./session.js";
+import { showToast } from "./hud.js";
+import { createCargoTab, createEconomyDock } from "./cargoPanel.js";
+import { createScannerPanel } from "./scannerPanel.js";
+import { createMarketPanel } from "./marketPanel.js";
+import { createKnowledgePanel } from "./knowledgePanel.js";
+import { EconomyFx } from "./economyFx.js";
+import { createEconomyApi } from "./economyApi.js";
+import { CARGO, GOODS, LOOT, LOOT_RANGE, MINE, MINE_RANGE, SCAN, SCAN_RANGE, SHIP_MINING, SHIP_SCANNING, WRECKS } from "./economy_protocol.js";
+import { applyCargo, applyMe, applyScanMessage, applyWrecks, holdModel, initialEconomy, scanFailed, scanProgress, scanStarted, wreckSecondsLeft } from "./economy.js";
+import { anomalies, approachPoint, asteroidFields, scanTargets, wrecksAround } from "./economyTargets.js";
+import { bookModel, parseCandles, statsRows, tradesModel } from "./marketModel.js";
+import { validateOrder } from "./orderForm.js";
+import hook from "./testHook.js";
+
+const PANEL_MS = 250; // panels repaint at most this often
+const MARKET_POLL_MS = 5000; // the open market tab refreshes this often
+const COMMAND_TEXT = { [SCAN]: "Scan", [MINE]: "Mining", [LOOT]: "Loot" };
+
+export class EconomyGame {
+  constructor(view, { api } = {}) {
+    this.view = view;
+    this.state = initialEconomy();
+    this.api = api || createEconomyApi({ getToken: () => auth.token() });
+    this.system = null;
+    this.fields = [];
+    this.selected = null; // scanner target string
+    this.commands = []; // [{type, cmd, target}] sent this view: errors are matched by seq
+    this.sawMining = false; // the own ship had SHIP_MINING since the last mine order
+    this.market = { good: GOODS[0], interval: 3600, stats: [], book: null, trades: [], candles: [] };
+    this.paintedAt = 0;
+    this.fx = new EconomyFx(view.scene);
+    this.cargoTab = createCargoTab();
+    this.scanner = createScannerPanel({
+      onScan: (t) => this.scan(t),
+      onMine: (t) => this.mine(t),
+      onStop: () => this.mine(null),
+      onLoot: (id) => this.loot(id),
+      onApproach: (entry) => entry && this.approach(entry),
+      onSelect: (t) => this.select(t),
+    });
+    this.marketPanel = createMarketPanel({
+      onGood: (g) => this.showGood(g),
+      onInterval: (i) => this.showGood(this.market.good, i),
+      onValidate: (form) => validateOrder(form, this.state),
+      onPlace: (order) => this.placeOrder(order),
+      onCancel: (id) => this.cancelOrder(id),
+    });
+    this.knowledge = createKnowledgePanel({ onRefresh: () => this.loadGraph() });
+    this.dock = createEconomyDock({
+      tabs: [
+        { id: "cargo", title: "Cargo", node: this.cargoTab.node },
+        { id: "scanner", title: "Scanner", node: this.scanner.node },
+        { id: "market", title: "Market", node: this.marketPanel.node },
+        { id: "knowledge", title: "Knowledge", node: this.knowledge.node },
+      ],
+      onTab: (id) => this.onTab(id),
+    });
+    (document.getElementById("hud") || document.body).append(this.dock.node);
+    this.marketPanel.setGood(this.market.good, this.market.interval);
+    this.poll = setInterval(() => this.onTab(this.dock.tab, true), MARKET_POLL_MS);
+    Object.assign(hook, {
+      scan: (t) => this.scan(t),
+      mine: (t) => this.mine(t),
+      stopMining: () => this.mine(null),
+      loot: (id) => this.loot(id),
+      placeOrder: (form) => {
+        const r = validateOrder({ kind: "limit", ...form }, this.state);
+        return r.ok ? this.placeOrder(r.order) : Promise.reject(Object.assign(new Error(Object.values(r.errors).join(" ")), { status: 0, errors: r.errors }));
+      },
+      cancelOrder: (id) => this.cancelOrder(id),
+      openEconomyTab: (id) => this.dock.tab !== id && this.dock.open(id),
+      refreshEconomy: () => this.refresh(),
+    });
+    this._sync();
+  }
+
+  // ---- commands ----
+
+  _command(type, payload, target) {
+    const seq = this.view.conn.send(type, payload);
+    this.commands.push({ type, cmd: this.view.conn.lastCommand, target });
+    if (this.commands.length > 32) this.commands.shift();
+    return seq;
+  }
+
+  scan(target) {
+    this.selected = target;
+    const seq = this._command(SCAN, { target }, target);
+    this.state = scanStarted(this.state, target, seq, performance.now() / 1000);
+    this._sync();
+    return seq;
+  }
+
+  /** Mine `target`, or stop (null). */
+  mine(target) {
+    const seq = this._command(MINE, { target }, target);
+    this.state = { ...this.state, mining: target };
+    this.sawMining = false;
+    this._sync();
+    return seq;
+  }
+
+  loot(wreck) {
+    return this._command(LOOT, { wreck }, `wreck:${wreck}`);
+  }
+
+  select(target) {
+    this.selected = target;
+    this._paint(true);
+  }
+
+  /** Fly within range of a target or wreck row {x, y, type?}. */
+  approach(entry) {
+    const own = this.view.ownShip;
+    if (!own) return null;
+    const range = entry.type === undefined ? LOOT_RANGE : entry.type === "anomaly" ? SCAN_RANGE : MINE_RANGE;
+    const p = approachPoint(own, entry, range);
+    return this.view.moveTo(Math.round(p.x * 100) / 100, Math.round(p.y * 100) / 100);
+  }
+
+  // ---- from the connection ----
+
+  onWelcome(w) {
+    this.system = w.system || {};
+    this.fields = asteroidFields(this.system);
+    this.fx.buildAnomalies(anomalies(this.system));
+    this.state = { ...this.state, region: typeof this.system.region === "string" ? this.system.region : this.state.region };
+    this.marketPanel.setRegion(this.state.region);
+    this.refresh();
+  }
+
+  /** The economy's message types; true when handled. */
+  onMessage(type, seq, p) {
+    if (type === CARGO) this.state = applyCargo(this.state, p);
+    else if (type === WRECKS) {
+      this.state = applyWrecks(this.state, p);
+      this.fx.setWrecks(this.state.wrecks);
+    } else if (type === SCAN) {
+      const before = this.state.lastScan;
+      this.state = applyScanMessage(this.state, p, performance.now() / 1000);
+      if (this.state.lastScan !== before && this.dock.tab === "knowledge") this.loadGraph();
+    } else return false;
+    this._sync();
+    return true;
+  }
+
+  /** An error frame answering one of our economy commands (by seq): shown here, true. */
+  onError(e, seq) {
+    const c = this.commands.find((x) => x.cmd && x.cmd.seq != null && x.cmd.seq === seq);
+    if (!c) return false;
+    if (c.type === SCAN) this.state = scanFailed(this.state, seq, e.message || `error ${e.code}`);
+    if (c.type === MINE) this.state = { ...this.state, mining: null };
+    showToast(`${COMMAND_TEXT[c.type]} (${c.target || "stop"}): ${e.message || `error ${e.code}`}`);
+    this._sync();
+    return true;
+  }
+
+  // ---- HTTP ----
+
+  refresh() {
+    this.loadMe();
+    if (this.dock.tab === "market") this.loadMarket();
+    if (this.dock.tab === "knowledge") this.loadGraph();
+  }
+
+  onTab(id, polling = false) {
+    if (this.view.disposed) return;
+    if (id === "market") {
+      this.loadMe();
+      this.loadMarket();
+    } else if (!polling && id === "cargo") this.loadMe();
+    else if (!polling && id === "knowledge") this.loadGraph();
+  }
+
+  async loadMe() {
+    try {
+      this.state = applyMe(this.state, await this.api.me());
+      this._sync();
+    } catch (err) {
+      hook.economyError = { where: "me", status: err.status, message: err.message };
+    }
+  }
+
+  showGood(good, interval = this.market.interval) {
+    this.market = { ...this.market, good, interval };
+    this.marketPanel.setGood(good, interval);
+    this.loadMarket();
+  }
+
+  async loadMarket() {
+    const region = this.state.region;
+    this.marketPanel.setRegion(region);
+    if (!region) return;
+    const { good, interval } = this.market;
+    const [stats, book, history] = await Promise.allSettled([this.api.market(region), this.api.book(region, good), this.api.history(region, good, interval, 48)]);
+    if (this.view.disposed || good !== this.market.good) return;
+    const m = { ...this.market };
+    if (stats.status === "fulfilled") m.stats = statsRows(stats.value);
+    if (book.status === "fulfilled") {
+      m.book = bookModel(book.value);
+      m.trades = tradesModel(book.value);
+    }
+    if (history.status === "fulfilled") m.candles = parseCandles(history.value);
+    this.market = m;
+    this.marketPanel.setStats(m.stats);
+    if (m.book) this.marketPanel.setBook(m.book);
+    this.marketPanel.setTrades(m.trades);
+    this.marketPanel.setCandles(m.candles);
+    const failed = [stats, book, history].find((r) => r.status === "rejected");
+    if (failed) this.marketPanel.setError(`market unavailable: ${failed.reason.message}`);
+    this._sync();
+  }
+
+  /** POST the order; refreshes /api/me and the book. Rejects with the server's EconomyApiError. */
+  async placeOrder(order) {
+    const answer = await this.api.placeOrder(order);
+    hook.lastOrder = answer && answer.order ? answer.order : answer;
+    await this.loadMe();
+    this.loadMarket();
+    return answer;
+  }
+
+  async cancelOrder(id) {
+    try {
+      await this.api.cancelOrder(id);
+    } catch (err) {
+      showToast(`Cancel ${id}: ${err.message}`);
+    }
+    await this.loadMe();
+    if (this.dock.tab === "market") this.loadMarket();
+  }
+
+  async loadGraph() {
+    try {
+      const answer = await this.api.graph();
+      hook.graphCount = Array.isArray(answer && answer.fragments) ? answer.fragments.length : 0;
+      this.knowledge.set(answer);
+    } catch (err) {
+      this.knowledge.set(`graph unavailable: ${err.message}`);
+    }
+  }
+
+  // ---- drawing and input ----
+
+  _targets(t) {
+    return scanTargets(this.system, this.view.ownShip, t, this.fields);
+  }
+
+  /** Per frame: `states` ships as drawn, `t` the game time planets are drawn at. */
+  render(states, nowMs, t) {
+    this.t = t;
+    const own = this.view.ownShip;
+    const flags = own ? own.flags : 0;
+    if (flags & SHIP_MINING) this.sawMining = true;
+    else if (this.sawMining && this.state.mining) {
+      this.state = { ...this.state, mining: null }; // the room stopped it (hold full, moved, ...)
+      this.sawMining = false;
+    }
+    const targets = this.system ? this._targets(t) : [];
+    const byTarget = new Map(targets.map((x) => [x.target, x]));
+    const mineAt = this.state.mining ? byTarget.get(this.state.mining) : null;
+    const spots = targets.filter((x) => x.type !== "anomaly");
+    const sel = this.selected ? byTarget.get(this.selected) : null;
+    const selRadius = sel ? (sel.type === "field" ? (this.fields.find((f) => `field:${f.index}` === sel.target) || {}).radius : 25) : 0;
+    this.fx.render(nowMs, states, hook.shipId, mineAt || null, spots, sel ? { x: sel.x, y: sel.y, radius: selRadius } : null);
+    if (nowMs - this.paintedAt > PANEL_MS) this._paint(false, targets, flags);
+  }
+
+  _paint(force, targets = this.system ? this._targets(this.t || 0) : [], flags = this.view.ownShip ? this.view.ownShip.flags : 0) {
+    this.paintedAt = performance.now();
+    const now = performance.now() / 1000;
+    const wrecks = wrecksAround(this.state.wrecks, this.view.ownShip).map((w) => ({ ...w, left: wreckSecondsLeft(w, hook.time) }));
+    this.scanner.update({
+      targets,
+      selected: this.selected,
+      scan: this.state.scan,
+      progress: scanProgress(this.state.scan, now),
+      lastScan: this.state.lastScan,
+      scans: this.state.scans,
+      mining: this.state.mining,
+      miningFlag: !!(flags & SHIP_MINING),
+      scanningFlag: !!(flags & SHIP_SCANNING),
+      wrecks,
+    });
+    hook.scanning = !!(flags & SHIP_SCANNING);
+    hook.miningFlag = !!(flags & SHIP_MINING);
+    hook.scanProgress = scanProgress(this.state.scan, now);
+    hook.targets = targets.map(({ target, type, name, distance, inScanRange, inMineRange }) => ({ target, type, name, distance, inScanRange, inMineRange }));
+  }
+
+  /** A click at canvas (x, y) on a wreck (loot, or approach) or a target (select; approach when out of range). */
+  click(x, y) {
+    if (!this.system) return false;
+    const targets = this._targets(this.t || 0);
+    const wrecks = wrecksAround(this.state.wrecks, this.view.ownShip).map((w) => ({ ...w, wreck: true }));
+    const hit = this.fx.pick(this.view.canvas, x, y, [...wrecks, ...targets]);
+    if (!hit) return false;
+    if (hit.wreck) {
+      if (hit.inRange) this.loot(hit.id);
+      else this.approach(hit);
+    } else {
+      this.select(hit.target);
+      if (this.dock.tab !== "scanner") this.dock.open("scanner");
+      if (!hit.inScanRange) this.approach(hit);
+    }
+    return true;
+  }
+
+  placeLabels(labels) {
+    const { scene, canvas } = this.view;
+    const v = this.fx.v;
+    for (const f of this.fields) {
+      v.set(f.x, 30, f.y);
+      labels.place(scene, canvas, `field:${f.index}`, `Field ${f.index + 1}`, v, "field");
+    }
+    for (const a of anomalies(this.system)) {
+      v.set(a.x, 28, a.y);
+      labels.place(scene, canvas, `anomaly:${a.index}`, `Anomaly (${a.kind})`, v, "anomaly");
+    }
+    for (const w of this.state.wrecks) {
+      const units = Object.values(w.goods).reduce((s, n) => s + n, 0);
+      v.set(w.x, 22, w.y);
+      labels.place(scene, canvas, `wreck:${w.id}`, `Wreck · ${units} u`, v, "wreck");
+    }
+  }
+
+  /** State to the dock and window.starhold. */
+  _sync() {
+    const s = this.state;
+    this.dock.setCargo(s);
+    this.cargoTab.update(s);
+    this.marketPanel.setOrders(s.orders);
+    this.marketPanel.recheck();
+    const h = holdModel(s);
+    Object.assign(hook, {
+      credits: s.credits,
+      cargo: { ...s.cargo },
+      capacity: s.capacity,
+      reserved: s.reserved,
+      free: h.free,
+      region: s.region,
+      wrecks: s.wrecks.map((w) => ({ ...w, goods: { ...w.goods } })),
+      lastScan: s.lastScan,
+      scanState: s.scan ? { ...s.scan } : null,
+      mining: s.mining,
+      orders: s.orders,
+      cargoUpdates: s.cargoUpdates,
+      market: { region: s.region, good: this.market.good, interval: this.market.interval, stats: this.market.stats, book: this.market.book, trades: this.market.trades, candles: this.market.candles },
+    });
+    this._paint(true);
+  }
+
+  dispose() {
+    clearInterval(this.poll);
+    this.fx.dispose();
+    this.dock.node.remove();
+  }
+}
