@@ -126,6 +126,7 @@ export class EconomyFx {
       this.selected.scaling.set(r / 30, 1, r / 30);
       this.selected.rotation.y = nowMs / 1000;
     }
+    return { pulses: n, beams: segs.length };
   }
 
   /** The wreck or target (rows with x, y, and `key`) drawn nearest to canvas (x, y), or null. */

@@ -180,7 +180,8 @@ export class EconomyGame {
 
   async loadMe() {
     try {
-      this.state = applyMe(this.state, await this.api.me());
+      const me = await this.api.me(); // (read the state after the await: messages may have come meanwhile)
+      this.state = applyMe(this.state, me);
       this._sync();
     } catch (err) {
       hook.economyError = { where: "me", status: err.status, message: err.message };
@@ -268,7 +269,9 @@ export class EconomyGame {
     const spots = targets.filter((x) => x.type !== "anomaly");
     const sel = this.selected ? byTarget.get(this.selected) : null;
     const selRadius = sel ? (sel.type === "field" ? (this.fields.find((f) => `field:${f.index}` === sel.target) || {}).radius : 25) : 0;
-    this.fx.render(nowMs, states, hook.shipId, mineAt || null, spots, sel ? { x: sel.x, y: sel.y, radius: selRadius } : null);
+    const drawn = this.fx.render(nowMs, states, hook.shipId, mineAt || null, spots, sel ? { x: sel.x, y: sel.y, radius: selRadius } : null);
+    hook.scanPulses = drawn.pulses;
+    hook.miningBeams = drawn.beams;
     if (nowMs - this.paintedAt > PANEL_MS) this._paint(false, targets, flags);
   }
 

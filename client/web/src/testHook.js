@@ -67,6 +67,8 @@ function systemDefaults(view, systemId) {
     scanning: false, // own ship flagged SHIP_SCANNING (64)
     miningFlag: false, // own ship flagged SHIP_MINING (128)
     mining: null, // target this page ordered mined, or null
+    scanPulses: 0, // ships drawn scanning (flag 64: expanding pulses) in the last render
+    miningBeams: 0, // ships drawn mining (flag 128: a beam to the field) in the last render
     targets: [], // [{target, type, name, distance, inScanRange, inMineRange}], nearest first
     orders: [], // /api/me orders
     lastOrder: null, // the last order POST /api/me/orders answered
