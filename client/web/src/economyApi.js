@@ -20,7 +20,7 @@ const enc = encodeURIComponent;
 /**
  * `createEconomyApi({fetch, getToken})`: `getToken()` resolves to the bearer token (or null:
  * no Authorization header). Each method resolves to the parsed answer or rejects with an
- * `EconomyApiError` (a network failure has status 0).
+ * `EconomyApiError` (a network failure, an unknown good or interval: status 0, no request).
  */
 export function createEconomyApi({ fetch = globalThis.fetch?.bind(globalThis), getToken = async () => null, base = "" } = {}) {
   async function call(method, path, body) {
@@ -62,9 +62,9 @@ export function createEconomyApi({ fetch = globalThis.fetch?.bind(globalThis), g
     /** GET /api/market/{region}: statistics per good. */
     market: (region) => call("GET", `/api/market/${enc(region)}`),
     /** GET /api/market/{region}/{good}: {good, bids, asks, trades}. */
-    book: (region, g) => call("GET", `/api/market/${enc(region)}/${good(g)}`),
+    book: async (region, g) => call("GET", `/api/market/${enc(region)}/${good(g)}`),
     /** GET /api/market/{region}/{good}/history?interval=&limit=: [{t, open, high, low, close, volume}]. */
-    history: (region, g, interval = 3600, limit = 48) => {
+    history: async (region, g, interval = 3600, limit = 48) => {
       if (!HISTORY_INTERVALS.includes(interval)) throw new EconomyApiError(0, `interval must be one of ${HISTORY_INTERVALS.join(", ")}`);
       return call("GET", `/api/market/${enc(region)}/${good(g)}/history?interval=${interval}&limit=${limit | 0}`);
     },

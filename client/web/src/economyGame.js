@@ -1,20 +1,18 @@
 // The economy in a system view (issue 16): the `cargo`, `wrecks` and `scan` messages, the
 // `scan`/`mine`/`loot` commands (through the command queue, acknowledged like `jump`), the
-// pilot's ledger and orders (`GET /api/me`), the region's market (polled while its tab is
-// open), the Knowledge Graph, the dock's panels and the scene's effects. State is economy.js's;
-// window.starhold mirrors it for end-to-end tests.
+// dock (cargo summary, Cargo and Scanner tabs; the Market and Knowledge tabs and every HTTP
+// call are economyDesk.js's), clicks on targets and wrecks, and the scene's effects. State is
+// economy.js's; window.starhold mirrors it for end-to-end tests.
 import { auth } from "./session.js";
 import { showToast } from "./hud.js";
 import { createCargoTab, createEconomyDock } from "./cargoPanel.js";
 import { createScannerPanel } from "./scannerPanel.js";
-import { createMarketPanel } from "./marketPanel.js";
-import { createKnowledgePanel } from "./knowledgePanel.js";
+import { EconomyDesk } from "./economyDesk.js";
 import { EconomyFx } from "./economyFx.js";
 import { createEconomyApi } from "./economyApi.js";
-import { CARGO, GOODS, LOOT, LOOT_RANGE, MINE, MINE_RANGE, SCAN, SCAN_RANGE, SHIP_MINING, SHIP_SCANNING, WRECKS } from "./economy_protocol.js";
-import { applyCargo, applyMe, applyScanMessage, applyWrecks, holdModel, initialEconomy, scanFailed, scanProgress, scanStarted, wreckSecondsLeft } from "./economy.js";
+import { CARGO, LOOT, LOOT_RANGE, MINE, MINE_RANGE, SCAN, SCAN_RANGE, SHIP_MINING, SHIP_SCANNING, WRECKS } from "./economy_protocol.js";
+import { applyCargo, applyScanMessage, applyWrecks, holdModel, initialEconomy, scanFailed, scanProgress, scanStarted, wreckSecondsLeft } from "./economy.js";
 import { anomalies, approachPoint, asteroidFields, scanTargets, wrecksAround } from "./economyTargets.js";
-import { bookModel, parseCandles, statsRows, tradesModel } from "./marketModel.js";
 import { validateOrder } from "./orderForm.js";
 import hook from "./testHook.js";
 
@@ -26,13 +24,11 @@ export class EconomyGame {
   constructor(view, { api } = {}) {
     this.view = view;
     this.state = initialEconomy();
-    this.api = api || createEconomyApi({ getToken: () => auth.token() });
     this.system = null;
     this.fields = [];
     this.selected = null; // scanner target string
     this.commands = []; // [{type, cmd, target}] sent this view: errors are matched by seq
     this.sawMining = false; // the own ship had SHIP_MINING since the last mine order
-    this.market = { good: GOODS[0], interval: 3600, stats: [], book: null, trades: [], candles: [] };
     this.paintedAt = 0;
     this.fx = new EconomyFx(view.scene);
     this.cargoTab = createCargoTab();
@@ -44,26 +40,18 @@ export class EconomyGame {
       onApproach: (entry) => entry && this.approach(entry),
       onSelect: (t) => this.select(t),
     });
-    this.marketPanel = createMarketPanel({
-      onGood: (g) => this.showGood(g),
-      onInterval: (i) => this.showGood(this.market.good, i),
-      onValidate: (form) => validateOrder(form, this.state),
-      onPlace: (order) => this.placeOrder(order),
-      onCancel: (id) => this.cancelOrder(id),
-    });
-    this.knowledge = createKnowledgePanel({ onRefresh: () => this.loadGraph() });
+    this.desk = new EconomyDesk(this, api || createEconomyApi({ getToken: () => auth.token() }));
     this.dock = createEconomyDock({
       tabs: [
         { id: "cargo", title: "Cargo", node: this.cargoTab.node },
         { id: "scanner", title: "Scanner", node: this.scanner.node },
-        { id: "market", title: "Market", node: this.marketPanel.node },
-        { id: "knowledge", title: "Knowledge", node: this.knowledge.node },
+        { id: "market", title: "Market", node: this.desk.marketPanel.node },
+        { id: "knowledge", title: "Knowledge", node: this.desk.knowledge.node },
       ],
-      onTab: (id) => this.onTab(id),
+      onTab: (id) => this.desk.onTab(id),
     });
     (document.getElementById("hud") || document.body).append(this.dock.node);
-    this.marketPanel.setGood(this.market.good, this.market.interval);
-    this.poll = setInterval(() => this.onTab(this.dock.tab, true), MARKET_POLL_MS);
+    this.poll = setInterval(() => this.desk.onTab(this.dock.tab, true), MARKET_POLL_MS);
     Object.assign(hook, {
       scan: (t) => this.scan(t),
       mine: (t) => this.mine(t),
@@ -71,11 +59,11 @@ export class EconomyGame {
       loot: (id) => this.loot(id),
       placeOrder: (form) => {
         const r = validateOrder({ kind: "limit", ...form }, this.state);
-        return r.ok ? this.placeOrder(r.order) : Promise.reject(Object.assign(new Error(Object.values(r.errors).join(" ")), { status: 0, errors: r.errors }));
+        return r.ok ? this.desk.placeOrder(r.order) : Promise.reject(Object.assign(new Error(Object.values(r.errors).join(" ")), { status: 0, errors: r.errors }));
       },
-      cancelOrder: (id) => this.cancelOrder(id),
+      cancelOrder: (id) => this.desk.cancelOrder(id),
       openEconomyTab: (id) => this.dock.tab !== id && this.dock.open(id),
-      refreshEconomy: () => this.refresh(),
+      refreshEconomy: () => this.desk.refresh(),
     });
     this._sync();
   }
@@ -131,8 +119,8 @@ export class EconomyGame {
     this.fields = asteroidFields(this.system);
     this.fx.buildAnomalies(anomalies(this.system));
     this.state = { ...this.state, region: typeof this.system.region === "string" ? this.system.region : this.state.region };
-    this.marketPanel.setRegion(this.state.region);
-    this.refresh();
+    this.desk.marketPanel.setRegion(this.state.region);
+    this.desk.refresh();
   }
 
   /** The economy's message types; true when handled. */
@@ -144,7 +132,7 @@ export class EconomyGame {
     } else if (type === SCAN) {
       const before = this.state.lastScan;
       this.state = applyScanMessage(this.state, p, performance.now() / 1000);
-      if (this.state.lastScan !== before && this.dock.tab === "knowledge") this.loadGraph();
+      if (this.state.lastScan !== before && this.dock.tab === "knowledge") this.desk.loadGraph();
     } else return false;
     this._sync();
     return true;
@@ -159,92 +147,6 @@ export class EconomyGame {
     showToast(`${COMMAND_TEXT[c.type]} (${c.target || "stop"}): ${e.message || `error ${e.code}`}`);
     this._sync();
     return true;
-  }
-
-  // ---- HTTP ----
-
-  refresh() {
-    this.loadMe();
-    if (this.dock.tab === "market") this.loadMarket();
-    if (this.dock.tab === "knowledge") this.loadGraph();
-  }
-
-  onTab(id, polling = false) {
-    if (this.view.disposed) return;
-    if (id === "market") {
-      this.loadMe();
-      this.loadMarket();
-    } else if (!polling && id === "cargo") this.loadMe();
-    else if (!polling && id === "knowledge") this.loadGraph();
-  }
-
-  async loadMe() {
-    try {
-      const me = await this.api.me(); // (read the state after the await: messages may have come meanwhile)
-      this.state = applyMe(this.state, me);
-      this._sync();
-    } catch (err) {
-      hook.economyError = { where: "me", status: err.status, message: err.message };
-    }
-  }
-
-  showGood(good, interval = this.market.interval) {
-    this.market = { ...this.market, good, interval };
-    this.marketPanel.setGood(good, interval);
-    this.loadMarket();
-  }
-
-  async loadMarket() {
-    const region = this.state.region;
-    this.marketPanel.setRegion(region);
-    if (!region) return;
-    const { good, interval } = this.market;
-    const [stats, book, history] = await Promise.allSettled([this.api.market(region), this.api.book(region, good), this.api.history(region, good, interval, 48)]);
-    if (this.view.disposed || good !== this.market.good) return;
-    const m = { ...this.market };
-    if (stats.status === "fulfilled") m.stats = statsRows(stats.value);
-    if (book.status === "fulfilled") {
-      m.book = bookModel(book.value);
-      m.trades = tradesModel(book.value);
-    }
-    if (history.status === "fulfilled") m.candles = parseCandles(history.value);
-    this.market = m;
-    this.marketPanel.setStats(m.stats);
-    if (m.book) this.marketPanel.setBook(m.book);
-    this.marketPanel.setTrades(m.trades);
-    this.marketPanel.setCandles(m.candles);
-    const failed = [stats, book, history].find((r) => r.status === "rejected");
-    if (failed) this.marketPanel.setError(`market unavailable: ${failed.reason.message}`);
-    this._sync();
-  }
-
-  /** POST the order; refreshes /api/me and the book. Rejects with the server's EconomyApiError. */
-  async placeOrder(order) {
-    const answer = await this.api.placeOrder(order);
-    hook.lastOrder = answer && answer.order ? answer.order : answer;
-    await this.loadMe();
-    this.loadMarket();
-    return answer;
-  }
-
-  async cancelOrder(id) {
-    try {
-      await this.api.cancelOrder(id);
-    } catch (err) {
-      showToast(`Cancel ${id}: ${err.message}`);
-    }
-    await this.loadMe();
-    if (this.dock.tab === "market") this.loadMarket();
-  }
-
-  async loadGraph() {
-    try {
-      const answer = await this.api.graph();
-      hook.graphCount = Array.isArray(answer && answer.fragments) ? answer.fragments.length : 0;
-      this.knowledge.set(answer);
-    } catch (err) {
-      this.knowledge.set(`graph unavailable: ${err.message}`);
-    }
   }
 
   // ---- drawing and input ----
@@ -338,8 +240,8 @@ export class EconomyGame {
     const s = this.state;
     this.dock.setCargo(s);
     this.cargoTab.update(s);
-    this.marketPanel.setOrders(s.orders);
-    this.marketPanel.recheck();
+    this.desk.marketPanel.setOrders(s.orders);
+    this.desk.marketPanel.recheck();
     const h = holdModel(s);
     Object.assign(hook, {
       credits: s.credits,
@@ -354,7 +256,7 @@ export class EconomyGame {
       mining: s.mining,
       orders: s.orders,
       cargoUpdates: s.cargoUpdates,
-      market: { region: s.region, good: this.market.good, interval: this.market.interval, stats: this.market.stats, book: this.market.book, trades: this.market.trades, candles: this.market.candles },
+      market: { region: s.region, ...this.desk.market },
     });
     this._paint(true);
   }

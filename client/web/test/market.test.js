@@ -155,8 +155,9 @@ test("economy API: paths, methods, bearer token, JSON bodies", async () => {
   assert.ok(calls.every((c) => c.headers.Authorization === "Bearer tok"));
   assert.deepEqual(JSON.parse(calls[1].body), order);
   assert.equal(calls[1].headers["Content-Type"], "application/json");
-  assert.throws(() => api.book("core", "gold"), EconomyApiError);
-  assert.throws(() => api.history("core", "ice", 5), /interval/);
+  await assert.rejects(api.book("core", "gold"), EconomyApiError);
+  await assert.rejects(api.history("core", "ice", 5), /interval/);
+  assert.equal(calls.length, 7); // refused before any request
 });
 
 test("economy API: the server's error and code, network failures, no token", async () => {
