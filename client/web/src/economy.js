@@ -171,3 +171,27 @@ export function scanProgress(scan, now) {
   const elapsed = (now - scan.started) / SCAN_SECONDS;
   return Math.min(0.99, Math.max(scan.progress, elapsed));
 }
+
+/** Seconds after the own ship's SHIP_SCANNING flag clears without a result: the scan failed. */
+export const SCAN_GRACE = 1.5;
+/** Seconds without the flag ever showing or a result: the scan failed (no answer). */
+export const SCAN_TIMEOUT = 3 * SCAN_SECONDS + 2;
+
+/**
+ * Watch the own ship's SHIP_SCANNING flag while a scan is under way, for the scans the room
+ * ends without a message to us. `watch` {seen, clearedAt} (start with null), `flagOn` the
+ * flag now, `now` seconds (the clock of `scan.started`). Returns `{watch, failure}`:
+ * `failure` is a text when the scan should be marked failed (the flag came and went without
+ * a result for SCAN_GRACE s, or neither flag nor result came within SCAN_TIMEOUT s), else null.
+ */
+export function watchScan(scan, watch, flagOn, now) {
+  if (!scan || scan.state !== "scanning") return { watch: null, failure: null };
+  const w = watch || { seen: false, clearedAt: null };
+  if (flagOn) return { watch: { seen: true, clearedAt: null }, failure: null };
+  if (w.seen) {
+    const clearedAt = w.clearedAt ?? now;
+    const failure = now - clearedAt >= SCAN_GRACE ? "interrupted: the ship stopped scanning" : null;
+    return { watch: { seen: true, clearedAt }, failure };
+  }
+  return { watch: w, failure: now - scan.started >= SCAN_TIMEOUT ? "no answer from the system" : null };
+}

@@ -11,7 +11,7 @@ import { EconomyDesk } from "./economyDesk.js";
 import { EconomyFx } from "./economyFx.js";
 import { createEconomyApi } from "./economyApi.js";
 import { CARGO, LOOT, LOOT_RANGE, MINE, MINE_RANGE, SCAN, SCAN_RANGE, SHIP_MINING, SHIP_SCANNING, WRECKS } from "./economy_protocol.js";
-import { applyCargo, applyScanMessage, applyWrecks, holdModel, initialEconomy, scanFailed, scanProgress, scanStarted, wreckSecondsLeft } from "./economy.js";
+import { applyCargo, applyScanMessage, applyWrecks, holdModel, initialEconomy, scanFailed, scanProgress, scanStarted, watchScan, wreckSecondsLeft } from "./economy.js";
 import { anomalies, approachPoint, asteroidFields, scanTargets, wrecksAround } from "./economyTargets.js";
 import { validateOrder } from "./orderForm.js";
 import hook from "./testHook.js";
@@ -29,6 +29,7 @@ export class EconomyGame {
     this.selected = null; // scanner target string
     this.commands = []; // [{type, cmd, target}] sent this view: errors are matched by seq
     this.sawMining = false; // the own ship had SHIP_MINING since the last mine order
+    this.scanWatch = null; // economy.watchScan's record of the own ship's SHIP_SCANNING flag
     this.paintedAt = 0;
     this.fx = new EconomyFx(view.scene);
     this.cargoTab = createCargoTab();
@@ -81,6 +82,7 @@ export class EconomyGame {
     this.selected = target;
     const seq = this._command(SCAN, { target }, target);
     this.state = scanStarted(this.state, target, seq, performance.now() / 1000);
+    this.scanWatch = null;
     this._sync();
     return seq;
   }
@@ -164,6 +166,12 @@ export class EconomyGame {
     else if (this.sawMining && this.state.mining) {
       this.state = { ...this.state, mining: null }; // the room stopped it (hold full, moved, ...)
       this.sawMining = false;
+    }
+    const watched = watchScan(this.state.scan, this.scanWatch, !!(flags & SHIP_SCANNING), performance.now() / 1000);
+    this.scanWatch = watched.watch;
+    if (watched.failure) {
+      this.state = scanFailed(this.state, null, watched.failure);
+      this._sync();
     }
     const targets = this.system ? this._targets(t) : [];
     const byTarget = new Map(targets.map((x) => [x.target, x]));

@@ -109,8 +109,9 @@ export function createScannerPanel({ onScan, onMine, onStop, onLoot, onApproach,
         li.classList.toggle("in-range", t.inScanRange);
         p.scan.hidden = !t.inScanRange;
         p.scan.disabled = busy;
-        const mineable = t.type === "field" || (t.type === "planet" && !!scanned);
+        const mineable = t.type !== "anomaly"; // a planet must have been scanned: the room says so if not
         p.mine.hidden = !(mineable && t.inMineRange) || mineTarget === t.target;
+        p.mine.title = t.type === "planet" && !scanned ? "Mine (scan the planet first)" : "Mine";
         p.go.hidden = t.inScanRange && (!mineable || t.inMineRange);
         p.go.title = t.inScanRange ? `Within ${MINE_RANGE} u to mine` : "Fly within scanning range";
       });

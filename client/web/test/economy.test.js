@@ -13,7 +13,10 @@ import {
   initialEconomy,
   scanFailed,
   scanProgress,
+  SCAN_GRACE,
+  SCAN_TIMEOUT,
   scanStarted,
+  watchScan,
   wreckSecondsLeft,
 } from "../src/economy.js";
 import { approachPoint, asteroidFields, planetPosition, scanTargets, wrecksAround } from "../src/economyTargets.js";
@@ -165,4 +168,24 @@ test("approachPoint stops short of the target; the fee rounds up", () => {
   assert.equal(fee(49, 1), 1);
   assert.equal(fee(50, 1), 1);
   assert.equal(fee(51, 1), 2);
+});
+
+test("watchScan: a flag that comes and goes without a result, or no answer at all, fails the scan", () => {
+  const scan = scanStarted(initialEconomy(), "planet:1", 3, 100).scan;
+  let r = watchScan(scan, null, false, 101);
+  assert.deepEqual(r, { watch: { seen: false, clearedAt: null }, failure: null });
+  r = watchScan(scan, r.watch, true, 101.5);
+  assert.deepEqual(r.watch, { seen: true, clearedAt: null });
+  r = watchScan(scan, r.watch, false, 103);
+  assert.deepEqual([r.watch.clearedAt, r.failure], [103, null]);
+  r = watchScan(scan, r.watch, false, 103 + SCAN_GRACE);
+  assert.match(r.failure, /interrupted/);
+  // the flag never showed
+  assert.equal(watchScan(scan, null, false, 100 + SCAN_TIMEOUT - 0.1).failure, null);
+  assert.match(watchScan(scan, null, false, 100 + SCAN_TIMEOUT).failure, /no answer/);
+  // nothing under way: nothing to watch
+  assert.deepEqual(watchScan({ ...scan, state: "done" }, r.watch, false, 999), { watch: null, failure: null });
+  assert.deepEqual(watchScan(null, null, true, 0), { watch: null, failure: null });
+  const failed = scanFailed({ ...initialEconomy(), scan }, null, "no answer from the system");
+  assert.equal(failed.scan.state, "failed");
 });
