@@ -4,7 +4,7 @@
 // textContent only.
 import { el } from "./hud.js";
 import { GOOD_NAMES } from "./economy_protocol.js";
-import { goodsList, holdModel } from "./economy.js";
+import { goodsList, holdModel, totalOf } from "./economy.js";
 import { fmt } from "./marketModel.js";
 
 /** Keep `container`'s children in step with `items` by `key` (rows are reused, not rebuilt). */
@@ -88,7 +88,7 @@ export function createCargoTab() {
         (node, g) => setText(node.lastChild, `${g.units} u`),
       );
       const t = state.totals;
-      setText(totals, t ? `mined ${fmt(t.mined || 0)} · looted ${fmt(t.looted || 0)} · lost ${fmt(t.lost || 0)} · bounties ${fmt(t.bounties || 0)} cr · fees ${fmt(t.fees || 0)} cr` : "");
+      setText(totals, t ? `mined ${fmt(totalOf(t.mined))} u · looted ${fmt(totalOf(t.looted))} u · lost ${fmt(totalOf(t.lost))} u · bounties ${fmt(totalOf(t.bounties))} cr · fees ${fmt(totalOf(t.fees))} cr` : "");
     },
   };
 }

@@ -19,7 +19,10 @@ export function initialEconomy() {
     scan: null, // the scan under way or last finished: {target, state, started, progress, seq, error}
     lastScan: null, // the last scan result {target, kind, region, resources, lore, fragments}
     scans: {}, // target -> its result (this page's)
-    mining: null, // target being mined ("field:2"), as ordered by this page
+    mining: null, // target being mined ("field:2"): ordered by this page, confirmed by `mine` messages
+    mined: {}, // {good: units} mined since this view opened (`mine` "mined" messages)
+    mineStopped: null, // the last `mine` "stopped" {target, reason}
+    lastLoot: null, // the last `loot` answer {wreck, goods}
     orders: [], // /api/me orders
     totals: null,
     cargoUpdates: 0, // `cargo` messages applied
@@ -153,6 +156,7 @@ export function applyScanMessage(state, p, now) {
   if (/cancel|fail|interrupt|abort|error/i.test(word)) {
     return { ...state, scan: { ...base, state: "failed", error: String(p.message || p.reason || word) } };
   }
+  if (word === "started") return { ...state, scan: { ...base, state: "scanning", started: now, progress: 0 } };
   let progress = base.progress;
   if (Number.isFinite(p.progress)) progress = p.progress > 1 ? p.progress / 100 : p.progress;
   return { ...state, scan: { ...base, state: "scanning", progress: Math.min(1, Math.max(progress, 0)) } };
@@ -194,4 +198,36 @@ export function watchScan(scan, watch, flagOn, now) {
     return { watch: { seen: true, clearedAt }, failure };
   }
   return { watch: w, failure: now - scan.started >= SCAN_TIMEOUT ? "no answer from the system" : null };
+}
+
+/**
+ * A `mine` message: "started" confirms the target, "mined" adds its `goods` to `mined`,
+ * "stopped" ends it (`mineStopped` keeps {target, reason}). Other states are ignored.
+ */
+export function applyMineMessage(state, p) {
+  if (!p || typeof p !== "object") return state;
+  const target = typeof p.target === "string" ? p.target : null;
+  if (p.state === "started") return { ...state, mining: target };
+  if (p.state === "mined") {
+    const mined = { ...state.mined };
+    for (const [good, units] of Object.entries(cleanGoods(p.goods))) mined[good] = (mined[good] || 0) + units;
+    return { ...state, mined, mining: target || state.mining };
+  }
+  if (p.state === "stopped") {
+    const stopped = { target, reason: typeof p.reason === "string" ? p.reason : "stopped" };
+    return { ...state, mining: state.mining === target || target === null ? null : state.mining, mineStopped: stopped };
+  }
+  return state;
+}
+
+/** A `loot` answer {wreck, goods}: what was taken (the cargo message brings the hold). */
+export function applyLootMessage(state, p) {
+  if (!p || typeof p !== "object" || !isInt(p.wreck)) return state;
+  return { ...state, lastLoot: { wreck: p.wreck, goods: cleanGoods(p.goods) } };
+}
+
+/** The sum of a totals entry: a number, or `{good: units}` (the ledger's mined/looted/lost). */
+export function totalOf(v) {
+  if (isInt(v)) return v;
+  return sumGoods(v);
 }

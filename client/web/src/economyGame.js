@@ -10,8 +10,8 @@ import { createScannerPanel } from "./scannerPanel.js";
 import { EconomyDesk } from "./economyDesk.js";
 import { EconomyFx } from "./economyFx.js";
 import { createEconomyApi } from "./economyApi.js";
-import { CARGO, LOOT, LOOT_RANGE, MINE, MINE_RANGE, SCAN, SCAN_RANGE, SHIP_MINING, SHIP_SCANNING, WRECKS } from "./economy_protocol.js";
-import { applyCargo, applyScanMessage, applyWrecks, holdModel, initialEconomy, scanFailed, scanProgress, scanStarted, watchScan, wreckSecondsLeft } from "./economy.js";
+import { CARGO, ECONOMY_ERROR_TEXT, GOOD_NAMES, LOOT, LOOT_RANGE, MINE, MINE_RANGE, SCAN, SCAN_RANGE, SHIP_MINING, SHIP_SCANNING, WRECKS } from "./economy_protocol.js";
+import { applyCargo, applyLootMessage, applyMineMessage, applyScanMessage, goodsList, applyWrecks, holdModel, initialEconomy, scanFailed, scanProgress, scanStarted, watchScan, wreckSecondsLeft } from "./economy.js";
 import { anomalies, approachPoint, asteroidFields, scanTargets, wrecksAround } from "./economyTargets.js";
 import { validateOrder } from "./orderForm.js";
 import hook from "./testHook.js";
@@ -131,6 +131,14 @@ export class EconomyGame {
     else if (type === WRECKS) {
       this.state = applyWrecks(this.state, p);
       this.fx.setWrecks(this.state.wrecks);
+    } else if (type === MINE) {
+      this.state = applyMineMessage(this.state, p);
+      const stop = this.state.mineStopped;
+      if (p && p.state === "stopped" && stop && !["stopped", "replaced"].includes(stop.reason)) showToast(`Mining stopped (${stop.target}): ${stop.reason}.`, 3000);
+    } else if (type === LOOT) {
+      this.state = applyLootMessage(this.state, p);
+      const taken = this.state.lastLoot ? goodsList(this.state.lastLoot.goods) : [];
+      if (taken.length) showToast(`Looted ${taken.map((g) => `${g.units} ${GOOD_NAMES[g.good] || g.good}`).join(", ")}.`, 2500);
     } else if (type === SCAN) {
       const before = this.state.lastScan;
       this.state = applyScanMessage(this.state, p, performance.now() / 1000);
@@ -140,13 +148,21 @@ export class EconomyGame {
     return true;
   }
 
-  /** An error frame answering one of our economy commands (by seq): shown here, true. */
+  /**
+   * An error frame answering one of our economy commands (by seq), or an economy code
+   * (22-25) with seq 0 (mining stopped): shown here, true. Others: false.
+   */
   onError(e, seq) {
-    const c = this.commands.find((x) => x.cmd && x.cmd.seq != null && x.cmd.seq === seq);
-    if (!c) return false;
-    if (c.type === SCAN) this.state = scanFailed(this.state, seq, e.message || `error ${e.code}`);
+    const c = seq ? this.commands.find((x) => x.cmd && x.cmd.seq != null && x.cmd.seq === seq) : null;
+    const words = ECONOMY_ERROR_TEXT[e.code] ? `${ECONOMY_ERROR_TEXT[e.code]} (${e.message || e.code})` : e.message || `error ${e.code}`;
+    if (!c) {
+      if (!ECONOMY_ERROR_TEXT[e.code]) return false;
+      showToast(`${this.state.mining ? "Mining stopped: " : ""}${words}`);
+      return true;
+    }
+    if (c.type === SCAN) this.state = scanFailed(this.state, seq, words);
     if (c.type === MINE) this.state = { ...this.state, mining: null };
-    showToast(`${COMMAND_TEXT[c.type]} (${c.target || "stop"}): ${e.message || `error ${e.code}`}`);
+    showToast(`${COMMAND_TEXT[c.type]} (${c.target || "stop"}): ${words}`);
     this._sync();
     return true;
   }
@@ -262,6 +278,9 @@ export class EconomyGame {
       lastScan: s.lastScan,
       scanState: s.scan ? { ...s.scan } : null,
       mining: s.mining,
+      mined: { ...s.mined },
+      mineStopped: s.mineStopped,
+      lastLoot: s.lastLoot,
       orders: s.orders,
       cargoUpdates: s.cargoUpdates,
       market: { region: s.region, ...this.desk.market },

@@ -3,10 +3,13 @@
 //
 // Target strings are the contract's: `planet:<id>`, `field:<index>`, `anomaly:<index>`.
 // A field is a cluster of asteroid discs (`welcome.system.asteroids`, rooms/system/
-// navigation.py draws 2-4 clusters of 3-6 discs in order). Its index is taken from the discs'
-// `field` key when the server sends one, else from `system.fields` [{index, x, y}], else the
-// discs are grouped in list order into clusters of discs within FIELD_LINK of each other
-// (a cluster's discs lie within 60 units of its centre, the clusters far apart).
+// navigation.py draws 2-4 clusters of 3-6 discs in order). The fields are
+// `welcome.system.fields` [{index, x, y, radius}] (each disc belongs to the field whose disc
+// holds it); without that key, the discs' own `field` key, else the discs grouped in list
+// order into clusters of discs within FIELD_LINK of each other (a cluster's discs lie within
+// 60 units of its centre, the clusters far apart).
+// Distances are the room's (docs/protocol.md §3 "Economy"): to a planet's surface, to a
+// field's nearest rock's edge, to an anomaly's point.
 import { LOOT_RANGE, MINE_RANGE, SCAN_RANGE } from "./economy_protocol.js";
 
 export const FIELD_LINK = 130; // world units: discs this close belong to one field (fallback)
@@ -23,12 +26,20 @@ export function planetPosition(p, t) {
 export function asteroidFields(system) {
   const discs = (system && Array.isArray(system.asteroids) ? system.asteroids : []).filter((a) => a && finite(a.x, a.y) && +a.radius > 0);
   const groups = new Map(); // index -> discs
+  if (system && Array.isArray(system.fields)) {
+    const fields = system.fields
+      .filter((f) => f && Number.isSafeInteger(f.index) && finite(f.x, f.y))
+      .map((f) => ({ index: f.index, x: +f.x, y: +f.y, radius: +f.radius > 0 ? +f.radius : 0, discs: [] }));
+    for (const d of discs) {
+      // the field whose disc holds this rock (the nearest centre, if none does)
+      const gap = (f) => Math.hypot(d.x - f.x, d.y - f.y) + +d.radius - f.radius;
+      const home = fields.reduce((best, f) => (best === null || gap(f) < gap(best) ? f : best), null);
+      if (home) home.discs.push(d);
+    }
+    return fields.sort((a, b) => a.index - b.index);
+  }
   if (discs.length && discs.every((d) => Number.isSafeInteger(d.field))) {
     for (const d of discs) groups.set(d.field, [...(groups.get(d.field) || []), d]);
-  } else if (system && Array.isArray(system.fields) && system.fields.length) {
-    return system.fields
-      .filter((f) => f && Number.isSafeInteger(f.index) && finite(f.x, f.y))
-      .map((f) => ({ index: f.index, x: +f.x, y: +f.y, radius: +f.radius > 0 ? +f.radius : 60, discs: [] }));
   } else {
     let index = -1;
     let last = null;
@@ -65,17 +76,28 @@ export function scanTargets(system, ship, t, fields = asteroidFields(system)) {
   const list = [];
   for (const p of (system && system.planets) || []) {
     if (!p || p.id == null) continue;
-    list.push({ target: `planet:${p.id}`, type: "planet", name: p.name || `Planet ${p.id}`, ...planetPosition(p, t) });
+    list.push({ target: `planet:${p.id}`, type: "planet", name: p.name || `Planet ${p.id}`, ...planetPosition(p, t), radius: Math.max(0, +p.radius || 0) });
   }
-  for (const f of fields) list.push({ target: `field:${f.index}`, type: "field", name: `Asteroid field ${f.index + 1}`, x: f.x, y: f.y });
-  for (const a of anomalies(system)) list.push({ target: `anomaly:${a.index}`, type: "anomaly", name: `Anomaly ${a.index + 1} (${a.kind})`, x: a.x, y: a.y });
+  for (const f of fields) list.push({ target: `field:${f.index}`, type: "field", name: `Asteroid field ${f.index + 1}`, x: f.x, y: f.y, radius: f.radius, discs: f.discs });
+  for (const a of anomalies(system)) list.push({ target: `anomaly:${a.index}`, type: "anomaly", name: `Anomaly ${a.index + 1} (${a.kind})`, x: a.x, y: a.y, radius: 0 });
   for (const e of list) {
-    e.distance = ship ? Math.hypot(e.x - ship.x, e.y - ship.y) : null;
+    e.distance = ship ? targetDistance(e, ship) : null;
     e.inScanRange = e.distance !== null && e.distance <= SCAN_RANGE;
     e.inMineRange = e.distance !== null && e.distance <= MINE_RANGE && e.type !== "anomaly";
   }
   if (ship) list.sort((a, b) => a.distance - b.distance);
   return list;
+}
+
+/**
+ * The room's distance from `ship` {x, y} to a target row: to a planet's surface (`radius`),
+ * to the nearest edge of a field's rocks (`discs`; without them, its disc's edge), to an
+ * anomaly's point. Never negative.
+ */
+export function targetDistance(e, ship) {
+  const d = (x, y, r) => Math.max(0, Math.hypot(x - ship.x, y - ship.y) - r);
+  if (e.discs && e.discs.length) return Math.min(...e.discs.map((r) => d(+r.x, +r.y, +r.radius)));
+  return d(e.x, e.y, e.radius || 0);
 }
 
 /** The wrecks with their distance from `ship`, nearest first, and whether they can be looted. */

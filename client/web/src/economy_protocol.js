@@ -9,9 +9,28 @@
 export const SCAN = "scan"; // {target: "planet:<id>" | "field:<index>" | "anomaly:<index>"}
 export const MINE = "mine"; // {target: same | null (stop)}
 export const LOOT = "loot"; // {wreck: int}
-// system -> client (SCAN is also the scan's answer: started, progress, result)
-export const CARGO = "cargo"; // {credits, cargo: {good: units}, capacity, reserved}
-export const WRECKS = "wrecks"; // [{id, x, y, goods, expires}] (or {wrecks: [...]})
+// system -> client; SCAN, MINE and LOOT also answer their orders:
+//   scan {target, state: "started", ends} then {target, state: "done", kind, region, resources, lore,
+//     fragments, ...} or {target, state: "cancelled", reason}
+//   mine {target, state: "started"}, {target, state: "mined", goods}, {target, state: "stopped", reason}
+//   loot {wreck, goods}: what was taken
+export const CARGO = "cargo"; // {credits, cargo: {good: units}, capacity, reserved, free}
+export const WRECKS = "wrecks"; // {wrecks: [{id, x, y, goods, expires}]} (a bare list is read too)
+
+// error codes of scan/mine/loot (22, 24, 25 also come with seq 0 when mining stops)
+export const ERR_TOO_FAR = 22;
+export const ERR_UNKNOWN_OBJECT = 23;
+export const ERR_HOLD_FULL = 24;
+export const ERR_EMPTY = 25;
+export const ECONOMY_ERROR_TEXT = {
+  [ERR_TOO_FAR]: "Too far: fly closer.",
+  [ERR_UNKNOWN_OBJECT]: "No such target here (planets must be scanned before mining).",
+  [ERR_HOLD_FULL]: "The hold is full.",
+  [ERR_EMPTY]: "Nothing left there.",
+};
+
+/** Game time (frames' `time`, market and ledger times) counts seconds from this unix time. */
+export const GAME_EPOCH = Date.UTC(2026, 0, 1) / 1000;
 
 // ship row flags (frame `ships` rows [id, x, y, flags])
 export const SHIP_SCANNING = 64;

@@ -2,7 +2,7 @@
 // ladder, the recent trades, the price chart's geometry and the region's statistics.
 // Answers are read leniently: levels that are not [price, units] with positive integers, trades
 // without a price, candles without numbers are dropped.
-import { GOODS } from "./economy_protocol.js";
+import { GAME_EPOCH, GOODS } from "./economy_protocol.js";
 
 const posInt = (v) => Number.isSafeInteger(v) && v > 0;
 
@@ -45,9 +45,10 @@ export function tradesModel(book, limit = 12) {
   return out.slice(0, limit);
 }
 
-/** Candles from a history answer (a list, or `{candles: [...]}`), oldest first. */
+/** Candles from a history answer (`{buckets: [...]}`, or a list, or `{candles: [...]}`), oldest first. */
 export function parseCandles(answer) {
-  const list = Array.isArray(answer) ? answer : answer && Array.isArray(answer.candles) ? answer.candles : [];
+  const wrapped = answer && (Array.isArray(answer.buckets) ? answer.buckets : Array.isArray(answer.candles) ? answer.candles : null);
+  const list = Array.isArray(answer) ? answer : wrapped || [];
   return list
     .filter((c) => c && ["t", "open", "high", "low", "close"].every((k) => Number.isFinite(c[k])))
     .map((c) => ({ t: c.t, open: c.open, high: c.high, low: c.low, close: c.close, volume: Number.isFinite(c.volume) ? c.volume : 0 }))
@@ -94,6 +95,11 @@ export function statsRows(answer) {
     const s = src[good] && typeof src[good] === "object" ? src[good] : {};
     return { good, last: num(s.last), bid: num(s.bid), ask: num(s.ask), volume_24h: num(s.volume_24h) ?? 0, trades_24h: num(s.trades_24h) ?? 0 };
   });
+}
+
+/** A game time (seconds since GAME_EPOCH) as a local clock time "13:05:12", "" when unknown. */
+export function fmtGameTime(t) {
+  return Number.isFinite(t) ? new Date((GAME_EPOCH + t) * 1000).toLocaleTimeString() : "";
 }
 
 /** A price or count for people: "1,250", or "—" when unknown. */

@@ -5,8 +5,8 @@
 // the server's refusal is shown as it comes). Text goes through textContent only.
 import { el } from "./hud.js";
 import { FEE_RATE, GOOD_NAMES, GOODS, HISTORY_INTERVALS } from "./economy_protocol.js";
-import { chartModel, fmt } from "./marketModel.js";
-import { isOpen } from "./orderForm.js";
+import { chartModel, fmt, fmtGameTime } from "./marketModel.js";
+import { isOpen, orderStatus } from "./orderForm.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const CHART_W = 300;
@@ -84,17 +84,18 @@ export function createMarketPanel({ onGood, onInterval, onValidate, onPlace, onC
   function check(showAll = false) {
     const f = read();
     ttl.disabled = f.kind !== "limit";
-    price.placeholder = f.kind === "market" ? (f.side === "buy" ? "max cr / unit" : "any (1)") : "cr / unit";
+    price.placeholder = f.kind === "market" ? (f.side === "buy" ? "max cr / unit" : "min (any)") : "cr / unit";
     const r = onValidate(f);
     const msgs = Object.entries(r.errors)
       .filter(([k]) => showAll || (k === "price" ? price.value : k === "quantity" ? quantity.value : k === "ttl" ? ttl.value : true))
       .map(([, m]) => m);
     error.textContent = msgs.join(" ");
     submit.disabled = !r.ok;
-    const p = Number(r.order ? r.order.price : 0);
+    const p = Number(r.order && r.order.price != null ? r.order.price : 0);
     const q = Number(r.order ? r.order.quantity : 0);
     if (r.ok && f.side === "buy") estimate.textContent = `Escrow ${fmt(p * q)} cr and ${q} hold units${f.kind === "market" ? " (at most)" : ""}.`;
-    else if (r.ok) estimate.textContent = `Proceeds ${fmt(p * q - Math.ceil(p * q * FEE_RATE))} cr after the 2 % fee${f.kind === "market" ? " (at least)" : ""}.`;
+    else if (r.ok && p > 0) estimate.textContent = `Proceeds ${fmt(p * q - Math.ceil(p * q * FEE_RATE))} cr after the 2 % fee${f.kind === "market" ? " (at least)" : ""}.`;
+    else if (r.ok) estimate.textContent = "Sells at the best bids, less the 2 % fee.";
     else estimate.textContent = "";
     return r;
   }
@@ -167,7 +168,7 @@ export function createMarketPanel({ onGood, onInterval, onValidate, onPlace, onC
     },
     /** tradesModel() */
     setTrades(list) {
-      trades.replaceChildren(...list.map((t) => el("li", { class: "trade" }, el("span", { text: `${fmt(t.quantity)} u @ ${fmt(t.price)}` }), el("span", { class: "muted", text: t.time ? new Date(t.time * 1000).toLocaleTimeString() : "" }))));
+      trades.replaceChildren(...list.map((t) => el("li", { class: "trade" }, el("span", { text: `${fmt(t.quantity)} u @ ${fmt(t.price)}` }), el("span", { class: "muted", text: fmtGameTime(t.time) }))));
       if (!list.length) trades.append(el("li", { class: "muted", text: "no trades yet" }));
     },
     /** parseCandles() */
@@ -189,11 +190,12 @@ export function createMarketPanel({ onGood, onInterval, onValidate, onPlace, onC
         ...sorted.slice(0, 30).map((o) => {
           const open = isOpen(o);
           const done = Number.isSafeInteger(o.remaining) && Number.isSafeInteger(o.quantity) ? ` (${o.quantity - o.remaining}/${o.quantity} filled)` : "";
+          const status = o.cancelling && open ? "cancelling" : orderStatus(o);
           return el(
             "li",
             { class: `my-order ${open ? "open" : "done"}`, "data-order": String(o.id) },
-            el("span", { text: `${o.side} ${o.quantity} ${o.good} @ ${fmt(o.price)} ${o.kind || ""} · ${o.state || "open"}${done}` }),
-            open ? el("button", { type: "button", "data-cancel": String(o.id), text: "Cancel" }) : null,
+            el("span", { text: `${o.side} ${o.quantity} ${o.good} @ ${o.price == null ? "any" : fmt(o.price)} ${o.kind || ""} · ${status}${done}` }),
+            open && !o.cancelling ? el("button", { type: "button", "data-cancel": String(o.id), text: "Cancel" }) : null,
           );
         }),
       );

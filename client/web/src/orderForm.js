@@ -22,9 +22,14 @@ export function parseWhole(v) {
 /** Order states that are over (docs/economy.md §5 `closed` reasons, and filled). */
 export const FINISHED_STATES = new Set(["filled", "cancelled", "expired", "unfilled", "rejected", "closed"]);
 
-/** Whether an /api/me order is still open (any state but a finished one). */
+/** An /api/me order's status (`status`, or `state` as older answers may call it), "open" if absent. */
+export function orderStatus(order) {
+  return String(order.status ?? order.state ?? "open");
+}
+
+/** Whether an /api/me order is still open (any status but a finished one). */
 export function isOpen(order) {
-  return !FINISHED_STATES.has(order.state);
+  return !FINISHED_STATES.has(orderStatus(order));
 }
 
 function openOrders(orders) {
@@ -36,8 +41,8 @@ function openOrders(orders) {
  * against `state` (economy.js: credits, cargo, capacity, reserved, region, orders).
  * Returns `{ok, errors: {field: message}, order}`; `order` is the body of `POST
  * /api/me/orders` ({market, good, side, kind, price, quantity, ttl?}) when ok, else null.
- * A market sell with no price is sent with price 1 (sell at whatever the bids pay); ttl is
- * only sent for limit orders, and only when typed (the server's default is 7 days).
+ * A market sell with no price is sent without one (no floor: sell at whatever the bids pay);
+ * ttl is only sent for limit orders, and only when typed (the server's default is 7 days).
  */
 export function validateOrder(form, state) {
   const errors = {};
@@ -48,9 +53,11 @@ export function validateOrder(form, state) {
   if (!SIDES.includes(side)) errors.side = "Buy or sell?";
   if (!KINDS.includes(kind)) errors.kind = "Limit or market?";
 
-  let price = parseWhole(form.price);
-  if (price === null && kind === "market" && side === "sell") price = 1;
-  if (price === null) errors.price = kind === "market" ? "A market buy needs the most you pay per unit." : "Enter a price.";
+  const price = parseWhole(form.price);
+  const noFloor = price === null && kind === "market" && side === "sell";
+  if (noFloor) {
+    /* a market sell's lowest price is optional */
+  } else if (price === null) errors.price = kind === "market" ? "A market buy needs the most you pay per unit." : "Enter a price.";
   else if (Number.isNaN(price) || price < 1) errors.price = "The price is a whole number of credits, at least 1.";
   else if (price > MAX_PRICE) errors.price = `At most ${MAX_PRICE.toLocaleString("en")} credits per unit.`;
 
@@ -69,6 +76,7 @@ export function validateOrder(form, state) {
 
   const numbersOk = !errors.price && !errors.quantity && !errors.side && !errors.good;
   if (numbersOk && side === "buy") {
+    // a buy always has a price here (required above)
     const cost = price * quantity;
     if (state.credits !== null && state.credits !== undefined && cost > state.credits) {
       errors.quantity = `Costs up to ${cost.toLocaleString("en")} credits; you have ${state.credits.toLocaleString("en")}.`;
@@ -85,6 +93,7 @@ export function validateOrder(form, state) {
   const ok = Object.keys(errors).length === 0;
   if (!ok) return { ok, errors, order: null };
   const order = { market: state.region, good, side, kind, price, quantity };
+  if (noFloor) delete order.price;
   if (ttl !== null) order.ttl = ttl;
   if (form.ref) order.ref = String(form.ref);
   return { ok, errors, order };

@@ -66,7 +66,10 @@ function systemDefaults(view, systemId) {
     scanProgress: 0, // the scanner's progress bar, 0..1
     scanning: false, // own ship flagged SHIP_SCANNING (64)
     miningFlag: false, // own ship flagged SHIP_MINING (128)
-    mining: null, // target this page ordered mined, or null
+    mining: null, // target being mined (ordered here, confirmed by `mine` messages), or null
+    mined: {}, // {good: units} mined since the view opened (`mine` "mined" messages)
+    mineStopped: null, // the last `mine` "stopped" {target, reason}
+    lastLoot: null, // the last `loot` answer {wreck, goods}
     scanPulses: 0, // ships drawn scanning (flag 64: expanding pulses) in the last render
     miningBeams: 0, // ships drawn mining (flag 128: a beam to the field) in the last render
     targets: [], // [{target, type, name, distance, inScanRange, inMineRange}], nearest first

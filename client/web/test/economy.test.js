@@ -16,6 +16,9 @@ import {
   SCAN_GRACE,
   SCAN_TIMEOUT,
   scanStarted,
+  applyLootMessage,
+  applyMineMessage,
+  totalOf,
   watchScan,
   wreckSecondsLeft,
 } from "../src/economy.js";
@@ -146,12 +149,18 @@ test("planets on their orbits, fields from the discs, anomalies; nearest first w
   // the server's own field numbers win over the clustering
   const tagged = asteroidFields({ asteroids: system.asteroids.map((d, i) => ({ ...d, field: i === 2 ? 0 : 3 })) });
   assert.deepEqual(tagged.map((f) => [f.index, f.discs.length]), [[0, 1], [3, 2]]);
-  const listed = asteroidFields({ asteroids: system.asteroids, fields: [{ index: 4, x: 1, y: 2 }] });
-  assert.deepEqual(listed.map((f) => [f.index, f.x, f.y]), [[4, 1, 2]]);
+  // the server's `fields` win: each rock goes to the field whose disc holds it
+  const listed = asteroidFields({
+    asteroids: system.asteroids,
+    fields: [{ index: 1, x: -500, y: 0, radius: 40 }, { index: 0, x: 530, y: 20, radius: 70 }, { index: "x", x: 0, y: 0 }],
+  });
+  assert.deepEqual(listed.map((f) => [f.index, f.discs.length, f.radius]), [[0, 2, 70], [1, 1, 40]]);
 
-  const targets = scanTargets(system, { x: 400, y: 0 }, 0);
+  const targets = scanTargets({ ...system, planets: [{ ...system.planets[0], radius: 10 }] }, { x: 400, y: 0 }, 0);
   assert.deepEqual(targets.map((t) => t.target), ["field:0", "planet:1", "anomaly:0", "field:1"]);
   const byId = Object.fromEntries(targets.map((t) => [t.target, t]));
+  // the room's distances: a field's nearest rock edge, a planet's surface, an anomaly's point
+  assert.deepEqual(targets.map((t) => Math.round(t.distance)), [70, 190, Math.round(Math.hypot(400, 400)), 860]);
   assert.equal(byId["field:0"].inMineRange, true);
   assert.equal(byId["planet:1"].inScanRange, true); // 200 units away
   assert.equal(byId["planet:1"].inMineRange, false);
@@ -188,4 +197,36 @@ test("watchScan: a flag that comes and goes without a result, or no answer at al
   assert.deepEqual(watchScan(null, null, true, 0), { watch: null, failure: null });
   const failed = scanFailed({ ...initialEconomy(), scan }, null, "no answer from the system");
   assert.equal(failed.scan.state, "failed");
+});
+
+test("mine messages: started, mined adds up, stopped ends with its reason; loot answers", () => {
+  let s = { ...initialEconomy(), mining: "field:1" };
+  s = applyMineMessage(s, { target: "field:2", state: "started" });
+  assert.equal(s.mining, "field:2");
+  s = applyMineMessage(s, { target: "field:2", state: "mined", goods: { ferrite: 4 } });
+  s = applyMineMessage(s, { target: "field:2", state: "mined", goods: { ferrite: 2, ice: 2, bad: -1 } });
+  assert.deepEqual(s.mined, { ferrite: 6, ice: 2 });
+  assert.equal(applyMineMessage(s, { target: "field:2", state: "weird" }), s);
+  const other = applyMineMessage(s, { target: "field:9", state: "stopped", reason: "replaced" });
+  assert.equal(other.mining, "field:2"); // an older order's end does not stop the newer one
+  s = applyMineMessage(s, { target: "field:2", state: "stopped", reason: "hold full" });
+  assert.deepEqual([s.mining, s.mineStopped], [null, { target: "field:2", reason: "hold full" }]);
+  s = applyLootMessage(s, { wreck: 4, goods: { platinum: 3 } });
+  assert.deepEqual(s.lastLoot, { wreck: 4, goods: { platinum: 3 } });
+  assert.equal(applyLootMessage(s, { wreck: "4" }), s);
+  assert.equal(totalOf({ ferrite: 3, ice: 4 }), 7);
+  assert.equal(totalOf(12), 12);
+  assert.equal(totalOf(undefined), 0);
+});
+
+test("a scan's started message restarts the local progress clock; cancelled fails it", () => {
+  let s = scanStarted(initialEconomy(), "anomaly:0", null, 10); // queued while offline
+  s = applyScanMessage(s, { target: "anomaly:0", state: "started", ends: 99 }, 50);
+  assert.equal(s.scan.started, 50);
+  assert.equal(scanProgress(s.scan, 50 + SCAN_SECONDS / 3), 1 / 3);
+  s = applyScanMessage(s, { target: "anomaly:0", state: "cancelled", reason: "moved" }, 51);
+  assert.deepEqual([s.scan.state, s.scan.error], ["failed", "moved"]);
+  s = applyScanMessage(s, { target: "anomaly:0", state: "done", kind: "derelict", resources: {}, lore: "x", fragments: [], origin: "war" }, 60);
+  assert.equal(s.scan.state, "done");
+  assert.equal(s.lastScan.kind, "derelict");
 });

@@ -55,7 +55,8 @@ test("a sell needs the goods; a market sell without a price goes at any price", 
   assert.match(validateOrder(form({ side: "sell", good: "ice", quantity: "1" }), rich).errors.quantity, /You have 0 ice/);
   const m = validateOrder(form({ side: "sell", kind: "market", price: "", ttl: "99" }), rich);
   assert.equal(m.ok, true);
-  assert.deepEqual(m.order, { market: "core", good: "ferrite", side: "sell", kind: "market", price: 1, quantity: 5 }); // no ttl on a market order
+  assert.deepEqual(m.order, { market: "core", good: "ferrite", side: "sell", kind: "market", quantity: 5 }); // no floor, no ttl on a market order
+  assert.equal(validateOrder(form({ side: "sell", kind: "market", price: "9" }), rich).order.price, 9);
   assert.match(validateOrder(form({ kind: "market", price: "" }), rich).errors.price, /market buy needs/);
 });
 
@@ -66,7 +67,9 @@ test("no market in transit; at most 50 open orders", () => {
   orders[0].state = "filled";
   assert.equal(validateOrder(form(), { ...rich, orders }).ok, true);
   assert.equal(isOpen({ state: "cancelled" }), false);
-  assert.equal(isOpen({ state: "partial" }), true);
+  assert.equal(isOpen({ status: "expired" }), false);
+  assert.equal(isOpen({ status: "open", cancelling: true }), true);
+  assert.equal(isOpen({}), true);
 });
 
 test("bookModel: sorted sides, cumulative depth, widths against the deeper side, spread", () => {
@@ -85,6 +88,7 @@ test("bookModel: sorted sides, cumulative depth, widths against the deeper side,
 test("trades newest first; candles oldest first; chart geometry in the box", () => {
   const t = tradesModel({ trades: [{ trade: 1, price: 10, quantity: 2, time: 5 }, { trade: 2, price: 11, quantity: 1, time: 9 }, { price: 0, quantity: 1 }] });
   assert.deepEqual(t.map((x) => x.trade), [2, 1]);
+  assert.equal(parseCandles({ good: "ice", interval: 60, buckets: [{ t: 60, open: 1, high: 1, low: 1, close: 1, volume: 2, trades: 1 }] })[0].volume, 2);
   const c = parseCandles({ candles: [{ t: 120, open: 10, high: 14, low: 9, close: 12, volume: 3 }, { t: 60, open: 8, high: 10, low: 8, close: 10 }, { t: 0, open: "x" }] });
   assert.deepEqual(c.map((x) => x.t), [60, 120]);
   assert.equal(c[0].volume, 0);
