@@ -9,9 +9,13 @@ sent to the system, and the ``cargo``, ``wrecks`` and ``scan`` messages it answe
   "reserved"}`` (None before the first); shortcuts ``credits`` and ``hold``;
 - ``wrecks``: the system's wrecks from the last ``wrecks`` message, ``{id: {"id", "x", "y",
   "goods", "expires"}}``;
-- ``scans``: every ``scan`` payload received (started, progress and results, in order);
-  ``scan_results``: target -> the last result (a payload with ``kind``/``resources``/``lore``);
-  ``last_scan``: the last result.
+- ``scans``: every ``scan`` payload received (``started``, then ``done`` or ``cancelled``, in
+  order); ``scan_results``: target -> the last result (a payload with
+  ``kind``/``resources``/``lore``); ``last_scan``: the last result;
+- ``mining``: the target the system says we mine (a ``mine`` message ``started`` sets it,
+  ``stopped`` clears it), ``mined``: ``{good: units}`` of the ``mined`` messages, ``mine_events``:
+  every ``mine`` payload;
+- ``loots``: every ``loot`` answer ``{"wreck", "goods"}``.
 
 The message types and flags are the contract's (docs/economy.md); they move to
 ``rooms/protocol.py`` with the server side, and these names then re-export them.
@@ -25,7 +29,7 @@ from typing import Any
 from .market import MarketClient
 
 __all__ = ["Economy", "SCAN", "MINE", "LOOT", "CARGO", "WRECKS", "SHIP_SCANNING", "SHIP_MINING", "GOODS",
-           "target"]
+           "ERR_TOO_FAR", "ERR_UNKNOWN_OBJECT", "ERR_HOLD_FULL", "ERR_EMPTY", "target"]
 
 SCAN = "scan"
 """Client -> system ``{"target": "planet:<id>" | "field:<index>" | "anomaly:<index>"}``; also
@@ -38,6 +42,14 @@ CARGO = "cargo"
 """System -> client: ``{"credits", "cargo", "capacity", "reserved"}`` (the pilot's ledger)."""
 WRECKS = "wrecks"
 """System -> client: the system's wrecks ``[{"id", "x", "y", "goods", "expires"}]``."""
+ERR_TOO_FAR = 22
+"""``scan``/``mine``/``loot`` beyond range (also seq 0 when mining stops out of range)."""
+ERR_UNKNOWN_OBJECT = 23
+"""No such target or wreck; ``mine`` of an anomaly or an unscanned planet."""
+ERR_HOLD_FULL = 24
+"""``mine``/``loot`` with no free hold space (also seq 0 when mining stops for it)."""
+ERR_EMPTY = 25
+"""``mine`` of an empty field (also seq 0), ``loot`` of an empty wreck."""
 SHIP_SCANNING = 64
 """Ship row flag: the ship is scanning."""
 SHIP_MINING = 128
@@ -70,9 +82,13 @@ class Economy:
         self.scans: list[dict] = []
         self.scan_results: dict[str, dict] = {}
         self.last_scan: dict | None = None
+        self.mining: str | None = None
+        self.mined: dict[str, int] = {}
+        self.mine_events: list[dict] = []
+        self.loots: list[dict] = []
 
     def _on_economy_message(self, type_: str, payload: Any) -> bool:
-        """Keep a ``cargo``/``wrecks``/``scan`` message; True when it was one of them."""
+        """Keep a ``cargo``/``wrecks``/``scan``/``mine``/``loot`` message; True when it was one."""
         if type_ == CARGO and isinstance(payload, dict):
             self.cargo = payload
         elif type_ == WRECKS:
@@ -80,6 +96,18 @@ class Economy:
             if not isinstance(items, list):
                 return True
             self.wrecks = {w["id"]: w for w in items if isinstance(w, dict) and isinstance(w.get("id"), int)}
+        elif type_ == MINE and isinstance(payload, dict):
+            self.mine_events.append(payload)
+            state = payload.get("state")
+            if state == "started":
+                self.mining = payload.get("target")
+            elif state == "mined":
+                for good, units in (payload.get("goods") or {}).items():
+                    self.mined[good] = self.mined.get(good, 0) + units
+            elif state == "stopped" and payload.get("target") in (self.mining, None):
+                self.mining = None
+        elif type_ == LOOT and isinstance(payload, dict):
+            self.loots.append(payload)
         elif type_ == SCAN and isinstance(payload, dict):
             self.scans.append(payload)
             if _result(payload):

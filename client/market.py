@@ -34,6 +34,12 @@ def _seg(value: Any) -> str:
     return quote(str(value), safe="")
 
 
+def _query(**params: int | None) -> str:
+    """``?k=v&...`` of the parameters that are not None ("" when none is)."""
+    given = {k: int(v) for k, v in params.items() if v is not None}
+    return "?" + urlencode(given) if given else ""
+
+
 class MarketClient:
     """HTTP calls of one player (``token``) to the gateway at ``base_url`` (``http://`` or
     ``ws://``). ``session``: an ``aiohttp.ClientSession`` to share (closed by ``close()`` only
@@ -84,15 +90,19 @@ class MarketClient:
         "free", "region", "system", "orders", "totals"}``."""
         return await self.request("GET", "/api/me")
 
-    async def place_order(self, market: str, good: str, side: str, kind: str, price: int, quantity: int, *,
+    async def place_order(self, market: str, good: str, side: str, kind: str, price: int | None, quantity: int, *,
                           ttl: int | None = None, ref: str | None = None) -> dict:
         """``POST /api/me/orders``: a ``side`` (``buy``/``sell``) ``kind`` (``limit``/``market``)
         order for ``quantity`` units of ``good`` at ``price`` credits per unit on the market of
-        region ``market`` (a market buy's ``price`` is the most it pays); ``ttl`` seconds
-        (server default 7 days), ``ref`` a client reference. Returns ``{"order": {...}}`` (201).
-        Raises ``StarholdHTTPError`` (4xx ``{"error", "code"}``) when the server refuses it."""
-        body: dict[str, Any] = {"market": market, "good": good, "side": side, "kind": kind,
-                                "price": price, "quantity": quantity}
+        region ``market`` (a market buy's ``price`` is the most it pays, a market sell's the
+        least it takes; None leaves it out: a market sell without a floor); ``ttl`` seconds
+        (server default 7 days), ``ref`` a client reference (a retry with the same ``ref``
+        answers 200 with the kept order). Returns ``{"order": {...}}`` (201, or 200 for a
+        ``ref`` retry). Raises ``StarholdHTTPError`` (4xx ``{"error", "code"}``) when the server
+        refuses it."""
+        body: dict[str, Any] = {"market": market, "good": good, "side": side, "kind": kind, "quantity": quantity}
+        if price is not None:
+            body["price"] = price
         if ttl is not None:
             body["ttl"] = ttl
         if ref is not None:
@@ -104,19 +114,24 @@ class MarketClient:
         ``cancelled`` (or was already filled). Returns the answer's JSON, if any."""
         return await self.request("DELETE", f"/api/me/orders/{_seg(order_id)}", ok=(200, 202))
 
-    async def graph(self) -> dict:
-        """``GET /api/me/graph``: ``{"fragments": [{"subject", "predicate", "object", "time",
-        "scan"}], "count"}``: the pilot's Knowledge Graph."""
-        return await self.request("GET", "/api/me/graph")
+    async def graph(self, after: int | None = None, limit: int | None = None) -> dict:
+        """``GET /api/me/graph``: a page of the pilot's Knowledge Graph, ``{"fragments": [{"seq",
+        "id", "subject", "predicate", "object", "time", "scan"}], "count", "next"}``: the
+        fragments with ``seq`` > ``after``, at most ``limit`` (server defaults when None);
+        ``next`` is the ``after`` of the next page (None on the last)."""
+        return await self.request("GET", "/api/me/graph" + _query(after=after, limit=limit))
 
-    async def discoveries(self) -> Any:
-        """``GET /api/discoveries``: the galaxy's first discoverers of fragments."""
-        return await self.request("GET", "/api/discoveries")
+    async def discoveries(self, after: int | None = None, before: int | None = None,
+                          limit: int | None = None) -> dict:
+        """``GET /api/discoveries``: a page of the galaxy's first discoveries, ``{"discoveries":
+        [{"seq", "id", "subject", "predicate", "object", "player", "name", "time"}], "count",
+        "next"}`` (oldest first after ``after``; else newest first, before ``before``)."""
+        return await self.request("GET", "/api/discoveries" + _query(after=after, before=before, limit=limit))
 
     # ---- the markets ----
     async def market(self, region: str) -> dict:
-        """``GET /api/market/{region}``: per good ``{"last", "bid", "ask", "volume_24h",
-        "trades_24h"}``."""
+        """``GET /api/market/{region}``: ``{"region", "time", "goods": {good: {"last", "bid",
+        "ask", "volume_24h", "trades_24h"}}}`` (public: the token is sent but not needed)."""
         return await self.request("GET", f"/api/market/{_seg(region)}")
 
     async def book(self, region: str, good: str) -> dict:
@@ -124,13 +139,11 @@ class MarketClient:
         [[price, units]], "trades": [{"trade", "price", "quantity", "time"}]}``."""
         return await self.request("GET", f"/api/market/{_seg(region)}/{_seg(good)}")
 
-    async def history(self, region: str, good: str, interval: int = 3600, limit: int | None = None) -> list:
-        """``GET /api/market/{region}/{good}/history``: OHLC candles ``[{"t", "open", "high",
-        "low", "close", "volume"}]`` of ``interval`` seconds (60, 3600 or 86400; ValueError
+    async def history(self, region: str, good: str, interval: int = 3600, limit: int | None = None) -> dict:
+        """``GET /api/market/{region}/{good}/history``: OHLC buckets ``{"good", "interval",
+        "buckets": [{"t", "open", "high", "low", "close", "volume", "trades"}]}`` of ``interval`` seconds (60, 3600 or 86400; ValueError
         otherwise), at most ``limit`` of them (server default when None)."""
         if interval not in HISTORY_INTERVALS:
             raise ValueError(f"interval must be one of {HISTORY_INTERVALS}")
-        query: dict[str, int] = {"interval": interval}
-        if limit is not None:
-            query["limit"] = int(limit)
-        return await self.request("GET", f"/api/market/{_seg(region)}/{_seg(good)}/history?{urlencode(query)}")
+        return await self.request("GET", f"/api/market/{_seg(region)}/{_seg(good)}/history"
+                                  + _query(interval=interval, limit=limit))

@@ -17,7 +17,7 @@ from starhold.client import economy as E
 
 TOKEN = "tok-123"
 CARGO = {"credits": 1000, "cargo": {"ferrite": 8}, "capacity": 100, "reserved": 0}
-RESULT = {"target": "planet:3", "kind": "gas giant", "region": "core", "resources": {"helium3": 120},
+RESULT = {"target": "planet:3", "state": "done", "scan": "sol:1", "kind": "gas giant", "region": "core", "resources": {"helium3": 120},
           "lore": "Old beacons.", "fragments": [["planet:sol:3", "has_resource", "resource:helium3"]]}
 WRECK = {"id": 7, "x": 10.0, "y": -5.0, "goods": {"platinum": 4}, "expires": 600.0}
 
@@ -44,13 +44,20 @@ def make_app(log: list) -> web.Application:
                     "system": {"id": "sol", "region": "core", "planets": []}}))
                 await sock.send_bytes(_env("cargo", 0, CARGO))
             elif type_ == "scan":
-                await sock.send_bytes(_env("scan", 0, {"target": payload["target"], "state": "started"}))
+                await sock.send_bytes(_env("scan", seq, {"target": payload["target"], "state": "started", "ends": 3.1}))
                 await sock.send_bytes(_env("scan", 0, RESULT))
-            elif type_ == "mine":
+            elif type_ == "mine" and payload["target"]:
+                target = payload["target"]
+                await sock.send_bytes(_env("mine", seq, {"target": target, "state": "started"}))
+                await sock.send_bytes(_env("mine", 0, {"target": target, "state": "mined", "goods": {"ferrite": 4}}))
                 await sock.send_bytes(_env("cargo", 0, {**CARGO, "cargo": {"ferrite": 12}}))
+            elif type_ == "mine":
+                await sock.send_bytes(_env("mine", 0, {"target": "field:1", "state": "stopped", "reason": "stopped"}))
+            elif type_ == "loot" and payload["wreck"] == 7:
+                await sock.send_bytes(_env("loot", seq, {"wreck": 7, "goods": {"platinum": 4}}))
+                await sock.send_bytes(_env("wrecks", 0, {"wrecks": [WRECK, {"id": "bad"}]}))
             elif type_ == "loot":
-                await sock.send_bytes(_env("wrecks", 0, [WRECK, {"id": "bad"}]))
-                await sock.send_bytes(_env("error", seq, {"code": 99, "message": "wreck out of range"}))
+                await sock.send_bytes(_env("error", seq, {"code": E.ERR_TOO_FAR, "message": "wreck out of range"}))
         return sock
 
     async def http(request: web.Request) -> web.Response:
@@ -66,13 +73,15 @@ def make_app(log: list) -> web.Application:
         if path == "/api/me":
             return web.json_response({"player": "g-1", "credits": 1000, "orders": []})
         if path.endswith("/history"):
-            return web.json_response([{"t": 0, "open": 1, "high": 2, "low": 1, "close": 2, "volume": 3}])
+            return web.json_response({"good": "ferrite", "interval": 60, "buckets": [
+                {"t": 0, "open": 1, "high": 2, "low": 1, "close": 2, "volume": 3, "trades": 1}]})
         if path == "/api/market/core/ferrite":
             return web.json_response({"good": "ferrite", "bids": [[9, 5]], "asks": [[11, 2]], "trades": []})
         if path == "/api/market/core":
-            return web.json_response({"ferrite": {"last": 10, "bid": 9, "ask": 11, "volume_24h": 7, "trades_24h": 2}})
+            return web.json_response({"region": "core", "time": 5.0, "goods": {
+                "ferrite": {"last": 10, "bid": 9, "ask": 11, "volume_24h": 7, "trades_24h": 2}}})
         if path == "/api/me/graph":
-            return web.json_response({"fragments": [], "count": 0})
+            return web.json_response({"fragments": [], "count": 0, "next": None})
         if path == "/api/discoveries":
             return web.Response(text="oops", status=503)
         return web.json_response({"error": "no such route"}, status=404)
@@ -106,22 +115,29 @@ async def test_scan_mine_loot_are_sent_and_their_answers_kept(server):
         await client.wait_for(lambda c: c.last_scan is not None, timeout=5)
         assert client.last_scan == RESULT
         assert client.scan_results["planet:3"] == RESULT
-        assert [s.get("state") for s in client.scans] == ["started", None]
+        assert [s.get("state") for s in client.scans] == ["started", "done"]
 
         await client.mine("field:1")
         await client.wait_for(lambda c: c.hold.get("ferrite") == 12, timeout=5)
+        assert client.mining == "field:1" and client.mined == {"ferrite": 4}
         await client.mine(None)
+        await client.wait_for(lambda c: c.mining is None, timeout=5)
+        assert [e["state"] for e in client.mine_events] == ["started", "mined", "stopped"]
 
-        loot_seq = await client.loot(7)
-        await client.wait_for(lambda c: any(e["seq"] == loot_seq for e in c.errors), timeout=5)
+        await client.loot(7)
+        await client.wait_for(lambda c: c.wrecks, timeout=5)
         assert client.wrecks == {7: WRECK}  # the malformed wreck is dropped
+        assert client.loots == [{"wreck": 7, "goods": {"platinum": 4}}]
+        far_seq = await client.loot(8)
+        await client.wait_for(lambda c: any(e["seq"] == far_seq for e in c.errors), timeout=5)
+        assert client.errors[-1]["code"] == E.ERR_TOO_FAR
 
     sent = [(t, s, p) for t, s, p in (e for e in log if len(e) == 3)]
     assert log[0] == ("ws", TOKEN)
-    assert [t for t, _, _ in sent] == ["join", "scan", "mine", "mine", "loot"]
+    assert [t for t, _, _ in sent] == ["join", "scan", "mine", "mine", "loot", "loot"]
     assert sent[1] == ("scan", seq, {"target": "planet:3"})
     assert [p for t, _, p in sent if t == "mine"] == [{"target": "field:1"}, {"target": None}]
-    assert sent[-1] == ("loot", loot_seq, {"wreck": 7})
+    assert sent[-1] == ("loot", far_seq, {"wreck": 8})
     assert [s for _, s, _ in sent] == sorted(s for _, s, _ in sent)  # numbered like every input
 
 
@@ -148,14 +164,15 @@ async def test_market_client_requests_and_answers(server):
         placed = await api.place_order("core", "ferrite", "buy", "limit", 10, 5, ttl=3600, ref="r1")
         assert placed["order"]["id"] == "o-1"
         assert await api.cancel_order("o 1") is None
-        assert (await api.market("core"))["ferrite"]["last"] == 10
+        assert (await api.market("core"))["goods"]["ferrite"]["last"] == 10
         assert (await api.book("core", "ferrite"))["bids"] == [[9, 5]]
-        assert (await api.history("core", "ferrite", 60, limit=10))[0]["volume"] == 3
+        assert (await api.history("core", "ferrite", 60, limit=10))["buckets"][0]["volume"] == 3
         assert (await api.graph())["count"] == 0
+        await api.graph(after=500, limit=100)
         with pytest.raises(ValueError):
             await api.history("core", "ferrite", 5)
         with pytest.raises(StarholdHTTPError) as refused:
-            await api.place_order("core", "ferrite", "sell", "market", 1, 10_001)
+            await api.place_order("core", "ferrite", "sell", "market", None, 10_001)
         assert refused.value.status == 400
         assert refused.value.body == {"error": "quantity must be 1-10000", "code": "bad_quantity"}
         with pytest.raises(StarholdHTTPError) as down:
@@ -171,14 +188,15 @@ async def test_market_client_requests_and_answers(server):
         ("GET", "/api/market/core/ferrite"),
         ("GET", "/api/market/core/ferrite/history?interval=60&limit=10"),
         ("GET", "/api/me/graph"),
+        ("GET", "/api/me/graph?after=500&limit=100"),
         ("POST", "/api/me/orders"),
         ("GET", "/api/discoveries"),
     ]
     assert all(auth == f"Bearer {TOKEN}" for _, _, auth, _ in calls)
     assert calls[1][3] == {"market": "core", "good": "ferrite", "side": "buy", "kind": "limit", "price": 10,
                            "quantity": 5, "ttl": 3600, "ref": "r1"}
-    assert calls[7][3] == {"market": "core", "good": "ferrite", "side": "sell", "kind": "market", "price": 1,
-                           "quantity": 10_001}
+    assert calls[8][3] == {"market": "core", "good": "ferrite", "side": "sell", "kind": "market",
+                           "quantity": 10_001}  # no floor: no price
 
 
 async def test_market_api_shares_the_clients_token_and_session(server):
