@@ -1,5 +1,5 @@
 // The economy dock (#economy) in a system view: the cargo summary always on top (credits and
-// the hold bar: used, reserved by open buy orders, free), then tabs: Cargo (the goods in the
+// the hold bar: used, reserved by open orders, free), then tabs: Cargo (the goods in the
 // hold and the pilot's audit counters), Scanner, Market, Knowledge. Text goes through
 // textContent only.
 import { el } from "./hud.js";
@@ -34,7 +34,7 @@ export function createEconomyDock({ tabs, onTab }) {
   const holdText = el("span", { class: "eco-hold-text", id: "holdText", text: "hold —" });
   const usedBar = el("span", { class: "hold-used" });
   const reservedBar = el("span", { class: "hold-reserved" });
-  const bar = el("div", { class: "hold-bar", id: "holdBar", title: "used / reserved for open buys / free" }, usedBar, reservedBar);
+  const bar = el("div", { class: "hold-bar", id: "holdBar", title: "used / reserved for open orders / free" }, usedBar, reservedBar);
   const head = el("div", { class: "eco-head" }, el("div", { class: "eco-row" }, credits, holdText), bar);
   const buttons = el("div", { class: "eco-tabs", role: "tablist" });
   const bodies = el("div", { class: "eco-bodies" });

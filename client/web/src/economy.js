@@ -77,7 +77,7 @@ export function applyMe(state, me) {
   return next;
 }
 
-/** The hold: capacity, used (cargo), reserved (open buys), free; shares in [0, 1] for the bar. */
+/** The hold: capacity, used (cargo), reserved (open orders), free; shares in [0, 1] for the bar. */
 export function holdModel(state) {
   const capacity = state.capacity || 0;
   const used = sumGoods(state.cargo);

@@ -56,7 +56,7 @@ function systemDefaults(view, systemId) {
     credits: null, // the ledger's credits (`cargo` messages, /api/me)
     cargo: {}, // {good: units} in the hold
     capacity: 0, // hold size, units
-    reserved: 0, // hold units reserved for open buy orders
+    reserved: 0, // hold units reserved for open orders (a buy's unfilled units, a sell's goods)
     free: 0, // capacity - cargo - reserved
     cargoUpdates: 0, // `cargo` messages applied
     region: null, // "core" | "mid" | "outer": the market the ship trades on
