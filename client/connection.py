@@ -60,6 +60,7 @@ import aiohttp
 
 from ..rooms import protocol
 from .backoff import Backoff
+from .economy import Economy
 from .http import (DEFAULT_GUEST_NAME, ClientClosed, StarholdHTTPError, create_game, game_path,  # noqa: F401
                    guest_token, http_base, system_path, ws_base)
 from .inputs import _Input, plan_resend  # noqa: F401  (tests reach them here)
@@ -76,7 +77,7 @@ HEARTBEAT = 15.0
 it and the socket counts as dropped (a half-open connection the server would only notice later)."""
 
 
-class StarholdClient(Travel, Receiver):
+class StarholdClient(Economy, Travel, Receiver):
     """One player's connection to one room (a solar system or a game) on a Starhold gateway.
 
     ``base_url``: the gateway (``http://127.0.0.1:8000``). ``room``: a system id, name or alias
@@ -99,7 +100,9 @@ class StarholdClient(Travel, Receiver):
     ``close_code`` (the last), ``reconnects``, ``frames``, ``resyncs``, ``dropped``; and the
     travel and chat state of ``client.travel.Travel`` (``jumps``, ``elsewhere``, ``chat``,
     ``presence``, ``routes``): the client follows its ship from system to system unless
-    ``follow=False``.
+    ``follow=False``; and the economy state of ``client.economy.Economy`` (``cargo``,
+    ``credits``, ``hold``, ``wrecks``, ``scans``, ``scan_results``, ``last_scan``; orders
+    ``scan``, ``mine``, ``loot``; ``market_api()`` for the HTTP side).
     """
 
     def __init__(self, base_url: str, room: str = "Sol", *, token: str | None = None, name: str | None = None,
@@ -167,6 +170,7 @@ class StarholdClient(Travel, Receiver):
         self._ended: set = set()  # sockets whose reader has finished
         self._tasks: set[asyncio.Task] = set()
         self._travel_init(follow)
+        self._economy_init()
 
     # ---- constructors ----------------------------------------------------------------------
     @classmethod

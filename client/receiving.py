@@ -81,7 +81,7 @@ class Receiver:
             self._on_welcome(payload)
         elif type_ == protocol.ERROR:
             self.errors.append({**payload, "seq": seq})
-        else:
+        elif not self._on_economy_message(type_, payload):
             self._on_travel_message(type_, payload)
         self.messages.append((self.received, type_, seq, payload))
         self.received += 1

@@ -123,7 +123,7 @@ export function createSystemPanel({ onReconnect, onFollow, onJump }) {
   const hint = el("p", {
     class: "hint",
     id: "controlsHint",
-    text: "Click the plane to fly there. Click another ship to attack it (red: pirates; grey discs: asteroids, no-fly). Drag to orbit, wheel to zoom.",
+    text: "Click the plane to fly there. Click another ship to attack it (red: pirates; grey discs: asteroids, no-fly). Click a planet, asteroid field or anomaly to target it in the Scanner, a wreck to loot it. Drag to orbit, wheel to zoom.",
   });
   const node = el("section", { class: "panel system-panel" }, title, info, ship, reconnect, followLabel, lanesTitle, lanes, hint);
 

@@ -22,6 +22,7 @@ import "@babylonjs/core/Culling/ray.js";
 import { cachedGalaxy, fetchGalaxy, fetchSystem } from "./api.js";
 import { auth, displayName } from "./session.js";
 import { SystemGame } from "./systemGame.js";
+import { EconomyGame } from "./economyGame.js";
 import { createSystemPanel, mountPanel, setCrumb, setQueued, setStatus, showToast } from "./hud.js";
 import { projectToCss } from "./labels.js";
 import { GameClock, INTERP_DELAY, SnapshotBuffer } from "./interpolation.js";
@@ -140,6 +141,7 @@ export class SystemView {
 
     this._buildScene();
     this.game = new SystemGame(this); // station, jump points, effects, chat, following the ship
+    this.economy = new EconomyGame(this); // cargo, scanner, mining, wrecks, market (issue 16)
     this._bindPointer();
     this._connect();
     this._loadLanes();
@@ -388,6 +390,7 @@ export class SystemView {
           this.attack(shipId);
           return;
         }
+        if (this.economy.click(this.scene.pointerX, this.scene.pointerY)) return; // a wreck, planet, field or anomaly
         const pick = this.scene.pick(this.scene.pointerX, this.scene.pointerY, (m) => m === this.ground);
         if (!pick || !pick.hit || !pick.pickedPoint) return;
         const L = this.worldLimit;
@@ -447,9 +450,13 @@ export class SystemView {
       onStatus: (st) => this._onStatus(st),
       onWelcome: (w, seq, info) => this._onWelcome(w, info),
       onFrame: (f, result) => this._onFrame(f, result),
-      onMessage: (type, seq, p) => this.game.onMessage(type, seq, p),
+      onMessage: (type, seq, p) => this.economy.onMessage(type, seq, p) || this.game.onMessage(type, seq, p),
       onMoved: (code) => this.game.onMoved(code),
       onServerError: (e, seq) => {
+        if (this.economy.onError(e, seq)) {
+          hook.lastError = { code: e.code, message: e.message, seq };
+          return;
+        }
         if (this.game.onError(e)) {
           if (e.code !== ERR_ELSEWHERE) hook.lastError = { code: e.code, message: e.message, seq };
           return;
@@ -532,6 +539,7 @@ export class SystemView {
       showToast(`Reconnected (${what}${info.resent ? `, ${info.resent} command${info.resent === 1 ? "" : "s"} resent` : ""}).`, 2500);
     }
     this.game.onWelcome(w);
+    this.economy.onWelcome(w);
   }
 
   _onFrame(f, result) {
@@ -593,6 +601,7 @@ export class SystemView {
     this.drawn = states;
     this._updateShips(states);
     this.game.render(states, now);
+    this.economy.render(states, now, t);
     this._updateMarkers(now);
     this.camera.panningSensibility = 12000 / this.camera.radius;
     if (this.follow && this.ownShip) {
@@ -749,6 +758,7 @@ export class SystemView {
       labels.place(scene, this.canvas, `ship:${id}`, text, v, cls);
     }
     this.game.placeLabels(labels);
+    this.economy.placeLabels(labels);
     labels.end();
   }
 
@@ -771,6 +781,7 @@ export class SystemView {
     window.removeEventListener("online", this._online);
     this.conn.stop("left system");
     this.game.dispose();
+    this.economy.dispose();
     setStatus(null);
     this.ctx.labels.clear();
     mountPanel(null);

@@ -52,6 +52,40 @@ function systemDefaults(view, systemId) {
     tell: () => null, // (player id, text) -> seq, or an error text
     jump: () => null, // (system id) -> seq (queued like move_to)
     engageRoute: () => null, // (system id) -> seq: autopilot from the current system
+    // issue 16, per system view (economyGame.js)
+    credits: null, // the ledger's credits (`cargo` messages, /api/me)
+    cargo: {}, // {good: units} in the hold
+    capacity: 0, // hold size, units
+    reserved: 0, // hold units reserved for open orders (a buy's unfilled units, a sell's goods)
+    free: 0, // capacity - cargo - reserved
+    cargoUpdates: 0, // `cargo` messages applied
+    region: null, // "core" | "mid" | "outer": the market the ship trades on
+    wrecks: [], // [{id, x, y, goods, expires}] in this system
+    lastScan: null, // the last scan result {target, kind, region, resources, lore, fragments}
+    scanState: null, // {target, state: scanning|done|failed, started, progress, seq, error}
+    scanProgress: 0, // the scanner's progress bar, 0..1
+    scanning: false, // own ship flagged SHIP_SCANNING (64)
+    miningFlag: false, // own ship flagged SHIP_MINING (128)
+    mining: null, // target being mined (ordered here, confirmed by `mine` messages), or null
+    mined: {}, // {good: units} mined since the view opened (`mine` "mined" messages)
+    mineStopped: null, // the last `mine` "stopped" {target, reason}
+    lastLoot: null, // the last `loot` answer {wreck, goods}
+    scanPulses: 0, // ships drawn scanning (flag 64: expanding pulses) in the last render
+    miningBeams: 0, // ships drawn mining (flag 128: a beam to the field) in the last render
+    targets: [], // [{target, type, name, distance, inScanRange, inMineRange}], nearest first
+    orders: [], // /api/me orders
+    lastOrder: null, // the last order POST /api/me/orders answered
+    market: null, // {region, good, interval, stats, book (bookModel), trades, candles}
+    graphCount: 0, // fragments in the last /api/me/graph
+    economyError: null, // {where, status, message} of the last failed /api/me
+    scan: () => null, // (target) -> seq (queued like jump)
+    mine: () => null, // (target) -> seq
+    stopMining: () => null, // -> seq of `mine {target: null}`
+    loot: () => null, // (wreck id) -> seq
+    placeOrder: () => Promise.reject(new Error("not in a system")), // ({good, side, kind?, price, quantity, ttl?}) -> answer
+    cancelOrder: () => Promise.resolve(), // (order id)
+    openEconomyTab: () => null, // ("cargo" | "scanner" | "market" | "knowledge")
+    refreshEconomy: () => null, // /api/me (and the open tab's data) again
     // galaxy view (galaxyRoute.js)
     selected: null, // star whose info card is shown
     plotted: null, // route drawn on the map {systems, parsecs}
