@@ -9,6 +9,10 @@ import { LabelLayer } from "./labels.js";
 import { SystemView } from "./systemView.js";
 import * as pilot from "./pilot.js";
 import "./testHook.js";
+import { renderGraph } from "./graph.js";
+import { setKnowledgeRenderer } from "./knowledgePanel.js";
+
+setKnowledgeRenderer(renderGraph);
 
 const canvas = document.getElementById("renderCanvas");
 const engine = new Engine(canvas, true, { preserveDrawingBuffer: true, antialias: true, stencil: true }, true);
