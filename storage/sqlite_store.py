@@ -121,13 +121,15 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
             await self._db.execute(stmt)
         return self
 
-    async def close(self) -> None:
+    async def close(self, checkpoint: bool = True) -> None:
         """Close the connection, rolling back what is uncommitted. From the moment this is
         called every other operation of this store raises ``StorageError`` ("storage is
         closed"), so a hook still running when its activation is killed (``RoomRuntime.crash``)
-        cannot commit half of itself after the rollback. The WAL checkpoint is best effort: it
-        fails while a statement of that hook is still running ("database table is locked"), and
-        the connection is closed (its locks released) whatever fails."""
+        cannot commit half of itself after the rollback. ``checkpoint``: fold the WAL into the
+        database file first (best effort: it fails while a statement of such a hook still runs,
+        "database table is locked"). An activation that is abandoned passes False: a TRUNCATE
+        checkpoint waits for the readers of the activation that replaces it, which wait for it.
+        The connection is closed (its locks released) whatever fails."""
         db, self._db = self._db, None
         if db is None:
             return
@@ -141,10 +143,11 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
                     await db.execute("ROLLBACK")
                 except sqlite3.Error:  # no transaction left (SQLite rolled back on its own)
                     pass
-            try:
-                await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:
-                log.debug("%s: checkpoint at close failed (%s)", self.path, exc)
+            if checkpoint:
+                try:
+                    await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:
+                    log.debug("%s: checkpoint at close failed (%s)", self.path, exc)
         finally:
             await db.close()
 

@@ -30,6 +30,7 @@ import random
 import pytest
 
 from starhold import HttpRequest
+from starhold._runtime import posts
 from starhold._runtime.handle import RoomGone
 from starhold._runtime.local_host import InProcessDirectory
 from starhold.clock import ManualClock
@@ -144,7 +145,10 @@ class Economy:
 
 
 @pytest.fixture
-async def economy(tmp_path):
+async def economy(tmp_path, monkeypatch):
+    # Posts to a killed room are retried every 0.5 s at most (not 5 s): the same delivery,
+    # less waiting in real time for the test.
+    monkeypatch.setattr(posts, "RETRY_MAX", 0.5)
     clock = ManualClock()
     directory = InProcessDirectory(tmp_path / "data", clock=clock, idle_timeout=3600.0)
     yield Economy(directory, clock, random.Random(16))

@@ -42,8 +42,21 @@ def start_task(runtime: RoomRuntime, done: Callable[[BaseException | None], None
     return task
 
 
+async def _shielded(call):
+    """Await coroutine ``call`` as a task of its own that the caller's cancellation does not
+    cancel: a room's hook runs to its end (commit or rollback) like an actor's method on Ray,
+    whose caller giving up (a post's timeout, a killed sender's delivery task) does not stop
+    it. Cancelling a hook midway would roll its storage back and leave the room's memory ahead
+    of it. A failure nobody awaits any more is not reported as "never retrieved"."""
+    task = asyncio.ensure_future(call)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    return await asyncio.shield(task)
+
+
 class LocalRoomHandle(RoomHandle):
-    """A handle on one in-process activation. Raises ``RoomGone`` once it has hibernated."""
+    """A handle on one in-process activation. Raises ``RoomGone`` once it has hibernated.
+    ``send_batch`` and ``request`` run the room's hooks shielded from the caller's
+    cancellation (``_shielded``)."""
 
     def __init__(self, runtime: RoomRuntime, kind: str, room_id: str):
         self.runtime = runtime
@@ -51,7 +64,7 @@ class LocalRoomHandle(RoomHandle):
         self.room_id = room_id
 
     async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
-        return await self.runtime.dispatch(gateway_id, events)
+        return await _shielded(self.runtime.dispatch(gateway_id, events))
 
     async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
         return await self.runtime.pull(gateway_id, timeout, epoch)
@@ -60,7 +73,7 @@ class LocalRoomHandle(RoomHandle):
         return await self.runtime.channel_info(gateway_id)
 
     async def request(self, request: HttpRequest) -> HttpResponse:
-        return await self.runtime.request(request)
+        return await _shielded(self.runtime.request(request))
 
     async def stats(self) -> dict:
         if self.runtime.state not in ("new", "active"):

@@ -369,7 +369,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         for box in self._outboxes.values():
             box.ready.set()
         try:  # first: from now on a hook still running cannot touch the file (nor hold its lock)
-            await self.storage.close()
+            await self.storage.close(checkpoint=False)
         except Exception:
             log.exception("room %s: closing fenced storage failed", self.key)
         await self.channels.close(flush=False)
