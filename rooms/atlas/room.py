@@ -45,7 +45,7 @@ import math
 
 from starhold import HttpRequest, HttpResponse, Room, define_room
 
-from ..pilot.graph import FragmentError, parse_fragments
+from ..pilot.graph import FragmentError, parse_fragments, query_int
 
 KIND = "atlas"
 ATLAS_ID = "galaxy"
@@ -73,13 +73,6 @@ def _discovery(row: tuple) -> dict:
     return dict(zip(("seq", "id", "subject", "predicate", "object", "player", "name", "time"), row))
 
 
-def _number(query: dict, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = query.get(name)
-    if raw is None or raw == "":
-        return default
-    if not (isinstance(raw, str) and raw.isdigit() and len(raw) <= 15) or not low <= int(raw) <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}]")
-    return int(raw)
 
 
 @define_room
@@ -146,13 +139,13 @@ class AtlasRoom(Room):
         return (await self.storage.sql("SELECT count(*) FROM discoveries"))[0][0]
 
     async def _discoveries(self, query: dict) -> HttpResponse:
-        limit = _number(query, "limit", PAGE_DEFAULT, 1, PAGE_LIMIT)
-        after = _number(query, "after", None, 0, 10**15 - 1)
+        limit = query_int(query, "limit", PAGE_DEFAULT, 1, PAGE_LIMIT)
+        after = query_int(query, "after", None, 0, 10**15 - 1)
         if after is not None:
             rows = await self.storage.sql(f"SELECT {_COLUMNS} FROM discoveries WHERE seq > ? ORDER BY seq LIMIT ?",
                                           after, limit + 1)
         else:
-            before = _number(query, "before", 10**15, 1, 10**15)
+            before = query_int(query, "before", 10**15, 1, 10**15)
             rows = await self.storage.sql(
                 f"SELECT {_COLUMNS} FROM discoveries WHERE seq < ? ORDER BY seq DESC LIMIT ?", before, limit + 1)
         page = [_discovery(row) for row in rows[:limit]]

@@ -108,18 +108,23 @@ def parse_scan(raw: object) -> str:
     return raw
 
 
+def query_int(query: Mapping[str, str], name: str, default: int | None, low: int, high: int) -> int | None:
+    """The query parameter ``name`` as an int in ``[low, high]``, ``default`` when absent or
+    empty. Raises ``ValueError`` with a message safe to show (not digits, more than 15 of
+    them, or out of range)."""
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (isinstance(raw, str) and raw.isdigit() and len(raw) <= 15) or not low <= int(raw) <= high:
+        raise ValueError(f"{name} must be an integer in [{low}, {high}]")
+    return int(raw)
+
+
 def parse_page(query: Mapping[str, str]) -> tuple[int, int]:
     """``(after, limit)`` from a query: ``after`` a sequence number >= 0 (default 0: from the
     start), ``limit`` 1 to ``PAGE_LIMIT`` (default ``PAGE_DEFAULT``). Raises ``ValueError``
     with a message safe to show."""
-    def number(name: str, default: int, low: int, high: int) -> int:
-        raw = query.get(name)
-        if raw is None or raw == "":
-            return default
-        if not (isinstance(raw, str) and raw.isdigit() and len(raw) <= 15) or not low <= int(raw) <= high:
-            raise ValueError(f"{name} must be an integer in [{low}, {high}]")
-        return int(raw)
-    return number("after", 0, 0, 10**15 - 1), number("limit", PAGE_DEFAULT, 1, PAGE_LIMIT)
+    return query_int(query, "after", 0, 0, 10**15 - 1), query_int(query, "limit", PAGE_DEFAULT, 1, PAGE_LIMIT)
 
 
 def key_of(seq: int) -> str:
