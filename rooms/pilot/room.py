@@ -92,13 +92,16 @@ class PilotRoom(Room):
         self.trading = Trading(self)
         await self.trading.load()
 
-    async def _save(self) -> None:
+    async def _save(self, record: bool = True) -> None:
+        """Write what changed: the inbox's, graph's and ledger's pending writes, and the record
+        unless ``record`` is False (a read: ``_settle`` is closed form, so a transit it
+        completes needs no write; a read that writes nothing commits nothing)."""
         puts, deletes = self.inbox.take_writes()
         puts.update(self.graph.take_writes())
         ledger_puts, ledger_deletes = self.trading.take_writes()
         puts.update(ledger_puts)
         deletes = [*deletes, *ledger_deletes]
-        if self.record is not None:
+        if record and self.record is not None:
             puts[RECORD_KEY] = self.record
         if puts:
             await self.storage.put(puts)
@@ -154,7 +157,7 @@ class PilotRoom(Room):
             now = self.clock.now()
             await self.ticker.wake_at("arrival-lead", max(now, transit["arrive"] - ARRIVAL_LEAD), self._arriving)
             await self.ticker.wake_at("arrival", transit["arrive"] + 1.0, self._arriving)  # awake until then
-        await self._save()
+        await self._save(record=request.method != "GET")
         return response
 
     async def _arriving(self) -> None:
