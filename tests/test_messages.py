@@ -31,10 +31,10 @@ class Cancel(msgspec.Struct, frozen=True):
 
 
 @define_room
-class MarketRoom(Room):
+class BazaarRoom(Room):
     """Echoes each message it gets: its type, seq, the payload's class name and fields."""
 
-    kind = "market"
+    kind = "bazaar"
     messages = {"place_order": PlaceOrder, "cancel": Cancel}
     coalesce = frozenset({"cancel"})
 
@@ -74,14 +74,14 @@ def expected_errors():
 
 
 async def test_the_harness_validates_like_the_gateway_and_delivers_the_struct():
-    async with RoomHarness(MarketRoom) as h:
+    async with RoomHarness(BazaarRoom) as h:
         conn = await h.connect(seq=1)
         assert (await conn.next_message())[0] == P.WELCOME
         for type_, payload, _ in BAD:
             await conn.send(type_, payload)
         errors = [(m[1], m[2]["code"]) for m in conn.received if m[0] == P.ERROR]
         assert errors == expected_errors()
-        schemas = kind_schemas(MarketRoom)
+        schemas = kind_schemas(BazaarRoom)
         for (type_, payload, _), seq in zip(BAD, range(2, 2 + len(BAD))):
             with pytest.raises(P.ProtocolError) as info:  # the gateway's function says the same
                 parse_client_message(P.encode(type_, seq, payload), schemas)
@@ -100,11 +100,11 @@ async def test_the_harness_validates_like_the_gateway_and_delivers_the_struct():
 
 async def test_a_gateway_validates_the_kind_s_declared_messages(gateway_factory, tmp_path):
     # The kind is this module's (registered by define_room); the gateway's generic route serves it.
-    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60, room_classes={"market": MarketRoom})
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60, room_classes={"bazaar": BazaarRoom})
     url = await gateway_factory(directory, rooms=[__name__])
     try:
         async with aiohttp.ClientSession() as session:
-            wire = await Wire.open(session, url, "/rooms/market/m-1/ws", await guest_token(session, url))
+            wire = await Wire.open(session, url, "/rooms/bazaar/m-1/ws", await guest_token(session, url))
             await wire.send(P.JOIN, 1)
             await wire.recv(P.WELCOME)
             for seq, (type_, payload, _) in enumerate(BAD, 2):
