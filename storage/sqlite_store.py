@@ -55,8 +55,8 @@ from .base import ForbiddenSqlError, RoomStorage, StaleEpochError, StorageError
 
 __all__ = ["daemon_connection", "SqliteRoomStorage"]
 
-_UNKNOWN = object()
 log = logging.getLogger(__name__)
+_UNKNOWN = object()
 """The cached alarm is not known (read it from the database)."""
 
 _SCHEMA = (
