@@ -869,8 +869,9 @@ def test_the_generators_reached_every_path():
 
 
 # ---- floods ---------------------------------------------------------------------------------------
-SOCIAL = (P.PRESENCE, P.CHAT)
-"""Server messages a system sends besides frames (docs/protocol.md §10)."""
+SOCIAL = (P.PRESENCE, P.CHAT, P.CARGO, P.WRECKS)
+"""Server messages a system sends besides frames (docs/protocol.md §10; §3 "Economy": the
+pilot's cargo and the system's wrecks after the welcome)."""
 
 
 async def _collect(ws, until, timeout: float = REPLY_TIMEOUT) -> list:

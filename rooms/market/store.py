@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 
-from starhold.storage.base import RoomStorage
 
 from .book import LIMIT, Order, OrderBook
 from .history import INTERVALS, KEEP, TAPE_LENGTH
@@ -91,7 +90,7 @@ class MarketStore:
     (``put_order``, ``drop_order``, ``placed``, ``append``, ``trade``, ``bucket``) are
     collected and written by ``flush`` (one ``put`` and at most one ``delete``)."""
 
-    def __init__(self, storage: RoomStorage, goods: tuple[str, ...]):
+    def __init__(self, storage, goods: tuple[str, ...]):
         self.storage = storage
         self.goods = goods
         self.meta = {"trade": 0, "fees": 0, "log": 0, "seq": {g: 0 for g in goods}, "last": {}}
