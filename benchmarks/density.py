@@ -1,0 +1,222 @@
+"""Awake rooms per node: memory and idle CPU of room actors on local Ray (issue 17).
+
+One run, side by side:
+
+1. **The floor**: a bare Ray actor (an async actor with one method, as a room actor is, and
+   nothing imported): its USS and idle CPU are what Ray itself costs per actor process.
+2. **Idle CPU** of awake room actors, ``--cpu-rooms`` of each: a system room (``system``) and a
+   game session (``session``), each with one idle connected player (joined through the
+   gateway, then silent), and each with nobody (woken, then left alone). Rooms are created
+   with an idle timeout of an hour, so a room with nobody stays awake as it does while it
+   awaits hibernation. CPU % of one core of each actor process over ``--cpu-seconds``
+   (``psutil`` user + system time deltas), after ``--settle`` seconds for the loops to rest.
+   (A system's player also wakes that player's pilot room: not counted.)
+3. **Density**: more system rooms (distinct stars, nobody connected, awake) are woken one by
+   one until ``--max-rooms`` rooms are awake or the memory they take (the drop of the
+   machine's available memory since the start) reaches ``--budget-gb``. Printed: each room's
+   wake time (the first call until the room has started), the USS of every room actor
+   process (p50, p99), their sum, their PSS sum (USS plus each process's share of the
+   shared pages), the available-memory drop per room (room process plus what Ray's raylet
+   and GCS and the gateway add per room), and the awake rooms that fit in the budget and in
+   the machine's total memory by that figure.
+
+Usage: python benchmarks/density.py [--max-rooms 40] [--budget-gb GB] [--margin-gb 2]
+                                    [--cpu-rooms 2] [--cpu-seconds 20] [--settle 4]
+(needs only the package's dependencies; local Ray is started and shut down by the script)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+MB = 2**20
+GB = 2**30
+
+
+def pct(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def memory(pid: int) -> tuple[int, int, int]:
+    """``(uss, pss, rss)`` of process ``pid``, bytes (``/proc/<pid>/smaps``)."""
+    info = psutil.Process(pid).memory_full_info()
+    return info.uss, info.pss, info.rss
+
+
+async def idle_cpu(pids: dict[str, list[int]], seconds: float) -> dict[str, list[float]]:
+    """CPU % of one core of each process of each group over the same ``seconds`` window."""
+    before = {group: [cpu_seconds(pid) for pid in group_pids] for group, group_pids in pids.items()}
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - started
+    return {group: [100 * (cpu_seconds(pid) - t0) / elapsed for pid, t0 in zip(group_pids, before[group])]
+            for group, group_pids in pids.items()}
+
+
+class Bare:
+    """The floor: an async Ray actor that imports nothing (a room actor is an async actor)."""
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+
+async def room_pid(directory, kind: str, room_id: str) -> int:
+    handle = await directory.get_if_active(kind, room_id)
+    return (await handle.stats())["pid"]
+
+
+async def wake_system(directory, star: str) -> float:
+    """Wake the system room ``star`` with nobody in it; returns the seconds it took."""
+    from starhold.rooms.system.params import system_params
+
+    started = time.perf_counter()
+    handle = await directory.get("system", star, system_params(star))
+    await handle.send_batch("density", [])
+    return time.perf_counter() - started
+
+
+async def main(args) -> None:
+    import ray
+    from aiohttp.test_utils import TestServer
+
+    from starhold._runtime.ray_host import RayDirectory, init_ray
+    from starhold.client import StarholdClient, create_game, guest_token
+    from starhold.gateway.app import create_app
+    from starhold.rooms.galaxy.catalogue import load_galaxy
+
+    stars = [s.id for s in load_galaxy()]
+    namespace = f"density-{uuid.uuid4().hex[:6]}"
+    init_ray(namespace=namespace, logging_level="WARNING")
+    clients: list = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = RayDirectory({"data_dir": str(Path(tmp) / "data"), "idle_timeout": 3600,
+                                      "log_level": "WARNING"}, namespace=namespace)
+            server = TestServer(create_app(directory, web_dist=None), host="127.0.0.1", port=0)
+            await server.start_server()
+            url = str(server.make_url("")).rstrip("/")
+            bare = ray.remote(num_cpus=0, max_concurrency=1000)(Bare).options(namespace=namespace).remote()
+            floor_pid = await bare.pid.remote()
+            await asyncio.sleep(2)
+            available0 = psutil.virtual_memory().available
+            budget = args.budget_gb * GB if args.budget_gb else max(GB, available0 - args.margin_gb * GB)
+
+            wake_times: list[float] = []
+            groups: dict[str, list[int]] = {"bare Ray actor (the floor)": [floor_pid]}
+            next_star = iter(stars)
+            # Systems with one idle player (the join wakes the room through the gateway).
+            players = []
+            for _ in range(args.cpu_rooms):
+                star = next(next_star)
+                client = StarholdClient(url, star, name="idle", heartbeat=None, follow=False)
+                started = time.perf_counter()
+                await client.__aenter__()
+                clients.append(client)
+                await client.join()
+                wake_times.append(time.perf_counter() - started)
+                players.append(await room_pid(directory, "system", star))
+            groups["system, one idle player"] = players
+            groups["system, nobody"] = []
+            for _ in range(args.cpu_rooms):
+                star = next(next_star)
+                wake_times.append(await wake_system(directory, star))
+                groups["system, nobody"].append(await room_pid(directory, "system", star))
+            for label, join in (("session, one idle player", True), ("session, nobody", False)):
+                groups[label] = []
+                for i in range(args.cpu_rooms):
+                    token = (await guest_token(url, f"density-{label[9:12]}-{i}"))["token"]
+                    started = time.perf_counter()
+                    game = await create_game(url, token, seed=i)
+                    if join:
+                        client = StarholdClient.for_game(url, game["id"], token=token, heartbeat=None)
+                        await client.__aenter__()
+                        clients.append(client)
+                        await client.join()
+                    wake_times.append(time.perf_counter() - started)
+                    groups[label].append(await room_pid(directory, "session", game["id"]))
+            await asyncio.sleep(args.settle)  # joins done: the loops come to rest
+            load_before = os.getloadavg()[0]
+            cpu = await idle_cpu(groups, args.cpu_seconds)
+
+            # Density: more systems, nobody in them, until the budget or --max-rooms.
+            room_pids = [pid for label, pids in groups.items() if label != "bare Ray actor (the floor)" for pid in pids]
+            stopped = "--max-rooms"
+            while len(room_pids) < args.max_rooms:
+                if available0 - psutil.virtual_memory().available >= budget:
+                    stopped = "the budget"
+                    break
+                star = next(next_star, None)
+                if star is None:
+                    stopped = "the catalogue's last star"
+                    break
+                wake_times.append(await wake_system(directory, star))
+                room_pids.append(await room_pid(directory, "system", star))
+            await asyncio.sleep(2)
+            used = available0 - psutil.virtual_memory().available
+            mems = [memory(pid) for pid in room_pids]
+            floor_uss, floor_pss, floor_rss = memory(floor_pid)
+            load_after = os.getloadavg()[0]
+
+            n = len(room_pids)
+            uss = [m[0] / MB for m in mems]
+            per_room = used / n
+            print(f"\nidle CPU, % of one core per actor process, over {args.cpu_seconds:.0f} s "
+                  f"(load average {load_before:.2f} before)")
+            print(f"{'':34} {'mean':>7} {'max':>7}  per process")
+            for label, values in cpu.items():
+                print(f"{label:34} {statistics.mean(values):7.3f} {max(values):7.3f}  "
+                      + " ".join(f"{v:.3f}" for v in values))
+            print(f"\nmemory: {n} awake rooms (stopped at {stopped}; budget {budget / GB:.1f} GiB, "
+                  f"load average {load_after:.2f})")
+            print(f"  USS per room actor   p50 {pct(uss, .5):6.1f} MB  p99 {pct(uss, .99):6.1f} MB  "
+                  f"(bare Ray actor: {floor_uss / MB:.1f} MB, room minus floor p50 {pct(uss, .5) - floor_uss / MB:.1f} MB)")
+            print(f"  RSS per room actor   p50 {pct([m[2] / MB for m in mems], .5):6.1f} MB  "
+                  f"(bare Ray actor: {floor_rss / MB:.1f} MB)")
+            print(f"  total USS {sum(uss) / 1024:.2f} GiB, total PSS (USS + shares of shared pages) "
+                  f"{sum(m[1] for m in mems) / GB:.2f} GiB")
+            print(f"  available memory dropped {used / GB:.2f} GiB: {per_room / MB:.1f} MB per awake room "
+                  f"(rooms, pilot rooms of the players, Ray's per-actor bookkeeping, the gateway)")
+            total = psutil.virtual_memory().total
+            print(f"  awake rooms: {n} reached; {budget / per_room:.0f} in the budget, "
+                  f"{total / per_room:.0f} in this machine's {total / GB:.1f} GiB at that rate")
+            print(f"  wake time per room: p50 {pct(wake_times, .5) * 1000:.0f} ms, "
+                  f"p99 {pct(wake_times, .99) * 1000:.0f} ms, max {max(wake_times) * 1000:.0f} ms "
+                  f"(first call until started; the first rooms also pay for Ray's worker pool)")
+            for client in clients:
+                await client.__aexit__(None, None, None)
+            clients.clear()
+            await directory.close(hibernate_rooms=False)
+            await server.close()
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-rooms", type=int, default=400, help="stop after this many awake rooms")
+    parser.add_argument("--budget-gb", type=float, default=None,
+                        help="stop when the rooms took this much memory (default: available minus --margin-gb)")
+    parser.add_argument("--margin-gb", type=float, default=2.0)
+    parser.add_argument("--cpu-rooms", type=int, default=2, help="rooms of each kind measured for idle CPU")
+    parser.add_argument("--cpu-seconds", type=float, default=20.0)
+    parser.add_argument("--settle", type=float, default=4.0, help="seconds after the joins before measuring CPU")
+    asyncio.run(main(parser.parse_args()))
