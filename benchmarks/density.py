@@ -12,13 +12,14 @@ One run, side by side:
    (``psutil`` user + system time deltas), after ``--settle`` seconds for the loops to rest.
    (A system's player also wakes that player's pilot room: not counted.)
 3. **Density**: more system rooms (distinct stars, nobody connected, awake) are woken one by
-   one until ``--max-rooms`` rooms are awake or the memory they take (the drop of the
-   machine's available memory since the start) reaches ``--budget-gb``. Printed: each room's
+   one until ``--max-rooms`` rooms are awake or the memory they take (the growth of the PSS
+   of the run's processes) reaches ``--budget-gb``. Printed: each room's
    wake time (the first call until the room has started), the USS of every room actor
    process (p50, p99), their sum, their PSS sum (USS plus each process's share of the
-   shared pages), the available-memory drop per room (room process plus what Ray's raylet
-   and GCS and the gateway add per room), and the awake rooms that fit in the budget and in
-   the machine's total memory by that figure.
+   shared pages), the growth of the PSS of every process of the run (this one, with the
+   gateway, and Ray's: GCS, raylet, workers) per awake room, and the awake rooms that fit in
+   the budget and in the machine's total memory at that rate (PSS rather than the machine's
+   available memory, so that other work on the machine does not count).
 
 Usage: python benchmarks/density.py [--max-rooms 40] [--budget-gb GB] [--margin-gb 2]
                                     [--cpu-rooms 2] [--cpu-seconds 20] [--settle 4]
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -82,6 +84,15 @@ async def room_pid(directory, kind: str, room_id: str) -> int:
     return (await handle.stats())["pid"]
 
 
+async def ticking(directory, rooms: list[tuple[str, str]]) -> int:
+    """How many of ``rooms`` (kind, id) have their alarm within a second: their loop runs."""
+    count = 0
+    for kind, room_id in rooms:
+        alarm = (await (await directory.get_if_active(kind, room_id)).stats())["alarm"]
+        count += alarm is not None and alarm - time.time() < 1.0
+    return count
+
+
 async def wake_system(directory, star: str) -> float:
     """Wake the system room ``star`` with nobody in it; returns the seconds it took."""
     from starhold.rooms.system.params import system_params
@@ -90,6 +101,23 @@ async def wake_system(directory, star: str) -> float:
     handle = await directory.get("system", star, system_params(star))
     await handle.send_batch("density", [])
     return time.perf_counter() - started
+
+
+def tree_pss() -> int:
+    """PSS of this process and all its descendants (Ray's GCS, raylet, workers and actors
+    when this process started Ray), bytes: what they take of the machine's memory, shared
+    pages split among their users."""
+    total = 0
+    for proc in [psutil.Process(), *psutil.Process().children(recursive=True)]:
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+FLOOR = "bare Ray actor (the floor)"
+GROUPS = ("system, one idle player", "system, nobody", "session, one idle player", "session, nobody")
 
 
 async def main(args) -> None:
@@ -101,113 +129,112 @@ async def main(args) -> None:
     from starhold.gateway.app import create_app
     from starhold.rooms.galaxy.catalogue import load_galaxy
 
-    stars = [s.id for s in load_galaxy()]
+    next_star = iter([s.id for s in load_galaxy()])
     namespace = f"density-{uuid.uuid4().hex[:6]}"
     init_ray(namespace=namespace, logging_level="WARNING")
     clients: list = []
+    tmp = tempfile.mkdtemp(prefix="density-")
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            directory = RayDirectory({"data_dir": str(Path(tmp) / "data"), "idle_timeout": 3600,
-                                      "log_level": "WARNING"}, namespace=namespace)
-            server = TestServer(create_app(directory, web_dist=None), host="127.0.0.1", port=0)
-            await server.start_server()
-            url = str(server.make_url("")).rstrip("/")
-            bare = ray.remote(num_cpus=0, max_concurrency=1000)(Bare).options(namespace=namespace).remote()
-            floor_pid = await bare.pid.remote()
-            await asyncio.sleep(2)
-            available0 = psutil.virtual_memory().available
-            budget = args.budget_gb * GB if args.budget_gb else max(GB, available0 - args.margin_gb * GB)
+        directory = RayDirectory({"data_dir": str(Path(tmp) / "data"), "idle_timeout": 3600,
+                                  "log_level": "WARNING"}, namespace=namespace)
+        server = TestServer(create_app(directory, web_dist=None), host="127.0.0.1", port=0)
+        await server.start_server()
+        url = str(server.make_url("")).rstrip("/")
+        bare = ray.remote(num_cpus=0, max_concurrency=1000)(Bare).options(namespace=namespace).remote()
+        floor_pid = await bare.pid.remote()
+        await asyncio.sleep(2)
+        pss0 = tree_pss()
+        budget = args.budget_gb * GB if args.budget_gb else max(
+            GB, psutil.virtual_memory().available - args.margin_gb * GB)
 
-            wake_times: list[float] = []
-            groups: dict[str, list[int]] = {"bare Ray actor (the floor)": [floor_pid]}
-            next_star = iter(stars)
-            # Systems with one idle player (the join wakes the room through the gateway).
-            players = []
-            for _ in range(args.cpu_rooms):
-                star = next(next_star)
-                client = StarholdClient(url, star, name="idle", heartbeat=None, follow=False)
+        wake_times: list[float] = []
+        rooms: dict[str, list[tuple[str, str, int]]] = {label: [] for label in GROUPS}  # kind, id, pid
+        for _ in range(args.cpu_rooms):  # systems with one idle player, woken by the join
+            star = next(next_star)
+            client = StarholdClient(url, star, name="idle", heartbeat=None, follow=False)
+            started = time.perf_counter()
+            await client.__aenter__()
+            clients.append(client)
+            await client.join()
+            wake_times.append(time.perf_counter() - started)
+            rooms[GROUPS[0]].append(("system", star, await room_pid(directory, "system", star)))
+        for _ in range(args.cpu_rooms):
+            star = next(next_star)
+            wake_times.append(await wake_system(directory, star))
+            rooms[GROUPS[1]].append(("system", star, await room_pid(directory, "system", star)))
+        for label, join in ((GROUPS[2], True), (GROUPS[3], False)):
+            for i in range(args.cpu_rooms):
+                token = (await guest_token(url, f"density-{int(join)}-{i}"))["token"]
                 started = time.perf_counter()
-                await client.__aenter__()
-                clients.append(client)
-                await client.join()
+                game = await create_game(url, token, seed=i)
+                if join:
+                    client = StarholdClient.for_game(url, game["id"], token=token, heartbeat=None)
+                    await client.__aenter__()
+                    clients.append(client)
+                    await client.join()
                 wake_times.append(time.perf_counter() - started)
-                players.append(await room_pid(directory, "system", star))
-            groups["system, one idle player"] = players
-            groups["system, nobody"] = []
-            for _ in range(args.cpu_rooms):
-                star = next(next_star)
-                wake_times.append(await wake_system(directory, star))
-                groups["system, nobody"].append(await room_pid(directory, "system", star))
-            for label, join in (("session, one idle player", True), ("session, nobody", False)):
-                groups[label] = []
-                for i in range(args.cpu_rooms):
-                    token = (await guest_token(url, f"density-{label[9:12]}-{i}"))["token"]
-                    started = time.perf_counter()
-                    game = await create_game(url, token, seed=i)
-                    if join:
-                        client = StarholdClient.for_game(url, game["id"], token=token, heartbeat=None)
-                        await client.__aenter__()
-                        clients.append(client)
-                        await client.join()
-                    wake_times.append(time.perf_counter() - started)
-                    groups[label].append(await room_pid(directory, "session", game["id"]))
-            await asyncio.sleep(args.settle)  # joins done: the loops come to rest
-            load_before = os.getloadavg()[0]
-            cpu = await idle_cpu(groups, args.cpu_seconds)
+                rooms[label].append(("session", game["id"], await room_pid(directory, "session", game["id"])))
+        await asyncio.sleep(args.settle)  # joins done: the loops come to rest
+        load_cpu = os.getloadavg()[0]
+        groups = {FLOOR: [floor_pid], **{label: [pid for _, _, pid in members] for label, members in rooms.items()}}
+        cpu = await idle_cpu(groups, args.cpu_seconds)
+        loops = {label: await ticking(directory, [(k, i) for k, i, _ in members]) for label, members in rooms.items()}
 
-            # Density: more systems, nobody in them, until the budget or --max-rooms.
-            room_pids = [pid for label, pids in groups.items() if label != "bare Ray actor (the floor)" for pid in pids]
-            stopped = "--max-rooms"
-            while len(room_pids) < args.max_rooms:
-                if available0 - psutil.virtual_memory().available >= budget:
-                    stopped = "the budget"
-                    break
-                star = next(next_star, None)
-                if star is None:
-                    stopped = "the catalogue's last star"
-                    break
-                wake_times.append(await wake_system(directory, star))
-                room_pids.append(await room_pid(directory, "system", star))
-            await asyncio.sleep(2)
-            used = available0 - psutil.virtual_memory().available
-            mems = [memory(pid) for pid in room_pids]
-            floor_uss, floor_pss, floor_rss = memory(floor_pid)
-            load_after = os.getloadavg()[0]
+        # Density: more systems, nobody in them, until the budget or --max-rooms.
+        room_pids = [pid for members in rooms.values() for _, _, pid in members]
+        stopped = "--max-rooms"
+        while len(room_pids) < args.max_rooms:
+            if tree_pss() - pss0 >= budget:
+                stopped = "the budget"
+                break
+            star = next(next_star, None)
+            if star is None:
+                stopped = "the catalogue's last star"
+                break
+            wake_times.append(await wake_system(directory, star))
+            room_pids.append(await room_pid(directory, "system", star))
+        await asyncio.sleep(2)
+        used = tree_pss() - pss0
+        mems = [memory(pid) for pid in room_pids]
+        floor_uss, _, floor_rss = memory(floor_pid)
+        load_mem = os.getloadavg()[0]
 
-            n = len(room_pids)
-            uss = [m[0] / MB for m in mems]
-            per_room = used / n
-            print(f"\nidle CPU, % of one core per actor process, over {args.cpu_seconds:.0f} s "
-                  f"(load average {load_before:.2f} before)")
-            print(f"{'':34} {'mean':>7} {'max':>7}  per process")
-            for label, values in cpu.items():
-                print(f"{label:34} {statistics.mean(values):7.3f} {max(values):7.3f}  "
-                      + " ".join(f"{v:.3f}" for v in values))
-            print(f"\nmemory: {n} awake rooms (stopped at {stopped}; budget {budget / GB:.1f} GiB, "
-                  f"load average {load_after:.2f})")
-            print(f"  USS per room actor   p50 {pct(uss, .5):6.1f} MB  p99 {pct(uss, .99):6.1f} MB  "
-                  f"(bare Ray actor: {floor_uss / MB:.1f} MB, room minus floor p50 {pct(uss, .5) - floor_uss / MB:.1f} MB)")
-            print(f"  RSS per room actor   p50 {pct([m[2] / MB for m in mems], .5):6.1f} MB  "
-                  f"(bare Ray actor: {floor_rss / MB:.1f} MB)")
-            print(f"  total USS {sum(uss) / 1024:.2f} GiB, total PSS (USS + shares of shared pages) "
-                  f"{sum(m[1] for m in mems) / GB:.2f} GiB")
-            print(f"  available memory dropped {used / GB:.2f} GiB: {per_room / MB:.1f} MB per awake room "
-                  f"(rooms, pilot rooms of the players, Ray's per-actor bookkeeping, the gateway)")
-            total = psutil.virtual_memory().total
-            print(f"  awake rooms: {n} reached; {budget / per_room:.0f} in the budget, "
-                  f"{total / per_room:.0f} in this machine's {total / GB:.1f} GiB at that rate")
-            print(f"  wake time per room: p50 {pct(wake_times, .5) * 1000:.0f} ms, "
-                  f"p99 {pct(wake_times, .99) * 1000:.0f} ms, max {max(wake_times) * 1000:.0f} ms "
-                  f"(first call until started; the first rooms also pay for Ray's worker pool)")
-            for client in clients:
-                await client.__aexit__(None, None, None)
-            clients.clear()
-            await directory.close(hibernate_rooms=False)
-            await server.close()
+        n = len(room_pids)
+        uss = [m[0] / MB for m in mems]
+        per_room = used / n
+        total = psutil.virtual_memory().total
+        print(f"\nidle CPU, % of one core per actor process, over {args.cpu_seconds:.0f} s "
+              f"(load average {load_cpu:.2f})")
+        print(f"{'':34} {'mean':>7} {'max':>7} {'ticking':>8}  per process")
+        for label, values in cpu.items():
+            loop = f"{loops[label]}/{len(rooms[label])}" if label in loops else "-"
+            print(f"{label:34} {statistics.mean(values):7.3f} {max(values):7.3f} {loop:>8}  "
+                  + " ".join(f"{v:.3f}" for v in values))
+        print(f"\nmemory: {n} awake rooms (stopped at {stopped}; budget {budget / GB:.1f} GiB; "
+              f"load average {load_mem:.2f})")
+        print(f"  USS per room actor   p50 {pct(uss, .5):6.1f} MB  p99 {pct(uss, .99):6.1f} MB  "
+              f"(bare Ray actor {floor_uss / MB:.1f} MB: the room's own p50 {pct(uss, .5) - floor_uss / MB:.1f} MB)")
+        print(f"  RSS per room actor   p50 {pct([m[2] / MB for m in mems], .5):6.1f} MB  "
+              f"(bare Ray actor {floor_rss / MB:.1f} MB)")
+        print(f"  room actors: total USS {sum(uss) / 1024:.2f} GiB, total PSS (USS + their shares of "
+              f"shared pages) {sum(m[1] for m in mems) / GB:.2f} GiB")
+        print(f"  Ray and the gateway grew by {used / GB:.2f} GiB of PSS (every process of this run): "
+              f"{per_room / MB:.1f} MB per awake room (its actor, Ray's bookkeeping of it, the gateway's "
+              f"link; the {len(rooms[GROUPS[0]])} system players' pilot rooms too)")
+        print(f"  awake rooms: {n} reached; {budget / per_room:.0f} in the budget, "
+              f"{total / per_room:.0f} in this machine's {total / GB:.1f} GiB at that rate")
+        print(f"  wake time per room: p50 {pct(wake_times, .5) * 1000:.0f} ms, "
+              f"p99 {pct(wake_times, .99) * 1000:.0f} ms, max {max(wake_times) * 1000:.0f} ms "
+              f"(first call until started; the first rooms also pay for Ray's worker pool)")
+        for client in clients:
+            await client.__aexit__(None, None, None)
+        clients.clear()
+        await server.close()
     finally:
         for client in clients:
             await client.__aexit__(None, None, None)
         ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
