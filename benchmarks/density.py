@@ -11,6 +11,9 @@ One run, side by side:
    awaits hibernation. CPU % of one core of each actor process over ``--cpu-seconds``
    (``psutil`` user + system time deltas), after ``--settle`` seconds for the loops to rest.
    (A system's player also wakes that player's pilot room: not counted.)
+   **The peer of several rooms per process**: ``--shared`` system rooms (nobody in them)
+   started by ``RoomRuntime`` in one async Ray actor (``SharedHost``, a measurement, not a
+   host Starhold has): its CPU and USS divided by the rooms it holds.
 3. **Density**: more system rooms (distinct stars, nobody connected, awake) are woken one by
    one until ``--max-rooms`` rooms are awake or the memory they take (the growth of the PSS
    of the run's processes) reaches ``--budget-gb``. Printed: each room's
@@ -22,7 +25,7 @@ One run, side by side:
    available memory, so that other work on the machine does not count).
 
 Usage: python benchmarks/density.py [--max-rooms 40] [--budget-gb GB] [--margin-gb 2]
-                                    [--cpu-rooms 2] [--cpu-seconds 20] [--settle 4]
+                                    [--cpu-rooms 2] [--cpu-seconds 20] [--settle 4] [--shared 8]
 (needs only the package's dependencies; local Ray is started and shut down by the script)
 """
 
@@ -79,6 +82,30 @@ class Bare:
         return os.getpid()
 
 
+class SharedHost:
+    """A peer, not Starhold's host: ``RoomRuntime``s of several system rooms (nobody in them)
+    in one async actor process, each as a room actor runs it (its own SQLite file, local
+    snapshots, the activation lease, the system clock), to show what Ray's per-process cost
+    becomes per room when a process hosts several rooms."""
+
+    async def start(self, data_dir: str, rooms: list[tuple[str, dict]]) -> int:
+        """Start the system rooms ``(id, params)``; returns this process's pid."""
+        from starhold._runtime.paths import room_db_path
+        from starhold._runtime.runtime import RoomRuntime
+        from starhold.clock import SystemClock
+        from starhold.kinds import room_class
+        from starhold.storage.factory import snapshot_store_from_config
+
+        self.runtimes = []
+        for room_id, params in rooms:
+            runtime = RoomRuntime(room_class("system"), room_id, params,
+                                  db_path=room_db_path(data_dir, "system", room_id), clock=SystemClock(),
+                                  snapshots=snapshot_store_from_config(None, data_dir), idle_timeout=3600)
+            await runtime.start()
+            self.runtimes.append(runtime)
+        return os.getpid()
+
+
 async def room_pid(directory, kind: str, room_id: str) -> int:
     handle = await directory.get_if_active(kind, room_id)
     return (await handle.stats())["pid"]
@@ -117,6 +144,7 @@ def tree_pss() -> int:
 
 
 FLOOR = "bare Ray actor (the floor)"
+SHARED = "system, nobody, {k} per process"
 GROUPS = ("system, one idle player", "system, nobody", "session, one idle player", "session, nobody")
 
 
@@ -128,6 +156,7 @@ async def main(args) -> None:
     from starhold.client import StarholdClient, create_game, guest_token
     from starhold.gateway.app import create_app
     from starhold.rooms.galaxy.catalogue import load_galaxy
+    from starhold.rooms.system.params import system_params
 
     next_star = iter([s.id for s in load_galaxy()])
     namespace = f"density-{uuid.uuid4().hex[:6]}"
@@ -142,8 +171,13 @@ async def main(args) -> None:
         url = str(server.make_url("")).rstrip("/")
         bare = ray.remote(num_cpus=0, max_concurrency=1000)(Bare).options(namespace=namespace).remote()
         floor_pid = await bare.pid.remote()
+        shared_label = SHARED.format(k=args.shared)
+        if args.shared > 1:  # the peer: several rooms in one process
+            shared = ray.remote(num_cpus=0, max_concurrency=1000)(SharedHost).options(namespace=namespace).remote()
+            batch = [next(next_star) for _ in range(args.shared)]
+            shared_pid = await shared.start.remote(str(Path(tmp) / "shared"), [(s, system_params(s)) for s in batch])
         await asyncio.sleep(2)
-        pss0 = tree_pss()
+        pss0 = tree_pss()  # the floor and the peer are not counted in the growth per room
         budget = args.budget_gb * GB if args.budget_gb else max(
             GB, psutil.virtual_memory().available - args.margin_gb * GB)
 
@@ -177,7 +211,12 @@ async def main(args) -> None:
         await asyncio.sleep(args.settle)  # joins done: the loops come to rest
         load_cpu = os.getloadavg()[0]
         groups = {FLOOR: [floor_pid], **{label: [pid for _, _, pid in members] for label, members in rooms.items()}}
+        if args.shared > 1:
+            groups[shared_label] = [shared_pid]
         cpu = await idle_cpu(groups, args.cpu_seconds)
+        if args.shared > 1:  # per room
+            cpu[shared_label] = [v / args.shared for v in cpu[shared_label]]
+            shared_uss = memory(shared_pid)[0] / args.shared
         loops = {label: await ticking(directory, [(k, i) for k, i, _ in members]) for label, members in rooms.items()}
 
         # Density: more systems, nobody in them, until the budget or --max-rooms.
@@ -205,10 +244,12 @@ async def main(args) -> None:
         total = psutil.virtual_memory().total
         print(f"\nidle CPU, % of one core per actor process, over {args.cpu_seconds:.0f} s "
               f"(load average {load_cpu:.2f})")
-        print(f"{'':34} {'mean':>7} {'max':>7} {'ticking':>8}  per process")
+        print(f"{'':44} {'mean':>7} {'max':>7} {'ticking':>8}  per process")
         for label, values in cpu.items():
+            if label == shared_label:
+                label += " (per room)"
             loop = f"{loops[label]}/{len(rooms[label])}" if label in loops else "-"
-            print(f"{label:34} {statistics.mean(values):7.3f} {max(values):7.3f} {loop:>8}  "
+            print(f"{label:44} {statistics.mean(values):7.3f} {max(values):7.3f} {loop:>8}  "
                   + " ".join(f"{v:.3f}" for v in values))
         print(f"\nmemory: {n} awake rooms (stopped at {stopped}; budget {budget / GB:.1f} GiB; "
               f"load average {load_mem:.2f})")
@@ -216,6 +257,8 @@ async def main(args) -> None:
               f"(bare Ray actor {floor_uss / MB:.1f} MB: the room's own p50 {pct(uss, .5) - floor_uss / MB:.1f} MB)")
         print(f"  RSS per room actor   p50 {pct([m[2] / MB for m in mems], .5):6.1f} MB  "
               f"(bare Ray actor {floor_rss / MB:.1f} MB)")
+        if args.shared > 1:
+            print(f"  USS per room with {args.shared} system rooms in one process (the peer): {shared_uss / MB:.1f} MB")
         print(f"  room actors: total USS {sum(uss) / 1024:.2f} GiB, total PSS (USS + their shares of "
               f"shared pages) {sum(m[1] for m in mems) / GB:.2f} GiB")
         print(f"  Ray and the gateway grew by {used / GB:.2f} GiB of PSS (every process of this run): "
@@ -246,4 +289,6 @@ if __name__ == "__main__":
     parser.add_argument("--cpu-rooms", type=int, default=2, help="rooms of each kind measured for idle CPU")
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=4.0, help="seconds after the joins before measuring CPU")
+    parser.add_argument("--shared", type=int, default=8,
+                        help="system rooms hosted together in one actor process by the peer (1: no peer)")
     asyncio.run(main(parser.parse_args()))
