@@ -115,10 +115,19 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
     async def open(self) -> "SqliteRoomStorage":
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await daemon_connection(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        for stmt in _SCHEMA:
-            await self._db.execute(stmt)
+
+        def prepare(conn):  # one round trip to the database thread (a room's wake waits for it)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            for stmt in _SCHEMA:
+                conn.execute(stmt)
+
+        try:
+            await self._run(prepare)
+        except BaseException:
+            db, self._db = self._db, None
+            await db.close()
+            raise
         return self
 
     async def close(self, checkpoint: bool = True) -> None:

@@ -33,7 +33,7 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .catalogue import bv_to_temperature
+from .colors import bv_to_temperature
 
 if TYPE_CHECKING:
     from .catalogue import StarSystem

@@ -48,8 +48,9 @@ class GalaxyRoutes:
         return None if system is None else system.id
 
     def params(self, system_id: str) -> dict:
-        """A system room's params: ``{"system": system_info(...), "lanes": [...]}`` (star,
-        planets, lanes: ``rooms.system.params``)."""
+        """A system room's params: ``{"system": system_info(...), "lanes": [...], "star":
+        {...}}`` (star, planets, lanes, and the star's catalogue entry, so that the room's
+        actor never loads the catalogue: ``rooms.system.params``)."""
         return system_params(system_id, self.galaxy)
 
     def _system(self, request: web.Request) -> StarSystem:

@@ -56,7 +56,7 @@ from .combat import Battle, combat_seed, generate_pirates, stats_of
 from .economy import APPLIED_PREFIX, SystemEconomy
 from .navigation import NavGrid, asteroid_fields, exclusion_radius, flight
 from .orders import TravelOrders
-from .params import star_of, system_params
+from .params import star_from_params, star_of, system_params
 from .pilots import PilotLink, has_pilot
 from .repair import Repairs
 from .sim import MAX_CATCHUP, SystemSim
@@ -106,7 +106,9 @@ class SolarSystemRoom(ShipRoom):
         self.jumping: set[int] = set()
         """Ids of the ships ordered to jump (``jump_to`` set): ``TravelOrders.check`` each tick."""
         self.pending_writes: dict = {}
-        star = await asyncio.to_thread(star_of, system_id)
+        star = star_from_params(self.params)  # from the gateway: the catalogue stays unloaded here
+        if star is None:  # params of an older version, or a test's system
+            star = await asyncio.to_thread(star_of, system_id)
         self.economy = SystemEconomy(self, Targets(system_id, self.system, star))
         self.wrecks = SystemWrecks(self, self.economy)
         self.region = self.economy.targets.region
