@@ -14,8 +14,9 @@
  *     error messages).
  *
  * Timeline (as the old loadgen.mjs and starhold.client.loadtest):
- *   1. ramp: clients join in batches of JOIN_BATCH spread over R seconds (--ramp, default
- *      clamp(N/250, 2, 5)); a client starts sending once joined;
+ *   1. ramp: clients join in batches of JOIN_BATCH started evenly over R seconds (--ramp,
+ *      default clamp(N/250, 2, 5)), at most MAX_JOINING joins in flight (a batch waits while
+ *      that many are); a client starts sending once joined, a join fails after JOIN_TIMEOUT_MS;
  *   2. warmup W s (or, with --sync, `{"event":"ready"}` on stderr then wait for a line
  *      `go <epoch_ms>` on stdin: the window starts at that wall-clock time);
  *   3. measurement window of S s: inputs *sent* in it are counted (and timed, by the
@@ -45,6 +46,8 @@ export const SLOTS = 10;
 export const DECODE_EVERY = 10;
 export const JOIN_BATCH = 10;
 export const JOIN_TIMEOUT_MS = 30000;
+/** Joins in flight at most: a batch starts on schedule unless this many are still joining. */
+export const MAX_JOINING = 50;
 const LOOP_RESOLUTION_MS = 5;
 
 /** Parse `--key value` / `--flag` arguments; `extra` maps more option names to parsers. */
@@ -181,10 +184,15 @@ export class Client {
   }
 }
 
-/** Every INPUT_PERIOD_MS / SLOTS ms, the clients of the next slot send one input. */
+/**
+ * Every INPUT_PERIOD_MS / SLOTS ms, the clients of the next slot send one input. After a
+ * stall of the event loop longer than a period the schedule moves on (the missed slots are
+ * not caught up in a burst, which would exceed a server's rate limit: Starhold allows 20
+ * messages/s with bursts of 40).
+ */
 export function startScheduler(slots) {
   const step = INPUT_PERIOD_MS / SLOTS;
-  const t0 = performance.now();
+  let t0 = performance.now();
   let k = 0;
   const run = () => {
     if (win.stopping) return;
@@ -193,9 +201,19 @@ export function startScheduler(slots) {
       if (client.sending) client.tick(now);
     }
     k++;
+    if (now - (t0 + k * step) > INPUT_PERIOD_MS) t0 = now - k * step; // behind: skip ahead
     setTimeout(run, Math.max(0, t0 + k * step - performance.now()));
   };
   setTimeout(run, 0);
+}
+
+/** `promise`, or a rejection after JOIN_TIMEOUT_MS (a join that never settles fails). */
+function withTimeout(promise) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Wait for the `go <epoch_ms>` line on stdin; returns the epoch ms. */
@@ -234,18 +252,28 @@ export async function run(opts, target, clients, join, leave) {
   const batches = Math.ceil(clients.length / JOIN_BATCH);
   const spacing = batches > 1 ? (opts.ramp * 1000) / batches : 0;
   const t0 = performance.now();
+  const pending = new Set();
+  const joins = [];
   for (let b = 0; b < batches; b++) {
     const wait = t0 + b * spacing - performance.now();
     if (wait > 0) await sleep(wait);
-    await Promise.all(clients.slice(b * JOIN_BATCH, (b + 1) * JOIN_BATCH).map((c) => join(c).then(() => {
-      c.connected = true;
-      c.sending = true;
-      slots[Math.floor(Math.random() * SLOTS)].push(c);
-    }, (err) => {
-      win.errors++;
-      console.error(`client ${c.index} could not join: ${err?.message ?? err}`);
-    })));
+    while (pending.size >= MAX_JOINING) await Promise.race(pending);
+    for (const c of clients.slice(b * JOIN_BATCH, (b + 1) * JOIN_BATCH)) {
+      const p = withTimeout(join(c)).then(() => {
+        c.connected = true;
+        c.sending = true;
+        slots[Math.floor(Math.random() * SLOTS)].push(c);
+      }, (err) => {
+        win.errors++;
+        console.error(`client ${c.index} could not join: ${err?.message ?? err}`);
+      }).finally(() => pending.delete(p));
+      pending.add(p);
+      joins.push(p);
+    }
   }
+  await Promise.all(joins);
+  console.error(`joined ${clients.filter((c) => c.connected).length} of ${clients.length} in ` +
+    `${((performance.now() - t0) / 1000).toFixed(1)} s`);
   if (opts.sync) {
     emitEvent("ready");
     const go = await waitForGo();
