@@ -108,11 +108,23 @@ class StarholdServer:
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            import psutil
+
+            try:  # Ray workers the raylet started late may outlive it: end them too
+                family = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.Error:
+                family = []
             os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+            _, alive = psutil.wait_procs(family, timeout=5)
+            for proc in alive:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
 
 
 def run_starhold(clients: int, duration: float, warmup: float, gateways: int, procs: int, lean: bool = True) -> dict:
