@@ -62,10 +62,10 @@ class _NodeProcess:
     for error messages.
     """
 
-    def __init__(self, args: list[str], *, stdin: bool = False) -> None:
+    def __init__(self, args: list[str], *, stdin: bool = False, cwd: Path = COLYSEUS_DIR) -> None:
         self.popen = subprocess.Popen(
             ["node", *args],
-            cwd=COLYSEUS_DIR,
+            cwd=cwd,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -243,7 +243,8 @@ def _sample_window(server: _NodeProcess, loadgens: list[_NodeProcess], start: fl
     }
 
 
-def _merge(results: list[dict], samples: list[tuple[array, array, list[str]]], duration: float) -> dict:
+def _merge(results: list[dict], samples: list[tuple[array, array, list[str]]], duration: float,
+           target: str = "colyseus") -> dict:
     """Merge per-process loadgen results; percentiles come from the raw samples."""
     latency = sorted(v for lat, _, _ in samples for v in lat)
     jitter = sorted(v for _, jit, _ in samples for v in jit)
@@ -254,7 +255,7 @@ def _merge(results: list[dict], samples: list[tuple[array, array, list[str]]], d
 
     inputs_sent, frames_received = total("inputs_sent"), total("frames_received")
     return {
-        "target": "colyseus",
+        "target": target,
         "clients": total("clients"),
         "rooms": len(rooms),
         "duration_s": duration,
@@ -297,8 +298,13 @@ def _warn_if_loadgen_saturated(result: dict, procs: int) -> None:
         )
 
 
-def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, procs: int = 1, port: int = 0) -> dict:
+def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, procs: int = 1, port: int = 0,
+                 lean: bool = True) -> dict:
     """Run the sector scenario against a local Colyseus 0.18 server and return the result dict.
+
+    ``lean`` (default): the lean load generator (``benchmarks/loadgen/colyseus.mjs``, driven by
+    ``benchmarks/lean_loadgen.py``: raw ``ws`` sockets, one client in ten on the SDK decoding
+    patches); False: ``benchmarks/colyseus/loadgen.mjs``, every client on the SDK.
 
     ``clients`` players join rooms of 100 (so ``clients / 100`` rooms), the first
     ``warmup`` seconds after every client has joined are discarded and the next
@@ -322,6 +328,11 @@ def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, proc
         server = _NodeProcess(["server.mjs", str(port)])
         children.append(server)
         url = f"ws://127.0.0.1:{_wait_for_listening(server)}"
+        if lean:
+            from lean_loadgen import run_lean
+
+            return run_lean("colyseus", "colyseus.mjs", ["--url", url], clients, procs, [server.popen.pid],
+                            duration, warmup)
 
         loadgens: list[_NodeProcess] = []
         sample_paths: list[Path] = []
@@ -365,10 +376,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds discarded after the ramp")
     parser.add_argument("--procs", type=int, default=1, help="load-generator processes")
     parser.add_argument("--port", type=int, default=0, help="server port (0 = any free port)")
+    parser.add_argument("--sdk-loadgen", action="store_true",
+                        help="the old load generator (every client on the SDK) instead of the lean one")
     args = parser.parse_args()
     # Turn SIGTERM into SystemExit so run_colyseus' cleanup (killing the node process groups) runs.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    print(json.dumps(run_colyseus(args.clients, args.duration, args.warmup, args.procs, args.port)))
+    print(json.dumps(run_colyseus(args.clients, args.duration, args.warmup, args.procs, args.port,
+                                  lean=not args.sdk_loadgen)))
 
 
 if __name__ == "__main__":

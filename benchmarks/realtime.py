@@ -6,23 +6,33 @@ a second; the server sends 10 frames a second with every ship's position and the
 ack. For each N in ``--clients`` (default 100, 500, 1000, 2000), N/100 rooms:
 
 - **Starhold**: a fresh ``starhold serve`` (local Ray, SQLite in a temporary directory,
-  ``--gateways G`` processes sharing the port) with N/100 game sessions, driven by
-  ``starhold loadtest`` (``starhold.client.loadtest``: K load-generator processes);
+  ``--gateways G`` processes sharing the port) with N/100 game sessions;
 - **Colyseus 0.18**: ``benchmarks/colyseus`` (a ``sector`` room with
-  ``setSimulationInterval(100)``, ``patchRate = 100``, @colyseus/schema ships ``{x, y, ack}``)
-  driven by its own Node load generator on the official SDK (``benchmarks/colyseus_peer.py``).
+  ``setSimulationInterval(100)``, ``patchRate = 100``, @colyseus/schema ships ``{x, y, ack}``,
+  ``benchmarks/colyseus_peer.py``).
+
+Both are driven by the same lean load generator (``benchmarks/loadgen``, run by
+``benchmarks/lean_loadgen.py``): Node, raw ``ws`` sockets, K processes of many clients, each
+client sending its input 10 times a second, one client in ten decoding frames (Starhold with
+@msgpack/msgpack, Colyseus with the official SDK) and measuring latency and jitter, the others
+discarding them, so that the load generators cost little next to the servers. ``--old-loadgens``
+runs the previous ones instead (``starhold loadtest``'s Python workers and the SDK on every
+Colyseus client).
 
 Latency is input -> ack: from sending input ``s`` to the first frame whose ack >= ``s``
 (it includes waiting for the next 10 Hz frame, so the floor is near 50 ms mean and 100 ms p99).
 Jitter is the p99 of |frame inter-arrival - 100 ms|. "held" = p99 <= 150 ms with no
 disconnects, no errors and every client connected.
 
-Both load generators run on the same 2 cores as their server: the table shows their CPU too.
+Both load generators run on the same 2 cores as their server: the table shows their CPU, the
+whole machine's CPU over the window (``mach%``: what is left is other work) and the 1-minute
+load average. The summary gives, for each N run on both sides, the ratio of server CPU per
+player Starhold/Colyseus (same N, so the ratio of their server CPU).
 
     python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 2] [--procs 2]
-        [--only starhold|colyseus] [--json results.json]
+        [--only starhold|colyseus] [--old-loadgens] [--json results.json]
 
-Needs ``npm --prefix benchmarks/colyseus ci`` once for the Colyseus side.
+Needs ``npm --prefix benchmarks/colyseus ci`` and ``npm --prefix benchmarks/loadgen ci`` once.
 """
 
 from __future__ import annotations
@@ -98,21 +108,47 @@ class StarholdServer:
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            import psutil
+
+            try:  # Ray workers the raylet started late may outlive it: end them too
+                family = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.Error:
+                family = []
             os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+            _, alive = psutil.wait_procs(family, timeout=5)
+            for proc in alive:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
 
 
-def run_starhold(clients: int, duration: float, warmup: float, gateways: int, procs: int) -> dict:
-    from starhold.client.loadtest import run_loadtest
+def run_starhold(clients: int, duration: float, warmup: float, gateways: int, procs: int, lean: bool = True) -> dict:
+    from starhold.client.loadtest import _room_paths, run_loadtest
 
     rooms = max(1, clients // ROOM_SIZE)
     server = start_starhold(gateways)
     try:
-        return asyncio.run(run_loadtest(server.url, clients, rooms, duration, warmup=warmup, procs=procs,
-                                        server_pids=[server.proc.pid]))
+        if not lean:
+            return asyncio.run(run_loadtest(server.url, clients, rooms, duration, warmup=warmup, procs=procs,
+                                            server_pids=[server.proc.pid]))
+        from lean_loadgen import check_installed, run_lean
+
+        check_installed()
+
+        async def games() -> list[str]:
+            async with aiohttp.ClientSession() as session:
+                return await _room_paths(session, server.url, clients, rooms, False)
+
+        paths = asyncio.run(games())
+        result = run_lean("starhold", "starhold.mjs", ["--url", server.url, "--paths", ",".join(paths)],
+                          clients, procs, [server.proc.pid], duration, warmup)
+        result["rooms"] = rooms
+        return result
     finally:
         server.__exit__(None, None, None)
 
@@ -132,10 +168,10 @@ def start_starhold(gateways: int, attempts: int = 2) -> StarholdServer:
     raise AssertionError("unreachable")
 
 
-def run_colyseus_side(clients: int, duration: float, warmup: float, procs: int) -> dict:
+def run_colyseus_side(clients: int, duration: float, warmup: float, procs: int, lean: bool = True) -> dict:
     from colyseus_peer import run_colyseus
 
-    return run_colyseus(clients, duration=duration, warmup=warmup, procs=procs)
+    return run_colyseus(clients, duration=duration, warmup=warmup, procs=procs, lean=lean)
 
 
 def failed(target: str, clients: int, exc: Exception) -> dict:
@@ -155,7 +191,7 @@ def held(result: dict) -> bool:
 def table(results: list[dict]) -> str:
     head = (f"{'server':<9} {'N':>5} {'rooms':>5} {'conn':>5} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
             f"{'jit99':>6} {'in/s':>7} {'out/s':>7} {'srv CPU%':>8} {'srv MB':>7} {'gen CPU%':>8} "
-            f"{'err':>4} {'disc':>4} {'held':>4}")
+            f"{'mach%':>6} {'load':>5} {'err':>4} {'disc':>4} {'held':>4}")
     lines = [head, "-" * len(head)]
     for r in results:
         lat = r["latency_ms"]
@@ -163,7 +199,8 @@ def table(results: list[dict]) -> str:
             f"{r['target']:<9} {r['clients']:>5} {r['rooms']:>5} {r['connected']:>5} {lat['p50']:>7.1f} "
             f"{lat['p99']:>7.1f} {lat['max']:>7.1f} {r['jitter_p99_ms']:>6.1f} {r['messages_per_s']['in']:>7.0f} "
             f"{r['messages_per_s']['out']:>7.0f} {r['server_cpu_percent']:>8.1f} {r['server_rss_mb']:>7.0f} "
-            f"{r.get('loadgen_cpu_percent', float('nan')):>8.1f} {r['errors']:>4} {r['disconnects']:>4} "
+            f"{r.get('loadgen_cpu_percent', float('nan')):>8.1f} {r.get('machine_cpu_percent', float('nan')):>6.0f} "
+            f"{r.get('loadavg', float('nan')):>5.2f} {r['errors']:>4} {r['disconnects']:>4} "
             f"{'yes' if held(r) else 'no':>4}")
     return "\n".join(lines)
 
@@ -179,6 +216,15 @@ def summary(results: list[dict]) -> str:
                    f"{target} {best.get(target, 0)}")
     if best.get("colyseus"):
         out.append(f"ratio starhold/colyseus: {best.get('starhold', 0) / best['colyseus']:.2f}")
+    by_n: dict[int, dict[str, dict]] = {}
+    for r in results:
+        by_n.setdefault(r["clients"], {})[r["target"]] = r
+    for n, pair in sorted(by_n.items()):
+        s, c = pair.get("starhold"), pair.get("colyseus")
+        if s and c and c["server_cpu_percent"] > 0:
+            out.append(f"N={n}: server CPU per player starhold/colyseus {s['server_cpu_percent'] / c['server_cpu_percent']:.2f}"
+                       f" ({s['server_cpu_percent']:.0f} % vs {c['server_cpu_percent']:.0f} % of a core); "
+                       f"load generators {s['loadgen_cpu_percent']:.0f} % vs {c['loadgen_cpu_percent']:.0f} %")
     return "\n".join(out)
 
 
@@ -190,6 +236,8 @@ def main() -> None:
     parser.add_argument("--gateways", type=int, default=2, help="Starhold gateway processes")
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes (both servers)")
     parser.add_argument("--only", choices=["starhold", "colyseus"])
+    parser.add_argument("--old-loadgens", action="store_true",
+                        help="starhold loadtest (Python) and the SDK on every Colyseus client, not the lean ones")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args()
     results = []
@@ -200,9 +248,10 @@ def main() -> None:
             print(f"running {target} with {n} clients...", file=sys.stderr, flush=True)
             try:
                 if target == "starhold":
-                    result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs)
+                    result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs,
+                                          lean=not args.old_loadgens)
                 else:
-                    result = run_colyseus_side(n, args.duration, args.warmup, args.procs)
+                    result = run_colyseus_side(n, args.duration, args.warmup, args.procs, lean=not args.old_loadgens)
             except Exception as exc:  # a run that collapses (e.g. clients never all join) is a result too
                 print(f"{target} with {n} clients failed: {exc}", file=sys.stderr, flush=True)
                 result = failed(target, n, exc)
@@ -210,7 +259,7 @@ def main() -> None:
             print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"sector scenario, {args.duration:g} s measured after {args.warmup:g} s warm-up, "
           f"{os.cpu_count()} cores, Starhold with {args.gateways} gateway process(es), "
-          f"{args.procs} load-generator process(es) per run")
+          f"{args.procs} {'old' if args.old_loadgens else 'lean'} load-generator process(es) per run")
     print(table(results))
     print(summary(results))
     if args.json:

@@ -120,6 +120,7 @@ class Socket(Protocol):
 
     def deliver(self, data: bytes) -> None: ...
     def deliver_frame(self, data: bytes, keyframe: bool) -> None: ...
+    def deliver_spliced(self, head: bytes, tail: bytes, keyframe: bool) -> None: ...
     def close_soon(self, code: int, reason: str) -> None: ...
 
 
@@ -501,7 +502,7 @@ class RoomLink:
                 for conn_id, head in item[2]:
                     sock = sockets.get(conn_id)
                     if sock is not None:
-                        sock.deliver_frame(head + tail, keyframe)
+                        sock.deliver_spliced(head, tail, keyframe)
             elif tag == "send":
                 data = item[2]
                 for conn_id in item[1]:

@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from .. import protocol
 from .._runtime.events import Connect, Message
 from ..messages import kind_schemas, parse_client_message
-from ..wsdirect import write_binary_now
+from ..wsdirect import write_binary_now, write_binary_parts_now
 from . import metrics
 
 if TYPE_CHECKING:
@@ -177,6 +177,21 @@ class ClientSocket:
         except asyncio.QueueFull:
             self.behind_since = self.now()
             metrics.FRAMES_SKIPPED.inc()
+
+    def deliver_spliced(self, head: bytes, tail: bytes, keyframe: bool) -> None:
+        """``deliver_frame(head + tail, keyframe)``: a frame spliced from this client's head and
+        the tick's shared tail. When the frame can be written at once (nothing queued or being
+        written, not behind, no keyframe awaited, the direct path), it is, by
+        ``starhold.wsdirect.write_binary_parts_now`` (one join of header, head and tail, no
+        call chain per frame: it runs for every client every tick); otherwise as
+        ``deliver_frame``."""
+        if (self._direct_write and self.close_code is None and self.behind_since is None and not self.awaiting_keyframe
+                and not self._writing and not self._queue.qsize() and write_binary_parts_now(self.ws, head, tail)):
+            traffic = metrics.TRAFFIC
+            traffic.messages_out += 1
+            traffic.bytes_out += len(head) + len(tail)
+            return
+        self.deliver_frame(head + tail, keyframe)
 
     def close_soon(self, code: int, reason: str) -> None:
         """Close after what is already queued has been sent."""

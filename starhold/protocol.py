@@ -157,12 +157,37 @@ def encode(type_: str, seq: int, payload: dict) -> bytes:
     return msgpack.packb([type_, seq, payload], use_bin_type=True)
 
 
+_FLAT_ENVELOPE = msgspec.msgpack.Decoder(tuple[str, int, dict[str, bool | int | float | str | None]])
+"""The common shape of a client message, decoded in one typed pass: ``[str, int, map]`` whose
+map has string keys and only scalar values (a ``move_to``, a ``ping``, a ``say``...)."""
+
+
 def decode(data: bytes) -> tuple[str, int, Any]:
     """Decode msgpack bytes into ``(type, seq, payload)`` without validating the payload.
 
     Raises ``ProtocolError(ERR_MALFORMED)`` when ``data`` is not one msgpack envelope of
     shape ``[str, int, map]``.
+
+    Fast path: an envelope whose payload map has only string keys and scalar values (no
+    nested array or map, so the shape limits reduce to the map's key count; strings fit the
+    message's 4096 bytes) is decoded by msgspec's typed decoder (~0.4 us against ~2.6 us for
+    ``msgpack.unpackb`` with limits, whose keyword arguments cost most of that); any other
+    message, malformed ones included, takes the ``msgpack`` path below, which decides. Both
+    give the same result for what the fast path accepts (duplicate keys: the last wins).
     """
+    if type(data) is bytes and len(data) <= MAX_MESSAGE_BYTES:
+        try:
+            type_, seq, payload = _FLAT_ENVELOPE.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            if 0 <= seq <= MAX_SEQ and len(payload) <= MAX_MAP_LENGTH:
+                return type_, seq, payload
+    return _decode_msgpack(data)
+
+
+def _decode_msgpack(data: bytes) -> tuple[str, int, Any]:
+    """``decode`` without its fast path: ``msgpack.unpackb`` with the shape limits."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise ProtocolError(ERR_MALFORMED, "messages must be binary msgpack frames")
     if len(data) > MAX_MESSAGE_BYTES:
