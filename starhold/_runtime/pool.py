@@ -123,6 +123,11 @@ def room_of_host(ns: bytes, host: str) -> tuple[str, str, int] | None:
     return None if raw is None else tuple(cloudpickle.loads(raw))
 
 
+def forget_host(ns: bytes, host: str) -> None:
+    """Delete ``host``'s reverse key (it is exiting). Blocking."""
+    kv._internal_kv_del(_host_key(host), namespace=ns)
+
+
 class Spare(NamedTuple):
     """A started host nobody claimed yet: its actor ``name``, ``actor`` handle, and the
     ``time.monotonic()`` it was created at."""

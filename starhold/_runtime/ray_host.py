@@ -50,7 +50,7 @@ from ..messages import make_portable
 from ..ratelog import RateLimitedLog, describe
 from ..storage.base import StorageError
 from .paths import node_data_dir, room_db_path
-from .pool import HOST_PREFIX, Claim, Spare, SparePool, kv_namespace, latest_hint, read_claim, room_of_host, try_claim
+from .pool import HOST_PREFIX, Claim, Spare, SparePool, forget_host, kv_namespace, latest_hint, read_claim, room_of_host, try_claim
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
 from .scheduler import AlarmScheduler, alarm_index_from_config
@@ -229,10 +229,12 @@ class RoomHost(LocalRoomHandle):
     async def _exit(self) -> None:
         # Let in-flight replies (the hibernate call's, RoomGone to pullers) go out first, then
         # end without a restart, which frees the actor's name; the next call claims a new host.
-        # Its reverse key stays until the next claimant of the room deletes it: ``actor_names``
-        # lists the room until the host is dead, as Ray lists a live actor.
         me = ray.get_runtime_context().current_actor
         asyncio.get_running_loop().call_later(0.05, lambda: ray.kill(me, no_restart=True))
+        try:
+            await asyncio.to_thread(forget_host, kv_namespace(self.config["namespace"]), self.name)
+        except Exception:  # the GCS is away: the next claimant deletes the key
+            pass
 
     async def stats(self, identity: tuple) -> dict:
         await self._adopt(identity)
