@@ -141,9 +141,11 @@ class RoomHost(LocalRoomHandle):
             self._adopting = asyncio.ensure_future(self._take_on(kind, room_id, gen))
         try:
             await asyncio.shield(self._adopting)
+        except RoomGone:
+            raise
         except Exception:
             if self.identity is None and self._adopting.done():
-                self._adopting = None  # not claimed for that, or the GCS did not answer: still blank
+                self._adopting = None  # the GCS did not answer: the next call tries again
             raise
         if self.identity != identity:
             raise RoomGone(f"{kind}/{room_id}#{gen}: this host holds {self.identity}")
