@@ -51,22 +51,18 @@ async def hibernate_sol(directory, spec: dict | None, data: Path) -> None:
     from starhold._runtime.ray_host import actor_name
 
     name = actor_name("system", "sol")
-    from starhold._runtime.handle import RoomGone
-
     handle = await directory.get_if_active("system", "sol")
-    try:
-        if handle is not None:
-            while (await handle.stats())["alarm"] is not None:  # let the 10 Hz loop come to rest
-                await asyncio.sleep(0.1)
-            await handle.hibernate()
-    except RoomGone:  # it went to sleep by itself meanwhile
-        pass
+    if handle is not None:
+        while (await handle.stats())["alarm"] is not None:  # let the 10 Hz loop come to rest
+            await asyncio.sleep(0.1)
+        await handle.hibernate()
     while name in await asyncio.to_thread(directory.actor_names):
         await asyncio.sleep(0.01)
     if spec is not None:  # a node without the local file: restore from S3
         for path in (data / "rooms" / "system").glob("sol.sqlite*"):
             path.unlink()
-    while await directory.spare_count() < directory.pool_size:
+    directory.pool.refill()
+    while len(directory.pool) < directory.pool.size:
         await asyncio.sleep(0.05)
 
 
@@ -95,21 +91,9 @@ async def wakes(mode: str, count: int, spec: dict | None, data: Path, spares: in
             await client.join()
             if i:
                 joins.append(time.perf_counter() - started)
+    await directory.close(hibernate_rooms=False)
     await server.close()
-    await asyncio.to_thread(end_namespace, directory.namespace)
     return latencies, joins
-
-
-def end_namespace(namespace: str) -> None:
-    """Kill every actor of ``namespace`` (hosts, spares, the spare pool, the scheduler)."""
-    import ray
-
-    for actor in ray.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == namespace:
-            try:
-                ray.kill(ray.get_actor(actor["name"], namespace=namespace), no_restart=True)
-            except ValueError:
-                pass
 
 
 async def commit_rate(ships: int, seconds: float, data: Path) -> tuple[float, float]:
@@ -140,7 +124,7 @@ async def main(args) -> None:
 
     init_ray(namespace="bench", logging_level="WARNING")
     rows = []
-    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         for spares in (args.spares, 0):
             label = f"{spares} spare hosts" if spares else "no spares (a process per wake)"
             local, joins = await wakes("local", args.wakes, None, Path(tmp) / f"local{spares}", spares)

@@ -7,18 +7,16 @@ already running (a *host*, ``ray_host.RoomHost``) skips both. Hosts are named
 ``host:<32 hex>`` in the rooms' Ray namespace; which host holds a room is recorded in Ray's
 internal KV (the GCS, so every node sees it), in KV namespace ``starhold:<namespace>``:
 
-- ``room:<kind>:<id>#<gen>`` -> ``(host, params, actor id)`` (cloudpickle): the *claim* of generation
+- ``room:<kind>:<id>#<gen>`` -> ``(host, params)`` (cloudpickle): the *claim* of generation
   ``gen`` of the room. A claim is written with put-if-absent, which the GCS applies atomically,
   so for each generation exactly one claimant wins (Orleans' grain directory registers
   activations the same way: first writer wins, the others use the winner).
 - ``room:<kind>:<id>`` -> ``gen``: a hint, the latest generation written by a winner.
 - ``host:<name>`` -> ``(kind, room_id, gen)``: which room a host holds (drain, ``actor_names``).
 
-Resolving a room (``RayDirectory.get``): read the hint ``g``, read claim ``g``, look its host up
-by name. A host that is alive holds the room. A dead host (hibernated and exited, crashed) has
-freed its name; since Ray answers "not found" for any failed lookup (an overloaded GCS too),
-the caller confirms the death in the GCS's actor table (state ``DEAD``, by the claim's actor
-id) before it claims ``g + 1`` with a host of its own and, if another caller won that
+Resolving a room (``resolve``): read the hint ``g``, read claim ``g``, look its host up by name.
+A host that is alive holds the room. A dead host (hibernated and exited, crashed) has freed its
+name; the caller then claims ``g + 1`` with a host of its own and, if another caller won that
 generation first, uses the winner's host (and if that one is dead too, claims ``g + 2``...).
 A claim is only ever made over a dead host, so at most one live host holds a room's latest
 claim: the single-activation guarantee. The epoch fence of the room's storage
@@ -74,13 +72,11 @@ def _host_key(host: str) -> bytes:
 
 
 class Claim(NamedTuple):
-    """One generation of a room: ``host`` (actor name; Ray actor id ``actor_id``, hex) holds
-    it, created with ``params``."""
+    """One generation of a room: ``host`` (actor name) holds it, created with ``params``."""
 
     gen: int
     host: str
     params: dict
-    actor_id: str
 
 
 def latest_hint(ns: bytes, kind: str, room_id: str) -> int:
@@ -94,17 +90,17 @@ def read_claim(ns: bytes, kind: str, room_id: str, gen: int) -> Claim | None:
     raw = kv._internal_kv_get(_claim_key(kind, room_id, gen), namespace=ns)
     if raw is None:
         return None
-    host, params, actor_id = cloudpickle.loads(raw)
-    return Claim(gen, host, params, actor_id)
+    host, params = cloudpickle.loads(raw)
+    return Claim(gen, host, params)
 
 
-def try_claim(ns: bytes, kind: str, room_id: str, gen: int, host: str, actor_id: str, params: dict,
+def try_claim(ns: bytes, kind: str, room_id: str, gen: int, host: str, params: dict,
               replaced: str | None = None) -> bool:
     """Claim generation ``gen`` of the room for ``host`` (put-if-absent); True if this call won.
     The winner records the hint and the host's reverse key, and deletes the claim
     ``KEEP_GENERATIONS`` older and the reverse key of ``replaced`` (the dead host of ``gen - 1``).
     Blocking (GCS RPCs)."""
-    value = cloudpickle.dumps((host, dict(params), actor_id))
+    value = cloudpickle.dumps((host, dict(params)))
     existed = kv._internal_kv_put(_claim_key(kind, room_id, gen), value, overwrite=False, namespace=ns)
     if existed:
         return False
@@ -136,21 +132,15 @@ class Spare(NamedTuple):
     actor: Any
     born: float
 
-    @property
-    def actor_id(self) -> str:
-        """The host's Ray actor id, hex."""
-        return self.actor._actor_id.hex()
-
 
 class SparePool:
-    """Up to ``size`` started, blank hosts, ready to be claimed (``take``). On Ray one pool
-    serves a whole namespace: ``ray_host.SparePoolActor``, named ``spares``.
+    """Up to ``size`` started, blank hosts, ready to be claimed (``take``).
 
     ``create(name)`` starts a host actor (blocking; run in a thread) and returns its handle;
     ``ready(actor)`` awaits its constructor. A spare is handed out at most once. Spares older
     than ``max_age`` seconds are dropped unused (a blank host ends itself after its TTL, which
-    is longer, so that a pool that died cannot leak hosts for ever). With ``size`` 0 nothing is
-    kept: ``take`` starts a host on demand.
+    is longer, so that a gateway that died cannot leak hosts for ever). With ``size`` 0 (room
+    actors' own directories) nothing is kept: ``take`` starts a host on demand.
     """
 
     def __init__(self, size: int, create: Callable[[str], Any], ready: Callable[[Any], Awaitable[Any]],
@@ -166,22 +156,18 @@ class SparePool:
     def __len__(self) -> int:
         return len(self._spares)
 
-    def take_ready(self) -> Spare | None:
-        """A ready spare (and a replacement is started), or None when none is ready."""
-        now = time.monotonic()
-        while self._spares and now - self._spares[0].born > self.max_age:
-            self._spares.popleft()  # ends itself: its TTL is longer than max_age
-        spare = self._spares.popleft() if self._spares else None
-        self.refill()
-        return spare
-
     async def take(self) -> Spare:
         """A ready spare if one is there (and a replacement is started), else a host started
         now and awaited. Only a host that has run its constructor is ever claimed: Ray then
         knows its name, so a claimant that finds the name unknown knows the host is dead."""
-        spare = self.take_ready()
-        if spare is not None:
+        now = time.monotonic()
+        while self._spares and now - self._spares[0].born > self.max_age:
+            self._spares.popleft()  # ends itself: its TTL is longer than max_age
+        if self._spares:
+            spare = self._spares.popleft()
+            self.refill()
             return spare
+        self.refill()
         name = new_host_name()
         actor = await asyncio.to_thread(self._create, name)
         await self._ready(actor)

@@ -33,11 +33,9 @@ import collections
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 import ray
-from ray.core.generated import gcs_pb2
 from ray.exceptions import RayActorError
 
 from .. import heap
@@ -50,7 +48,7 @@ from ..messages import make_portable
 from ..ratelog import RateLimitedLog, describe
 from ..storage.base import StorageError
 from .paths import node_data_dir, room_db_path
-from .pool import HOST_PREFIX, Claim, Spare, SparePool, forget_host, kv_namespace, latest_hint, read_claim, room_of_host, try_claim
+from .pool import HOST_PREFIX, SparePool, forget_host, kv_namespace, latest_hint, read_claim, room_of_host, try_claim
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
 from .scheduler import AlarmScheduler, alarm_index_from_config
@@ -305,53 +303,8 @@ def scheduler_actor(config: dict, room_classes: dict | None = None):
     ).remote(config, room_classes)
 
 
-SPARES_NAME = "spares"
-"""Ray actor name of the namespace's pool of spare hosts (``SparePoolActor``)."""
-
-
-class SparePoolActor:
-    """The spare hosts of a namespace (``pool.SparePool``): every directory of the namespace
-    (gateways, and rooms waking other rooms) takes its hosts here, one Ray call each. Created
-    by the first directory with ``pool_size`` > 0 (a gateway's), which also sets its size;
-    the largest size asked for wins. Its spares carry the config and room classes of the
-    directory that created it."""
-
-    def __init__(self, config: dict, room_classes: dict | None):
-        logging.basicConfig(level=config.get("log_level", "INFO"))
-        self.config = config
-        self.room_classes = room_classes
-        self.pool = SparePool(0, self._create, self._ready, SPARE_MAX_AGE)
-
-    def _create(self, name: str):
-        return _RemoteRoomHost.options(
-            name=name, namespace=self.config["namespace"], lifetime="detached", max_restarts=-1, num_cpus=0,
-            max_concurrency=1000,
-        ).remote(self.config, self.room_classes)
-
-    async def _ready(self, actor) -> dict:
-        return await actor.ready.remote()
-
-    async def resize(self, size: int) -> int:
-        """Keep at least ``size`` spares started (the largest size asked for wins); returns
-        the spares ready now."""
-        self.pool.size = max(self.pool.size, int(size))
-        self.pool.refill()
-        return len(self.pool)
-
-    async def take(self) -> tuple[str, str] | None:
-        """``(host name, actor id hex)`` of a ready spare, handed out once, or None when none
-        is ready (the caller starts a host itself)."""
-        spare = self.pool.take_ready()
-        return None if spare is None else (spare.name, spare.actor_id)
-
-    async def ready_count(self) -> int:
-        """Spares ready now."""
-        return len(self.pool)
-
-
 _RemoteRoomHost = ray.remote(RoomHost)
 _RemoteScheduler = ray.remote(SchedulerActor)
-_RemoteSparePool = ray.remote(SparePoolActor)
 
 MAX_CLAIM_ROUNDS = 16
 """Generations ``RayDirectory.get`` tries to claim before giving up with ``RoomGone`` (each
@@ -426,10 +379,7 @@ class RayDirectory(RoomDirectory):
             if module is not None and not cls.__module__.startswith("starhold."):
                 ray.cloudpickle.register_pickle_by_value(module)
                 make_portable(cls)  # its message Structs too (msgspec classes lose their fields)
-        self.pool_size = pool_size
-        self._on_demand = SparePool(0, self._create_host, self._host_ready, SPARE_MAX_AGE)
-        self._spares_actor = None
-        self._spares_checked = -1e9  # monotonic time of the last lookup that found no pool
+        self.pool = SparePool(pool_size, self._create_host, self._host_ready, SPARE_MAX_AGE)
 
     def _create_host(self, name: str):
         """Start a blank host named ``name`` (blocking: Ray's actor creation call)."""
@@ -443,63 +393,16 @@ class RayDirectory(RoomDirectory):
         RAY_CALLS["ready"] += 1
         return await actor.ready.remote()
 
-    async def spares(self):
-        """The namespace's ``SparePoolActor``: created (and sized) when this directory has a
-        ``pool_size``, else looked up (at most every 10 s while there is none); None if none."""
-        if self._spares_actor is not None:
-            return self._spares_actor
-        if self.pool_size > 0:
-            def create():
-                return _RemoteSparePool.options(
-                    name=SPARES_NAME, namespace=self.namespace, get_if_exists=True, lifetime="detached",
-                    max_restarts=-1, num_cpus=0).remote(self.config, self.room_classes or None)
-
-            actor = await asyncio.to_thread(create)
-            await actor.resize.remote(self.pool_size)
-            self._spares_actor = actor
-        elif time.monotonic() - self._spares_checked > 10.0:
-            self._spares_checked = time.monotonic()
-            try:
-                self._spares_actor = await asyncio.to_thread(ray.get_actor, SPARES_NAME, self.namespace)
-            except ValueError:
-                pass
-        return self._spares_actor
-
-    async def spare_count(self) -> int:
-        """Spare hosts ready in the namespace's pool (0 without one)."""
-        actor = await self.spares()
-        return 0 if actor is None else await actor.ready_count.remote()
-
-    async def _take_host(self) -> Spare:
-        """A started host for a claim: a spare from the namespace's pool, else one started now."""
-        actor = await self.spares()
-        if actor is not None:
-            try:
-                RAY_CALLS["take_spare"] += 1
-                got = await actor.take.remote()
-            except RayActorError:
-                self._spares_actor, got = None, None
-            if got is not None:
-                name, _ = got
-                try:
-                    return Spare(name, await asyncio.to_thread(ray.get_actor, name, self.namespace), time.monotonic())
-                except ValueError:  # ended meanwhile (drained): start one
-                    pass
-        return await self._on_demand.take()
-
     async def start(self) -> None:
-        """Start the alarm scheduler (``start_scheduler``) and the spare pool (``spares``). A
-        failure (the scheduler's index unreachable: S3 down, or no credentials on its node)
-        is logged as one warning line, not raised: the gateway serves on and calls this again
+        """Start the alarm scheduler (``start_scheduler``) and top up the spare hosts. A
+        scheduler failure (its index unreachable: S3 down, or no credentials on its node) is
+        logged as one warning line, not raised: the gateway serves on and calls this again
         every few seconds."""
+        self.pool.refill()
         try:
-            if self.pool_size > 0:
-                actor = await self.spares()
-                await actor.resize.remote(self.pool_size)
             await self.start_scheduler()
         except Exception as exc:
-            log.warning("the alarm scheduler or the spare hosts could not start: %s: %s", type(exc).__name__,
-                        str(exc)[:500])
+            log.warning("the alarm scheduler could not start: %s: %s", type(exc).__name__, str(exc)[:500])
 
     async def probe(self, timeout: float) -> None:
         """Raise unless Ray's GCS answers one small request (an internal KV read) within
@@ -527,10 +430,10 @@ class RayDirectory(RoomDirectory):
         RAY_CALLS["scheduler"] += 1
         return await scheduler.start.remote()
 
-    def _read(self, kind: str, room_id: str, gen: int | None) -> tuple[int, Claim | None, object]:
-        """``(gen, claim, actor)``: the room's claim ``gen`` (default: the latest recorded,
-        ``pool.latest_hint``; None when there is no such claim) and its host's handle (None
-        when Ray does not find the name). Blocking (two or three GCS RPCs)."""
+    def _lookup(self, kind: str, room_id: str, gen: int | None = None) -> tuple[int, str | None, object]:
+        """``(gen, host, actor)`` of the room's claim ``gen`` (default: the latest recorded,
+        ``pool.latest_hint``); ``host`` None when there is no such claim, ``actor`` None
+        unless the host is alive. Blocking (two or three GCS RPCs)."""
         if gen is None:
             gen = latest_hint(self._kv, kind, room_id)
             if gen < 0:
@@ -539,24 +442,9 @@ class RayDirectory(RoomDirectory):
         if claim is None:
             return gen, None, None
         try:
-            return gen, claim, ray.get_actor(claim.host, namespace=self.namespace)
-        except ValueError:
-            return gen, claim, None
-
-    async def _lookup(self, kind: str, room_id: str, gen: int | None = None) -> tuple[int, Claim | None, object]:
-        """``_read``, with a name Ray did not find confirmed dead in the GCS's actor table:
-        Ray answers "not found" for a failed lookup too, and a claim over a live host would be
-        a second activation. Raises ``RoomGone`` when the host is not dead but could not be
-        looked up (the caller asks again)."""
-        gen, claim, actor = await asyncio.to_thread(self._read, kind, room_id, gen)
-        if claim is None or actor is not None:
-            return gen, claim, actor
-        infos = await ray._private.worker.global_worker.gcs_client.async_get_all_actor_info(
-            actor_id=ray.ActorID.from_hex(claim.actor_id), timeout=30)
-        info = infos.get(ray.ActorID.from_hex(claim.actor_id))
-        if info is None or info.state == gcs_pb2.ActorTableData.ActorState.DEAD:
-            return gen, claim, None  # dead (a dead actor's record may have been evicted)
-        raise RoomGone(f"{kind}/{room_id}: its host {claim.host} is not dead but Ray could not look it up")
+            return gen, claim.host, ray.get_actor(claim.host, namespace=self.namespace)
+        except ValueError:  # dead: its name is free
+            return gen, claim.host, None
 
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> RayRoomHandle:
         """The handle on the room's live host; when its latest host is dead (or it never had
@@ -568,23 +456,24 @@ class RayDirectory(RoomDirectory):
             room_class(kind)  # KeyError for unknown kinds, before anything is created
         room_db_path(self.config["data_dir"], kind, room_id)  # ValueError for unsafe ids
         RAY_CALLS["get_or_create"] += 1
-        gen, claim, actor = await self._lookup(kind, room_id)
+        gen, host, actor = await asyncio.to_thread(self._lookup, kind, room_id)
         for _ in range(MAX_CLAIM_ROUNDS):
             if actor is not None:
                 return RayRoomHandle(actor, kind, room_id, gen)
-            spare = await self._take_host()
-            won = await asyncio.to_thread(try_claim, self._kv, kind, room_id, gen + 1, spare.name, spare.actor_id,
-                                          dict(params or {}), claim.host if claim else None)
+            spare = await self.pool.take()
+            won = await asyncio.to_thread(try_claim, self._kv, kind, room_id, gen + 1, spare.name,
+                                          dict(params or {}), host)
             if won:
                 RAY_CALLS["claim"] += 1
                 return RayRoomHandle(spare.actor, kind, room_id, gen + 1)
-            ray.kill(spare.actor, no_restart=True)  # lost: another claimant's host holds the room
-            gen, claim, actor = await self._lookup(kind, room_id, gen + 1)
+            if not self.pool.give_back(spare):
+                ray.kill(spare.actor, no_restart=True)
+            gen, host, actor = await asyncio.to_thread(self._lookup, kind, room_id, gen + 1)
         raise RoomGone(f"{kind}/{room_id}: {MAX_CLAIM_ROUNDS} claims lost in a row")
 
     async def get_if_active(self, kind: str, room_id: str) -> RayRoomHandle | None:
         RAY_CALLS["get_actor"] += 1
-        gen, _, actor = await self._lookup(kind, room_id)
+        gen, _, actor = await asyncio.to_thread(self._lookup, kind, room_id)
         return None if actor is None else RayRoomHandle(actor, kind, room_id, gen)
 
     async def is_active(self, kind: str, room_id: str) -> bool:
@@ -611,8 +500,13 @@ class RayDirectory(RoomDirectory):
         return [name.split(":", 1)[1].replace(":", "/", 1) for name in names]
 
     async def close(self, hibernate_rooms: bool = True) -> None:
-        """Optionally hibernate every live room of the namespace (snapshots taken). The spare
-        pool stays: other gateways of the namespace share it."""
+        """End this directory's spare hosts; optionally hibernate every live room of the
+        namespace (snapshots taken)."""
+        for spare in await self.pool.close():
+            try:
+                ray.kill(spare.actor, no_restart=True)
+            except Exception:
+                pass
         if not hibernate_rooms:
             return
         for name in await asyncio.to_thread(self.actor_names):
