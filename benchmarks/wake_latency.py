@@ -1,28 +1,20 @@
-"""Wake latency and commit rate of rooms on Ray, with spare room hosts and without.
+"""Wake latency and commit rate of rooms on Ray.
 
-1. Wake latency: a player is connected to Sol; the room hibernates (snapshot, host exits,
+1. Wake latency: a player is connected to Sol; the room hibernates (snapshot, actor exits,
    socket held by the gateway); the player's next input wakes it. Measured: time from sending
    the input to the first frame that acknowledges it, over ``--wakes`` wakes, with
    - local snapshots (the room's SQLite file is still on this node), and
    - S3 snapshots on a real SeaweedFS, the local file deleted before each wake (a wake on a
      node without the file: restore from S3).
-2. Cold join: Sol hibernated, a new client connects and joins; time from opening the socket to
-   the ``welcome``.
-3. Commits per second of a room with ``--ships`` ships moving (bots), over ``--seconds``.
+2. Commits per second of a room with ``--ships`` ships moving (bots), over ``--seconds``.
 
-Each wake figure is measured twice in the same run: with the gateway keeping ``--spares``
-spare hosts started (``starhold._runtime.pool``; the spares are topped up between wakes, as
-they are between a gateway's wakes that are further apart than a process start) and with none
-(the baseline: a Ray actor, i.e. a worker process, is started per wake, as before spares).
-
-Usage: python benchmarks/wake_latency.py [--wakes 50] [--spares 2] [--ships 20] [--seconds 10]
+Usage: python benchmarks/wake_latency.py [--wakes 50] [--ships 20] [--seconds 10]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -45,55 +37,34 @@ async def gateway(directory):
     return server, str(server.make_url("")).rstrip("/")
 
 
-async def hibernate_sol(directory, spec: dict | None, data: Path) -> None:
-    """Let Sol's loop come to rest, hibernate it, wait for its host to be gone, and (S3) delete
-    the local file; then wait for the spare hosts to be topped up."""
-    from starhold._runtime.ray_host import actor_name
-
-    name = actor_name("system", "sol")
-    handle = await directory.get_if_active("system", "sol")
-    if handle is not None:
-        while (await handle.stats())["alarm"] is not None:  # let the 10 Hz loop come to rest
-            await asyncio.sleep(0.1)
-        await handle.hibernate()
-    while name in await asyncio.to_thread(directory.actor_names):
-        await asyncio.sleep(0.01)
-    if spec is not None:  # a node without the local file: restore from S3
-        for path in (data / "rooms" / "system").glob("sol.sqlite*"):
-            path.unlink()
-    directory.pool.refill()
-    while len(directory.pool) < directory.pool.size:
-        await asyncio.sleep(0.05)
-
-
-async def wakes(mode: str, count: int, spec: dict | None, data: Path, spares: int) -> tuple[list[float], list[float]]:
-    """``(input -> ack after a wake, connect -> welcome of a cold room)`` in seconds."""
+async def wakes(mode: str, count: int, spec: dict | None, data: Path) -> list[float]:
     from starhold.client import StarholdClient
-    from starhold._runtime.ray_host import RayDirectory
+    from starhold._runtime.ray_host import RayDirectory, actor_name
 
     directory = RayDirectory({"data_dir": str(data), "idle_timeout": 600, "log_level": "WARNING",
-                              "snapshots": spec}, namespace=f"bench-{mode}-{uuid.uuid4().hex[:6]}", pool_size=spares)
+                              "snapshots": spec}, namespace=f"bench-{mode}-{uuid.uuid4().hex[:6]}")
     server, url = await gateway(directory)
-    latencies, joins = [], []
+    name = actor_name("system", "sol")
+    latencies = []
     async with StarholdClient(url, "Sol") as client:
         await client.join()
         for i in range(count + 1):
-            await hibernate_sol(directory, spec, data)
+            handle = await directory.get_if_active("system", "sol")
+            while (await handle.stats())["alarm"] is not None:  # let the 10 Hz loop come to rest
+                await asyncio.sleep(0.1)
+            await handle.hibernate()
+            while name in await asyncio.to_thread(directory.actor_names):
+                await asyncio.sleep(0.01)
+            if spec is not None:  # a node without the local file: restore from S3
+                for path in (data / "rooms" / "system").glob("sol.sqlite*"):
+                    path.unlink()
             started = time.perf_counter()
             seq = await client.move_to(100.0 + i % 2, 50.0)  # a short hop: the loop rests soon
             await client.wait_for(lambda c: c.ack >= seq, timeout=30)
             if i:  # the first wake also pays for Ray's worker pool warming up
                 latencies.append(time.perf_counter() - started)
-    for i in range(count + 1):
-        await hibernate_sol(directory, spec, data)
-        started = time.perf_counter()
-        async with StarholdClient(url, "Sol") as client:
-            await client.join()
-            if i:
-                joins.append(time.perf_counter() - started)
-    await directory.close(hibernate_rooms=False)
     await server.close()
-    return latencies, joins
+    return latencies
 
 
 async def commit_rate(ships: int, seconds: float, data: Path) -> tuple[float, float]:
@@ -125,10 +96,8 @@ async def main(args) -> None:
     init_ray(namespace="bench", logging_level="WARNING")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for spares in (args.spares, 0):
-            label = f"{spares} spare hosts" if spares else "no spares (a process per wake)"
-            local, joins = await wakes("local", args.wakes, None, Path(tmp) / f"local{spares}", spares)
-            rows.append((f"local snapshot, {label}", local, joins))
+        local = await wakes("local", args.wakes, None, Path(tmp) / "local")
+        rows.append(("local snapshots (file on this node)", local))
         (Path(tmp) / "weed").mkdir()
         weed, log = _start_weed(weed_binary(), Path(tmp) / "weed", Path(tmp) / "weed.log")
         if weed is None:
@@ -137,22 +106,16 @@ async def main(args) -> None:
             bucket = weed.create_bucket()
             spec = {"kind": "s3", "bucket": bucket, "endpoint_url": weed.endpoint_url,
                     "aws_access_key_id": weed.access_key, "aws_secret_access_key": weed.secret_key}
-            for spares in (args.spares, 0):
-                label = f"{spares} spare hosts" if spares else "no spares (a process per wake)"
-                s3, joins = await wakes("s3", args.wakes, spec, Path(tmp) / f"s3{spares}", spares)
-                rows.append((f"S3 (SeaweedFS, no local file), {label}", s3, joins))
+            s3 = await wakes("s3", args.wakes, spec, Path(tmp) / "s3")
+            rows.append(("S3 snapshots, SeaweedFS (no local file)", s3))
         finally:
             weed.stop()
         commits, events = await commit_rate(args.ships, args.seconds, Path(tmp) / "commits")
-    print(f"\n{args.wakes} wakes each; load average {os.getloadavg()[0]:.1f}")
-    print(f"{'':60} {'input -> ack after a wake, ms':>36}   {'cold join -> welcome, ms':>30}")
-    print(f"{'':60} {'p50':>8} {'p99':>8} {'mean':>8} {'max':>8}   {'p50':>8} {'p99':>8} {'max':>8}")
-    for label, values, joins in rows:
+    print(f"\nwake latency: hibernated room -> first frame acknowledging the waking input ({args.wakes} wakes)")
+    print(f"{'':42} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'max ms':>8}")
+    for label, values in rows:
         ms = [v * 1000 for v in values]
-        js = [v * 1000 for v in joins]
-        print(f"{label:60} {pct(ms, .5):8.1f} {pct(ms, .99):8.1f} {statistics.mean(ms):8.1f} {max(ms):8.1f}   "
-              f"{pct(js, .5):8.1f} {pct(js, .99):8.1f} {max(js):8.1f}")
-    print("targets (issue 17): wake p99 <= 250 ms (local), <= 1000 ms (S3); cold join p99 <= 300 ms")
+        print(f"{label:42} {pct(ms, .5):8.1f} {pct(ms, .99):8.1f} {statistics.mean(ms):8.1f} {max(ms):8.1f}")
     print(f"\nSol with {args.ships} moving ships: {commits:.1f} SQLite commits/s, {events:.1f} client events/s")
     ray.shutdown()
 
@@ -160,7 +123,6 @@ async def main(args) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wakes", type=int, default=50)
-    parser.add_argument("--spares", type=int, default=2)
     parser.add_argument("--ships", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=10.0)
     asyncio.run(main(parser.parse_args()))

@@ -18,7 +18,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
                                  host_mode=args.host_mode, snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
-                                 gateways=args.gateways, spare_hosts=args.spare_hosts, log_format=args.log_format,
+                                 gateways=args.gateways, log_format=args.log_format,
                                  metrics_port=args.metrics_port, shed_lag=args.shed_lag,
                                  games_per_hour=args.games_per_hour, live_games=args.live_games,
                                  login_account_failures=args.login_account_failures,
@@ -87,7 +87,7 @@ def _gateway(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, data_dir=args.data_dir,
                                  idle_timeout=args.idle_timeout, ray_address=args.ray_address,
                                  snapshots=args.snapshots, s3_endpoint=args.s3_endpoint,
-                                 gateways=args.gateways, spare_hosts=args.spare_hosts, log_format=args.log_format,
+                                 gateways=args.gateways, log_format=args.log_format,
                                  metrics_port=args.metrics_port, shed_lag=args.shed_lag,
                                  games_per_hour=args.games_per_hour, live_games=args.live_games,
                                  login_account_failures=args.login_account_failures,
@@ -166,7 +166,7 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
     if settings.host_mode == "ray":
         from ._runtime.ray_host import RayDirectory
 
-        directory = RayDirectory(settings.room_config(), settings.namespace, pool_size=settings.spare_hosts)
+        directory = RayDirectory(settings.room_config(), settings.namespace)
     else:
         from ._runtime.local_host import InProcessDirectory
         from .storage.factory import snapshot_store_from_config
@@ -244,9 +244,6 @@ def _add_gateway_parser(sub) -> None:
     gateway.add_argument("--host", help="listen address (default 127.0.0.1)")
     gateway.add_argument("--port", type=int, help="listen port (default 8000)")
     gateway.add_argument("--gateways", type=int, help="gateway processes sharing the port (default 1)")
-    gateway.add_argument("--spare-hosts", type=int,
-                         help="room hosts each gateway process keeps started, so rooms wake without starting a process "
-                              "(default 2)")
     gateway.add_argument("--data-dir", help="key files (with local snapshots) and the room actors' data dir "
                                             "(default ./data, made absolute)")
     gateway.add_argument("--snapshots", help="local (default) or s3://bucket/prefix; with S3 the token keys, the "
@@ -301,9 +298,6 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--snapshots", help="where snapshots go: local (default) or s3://bucket/prefix")
     serve.add_argument("--s3-endpoint", help="S3 endpoint URL for a non-AWS S3 service (e.g. SeaweedFS)")
     serve.add_argument("--gateways", type=int, help="gateway processes sharing the port (default 1; Ray mode)")
-    serve.add_argument("--spare-hosts", type=int,
-                       help="room hosts each gateway process keeps started, so rooms wake without starting a process "
-                            "(default 2; Ray mode)")
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
     serve.add_argument("--metrics-port", type=int,
                        help="gateway process i also serves its own /metrics on this port + i (default: off)")

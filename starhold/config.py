@@ -27,9 +27,6 @@ class Settings:
     generated key kept in the snapshot bucket (``<prefix>_cluster/jwt-keys.json``) with S3
     snapshots, else in a key file under ``data_dir``; ``session_key``: base64 key signing game
     ids (default a generated key shared the same way, ``session-key.json``); ``gateways``: gateway processes sharing the port (``SO_REUSEPORT``);
-    ``spare_hosts``: room hosts (Ray actors) each gateway process keeps started and holding no
-    room, so that a room wakes on one at once instead of waiting for a new process
-    (``starhold._runtime.pool``; 0: a host is started per wake);
     ``log_format``: ``text`` or ``json`` (one JSON object per line, with room and connection
     ids); ``metrics_port``: when set, gateway process ``i`` also serves its own ``/metrics`` on
     ``host:metrics_port + i`` (the shared port reaches one gateway at random, so a scraper
@@ -59,7 +56,6 @@ class Settings:
     jwt_keys: str | None = None
     session_key: str | None = None
     gateways: int = 1
-    spare_hosts: int = 2
     log_format: str = "text"
     metrics_port: int | None = None
     shed_lag: float = 0.05
@@ -114,7 +110,7 @@ class Settings:
 
 
 def _convert(name: str, value):
-    if name in ("port", "gateways", "spare_hosts", "metrics_port", "games_per_hour", "live_games", "login_account_failures",
+    if name in ("port", "gateways", "metrics_port", "games_per_hour", "live_games", "login_account_failures",
                 "login_address_failures"):
         return int(value)
     if name in ("idle_timeout", "shed_lag", "shutdown_timeout"):

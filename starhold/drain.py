@@ -7,16 +7,14 @@ Steps (``drain_node``):
    places no new actor there; actors already there keep running. Refused when no other
    alive node that is not draining would remain (e.g. the head node of a one-node cluster).
    Ray cannot undo a drain: to use the node again, restart its raylet (``ray stop`` then
-   ``ray start`` on it). The namespace's spare hosts on the node (started, holding no room)
-   are ended, so that no room lands on them.
-2. **List its rooms**: the rooms held by the alive hosts (``host:<hex>``) of the namespace on
-   that node (from the GCS actor table and the hosts' claims, ``starhold._runtime.pool``: no
-   dashboard needed).
+   ``ray start`` on it).
+2. **List its rooms**: the alive actors of the namespace on that node named ``room:<kind>:<id>``
+   (from the GCS actor table: no dashboard needed).
 3. **Move each room**, ``parallel`` at a time, rooms with the most connections first
    (``move_room``): ``RoomHandle.migrate`` hibernates
    it (connections saved, final snapshot, lease released) telling each gateway holding its
    sockets ``("moved",)``, then the room is woken at once through a ``RayDirectory`` built from
-   the config its host was created with, on a host Ray places on another node. The gateways
+   the config its actor was created with, which Ray places on another node. The gateways
    reopen their channels as soon as they read ``("moved",)``: their sockets stay open, the
    inputs sent meanwhile wait in the gateway and go to the new activation, and players get
    frames again as soon as it runs.
@@ -211,40 +209,19 @@ def mark_draining(node: NodeInfo, reason: str = "starhold drain") -> None:
         raise DrainError(f"Ray refused to drain node {node.id}: {why}")
 
 
-def _hosts_on_node(node_id: str, namespace: str, actors: dict) -> list[tuple[str, tuple | None]]:
-    """``(host name, (kind, room_id, gen) or None for a spare)`` of the alive room hosts of
-    ``namespace`` on node ``node_id``, given the GCS actor table. Blocking (KV reads)."""
-    from ray.core.generated import gcs_pb2
-    from ._runtime.pool import HOST_PREFIX, kv_namespace, room_of_host
-
-    kv = kv_namespace(namespace)
-    return [(actor.name, room_of_host(kv, actor.name)) for actor in actors.values()
-            if actor.state == gcs_pb2.ActorTableData.ActorState.ALIVE and actor.ray_namespace == namespace
-            and actor.name.startswith(HOST_PREFIX) and actor.address.node_id.hex() == node_id]
-
-
 async def rooms_on_node(node_id: str, namespace: str) -> list[tuple[str, str]]:
-    """``(kind, room_id)`` of the rooms of ``namespace`` held by alive hosts on node ``node_id``
-    (hex), from the GCS actor table and the hosts' claims (``starhold._runtime.pool``)."""
-    actors = await _gcs_client().async_get_all_actor_info(timeout=30)
-    hosts = await asyncio.to_thread(_hosts_on_node, node_id, namespace, actors)
-    return sorted((room[0], room[1]) for _, room in hosts if room is not None)
-
-
-async def end_spares_on_node(node_id: str, namespace: str) -> int:
-    """End the spare hosts (started, holding no room) of ``namespace`` on node ``node_id``, so
-    that no room moved off the node lands on one of them; returns how many were ended."""
-    import ray
+    """``(kind, room_id)`` of the alive room actors of ``namespace`` on node ``node_id`` (hex),
+    from the GCS actor table."""
+    from ray.core.generated import gcs_pb2
 
     actors = await _gcs_client().async_get_all_actor_info(timeout=30)
-    spares = [name for name, room in await asyncio.to_thread(_hosts_on_node, node_id, namespace, actors)
-              if room is None]
-    for name in spares:
-        try:
-            ray.kill(await asyncio.to_thread(ray.get_actor, name, namespace), no_restart=True)
-        except ValueError:  # ended meanwhile
-            pass
-    return len(spares)
+    rooms = []
+    for actor in actors.values():
+        if (actor.state == gcs_pb2.ActorTableData.ActorState.ALIVE and actor.ray_namespace == namespace
+                and actor.name.startswith("room:") and actor.address.node_id.hex() == node_id):
+            _, kind, room_id = actor.name.split(":", 2)
+            rooms.append((kind, room_id))
+    return sorted(rooms)
 
 
 async def drain_node(node: str, *, namespace: str = "starhold", deadline: float = 300.0, parallel: int = 2,
@@ -259,7 +236,8 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
     ``out``: gets a line per room as it is moved and the summary (None: quiet).
     Raises ``DrainError`` before anything is moved when the node is unknown or ambiguous, when
     no other alive node that is not draining exists, or when Ray refuses the drain."""
-    from ._runtime.ray_host import RayDirectory, RayRoomHandle
+    from ._runtime.ray_host import RayDirectory, RayRoomHandle, actor_name
+    import ray
 
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -271,7 +249,6 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
         raise DrainError(f"cannot drain node {target.id} ({what}): no other alive node that is not draining "
                          "would take its rooms")
     await asyncio.to_thread(mark_draining, target)
-    await end_spares_on_node(target.id, namespace)
     report = DrainReport(target.id)
     say = out or (lambda line: None)
     say(f"node {target.id} ({target.ip}{', head' if target.head else ''}) draining: Ray places nothing new there")
@@ -287,18 +264,16 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
             directories[ns] = RayDirectory(config, ns)
         return directories[ns]
 
-    lookup = RayDirectory({"data_dir": "."}, namespace)
     slots = asyncio.Semaphore(parallel)
     give_up = time.monotonic() + deadline
 
     async def connections(kind: str, room_id: str) -> tuple[RayRoomHandle, int] | None:
         """The room's handle and its connection count; None once it is gone."""
         try:
-            handle = await lookup.get_if_active(kind, room_id)
-            if handle is None:
-                return None
+            actor = await asyncio.to_thread(ray.get_actor, actor_name(kind, room_id), namespace)
+            handle = RayRoomHandle(actor, kind, room_id)
             return handle, int((await handle.stats()).get("connections") or 0)
-        except RoomGone:  # hibernated meanwhile
+        except (ValueError, RoomGone):  # hibernated meanwhile
             return None
 
     async def move(handle: RayRoomHandle) -> None:

@@ -1,22 +1,20 @@
-"""The Ray host: each room is held by one Ray actor, a ``RoomHost`` (DESIGN §4).
+"""The Ray host: one room = one Ray actor (DESIGN §4).
 
-Hosts are named ``host:<hex>`` in the directory's namespace (default ``starhold``), created
-with ``lifetime="detached"``, ``max_restarts=-1`` and ``num_cpus=0`` (rooms are mostly idle; a
-CPU reservation each would cap a 2-core node at two rooms). A host is started blank, with the
-game imported, and takes on a room when a directory claims it for that room (``pool``: claims
-in the GCS's key-value store, first writer wins). A gateway's directory keeps a few *spare*
-hosts started, so a room wakes without waiting for a process (0.7-1.2 s here, seconds under
-load). When its room hibernates the host kills itself without restart; the next ``get``
-claims a new host, on whichever node it runs, which restores the room from its snapshot. A
-host whose room fails to start (its snapshot store unreachable, ``on_start`` raising) ends
-itself the same way, so that no host outlives a failed start; the next call claims a fresh one.
+Actors are named ``room:<kind>:<id>`` in the directory's namespace (default ``starhold``) and
+created on first use with ``get_if_exists=True``, ``lifetime="detached"``,
+``max_restarts=-1`` and ``num_cpus=0`` (rooms are mostly idle; a CPU reservation each would
+cap a 2-core node at two rooms). Ray's GCS is the directory of rooms. When its room hibernates
+the actor kills itself without restart, freeing its name; the next ``get`` creates a new
+activation, on whichever node Ray picks, which restores the room from its snapshot. An actor
+whose room fails to start (its snapshot store unreachable, ``on_start`` raising) ends itself
+the same way, so that no actor outlives a failed start; the next call creates a fresh one.
 
 Alarms of sleeping rooms are held by one more actor, ``scheduler`` in the same namespace
 (``SchedulerActor``: an ``AlarmScheduler`` on ``scheduler.alarm_index_from_config``: its own
 SQLite file with local snapshots, one object per alarm in the snapshot bucket with S3), which
 wakes their rooms when the alarms fall due.
 
-A host keeps its room's SQLite file under ``paths.node_data_dir``: the node's
+A room actor keeps its SQLite file under ``paths.node_data_dir``: the node's
 ``$STARHOLD_NODE_DATA_DIR``, else with S3 snapshots a per-node cache directory
 ``<data_dir>/nodes/<node id>``, else ``<data_dir>``. ``init_ray`` passes the AWS credentials of
 the process that calls it (``FORWARDED_ENV``) to every actor of its job through Ray's
@@ -48,7 +46,6 @@ from ..messages import make_portable
 from ..ratelog import RateLimitedLog, describe
 from ..storage.base import StorageError
 from .paths import node_data_dir, room_db_path
-from .pool import HOST_PREFIX, SparePool, forget_host, kv_namespace, latest_hint, read_claim, room_of_host, try_claim
 from ..room import HttpRequest, HttpResponse
 from .runtime import RoomRuntime
 from .scheduler import AlarmScheduler, alarm_index_from_config
@@ -72,119 +69,56 @@ RAY_CALLS: collections.Counter = collections.Counter()
 
 
 def actor_name(kind: str, room_id: str) -> str:
-    """The name a room is listed under (``RayDirectory.actor_names``): ``room:<kind>:<id>``.
-    Its host's actor is named ``host:<hex>`` (``pool``)."""
+    """The Ray actor name of a room: ``room:<kind>:<id>``."""
     return f"room:{kind}:{room_id}"
 
 
-SPARE_TTL = 900.0
-"""Seconds a host that holds no room lives before it ends itself (a spare whose gateway died
-must not live for ever); ``SPARE_MAX_AGE`` keeps directories from handing out spares near it."""
+class RoomActor(LocalRoomHandle):
+    """Hosts one ``RoomRuntime`` in a Ray actor process (an async actor: one event loop); its
+    methods are those of the in-process handle, called remotely.
 
-SPARE_MAX_AGE = 600.0
-"""Seconds after which a directory drops an unused spare (``SparePool.max_age``)."""
-
-
-class RoomHost(LocalRoomHandle):
-    """A Ray actor process that holds one room (an async actor: one event loop); its methods
-    are those of the in-process handle, called remotely, each with the room's identity
-    ``(kind, room_id, gen)`` first.
-
-    A host starts blank (``pool``: a *spare*), with Starhold, the room kinds' modules and their
-    dependencies already imported, and takes on a room on the first call that names it: it
-    reads the room's claim ``gen`` (``pool.read_claim``) and goes on only if the claim names
-    this host, else raises ``RoomGone`` (as it does for calls naming another room). A host
-    restarted by Ray (its node died: ``max_restarts=-1``) starts blank again and takes its room
-    back the same way, restoring it from its storage. A host that holds no room ends itself
-    after ``ttl`` seconds.
-
-    ``config``: ``namespace``, ``data_dir`` (absolute path), ``idle_timeout`` (seconds),
-    ``rooms`` (the modules of room kinds the server hosts, imported here at start; None: the
-    entry point group), ``snapshots`` (a snapshot spec, ``storage.factory``).
-    ``room_classes``: kind -> ``Room`` subclass overriding the registry. The room's SQLite file
-    lives under ``paths.node_data_dir`` (per node with S3 snapshots). Room state is started
-    by the first call, so construction never fails on room code; a failed start ends the host
+    ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds), ``rooms`` (the modules
+    of room kinds the server hosts, loaded here too; None: the entry point group),
+    ``snapshots`` (a snapshot spec, ``storage.factory``). The room's SQLite file lives under
+    ``paths.node_data_dir`` (per node with S3 snapshots). Room state is started lazily by the
+    first call, so construction never fails on room code; a failed start ends the actor
     (``_activate``).
     """
 
-    def __init__(self, config: dict, room_classes: dict | None = None, ttl: float = SPARE_TTL):
+    def __init__(self, kind: str, room_id: str, params: dict, config: dict, cls: type | None = None):
         logging.basicConfig(level=config.get("log_level", "INFO"))
-        self.config = config
-        self.room_classes = dict(room_classes or {})
-        if config.get("rooms") is not None or not self.room_classes:
-            load_rooms(config.get("rooms"))  # import the game now, not when a room wakes here
-        context = ray.get_runtime_context()
-        self.name = context.get_actor_name()
-        self.node_id = context.get_node_id()
-        self.identity: tuple[str, str, int] | None = None
-        self._adopting: asyncio.Task | None = None
-        self._ttl = ttl
-        heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
-
-    async def ready(self) -> dict:
-        """Returns ``{"name", "pid", "node"}`` once the host is constructed; arms its TTL."""
-        if self._ttl is not None:
-            asyncio.get_running_loop().call_later(self._ttl, self._expire)
-            self._ttl = None
-        return {"name": self.name, "pid": os.getpid(), "node": self.node_id}
-
-    def _expire(self) -> None:
-        if self._adopting is None:
-            log.info("spare room host %s held no room for %.0f s: it ends", self.name, SPARE_TTL)
-            ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
-
-    async def _adopt(self, identity: tuple) -> None:
-        kind, room_id, gen = identity = tuple(identity)
-        if self._adopting is None:
-            self._adopting = asyncio.ensure_future(self._take_on(kind, room_id, gen))
-        try:
-            await asyncio.shield(self._adopting)
-        except RoomGone:
-            raise
-        except Exception:
-            if self.identity is None and self._adopting.done():
-                self._adopting = None  # the GCS did not answer: the next call tries again
-            raise
-        if self.identity != identity:
-            raise RoomGone(f"{kind}/{room_id}#{gen}: this host holds {self.identity}")
-
-    async def _take_on(self, kind: str, room_id: str, gen: int) -> None:
-        ns = kv_namespace(self.config["namespace"])
-        claim = await asyncio.to_thread(read_claim, ns, kind, room_id, gen)
-        if claim is None or claim.host != self.name:
-            raise RoomGone(f"{kind}/{room_id}#{gen} is not claimed by {self.name}")
-        data_dir = Path(self.config["data_dir"])
-        spec = self.config.get("snapshots")
-        rooms_dir = node_data_dir(data_dir, self.node_id, s3_snapshots=bool(spec and spec.get("kind") == "s3"))
-        config = self.config
+        if cls is None and config.get("rooms") is not None:
+            load_rooms(config["rooms"])
+        data_dir = Path(config["data_dir"])
+        spec = config.get("snapshots")
+        rooms_dir = node_data_dir(data_dir, ray.get_runtime_context().get_node_id(),
+                                  s3_snapshots=bool(spec and spec.get("kind") == "s3"))
         runtime = RoomRuntime(
-            self.room_classes.get(kind) or room_class(kind),
+            cls or room_class(kind),
             room_id,
-            claim.params,
+            params,
             db_path=room_db_path(rooms_dir, kind, room_id),
             clock=SystemClock(),
-            snapshots=snapshot_store_from_config(spec, data_dir),
+            snapshots=snapshot_store_from_config(config.get("snapshots"), data_dir),
             idle_timeout=float(config.get("idle_timeout", 10.0)),
             on_exit=self._exit,
             alarm_service=_SchedulerClient(config),
             channel_host=ray.util.get_node_ip_address(),
             directory=lambda: RayDirectory(config, config.get("namespace", "starhold")),
         )
-        LocalRoomHandle.__init__(self, runtime, kind, room_id)
-        self.identity = (kind, room_id, gen)
+        super().__init__(runtime, kind, room_id)
+        heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
 
     _starting: asyncio.Task | None = None  # the activation's one start attempt (start_task)
 
-    async def _activate(self, identity: tuple) -> None:
-        """Take on the room named by ``identity`` (``_adopt``) and start it on the first call
-        (all concurrent calls share that attempt). A start that fails ends this host, as
-        hibernation does (``_exit``): a host whose room never started would otherwise live
-        on, holding its memory, with nothing to hibernate it; the next call claims a fresh
-        host, which tries again (docs/rooms.md: a failed ``on_start`` is retried by the next
-        call). The callers of the failed attempt get its exception (``StorageError`` when the
-        snapshot store cannot be reached, what ``on_start`` raised); later callers of this
-        host get ``RoomGone``."""
-        await self._adopt(identity)
+    async def _activate(self) -> None:
+        """Start the room on the first call (all concurrent calls share that attempt). A start
+        that fails ends this actor, as hibernation does (``_exit``): an actor whose room never
+        started would otherwise live on, holding its memory, with nothing to hibernate it; the
+        next call creates a fresh actor, which tries again (docs/rooms.md: a failed
+        ``on_start`` is retried by the next call). The callers of the failed attempt get its
+        exception (``StorageError`` when the snapshot store cannot be reached, what
+        ``on_start`` raised); later callers of this actor get ``RoomGone``."""
         if self._starting is None:
             self._starting = start_task(self.runtime, self._start_done)
         elif self._starting.done() and (self._starting.cancelled() or self._starting.exception() is not None):
@@ -202,51 +136,46 @@ class RoomHost(LocalRoomHandle):
             describe(exc), exc_info=exc)
         self._exiting = asyncio.ensure_future(self._exit())
 
-    async def send_batch(self, identity: tuple, gateway_id: str, events: list[tuple]) -> int:
-        await self._activate(identity)
+    async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
+        await self._activate()
         return await super().send_batch(gateway_id, events)
 
-    async def pull(self, identity: tuple, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
-        await self._activate(identity)
+    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
+        await self._activate()
         return await super().pull(gateway_id, timeout, epoch)
 
-    async def open_channel(self, identity: tuple, gateway_id: str) -> dict:
-        await self._activate(identity)
+    async def open_channel(self, gateway_id: str) -> dict:
+        await self._activate()
         return await super().open_channel(gateway_id)
 
-    async def request(self, identity: tuple, request: HttpRequest) -> HttpResponse:
-        await self._activate(identity)
+    async def request(self, request: HttpRequest) -> HttpResponse:
+        await self._activate()
         return await super().request(request)
 
-    async def hibernate(self, identity: tuple) -> bool:
-        await self._activate(identity)
+    async def hibernate(self) -> bool:
+        await self._activate()
         return await super().hibernate()
 
-    async def fire_alarm(self, identity: tuple) -> bool:
-        await self._activate(identity)
+    async def fire_alarm(self) -> bool:
+        await self._activate()
         return await super().fire_alarm()
 
     async def _exit(self) -> None:
         # Let in-flight replies (the hibernate call's, RoomGone to pullers) go out first, then
-        # end without a restart, which frees the actor's name; the next call claims a new host.
+        # end without a restart, which frees the actor's name for the next activation.
         me = ray.get_runtime_context().current_actor
         asyncio.get_running_loop().call_later(0.05, lambda: ray.kill(me, no_restart=True))
-        try:
-            await asyncio.to_thread(forget_host, kv_namespace(self.config["namespace"]), self.name)
-        except Exception:  # the GCS is away: the next claimant deletes the key
-            pass
 
-    async def stats(self, identity: tuple) -> dict:
-        await self._adopt(identity)
-        return {**await super().stats(), "pid": os.getpid(), "node": self.node_id, "host": self.name}
+    async def stats(self) -> dict:
+        return {**await super().stats(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
 
-    async def migrate(self, identity: tuple) -> dict:
+    async def migrate(self) -> dict:
         """``LocalRoomHandle.migrate`` (hibernate for a move, gateways told ``("moved",)``), whose
         result also has ``node`` (the Ray node id this activation ran on, hex) and ``config``
         (the config it was created with, namespace included: ``starhold.drain`` wakes the room
         through a ``RayDirectory`` built from it, as its gateways would)."""
-        await self._activate(identity)
-        return {**await super().migrate(), "node": self.node_id, "config": self.config}
+        config = self.runtime.directory().config  # the RayDirectory built from this actor's config
+        return {**await super().migrate(), "node": ray.get_runtime_context().get_node_id(), "config": config}
 
 
 class SchedulerActor:
@@ -303,29 +232,22 @@ def scheduler_actor(config: dict, room_classes: dict | None = None):
     ).remote(config, room_classes)
 
 
-_RemoteRoomHost = ray.remote(RoomHost)
+_RemoteRoomActor = ray.remote(RoomActor)
 _RemoteScheduler = ray.remote(SchedulerActor)
-
-MAX_CLAIM_ROUNDS = 16
-"""Generations ``RayDirectory.get`` tries to claim before giving up with ``RoomGone`` (each
-lost round means another caller won with a host that was dead by the time it was looked up)."""
 
 
 class RayRoomHandle(RoomHandle):
-    """A handle on the host holding generation ``gen`` of a room (``pool``). Host death, a
-    hibernated room or a host that holds another generation raise ``RoomGone``."""
+    """A handle on a room actor. Actor death or a hibernated room raise ``RoomGone``."""
 
-    def __init__(self, actor, kind: str, room_id: str, gen: int):
+    def __init__(self, actor, kind: str, room_id: str):
         self.actor = actor
         self.kind = kind
         self.room_id = room_id
-        self.gen = gen
-        self.identity = (kind, room_id, gen)
 
     async def _call(self, method: str, *args):
         RAY_CALLS[method] += 1
         try:
-            return await getattr(self.actor, method).remote(self.identity, *args)
+            return await getattr(self.actor, method).remote(*args)
         except RoomGone:
             raise
         except RayActorError as exc:
@@ -353,23 +275,19 @@ class RayRoomHandle(RoomHandle):
         return await self._call("fire_alarm")
 
     async def migrate(self) -> dict:
-        """``RoomHost.migrate``: hibernate for a move to another node (``starhold drain``)."""
+        """``RoomActor.migrate``: hibernate for a move to another node (``starhold drain``)."""
         return await self._call("migrate")
 
 
 class RayDirectory(RoomDirectory):
-    """Rooms on Ray actors (``RoomHost``) in ``namespace``; ``config`` is passed to every host.
-    Which host holds which room is claimed in the GCS (``pool``). Needs ``ray.init()``."""
+    """Rooms as Ray actors in ``namespace``; ``config`` is passed to every ``RoomActor``.
+    Needs ``ray.init()`` to have been called."""
 
-    def __init__(self, config: dict, namespace: str = "starhold", room_classes: dict | None = None,
-                 pool_size: int = 0):
+    def __init__(self, config: dict, namespace: str = "starhold", room_classes: dict | None = None):
         """``room_classes``: kind -> ``Room`` subclass, overriding the registry; the classes
-        travel to the hosts by value (cloudpickle), so a room defined in a test module works.
-        ``pool_size``: spare hosts kept started, so that a room wakes without starting a
-        process (a gateway keeps a few; room actors' own directories none)."""
+        travel to the actors by value (cloudpickle), so a room defined in a test module works."""
         self.config = {**config, "namespace": namespace}
         self.namespace = namespace
-        self._kv = kv_namespace(namespace)
         self._probe: asyncio.Future | None = None
         if config.get("rooms") is not None:  # the server's modules of room kinds (--rooms)
             load_rooms(config["rooms"])
@@ -379,26 +297,11 @@ class RayDirectory(RoomDirectory):
             if module is not None and not cls.__module__.startswith("starhold."):
                 ray.cloudpickle.register_pickle_by_value(module)
                 make_portable(cls)  # its message Structs too (msgspec classes lose their fields)
-        self.pool = SparePool(pool_size, self._create_host, self._host_ready, SPARE_MAX_AGE)
-
-    def _create_host(self, name: str):
-        """Start a blank host named ``name`` (blocking: Ray's actor creation call)."""
-        RAY_CALLS["create_host"] += 1
-        return _RemoteRoomHost.options(
-            name=name, namespace=self.namespace, lifetime="detached", max_restarts=-1, num_cpus=0,
-            max_concurrency=1000,
-        ).remote(self.config, self.room_classes or None)
-
-    async def _host_ready(self, actor) -> dict:
-        RAY_CALLS["ready"] += 1
-        return await actor.ready.remote()
 
     async def start(self) -> None:
-        """Start the alarm scheduler (``start_scheduler``) and top up the spare hosts. A
-        scheduler failure (its index unreachable: S3 down, or no credentials on its node) is
-        logged as one warning line, not raised: the gateway serves on and calls this again
-        every few seconds."""
-        self.pool.refill()
+        """Start the alarm scheduler (``start_scheduler``). A failure (its index unreachable:
+        S3 down, or no credentials on its node) is logged as one warning line, not raised: the
+        gateway serves on and calls this again every few seconds."""
         try:
             await self.start_scheduler()
         except Exception as exc:
@@ -430,93 +333,63 @@ class RayDirectory(RoomDirectory):
         RAY_CALLS["scheduler"] += 1
         return await scheduler.start.remote()
 
-    def _lookup(self, kind: str, room_id: str, gen: int | None = None) -> tuple[int, str | None, object]:
-        """``(gen, host, actor)`` of the room's claim ``gen`` (default: the latest recorded,
-        ``pool.latest_hint``); ``host`` None when there is no such claim, ``actor`` None
-        unless the host is alive. Blocking (two or three GCS RPCs)."""
-        if gen is None:
-            gen = latest_hint(self._kv, kind, room_id)
-            if gen < 0:
-                return -1, None, None
-        claim = read_claim(self._kv, kind, room_id, gen)
-        if claim is None:
-            return gen, None, None
-        try:
-            return gen, claim.host, ray.get_actor(claim.host, namespace=self.namespace)
-        except ValueError:  # dead: its name is free
-            return gen, claim.host, None
-
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> RayRoomHandle:
-        """The handle on the room's live host; when its latest host is dead (or it never had
-        one), claims the next generation with a spare host (``pool``). ``params`` are those
-        of the claim that wins (later callers' are ignored, as with Ray's get-if-exists).
-        Raises ``KeyError`` (unknown kind), ``ValueError`` (unsafe id), ``RoomGone`` when
-        ``MAX_CLAIM_ROUNDS`` generations were lost in a row."""
-        if kind not in self.room_classes:
+        cls = self.room_classes.get(kind)
+        if cls is None:
             room_class(kind)  # KeyError for unknown kinds, before anything is created
         room_db_path(self.config["data_dir"], kind, room_id)  # ValueError for unsafe ids
+
+        def create():
+            return _RemoteRoomActor.options(
+                name=actor_name(kind, room_id),
+                namespace=self.namespace,
+                get_if_exists=True,
+                lifetime="detached",
+                max_restarts=-1,
+                num_cpus=0,
+                max_concurrency=1000,
+            ).remote(kind, room_id, dict(params or {}), self.config, cls)
+
         RAY_CALLS["get_or_create"] += 1
-        gen, host, actor = await asyncio.to_thread(self._lookup, kind, room_id)
-        for _ in range(MAX_CLAIM_ROUNDS):
-            if actor is not None:
-                return RayRoomHandle(actor, kind, room_id, gen)
-            spare = await self.pool.take()
-            won = await asyncio.to_thread(try_claim, self._kv, kind, room_id, gen + 1, spare.name,
-                                          dict(params or {}), host)
-            if won:
-                RAY_CALLS["claim"] += 1
-                return RayRoomHandle(spare.actor, kind, room_id, gen + 1)
-            if not self.pool.give_back(spare):
-                ray.kill(spare.actor, no_restart=True)
-            gen, host, actor = await asyncio.to_thread(self._lookup, kind, room_id, gen + 1)
-        raise RoomGone(f"{kind}/{room_id}: {MAX_CLAIM_ROUNDS} claims lost in a row")
+        actor = await asyncio.to_thread(create)
+        return RayRoomHandle(actor, kind, room_id)
 
     async def get_if_active(self, kind: str, room_id: str) -> RayRoomHandle | None:
+        def lookup():
+            try:
+                return ray.get_actor(actor_name(kind, room_id), namespace=self.namespace)
+            except ValueError:
+                return None
+
         RAY_CALLS["get_actor"] += 1
-        gen, _, actor = await asyncio.to_thread(self._lookup, kind, room_id)
-        return None if actor is None else RayRoomHandle(actor, kind, room_id, gen)
+        actor = await asyncio.to_thread(lookup)
+        return None if actor is None else RayRoomHandle(actor, kind, room_id)
 
     async def is_active(self, kind: str, room_id: str) -> bool:
         return await self.get_if_active(kind, room_id) is not None
 
-    def host_names(self) -> list[str]:
-        """Names of the live hosts of this namespace (``host:<hex>``), spares included."""
+    def actor_names(self) -> list[str]:
+        """Names of the live room actors in this namespace (``room:<kind>:<id>``)."""
         return sorted(
             a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-            if a["namespace"] == self.namespace and a["name"].startswith(HOST_PREFIX)
+            if a["namespace"] == self.namespace and a["name"].startswith("room:")
         )
-
-    def actor_names(self) -> list[str]:
-        """``room:<kind>:<id>`` of every room held by a live host of this namespace (blocking)."""
-        names = []
-        for host in self.host_names():
-            room = room_of_host(self._kv, host)
-            if room is not None:
-                names.append(actor_name(room[0], room[1]))
-        return sorted(names)
 
     async def list_rooms(self) -> list[str]:
         names = await asyncio.to_thread(self.actor_names)
         return [name.split(":", 1)[1].replace(":", "/", 1) for name in names]
 
     async def close(self, hibernate_rooms: bool = True) -> None:
-        """End this directory's spare hosts; optionally hibernate every live room of the
-        namespace (snapshots taken)."""
-        for spare in await self.pool.close():
-            try:
-                ray.kill(spare.actor, no_restart=True)
-            except Exception:
-                pass
+        """Optionally hibernate every live room of the namespace (snapshots taken)."""
         if not hibernate_rooms:
             return
-        for name in await asyncio.to_thread(self.actor_names):
+        for name in self.actor_names():
             _, kind, room_id = name.split(":", 2)
-            handle = await self.get_if_active(kind, room_id)
-            if handle is not None:
-                try:
-                    await handle.hibernate()
-                except RoomGone:
-                    pass
+            try:
+                actor = ray.get_actor(name, namespace=self.namespace)
+                await RayRoomHandle(actor, kind, room_id).hibernate()
+            except (RoomGone, ValueError):
+                pass
 
 
 HEALTH_CHECK_CONFIG = {
