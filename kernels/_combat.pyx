@@ -2,15 +2,20 @@
 """Compiled combat tick (specs/combat.md); the readable twin is
 ``starhold.kernels.combat.combat_tick_py`` and both agree bit for bit.
 
-O(N) per tick for bounded density. Phase 1 uses the uniform grid of spec §5: the live ships
-are counting-sorted into cells of size G >= Rmax * (1 + 2**-20) (G doubled while the cell count
-exceeds 2 * live + 64), CSR cell lists; in-range candidates come from the 3x3 cells around a
-ship, narrowed to the cells its weapon range can reach; the sensor fallback scans the 3x3
-cells, then rings 2..k of cells (k from the spec's formula), stopping once every ship of the
-next ring is provably farther than the best found. Every candidate then goes through the exact
-predicate (d computed as in spec §2) and the exact tie rules. A squared-distance prefilter skips
-the sqrt only when ``s2 > (r*r) * (1 + 2**-40)``, which implies the rounded ``sqrt(s2) > r``:
-results are unchanged (the proofs are in the comments below).
+O(N) per tick for bounded density. Phase 1 uses a uniform grid (spec §5): the live ships are
+counting-sorted into row-major cells of size G >= Rmax * (1 + 2**-18) / 2 (G doubled while the
+cell count exceeds 2 * live + 64), CSR cell lists, positions/teams/threat terms copied in cell
+order. A ship's candidates are the rows of cells its circle can reach, each row narrowed to the
+columns under the circle's chord (a contiguous run of ships); the sensor fallback visits rows
+outwards with the chord of its current bound (4 * range, then the best distance found). The
+in-range candidates are tested two at a time with SSE2 (branch-free): a candidate reaches the
+exact test only if an upper bound of its threat (from a single-precision square root) is >= the
+best exact threat so far, seeded with last tick's target when it is still a live enemy in range.
+Every candidate that can win or tie goes through the exact predicate (d computed as in spec §2)
+and the exact tie rules. Squared-distance bounds decide ``d <= r``, the speed cap and the
+heading threshold without the sqrt when the answer is clear; phase 2 reuses the target distance
+of phase 1 (same operands, same operations); det_atan2 and the steering cases are evaluated as
+selects of the spec's expressions. Results are unchanged (the proofs are in the comments below).
 
 Only + - * / sqrt floor are used on doubles, each written with explicit parentheses in the
 spec's order; the module must be compiled with ``-ffp-contract=off -fno-fast-math``
@@ -20,7 +25,7 @@ kept between calls (behind a lock; a concurrent caller allocates its own).
 
 from libc.math cimport sqrt, floor, fabs
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memset
 
 import threading
@@ -57,18 +62,16 @@ cdef extern from *:
     #define SH_Q3       (0x1.e563f13b049eap+8)
     #define SH_Q4       (0x1.8519efbbd62ecp+7)
     #define SH_TWO_M53  (0x1.0000000000000p-53)
-    /* grid margins (spec §5): cell size >= Rmax * (1 + 2**-20); we use (1 + 2**-18) */
+    /* grid cell size >= Rmax * (1 + 2**-18) / SH_CELLS_PER_RANGE (any size is exact with the
+       row chords; cells of half a range measured fastest on the dense battle) */
     #define SH_G_MARGIN   (0x1.00004p+0)
-    #define SH_K_MARGIN   (0x1.00001p+0)      /* 1 + 2**-20 */
-    #define SH_RING_SHRINK (0x1.ffffep-1)     /* 1 - 2**-20 */
     #define SH_TWO_M28    (0x1.0p-28)
     #define SH_TWO_M20    (0x1.0p-20)
     #define SH_TWO_M900   (0x1.0p-900)
     #define SH_SQ_MARGIN  (0x1.0000000001p+0)   /* 1 + 2**-40 */
     #define SH_SQ_INNER   (0x1.ffffffffffp-1)    /* 1 - 2**-40 */
     #define SH_INF        (__builtin_inf())
-    /* grid cells per weapon range (Rmax) */
-    #define SH_CELLS_PER_RANGE (3.0)
+    #define SH_CELLS_PER_RANGE (2.0)
     #include <string.h>
     #include <stdint.h>
     #include <math.h>
@@ -194,7 +197,7 @@ cdef extern from *:
     const double SH_DT, SH_C02, SH_C03, SH_C04, SH_C05, SH_C066, SH_C07, SH_C08, SH_C1000, SH_C4
     const double SH_PI, SH_PIO2, SH_PIO4, SH_MB, SH_HALF_MB, SH_MB2
     const double SH_P0, SH_P1, SH_P2, SH_P3, SH_P4, SH_Q0, SH_Q1, SH_Q2, SH_Q3, SH_Q4
-    const double SH_TWO_M53, SH_G_MARGIN, SH_K_MARGIN, SH_RING_SHRINK, SH_TWO_M28, SH_TWO_M900
+    const double SH_TWO_M53, SH_G_MARGIN, SH_TWO_M28, SH_TWO_M900
     const double SH_TWO_M20
     const double SH_SQ_MARGIN, SH_SQ_INNER, SH_INF, SH_CELLS_PER_RANGE
     double sh_sel(bint c, double a, double b) noexcept nogil
@@ -371,20 +374,19 @@ cdef struct Grid:
 
 
 cdef inline int target_in_range(const Grid* g, int p, double ai, double bi, double r,
-                                double* dbest) noexcept nogil:
+                                const ShBest* seed, double* dbest) noexcept nogil:
     """Phase 1, step 1 for the ship at sorted position p: the index of the in-range enemy with
     the highest thr (ties: lowest id = lowest index), or -1; its distance in ``dbest``. The
-    rows and chords of the grid (above) give the candidates, sh_span_in_range tests them."""
+    rows and chords of the grid (above) give the candidates, sh_span_in_range tests them.
+    ``seed``: a valid candidate already tested exactly (or best = -1): candidates whose thr is
+    provably below its thr are then skipped (a speed-up only: the result is the same)."""
     cdef double r2 = sq_limit(r)
     cdef double wr = (r * SH_SQ_MARGIN) / g.G
     cdef int ya = <int>((bi - wr) - SH_TWO_M20)
     cdef int yb = <int>((bi + wr) + SH_TWO_M20)
     cdef int yy, lo, hi
     cdef double e
-    cdef ShBest b
-    b.best = -1
-    b.bthr = 0.0
-    b.bd = 0.0
+    cdef ShBest b = seed[0]
     if ya < 0:
         ya = 0
     if yb > g.ncy - 1:
@@ -486,6 +488,7 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
     cdef uint64_t base = c_splitmix64(c_splitmix64(seed) ^ <uint64_t>tick)
     cdef double head_inner = sq_inner(SH_DT), head_limit = sq_limit(SH_DT)
     cdef Grid g
+    cdef ShBest seedb
 
     cdef int64_t* ids = &id_[0]
     cdef int64_t* teams = &team[0]
@@ -517,7 +520,7 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
     if cached:
         if _cache_size < need:
             free(_cache)
-            _cache = <char*>malloc(need)
+            _cache = <char*>calloc(need, 1)  # zeroed: its target hints are read (and checked)
             _cache_size = need if _cache != NULL else 0
         block = _cache
     else:
@@ -669,14 +672,24 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
             steam[nl] = 0
             sidx[nl] = 0
 
-            for i in range(ni):
-                tgt[i] = -1
-
             # Phase 1 - targeting, in cell order (reads X0, Y0, HP0)
             for p in range(nl):
                 i = sidx[p]
                 r = prng[i]
-                j = target_in_range(&g, p, sa[p], sb[p], r, &d)
+                # seed: last tick's target, when it is still a live enemy in range (tested
+                # exactly like any candidate). tgt[i] (left in the cached block by the last
+                # call, possibly on another battle) is only a hint, checked against the ids.
+                seedb.best = -1
+                seedb.bthr = 0.0
+                seedb.bd = 0.0
+                T = tgt[i]
+                if (cached and 0 <= T < ni and ptgt[i] >= 0 and ids[T] == ptgt[i] and php[T] > 0
+                        and teams[T] != teams[i]):
+                    dx = px[T] - px[i]
+                    dy = py[T] - py[i]
+                    sh_exact(&seedb, (dx * dx) + (dy * dy), r, SH_C03 * (SH_C1000 - <double>php[T]),
+                             SH_C02 * patk[T], T)
+                j = target_in_range(&g, p, sa[p], sb[p], r, &seedb, &d)
                 if j < 0:
                     j = target_sensor(&g, p, sa[p], sb[p], scy[p], r, &d)
                 tgt[i] = j
