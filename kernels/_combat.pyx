@@ -4,7 +4,7 @@
 
 O(N) per tick for bounded density. Phase 1 uses a uniform grid (spec §5): the live ships are
 counting-sorted into row-major cells of size G >= Rmax * (1 + 2**-18) / 2 (G doubled while the
-cell count exceeds 2 * live + 64), CSR cell lists, positions/teams/threat terms copied in cell
+cell count exceeds live / 2 + 64: a few ships per cell), CSR cell lists, positions/teams/threat terms copied in cell
 order. A ship's candidates are the rows of cells its circle can reach, each row narrowed to the
 columns under the circle's chord (a contiguous run of ships); the sensor fallback visits rows
 outwards with the chord of its current bound (4 * range, then the best distance found). The
@@ -509,7 +509,7 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
     # scratch: one block of n * (12 doubles + 6 int64 + 5 ints) + cells bytes (+ one padding
     # ship after the sorted arrays); cached between calls (a caller that finds the cache busy
     # -- another thread inside the kernel -- allocates its own block)
-    cdef size_t ncap = <size_t>(2 * n + 64)  # >= the cell count (<= 2 * nl + 64)
+    cdef size_t ncap = <size_t>(2 * n + 64)  # >= the cell count (<= nl / 2 + 64)
     cdef size_t n1 = <size_t>n + 1
     cdef size_t need = (<size_t>n * (5 * sizeof(double) + 5 * sizeof(int64_t) + 4 * sizeof(int))
                         + n1 * (6 * sizeof(double) + sizeof(int64_t) + sizeof(int))
@@ -595,7 +595,8 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
 
         # grid geometry: G >= Rmax * (1 + 2**-18) / CELLS_PER_RANGE (any G > 0 is exact with
         # the row chords, see above; cells of a fraction of the range make the scanned rows hug
-        # the circle), enlarged to keep the cell count <= 2 * nl + 64 and every
+        # the circle), enlarged to keep the cell count <= nl / 2 + 64 (sparse battles: fewer, fuller
+        # rows) and every
         # (x - xmin) / G <= 2**28
         W = xmax - xmin
         H = ymax - ymin
@@ -605,7 +606,7 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
             G = d * SH_TWO_M28
         if G < SH_TWO_M900:
             G = SH_TWO_M900
-        capd = 2.0 * nl + 64.0  # < 2**31 since n < 2**29
+        capd = (0.5 * nl) + 64.0  # < 2**31 since n < 2**29
         while True:
             ncxd = floor(W / G) + 1.0
             ncyd = floor(H / G) + 1.0
