@@ -3,14 +3,16 @@
 ``starhold.kernels.combat.combat_tick_py`` and both agree bit for bit.
 
 O(N) per tick for bounded density. Phase 1 uses a uniform grid (spec §5): the live ships are
-counting-sorted into row-major cells of size G >= Rmax * (1 + 2**-18) / 2 (G doubled while the
-cell count exceeds live / 2 + 64: a few ships per cell), CSR cell lists, positions/teams/threat terms copied in cell
-order. A ship's candidates are the rows of cells its circle can reach, each row narrowed to the
+counting-sorted into row-major cells of size G >= Rmax * (1 + 2**-18) / 2 in a dense battle (>= 8
+live ships per Rmax**2 of the bounding box, grown by Rmax), G >= Rmax * (1 + 2**-18) in a sparse one
+(G doubled while the cell count exceeds live / 2 + 64), CSR cell lists, positions/teams/threat
+terms copied in cell order. A ship's candidates are the rows of cells its circle can reach, each row narrowed to the
 columns under the circle's chord (a contiguous run of ships); the sensor fallback visits rows
 outwards with the chord of its current bound (4 * range, then the best distance found). The
 in-range candidates are tested two at a time with SSE2 (branch-free): a candidate reaches the
 exact test only if an upper bound of its threat (from a single-precision square root) is >= the
-best exact threat so far, seeded with last tick's target when it is still a live enemy in range.
+best exact threat so far, seeded (dense battles only) with last tick's target when it is still a
+live enemy in range.
 Every candidate that can win or tie goes through the exact predicate (d computed as in spec §2)
 and the exact tie rules. Squared-distance bounds decide ``d <= r``, the speed cap and the
 heading threshold without the sqrt when the answer is clear; phase 2 reuses the target distance
@@ -62,8 +64,9 @@ cdef extern from *:
     #define SH_Q3       (0x1.e563f13b049eap+8)
     #define SH_Q4       (0x1.8519efbbd62ecp+7)
     #define SH_TWO_M53  (0x1.0000000000000p-53)
-    /* grid cell size >= Rmax * (1 + 2**-18) / SH_CELLS_PER_RANGE (any size is exact with the
-       row chords; cells of half a range measured fastest on the dense battle) */
+    /* grid cell size >= Rmax * (1 + 2**-18) / SH_CELLS_PER_RANGE in dense battles, a full range
+       in sparse ones (any size is exact with the row chords; measured fastest on the benchmark's
+       dense and uniform battles respectively) */
     #define SH_G_MARGIN   (0x1.00004p+0)
     #define SH_TWO_M28    (0x1.0p-28)
     #define SH_TWO_M20    (0x1.0p-20)
@@ -72,6 +75,8 @@ cdef extern from *:
     #define SH_SQ_INNER   (0x1.ffffffffffp-1)    /* 1 - 2**-40 */
     #define SH_INF        (__builtin_inf())
     #define SH_CELLS_PER_RANGE (2.0)
+    /* ships per Rmax**2 from which a battle is dense (uniform benchmark: ~4, dense: ~17) */
+    #define SH_DENSE_PER_R2 (8.0)
     #include <string.h>
     #include <stdint.h>
     #include <math.h>
@@ -199,7 +204,7 @@ cdef extern from *:
     const double SH_P0, SH_P1, SH_P2, SH_P3, SH_P4, SH_Q0, SH_Q1, SH_Q2, SH_Q3, SH_Q4
     const double SH_TWO_M53, SH_G_MARGIN, SH_TWO_M28, SH_TWO_M900
     const double SH_TWO_M20
-    const double SH_SQ_MARGIN, SH_SQ_INNER, SH_INF, SH_CELLS_PER_RANGE
+    const double SH_SQ_MARGIN, SH_SQ_INNER, SH_INF, SH_CELLS_PER_RANGE, SH_DENSE_PER_R2
     double sh_sel(bint c, double a, double b) noexcept nogil
     double sh_sqrt(double v) noexcept nogil
     double sh_sqrt_up(double v) noexcept nogil
@@ -484,7 +489,7 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
     cdef double ncxd, ncyd, capd, d, dx, dy, s2, ax, ay, desx, desy, ux, uy, s, px_, py_
     cdef double nvx, nvy, msq, m, kk, v, raw, sp, r
     cdef int64_t dmg, hpv, cool
-    cdef bint c1, c2, capped
+    cdef bint c1, c2, capped, dense = False
     cdef uint64_t base = c_splitmix64(c_splitmix64(seed) ^ <uint64_t>tick)
     cdef double head_inner = sq_inner(SH_DT), head_limit = sq_limit(SH_DT)
     cdef Grid g
@@ -593,14 +598,17 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
         if nl == 0:
             return np.zeros((0, 5), dtype=np.int64)
 
-        # grid geometry: G >= Rmax * (1 + 2**-18) / CELLS_PER_RANGE (any G > 0 is exact with
-        # the row chords, see above; cells of a fraction of the range make the scanned rows hug
-        # the circle), enlarged to keep the cell count <= nl / 2 + 64 (sparse battles: fewer, fuller
-        # rows) and every
-        # (x - xmin) / G <= 2**28
+        # grid geometry and the density rule: a battle is dense when its live ships number >=
+        # SH_DENSE_PER_R2 per Rmax**2 of the box (W + Rmax) * (H + Rmax). Dense: G >= Rmax *
+        # (1 + 2**-18) / 2 (rows hugging the circle) and last tick's target seeds the threat
+        # bound; sparse: G >= Rmax * (1 + 2**-18) and no seed (a few candidates per row: the
+        # seed's random reads do not pay). Either G is exact with the row chords (see above);
+        # G is then enlarged to keep the cell count <= nl / 2 + 64 and every
+        # (x - xmin) / G <= 2**28. The rule only chooses speed-ups: results are the same.
         W = xmax - xmin
         H = ymax - ymin
-        G = (Rmax * SH_G_MARGIN) / SH_CELLS_PER_RANGE
+        dense = (<double>nl * (Rmax * Rmax)) >= (SH_DENSE_PER_R2 * ((W + Rmax) * (H + Rmax)))
+        G = (Rmax * SH_G_MARGIN) / (SH_CELLS_PER_RANGE if dense else 1.0)
         d = W if W > H else H
         if G < d * SH_TWO_M28:
             G = d * SH_TWO_M28
@@ -684,7 +692,7 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
                 seedb.bthr = 0.0
                 seedb.bd = 0.0
                 T = tgt[i]
-                if (cached and 0 <= T < ni and ptgt[i] >= 0 and ids[T] == ptgt[i] and php[T] > 0
+                if (dense and cached and 0 <= T < ni and ptgt[i] >= 0 and ids[T] == ptgt[i] and php[T] > 0
                         and teams[T] != teams[i]):
                     dx = px[T] - px[i]
                     dy = py[T] - py[i]
