@@ -6,8 +6,9 @@ O(N) per tick for bounded density. Phase 1 uses a uniform grid (spec §5): the l
 counting-sorted into row-major cells of size G >= Rmax * (1 + 2**-18) / 2 in a dense battle (>= 8
 live ships per Rmax**2 of the bounding box, grown by Rmax), G >= Rmax * (1 + 2**-18) in a sparse one
 (G doubled while the cell count exceeds live / 2 + 64), CSR cell lists, positions/teams/threat
-terms copied in cell order. A ship's candidates are the rows of cells its circle can reach, each row narrowed to the
-columns under the circle's chord (a contiguous run of ships); the sensor fallback visits rows
+terms copied in cell order. A ship's in-range candidates are the rows of cells its circle can
+reach, each row narrowed to the columns under the circle's chord (dense) or under its diameter
+(sparse: one box per ship); a row's span is a contiguous run of ships; the sensor fallback visits rows
 outwards with the chord of its current bound (4 * range, then the best distance found). The
 in-range candidates are tested two at a time with SSE2 (branch-free): a candidate reaches the
 exact test only if an upper bound of its threat (from a single-precision square root) is >= the
@@ -379,28 +380,35 @@ cdef struct Grid:
 
 
 cdef inline int target_in_range(const Grid* g, int p, double ai, double bi, double r,
-                                const ShBest* seed, double* dbest) noexcept nogil:
+                                const ShBest* seed, bint chords, double* dbest) noexcept nogil:
     """Phase 1, step 1 for the ship at sorted position p: the index of the in-range enemy with
     the highest thr (ties: lowest id = lowest index), or -1; its distance in ``dbest``. The
-    rows and chords of the grid (above) give the candidates, sh_span_in_range tests them.
-    ``seed``: a valid candidate already tested exactly (or best = -1): candidates whose thr is
-    provably below its thr are then skipped (a speed-up only: the result is the same)."""
+    rows of the grid (above) give the candidates, each row narrowed to the circle's chord when
+    ``chords``, else to the widest chord (the row through the centre: a box, one row_span per
+    ship, for cells of a full range where the chords save few candidates); sh_span_in_range
+    tests them. ``seed``: a valid candidate already tested exactly (or best = -1): candidates
+    whose thr is provably below its thr are then skipped (a speed-up only: the result is the
+    same)."""
     cdef double r2 = sq_limit(r)
     cdef double wr = (r * SH_SQ_MARGIN) / g.G
     cdef int ya = <int>((bi - wr) - SH_TWO_M20)
     cdef int yb = <int>((bi + wr) + SH_TWO_M20)
-    cdef int yy, lo, hi
+    cdef int yy, lo = 0, hi = -1
     cdef double e
     cdef ShBest b = seed[0]
     if ya < 0:
         ya = 0
     if yb > g.ncy - 1:
         yb = g.ncy - 1
+    if not chords:
+        # the chord of gap 0 contains every row's chord (row_span widens monotonically in -e)
+        row_span(ai, 0.0, wr, g.ncx, &lo, &hi)
     for yy in range(ya, yb + 1):
-        e = row_gap(yy, bi)
-        if e > wr:
-            continue
-        row_span(ai, e, wr, g.ncx, &lo, &hi)
+        if chords:
+            e = row_gap(yy, bi)
+            if e > wr:
+                continue
+            row_span(ai, e, wr, g.ncx, &lo, &hi)
         sh_span_in_range(g.sx, g.sy, g.steam, g.sA, g.sB, g.sidx, g.start[yy * g.ncx + lo],
                          g.start[yy * g.ncx + hi + 1], g.sx[p], g.sy[p], g.steam[p], r, r2, &b)
     dbest[0] = b.bd
@@ -601,8 +609,8 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
         # grid geometry and the density rule: a battle is dense when its live ships number >=
         # SH_DENSE_PER_R2 per Rmax**2 of the box (W + Rmax) * (H + Rmax). Dense: G >= Rmax *
         # (1 + 2**-18) / 2 (rows hugging the circle) and last tick's target seeds the threat
-        # bound; sparse: G >= Rmax * (1 + 2**-18) and no seed (a few candidates per row: the
-        # seed's random reads do not pay). Either G is exact with the row chords (see above);
+        # bound; sparse: G >= Rmax * (1 + 2**-18), no seed and boxes instead of chords (a few
+        # candidates per row: the seed's random reads and the per-row chords do not pay). Either G is exact with the row chords (see above);
         # G is then enlarged to keep the cell count <= nl / 2 + 64 and every
         # (x - xmin) / G <= 2**28. The rule only chooses speed-ups: results are the same.
         W = xmax - xmin
@@ -698,7 +706,7 @@ def combat_tick(int64_t[::1] id_, int64_t[::1] team, double[::1] x, double[::1] 
                     dy = py[T] - py[i]
                     sh_exact(&seedb, (dx * dx) + (dy * dy), r, SH_C03 * (SH_C1000 - <double>php[T]),
                              SH_C02 * patk[T], T)
-                j = target_in_range(&g, p, sa[p], sb[p], r, &seedb, &d)
+                j = target_in_range(&g, p, sa[p], sb[p], r, &seedb, dense, &d)
                 if j < 0:
                     j = target_sensor(&g, p, sa[p], sb[p], scy[p], r, &d)
                 tgt[i] = j
