@@ -506,6 +506,26 @@ def test_interleaved_battles_agree_with_the_twin():
             assert_same_state(s, r, f"tick {t}")
 
 
+def test_battle_crossing_the_density_rule_agrees_with_the_twin():
+    """The compiled kernel picks its grid (and whether last tick's targets seed the search) from
+    the density of each tick: a battle gathered and spread out again between ticks (~38 and
+    ~1.2 ships per Rmax**2 of its box, the rule's threshold being 8: dense, sparse, dense...;
+    hints written by a sparse tick are read by a dense one) equals the twin."""
+    state = dense_battle(80, 3, 150.0)
+    state["x"] *= 4.0
+    state["y"] *= 4.0
+    ref = copy_state(state)
+    for t in range(6):
+        scale = 16.0 if t % 2 else 0.0625
+        for s in (state, ref):
+            s["x"] *= scale
+            s["y"] *= scale
+        ev = np.asarray(TICKS.get("compiled", TICKS["twin"])(state, t, 5))
+        assert np.array_equal(ev, np.asarray(combat.combat_tick_py(ref, t, 5))), t
+        assert_same_state(state, ref, f"tick {t}")
+    assert (state["target_id"] >= 0).sum() > 0
+
+
 # --- in place, dtypes, invalid input -----------------------------------------------------------
 
 
