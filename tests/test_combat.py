@@ -468,6 +468,64 @@ def test_large_battle_compiled_vs_numpy():
     assert events > 1000 and (a["hp"] == 0).sum() > (state["hp"] == 0).sum()
 
 
+def dense_battle(n, seed, area_per_ship=195.0):
+    """About 20 enemies within weapon range of each ship (the dense battle of issue 17)."""
+    state = large_battle(n, seed)
+    side = (n * area_per_ship) ** 0.5
+    rs = np.random.default_rng(seed + 1)
+    state["x"] = rs.uniform(0.0, side, n)
+    state["y"] = rs.uniform(0.0, side, n)
+    state["hp"] = rs.integers(1, 201, n).astype(np.int64)
+    return state
+
+
+def test_dense_battle_compiled_vs_numpy():
+    """Many in-range enemies per ship: the compiled kernel's pruned threat search (and its
+    target hints from the previous tick) give the same events and states as the NumPy peer."""
+    state = dense_battle(1500, 7)
+    a, b = copy_state(state), copy_state(state)
+    fast = TICKS.get("compiled", TICKS["twin"])
+    for t in range(4):
+        ea = np.asarray(fast(a, t, 2**64 - 5))
+        eb = np.asarray(TICKS["numpy"](b, t, 2**64 - 5))
+        assert np.array_equal(ea, eb), t
+        assert_same_state(a, b, f"tick {t}")
+    assert (a["target_id"] >= 0).sum() > 1400
+
+
+def test_interleaved_battles_agree_with_the_twin():
+    """Two battles ticked alternately (the compiled kernel's cached block, and the target hints
+    it holds, then belong to the other battle): every tick still equals the twin's."""
+    battles = [dense_battle(60, 1, 150.0), dense_battle(45, 2, 300.0)]
+    battles[1]["id"] = battles[1]["id"] * 3  # other ids (still increasing)
+    ref = [copy_state(s) for s in battles]
+    for t in range(4):
+        for s, r in zip(battles, ref):
+            ev = np.asarray(TICKS.get("compiled", TICKS["twin"])(s, t, 11))
+            assert np.array_equal(ev, np.asarray(combat.combat_tick_py(r, t, 11))), t
+            assert_same_state(s, r, f"tick {t}")
+
+
+def test_battle_crossing_the_density_rule_agrees_with_the_twin():
+    """The compiled kernel picks its grid (and whether last tick's targets seed the search) from
+    the density of each tick: a battle gathered and spread out again between ticks (~38 and
+    ~1.2 ships per Rmax**2 of its box, the rule's threshold being 8: dense, sparse, dense...;
+    hints written by a sparse tick are read by a dense one) equals the twin."""
+    state = dense_battle(80, 3, 150.0)
+    state["x"] *= 4.0
+    state["y"] *= 4.0
+    ref = copy_state(state)
+    for t in range(6):
+        scale = 16.0 if t % 2 else 0.0625
+        for s in (state, ref):
+            s["x"] *= scale
+            s["y"] *= scale
+        ev = np.asarray(TICKS.get("compiled", TICKS["twin"])(state, t, 5))
+        assert np.array_equal(ev, np.asarray(combat.combat_tick_py(ref, t, 5))), t
+        assert_same_state(state, ref, f"tick {t}")
+    assert (state["target_id"] >= 0).sum() > 0
+
+
 # --- in place, dtypes, invalid input -----------------------------------------------------------
 
 
