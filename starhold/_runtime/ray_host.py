@@ -1,20 +1,23 @@
-"""The Ray host: one room = one Ray actor (DESIGN §4).
+"""The Ray host: rooms run by room host actors that a host pool places (DESIGN §4).
 
-Actors are named ``room:<kind>:<id>`` in the directory's namespace (default ``starhold``) and
-created on first use with ``get_if_exists=True``, ``lifetime="detached"``,
-``max_restarts=-1`` and ``num_cpus=0`` (rooms are mostly idle; a CPU reservation each would
-cap a 2-core node at two rooms). Ray's GCS is the directory of rooms. When its room hibernates
-the actor kills itself without restart, freeing its name; the next ``get`` creates a new
-activation, on whichever node Ray picks, which restores the room from its snapshot. An actor
-whose room fails to start (its snapshot store unreachable, ``on_start`` raising) ends itself
-the same way, so that no actor outlives a failed start; the next call creates a fresh one.
+Each namespace (default ``starhold``) has one ``HostPool`` actor, ``hosts``
+(``starhold._runtime.host_pool``), which maps every awake room to the ``RoomHost`` actor
+(``starhold._runtime.room_host``, named ``host:<hex>``) that runs it, up to ``rooms_per_host``
+rooms per host, and keeps spare hosts started so that a waking room costs actor calls, not a
+new process. ``RayDirectory.get`` asks the pool for the room's host and returns a
+``RayRoomHandle`` whose calls go to that host with the room's ``kind, room_id``. When its room
+hibernates, the host forgets it and tells the pool; the next ``get`` assigns a new
+activation, possibly on another host or node, which restores the room from its snapshot. A
+room whose start fails (its snapshot store unreachable, ``on_start`` raising) is forgotten the
+same way; the next call starts a fresh activation. ``room:<kind>:<id>`` (``actor_name``)
+remains the name ops and tests use for a room (``RayDirectory.actor_names``).
 
 Alarms of sleeping rooms are held by one more actor, ``scheduler`` in the same namespace
 (``SchedulerActor``: an ``AlarmScheduler`` on ``scheduler.alarm_index_from_config``: its own
 SQLite file with local snapshots, one object per alarm in the snapshot bucket with S3), which
 wakes their rooms when the alarms fall due.
 
-A room actor keeps its SQLite file under ``paths.node_data_dir``: the node's
+A room keeps its SQLite file under ``paths.node_data_dir``: the node's
 ``$STARHOLD_NODE_DATA_DIR``, else with S3 snapshots a per-node cache directory
 ``<data_dir>/nodes/<node id>``, else ``<data_dir>``. ``init_ray`` passes the AWS credentials of
 the process that calls it (``FORWARDED_ENV``) to every actor of its job through Ray's
@@ -31,23 +34,18 @@ import collections
 import logging
 import os
 import sys
-from pathlib import Path
 
 import ray
 from ray.exceptions import RayActorError
 
-from .. import heap
-from ..storage.factory import snapshot_store_from_config
 from ..clock import SystemClock
-from .handle import RoomDirectory, RoomGone, RoomHandle
-from .local_host import LocalRoomHandle, start_task
 from ..kinds import load_rooms, room_class
 from ..messages import make_portable
-from ..ratelog import RateLimitedLog, describe
-from ..storage.base import StorageError
-from .paths import node_data_dir, room_db_path
 from ..room import HttpRequest, HttpResponse
-from .runtime import RoomRuntime
+from .handle import RoomDirectory, RoomGone, RoomHandle
+from .host_pool import POOL_NAME, pool_actor
+from .paths import room_db_path
+from .room_host import RoomHost
 from .scheduler import AlarmScheduler, alarm_index_from_config
 
 SCHEDULER_NAME = "scheduler"
@@ -60,122 +58,13 @@ alarm scheduler, on any node) through ``runtime_env={"env_vars": ...}``, those t
 
 log = logging.getLogger("starhold.ray")
 
-START_FAILURES = RateLimitedLog(log)
-"""Start failures of this process's room actors: one line per (failure kind, room kind) per
-30 s, tracebacks at DEBUG."""
-
 RAY_CALLS: collections.Counter = collections.Counter()
 """Ray actor calls made by this process's handles, by method name."""
 
 
 def actor_name(kind: str, room_id: str) -> str:
-    """The Ray actor name of a room: ``room:<kind>:<id>``."""
+    """A room's name as ``RayDirectory.actor_names`` lists it: ``room:<kind>:<id>``."""
     return f"room:{kind}:{room_id}"
-
-
-class RoomActor(LocalRoomHandle):
-    """Hosts one ``RoomRuntime`` in a Ray actor process (an async actor: one event loop); its
-    methods are those of the in-process handle, called remotely.
-
-    ``config``: ``data_dir`` (absolute path), ``idle_timeout`` (seconds), ``rooms`` (the modules
-    of room kinds the server hosts, loaded here too; None: the entry point group),
-    ``snapshots`` (a snapshot spec, ``storage.factory``). The room's SQLite file lives under
-    ``paths.node_data_dir`` (per node with S3 snapshots). Room state is started lazily by the
-    first call, so construction never fails on room code; a failed start ends the actor
-    (``_activate``).
-    """
-
-    def __init__(self, kind: str, room_id: str, params: dict, config: dict, cls: type | None = None):
-        logging.basicConfig(level=config.get("log_level", "INFO"))
-        if cls is None and config.get("rooms") is not None:
-            load_rooms(config["rooms"])
-        data_dir = Path(config["data_dir"])
-        spec = config.get("snapshots")
-        rooms_dir = node_data_dir(data_dir, ray.get_runtime_context().get_node_id(),
-                                  s3_snapshots=bool(spec and spec.get("kind") == "s3"))
-        runtime = RoomRuntime(
-            cls or room_class(kind),
-            room_id,
-            params,
-            db_path=room_db_path(rooms_dir, kind, room_id),
-            clock=SystemClock(),
-            snapshots=snapshot_store_from_config(config.get("snapshots"), data_dir),
-            idle_timeout=float(config.get("idle_timeout", 10.0)),
-            on_exit=self._exit,
-            alarm_service=_SchedulerClient(config),
-            channel_host=ray.util.get_node_ip_address(),
-            directory=lambda: RayDirectory(config, config.get("namespace", "starhold")),
-        )
-        super().__init__(runtime, kind, room_id)
-        heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
-
-    _starting: asyncio.Task | None = None  # the activation's one start attempt (start_task)
-
-    async def _activate(self) -> None:
-        """Start the room on the first call (all concurrent calls share that attempt). A start
-        that fails ends this actor, as hibernation does (``_exit``): an actor whose room never
-        started would otherwise live on, holding its memory, with nothing to hibernate it; the
-        next call creates a fresh actor, which tries again (docs/rooms.md: a failed
-        ``on_start`` is retried by the next call). The callers of the failed attempt get its
-        exception (``StorageError`` when the snapshot store cannot be reached, what
-        ``on_start`` raised); later callers of this actor get ``RoomGone``."""
-        if self._starting is None:
-            self._starting = start_task(self.runtime, self._start_done)
-        elif self._starting.done() and (self._starting.cancelled() or self._starting.exception() is not None):
-            raise RoomGone(f"{self.kind}/{self.room_id}: its activation failed to start")
-        await asyncio.shield(self._starting)
-
-    def _start_done(self, exc: BaseException | None) -> None:
-        if exc is None:
-            return
-        storage = isinstance(exc, StorageError)
-        START_FAILURES.log(
-            logging.WARNING, ("store unavailable" if storage else "start failed", self.kind),
-            "room %s/%s failed to start (%s): %s; this actor ends, the next call starts a fresh one",
-            self.kind, self.room_id, "its snapshot store is unreachable" if storage else "on_start raised",
-            describe(exc), exc_info=exc)
-        self._exiting = asyncio.ensure_future(self._exit())
-
-    async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
-        await self._activate()
-        return await super().send_batch(gateway_id, events)
-
-    async def pull(self, gateway_id: str, timeout: float, epoch: int | None = None) -> list[tuple]:
-        await self._activate()
-        return await super().pull(gateway_id, timeout, epoch)
-
-    async def open_channel(self, gateway_id: str) -> dict:
-        await self._activate()
-        return await super().open_channel(gateway_id)
-
-    async def request(self, request: HttpRequest) -> HttpResponse:
-        await self._activate()
-        return await super().request(request)
-
-    async def hibernate(self) -> bool:
-        await self._activate()
-        return await super().hibernate()
-
-    async def fire_alarm(self) -> bool:
-        await self._activate()
-        return await super().fire_alarm()
-
-    async def _exit(self) -> None:
-        # Let in-flight replies (the hibernate call's, RoomGone to pullers) go out first, then
-        # end without a restart, which frees the actor's name for the next activation.
-        me = ray.get_runtime_context().current_actor
-        asyncio.get_running_loop().call_later(0.05, lambda: ray.kill(me, no_restart=True))
-
-    async def stats(self) -> dict:
-        return {**await super().stats(), "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
-
-    async def migrate(self) -> dict:
-        """``LocalRoomHandle.migrate`` (hibernate for a move, gateways told ``("moved",)``), whose
-        result also has ``node`` (the Ray node id this activation ran on, hex) and ``config``
-        (the config it was created with, namespace included: ``starhold.drain`` wakes the room
-        through a ``RayDirectory`` built from it, as its gateways would)."""
-        config = self.runtime.directory().config  # the RayDirectory built from this actor's config
-        return {**await super().migrate(), "node": ray.get_runtime_context().get_node_id(), "config": config}
 
 
 class SchedulerActor:
@@ -213,7 +102,7 @@ class SchedulerActor:
         await handle.send_batch(SCHEDULER_NAME, [])
 
 
-class _SchedulerClient:
+class SchedulerClient:
     """The ``AlarmService`` a room actor uses: the namespace's ``SchedulerActor``."""
 
     def __init__(self, config: dict):
@@ -232,26 +121,48 @@ def scheduler_actor(config: dict, room_classes: dict | None = None):
     ).remote(config, room_classes)
 
 
-_RemoteRoomActor = ray.remote(RoomActor)
 _RemoteScheduler = ray.remote(SchedulerActor)
+_RemoteHost = ray.remote(RoomHost)
+
+
+def remote_host(config: dict, name: str, room_classes: dict | None = None):
+    """Create room host ``name`` (``host:<hex>``) in the config's namespace: detached, no
+    restart (``room_host``), no CPU reservation (rooms are mostly idle; a CPU each would cap a
+    2-core node at two hosts), spread over the nodes. Blocking: call it in a thread."""
+    return _RemoteHost.options(
+        name=name, namespace=config["namespace"], lifetime="detached", max_restarts=0, num_cpus=0,
+        max_concurrency=1000, scheduling_strategy="SPREAD",
+    ).remote(name, config, room_classes)
 
 
 class RayRoomHandle(RoomHandle):
-    """A handle on a room actor. Actor death or a hibernated room raise ``RoomGone``."""
+    """A handle on a room run by a room host (``room_host.RoomHost``): each call goes to the
+    host actor with the room's ``kind, room_id`` first. The host's death, or the room gone
+    from it (hibernated, never started there), raise ``RoomGone``; the handle then tells its
+    directory, whose next ``get`` has the pool check that host (``HostPool.get``'s
+    ``stale``)."""
 
-    def __init__(self, actor, kind: str, room_id: str):
+    def __init__(self, actor, kind: str, room_id: str, host: str = "", directory: "RayDirectory | None" = None):
         self.actor = actor
         self.kind = kind
         self.room_id = room_id
+        self.host = host
+        self.directory = directory
 
     async def _call(self, method: str, *args):
         RAY_CALLS[method] += 1
         try:
-            return await getattr(self.actor, method).remote(*args)
+            return await getattr(self.actor, method).remote(self.kind, self.room_id, *args)
         except RoomGone:
+            self._gone()
             raise
         except RayActorError as exc:
+            self._gone()
             raise RoomGone(f"{self.kind}/{self.room_id}: {type(exc).__name__}") from None
+
+    def _gone(self) -> None:
+        if self.directory is not None:
+            self.directory._stale[(self.kind, self.room_id)] = self.host
 
     async def send_batch(self, gateway_id: str, events: list[tuple]) -> int:
         return await self._call("send_batch", gateway_id, events)
@@ -266,6 +177,8 @@ class RayRoomHandle(RoomHandle):
         return await self._call("request", request)
 
     async def stats(self) -> dict:
+        """The runtime's figures plus ``pid``, ``node`` (Ray node id, hex) and ``host`` (the
+        host actor's name)."""
         return await self._call("stats")
 
     async def hibernate(self) -> bool:
@@ -275,20 +188,26 @@ class RayRoomHandle(RoomHandle):
         return await self._call("fire_alarm")
 
     async def migrate(self) -> dict:
-        """``RoomActor.migrate``: hibernate for a move to another node (``starhold drain``)."""
+        """``RoomHost.migrate``: hibernate for a move to another node (``starhold drain``)."""
         return await self._call("migrate")
 
 
 class RayDirectory(RoomDirectory):
-    """Rooms as Ray actors in ``namespace``; ``config`` is passed to every ``RoomActor``.
-    Needs ``ray.init()`` to have been called."""
+    """Rooms run by room hosts (Ray actors) in ``namespace``, placed by the namespace's
+    ``HostPool`` (``starhold._runtime.host_pool``); ``config`` is given to the pool and every
+    host: ``data_dir`` (absolute), ``idle_timeout`` (seconds), ``rooms`` (modules of room
+    kinds), ``snapshots`` (spec), ``rooms_per_host`` (default 8), ``spare_hosts`` (default 1),
+    ``log_level``. Needs ``ray.init()`` to have been called."""
 
     def __init__(self, config: dict, namespace: str = "starhold", room_classes: dict | None = None):
         """``room_classes``: kind -> ``Room`` subclass, overriding the registry; the classes
-        travel to the actors by value (cloudpickle), so a room defined in a test module works."""
+        travel to the pool and hosts by value (cloudpickle), so a room defined in a test
+        module works."""
         self.config = {**config, "namespace": namespace}
         self.namespace = namespace
         self._probe: asyncio.Future | None = None
+        self._pool = None
+        self._stale: dict[tuple[str, str], str] = {}
         if config.get("rooms") is not None:  # the server's modules of room kinds (--rooms)
             load_rooms(config["rooms"])
         self.room_classes = dict(room_classes or {})
@@ -299,9 +218,14 @@ class RayDirectory(RoomDirectory):
                 make_portable(cls)  # its message Structs too (msgspec classes lose their fields)
 
     async def start(self) -> None:
-        """Start the alarm scheduler (``start_scheduler``). A failure (its index unreachable:
-        S3 down, or no credentials on its node) is logged as one warning line, not raised: the
-        gateway serves on and calls this again every few seconds."""
+        """Start the host pool (spare hosts) and the alarm scheduler (``start_scheduler``). A
+        failure (the scheduler's index unreachable: S3 down, or no credentials on its node) is
+        logged as one warning line, not raised: the gateway serves on and calls this again
+        every few seconds."""
+        try:
+            await self._call_pool("start")
+        except Exception as exc:
+            log.warning("the host pool could not start: %s: %s", type(exc).__name__, str(exc)[:500])
         try:
             await self.start_scheduler()
         except Exception as exc:
@@ -333,62 +257,70 @@ class RayDirectory(RoomDirectory):
         RAY_CALLS["scheduler"] += 1
         return await scheduler.start.remote()
 
+    async def _call_pool(self, method: str, *args):
+        """Call the host pool (created on first use). While Ray restarts it (its node lost)
+        the call raises ``RoomGone``: callers resolve the room again after a pause."""
+        RAY_CALLS[f"pool.{method}"] += 1
+        if self._pool is None:
+            self._pool = await asyncio.to_thread(pool_actor, self.config, self.room_classes)
+        try:
+            return await getattr(self._pool, method).remote(*args)
+        except RayActorError as exc:
+            raise RoomGone(f"the host pool of {self.namespace} is restarting: {type(exc).__name__}") from None
+
     async def get(self, kind: str, room_id: str, params: dict | None = None) -> RayRoomHandle:
-        cls = self.room_classes.get(kind)
-        if cls is None:
+        """A handle on the room, assigned to a host by the pool if it was asleep (the room
+        starts on the handle's first call, which raises what the start raised). Raises
+        ``KeyError`` for an unknown kind and ``ValueError`` for an unsafe room id before
+        anything is placed, ``RoomGone`` while the pool restarts."""
+        if kind not in self.room_classes:
             room_class(kind)  # KeyError for unknown kinds, before anything is created
         room_db_path(self.config["data_dir"], kind, room_id)  # ValueError for unsafe ids
-
-        def create():
-            return _RemoteRoomActor.options(
-                name=actor_name(kind, room_id),
-                namespace=self.namespace,
-                get_if_exists=True,
-                lifetime="detached",
-                max_restarts=-1,
-                num_cpus=0,
-                max_concurrency=1000,
-            ).remote(kind, room_id, dict(params or {}), self.config, cls)
-
-        RAY_CALLS["get_or_create"] += 1
-        actor = await asyncio.to_thread(create)
-        return RayRoomHandle(actor, kind, room_id)
+        stale = self._stale.pop((kind, room_id), None)
+        name, actor = await self._call_pool("get", kind, room_id, dict(params or {}), stale)
+        return RayRoomHandle(actor, kind, room_id, name, self)
 
     async def get_if_active(self, kind: str, room_id: str) -> RayRoomHandle | None:
-        def lookup():
-            try:
-                return ray.get_actor(actor_name(kind, room_id), namespace=self.namespace)
-            except ValueError:
-                return None
-
-        RAY_CALLS["get_actor"] += 1
-        actor = await asyncio.to_thread(lookup)
-        return None if actor is None else RayRoomHandle(actor, kind, room_id)
+        found = await self._call_pool("lookup", kind, room_id)
+        return None if found is None else RayRoomHandle(found[1], kind, room_id, found[0], self)
 
     async def is_active(self, kind: str, room_id: str) -> bool:
         return await self.get_if_active(kind, room_id) is not None
 
+    def _existing_pool(self):
+        try:
+            return ray.get_actor(POOL_NAME, namespace=self.namespace)
+        except ValueError:
+            return None
+
     def actor_names(self) -> list[str]:
-        """Names of the live room actors in this namespace (``room:<kind>:<id>``)."""
-        return sorted(
-            a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-            if a["namespace"] == self.namespace and a["name"].startswith("room:")
-        )
+        """``room:<kind>:<id>`` of the rooms awake in this namespace (blocking: one call to the
+        pool; none when it was never started)."""
+        pool = self._existing_pool()
+        if pool is None:
+            return []
+        return sorted("room:" + key.replace("/", ":", 1) for key in ray.get(pool.rooms.remote()))
+
+    def host_names(self) -> list[str]:
+        """Names of the live room host actors of this namespace (``host:<hex>``; blocking)."""
+        return sorted(a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                      if a["namespace"] == self.namespace and a["name"].startswith("host:"))
 
     async def list_rooms(self) -> list[str]:
-        names = await asyncio.to_thread(self.actor_names)
-        return [name.split(":", 1)[1].replace(":", "/", 1) for name in names]
+        return sorted(await self._call_pool("rooms"))
 
     async def close(self, hibernate_rooms: bool = True) -> None:
         """Optionally hibernate every live room of the namespace (snapshots taken)."""
-        if not hibernate_rooms:
+        if not hibernate_rooms or await asyncio.to_thread(self._existing_pool) is None:
             return
-        for name in self.actor_names():
-            _, kind, room_id = name.split(":", 2)
+        for key, name in (await self._call_pool("rooms")).items():
+            kind, room_id = key.split("/", 1)
+            found = await self._call_pool("lookup", kind, room_id)
+            if found is None:
+                continue
             try:
-                actor = ray.get_actor(name, namespace=self.namespace)
-                await RayRoomHandle(actor, kind, room_id).hibernate()
-            except (RoomGone, ValueError):
+                await RayRoomHandle(found[1], kind, room_id, found[0]).hibernate()
+            except RoomGone:
                 pass
 
 

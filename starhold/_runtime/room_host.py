@@ -1,0 +1,268 @@
+"""A room host: one Ray actor process that runs several rooms (DESIGN §4).
+
+A Ray actor is a process of its own, and a process costs about 48 MB of memory and 1 % of a
+core while idle here whatever runs in it (``benchmarks/density.py``), so one actor per room
+cannot make an idle room cheap; and creating an actor costs 0.2-1.2 s idle, seconds under
+load, which a room woken by a player's input cannot afford. Orleans runs many grains in one
+silo and Colyseus many rooms in one process for the same reasons. A ``RoomHost`` therefore
+runs up to ``rooms_per_host`` rooms (``RoomRuntime`` objects on its one event loop), and the
+namespace's ``HostPool`` (``starhold._runtime.host_pool``) keeps spare hosts started ahead of
+need and assigns each waking room to one of them: a wake costs two actor calls and opening
+the room's storage, not a process.
+
+A host runs a room only after the pool has assigned it (``assign``); calls for a room it does
+not hold raise ``RoomGone``, and the caller asks the pool again. The room starts on its first
+call, as the one-actor-per-room host did (``_active``); when its activation ends (hibernation,
+a failed start, a superseded epoch) the host forgets it and tells the pool (``released``), so
+at most one activation per room is assigned at a time. The Durable Object guarantees do not
+rest on this: each activation still claims its epoch and lease in the snapshot store
+(``starhold._runtime.lease``), so even two hosts holding the same room never both commit.
+
+Hosts are Ray actors named ``host:<hex>``, detached, ``max_restarts=0`` (a host that dies
+takes its rooms' in-memory state with it; the pool re-places them, and each restores from its
+snapshot on its next activation), ``num_cpus=0``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+
+from .. import heap
+from ..clock import SystemClock
+from ..kinds import load_rooms, room_class
+from ..ratelog import RateLimitedLog, describe
+from ..room import HttpRequest, HttpResponse
+from ..storage.base import StorageError
+from ..storage.factory import snapshot_store_from_config
+from .handle import RoomGone
+from .local_host import LocalRoomHandle, start_task
+from .paths import node_data_dir, room_db_path
+from .runtime import RoomRuntime
+
+log = logging.getLogger("starhold.host")
+
+START_FAILURES = RateLimitedLog(log)
+"""Start failures of this host's rooms: one line per (failure kind, room kind) per 30 s,
+tracebacks at DEBUG."""
+
+
+@dataclass
+class _Slot:
+    """One room assigned to this host: its runtime, the activation id the pool gave it, and
+    its one start attempt (``start_task``), shared by every call that comes before it ends."""
+
+    runtime: RoomRuntime
+    handle: LocalRoomHandle
+    activation: str
+    starting: asyncio.Task | None = None
+
+
+class RoomHost:
+    """Runs the rooms the pool assigns it, each a ``RoomRuntime`` on this actor's event loop.
+
+    ``name``: the actor's name (``host:<hex>``); ``config``: the directory's config
+    (``data_dir`` absolute, ``idle_timeout`` seconds, ``rooms`` modules of room kinds, None for
+    the entry point group, ``snapshots`` spec, ``namespace``); ``room_classes``: kind -> ``Room``
+    subclass overriding the registry (sent by value). Each room's SQLite file lives under
+    ``paths.node_data_dir`` (per node with S3 snapshots); the rooms share one snapshot store
+    (one S3 client) and one alarm-scheduler client.
+
+    Every room method takes ``kind, room_id`` first, then the ``RoomHandle`` method's own
+    arguments, and raises ``RoomGone`` for a room this host does not hold.
+    """
+
+    def __init__(self, name: str, config: dict, room_classes: dict | None = None):
+        logging.basicConfig(level=config.get("log_level", "INFO"))
+        if config.get("rooms") is not None:
+            load_rooms(config["rooms"])
+        from .ray_host import RayDirectory, SchedulerClient  # ray_host imports this module
+
+        self.name = name
+        self.config = config
+        self.room_classes = dict(room_classes or {})
+        self.data_dir = Path(config["data_dir"])
+        self.node = ray.get_runtime_context().get_node_id()
+        spec = config.get("snapshots")
+        self.rooms_dir = node_data_dir(self.data_dir, self.node, s3_snapshots=bool(spec and spec.get("kind") == "s3"))
+        self.snapshots = snapshot_store_from_config(spec, self.data_dir)
+        self.alarm_service = SchedulerClient(config)
+        self.channel_host = ray.util.get_node_ip_address()
+        self._directory = None
+        self._directory_cls = RayDirectory
+        self.slots: dict[tuple[str, str], _Slot] = {}
+        self._end = asyncio.Event() if _has_loop() else None
+        self._pool = None
+        heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
+
+    def _room_directory(self):
+        """The ``RayDirectory`` the rooms reach other rooms through (``Room.rooms``), built on
+        first use and shared by the host's rooms."""
+        if self._directory is None:
+            self._directory = self._directory_cls(self.config, self.config.get("namespace", "starhold"))
+        return self._directory
+
+    # ---- assignment ------------------------------------------------------------------------
+    async def ready(self) -> dict:
+        """``{"name", "node", "pid"}`` once the actor runs (the pool awaits it after creating
+        the host)."""
+        return {"name": self.name, "node": self.node, "pid": os.getpid()}
+
+    async def assign(self, kind: str, room_id: str, params: dict, activation: str) -> str:
+        """Run room ``kind/room_id`` here from now on, as activation ``activation`` (an id the
+        pool makes up, echoed in ``released``). The room starts on its first call. A room
+        whose activation is still live here keeps it (it then carries the new id). Returns
+        this host's node id (hex). Raises ``KeyError`` for a kind this host cannot load,
+        ``ValueError`` for an unsafe room id."""
+        key = (kind, room_id)
+        slot = self.slots.get(key)
+        if slot is not None and slot.runtime.state in ("new", "active"):
+            slot.activation = activation
+            return self.node
+        cls = self.room_classes.get(kind) or room_class(kind)
+        runtime = RoomRuntime(
+            cls,
+            room_id,
+            dict(params or {}),
+            db_path=room_db_path(self.rooms_dir, kind, room_id),
+            clock=SystemClock(),
+            snapshots=self.snapshots,
+            idle_timeout=float(self.config.get("idle_timeout", 10.0)),
+            alarm_service=self.alarm_service,
+            channel_host=self.channel_host,
+            directory=self._room_directory,
+        )
+        slot = _Slot(runtime, LocalRoomHandle(runtime, kind, room_id), activation)
+        runtime.on_exit = lambda: self._ended(key, slot)
+        self.slots[key] = slot
+        return self.node
+
+    async def has(self, kind: str, room_id: str) -> str | None:
+        """The activation id of the room's live activation here, or None (never started one)."""
+        slot = self.slots.get((kind, room_id))
+        if slot is None or slot.runtime.state not in ("new", "active"):
+            return None
+        return slot.activation
+
+    async def rooms(self) -> dict:
+        """``{"node": node id, "rooms": {"kind/room_id": activation id}}`` of the live rooms
+        (the pool rebuilds its map from this after a restart)."""
+        return {"node": self.node, "rooms": {f"{k}/{r}": s.activation for (k, r), s in self.slots.items()
+                                              if s.runtime.state in ("new", "active")}}
+
+    async def lifetime(self) -> None:
+        """Returns only when the host retires: the pool keeps one call in flight per host and
+        learns of the host's death when it fails (``RayActorError``)."""
+        if self._end is None:
+            self._end = asyncio.Event()
+        await self._end.wait()
+
+    async def retire(self) -> bool:
+        """End this host if it holds no room (the pool retires surplus empty hosts); returns
+        whether it ends."""
+        if any(s.runtime.state in ("new", "active") for s in self.slots.values()):
+            return False
+        if self._end is not None:
+            self._end.set()
+        me = ray.get_runtime_context().current_actor
+        asyncio.get_running_loop().call_later(0.05, lambda: ray.kill(me, no_restart=True))
+        return True
+
+    async def _active(self, kind: str, room_id: str) -> _Slot:
+        """The room's slot once its activation has started (starting it on the first call; all
+        concurrent calls share that attempt). A start that fails forgets the room (the pool is
+        told): the callers of that attempt get its exception (``StorageError`` when the
+        snapshot store cannot be reached, what ``on_start`` raised), later callers
+        ``RoomGone``, and the next ``RayDirectory.get`` assigns a fresh activation, which
+        tries again (docs/rooms.md: a failed ``on_start`` is retried by the next call)."""
+        key = (kind, room_id)
+        slot = self.slots.get(key)
+        if slot is None:
+            raise RoomGone(f"{kind}/{room_id}: not on host {self.name}")
+        if slot.starting is None:
+            slot.starting = start_task(slot.runtime, lambda exc: self._start_done(key, slot, exc))
+        elif slot.starting.done() and (slot.starting.cancelled() or slot.starting.exception() is not None):
+            raise RoomGone(f"{kind}/{room_id}: its activation failed to start")
+        await asyncio.shield(slot.starting)
+        return slot
+
+    def _start_done(self, key: tuple[str, str], slot: _Slot, exc: BaseException | None) -> None:
+        if exc is None:
+            return
+        storage = isinstance(exc, StorageError)
+        START_FAILURES.log(
+            logging.WARNING, ("store unavailable" if storage else "start failed", key[0]),
+            "room %s/%s failed to start (%s): %s; the next call starts a fresh activation",
+            key[0], key[1], "its snapshot store is unreachable" if storage else "on_start raised",
+            describe(exc), exc_info=exc)
+        self._forget(key, slot)
+
+    async def _ended(self, key: tuple[str, str], slot: _Slot) -> None:
+        """The activation ended (hibernated, fenced, crashed): forget it."""
+        self._forget(key, slot)
+
+    def _forget(self, key: tuple[str, str], slot: _Slot) -> None:
+        if self.slots.get(key) is slot:
+            del self.slots[key]
+        self._tell_pool(key, slot.activation)
+
+    def _tell_pool(self, key: tuple[str, str], activation: str) -> None:
+        """Tell the pool the activation ended, in the background. A lost message costs only a
+        stale entry in the pool's map, which it corrects when a caller reports the room gone
+        from here (``HostPool.get``'s ``stale``) or at its next reconciliation."""
+        from .host_pool import pool_actor
+
+        async def tell():
+            try:
+                if self._pool is None:
+                    self._pool = await asyncio.to_thread(pool_actor, self.config)
+                await self._pool.released.remote(self.name, key[0], key[1], activation)
+            except Exception as exc:
+                self._pool = None
+                log.debug("host %s: could not tell the pool that %s/%s ended: %s", self.name, *key, describe(exc))
+
+        asyncio.ensure_future(tell())
+
+    # ---- the rooms' calls (RoomHandle's methods, room first) -------------------------------
+    async def send_batch(self, kind: str, room_id: str, gateway_id: str, events: list[tuple]) -> int:
+        return await (await self._active(kind, room_id)).handle.send_batch(gateway_id, events)
+
+    async def pull(self, kind: str, room_id: str, gateway_id: str, timeout: float, epoch: int | None = None) -> list:
+        return await (await self._active(kind, room_id)).handle.pull(gateway_id, timeout, epoch)
+
+    async def open_channel(self, kind: str, room_id: str, gateway_id: str) -> dict:
+        return await (await self._active(kind, room_id)).handle.open_channel(gateway_id)
+
+    async def request(self, kind: str, room_id: str, request: HttpRequest) -> HttpResponse:
+        return await (await self._active(kind, room_id)).handle.request(request)
+
+    async def hibernate(self, kind: str, room_id: str) -> bool:
+        return await (await self._active(kind, room_id)).handle.hibernate()
+
+    async def fire_alarm(self, kind: str, room_id: str) -> bool:
+        return await (await self._active(kind, room_id)).handle.fire_alarm()
+
+    async def stats(self, kind: str, room_id: str) -> dict:
+        slot = await self._active(kind, room_id)
+        return {**await slot.handle.stats(), "pid": os.getpid(), "node": self.node, "host": self.name}
+
+    async def migrate(self, kind: str, room_id: str) -> dict:
+        """``LocalRoomHandle.migrate`` (hibernate for a move, gateways told ``("moved",)``), whose
+        result also has ``node`` (the Ray node id this activation ran on, hex) and ``config``
+        (this host's config, namespace included: ``starhold.drain`` wakes the room through a
+        ``RayDirectory`` built from it, as its gateways would)."""
+        slot = await self._active(kind, room_id)
+        return {**await slot.handle.migrate(), "node": self.node, "config": self.config}
+
+
+def _has_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
