@@ -9,8 +9,8 @@ statement logs; a three-node ``ray.cluster_utils.Cluster`` (a head and two worke
 each its own raylet; the head with ``HEALTH_CHECK_CONFIG``, Ray's temporary files in a private
 directory); an aiohttp gateway (``gateway.app.create_app``) on a ``RayDirectory`` whose config
 points ``snapshots`` at the S3 bucket; ``--systems`` K solar systems (the first K of
-``/api/galaxy``), woken from tasks pinned to the worker nodes in turn (a room's first activation
-lands on the node that woke it: system i on worker i mod 2); ``--bots`` N players per system,
+``/api/galaxy``), placed by the host pool on the worker nodes in turn (``RayDirectory.place``:
+system i on a room host of worker i mod 2); ``--bots`` N players per system,
 each a ``starhold.client.StarholdClient`` (a guest token, join, reconnection with resume, the
 offline queue) sending ``move_to`` to random points between the star's exclusion zone and
 ``TARGET_RADIUS`` units from the star, ``--rate`` times a second. Every client records each
@@ -19,8 +19,8 @@ frame had carried until then). The gateway's ``RoomLink`` is wrapped (instrument
 record when a data channel ends and opens.
 
 **Node loss** (default): after ``--play`` seconds of play, the worker node hosting the most
-systems (then: the most room actors) is lost: every process of it (its raylet's worker
-processes, the room actors among them, then the raylet and its helpers:
+systems (then: the most rooms) is lost: every process of it (its raylet's worker
+processes, the room hosts among them, then the raylet and its helpers:
 ``Cluster.remove_node(allow_graceful=False)``) is SIGKILLed at once, and the SQLite files of
 the rooms it hosted are deleted (its disk is gone with it, unless ``--keep-files``: every node
 shares one data directory on this machine). The bots stop
@@ -39,8 +39,8 @@ one's last order is known. Measured, per player of a room that was on the node:
   positions >= ``HEADING_SPAN`` s apart must get closer to the target, or the ship must rest
   within ``ARRIVED`` units of it; ships in combat or destroyed are ``heading_unchecked``);
 - ``ray_node_dead_s``, ``ray_actor_alive_again_s``, ``gateway_channel_reopened_s``: kill -> Ray
-  declared the node dead, -> each room's actor ALIVE on another node (the GCS actor table,
-  polled every 0.2 s), -> the gateway's data channel to the room open again (the new
+  declared the node dead, -> each room placed on a host of another node (the host pool's
+  ``placement``, polled every 0.2 s), -> the gateway's data channel to the room open again (the new
   activation recovered: it waited out the lost one's lease, restored, replayed);
 - ``rooms_back_elsewhere``: rooms of the lost node alive again on another node, out of
   ``rooms_moved``; ``players_disturbed_elsewhere``: closes seen by players of the other rooms.
@@ -49,8 +49,8 @@ one's last order is known. Measured, per player of a room that was on the node:
 (a machine that stops answering without closing its connections: nothing sends an RST or a
 FIN, so only heartbeats can tell); they are SIGKILLed at the end of the run.
 
-**Actor kills** (``--actor-kills N``): instead, N times, a room (round-robin) has its actor
-process SIGKILLed (Ray restarts it); each room waits until all its players resumed, got a
+**Actor kills** (``--actor-kills N``): instead, N times, a room (round-robin) has its host
+process SIGKILLed (with the other rooms it runs; the host pool wakes them on another host); each room waits until all its players resumed, got a
 frame and had a new order acknowledged before its next kill (rooms are killed concurrently).
 Measured: ``acked_orders_lost`` (same definition, per kill), ``seats_resumed`` of
 ``seats_total`` (player-kills), ``frames_again_s``.
@@ -364,16 +364,16 @@ class Stack:
         return ids
 
     async def wake_on_workers(self, systems: list[str], attempts: int = 3) -> None:
-        """Wake system i from a task pinned to worker i mod W: a room's first activation lands on
-        the node that woke it, usually; one that landed elsewhere (already awake, or Ray chose
-        another node) is hibernated and woken again from its worker, up to ``attempts`` times."""
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
+        """Wake system i on worker i mod W: the host pool places each on a host of that node
+        (``RayDirectory.place``); one already awake elsewhere is hibernated and placed again,
+        up to ``attempts`` times."""
         wanted = {s: self.workers[i % len(self.workers)].node_id for i, s in enumerate(systems)}
         for _ in range(attempts):
-            refs = [_wake_here.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
-                    .remote(self.config, NAMESPACE, "system", system) for system, node in wanted.items()]
-            placed = dict(zip(wanted, await asyncio.gather(*refs)))
+            placed = {}
+            for system, node in wanted.items():
+                handle = await self.directory.place("system", system, node)
+                await handle.send_batch("bench-wake", [])
+                placed[system] = await handle.stats()
             wrong = {s: n for s, n in wanted.items() if placed[s].get("node") != n}
             if not wrong:
                 return
@@ -385,7 +385,7 @@ class Stack:
         log.warning("systems not on the worker that woke them: %s", sorted(wanted))
 
     async def placement(self) -> dict[str, dict]:
-        """Live room actors of the namespace -> their ``stats()`` (``node``, ``pid``...)."""
+        """Awake rooms of the namespace -> their ``stats()`` (``node``, ``pid``, ``host``...)."""
         names = await asyncio.to_thread(self.directory.actor_names)
         out = {}
         for name in names:
@@ -472,28 +472,6 @@ class Stack:
             await asyncio.to_thread(self.cluster.shutdown)
         if self.weed is not None:
             await asyncio.to_thread(self.weed.stop)
-
-
-def _wake_here_impl(config: dict, namespace: str, kind: str, room_id: str) -> dict:
-    from starhold._runtime.ray_host import RayDirectory
-    from starhold.kinds import load_rooms
-
-    load_rooms(config.get("rooms"))
-
-    async def wake():
-        handle = await RayDirectory(config, namespace).get(kind, room_id)
-        return await handle.stats()
-
-    return asyncio.run(wake())
-
-
-def _remote(fn):
-    import ray
-
-    return ray.remote(num_cpus=0)(fn)
-
-
-_wake_here = None  # the Ray task of _wake_here_impl, made once ray is imported
 
 
 # ---- the scenarios ---------------------------------------------------------------------------
@@ -591,23 +569,25 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
     return result
 
 
-def watch_ray(node_id: str, rooms: list[str], t0: float, timeout: float) -> tuple[float | None, dict]:
-    """Poll Ray's GCS (every 0.2 s, at most ``timeout`` s) for when ``node_id`` is declared dead
-    and when each of ``rooms`` is ALIVE again on another node; seconds since ``t0``. Uses
-    ``ray._private.state.actors`` (the GCS actor table: the public state API needs the
-    dashboard, which this cluster does not run)."""
+def watch_ray(node_id: str, rooms: list[str], t0: float, timeout: float, namespace: str = "") -> tuple[float | None, dict]:
+    """Poll Ray's GCS (every 0.2 s, at most ``timeout`` s) for when ``node_id`` is declared dead,
+    and the namespace's host pool for when each of ``rooms`` is placed on another node;
+    seconds since ``t0``."""
     import ray
-    from ray._private import state
+    from starhold._runtime.host_pool import POOL_NAME
 
-    names = {f"room:{k.replace('/', ':', 1)}": k for k in rooms}
     dead, alive = None, {}
-    while time.monotonic() - t0 < timeout and (dead is None or len(alive) < len(names)):
+    while time.monotonic() - t0 < timeout and (dead is None or len(alive) < len(rooms)):
         now = time.monotonic() - t0
         if dead is None and any(n["NodeID"] == node_id and not n["Alive"] for n in ray.nodes()):
             dead = now
-        for info in state.actors(actor_state_name="ALIVE").values():
-            key = names.get(info["Name"])
-            if key is not None and key not in alive and info["Address"]["NodeID"] != node_id:
+        try:
+            placement = ray.get(ray.get_actor(POOL_NAME, namespace=namespace or NAMESPACE).placement.remote(),
+                                timeout=5)
+        except Exception:  # noqa: BLE001 - the pool restarting (it was on the lost node)
+            placement = {}
+        for key in rooms:
+            if key not in alive and placement.get(key) not in (None, node_id):
                 alive[key] = now
         time.sleep(0.2)
     return dead, alive
@@ -688,8 +668,6 @@ async def actor_kills(stack: Stack, bots: dict[str, list[Bot]], args) -> dict:
 async def run(args) -> dict:
     import aiohttp
 
-    global _wake_here
-    _wake_here = _remote(_wake_here_impl)
     tmp = Path(tempfile.mkdtemp(prefix="failover-"))
     stack = Stack(tmp, args.workers)
     stop, playing = asyncio.Event(), asyncio.Event()
@@ -736,7 +714,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=3.0, help="move_to orders per second per player")
     parser.add_argument("--play", type=float, default=5.0, help="seconds of play before the node is lost")
     parser.add_argument("--workers", type=int, default=2, help="worker nodes besides the head")
-    parser.add_argument("--actor-kills", type=int, default=0, help="kill room actors this many times instead")
+    parser.add_argument("--actor-kills", type=int, default=0, help="kill room host processes this many times instead")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for every player to be back")
     parser.add_argument("--freeze", action="store_true",
                         help="stop (SIGSTOP) the node's processes instead of killing them: a silent machine")

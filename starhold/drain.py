@@ -4,27 +4,27 @@ Steps (``drain_node``):
 
 1. **Stop placement**: the node is marked draining with Ray's own drain request (GCS
    ``DrainNode``, reason ``PREEMPTION``, no deadline: what ``ray drain-node`` sends), so Ray
-   places no new actor there; actors already there keep running. Refused when no other
+   places no new actor there, and the namespace's host pool places no room on the node's
+   hosts and ends its empty ones (``HostPool.drain``); rooms already there keep running. Refused when no other
    alive node that is not draining would remain (e.g. the head node of a one-node cluster).
    Ray cannot undo a drain: to use the node again, restart its raylet (``ray stop`` then
    ``ray start`` on it).
-2. **List its rooms**: the alive actors of the namespace on that node named ``room:<kind>:<id>``
-   (from the GCS actor table: no dashboard needed).
+2. **List its rooms**: the awake rooms of the namespace whose host runs on that node (from
+   the host pool: ``HostPool.rooms_on``).
 3. **Move each room**, ``parallel`` at a time, rooms with the most connections first
    (``move_room``): ``RoomHandle.migrate`` hibernates
    it (connections saved, final snapshot, lease released) telling each gateway holding its
    sockets ``("moved",)``, then the room is woken at once through a ``RayDirectory`` built from
-   the config its actor was created with, which Ray places on another node. The gateways
+   the config its host was created with, and the pool places it on a host on another node. The gateways
    reopen their channels as soon as they read ``("moved",)``: their sockets stay open, the
    inputs sent meanwhile wait in the gateway and go to the new activation, and players get
    frames again as soon as it runs.
 4. Rooms that appeared on the node meanwhile (an activation scheduled there before the drain
    took effect) are moved in further rounds, until none is left or ``deadline`` passes.
 
-The gap a player sees is the new activation's start, almost all of it Ray starting a fresh
-worker process for the actor and importing the room code: on the loaded 2-core test machine
-(a head and a worker node, 6 bots, the gateway) 1.3-1.5 s per room with ``parallel=1`` and
-2.1-2.8 s with ``parallel=2``, the starts competing for the cores (tests/test_drain.py).
+The gap a player sees is the room's hibernation plus the new activation's start on a host
+that is already running (the pool keeps spare hosts on the other nodes): opening its SQLite
+file and restoring the snapshot, not a new process (tests/test_drain.py prints the figures).
 """
 
 from __future__ import annotations
@@ -210,18 +210,21 @@ def mark_draining(node: NodeInfo, reason: str = "starhold drain") -> None:
 
 
 async def rooms_on_node(node_id: str, namespace: str) -> list[tuple[str, str]]:
-    """``(kind, room_id)`` of the alive room actors of ``namespace`` on node ``node_id`` (hex),
-    from the GCS actor table."""
-    from ray.core.generated import gcs_pb2
+    """``(kind, room_id)`` of the awake rooms of ``namespace`` whose host runs on node
+    ``node_id`` (hex), from the namespace's host pool (none when it has no pool)."""
+    pool = await asyncio.to_thread(_pool, namespace)
+    return [] if pool is None else [tuple(key) for key in await pool.rooms_on.remote(node_id)]
 
-    actors = await _gcs_client().async_get_all_actor_info(timeout=30)
-    rooms = []
-    for actor in actors.values():
-        if (actor.state == gcs_pb2.ActorTableData.ActorState.ALIVE and actor.ray_namespace == namespace
-                and actor.name.startswith("room:") and actor.address.node_id.hex() == node_id):
-            _, kind, room_id = actor.name.split(":", 2)
-            rooms.append((kind, room_id))
-    return sorted(rooms)
+
+def _pool(namespace: str):
+    """The namespace's host pool actor, or None (blocking)."""
+    import ray
+    from ._runtime.host_pool import POOL_NAME
+
+    try:
+        return ray.get_actor(POOL_NAME, namespace=namespace)
+    except ValueError:
+        return None
 
 
 async def drain_node(node: str, *, namespace: str = "starhold", deadline: float = 300.0, parallel: int = 2,
@@ -236,8 +239,7 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
     ``out``: gets a line per room as it is moved and the summary (None: quiet).
     Raises ``DrainError`` before anything is moved when the node is unknown or ambiguous, when
     no other alive node that is not draining exists, or when Ray refuses the drain."""
-    from ._runtime.ray_host import RayDirectory, RayRoomHandle, actor_name
-    import ray
+    from ._runtime.ray_host import RayDirectory, RayRoomHandle
 
     if parallel < 1:
         raise ValueError("parallel must be at least 1")
@@ -249,6 +251,9 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
         raise DrainError(f"cannot drain node {target.id} ({what}): no other alive node that is not draining "
                          "would take its rooms")
     await asyncio.to_thread(mark_draining, target)
+    pool = await asyncio.to_thread(_pool, namespace)
+    if pool is not None:  # no room is placed on the node's hosts any more; its spares end
+        await pool.drain.remote(target.id)
     report = DrainReport(target.id)
     say = out or (lambda line: None)
     say(f"node {target.id} ({target.ip}{', head' if target.head else ''}) draining: Ray places nothing new there")
@@ -270,10 +275,12 @@ async def drain_node(node: str, *, namespace: str = "starhold", deadline: float 
     async def connections(kind: str, room_id: str) -> tuple[RayRoomHandle, int] | None:
         """The room's handle and its connection count; None once it is gone."""
         try:
-            actor = await asyncio.to_thread(ray.get_actor, actor_name(kind, room_id), namespace)
-            handle = RayRoomHandle(actor, kind, room_id)
+            found = await pool.lookup.remote(kind, room_id)
+            if found is None:
+                return None
+            handle = RayRoomHandle(found[1], kind, room_id, found[0])
             return handle, int((await handle.stats()).get("connections") or 0)
-        except (ValueError, RoomGone):  # hibernated meanwhile
+        except RoomGone:  # hibernated meanwhile
             return None
 
     async def move(handle: RayRoomHandle) -> None:

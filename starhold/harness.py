@@ -129,11 +129,9 @@ class RoomHarness:
     async def close(self) -> None:
         """Stop the room (no snapshot) and clean up."""
         if self.host == "ray" and self.directory is not None:
-            import ray
+            from ._runtime.host_pool import kill_namespace
 
-            for actor in ray.util.list_named_actors(all_namespaces=True):
-                if actor["namespace"] == self.directory.namespace:
-                    ray.kill(ray.get_actor(actor["name"], namespace=self.directory.namespace), no_restart=True)
+            kill_namespace(self.directory.namespace)
         elif self.directory is not None:
             runtime = self.runtime
             if runtime is not None and runtime.state == "active":

@@ -176,12 +176,9 @@ async def ray_directory(ray_cluster, tmp_path):
         namespace=f"test-{uuid.uuid4().hex[:8]}",
     )
     yield directory
-    for actor in ray_cluster.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == directory.namespace:  # rooms and the scheduler
-            try:
-                ray_cluster.kill(ray_cluster.get_actor(actor["name"], namespace=directory.namespace), no_restart=True)
-            except ValueError:
-                pass
+    from ._runtime.host_pool import kill_namespace
+
+    kill_namespace(directory.namespace)
 
 
 class GatewayURL(str):

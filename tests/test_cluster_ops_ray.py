@@ -33,9 +33,9 @@ def s3_directory(ray_cluster, seaweedfs, tmp_path):
                               "snapshots": spec}, namespace=f"test-{uuid.uuid4().hex[:8]}",
                              room_classes={"opsnote": OpsNote})
     yield directory
-    for actor in ray_cluster.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == directory.namespace:
-            ray_cluster.kill(ray_cluster.get_actor(actor["name"], namespace=directory.namespace), no_restart=True)
+    from starhold._runtime.host_pool import kill_namespace
+
+    kill_namespace(directory.namespace)
 
 
 async def test_healthz_probes_ray(ray_directory, gateway_factory):

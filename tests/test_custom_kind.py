@@ -119,9 +119,9 @@ async def served(ray_cluster, gateway_factory, tmp_path):
                              namespace=f"kind-{uuid.uuid4().hex[:8]}", room_classes={"beacon": BeaconRoom})
     url = await gateway_factory(directory, rooms=[__name__])
     yield url
-    for actor in ray_cluster.util.list_named_actors(all_namespaces=True):
-        if actor["namespace"] == directory.namespace:
-            ray_cluster.kill(ray_cluster.get_actor(actor["name"], namespace=directory.namespace), no_restart=True)
+    from starhold._runtime.host_pool import kill_namespace
+
+    kill_namespace(directory.namespace)
 
 
 @pytest.mark.ray

@@ -233,7 +233,6 @@ async def _ray_scenario(tmp: Path, out: Path, parallel: int) -> None:
     import ray
     from aiohttp.test_utils import TestServer
     from ray.cluster_utils import Cluster
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     from starhold.drain import rooms_on_node
     from starhold.gateway.app import create_app
@@ -252,7 +251,6 @@ async def _ray_scenario(tmp: Path, out: Path, parallel: int) -> None:
     url = str(server.make_url("")).rstrip("/")
     clients: list[tuple[str, StarholdClient]] = []
     try:
-        # The systems, woken by a task on the worker (a room is placed on the node that asks for it).
         async with StarholdClient(url, "Sol", name="Scout") as scout:
             lanes = (await scout.join())["system"]["lanes"]
         systems = ["sol", *sorted(lane["id"] for lane in lanes)[:SYSTEMS - 1]]
@@ -261,33 +259,13 @@ async def _ray_scenario(tmp: Path, out: Path, parallel: int) -> None:
             if handle is not None:
                 await handle.hibernate()  # the scout woke Sol on the head: it goes to sleep there
 
-        @ray.remote(num_cpus=0)
-        def wake(names):
-            async def go():
-                d = RayDirectory(config, namespace)
-                nodes = {}
-                for name in names:
-                    handle = await d.get("system", name)
-                    await handle.send_batch("test", [])
-                    nodes[name] = (await handle.stats())["node"]
-                return nodes
-            return asyncio.run(go())
-
-        # Ray mostly, not always, places an actor on the node that asks for it: a system placed
-        # elsewhere is hibernated and woken again until all are on the worker.
+        # The systems, placed by the host pool on a host of the worker.
         on_worker: set[str] = set()
-        for _ in range(200):
-            try:
-                nodes = ray.get(wake.options(scheduling_strategy=NodeAffinitySchedulingStrategy(worker_id, soft=False))
-                                .remote(systems))
-            except Exception:  # noqa: BLE001 - RoomGone from an activation still ending
-                await asyncio.sleep(0.1)
-                continue
-            on_worker = {name for name, node in nodes.items() if node == worker_id}
-            if on_worker == set(systems):
-                break
-            for name in set(systems) - on_worker:
-                await (await directory.get("system", name)).hibernate()
+        for name in systems:
+            handle = await directory.place("system", name, worker_id)
+            await handle.send_batch("test", [])
+            if (await handle.stats())["node"] == worker_id:
+                on_worker.add(name)
         assert on_worker == set(systems), "the systems could not be placed on the worker"
         for system in systems:
             for i in range(BOTS_PER_ROOM):

@@ -91,6 +91,7 @@ class HostPool:
         self.draining: set[str] = set()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._creating = 0
+        self._starting: set[asyncio.Task] = set()  # spare hosts being started
         self._ready: asyncio.Task | None = None
         self._incarnation = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
@@ -129,11 +130,14 @@ class HostPool:
         return await self.hosts_info()
 
     # ---- the directory ---------------------------------------------------------------------
-    async def get(self, kind: str, room_id: str, params: dict | None = None, stale: str | None = None):
+    async def get(self, kind: str, room_id: str, params: dict | None = None, stale: str | None = None,
+                  node: str | None = None):
         """``(host name, host actor)`` of the host that runs room ``kind/room_id``, assigning
         it to one first if none does (``RoomHost.assign``: the room starts on its first
         call). ``stale``: a host the caller found without the room (``RoomGone``); if it is
         still the mapped one the pool asks it and re-places the room unless it runs it.
+        ``node``: place a sleeping room on a host on that node (hex id; one is started there
+        if none has a free slot), e.g. to put rooms where a test or an operator wants them.
         Raises what ``assign`` raised (``KeyError`` unknown kind, ``ValueError`` unsafe id)."""
         await self._started()
         key = (kind, room_id)
@@ -146,7 +150,7 @@ class HostPool:
                     name = None
                 if name is not None:
                     return name, self.hosts[name].actor
-                return await self._place(key, params)
+                return await self._place(key, params, node)
         finally:
             if not lock.locked() and not getattr(lock, "_waiters", None):
                 self._locks.pop(key, None)
@@ -162,9 +166,13 @@ class HostPool:
             self._host_died(name)
             return False
 
-    async def _place(self, key: tuple[str, str], params: dict | None):
+    async def _place(self, key: tuple[str, str], params: dict | None, node: str | None = None):
         while True:
-            host = self._pick() or await self._create()
+            host = self._pick(node)
+            if host is None and self._starting and node is None:  # a spare is on its way
+                await asyncio.wait(set(self._starting), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            host = host or await self._create(node)
             activation = f"{self._incarnation}-{next(self._ids)}"
             host.rooms[key] = activation  # the slot is taken while assign runs
             try:
@@ -180,10 +188,11 @@ class HostPool:
             self._top_up()
             return host.name, host.actor
 
-    def _pick(self) -> _Host | None:
-        """The fullest host with a free slot on a node that is not draining, or None."""
-        free = [h for h in self.hosts.values()
-                if not h.retiring and h.node not in self.draining and len(h.rooms) < self.per_host]
+    def _pick(self, node: str | None = None) -> _Host | None:
+        """The fullest host with a free slot on a node that is not draining (on ``node`` if
+        given), or None."""
+        free = [h for h in self.hosts.values() if not h.retiring and h.node not in self.draining
+                and len(h.rooms) < self.per_host and (node is None or h.node == node)]
         return max(free, key=lambda h: len(h.rooms), default=None)
 
     async def lookup(self, kind: str, room_id: str):
@@ -223,6 +232,12 @@ class HostPool:
         await self._started()
         return sorted(key for key, name in self.where.items() if self.hosts[name].node == node)
 
+    async def placement(self) -> dict[str, str]:
+        """``{"kind/room_id": node id}`` of every mapped room (benchmarks watch failover with
+        it)."""
+        await self._started()
+        return {f"{k}/{r}": self.hosts[name].node for (k, r), name in sorted(self.where.items())}
+
     async def hosts_info(self) -> dict[str, dict]:
         """``{host name: {"node", "rooms", "retiring"}}`` (rooms: how many)."""
         return {h.name: {"node": h.node, "rooms": len(h.rooms), "retiring": h.retiring} for h in self.hosts.values()}
@@ -244,14 +259,15 @@ class HostPool:
         self._spawn(self._watch(host))
         return host
 
-    async def _create(self) -> _Host:
-        """Start a new host and wait until it runs (about 1 s idle here, seconds under load)."""
+    async def _create(self, node: str | None = None) -> _Host:
+        """Start a new host (on ``node`` if given) and wait until it runs (about 1 s idle here,
+        seconds under load)."""
         from .ray_host import remote_host
 
         name = host_name()
         self._creating += 1
         try:
-            actor = await asyncio.to_thread(remote_host, self.config, name, self.room_classes)
+            actor = await asyncio.to_thread(remote_host, self.config, name, self.room_classes, node)
             info = await actor.ready.remote()
         finally:
             self._creating -= 1
@@ -263,7 +279,9 @@ class HostPool:
     def _top_up(self) -> None:
         """Start spare hosts in the background until ``spare`` are empty or starting."""
         for _ in range(self.spare - self._spares() - self._creating):
-            self._spawn(self._create_spare())
+            task = asyncio.ensure_future(self._create_spare())
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
 
     async def _create_spare(self) -> None:
         try:
@@ -354,6 +372,20 @@ class HostPool:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def kill_namespace(namespace: str) -> int:
+    """Kill every actor of ``namespace`` (the alarm scheduler and the pool first, so that
+    nothing wakes or re-places a room meanwhile, then the hosts), without restart; returns
+    how many. Blocking. Tests and the harness clean up with it."""
+    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == namespace]
+    names.sort(key=lambda name: (name != "scheduler", name != POOL_NAME))
+    for name in names:
+        try:
+            ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+        except ValueError:
+            pass
+    return len(names)
 
 
 def pool_actor(config: dict, room_classes: dict | None = None):

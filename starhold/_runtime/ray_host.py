@@ -125,13 +125,17 @@ _RemoteScheduler = ray.remote(SchedulerActor)
 _RemoteHost = ray.remote(RoomHost)
 
 
-def remote_host(config: dict, name: str, room_classes: dict | None = None):
+def remote_host(config: dict, name: str, room_classes: dict | None = None, node: str | None = None):
     """Create room host ``name`` (``host:<hex>``) in the config's namespace: detached, no
     restart (``room_host``), no CPU reservation (rooms are mostly idle; a CPU each would cap a
-    2-core node at two hosts), spread over the nodes. Blocking: call it in a thread."""
+    2-core node at two hosts), spread over the nodes, or on node ``node`` (hex id) if given.
+    Blocking: call it in a thread."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    strategy = "SPREAD" if node is None else NodeAffinitySchedulingStrategy(node, soft=False)
     return _RemoteHost.options(
         name=name, namespace=config["namespace"], lifetime="detached", max_restarts=0, num_cpus=0,
-        max_concurrency=1000, scheduling_strategy="SPREAD",
+        max_concurrency=1000, scheduling_strategy=strategy,
     ).remote(name, config, room_classes)
 
 
@@ -279,6 +283,17 @@ class RayDirectory(RoomDirectory):
         stale = self._stale.pop((kind, room_id), None)
         name, actor = await self._call_pool("get", kind, room_id, dict(params or {}), stale)
         return RayRoomHandle(actor, kind, room_id, name, self)
+
+    async def place(self, kind: str, room_id: str, node: str, params: dict | None = None) -> RayRoomHandle:
+        """``get``, placing a sleeping room on a host on Ray node ``node`` (hex id); an awake
+        room stays where it is (hibernate it first to move it)."""
+        room_db_path(self.config["data_dir"], kind, room_id)
+        name, actor = await self._call_pool("get", kind, room_id, dict(params or {}), None, node)
+        return RayRoomHandle(actor, kind, room_id, name, self)
+
+    async def placement(self) -> dict[str, str]:
+        """``{"kind/room_id": Ray node id}`` of the awake rooms."""
+        return await self._call_pool("placement")
 
     async def get_if_active(self, kind: str, room_id: str) -> RayRoomHandle | None:
         found = await self._call_pool("lookup", kind, room_id)

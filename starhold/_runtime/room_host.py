@@ -52,6 +52,12 @@ START_FAILURES = RateLimitedLog(log)
 tracebacks at DEBUG."""
 
 
+ASSIGN_WAIT = 60.0
+"""Seconds ``assign`` waits for the room's previous activation here to finish hibernating."""
+TELL_WAIT = 5.0
+"""Seconds an ending activation waits for the pool to acknowledge its release."""
+
+
 @dataclass
 class _Slot:
     """One room assigned to this host: its runtime, the activation id the pool gave it, and
@@ -61,6 +67,7 @@ class _Slot:
     handle: LocalRoomHandle
     activation: str
     starting: asyncio.Task | None = None
+    ended: asyncio.Event | None = None  # set once the host forgot the activation
 
 
 class RoomHost:
@@ -124,6 +131,8 @@ class RoomHost:
         if slot is not None and slot.runtime.state in ("new", "active"):
             slot.activation = activation
             return self.node
+        if slot is not None:  # still hibernating here: the next activation starts after it ends
+            await asyncio.wait_for(slot.ended.wait(), ASSIGN_WAIT)
         cls = self.room_classes.get(kind) or room_class(kind)
         runtime = RoomRuntime(
             cls,
@@ -137,7 +146,7 @@ class RoomHost:
             channel_host=self.channel_host,
             directory=self._room_directory,
         )
-        slot = _Slot(runtime, LocalRoomHandle(runtime, kind, room_id), activation)
+        slot = _Slot(runtime, LocalRoomHandle(runtime, kind, room_id), activation, ended=asyncio.Event())
         runtime.on_exit = lambda: self._ended(key, slot)
         self.slots[key] = slot
         return self.node
@@ -203,30 +212,34 @@ class RoomHost:
         self._forget(key, slot)
 
     async def _ended(self, key: tuple[str, str], slot: _Slot) -> None:
-        """The activation ended (hibernated, fenced, crashed): forget it."""
-        self._forget(key, slot)
+        """The activation ended (hibernated, fenced, crashed): forget it, and tell the pool
+        before the hibernation returns (so a gateway told ``("hibernate",)`` or ``("moved",)``
+        finds the room unmapped), waiting at most ``TELL_WAIT`` seconds."""
+        task = self._forget(key, slot)
+        try:
+            await asyncio.wait_for(asyncio.shield(task), TELL_WAIT)
+        except asyncio.TimeoutError:
+            pass
 
-    def _forget(self, key: tuple[str, str], slot: _Slot) -> None:
+    def _forget(self, key: tuple[str, str], slot: _Slot) -> asyncio.Task:
         if self.slots.get(key) is slot:
             del self.slots[key]
-        self._tell_pool(key, slot.activation)
+        slot.ended.set()
+        return asyncio.ensure_future(self._tell_pool(key, slot.activation))
 
-    def _tell_pool(self, key: tuple[str, str], activation: str) -> None:
-        """Tell the pool the activation ended, in the background. A lost message costs only a
-        stale entry in the pool's map, which it corrects when a caller reports the room gone
-        from here (``HostPool.get``'s ``stale``) or at its next reconciliation."""
-        from .host_pool import pool_actor
+    async def _tell_pool(self, key: tuple[str, str], activation: str) -> None:
+        """Tell the pool the activation ended. A lost message costs only a stale entry in the
+        pool's map, which it corrects when a caller reports the room gone from here
+        (``HostPool.get``'s ``stale``) or at its next reconciliation."""
+        from .host_pool import POOL_NAME
 
-        async def tell():
-            try:
-                if self._pool is None:
-                    self._pool = await asyncio.to_thread(pool_actor, self.config)
-                await self._pool.released.remote(self.name, key[0], key[1], activation)
-            except Exception as exc:
-                self._pool = None
-                log.debug("host %s: could not tell the pool that %s/%s ended: %s", self.name, *key, describe(exc))
-
-        asyncio.ensure_future(tell())
+        try:
+            if self._pool is None:  # never creates one: a namespace being torn down stays so
+                self._pool = await asyncio.to_thread(ray.get_actor, POOL_NAME, self.config["namespace"])
+            await self._pool.released.remote(self.name, key[0], key[1], activation)
+        except Exception as exc:
+            self._pool = None
+            log.debug("host %s: could not tell the pool that %s/%s ended: %s", self.name, *key, describe(exc))
 
     # ---- the rooms' calls (RoomHandle's methods, room first) -------------------------------
     async def send_batch(self, kind: str, room_id: str, gateway_id: str, events: list[tuple]) -> int:
@@ -248,7 +261,11 @@ class RoomHost:
         return await (await self._active(kind, room_id)).handle.fire_alarm()
 
     async def stats(self, kind: str, room_id: str) -> dict:
-        slot = await self._active(kind, room_id)
+        """The runtime's figures (without starting the room) plus ``pid``, ``node`` and
+        ``host``."""
+        slot = self.slots.get((kind, room_id))
+        if slot is None:
+            raise RoomGone(f"{kind}/{room_id}: not on host {self.name}")
         return {**await slot.handle.stats(), "pid": os.getpid(), "node": self.node, "host": self.name}
 
     async def migrate(self, kind: str, room_id: str) -> dict:
