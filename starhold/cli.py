@@ -23,11 +23,14 @@ def _serve(args: argparse.Namespace) -> int:
                                  games_per_hour=args.games_per_hour, live_games=args.live_games,
                                  login_account_failures=args.login_account_failures,
                                  login_address_failures=args.login_address_failures,
-                                 shutdown_timeout=args.shutdown_timeout, rooms=args.rooms)
+                                 shutdown_timeout=args.shutdown_timeout, rooms=args.rooms,
+                                 rooms_per_host=args.rooms_per_host, spare_hosts=args.spare_hosts)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level, settings.log_format)
     if settings.gateways < 1:
         sys.exit("--gateways must be at least 1")
+    if settings.rooms_per_host < 1 or settings.spare_hosts < 0:
+        sys.exit("--rooms-per-host must be at least 1 and --spare-hosts at least 0")
     try:
         settings.room_modules()
     except ValueError as exc:
@@ -79,6 +82,13 @@ def _gateway_process(settings: Settings, log_level: str, index: int, hibernate_r
         pass
 
 
+def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rooms-per-host", type=int,
+                        help="rooms one room host process runs at most (default 8; 1 = a process per room)")
+    parser.add_argument("--spare-hosts", type=int,
+                        help="empty room hosts kept started so that waking rooms start at once (default 1)")
+
+
 def _gateway(args: argparse.Namespace) -> int:
     """``starhold gateway``: gateway processes joining the Ray cluster at ``--ray-address``
     (required); no Ray of its own, no rooms in-process, and the rooms are left running when it
@@ -91,13 +101,16 @@ def _gateway(args: argparse.Namespace) -> int:
                                  metrics_port=args.metrics_port, shed_lag=args.shed_lag,
                                  games_per_hour=args.games_per_hour, live_games=args.live_games,
                                  login_account_failures=args.login_account_failures,
-                                 login_address_failures=args.login_address_failures, rooms=args.rooms)
+                                 login_address_failures=args.login_address_failures, rooms=args.rooms,
+                                 rooms_per_host=args.rooms_per_host, spare_hosts=args.spare_hosts)
     settings.host_mode = "ray"
     if not settings.ray_address:
         sys.exit("starhold gateway needs --ray-address (or STARHOLD_RAY_ADDRESS): the Ray cluster to join, "
                  "host:port of its GCS (`ray start --head --port`); `starhold serve` runs a server of its own")
     if settings.gateways < 1:
         sys.exit("--gateways must be at least 1")
+    if settings.rooms_per_host < 1 or settings.spare_hosts < 0:
+        sys.exit("--rooms-per-host must be at least 1 and --spare-hosts at least 0")
     try:
         settings.room_modules()
         settings.room_config()
@@ -252,6 +265,7 @@ def _add_gateway_parser(sub) -> None:
     gateway.add_argument("--idle-timeout", type=float, help="seconds before an empty room hibernates (default 10)")
     gateway.add_argument("--rooms", metavar="MODULE[,MODULE...]", help="modules of room kinds to host")
     gateway.add_argument("--log-format", choices=["text", "json"], help="log lines as text (default) or JSON")
+    _add_host_arguments(gateway)
     gateway.add_argument("--metrics-port", type=int,
                          help="gateway process i also serves its own /metrics on this port + i (default: off)")
     gateway.add_argument("--shed-lag", type=float, help="as for serve (default 0.05; 0 = off)")
@@ -317,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--rooms", metavar="MODULE[,MODULE...]",
                        help="modules of room kinds to host (imported by the gateways and the room actors; "
                             "default: the installed 'starhold.rooms' entry points, i.e. Starhold's game)")
+    _add_host_arguments(serve)
     serve.add_argument("--no-dashboard", action="store_true",
                        help="do not start the Ray dashboard (127.0.0.1:8265; `ray list actors` needs it)")
     serve.set_defaults(func=_serve)

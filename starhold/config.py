@@ -19,8 +19,10 @@ class Settings:
     node's ``$STARHOLD_NODE_DATA_DIR``: ``starhold._runtime.paths.node_data_dir``);
     ``idle_timeout``: seconds a room
     with nobody present stays awake; ``ray_address``: None starts a local Ray; ``namespace``:
-    the Ray namespace of the room actors; ``host_mode``: ``ray`` (one actor per room) or
-    ``local`` (rooms in the gateway process, for development); ``snapshots``: ``local``
+    the Ray namespace of the room hosts; ``host_mode``: ``ray`` (rooms in room host actors) or
+    ``local`` (rooms in the gateway process, for development); ``rooms_per_host``: rooms one
+    room host actor process runs at most (1: a process per room); ``spare_hosts``: empty
+    hosts kept started for waking rooms (``starhold._runtime.host_pool``); ``snapshots``: ``local``
     (``<data_dir>/snapshots``) or ``s3://bucket/prefix`` with ``s3_endpoint`` for an S3
     service other than AWS (credentials from the AWS environment variables); ``jwt_keys``:
     token signing keys ``"kid:base64,..."`` (first = active; see ``gateway/auth.py``), default a
@@ -65,6 +67,8 @@ class Settings:
     login_address_failures: int = 20
     shutdown_timeout: float = 10.0
     rooms: str | None = None
+    rooms_per_host: int = 8
+    spare_hosts: int = 1
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
@@ -106,12 +110,13 @@ class Settings:
         from .storage.factory import parse_snapshot_url
 
         return {"data_dir": str(self.data_dir), "idle_timeout": self.idle_timeout, "log_level": self.log_level,
-                "snapshots": parse_snapshot_url(self.snapshots, self.s3_endpoint), "rooms": self.room_modules()}
+                "snapshots": parse_snapshot_url(self.snapshots, self.s3_endpoint), "rooms": self.room_modules(),
+                "rooms_per_host": self.rooms_per_host, "spare_hosts": self.spare_hosts}
 
 
 def _convert(name: str, value):
     if name in ("port", "gateways", "metrics_port", "games_per_hour", "live_games", "login_account_failures",
-                "login_address_failures"):
+                "login_address_failures", "rooms_per_host", "spare_hosts"):
         return int(value)
     if name in ("idle_timeout", "shed_lag", "shutdown_timeout"):
         return float(value)

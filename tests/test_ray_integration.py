@@ -99,7 +99,7 @@ async def test_a_crashed_room_restarts_and_its_players_are_told_to_rejoin(ray_di
         handle = await ray_directory.get("system", "sol")
         pid = (await handle.stats())["pid"]
         ship = client.ship_id
-        os.kill(pid, signal.SIGKILL)  # Ray restarts the actor (max_restarts=-1): a new activation
+        os.kill(pid, signal.SIGKILL)  # its host dies: the host pool wakes it on another host
         # The new activation does not know the socket: 4503, and the client reconnects with
         # backoff and resumes its seat (held by the new activation, which found it orphaned).
         await client.wait_for(lambda c: c.reconnects >= 1 and c.connected and c.welcome["resumed"], timeout=40)

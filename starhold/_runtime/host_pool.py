@@ -238,6 +238,10 @@ class HostPool:
         await self._started()
         return {f"{k}/{r}": self.hosts[name].node for (k, r), name in sorted(self.where.items())}
 
+    async def incarnation(self) -> str:
+        """An id this pool process made up at its start (a restart changes it)."""
+        return self._incarnation
+
     async def hosts_info(self) -> dict[str, dict]:
         """``{host name: {"node", "rooms", "retiring"}}`` (rooms: how many)."""
         return {h.name: {"node": h.node, "rooms": len(h.rooms), "retiring": h.retiring} for h in self.hosts.values()}
