@@ -1,31 +1,30 @@
-"""Awake rooms per node: memory and idle CPU of room actors on local Ray (issue 17).
+"""Awake rooms per node: memory and idle CPU per awake room on local Ray (issue 17).
 
-One run, side by side:
+One run, two setups side by side (``SETUPS``): a process per room (``rooms_per_host=1``, no
+spare: how rooms ran before room hosts) and room hosts as ``starhold serve`` runs them (8
+rooms per host process, one spare host). For each:
 
-1. **The floor**: a bare Ray actor (an async actor with one method, as a room actor is, and
-   nothing imported): its USS and idle CPU are what Ray itself costs per actor process.
-2. **Idle CPU** of awake room actors, ``--cpu-rooms`` of each: a system room (``system``) and a
-   game session (``session``), each with one idle connected player (joined through the
-   gateway, then silent), and each with nobody (woken, then left alone). Rooms are created
-   with an idle timeout of an hour, so a room with nobody stays awake as it does while it
-   awaits hibernation. CPU % of one core of each actor process over ``--cpu-seconds``
-   (``psutil`` user + system time deltas), after ``--settle`` seconds for the loops to rest.
-   (A system's player also wakes that player's pilot room: not counted.)
-   **The peer of several rooms per process**: ``--shared`` system rooms (nobody in them)
-   started by ``RoomRuntime`` in one async Ray actor (``SharedHost``, a measurement, not a
-   host Starhold has): its CPU and USS divided by the rooms it holds.
-3. **Density**: more system rooms (distinct stars, nobody connected, awake) are woken one by
-   one until ``--max-rooms`` rooms are awake or the memory they take (the growth of the PSS
-   of the run's processes) reaches ``--budget-gb``. Printed: each room's
-   wake time (the first call until the room has started), the USS of every room actor
-   process (p50, p99), their sum, their PSS sum (USS plus each process's share of the
-   shared pages), the growth of the PSS of every process of the run (this one, with the
-   gateway, and Ray's: GCS, raylet, workers) per awake room, and the awake rooms that fit in
-   the budget and in the machine's total memory at that rate (PSS rather than the machine's
-   available memory, so that other work on the machine does not count).
+1. **Idle CPU** per awake room, ``--cpu-rooms`` rooms of each kind, each kind in a namespace
+   (and gateway) of its own so that its rooms are alone in their hosts: a system room with
+   one idle connected player (joined through the gateway, then silent), a system room with
+   nobody (woken, then left alone), a game session with one idle player and one with nobody.
+   Idle timeout an hour, so a room with nobody stays awake as it does while it awaits
+   hibernation. CPU % of one core of each host process over ``--cpu-seconds`` (``psutil``
+   user + system time deltas, after ``--settle`` seconds for the loops to rest), divided by
+   the awake rooms it runs (a system player's pilot room counts as a room: it is one).
+   **The floor**: a bare Ray actor (an async actor with one method, nothing imported): what
+   Ray itself costs per actor process.
+2. **Density**: system rooms (distinct stars, nobody connected, awake) are woken one by one
+   until ``--max-rooms`` (``--max-rooms-before`` for a process per room) are awake or the
+   memory they take (the growth of the PSS of every process of the run) reaches
+   ``--budget-gb``. Printed: USS and PSS of the host processes per room, the PSS growth per
+   awake room (its share of a host, Ray's bookkeeping, the gateway's link), the awake rooms
+   that fit in the budget and in the machine's total memory at that rate (PSS rather than the
+   machine's available memory, so that other work on the machine does not count), and each
+   room's wake time (the first call until the room has started).
 
-Usage: python benchmarks/density.py [--max-rooms 40] [--budget-gb GB] [--margin-gb 2]
-                                    [--cpu-rooms 2] [--cpu-seconds 20] [--settle 4] [--shared 8]
+Usage: python benchmarks/density.py [--max-rooms 400] [--max-rooms-before 40] [--budget-gb GB]
+                                    [--margin-gb 2] [--cpu-rooms 8] [--cpu-seconds 20] [--settle 4]
 (needs only the package's dependencies; local Ray is started and shut down by the script)
 """
 
@@ -76,33 +75,9 @@ async def idle_cpu(pids: dict[str, list[int]], seconds: float) -> dict[str, list
 
 
 class Bare:
-    """The floor: an async Ray actor that imports nothing (a room actor is an async actor)."""
+    """The floor: an async Ray actor that imports nothing (a room host is an async actor)."""
 
     async def pid(self) -> int:
-        return os.getpid()
-
-
-class SharedHost:
-    """A peer, not Starhold's host: ``RoomRuntime``s of several system rooms (nobody in them)
-    in one async actor process, each as a room actor runs it (its own SQLite file, local
-    snapshots, the activation lease, the system clock), to show what Ray's per-process cost
-    becomes per room when a process hosts several rooms."""
-
-    async def start(self, data_dir: str, rooms: list[tuple[str, dict]]) -> int:
-        """Start the system rooms ``(id, params)``; returns this process's pid."""
-        from starhold._runtime.paths import room_db_path
-        from starhold._runtime.runtime import RoomRuntime
-        from starhold.clock import SystemClock
-        from starhold.kinds import room_class
-        from starhold.storage.factory import snapshot_store_from_config
-
-        self.runtimes = []
-        for room_id, params in rooms:
-            runtime = RoomRuntime(room_class("system"), room_id, params,
-                                  db_path=room_db_path(data_dir, "system", room_id), clock=SystemClock(),
-                                  snapshots=snapshot_store_from_config(None, data_dir), idle_timeout=3600)
-            await runtime.start()
-            self.runtimes.append(runtime)
         return os.getpid()
 
 
@@ -144,151 +119,199 @@ def tree_pss() -> int:
 
 
 FLOOR = "bare Ray actor (the floor)"
-SHARED = "system, nobody, {k} per process"
 GROUPS = ("system, one idle player", "system, nobody", "session, one idle player", "session, nobody")
+SETUPS = {"a process per room": {"rooms_per_host": 1, "spare_hosts": 0},
+          "room hosts (default)": {}}
+"""The two ways rooms run, side by side: as before room hosts (one actor process per room),
+and with room hosts as ``starhold serve`` runs them (8 rooms per host process, a spare)."""
+
+
+class Space:
+    """One namespace: a ``RayDirectory`` with ``hosts`` settings and a gateway on it."""
+
+    def __init__(self, tmp: str, hosts: dict):
+        self.tmp, self.hosts = tmp, hosts
+        self.clients: list = []
+
+    async def __aenter__(self):
+        from aiohttp.test_utils import TestServer
+
+        from starhold._runtime.ray_host import RayDirectory
+        from starhold.gateway.app import create_app
+
+        self.namespace = f"density-{uuid.uuid4().hex[:6]}"
+        self.directory = RayDirectory({"data_dir": str(Path(self.tmp) / self.namespace), "idle_timeout": 3600,
+                                       "log_level": "WARNING", **self.hosts}, namespace=self.namespace)
+        self.server = TestServer(create_app(self.directory, web_dist=None), host="127.0.0.1", port=0)
+        await self.server.start_server()
+        self.url = str(self.server.make_url("")).rstrip("/")
+        return self
+
+    async def __aexit__(self, *exc):
+        from starhold._runtime.host_pool import kill_namespace
+
+        for client in self.clients:
+            await client.__aexit__(None, None, None)
+        await self.server.close()
+        kill_namespace(self.namespace)
+
+    async def pids(self) -> dict[int, int]:
+        """Host process id -> awake rooms in it (pilot rooms of players included)."""
+        out: dict[int, int] = {}
+        for key in await self.directory.list_rooms():
+            kind, room_id = key.split("/", 1)
+            out.setdefault(await room_pid(self.directory, kind, room_id), 0)
+            out[await room_pid(self.directory, kind, room_id)] += 1
+        return out
+
+    async def fill(self, group: str, count: int, stars, wake_times: list[float]) -> list[tuple[str, str]]:
+        """Wake ``count`` rooms of ``group``; returns their ``(kind, id)``."""
+        from starhold.client import StarholdClient, create_game, guest_token
+
+        rooms = []
+        for i in range(count):
+            started = time.perf_counter()
+            if group.startswith("system"):
+                star = next(stars)
+                if group.endswith("player"):
+                    client = StarholdClient(self.url, star, name="idle", heartbeat=None, follow=False)
+                    await client.__aenter__()
+                    self.clients.append(client)
+                    await client.join()
+                else:
+                    await wake_system(self.directory, star)
+                rooms.append(("system", star))
+            else:
+                token = (await guest_token(self.url, f"density-{uuid.uuid4().hex[:6]}"))["token"]
+                game = await create_game(self.url, token, seed=i)
+                if group.endswith("player"):
+                    client = StarholdClient.for_game(self.url, game["id"], token=token, heartbeat=None)
+                    await client.__aenter__()
+                    self.clients.append(client)
+                    await client.join()
+                rooms.append(("session", game["id"]))
+            wake_times.append(time.perf_counter() - started)
+        return rooms
+
+
+async def idle_cpu_per_room(tmp: str, hosts: dict, args, stars, wake_times, floor_pid: int):
+    """Each group in a namespace of its own (its rooms alone in their hosts): CPU % of one core
+    of each host process over the same ``--cpu-seconds`` window, divided by the awake rooms it
+    runs, and the floor's CPU in the same window; plus, per group, ``(ticking, rooms)``: rooms
+    whose loop runs."""
+    spaces = {}
+    ticks = {}
+    try:
+        for group in GROUPS:
+            space = spaces[group] = await Space(tmp, hosts).__aenter__()
+            await space.fill(group, args.cpu_rooms, stars, wake_times)
+        await asyncio.sleep(args.settle)  # joins done: the loops come to rest
+        pids = {group: await space.pids() for group, space in spaces.items()}
+        cpu = await idle_cpu({FLOOR: [floor_pid], **{g: list(p) for g, p in pids.items()}}, args.cpu_seconds)
+        for group, space in spaces.items():
+            rooms = [tuple(k.split("/", 1)) for k in await space.directory.list_rooms()]
+            ticks[group] = (await ticking(space.directory, rooms), len(rooms))
+        per_room = {group: [v / n for v, n in zip(cpu[group], pids[group].values())] for group in GROUPS}
+        return per_room, ticks, cpu[FLOOR][0]
+    finally:
+        for space in spaces.values():
+            await space.__aexit__()
+
+
+async def density(tmp: str, hosts: dict, max_rooms: int, budget: float, stars, wake_times) -> dict:
+    """Wake systems (nobody in them) until ``max_rooms`` are awake or the PSS of every process
+    of the run grew by ``budget`` bytes."""
+    async with Space(tmp, hosts) as space:
+        await asyncio.sleep(2)
+        pss0 = tree_pss()
+        n, stopped = 0, "--max-rooms"
+        while n < max_rooms:
+            if tree_pss() - pss0 >= budget:
+                stopped = "the budget"
+                break
+            star = next(stars, None)
+            if star is None:
+                stopped = "the catalogue's last star"
+                break
+            wake_times.append(await wake_system(space.directory, star))
+            n += 1
+        await asyncio.sleep(2)
+        used = tree_pss() - pss0
+        pids = await space.pids()
+        mems = {pid: memory(pid) for pid in pids}
+    return {"n": n, "stopped": stopped, "used": used, "processes": len(pids),
+            "uss": sum(m[0] for m in mems.values()) / n, "pss": sum(m[1] for m in mems.values()) / n,
+            "uss_process": [m[0] / MB for m in mems.values()]}
 
 
 async def main(args) -> None:
     import ray
-    from aiohttp.test_utils import TestServer
 
-    from starhold._runtime.ray_host import RayDirectory, init_ray
-    from starhold.client import StarholdClient, create_game, guest_token
-    from starhold.gateway.app import create_app
+    from starhold._runtime.ray_host import init_ray
     from starhold.rooms.galaxy.catalogue import load_galaxy
-    from starhold.rooms.system.params import system_params
 
-    next_star = iter([s.id for s in load_galaxy()])
-    namespace = f"density-{uuid.uuid4().hex[:6]}"
-    init_ray(namespace=namespace, logging_level="WARNING")
-    clients: list = []
+    stars = iter([s.id for s in load_galaxy()])
+    init_ray(namespace="density", logging_level="WARNING")
     tmp = tempfile.mkdtemp(prefix="density-")
     try:
-        directory = RayDirectory({"data_dir": str(Path(tmp) / "data"), "idle_timeout": 3600,
-                                  "log_level": "WARNING"}, namespace=namespace)
-        server = TestServer(create_app(directory, web_dist=None), host="127.0.0.1", port=0)
-        await server.start_server()
-        url = str(server.make_url("")).rstrip("/")
-        bare = ray.remote(num_cpus=0, max_concurrency=1000)(Bare).options(namespace=namespace).remote()
+        bare = ray.remote(num_cpus=0, max_concurrency=1000)(Bare).options(namespace="density").remote()
         floor_pid = await bare.pid.remote()
-        shared_label = SHARED.format(k=args.shared)
-        if args.shared > 1:  # the peer: several rooms in one process
-            shared = ray.remote(num_cpus=0, max_concurrency=1000)(SharedHost).options(namespace=namespace).remote()
-            batch = [next(next_star) for _ in range(args.shared)]
-            shared_pid = await shared.start.remote(str(Path(tmp) / "shared"), [(s, system_params(s)) for s in batch])
-        await asyncio.sleep(2)
-        pss0 = tree_pss()  # the floor and the peer are not counted in the growth per room
         budget = args.budget_gb * GB if args.budget_gb else max(
             GB, psutil.virtual_memory().available - args.margin_gb * GB)
-
-        wake_times: list[float] = []
-        rooms: dict[str, list[tuple[str, str, int]]] = {label: [] for label in GROUPS}  # kind, id, pid
-        for _ in range(args.cpu_rooms):  # systems with one idle player, woken by the join
-            star = next(next_star)
-            client = StarholdClient(url, star, name="idle", heartbeat=None, follow=False)
-            started = time.perf_counter()
-            await client.__aenter__()
-            clients.append(client)
-            await client.join()
-            wake_times.append(time.perf_counter() - started)
-            rooms[GROUPS[0]].append(("system", star, await room_pid(directory, "system", star)))
-        for _ in range(args.cpu_rooms):
-            star = next(next_star)
-            wake_times.append(await wake_system(directory, star))
-            rooms[GROUPS[1]].append(("system", star, await room_pid(directory, "system", star)))
-        for label, join in ((GROUPS[2], True), (GROUPS[3], False)):
-            for i in range(args.cpu_rooms):
-                token = (await guest_token(url, f"density-{int(join)}-{i}"))["token"]
-                started = time.perf_counter()
-                game = await create_game(url, token, seed=i)
-                if join:
-                    client = StarholdClient.for_game(url, game["id"], token=token, heartbeat=None)
-                    await client.__aenter__()
-                    clients.append(client)
-                    await client.join()
-                wake_times.append(time.perf_counter() - started)
-                rooms[label].append(("session", game["id"], await room_pid(directory, "session", game["id"])))
-        await asyncio.sleep(args.settle)  # joins done: the loops come to rest
-        load_cpu = os.getloadavg()[0]
-        groups = {FLOOR: [floor_pid], **{label: [pid for _, _, pid in members] for label, members in rooms.items()}}
-        if args.shared > 1:
-            groups[shared_label] = [shared_pid]
-        cpu = await idle_cpu(groups, args.cpu_seconds)
-        if args.shared > 1:  # per room
-            cpu[shared_label] = [v / args.shared for v in cpu[shared_label]]
-            shared_uss = memory(shared_pid)[0] / args.shared
-        loops = {label: await ticking(directory, [(k, i) for k, i, _ in members]) for label, members in rooms.items()}
-
-        # Density: more systems, nobody in them, until the budget or --max-rooms.
-        room_pids = [pid for members in rooms.values() for _, _, pid in members]
-        stopped = "--max-rooms"
-        while len(room_pids) < args.max_rooms:
-            if tree_pss() - pss0 >= budget:
-                stopped = "the budget"
-                break
-            star = next(next_star, None)
-            if star is None:
-                stopped = "the catalogue's last star"
-                break
-            wake_times.append(await wake_system(directory, star))
-            room_pids.append(await room_pid(directory, "system", star))
-        await asyncio.sleep(2)
-        used = tree_pss() - pss0
-        mems = [memory(pid) for pid in room_pids]
+        results = {}
+        for label, hosts in SETUPS.items():
+            wake_times: list[float] = []
+            cpu, ticks, floor = await idle_cpu_per_room(tmp, hosts, args, stars, wake_times, floor_pid)
+            load_cpu = os.getloadavg()[0]
+            max_rooms = args.max_rooms if hosts else args.max_rooms_before
+            mem = await density(tmp, hosts, max_rooms, budget, stars, wake_times)
+            results[label] = (cpu, ticks, floor, load_cpu, mem, wake_times, os.getloadavg()[0])
         floor_uss, _, floor_rss = memory(floor_pid)
-        load_mem = os.getloadavg()[0]
-
-        n = len(room_pids)
-        uss = [m[0] / MB for m in mems]
-        per_room = used / n
         total = psutil.virtual_memory().total
-        print(f"\nidle CPU, % of one core per actor process, over {args.cpu_seconds:.0f} s "
-              f"(load average {load_cpu:.2f})")
-        print(f"{'':44} {'mean':>7} {'max':>7} {'ticking':>8}  per process")
-        for label, values in cpu.items():
-            if label == shared_label:
-                label += " (per room)"
-            loop = f"{loops[label]}/{len(rooms[label])}" if label in loops else "-"
-            print(f"{label:44} {statistics.mean(values):7.3f} {max(values):7.3f} {loop:>8}  "
-                  + " ".join(f"{v:.3f}" for v in values))
-        print(f"\nmemory: {n} awake rooms (stopped at {stopped}; budget {budget / GB:.1f} GiB; "
-              f"load average {load_mem:.2f})")
-        print(f"  USS per room actor   p50 {pct(uss, .5):6.1f} MB  p99 {pct(uss, .99):6.1f} MB  "
-              f"(bare Ray actor {floor_uss / MB:.1f} MB: the room's own p50 {pct(uss, .5) - floor_uss / MB:.1f} MB)")
-        print(f"  RSS per room actor   p50 {pct([m[2] / MB for m in mems], .5):6.1f} MB  "
-              f"(bare Ray actor {floor_rss / MB:.1f} MB)")
-        if args.shared > 1:
-            print(f"  USS per room with {args.shared} system rooms in one process (the peer): {shared_uss / MB:.1f} MB")
-        print(f"  room actors: total USS {sum(uss) / 1024:.2f} GiB, total PSS (USS + their shares of "
-              f"shared pages) {sum(m[1] for m in mems) / GB:.2f} GiB")
-        print(f"  Ray and the gateway grew by {used / GB:.2f} GiB of PSS (every process of this run): "
-              f"{per_room / MB:.1f} MB per awake room (its actor, Ray's bookkeeping of it, the gateway's "
-              f"link; the {len(rooms[GROUPS[0]])} system players' pilot rooms too)")
-        print(f"  awake rooms: {n} reached; {budget / per_room:.0f} in the budget, "
-              f"{total / per_room:.0f} in this machine's {total / GB:.1f} GiB at that rate")
-        print(f"  wake time per room: p50 {pct(wake_times, .5) * 1000:.0f} ms, "
-              f"p99 {pct(wake_times, .99) * 1000:.0f} ms, max {max(wake_times) * 1000:.0f} ms "
-              f"(first call until started; the first rooms also pay for Ray's worker pool)")
-        for client in clients:
-            await client.__aexit__(None, None, None)
-        clients.clear()
-        await server.close()
+        labels = list(SETUPS)
+        print(f"\nidle CPU per awake room, % of one core (host process CPU / rooms in it) over "
+              f"{args.cpu_seconds:.0f} s; {args.cpu_rooms} rooms of each kind, each kind in its own hosts")
+        print(f"{'':28} " + " ".join(f"{label:>26}" for label in labels) + f" {'ratio':>7}")
+        for group in GROUPS:
+            values = [statistics.mean(results[label][0][group]) for label in labels]
+            ticking_ = " ".join(f"{results[label][1][group][0]}/{results[label][1][group][1]} ticking" for label in labels)
+            print(f"{group:28} " + " ".join(f"{v:26.3f}" for v in values)
+                  + f" {values[0] / max(values[1], 1e-9):6.1f}x  ({ticking_}; pilot rooms of players count as rooms)")
+        print(f"{FLOOR:28} " + " ".join(f"{results[label][2]:26.3f}" for label in labels)
+              + "  (one idle actor process)")
+        print("load average: " + ", ".join(f"{label} {results[label][3]:.2f}" for label in labels))
+        print(f"\nmemory of awake system rooms (nobody in them), woken until --max-rooms or the budget "
+              f"({budget / GB:.1f} GiB of PSS growth)")
+        for label in labels:
+            mem, wakes = results[label][4], results[label][5]
+            per_room = mem["used"] / mem["n"]
+            print(f"  {label}: {mem['n']} rooms in {mem['processes']} processes (stopped at {mem['stopped']}; "
+                  f"load average {results[label][6]:.2f})")
+            print(f"    USS per room {mem['uss'] / MB:6.1f} MB (process USS p50 {pct(mem['uss_process'], .5):.1f} MB), "
+                  f"PSS per room {mem['pss'] / MB:.1f} MB; bare Ray actor USS {floor_uss / MB:.1f} MB, "
+                  f"RSS {floor_rss / MB:.1f} MB")
+            print(f"    every process of the run grew by {mem['used'] / GB:.2f} GiB of PSS: {per_room / MB:.1f} MB "
+                  f"per awake room -> {budget / per_room:.0f} rooms in the budget, "
+                  f"{total / per_room:.0f} in this machine's {total / GB:.1f} GiB")
+            print(f"    wake time per room: p50 {pct(wakes, .5) * 1000:.0f} ms, p99 {pct(wakes, .99) * 1000:.0f} ms, "
+                  f"max {max(wakes) * 1000:.0f} ms (first call until started)")
+        a, b = (results[label][4] for label in labels)
+        print(f"  ratio (a process per room / room hosts): USS per room {a['uss'] / b['uss']:.1f}x, "
+              f"PSS growth per room {(a['used'] / a['n']) / (b['used'] / b['n']):.1f}x")
     finally:
-        for client in clients:
-            await client.__aexit__(None, None, None)
         ray.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-rooms", type=int, default=400, help="stop after this many awake rooms")
+    parser.add_argument("--max-rooms", type=int, default=400, help="stop after this many awake rooms (room hosts)")
+    parser.add_argument("--max-rooms-before", type=int, default=40,
+                        help="stop after this many awake rooms with a process per room")
     parser.add_argument("--budget-gb", type=float, default=None,
                         help="stop when the rooms took this much memory (default: available minus --margin-gb)")
     parser.add_argument("--margin-gb", type=float, default=2.0)
-    parser.add_argument("--cpu-rooms", type=int, default=2, help="rooms of each kind measured for idle CPU")
+    parser.add_argument("--cpu-rooms", type=int, default=8, help="rooms of each kind measured for idle CPU")
     parser.add_argument("--cpu-seconds", type=float, default=20.0)
     parser.add_argument("--settle", type=float, default=4.0, help="seconds after the joins before measuring CPU")
-    parser.add_argument("--shared", type=int, default=8,
-                        help="system rooms hosted together in one actor process by the peer (1: no peer)")
     asyncio.run(main(parser.parse_args()))

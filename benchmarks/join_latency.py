@@ -1,7 +1,7 @@
 """Join latency (cold and warm room) and Ray calls per second of a busy room.
 
 Runs a local Ray and a gateway on 127.0.0.1 in this process, then measures:
-- cold join: the system's room is hibernated (no actor): connect + join -> first frame;
+- cold join: the system's room is hibernated (no activation): connect + join -> first frame;
 - warm join: the room is awake (a client is present): connect + join -> first frame;
 - Ray calls per second while ``--bots`` bots fly in one system, and messages per second.
 
@@ -44,7 +44,7 @@ async def main(args: argparse.Namespace) -> None:
     from starhold.client.bots import run_bots
     from starhold.client import StarholdClient
     from starhold.gateway.app import create_app
-    from starhold._runtime.ray_host import RAY_CALLS, RayDirectory, RayRoomHandle, actor_name, init_ray
+    from starhold._runtime.ray_host import RAY_CALLS, RayDirectory, init_ray
 
     t0 = time.perf_counter()
     init_ray(namespace="bench", logging_level="WARNING")
@@ -54,16 +54,13 @@ async def main(args: argparse.Namespace) -> None:
     server = TestServer(create_app(directory, web_dist=None), host="127.0.0.1", port=0)
     await server.start_server()
     url = str(server.make_url("")).rstrip("/")
-    import ray
-
     cold, warm = [], []
     for i in range(args.rounds):
         system = "Sol"
         cold.append(await join_to_first_frame(url, system))
-        # hibernate the room: the next join is cold (new actor, restore from SQLite)
-        actor = ray.get_actor(actor_name("system", "sol"), namespace="bench")
-        await RayRoomHandle(actor, "system", "sol").hibernate()
-        while actor_name("system", "sol") in directory.actor_names():
+        # hibernate the room: the next join is cold (a new activation, restored from SQLite)
+        await (await directory.get_if_active("system", "sol")).hibernate()
+        while "system/sol" in await directory.list_rooms():
             await asyncio.sleep(0.02)
     async with StarholdClient(url, "Sol") as keeper:
         await keeper.join()
@@ -71,8 +68,8 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(random.uniform(0, 0.1))  # do not stay in phase with the ticks
             warm.append(await join_to_first_frame(url, "Sol"))
 
-        print(f"join -> first frame, cold room (actor created, state loaded): {summary(cold)}")
-        print(f"join -> first frame, warm room:                               {summary(warm)}")
+        print(f"join -> first frame, cold room (activation started, state loaded): {summary(cold)}")
+        print(f"join -> first frame, warm room:{' ' * 36}{summary(warm)}")
 
         before = dict(RAY_CALLS)
         async with aiohttp.ClientSession() as s:
