@@ -263,7 +263,7 @@ async def main(args) -> None:
             wake_times: list[float] = []
             cpu, ticks, floor = await idle_cpu_per_room(tmp, hosts, args, stars, wake_times, floor_pid)
             load_cpu = os.getloadavg()[0]
-            max_rooms = args.max_rooms if hosts else args.max_rooms_before
+            max_rooms = args.max_rooms_before if hosts.get("rooms_per_host") == 1 else args.max_rooms
             mem = await density(tmp, hosts, max_rooms, budget, stars, wake_times)
             results[label] = (cpu, ticks, floor, load_cpu, mem, wake_times, os.getloadavg()[0])
         floor_uss, _, floor_rss = memory(floor_pid)

@@ -282,7 +282,7 @@ class HostPool:
 
     def _top_up(self) -> None:
         """Start spare hosts in the background until ``spare`` are empty or starting."""
-        for _ in range(self.spare - self._spares() - self._creating):
+        for _ in range(self.spare - self._spares() - len(self._starting)):
             task = asyncio.ensure_future(self._create_spare())
             self._starting.add(task)
             task.add_done_callback(self._starting.discard)
