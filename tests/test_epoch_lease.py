@@ -254,3 +254,29 @@ async def test_a_renewal_racing_with_hibernation_does_not_hold_the_room(tmp_path
     other = await Node(tmp_path, store, "b").start()  # would block on the manual clock if it waited
     assert other.runtime.epoch == 2
     await other.runtime.hibernate()
+
+
+async def test_an_idle_activation_lets_its_lease_lapse_and_its_next_event_renews_it(tmp_path, store):
+    """Renewals cost a manifest write each (an S3 PUT): an activation that gets no event for a
+    renewal interval stops renewing. Nothing is acknowledged on a lapsed lease: the next event
+    renews it first, or, when a newer activation took the room meanwhile (at once: nobody
+    holds the lease), finds it superseded."""
+    a = await Node(tmp_path, store, "a").start()
+    await a.send(1)
+    await a.clock.advance(RENEW_INTERVAL)  # the renewal after the events
+    renewed = (await store.latest(KEY)).lease_until
+    await a.clock.advance(LEASE_SECONDS + 2 * RENEW_INTERVAL)  # idle: no renewal
+    assert (await store.latest(KEY)).lease_until == renewed < a.clock.now()
+    await a.send(1)  # renews before acknowledging
+    assert a.acked == [1, 2] and (await store.latest(KEY)).lease_until > a.clock.now()
+
+    await a.clock.advance(LEASE_SECONDS + 2 * RENEW_INTERVAL)  # idle again: lapsed
+    b = Node(tmp_path, store, "b")
+    await b.catch_up(a)
+    await asyncio.wait_for(b.start(), 30)  # serves at once: the lease had lapsed
+    assert b.runtime.epoch == a.runtime.epoch + 1
+    with pytest.raises(RoomGone):
+        await a.send(1)
+    assert a.acked == [1, 2] and a.runtime.state == "fenced"
+    await b.send(1)
+    assert b.acked == ([3] if store.replicates else [1])

@@ -137,7 +137,9 @@ class Hibernation:
         await self.storage.commit()
 
     def _touch(self) -> None:
-        """Re-arm or cancel the idle timer after an event."""
+        """Re-arm or cancel the idle timer after an event; keep the lease renewed."""
+        if self.lease is not None:
+            self.lease.touch()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

@@ -378,18 +378,27 @@ class HostPool:
         task.add_done_callback(self._tasks.discard)
 
 
-def kill_namespace(namespace: str) -> int:
-    """Kill every actor of ``namespace`` (the alarm scheduler and the pool first, so that
-    nothing wakes or re-places a room meanwhile, then the hosts), without restart; returns
-    how many. Blocking. Tests and the harness clean up with it."""
-    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == namespace]
-    names.sort(key=lambda name: (name != "scheduler", name != POOL_NAME))
-    for name in names:
+def kill_namespace(namespace: str, timeout: float = 10.0) -> int:
+    """Kill every actor of ``namespace`` without restart; returns how many. The alarm
+    scheduler and the pool go first, and the hosts are listed again once the pool is gone (up
+    to ``timeout`` seconds), so that nothing wakes or re-places a room meanwhile and no host
+    it started at the last moment outlives the namespace. Blocking. Tests and the harness
+    clean up with it."""
+    def named() -> list[str]:
+        return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == namespace]
+
+    def kill(name: str) -> bool:
         try:
             ray.kill(ray.get_actor(name, namespace=namespace), no_restart=True)
+            return True
         except ValueError:
-            pass
-    return len(names)
+            return False
+
+    killed = sum(kill(name) for name in named() if name in ("scheduler", POOL_NAME))
+    deadline = time.monotonic() + timeout
+    while POOL_NAME in named() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return killed + sum(kill(name) for name in named())
 
 
 def pool_actor(config: dict, room_classes: dict | None = None):

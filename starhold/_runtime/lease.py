@@ -9,8 +9,14 @@ lease of ``LEASE_SECONDS`` recorded in the manifest, before it serves anything. 
 
 - no two activations ever hold the same epoch, and a superseded one can never publish a
   snapshot (the store refuses a save whose epoch is older than the manifest's);
-- the holder renews the lease every ``RENEW_INTERVAL`` seconds (outside the input gate); a
-  renewal that finds a newer epoch ends the activation at once (``on_lost``);
+- the holder renews the lease every ``RENEW_INTERVAL`` seconds (outside the input gate)
+  while it is in use, i.e. while events reach it (``touch``); a renewal that finds a newer
+  epoch ends the activation at once (``on_lost``). An idle activation (no event for a renewal
+  interval: a room with nobody awaiting hibernation, or players who send nothing) stops
+  renewing and lets its lease lapse: renewals cost a manifest write each (an S3 PUT), and
+  idle rooms are most rooms. Its next event renews it (``check``) before anything is
+  released, so nothing is acknowledged without a live lease either way; while lapsed, a new
+  activation elsewhere serves at once instead of waiting for the lease to end;
 - the holder acknowledges nothing once its lease has run out: before each commit whose output
   would be released, ``check()`` renews a lapsed lease or raises ``StaleEpochError``;
 - a claim that finds another holder's live lease takes the manifest at once (so the old
@@ -100,6 +106,7 @@ class ActivationLease:
         self._timer: Timer | None = None
         self._on_lost: Callable[[], Awaitable[None]] | None = None
         self._failures = 0  # renewals failed in a row (the store unreachable)
+        self._used = False  # an event came since the last renewal
 
     async def acquire(self, at_least: int, open_log: bool = False) -> Claim:
         """Claim the room (see the module docstring; ``open_log``: see ``storage.snapshots.claimed``).
@@ -119,6 +126,13 @@ class ActivationLease:
         activation took the room."""
         self._on_lost = on_lost
         self._arm(self.renew_interval)
+
+    def touch(self) -> None:
+        """An event reached the activation: keep renewing (re-arm renewals that stopped while
+        it was idle)."""
+        self._used = True
+        if self._timer is None and self._on_lost is not None:
+            self._arm(self.renew_interval)
 
     def stop(self) -> None:
         """No more renewals (the activation ended)."""
@@ -159,6 +173,9 @@ class ActivationLease:
         self._timer = None
         if self._on_lost is None:
             return
+        if not self._used and not self._failures:  # idle: let the lease lapse until the next event
+            return
+        self._used = False
         try:
             await self.renew()
         except StaleEpochError:
