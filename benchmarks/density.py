@@ -2,7 +2,7 @@
 
 One run, two setups side by side (``SETUPS``): a process per room (``rooms_per_host=1``, no
 spare: how rooms ran before room hosts) and room hosts as ``starhold serve`` runs them (8
-rooms per host process, one spare host). For each:
+rooms per host process, two spare hosts). For each:
 
 1. **Idle CPU** per awake room, ``--cpu-rooms`` rooms of each kind, each kind in a namespace
    (and gateway) of its own so that its rooms are alone in their hosts: a system room with

@@ -86,7 +86,7 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rooms-per-host", type=int,
                         help="rooms one room host process runs at most (default 8; 1 = a process per room)")
     parser.add_argument("--spare-hosts", type=int,
-                        help="empty room hosts kept started so that waking rooms start at once (default 1)")
+                        help="empty room hosts kept started so that waking rooms start at once (default 2)")
 
 
 def _gateway(args: argparse.Namespace) -> int:

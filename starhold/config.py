@@ -68,7 +68,7 @@ class Settings:
     shutdown_timeout: float = 10.0
     rooms: str | None = None
     rooms_per_host: int = 8
-    spare_hosts: int = 1
+    spare_hosts: int = 2
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()

@@ -168,11 +168,13 @@ def ray_cluster():
 @pytest_asyncio.fixture
 async def ray_directory(ray_cluster, tmp_path):
     """A ``RayDirectory`` in a namespace of its own (its actors are killed after the test),
-    SQLite under ``tmp_path / "data"``, idle timeout ``RAY_IDLE_TIMEOUT`` (2 s)."""
+    SQLite under ``tmp_path / "data"``, idle timeout ``RAY_IDLE_TIMEOUT`` (2 s), one spare room host
+    (the server's default is two; one keeps a test's processes few)."""
     from ._runtime.ray_host import RayDirectory
 
     directory = RayDirectory(
-        {"data_dir": str(tmp_path / "data"), "idle_timeout": RAY_IDLE_TIMEOUT, "log_level": "WARNING"},
+        {"data_dir": str(tmp_path / "data"), "idle_timeout": RAY_IDLE_TIMEOUT, "log_level": "WARNING",
+         "spare_hosts": 1},
         namespace=f"test-{uuid.uuid4().hex[:8]}",
     )
     yield directory

@@ -9,7 +9,7 @@ room (its calls for one room are serialized), and places waking rooms:
   host that has a free slot (``rooms_per_host``, default 8), on a node that is not draining,
   so that empty hosts stay spare. With no free slot anywhere a host is created on the spot
   (the waking call then pays an actor creation, about 1 s).
-- **Spares**: the pool keeps ``spare_hosts`` (default 1) empty hosts started on nodes that
+- **Spares**: the pool keeps ``spare_hosts`` (default 2) empty hosts started on nodes that
   are not draining, creating one in the background whenever placement takes the last, and
   ends hosts that have been empty for ``HOST_IDLE_SECONDS`` beyond that number.
 - **Failure**: the pool keeps one ``lifetime`` call in flight per host; when it fails the
@@ -48,7 +48,7 @@ POOL_NAME = "hosts"
 """Ray actor name of a namespace's host pool."""
 ROOMS_PER_HOST = 8
 """Default rooms one host runs at most (config ``rooms_per_host``)."""
-SPARE_HOSTS = 1
+SPARE_HOSTS = 2
 """Default empty hosts kept started (config ``spare_hosts``)."""
 HOST_IDLE_SECONDS = 60.0
 """Seconds a surplus host may stay empty before the pool ends it."""
