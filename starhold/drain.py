@@ -5,8 +5,9 @@ Steps (``drain_node``):
 1. **Stop placement**: the node is marked draining with Ray's own drain request (GCS
    ``DrainNode``, reason ``PREEMPTION``, no deadline: what ``ray drain-node`` sends), so Ray
    places no new actor there, and the namespace's host pool places no room on the node's
-   hosts and ends its empty ones (``HostPool.drain``); rooms already there keep running. Refused when no other
-   alive node that is not draining would remain (e.g. the head node of a one-node cluster).
+   hosts and ends its empty ones (``HostPool.drain``); rooms already there keep running.
+   Refused when no other alive node that is not draining would remain (e.g. the head node of
+   a one-node cluster).
    Ray cannot undo a drain: to use the node again, restart its raylet (``ray stop`` then
    ``ray start`` on it).
 2. **List its rooms**: the awake rooms of the namespace whose host runs on that node (from
@@ -15,8 +16,8 @@ Steps (``drain_node``):
    (``move_room``): ``RoomHandle.migrate`` hibernates
    it (connections saved, final snapshot, lease released) telling each gateway holding its
    sockets ``("moved",)``, then the room is woken at once through a ``RayDirectory`` built from
-   the config its host was created with, and the pool places it on a host on another node. The gateways
-   reopen their channels as soon as they read ``("moved",)``: their sockets stay open, the
+   the config its host was created with, and the pool places it on a host on another node.
+   The gateways reopen their channels as soon as they read ``("moved",)``: their sockets stay open, the
    inputs sent meanwhile wait in the gateway and go to the new activation, and players get
    frames again as soon as it runs.
 4. Rooms that appeared on the node meanwhile (an activation scheduled there before the drain

@@ -89,8 +89,7 @@ class HostPool:
         self.hosts: dict[str, _Host] = {}
         self.where: dict[tuple[str, str], str] = {}
         self.draining: set[str] = set()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._creating = 0
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}  # per room: lock, users
         self._starting: set[asyncio.Task] = set()  # spare hosts being started
         self._ready: asyncio.Task | None = None
         self._incarnation = uuid.uuid4().hex[:8]
@@ -141,7 +140,8 @@ class HostPool:
         Raises what ``assign`` raised (``KeyError`` unknown kind, ``ValueError`` unsafe id)."""
         await self._started()
         key = (kind, room_id)
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
+        self._locks[key] = (lock, users + 1)
         try:
             async with lock:
                 name = self.where.get(key)
@@ -152,8 +152,11 @@ class HostPool:
                     return name, self.hosts[name].actor
                 return await self._place(key, params, node)
         finally:
-            if not lock.locked() and not getattr(lock, "_waiters", None):
-                self._locks.pop(key, None)
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
     async def _runs(self, name: str, key: tuple[str, str]) -> bool:
         """Whether host ``name`` still runs room ``key`` (False when the host is dead)."""
@@ -269,12 +272,8 @@ class HostPool:
         from .ray_host import remote_host
 
         name = host_name()
-        self._creating += 1
-        try:
-            actor = await asyncio.to_thread(remote_host, self.config, name, self.room_classes, node)
-            info = await actor.ready.remote()
-        finally:
-            self._creating -= 1
+        actor = await asyncio.to_thread(remote_host, self.config, name, self.room_classes, node)
+        info = await actor.ready.remote()
         return self._adopt(name, actor, info["node"])
 
     def _spares(self) -> int:

@@ -103,7 +103,7 @@ class RoomHost:
         self._directory = None
         self._directory_cls = RayDirectory
         self.slots: dict[tuple[str, str], _Slot] = {}
-        self._end = asyncio.Event() if _has_loop() else None
+        self._end: asyncio.Event | None = None  # made on the actor's loop by lifetime()
         self._pool = None
         heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
 
@@ -152,7 +152,8 @@ class RoomHost:
         return self.node
 
     async def has(self, kind: str, room_id: str) -> str | None:
-        """The activation id of the room's live activation here, or None (never started one)."""
+        """The activation id of the room's live activation here, or None (none, or it is
+        ending)."""
         slot = self.slots.get((kind, room_id))
         if slot is None or slot.runtime.state not in ("new", "active"):
             return None
@@ -172,9 +173,9 @@ class RoomHost:
         await self._end.wait()
 
     async def retire(self) -> bool:
-        """End this host if it holds no room (the pool retires surplus empty hosts); returns
-        whether it ends."""
-        if any(s.runtime.state in ("new", "active") for s in self.slots.values()):
+        """End this host if it holds no room, not even one still hibernating (the pool retires
+        surplus empty hosts); returns whether it ends."""
+        if self.slots:
             return False
         if self._end is not None:
             self._end.set()
@@ -275,11 +276,3 @@ class RoomHost:
         ``RayDirectory`` built from it, as its gateways would)."""
         slot = await self._active(kind, room_id)
         return {**await slot.handle.migrate(), "node": self.node, "config": self.config}
-
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-        return True
-    except RuntimeError:
-        return False
