@@ -510,6 +510,11 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
     node_dead, alive_again = await watch
     headings = await asyncio.gather(*(b.heading(30) for b in affected))
     after = await stack.placement()
+    try:  # what the host pool believes at the end (diagnostics)
+        pool_view = {"hosts": await asyncio.wait_for(stack.directory._call_pool("hosts_info"), 10),
+                     "rooms": await asyncio.wait_for(stack.directory._call_pool("placement"), 10)}
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        pool_view = {"error": repr(exc)}
 
     told, again, lost, resumed, not_back = [], [], 0, 0, 0
     for b in affected:
@@ -544,6 +549,7 @@ async def node_loss(stack: Stack, bots: dict[str, list[Bot]], playing: asyncio.E
         "kill_took_s": round(kill_took, 3),
         "rooms_moved": len(moved),
         "rooms_back_elsewhere": len(back),
+        "pool": pool_view,
         "rooms": {k: {"before": before[k].get("node", "?")[:8],
                       "after": after.get(k, {}).get("node", "gone")[:8]} for k in moved},
         "detection_s": {"players_told": pct(told), "gateway_noticed": pct([noticed[k] for k in noticed

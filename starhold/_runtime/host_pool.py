@@ -1,9 +1,9 @@
 """The host pool: which room host runs which room, and spare hosts started ahead of need.
 
-One ``HostPool`` actor per namespace (named ``hosts``, detached, restarted by Ray wherever it
-can, ``max_restarts=-1``) is the directory of live activations on Ray: it maps each awake
-room to the ``RoomHost`` (``starhold._runtime.room_host``) that runs it, one at a time per
-room (its calls for one room are serialized), and places waking rooms:
+One ``HostPool`` actor per namespace (named ``hosts``, detached, on the head node, restarted
+by Ray if its process dies, ``max_restarts=-1``) is the directory of live activations on Ray:
+it maps each awake room to the ``RoomHost`` (``starhold._runtime.room_host``) that runs it,
+one at a time per room (its calls for one room are serialized), and places waking rooms:
 
 - **Placement** (``get``): a room already mapped goes to its host; otherwise to the fullest
   host that has a free slot (``rooms_per_host``, default 8), on a node that is not draining,
@@ -18,8 +18,8 @@ room (its calls for one room are serialized), and places waking rooms:
   alarms and no players come back too. A caller that finds a room gone from the host it was
   given (``RoomGone``) says so in its next ``get`` (``stale``); the pool then asks that host
   and re-places the room if the host no longer runs it.
-- **Restart**: a restarted pool (its node lost) rebuilds its map from the live hosts
-  (``RoomHost.rooms``) before answering.
+- **Restart**: a restarted pool rebuilds its map from the live hosts (``RoomHost.rooms``,
+  asked all at once) before answering.
 - **Drain** (``drain``): no room is placed on a draining node's hosts any more, and its empty
   hosts end.
 
@@ -54,6 +54,11 @@ HOST_IDLE_SECONDS = 60.0
 """Seconds a surplus host may stay empty before the pool ends it."""
 HOST_RECONCILE_SECONDS = 30.0
 """Seconds between the pool's re-reads of every host's rooms."""
+HEAD_RESOURCE = "node:__internal_head__"
+"""The custom resource Ray gives the head node only; the pool asks for a sliver of it."""
+REBUILD_WAIT = 30.0
+"""Seconds a restarted pool waits for each host's answer (asked all at once) before serving
+without it: a host on a node being lost may not answer until Ray declares the node dead."""
 WAKER = "starhold-hosts"
 """The gateway id the pool wakes re-placed rooms with (an empty batch)."""
 
@@ -108,12 +113,17 @@ class HostPool:
         names = await asyncio.to_thread(lambda: [
             a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
             if a["namespace"] == self.namespace and a["name"].startswith("host:")])
-        for name in names:
+        async def ask(name: str):
             try:
                 actor = await asyncio.to_thread(ray.get_actor, name, self.namespace)
-                info = await asyncio.wait_for(actor.rooms.remote(), 30)
+                return name, actor, await asyncio.wait_for(actor.rooms.remote(), REBUILD_WAIT)
             except (ValueError, RayActorError, asyncio.TimeoutError):
+                return None  # dead, or on a node being lost: its rooms are re-placed when asked for
+
+        for found in await asyncio.gather(*(ask(name) for name in names)):
+            if found is None:
                 continue
+            name, actor, info = found
             host = self._adopt(name, actor, info["node"])
             for key, activation in info["rooms"].items():
                 kind, room_id = key.split("/", 1)
@@ -401,10 +411,12 @@ def kill_namespace(namespace: str, timeout: float = 10.0) -> int:
 
 
 def pool_actor(config: dict, room_classes: dict | None = None):
-    """The namespace's host pool actor, created on first use (blocking: call it in a thread)."""
+    """The namespace's host pool actor, created on first use (blocking: call it in a thread),
+    on the head node (``HEAD_RESOURCE``): the control plane lives and dies with the GCS there,
+    so losing a worker node never takes the pool and its map of awake rooms with it."""
     return _RemotePool.options(
         name=POOL_NAME, namespace=config["namespace"], get_if_exists=True, lifetime="detached",
-        max_restarts=-1, num_cpus=0, max_concurrency=1000,
+        max_restarts=-1, num_cpus=0, max_concurrency=1000, resources={HEAD_RESOURCE: 0.001},
     ).remote(config, room_classes)
 
 
