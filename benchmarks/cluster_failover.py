@@ -318,7 +318,7 @@ class Stack:
 
         self.cluster, self.workers = cluster()  # blocking, but nothing else runs yet
         self.config = {"data_dir": str(self.tmp / "data"), "idle_timeout": IDLE_TIMEOUT, "log_level": "WARNING",
-                       "snapshots": spec, "rooms": None}
+                       "snapshots": spec, "rooms": None, "pool_on_head": True}  # the workers are the ones lost
         self.directory = RayDirectory(self.config, NAMESPACE)
         await self._serve_gateway()
 

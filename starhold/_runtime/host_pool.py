@@ -1,7 +1,8 @@
 """The host pool: which room host runs which room, and spare hosts started ahead of need.
 
-One ``HostPool`` actor per namespace (named ``hosts``, detached, on the head node, restarted
-by Ray if its process dies, ``max_restarts=-1``) is the directory of live activations on Ray:
+One ``HostPool`` actor per namespace (named ``hosts``, detached, on the head node with the
+config's ``pool_on_head``, restarted by Ray, ``max_restarts=-1``) is the directory of live
+activations on Ray:
 it maps each awake room to the ``RoomHost`` (``starhold._runtime.room_host``) that runs it,
 one at a time per room (its calls for one room are serialized), and places waking rooms:
 
@@ -411,12 +412,14 @@ def kill_namespace(namespace: str, timeout: float = 10.0) -> int:
 
 
 def pool_actor(config: dict, room_classes: dict | None = None):
-    """The namespace's host pool actor, created on first use (blocking: call it in a thread),
-    on the head node (``HEAD_RESOURCE``): the control plane lives and dies with the GCS there,
-    so losing a worker node never takes the pool and its map of awake rooms with it."""
+    """The namespace's host pool actor, created on first use (blocking: call it in a thread).
+    With ``config["pool_on_head"]`` it is placed on the head node (``HEAD_RESOURCE``), where it
+    lives and dies with the GCS, so that losing a worker node never takes the pool and its map
+    of awake rooms with it; otherwise Ray places it."""
     return _RemotePool.options(
         name=POOL_NAME, namespace=config["namespace"], get_if_exists=True, lifetime="detached",
-        max_restarts=-1, num_cpus=0, max_concurrency=1000, resources={HEAD_RESOURCE: 0.001},
+        max_restarts=-1, num_cpus=0, max_concurrency=1000,
+        resources={HEAD_RESOURCE: 0.001} if config.get("pool_on_head") else None,
     ).remote(config, room_classes)
 
 
