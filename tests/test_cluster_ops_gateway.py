@@ -152,8 +152,12 @@ async def test_gateways_join_a_token_auth_cluster_and_healthz_follows_ray(seawee
             await wire.join(timeout=60)  # a cold room and pilot room on a fresh cluster
             await wire.send(P.MOVE_TO, 2, {"x": 250.0, "y": 0.0})
             await wire.recv(P.FRAME, timeout=60, where=lambda p: p["ack"] == 2)
-            nodes = list((tmp_path / "node-b" / "nodes").iterdir())
-            assert [p.relative_to(nodes[0]).as_posix() for p in nodes[0].rglob("sol.sqlite")] == ["rooms/system/sol.sqlite"]
+            # The room hosts take the config of the gateway that started the host pool (gateways
+            # are meant to share one --data-dir; these two differ to tell them apart): the file is
+            # in that gateway's per-node cache, <data dir>/nodes/<node>/rooms/system/sol.sqlite.
+            files = [p for gateway in ("node-a", "node-b") if (tmp_path / gateway / "nodes").exists()
+                     for p in (tmp_path / gateway / "nodes").rglob("sol.sqlite")]
+            assert len(files) == 1 and files[0].relative_to(files[0].parents[2]).as_posix() == "rooms/system/sol.sqlite"
 
             gcs = [p for p in psutil.Process(head.proc.pid).children(recursive=True) if p.name() == "gcs_server"]
             assert len(gcs) == 1
