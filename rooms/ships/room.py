@@ -30,7 +30,9 @@ Ships are a ``rooms.ships.fleet.Fleet`` (``self.fleet``), seats a ``starhold.Sea
 (``self.seats``): both composed, not inherited.
 
 Inputs are applied in memory at once and committed with the next tick (group commit per
-tick: one statement for the tick's writes; without inputs the rest of the state is written
+tick: the tick's ship and seat changes as one record of the tick journal, ``rooms.ships.journal``,
+folded into the ``ship:``/``seat:`` keys every ``journal.FOLD_INTERVAL`` seconds, before any
+other write of them, and when the room starts; without inputs the rest of the state is written
 behind, once a second, ``FLUSH_INTERVAL``). A frame's ``ack`` is the last input of that
 player whose commit is **durable** (``Room.durable_mark``: committed, and replicated off the
 node when the store replicates), so an acknowledged input is never lost, whatever crashes;
@@ -58,6 +60,7 @@ import msgpack
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
 from .. import protocol
 from .fleet import Fleet, PREFIX as SHIP_PREFIX
+from .journal import Journal
 from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
 from .sync import FrameSync
 
@@ -99,6 +102,8 @@ class ShipRoom(Room):
 
     # ---- activation ------------------------------------------------------------------------
     async def on_start(self) -> None:
+        self.journal = Journal(self.storage)
+        await self.journal.load(self.clock.now())  # an earlier activation's last ticks, into their keys
         stored = await self.storage.list(prefix=SHIP_PREFIX)
         self.fleet = Fleet({s["id"]: s for s in stored.values()}, int(await self.storage.get("next_ship_id") or 1),
                            order=self.ship_order, on_rebuild=self.arrays_rebuilt, on_remove=self.ship_removed)
@@ -198,17 +203,28 @@ class ShipRoom(Room):
     def names(self) -> dict[int, str]:
         return {ship_id: s["name"] for ship_id, s in self.ships.items()}
 
-    async def _flush(self) -> None:
-        """Write what changed since the last flush in one statement (write-behind)."""
+    async def _flush(self, journal: bool = False) -> None:
+        """Write what changed since the last flush (write-behind). With ``journal`` (a tick's
+        group commit) the ships' and seats' changes go to one journal entry
+        (``rooms.ships.journal``) unless a fold is due; otherwise the journal is folded first
+        and they are written as keys."""
         self.before_flush()
-        self.flushed_at = self.clock.now()
+        now = self.flushed_at = self.clock.now()
         self.acks_dirty = False
         self._settle_acks(self.durable_mark())
         changed = {p: seat["ack"] for p, seat in self.seats.seats.items() if seat["ack"] != self._durable_acks.get(p)}
         puts, deletes = self.fleet.take_writes()
-        for more_puts, more_deletes in (self.seats.take_writes(), self.parked.take_writes()):
-            puts.update(more_puts)
-            deletes += more_deletes
+        more_puts, more_deletes = self.seats.take_writes()
+        puts.update(more_puts)
+        deletes += more_deletes
+        if journal and not self.journal.due(now):
+            await self.journal.append(puts, deletes)
+            puts, deletes = {}, []
+        else:
+            await self.journal.fold(now)  # before these writes of the same keys
+        more_puts, more_deletes = self.parked.take_writes()
+        puts.update(more_puts)
+        deletes += more_deletes
         if puts:
             await self.storage.put(puts)
         if deletes:
@@ -290,7 +306,7 @@ class ShipRoom(Room):
         if self.seats.by_conn:
             self.simulate(tick, missed)
             if self.acks_dirty:  # group commit of the tick's inputs, so that this frame acks them
-                await self._flush()
+                await self._flush(journal=True)
                 await self.commit_now(ACK_WAIT)
             self.broadcast_frame(tick)
             self.frame_sent()

@@ -169,7 +169,7 @@ class SolarSystemRoom(ShipRoom):
         if ship.get("route") or ship.get("jump_to"):
             self.orders.resume(ship)
 
-    async def _flush(self) -> None:
+    async def _flush(self, journal: bool = False) -> None:
         if getattr(self, "social", None) is not None:
             puts, deletes = self.social.take_writes()
             puts.update(self.pending_writes)
@@ -181,7 +181,7 @@ class SolarSystemRoom(ShipRoom):
                 await self.storage.put(puts)
             if deletes:
                 await self.storage.delete(deletes)
-        await super()._flush()
+        await super()._flush(journal)
 
     def spawn_point(self, ship_id: int) -> tuple[float, float]:
         angle = random.Random(f"{self.name}:{ship_id}").uniform(0, 2 * math.pi)

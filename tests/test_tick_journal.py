@@ -1,0 +1,130 @@
+"""The ship rooms' tick journal (``rooms.ships.journal``): a tick's writes as one entry,
+folded into their keys later, and nothing acknowledged lost when the room crashes between."""
+
+import pytest
+
+from starhold.rooms import protocol as P
+from starhold.rooms.ships.journal import DELETED, FOLD_INTERVAL, MISSING, PREFIX, Journal
+from starhold._runtime.events import Message
+from starhold.storage.base import MAX_VALUE_BYTES
+from starhold.storage.sqlite_store import SqliteRoomStorage
+
+from test_room_inprocess import GW, PARAMS, drain, join, of_type, open_room
+
+
+@pytest.fixture
+async def storage(tmp_path):
+    store = await SqliteRoomStorage(tmp_path / "room.sqlite").open()
+    yield store
+    await store.close()
+
+
+async def entries(storage):
+    return await storage.list(prefix=PREFIX)
+
+
+async def test_entries_hold_the_writes_until_a_fold_writes_the_latest_of_each_key(storage):
+    journal = Journal(storage)
+    await storage.put("ship:1", {"x": 0})
+    await storage.commit()
+    await journal.append({"ship:1": {"x": 1}, "seat:a": {"ack": 2}}, [])
+    await journal.append({"ship:1": {"x": 3}}, ["seat:b"])
+    await storage.commit()
+    assert list(await entries(storage)) == [f"{PREFIX}{1:012d}", f"{PREFIX}{2:012d}"]
+    assert await storage.get("ship:1") == {"x": 0}  # the keys lag ...
+    assert journal.latest("ship:1") == {"x": 3} and journal.latest("seat:b") is DELETED  # ... the journal knows
+    assert journal.latest("ship:9") is MISSING
+    assert journal.due(0.0)  # entries and never folded
+    await storage.put("seat:b", {"ack": 1})  # (written before the entry that deletes it)
+    await journal.fold(10.0)
+    await storage.commit()
+    assert await entries(storage) == {}
+    assert await storage.get("ship:1") == {"x": 3} and await storage.get("seat:a") == {"ack": 2}
+    assert await storage.get("seat:b") is None
+    assert not journal.due(10.0 + FOLD_INTERVAL) and journal.latest("ship:1") is MISSING
+    await journal.append({"ship:2": {}}, [])
+    assert not journal.due(10.0 + FOLD_INTERVAL - 0.5) and journal.due(10.0 + FOLD_INTERVAL)
+
+
+async def test_load_folds_what_an_earlier_activation_left_in_order(storage):
+    await storage.put("ship:2", {"x": 0})  # written before the entries, which are newer
+    first = Journal(storage)
+    for x in range(1, 13):  # past entry 9 -> 10: keys must sort by number
+        await first.append({"ship:1": {"x": x}}, [])
+    await first.append({}, ["ship:2"])
+    await storage.commit()
+    second = Journal(storage)
+    assert await second.load(now=5.0) == 13
+    await storage.commit()
+    assert await storage.get("ship:1") == {"x": 12} and await storage.get("ship:2") is None
+    assert await entries(storage) == {}
+    await second.append({"ship:1": {"x": 13}}, [])
+    assert list(await entries(storage)) == [f"{PREFIX}{14:012d}"]  # numbering goes on
+    assert await Journal(storage).load(now=6.0) == 1
+
+
+async def test_an_entry_over_the_value_limit_is_split(storage):
+    journal = Journal(storage)
+    big = {f"ship:{i}": {"blob": "x" * 1000} for i in range(300)}  # ~300 KB: three entries or more
+    await journal.append(big, ["ship:gone"])
+    await storage.commit()
+    stored = await entries(storage)
+    assert len(stored) >= 3 and all(len(str(v)) < MAX_VALUE_BYTES for v in stored.values())
+    assert sum(len(puts) for puts, _ in stored.values()) == 300
+    assert [d for _, d in stored.values() if d] == [["ship:gone"]]
+    await Journal(storage).load(now=0.0)
+    assert len(await storage.list(prefix="ship:")) == 300
+    with pytest.raises(ValueError):
+        await journal.append({"ship:huge": "x" * (MAX_VALUE_BYTES + 1)}, [])
+
+
+async def test_a_room_that_crashes_between_folds_keeps_every_acknowledged_input(room_directory, manual_clock):
+    room = await open_room(room_directory)
+    a = await join(room, "a")
+    b = await join(room, "b")
+    await drain(room)
+    runtime = room_directory.runtime("system", "sol")
+    acked = {}
+    for seq in range(2, 6):  # four ticks of inputs, all within one fold interval
+        await room.send_batch(GW, [Message("a", P.ClientMessage(P.MOVE_TO, seq, {"x": 100.0 + seq, "y": 0.0})),
+                                   Message("b", P.ClientMessage(P.MOVE_TO, seq, {"x": -100.0, "y": 10.0 * seq}))])
+        await manual_clock.advance(0.1)
+        for ids, (_, _, payload) in of_type_with_ids(await drain(room), P.FRAME):
+            acked[ids[0]] = payload["ack"]
+    assert acked == {"a": 5, "b": 5}
+    assert await entries(runtime.storage)  # the ticks went to the journal, not yet folded
+    stored_seat = await runtime.storage.get("seat:p-a")
+    assert stored_seat["ack"] < 5  # the key lags: the ack is only in the journal
+    await runtime.crash()
+    room = await open_room(room_directory)
+    again_a = await join(room, "a2", player="p-a", resume=a.welcome["seat"])
+    again_b = await join(room, "b2", player="p-b", resume=b.welcome["seat"])
+    assert again_a.welcome["resumed"] and again_a.welcome["ack"] == 5
+    assert again_b.welcome["resumed"] and again_b.welcome["ack"] == 5
+    runtime = room_directory.runtime("system", "sol")
+    ship = runtime.room.ships[a.welcome["ship"]]
+    assert (ship["tx"], ship["ty"]) == pytest.approx((105.0, 0.0), abs=1.0)  # the last acknowledged order
+    ship = runtime.room.ships[b.welcome["ship"]]
+    assert (ship["tx"], ship["ty"]) == pytest.approx((-100.0, 50.0), abs=1.0)
+    assert await entries(runtime.storage) == {}  # folded when the room started
+
+
+async def test_a_ticking_room_folds_its_journal_every_fold_interval(room_directory, manual_clock):
+    room = await open_room(room_directory)
+    await join(room, "a")
+    runtime = room_directory.runtime("system", "sol")
+    seen = []
+    for seq in range(2, 2 + int(FOLD_INTERVAL * 10) * 2):
+        await room.send_batch(GW, [Message("a", P.ClientMessage(P.MOVE_TO, seq, {"x": 100.0 + seq, "y": 0.0}))])
+        await manual_clock.advance(0.1)
+        await drain(room)
+        seen.append(len(await entries(runtime.storage)))
+    assert max(seen) <= FOLD_INTERVAL * 10 + 1 and 0 in seen[2:]  # bounded: folded on the way
+    assert (await runtime.storage.get("seat:p-a"))["ack"] >= seq - FOLD_INTERVAL * 10 - 1
+
+
+def of_type_with_ids(items, type_):
+    return [(ids, m) for ids, m in (i for i in items if i[0] not in ("close", "hibernate")) if m[0] == type_]
+
+
+assert PARAMS["pilots"] is False  # players only: no pilot rooms behind the system
