@@ -43,12 +43,18 @@ class Fleet:
         self._dirty: set[int] = set()
         self._next_id_dirty = False
         self._soa: tuple[list[int], np.ndarray, dict[int, int]] | None = None
+        self._stale: dict[int, dict] = {}  # ships whose array row waits for the next arrays()
 
     def arrays(self) -> tuple[list[int], np.ndarray, dict[int, int]]:
         """``(ids, cols, index)``: ship ids in ``order()``, a (N, 5) float64 array of their
         ``x0, y0, tx, ty, t0``, and id -> row. Cached until a ship is added or removed (orders
-        update the rows in place); a rebuild calls ``on_rebuild(ids)``."""
+        update the rows in place, when ``arrays()`` is next called); a rebuild calls ``on_rebuild(ids)``."""
+        if self._soa is not None and self._stale:  # orders since the last call: their rows at once
+            _, cols, index = self._soa
+            stale, self._stale = self._stale, {}
+            cols[[index[i] for i in stale]] = [(s["x0"], s["y0"], s["tx"], s["ty"], s["t0"]) for s in stale.values()]
         if self._soa is None:
+            self._stale = {}
             ids = self.order()
             cols = np.array([[s["x0"], s["y0"], s["tx"], s["ty"], s["t0"]] for s in map(self.ships.__getitem__, ids)],
                             dtype=np.float64).reshape(-1, 5)
@@ -72,9 +78,8 @@ class Fleet:
         """Store ``ship`` (new or changed; written behind) and update its array row."""
         self.ships[ship["id"]] = ship
         self._dirty.add(ship["id"])
-        ids, cols, index = self._soa or (None, None, None)
-        if index is not None and ship["id"] in index:
-            cols[index[ship["id"]]] = (ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"])
+        if self._soa is not None and ship["id"] in self._soa[2]:
+            self._stale[ship["id"]] = ship  # its row is updated by the next arrays()
         else:
             self._soa = None
 

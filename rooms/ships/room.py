@@ -56,6 +56,7 @@ room, ``rooms.system.pilots``), ``order_move()`` and ``order_attack()``.
 from __future__ import annotations
 
 import msgpack
+import numpy as np
 
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
 from .. import protocol
@@ -74,6 +75,8 @@ leaves and seat changes are written at once; a stopping loop flushes)."""
 ACK_WAIT = 0.02
 """Seconds a tick that applied inputs waits for their commit to be replicated before it sends
 its frame (which acknowledges what is durable by then; the rest is acknowledged next tick)."""
+_ACK_PACKER = msgpack.Packer()
+"""Packs the per-client ``ack`` of a frame's head (an int)."""
 CLOSE_LEAVE = protocol.CLOSE_NORMAL
 """A socket closed with this code left on purpose: its seat is released at once, not held."""
 
@@ -191,12 +194,15 @@ class ShipRoom(Room):
         ids, x, y, moving = self.fleet.positions(at)
         if not ids:
             return {}, False
-        status = {}
-        for seat in self.seats.seats.values():
-            status[seat["ship"]] = protocol.SHIP_HELD if seat.get("conn") is None else protocol.SHIP_ONLINE
-        q = protocol.quantize
-        xs, ys, ms = x.tolist(), y.tolist(), moving.tolist()
-        rows = {ship_id: (q(xs[i]), q(ys[i]), status.get(ship_id, 0) | (protocol.SHIP_MOVING if ms[i] else 0))
+        held, online, moving_flag = protocol.SHIP_HELD, protocol.SHIP_ONLINE, protocol.SHIP_MOVING
+        status = {seat["ship"]: held if seat.get("conn") is None else online for seat in self.seats.seats.values()}
+        # protocol.quantize of every coordinate at once: float64 -> float32 -> float64 rounds
+        # to nearest as struct's "<f" does, so the rows are bit-identical to it
+        xs = x.astype(np.float32).astype(np.float64).tolist()
+        ys = y.astype(np.float32).astype(np.float64).tolist()
+        ms = moving.tolist()
+        get = status.get
+        rows = {ship_id: (xs[i], ys[i], get(ship_id, 0) | (moving_flag if ms[i] else 0))
                 for i, ship_id in enumerate(ids)}
         return rows, any(ms)
 
@@ -320,7 +326,7 @@ class ShipRoom(Room):
         rows, _ = self.rows_at(at)
         delta = self.sync.step(tick, at - GAME_EPOCH, rows, self.names(), *self.frame_extras())
         prefix = protocol.frame_prefix(tick, self.sync.keys)
-        packb = msgpack.packb
+        packb = _ACK_PACKER.pack  # msgpack.packb would build a Packer per call
         by_conn, acks = self.seats.by_conn, self._durable_acks
         durable = self.durable_mark()
         self._settle_acks(durable)
@@ -391,25 +397,26 @@ class ShipRoom(Room):
         keyframe (send more here: chat history, presence...). Default: nothing."""
 
     async def on_message(self, conn: Connection, message: protocol.ClientMessage) -> None:
-        player = self.seats.player_of(conn.id)
+        seats = self.seats
+        player = seats.by_conn.get(conn.id)
         if player is None:
             return
-        seat = self.seats.get(player)
+        seat = seats.seats[player]
         if message.type == protocol.MOVE_TO:
-            ship = self.ships.get(seat["ship"])
+            ship = self.fleet.ships.get(seat["ship"])
             if ship is None:
                 return
             lim = self.limit
-            tx = min(max(message.payload.x, -lim), lim)
-            ty = min(max(message.payload.y, -lim), lim)
-            self.order_move(conn, ship, tx, ty, message.seq)
+            x, y = message.payload.x, message.payload.y
+            self.order_move(conn, ship, -lim if x < -lim else lim if x > lim else x,
+                            -lim if y < -lim else lim if y > lim else y, message.seq)
         elif message.type == protocol.RESYNC:
             self.need_keyframe.add(conn.id)
         elif message.type == protocol.ATTACK:
             self.order_attack(conn, seat, message.payload.target, message.seq)
         else:
             return
-        self.seats.ack(player, message.seq)
+        seats.ack(player, message.seq)
         self.acks_dirty = True
         self.last_input = self.clock.now()
         if not self.ticker.running:  # the loop rests: start it
@@ -418,7 +425,7 @@ class ShipRoom(Room):
     def order_move(self, conn: Connection, ship: dict, x: float, y: float, seq: int) -> None:
         """Apply a ``move_to`` (target already clamped): a straight leg from where the ship is."""
         now = self.clock.now()
-        x0, y0, _ = self.position(ship, now)
+        x0, y0, _ = self.fleet.position(ship, now)
         self.fleet.touch({**ship, "x0": x0, "y0": y0, "tx": x, "ty": y, "t0": now})
 
     def order_attack(self, conn: Connection, seat: dict, target: int, seq: int) -> None:

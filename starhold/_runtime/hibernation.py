@@ -140,11 +140,16 @@ class Hibernation:
         """Re-arm or cancel the idle timer after an event; keep the lease renewed."""
         if self.lease is not None:
             self.lease.touch()
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        if self.state == ActivationState.ACTIVE:
-            self._idle_timer = self.clock.call_at(self.clock.now() + self.idle_timeout, self._idle)
+        if self.state != ActivationState.ACTIVE:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            return
+        # A deadline moved later, not a timer re-armed per event: the timer, when it fires
+        # early, re-arms itself at the deadline (_idle).
+        self._idle_deadline = self.clock.now() + self.idle_timeout
+        if self._idle_timer is None:
+            self._idle_timer = self.clock.call_at(self._idle_deadline, self._idle)
 
     def _busy(self) -> bool:
         """Whether work is scheduled soon: an alarm due within ``idle_timeout``, or posts
@@ -153,6 +158,9 @@ class Hibernation:
             self._alarm_at is not None and self._alarm_at - self.clock.now() <= self.idle_timeout)
 
     async def _idle(self) -> None:
+        if self.clock.now() < self._idle_deadline:  # events came since it was armed
+            self._idle_timer = self.clock.call_at(self._idle_deadline, self._idle)
+            return
         self._idle_timer = None
         try:
             await self.hibernate(force=False)

@@ -124,6 +124,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         self._alarm_at: float | None = None
         self._alarm_timer: Timer | None = None
         self._idle_timer: Timer | None = None
+        self._idle_deadline = 0.0  # clock time after which an activation without events hibernates
         self.events_handled = 0
         self._retries: int | None = None  # cached stored alarm retry count (None: read it)
         self.tick_stats = TickStats(1.0 / room_cls.tick_rate if room_cls.tick_rate else DEFAULT_TICK)
