@@ -205,10 +205,12 @@ class RoomLink:
     def submit(self, event, control: bool = False) -> bool:
         """Queue one event (``starhold._runtime.events``: ``Connect``, ``Message``, ``Close``,
         ``Check``) for the room. Returns False, dropping it, when it is a client message and
-        ``ROOM_INPUT_QUEUE_LIMIT`` messages are already queued or unacknowledged (the room is
-        not keeping up); ``control`` events always queue."""
+        ``ROOM_INPUT_QUEUE_LIMIT`` messages (or ``ROOM_INPUT_QUEUE_PER_SOCKET`` per socket of
+        this link, when more) are already queued or unacknowledged (the room is not keeping
+        up); ``control`` events always queue."""
         if not control:
-            if self._inputs >= protocol.ROOM_INPUT_QUEUE_LIMIT:
+            if self._inputs >= protocol.ROOM_INPUT_QUEUE_LIMIT and \
+                    self._inputs >= protocol.ROOM_INPUT_QUEUE_PER_SOCKET * len(self.sockets):
                 return False
             self._inputs += 1
             self._queued_inputs += 1

@@ -48,8 +48,14 @@ RATE_LIMIT_CLOSE_AFTER = 5.0
 """Seconds of continuous rate limiting (every refill spent at once) before CLOSE_RATE_LIMITED."""
 ROOM_INPUT_QUEUE_LIMIT = 256
 """Client messages a gateway holds for one room that the room has not processed yet (queued,
-or sent and not acknowledged); beyond it the room is busy and inputs are dropped with
-ERR_ROOM_BUSY (joins and closes are never dropped)."""
+or sent and not acknowledged), at least; beyond the limit (this, or ``ROOM_INPUT_QUEUE_PER_SOCKET``
+per socket the gateway has in the room when that is more) the room is busy and inputs are
+dropped with ERR_ROOM_BUSY (joins and closes are never dropped)."""
+ROOM_INPUT_QUEUE_PER_SOCKET = 4
+"""The room input queue's limit per socket of the gateway in the room: players send up to one
+input per tick (10 Hz), which a gateway holds until the flush point before the room's tick, so
+a room of 100 players behind one gateway has ~100 in its queue each tick while it keeps up; the
+limit lets it fall ~4 ticks behind (a busy room host) before inputs are dropped."""
 HEARTBEAT_INTERVAL = 20.0
 """Seconds without any frame from a client before the server pings it; a client from which
 nothing (a pong or anything else) arrives within half of it after the ping is disconnected. The

@@ -180,3 +180,16 @@ async def test_the_room_link_bounds_its_input_queue(monkeypatch):
     assert accepted == P.ROOM_INPUT_QUEUE_LIMIT
     assert link.submit(Close("c", 1000, ""), control=True)  # control events always queue
     await link.stop()
+
+
+async def test_the_room_input_queue_grows_with_the_sockets_of_the_link():
+    class NeverDirectory:
+        async def get(self, *args):
+            await asyncio.Event().wait()
+
+    link = room_link.RoomLink(NeverDirectory(), "gw", "session", "g1", {})
+    for i in range(100):  # a room of 100 players behind this gateway: ~100 inputs a tick
+        link.sockets[f"c{i}"] = object()
+    accepted = sum(link.submit(Message("c0", None)) for _ in range(1000))
+    assert accepted == 100 * P.ROOM_INPUT_QUEUE_PER_SOCKET > P.ROOM_INPUT_QUEUE_LIMIT
+    await link.stop()

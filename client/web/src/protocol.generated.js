@@ -11,6 +11,7 @@ export const INPUT_RATE = 20.0;
 export const INPUT_BURST = 40;
 export const RATE_LIMIT_CLOSE_AFTER = 5.0;
 export const ROOM_INPUT_QUEUE_LIMIT = 256;
+export const ROOM_INPUT_QUEUE_PER_SOCKET = 4;
 export const HEARTBEAT_INTERVAL = 20.0;
 export const JOIN = "join";
 export const RESYNC = "resync";
