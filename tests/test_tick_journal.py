@@ -63,6 +63,29 @@ async def test_load_folds_what_an_earlier_activation_left_in_order(storage):
     assert await Journal(storage).load(now=6.0) == 1
 
 
+async def test_a_rolled_back_fold_never_replays_its_entries_over_later_writes(storage):
+    journal = Journal(storage)
+    await journal.append({"ship:1": {"x": 1}}, [])
+    await storage.commit()
+    await journal.fold(1.0)
+    await storage.rollback()  # the hook that folded raised: its transaction is gone
+    assert len(await entries(storage)) == 1  # so is the entry's deletion
+    await journal.fold(2.0)  # the next flush without the journal folds (nothing new) ...
+    await storage.put("ship:1", {"x": 2})  # ... and writes the key itself
+    await storage.commit()
+    assert await Journal(storage).load(now=3.0) == 0  # the old entry is superseded, not replayed
+    await storage.commit()
+    assert await storage.get("ship:1") == {"x": 2} and await entries(storage) == {}
+
+
+async def test_a_room_that_never_journaled_writes_nothing_when_it_folds(storage):
+    journal = Journal(storage)
+    assert await journal.load(now=0.0) == 0
+    await journal.fold(5.0)
+    await storage.commit()
+    assert await storage.list() == {}
+
+
 async def test_an_entry_over_the_value_limit_is_split(storage):
     journal = Journal(storage)
     big = {f"ship:{i}": {"blob": "x" * 1000} for i in range(300)}  # ~300 KB: three entries or more

@@ -12,6 +12,11 @@ entries that exist are therefore always newer than the keys, and folding them in
 the state the last commit left, whatever crashed in between (write-ahead logging with a
 checkpoint, as SQLite's own WAL does below it).
 
+A fold also writes ``FOLDED_KEY``, the number of the last entry it covers, and ``load`` drops
+the entries at or below it unread: a fold whose transaction was rolled back (a hook that
+raised after it) leaves its entries in storage, and without the mark a later start would replay
+them over newer writes of the same keys.
+
 Between folds the keys lag the room's memory: code that reads those keys from storage during an
 activation must read ``latest(key)`` first. An entry whose msgpack would exceed the storage's
 value limit (``MAX_VALUE_BYTES``) is split into several.
@@ -24,6 +29,8 @@ from typing import Any
 from starhold.storage.base import RoomStorage
 
 PREFIX = "journal:"
+FOLDED_KEY = "journal_folded"
+"""Storage key of the number of the last entry folded (entries up to it are superseded)."""
 FOLD_INTERVAL = 2.0
 """Seconds (room clock) between folds while entries are appended."""
 DELETED = object()
@@ -46,12 +53,21 @@ class Journal:
         """Fold the entries an earlier activation left into their keys (queued in the caller's
         transaction; call before reading those keys). Returns how many there were."""
         stored = await self.storage.list(prefix=PREFIX)
+        folded = int(await self.storage.get(FOLDED_KEY) or 0)
+        self.seq = folded + 1
+        superseded = []
         for key, (puts, deletes) in stored.items():  # in key order: oldest first
+            seq = int(key[len(PREFIX):])
+            if seq <= folded:
+                superseded.append(key)
+                continue
             self._note(puts, deletes)
             self.entries.append(key)
-            self.seq = max(self.seq, int(key[len(PREFIX):]) + 1)
+            self.seq = max(self.seq, seq + 1)
+        if superseded:
+            await self.storage.delete(superseded)
         await self.fold(now)
-        return len(stored)
+        return len(stored) - len(superseded)
 
     def _note(self, puts: dict, deletes: list) -> None:
         self._latest.update(puts)
@@ -89,18 +105,20 @@ class Journal:
         return bool(self.entries) and now - self.folded_at >= FOLD_INTERVAL
 
     async def fold(self, now: float) -> None:
-        """Queue the newest value of every journaled key (or its delete) and the deletion of
-        the entries, in the caller's transaction; the journal is then empty."""
+        """Queue the newest value of every journaled key (or its delete), the deletion of the
+        entries and ``FOLDED_KEY``, in the caller's transaction; the journal is then empty.
+        Writes nothing in a room that never journaled."""
         self.folded_at = now
-        if not self.entries:
+        if self.seq == 1:  # nothing was ever journaled in this room
             return
         puts = {k: v for k, v in self._latest.items() if v is not DELETED}
+        puts[FOLDED_KEY] = self.seq - 1  # again at every fold: an earlier one may have been rolled back
         deletes = [k for k, v in self._latest.items() if v is DELETED] + self.entries
-        if puts:
-            await self.storage.put(puts)
-        await self.storage.delete(deletes)
+        await self.storage.put(puts)
+        if deletes:
+            await self.storage.delete(deletes)
         self.entries = []
         self._latest = {}
 
 
-__all__ = ["DELETED", "FOLD_INTERVAL", "Journal", "MISSING", "PREFIX"]
+__all__ = ["DELETED", "FOLDED_KEY", "FOLD_INTERVAL", "Journal", "MISSING", "PREFIX"]
