@@ -6,9 +6,9 @@ a second; the server sends 10 frames a second with every ship's position and the
 ack. For each N in ``--clients`` (default 100, 500, 1000, 2000), N/100 rooms:
 
 - **Starhold**: a fresh ``starhold serve`` (local Ray, SQLite in a temporary directory,
-  ``--gateways G`` processes sharing the port, default 1 as ``starhold serve``: on 2 cores one
-  gateway costs less CPU per player than two, each room then having one data channel instead
-  of two) with N/100 game sessions;
+  ``--gateways G`` processes sharing the port, default 2: one gateway costs ~10 % less CPU per
+  player at 1,000 players, each room then having one data channel instead of two, but its one
+  event loop lags at 2,000) with N/100 game sessions;
 - **Colyseus 0.18**: ``benchmarks/colyseus`` (a ``sector`` room with
   ``setSimulationInterval(100)``, ``patchRate = 100``, @colyseus/schema ships ``{x, y, ack}``,
   ``benchmarks/colyseus_peer.py``).
@@ -31,7 +31,7 @@ whole machine's CPU over the window (``mach%``: what is left is other work) and 
 load average. The summary gives, for each N run on both sides, the ratio of server CPU per
 player Starhold/Colyseus (same N, so the ratio of their server CPU).
 
-    python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 1] [--procs 2]
+    python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 2] [--procs 2]
         [--only starhold|colyseus] [--old-loadgens] [--json results.json]
 
 Needs ``npm --prefix benchmarks/colyseus ci`` and ``npm --prefix benchmarks/loadgen ci`` once.
@@ -235,8 +235,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 500, 1000, 2000])
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--gateways", type=int, default=1,
-                        help="Starhold gateway processes (default 1, as `starhold serve`)")
+    parser.add_argument("--gateways", type=int, default=2,
+                        help="Starhold gateway processes (default 2: at 2,000 players one gateway's loop lags)")
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes (both servers)")
     parser.add_argument("--only", choices=["starhold", "colyseus"])
     parser.add_argument("--old-loadgens", action="store_true",
