@@ -179,6 +179,10 @@ class Ticker:
                 tick = current if self.last_tick is None else max(current, self.last_tick + 1)
                 missed = max(0, tick - armed) if armed is not None else 0
                 self.last_tick = tick
+                # The next tick's alarm now, before the tick, so that it commits with what
+                # on_tick commits (commit_now): one commit per tick, not two. A tick that stops
+                # the loop re-arms below.
+                await self._arm()
                 await self.on_tick(tick, missed)
         except BaseException:
             self._loaded = False
