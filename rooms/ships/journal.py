@@ -26,8 +26,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starhold.storage.base import RoomStorage
-
 PREFIX = "journal:"
 FOLDED_KEY = "journal_folded"
 """Storage key of the number of the last entry folded (entries up to it are superseded)."""
@@ -40,9 +38,9 @@ MISSING = object()
 
 
 class Journal:
-    """The tick journal of one activation over ``storage`` (a ``RoomStorage``)."""
+    """The tick journal of one activation over ``storage`` (the room's ``Room.storage``)."""
 
-    def __init__(self, storage: RoomStorage):
+    def __init__(self, storage: Any):
         self.storage = storage
         self.seq = 1  # the next entry's number
         self.entries: list[str] = []  # keys of the entries not folded yet
