@@ -169,11 +169,22 @@ async def test_the_scheduler_actor_survives_its_own_crash(ray_directory, ray_clu
     pending = await scheduler.pending.remote()
     assert list(pending) == ["reminder/r2"] and armed_before + 4 <= pending["reminder/r2"] <= time.time() + 4
     ray_cluster.kill(scheduler, no_restart=False)  # Ray restarts it; its SQLite index remains
-    await eventually_async(lambda: _scheduler_pending(ray_directory), timeout=30)
     # Nothing here wakes the room: it fires only if the restarted scheduler wakes it. Watched
     # in its file (it may fire and fall asleep again between two looks at the awake rooms).
+    # Meanwhile start_scheduler() every poll, as a gateway's keepalive does: the kill takes
+    # effect asynchronously, so a first call may still reach the old process, and the
+    # restarted one loads its alarms on its first start().
     path = room_db_path(ray_directory.config["data_dir"], "reminder", "r2")
-    await eventually(lambda: _fired_in_file(path), timeout=60)
+
+    async def fired() -> bool:
+        await _scheduler_pending(ray_directory)
+        return _fired_in_file(path)
+
+    try:
+        await eventually_async(fired, timeout=60, interval=0.5)
+    except AssertionError:  # say what the scheduler and the pool think
+        raise AssertionError(f"the alarm did not fire: scheduler pending {await scheduler.pending.remote()}, "
+                             f"awake rooms {ray_directory.actor_names()}, file exists {path.exists()}") from None
     assert await state_fired(ray_directory, "r2")
 
 

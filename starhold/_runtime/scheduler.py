@@ -34,6 +34,9 @@ log = logging.getLogger("starhold.scheduler")
 
 RETRY_DELAY = 1.0
 """Seconds before retrying a wake that failed (the room's host was unreachable)."""
+WAKE_TIMEOUT = 30.0
+"""Seconds a wake call may take (placing the room, restoring it from S3) before it counts as
+failed and is tried again: a call stuck on an unreachable actor must not hold the alarm forever."""
 
 WakeFn = Callable[[str, str], Awaitable[None]]
 
@@ -187,9 +190,11 @@ class AlarmScheduler:
         if not self._open:
             return
         try:
-            await self.wake(kind, room_id)
-        except Exception:
-            log.exception("waking %s/%s failed; retrying in %.0f s", kind, room_id, RETRY_DELAY)
+            await asyncio.wait_for(self.wake(kind, room_id), WAKE_TIMEOUT)
+        except Exception as exc:
+            log.warning("waking %s/%s failed (%s); retrying in %.0f s", kind, room_id,
+                        "no answer in %.0f s" % WAKE_TIMEOUT if isinstance(exc, asyncio.TimeoutError) else repr(exc),
+                        RETRY_DELAY, exc_info=not isinstance(exc, asyncio.TimeoutError))
             if self._due.get(key) == at and key not in self._timers:
                 self._arm(kind, room_id, at, self.clock.now() + RETRY_DELAY)
             return
