@@ -49,7 +49,8 @@ class Journal:
 
     async def load(self, now: float) -> int:
         """Fold the entries an earlier activation left into their keys (queued in the caller's
-        transaction; call before reading those keys). Returns how many there were."""
+        transaction; call before reading those keys) and delete those an earlier fold already
+        covered (``FOLDED_KEY``). Returns how many entries were folded."""
         stored = await self.storage.list(prefix=PREFIX)
         folded = int(await self.storage.get(FOLDED_KEY) or 0)
         self.seq = folded + 1
