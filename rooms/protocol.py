@@ -244,6 +244,13 @@ def quantize(value: float) -> float:
     return _F32.unpack(_F32.pack(value))[0]
 
 
+def quantize_many(values) -> list[float]:
+    """``[quantize(v) for v in values]`` for a float64 numpy array of shape (N,), in one pass:
+    float64 -> float32 rounds to nearest-even as ``struct``'s ``"<f"`` does, so the results are
+    bit-identical (a ship room quantizes every ship's coordinates each tick)."""
+    return values.astype("float32").astype("float64").tolist()
+
+
 def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, names: list,
                     hp: list | None = None, events: list | None = None) -> bytes:
     """Encode the part of a ``frame`` payload that is the same for every client: the keys
@@ -279,7 +286,7 @@ __all__ = [*_envelope.__all__, "TICK_RATE", "SEAT_HOLD", "WORLD_LIMIT", "SHIP_SP
            "LOOT_RANGE", "WRECK_TTL", "MAX_TARGET", "Target", "Scan", "Mine", "Loot",
            "ERR_UNKNOWN_TARGET", "ERR_INVALID_TARGET", "ERR_NO_PATH", "SHIP_ONLINE", "SHIP_MOVING", "SHIP_HELD",
            "SHIP_IN_COMBAT", "SHIP_DESTROYED", "SHIP_NPC", "EVENT_ATTACK", "EVENT_DESTROYED", "FRAME_KEYS",
-           "COMBAT_FRAME_KEYS", "Coordinate", "MoveTo", "Attack", "GAME_MESSAGES", "quantize", "pack_frame_tail"]
+           "COMBAT_FRAME_KEYS", "Coordinate", "MoveTo", "Attack", "GAME_MESSAGES", "quantize", "quantize_many", "pack_frame_tail"]
 
 JS_COMMAND = "python -m starhold.rooms.protocol --js"
 

@@ -55,6 +55,19 @@ def test_quantize_is_float32():
     assert abs(P.quantize(999.123456) - 999.123456) < 1e-4
 
 
+def test_quantize_many_is_quantize_bit_for_bit():
+    import random
+    import struct
+
+    import numpy as np
+
+    rnd = random.Random(3)
+    values = [rnd.uniform(-1e4, 1e4) for _ in range(20000)] + [0.1, -0.0, 1e-40, 2**-149, 123.456789,
+                                                               1.0000000596046448, 3.4e38]
+    many = P.quantize_many(np.array(values))
+    assert [struct.pack("<d", v) for v in many] == [struct.pack("<d", P.quantize(v)) for v in values]
+
+
 @pytest.mark.parametrize(
     "data, code",
     [

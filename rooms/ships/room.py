@@ -56,7 +56,6 @@ room, ``rooms.system.pilots``), ``order_move()`` and ``order_attack()``.
 from __future__ import annotations
 
 import msgpack
-import numpy as np
 
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
 from .. import protocol
@@ -196,10 +195,7 @@ class ShipRoom(Room):
             return {}, False
         held, online, moving_flag = protocol.SHIP_HELD, protocol.SHIP_ONLINE, protocol.SHIP_MOVING
         status = {seat["ship"]: held if seat.get("conn") is None else online for seat in self.seats.seats.values()}
-        # protocol.quantize of every coordinate at once: float64 -> float32 -> float64 rounds
-        # to nearest as struct's "<f" does, so the rows are bit-identical to it
-        xs = x.astype(np.float32).astype(np.float64).tolist()
-        ys = y.astype(np.float32).astype(np.float64).tolist()
+        xs, ys = protocol.quantize_many(x), protocol.quantize_many(y)
         ms = moving.tolist()
         get = status.get
         rows = {ship_id: (xs[i], ys[i], get(ship_id, 0) | (moving_flag if ms[i] else 0))
