@@ -72,14 +72,19 @@ class SchedulerActor:
     ``alarm_index_from_config(config)`` (``<data_dir>/scheduler.sqlite`` with local snapshots;
     objects under ``<prefix>_alarms/`` in the snapshot bucket with S3, so a scheduler restarted
     on another node keeps every alarm) that wakes rooms through a ``RayDirectory``. It loads its
-    alarms on ``start()``, which the gateway calls at startup and every few seconds after
-    (so a restarted scheduler resumes at once)."""
+    alarms on ``start()``, which it calls on itself as soon as it is constructed (the first
+    time, and after every restart by Ray), and which the gateway also calls at startup and
+    every few seconds after (a start that failed, e.g. S3 unreachable, is tried again)."""
 
     def __init__(self, config: dict, room_classes: dict | None = None):
         logging.basicConfig(level=config.get("log_level", "INFO"))
         self.directory = RayDirectory(config, config["namespace"], room_classes)
         self.scheduler = AlarmScheduler(alarm_index_from_config(config), SystemClock(), self._wake)
         self._started: asyncio.Task | None = None
+        try:  # a call queued on ourselves, run once the constructor returns: load the alarms now
+            ray.get_runtime_context().current_actor.start.remote()
+        except Exception as exc:  # outside an actor (tests constructing it directly); the gateway starts it
+            log.debug("scheduler: no self-start (%s)", exc)
 
     async def start(self) -> int:
         """Open the alarm index (once; again after a failed attempt, e.g. S3 unreachable);
