@@ -1,7 +1,8 @@
 """Room hosts on the session's real Ray (issue 17): rooms packed several to a host process by
 the namespace's host pool, spare hosts started ahead of need, a host's death waking its rooms
 on another host without any caller, an ending activation freeing its slot, and a restarted
-pool finding the awake rooms where they are."""
+pool finding the awake rooms where they are, and a host that will not retire while a room is
+still hibernating in it."""
 
 from __future__ import annotations
 
@@ -32,11 +33,30 @@ class Counter(Room):
         return HttpResponse(200, {"count": count, "pid": os.getpid()})
 
 
+@define_room
+class SlowSleeper(Room):
+    """Hibernates slowly: ``on_hibernate`` creates the file ``params["entered"]``, then waits
+    until the file ``params["gate"]`` exists (the test opens the gate)."""
+
+    kind = "slowsleep"
+
+    async def on_request(self, request):
+        return HttpResponse(200, {"ok": True})
+
+    async def on_hibernate(self):
+        from pathlib import Path
+
+        Path(self.params["entered"]).touch()
+        while not Path(self.params["gate"]).exists():
+            await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 def hosts_directory(ray_cluster, tmp_path):
     directory = RayDirectory({"data_dir": str(tmp_path / "data"), "idle_timeout": 60, "log_level": "WARNING",
                               "rooms_per_host": 2, "spare_hosts": 1},
-                             namespace=f"hosts-{uuid.uuid4().hex[:8]}", room_classes={"hostcount": Counter})
+                             namespace=f"hosts-{uuid.uuid4().hex[:8]}",
+                             room_classes={"hostcount": Counter, "slowsleep": SlowSleeper})
     yield directory
     kill_namespace(directory.namespace)
 
@@ -114,3 +134,25 @@ async def test_a_restarted_pool_finds_the_awake_rooms_on_their_hosts(hosts_direc
     assert sorted(await d.list_rooms()) == ["hostcount/a", "hostcount/b", "hostcount/c"]
     for room, body in before.items():  # the same activations: same process, count goes on
         assert await count(d, room) == {"count": body["count"] + 1, "pid": body["pid"]}
+
+
+async def test_a_host_refuses_to_retire_while_a_room_is_still_hibernating(hosts_directory, ray_cluster, tmp_path):
+    """The pool retires surplus empty hosts; a host whose last room is writing its final
+    snapshot is not empty (ending it then would lose the snapshot): it refuses until the
+    hibernation is over."""
+    d = hosts_directory
+    entered, gate = tmp_path / "entered", tmp_path / "gate"
+    handle = await d.get("slowsleep", "s", {"entered": str(entered), "gate": str(gate)})
+    assert (await handle.request(HttpRequest("GET", "/"))).body == {"ok": True}
+    hosts = [ray_cluster.get_actor(name, namespace=d.namespace) for name in d.host_names()]
+    [host] = [h for h in hosts if await h.has.remote("slowsleep", "s")]
+    sleeping = asyncio.ensure_future(handle.hibernate())
+
+    async def in_on_hibernate():
+        return entered.exists()
+    await until(in_on_hibernate)
+    assert await host.has.remote("slowsleep", "s") is None  # no live activation any more...
+    assert await host.retire.remote() is False  # ...but the room is still in it
+    gate.touch()
+    assert await sleeping
+    assert await host.retire.remote() is True  # empty now
