@@ -136,11 +136,23 @@ def validate_payload(schemas: Mapping[str, type], type_: str, seq: int, payload:
         return _field_by_field(schema, type_, seq, payload)
 
 
+_fields: "weakref.WeakKeyDictionary[type, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _struct_fields(schema: type) -> tuple:
+    """``msgspec.structs.fields(schema)``, cached per Struct: msgspec evaluates the class's
+    annotations on every call (~100 us), and this runs for every invalid message."""
+    fields = _fields.get(schema)
+    if fields is None:
+        fields = _fields[schema] = msgspec.structs.fields(schema)
+    return fields
+
+
 def _field_by_field(schema: type, type_: str, seq: int, payload: Any) -> msgspec.Struct:
     if not isinstance(payload, Mapping):
         raise ProtocolError(ERR_INVALID_FIELD, f"{type_} payload must be a map", seq)
     values = {}
-    for field in msgspec.structs.fields(schema):
+    for field in _struct_fields(schema):
         value = payload.get(field.encode_name, _NO_FIELD)
         if value is _NO_FIELD:
             if field.required:
