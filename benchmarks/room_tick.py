@@ -1,20 +1,34 @@
 """CPU of one game session's tick, in-process (issue 17: the room's share of CPU per player).
 
 A ``session`` room of ``--players`` seated players on the in-process host (manual clock, SQLite
-in a temporary directory): each tick every player sends a ``move_to`` (one batch, payloads as
-maps, as they arrive off a gateway's channel), the clock advances one tick (100 ms), the room
-applies the inputs, commits them (the tick journal, ``rooms.ships.journal``) and sends every
-player its frame. Prints the process CPU per tick (the SQLite thread included), the room's
-SQLite commits and database round trips per tick, and the room's CPU per 1,000 players at
-10 Hz. No Ray, no sockets: the gateway, the data
-channel and Ray's own processes come on top (``benchmarks/realtime.py`` measures the whole
-server beside Colyseus).
+in a temporary directory): each tick every player sends a ``move_to`` (payloads as maps, as
+they arrive off a gateway's channel, in ``--batches`` batches: a gateway sends a ticked room's
+inputs at up to 3 flush points per tick, so 2 gateways make up to 6), the clock advances one
+tick (100 ms), the room applies the inputs, commits them (the tick journal,
+``rooms.ships.journal``) and sends every player its frame. The inputs are built before the
+measurement. Prints the process CPU per tick (the SQLite thread included), the room's SQLite
+commits and database round trips per tick, and the room's CPU per 1,000 players at 10 Hz.
 
-First figures (this 2-core machine, 100 players, 300 ticks, alternating with the code before
-the tick journal and one commit per tick, 4 pairs): 1.34-2.06 ms -> 0.89-1.01 ms per tick;
-2 -> 1 commits and round trips per tick.
+By default the batches go in by ``send_batch`` (no sockets). ``--channel`` sends them over a
+real data channel instead (``gateway.room_channel.RoomChannel`` to the room's
+``starhold._runtime.channel``: loopback TCP, msgpack both ways, both ends in this process) and
+waits for each tick's frame to come back over it; ``--compare`` alternates the two (3 runs
+each) and prints what the channel adds: the CPU of the hop between a gateway and a room
+(codec, TCP and bookkeeping, both ends), without the gateway's sockets and Ray's processes
+(``benchmarks/realtime.py`` measures the whole server beside Colyseus).
 
-    .venv/bin/python benchmarks/room_tick.py [--players 100] [--ticks 300]
+Figures (this 2-core machine, 100 players):
+
+- the tick journal and one commit per tick (300 ticks, one batch, alternating with the code
+  before, 4 pairs): 1.34-2.06 ms -> 0.89-1.01 ms per tick; 2 -> 1 commits and round trips per tick;
+- the hop (``--ticks 200 --batches 6 --compare``, on a day the machine ran ~3x slower than the
+  figures above): +0.17 ms per tick (3.31 against 3.14 ms, best of 3; 1.05x), up to +0.55 ms
+  in single pairs: about 2-5 % of a core per 1,000 players, a few percent of the server's
+  CPU, against the ~2.3-2.8x of Colyseus's CPU per player that ``realtime.py`` measures.
+  Handing sockets to the room's process (file-descriptor passing) would save about that.
+
+    .venv/bin/python benchmarks/room_tick.py [--players 100] [--ticks 300] [--batches 1]
+        [--channel | --compare]
 """
 
 from __future__ import annotations
@@ -30,6 +44,7 @@ import aiosqlite.core
 
 from starhold._runtime.events import Message
 from starhold._runtime.local_host import InProcessDirectory
+from starhold.gateway.room_channel import RoomChannel
 from starhold.room import HttpRequest
 from starhold.rooms import protocol as P
 from starhold.testing import ManualClock
@@ -37,8 +52,25 @@ from starhold.testing import ManualClock
 GATEWAY = "gw-bench"
 
 
-async def run(players: int, ticks: int, warmup: int = 30) -> dict:
-    """Play ``warmup`` then ``ticks`` ticks; returns the figures (see the module docstring)."""
+class _Pushes:
+    """The gateway end of a data channel (``--channel``): counts the frames pushed."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.got = asyncio.Event()
+
+    def on_push(self, ack: int, items: list) -> None:
+        self.frames += sum(1 for item in items if item[0] == "splice")
+        self.got.set()
+
+    def on_lost(self, channel) -> None:
+        self.got.set()
+
+
+async def run(players: int, ticks: int, batches: int = 1, channel: bool = False, warmup: int = 30) -> dict:
+    """Play ``warmup`` then ``ticks`` ticks, each tick's inputs in ``batches`` batches, sent
+    with ``send_batch`` or, with ``channel``, over a real data channel (loopback TCP, both
+    ends in this process); returns the figures (see the module docstring)."""
     round_trips = 0
     execute = aiosqlite.core.Connection._execute
 
@@ -49,8 +81,14 @@ async def run(players: int, ticks: int, warmup: int = 30) -> dict:
 
     aiosqlite.core.Connection._execute = counted
     clock = ManualClock()
+    rng = random.Random(17)
+    size = -(-players // batches)
+    inputs = [[[Message(f"c{i}", P.ClientMessage(P.MOVE_TO, seq, {"x": rng.uniform(-500, 500), "y": rng.uniform(-500, 500)}))
+                for i in range(first, min(first + size, players))] for first in range(0, players, size)]
+              for seq in range(2, 2 + warmup + ticks)]  # built before the measurement
     with tempfile.TemporaryDirectory(prefix="room-tick-") as tmp:
         directory = InProcessDirectory(f"{tmp}/data", clock=clock, idle_timeout=3600.0)
+        link = None
         try:
             handle = await directory.get("session", "bench", {})
             body = json.dumps({"seed": 1, "max_players": players}).encode()
@@ -60,26 +98,44 @@ async def run(players: int, ticks: int, warmup: int = 30) -> dict:
                                      identity={"player": f"p{i}", "name": f"n{i}", "kind": "guest"})
             await handle.pull(GATEWAY, 0)
             runtime = directory.runtime("session", "bench")
-            rng = random.Random(17)
+            pushes = _Pushes()
+            if channel:
+                link = await RoomChannel.open(await handle.open_channel(GATEWAY), GATEWAY, pushes.on_push,
+                                              pushes.on_lost)
+            batch_no = 0
 
-            async def tick(seq: int) -> None:
-                await handle.send_batch(GATEWAY, [
-                    Message(f"c{i}", P.ClientMessage(P.MOVE_TO, seq, {"x": rng.uniform(-500, 500),
-                                                                       "y": rng.uniform(-500, 500)}))
-                    for i in range(players)])
+            async def tick(n: int) -> None:
+                nonlocal batch_no
+                if link is None:
+                    for batch in inputs[n]:
+                        await handle.send_batch(GATEWAY, batch)
+                    await clock.advance(0.1)
+                    await handle.pull(GATEWAY, 0)
+                    return
+                expected = runtime.events_handled + players
+                for batch in inputs[n]:
+                    batch_no += 1
+                    link.send(batch_no, batch)
+                while runtime.events_handled < expected:  # the room reads the channel as the loop turns
+                    await asyncio.sleep(0)
+                frames = pushes.frames
                 await clock.advance(0.1)
-                await handle.pull(GATEWAY, 0)
+                while pushes.frames == frames:  # this tick's frame came back over the channel
+                    pushes.got.clear()
+                    await pushes.got.wait()
 
-            for seq in range(2, 2 + warmup):
-                await tick(seq)
+            for n in range(warmup):
+                await tick(n)
             commits, trips, cpu = runtime.storage.commits, round_trips, time.process_time()
-            for seq in range(2 + warmup, 2 + warmup + ticks):
-                await tick(seq)
+            for n in range(warmup, warmup + ticks):
+                await tick(n)
             cpu = time.process_time() - cpu
             return {"players": players, "ticks": ticks, "cpu_ms_per_tick": 1e3 * cpu / ticks,
                     "commits_per_tick": (runtime.storage.commits - commits) / ticks,
                     "round_trips_per_tick": (round_trips - trips) / ticks}
         finally:
+            if link is not None:
+                link.close()
             await directory.close()
             aiosqlite.core.Connection._execute = execute
 
@@ -88,13 +144,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--players", type=int, default=100)
     parser.add_argument("--ticks", type=int, default=300)
+    parser.add_argument("--batches", type=int, default=1, help="batches the tick's inputs arrive in")
+    parser.add_argument("--channel", action="store_true",
+                        help="send the inputs over a real data channel (loopback TCP, both ends in this process)")
+    parser.add_argument("--compare", action="store_true",
+                        help="alternate send_batch and the channel, 3 runs each, and print the channel's cost")
     args = parser.parse_args()
-    r = asyncio.run(run(args.players, args.ticks))
-    per_player = r["cpu_ms_per_tick"] * 10 / r["players"]  # ms of CPU per player per second at 10 Hz
-    print(f"{r['players']} players, {r['ticks']} ticks: {r['cpu_ms_per_tick']:.3f} ms CPU per tick, "
-          f"{r['commits_per_tick']:.2f} commits and {r['round_trips_per_tick']:.2f} SQLite round trips per tick")
-    print(f"room CPU per player: {per_player:.3f} ms/s -> {per_player * 1000 / 10:.1f} % of a core per 1,000 players "
-          f"(the room only; gateways, channel and Ray come on top)")
+    modes = [False, True] * 3 if args.compare else [args.channel]
+    results: dict[bool, list[float]] = {False: [], True: []}
+    for channel in modes:
+        r = asyncio.run(run(args.players, args.ticks, args.batches, channel))
+        results[channel].append(r["cpu_ms_per_tick"])
+        per_player = r["cpu_ms_per_tick"] * 10 / r["players"]  # ms of CPU per player per second at 10 Hz
+        print(f"{r['players']} players, {r['ticks']} ticks, inputs in {args.batches} batch(es) "
+              f"{'over a data channel' if channel else 'by send_batch'}: {r['cpu_ms_per_tick']:.3f} ms CPU per tick, "
+              f"{r['commits_per_tick']:.2f} commits and {r['round_trips_per_tick']:.2f} SQLite round trips per tick")
+        print(f"  room CPU per player: {per_player:.3f} ms/s -> {per_player * 1000 / 10:.1f} % of a core per "
+              f"1,000 players")
+    if args.compare:
+        direct, hop = min(results[False]), min(results[True])
+        print(f"data channel: +{hop - direct:.3f} ms per tick of {args.players} players (best of 3 each: "
+              f"{hop:.3f} against {direct:.3f}; {hop / direct:.2f}x)")
 
 
 if __name__ == "__main__":
