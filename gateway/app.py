@@ -43,6 +43,7 @@ from ..room import HttpRequest, HttpResponse, Room
 from ..wsdirect import DirectWebSocketResponse
 from . import admission, http_log, metrics
 from .admission import LoadShedder
+from .affinity import Handoff
 from .auth import TokenService, add_auth_routes, load_or_create_keys, token_from_request
 from .room_link import RoomLink
 from .sockets import ClientSocket
@@ -102,6 +103,8 @@ class Gateway:
         self.sockets: set[ClientSocket] = set()
         self.stats: collections.Counter = collections.Counter()
         self.shedder = shedder or LoadShedder()
+        self.handoff: Handoff | None = None
+        """Room affinity with the node's other gateway processes (``gateway/affinity.py``), or None."""
         self.resolvers: dict[str, Callable[[str], str | None]] = {}  # GatewayAPI.room_ids
         self.params: dict[str, Callable[[str], dict]] = {}  # GatewayAPI.room_params
         self._maintainer: asyncio.Task | None = None
@@ -220,9 +223,16 @@ class Gateway:
         return await self.serve_socket(request, kind, self.resolve(kind, raw_id), "unknown room")
 
     async def serve_socket(self, request: web.Request, kind: str, room_id: str | None,
-                           unknown: str = "unknown room") -> web.WebSocketResponse:
+                           unknown: str = "unknown room", here: bool = False) -> web.WebSocketResponse:
         """Terminate one WebSocket: refuse unknown rooms (4004) and missing or invalid tokens
-        (4001) with an error frame first, else run a ``ClientSocket`` until it closes."""
+        (4001) with an error frame first, else run a ``ClientSocket`` until it closes. With
+        room affinity (``self.handoff``) the upgrade of a known room whose home is another
+        gateway process goes there first (``gateway/affinity.py``); ``here``: serve it in
+        this process whatever its home (a socket handed to us)."""
+        if room_id is not None and not here and self.handoff is not None and self.handoff.elsewhere(kind, room_id) \
+                and await self.handoff.hand_off(request, kind, room_id):
+            self.handoff.abandon(request)
+            raise asyncio.CancelledError  # nothing more to answer here: aiohttp drops the request quietly
         # No permessage-deflate (as Colyseus and PartyKit): frames are small msgpack, and
         # compressing each one for each client would cost more CPU than the bytes it saves.
         # receive_timeout=None: the swept heartbeat already drops a peer silent for at most 35 s

@@ -56,6 +56,9 @@ FRAMES_SKIPPED = Counter("starhold_frames_skipped", "Frames not queued for a cli
 ERRORS_SENT = Counter("starhold_errors_sent", "Error frames sent", ["code"])
 CLOSES = Counter("starhold_closes", "Closed WebSockets by close code", ["code"])
 JOINS_REFUSED = Counter("starhold_joins_refused", "Joins refused while overloaded", ["reason"])
+HANDOFFS = Counter("starhold_socket_handoffs", "WebSocket upgrades passed between this node's gateway processes "
+                   "(room affinity): 'out' to the room's home process, 'in' from another, 'failed' served here",
+                   ["direction"])
 LOOP_LAG = Gauge("starhold_loop_lag_seconds", "Lateness of the last event-loop probe, seconds")
 OVERLOADED = Gauge("starhold_overloaded", "1 while this gateway process refuses new players")
 WAKE_SECONDS = Histogram("starhold_room_wake_seconds", "Time to reach a room with no live activation, seconds",

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 
 from . import supervise
 from .config import Settings
 from .logs import configure_logging
+
+log = logging.getLogger("starhold.gateway")
+
+AFFINITY_ENV = "STARHOLD_ROOM_AFFINITY"
+"""``STARHOLD_ROOM_AFFINITY=0``: several gateway processes serve each socket where the kernel
+put it, without handing rooms' sockets to their home process (``gateway/affinity.py``)."""
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -172,7 +179,7 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
     from aiohttp import web
 
     from . import heap
-    from .gateway.app import create_app
+    from .gateway.app import GATEWAY, create_app
     from .gateway.auth import TokenService
     from .gateway.metrics import start_metrics_site
 
@@ -196,6 +203,23 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
     async def settle(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process
 
+    handoff = None
+    if settings.gateways > 1 and os.environ.get(AFFINITY_ENV, "1") != "0":
+        from .gateway.affinity import Handoff, handoff_dir
+
+        handoff = Handoff(index, settings.gateways, handoff_dir(os.getpid() if index == 0 else os.getppid()))
+
+    async def start_affinity(app: web.Application) -> None:
+        try:
+            await handoff.start(app[GATEWAY])
+        except OSError as exc:  # the directory is not ours, or no Unix sockets: serve without affinity
+            log.warning("gateway %d: no room affinity (%s)", index, exc)
+        else:
+            app[GATEWAY].handoff = handoff
+
+    async def stop_affinity(app: web.Application) -> None:
+        await handoff.close()
+
     def announce(_aiohttp_banner: str) -> None:  # run_app calls it once the port listens
         if index == 0:
             print(f"Starhold is up: http://{settings.host}:{settings.port}/  (data in {settings.data_dir}, "
@@ -217,6 +241,9 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
             await asyncio.to_thread(stop_others)
 
     app.on_startup.append(settle)
+    if handoff is not None:
+        app.on_startup.append(start_affinity)
+        app.on_cleanup.append(stop_affinity)
     app.on_startup.append(serve_own_metrics)
     app.on_shutdown.append(stop_other_gateways)
     app.on_cleanup.append(close_directory)
