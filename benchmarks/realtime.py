@@ -6,9 +6,9 @@ a second; the server sends 10 frames a second with every ship's position and the
 ack. For each N in ``--clients`` (default 100, 500, 1000, 2000), N/100 rooms:
 
 - **Starhold**: a fresh ``starhold serve`` (local Ray, SQLite in a temporary directory,
-  ``--gateways G`` processes sharing the port, default 2: one gateway costs ~10 % less CPU per
-  player at 1,000 players, each room then having one data channel instead of two, but its one
-  event loop lags at 2,000) with N/100 game sessions;
+  ``--gateways G`` processes sharing the port, default 2: one gateway's event loop lags at
+  2,000; with room affinity, ``gateway/affinity.py``, each room still has one data channel, to
+  its home process) with N/100 game sessions;
 - **Colyseus 0.18**: ``benchmarks/colyseus`` (a ``sector`` room with
   ``setSimulationInterval(100)``, ``patchRate = 100``, @colyseus/schema ships ``{x, y, ack}``,
   ``benchmarks/colyseus_peer.py``).
