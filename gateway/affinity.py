@@ -183,7 +183,8 @@ class Handoff:
         head = request_head(request, f"{kind}/{room_id}")
         transport = request.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is None or len(head) > MAX_HEAD_BYTES or transport.is_closing():
+        if sock is None or len(head) > MAX_HEAD_BYTES or transport.is_closing() \
+                or transport.get_extra_info("sslcontext") is not None:  # TLS state cannot move with the socket
             return False
         target = self.path(home_process(f"{kind}/{room_id}", self.count))
         transport.pause_reading()

@@ -135,11 +135,11 @@ async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tm
     import os
     import signal
     import socket
-    import sys
 
     import aiohttp
 
     from starhold.rooms import protocol as P
+    from served import Served
     from wire import Wire, guest_token
 
     def free_port() -> int:
@@ -152,20 +152,9 @@ async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tm
         metrics_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARHOLD_")}
     env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starhold.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-        "--no-dashboard", "--gateways", "2", "--metrics-port", str(metrics_port), "--shed-lag", "0",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
-    output: list[str] = []
-    up = asyncio.Event()
-
-    async def read():
-        while line := await proc.stdout.readline():
-            output.append(line.decode(errors="replace"))
-            if "Starhold is up" in output[-1]:
-                up.set()
-
-    reader = asyncio.create_task(read())
+    served = await Served.start("--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-dashboard",
+                                "--gateways", "2", "--metrics-port", str(metrics_port), "--shed-lag", "0", env=env)
+    proc, output, up, reader = served.proc, served.output, served.up, served.reader
     try:
         await asyncio.wait_for(up.wait(), STARTUP_TIMEOUT)
         url = f"http://127.0.0.1:{port}"

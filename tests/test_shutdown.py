@@ -9,13 +9,13 @@ import asyncio
 import os
 import signal
 import socket
-import sys
 
 import aiohttp
 import psutil
 import pytest
 
 from starhold.rooms import protocol as P
+from served import Served
 from wire import Wire, guest_token
 
 STARTUP_TIMEOUT = 240.0
@@ -39,22 +39,12 @@ async def test_sigterm_to_the_process_group_closes_1001_hibernates_and_exits(tmp
     for name in list(env):
         if name.startswith("STARHOLD_"):
             del env[name]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "starhold.cli", "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+    served = await Served.start(
+        "--port", str(port), "--data-dir", str(tmp_path / "data"),
         "--no-dashboard", "--idle-timeout", "600", "--shutdown-timeout", str(SHUTDOWN_TIMEOUT - 10),
         "--shed-lag", "0",  # a freshly woken room's ticks overrun on a loaded machine: no refusals here
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        env=env, start_new_session=True)  # its own process group, as under a service manager
-    output: list[str] = []
-    up = asyncio.Event()
-
-    async def read():
-        while line := await proc.stdout.readline():
-            output.append(line.decode(errors="replace"))
-            if "Starhold is up" in output[-1]:
-                up.set()
-
-    reader = asyncio.create_task(read())
+        env=env)  # its own process group, as under a service manager
+    proc, output, up, reader = served.proc, served.output, served.up, served.reader
     try:
         await asyncio.wait_for(up.wait(), STARTUP_TIMEOUT)
         url = f"http://127.0.0.1:{port}"
