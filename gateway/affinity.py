@@ -212,20 +212,28 @@ class Handoff:
         process holds the socket (closing our descriptor does not end the connection)."""
         request.transport.abort()
 
-    async def close(self) -> None:
-        """Stop listening; the sockets adopted so far stay with ``gateway`` (its shutdown
-        closes them)."""
+    def stop_listening(self) -> None:
+        """Take no more hand-offs (a gateway shutting down: the others then serve its rooms'
+        new sockets where they land). The sockets adopted so far stay with ``gateway``."""
         if self._accepting is not None:
             self._accepting.cancel()
+            self._accepting = None
         if self._listener is not None:
             self._listener.close()
+            self._listener = None
             self.path(self.index).unlink(missing_ok=True)
             try:
                 self.directory.rmdir()  # the last process to stop removes it
             except OSError:
                 pass
+
+    async def close(self) -> None:
+        """``stop_listening``, then end the server of the adopted sockets (after the
+        gateway's shutdown closed them)."""
+        self.stop_listening()
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
 
 
 class _NotSent(Exception):

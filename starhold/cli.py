@@ -217,6 +217,9 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
         else:
             app[GATEWAY].handoff = handoff
 
+    async def stop_handoffs(app: web.Application) -> None:
+        handoff.stop_listening()  # before the gateway closes its sockets (1001)
+
     async def stop_affinity(app: web.Application) -> None:
         await handoff.close()
 
@@ -246,6 +249,8 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
         app.on_cleanup.append(stop_affinity)
     app.on_startup.append(serve_own_metrics)
     app.on_shutdown.append(stop_other_gateways)
+    if handoff is not None:
+        app.on_shutdown.insert(0, stop_handoffs)
     app.on_cleanup.append(close_directory)
     try:  # uvloop: libuv's event loop, markedly cheaper per socket operation than asyncio's
         import uvloop
