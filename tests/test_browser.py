@@ -28,6 +28,7 @@ unless ``CI=true``, where a missing piece is a failure.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import zlib
@@ -328,7 +329,9 @@ async def test_two_pages_see_each_other_move(ray_directory, gateway_factory, bro
     assert await page.evaluate("window.starhold.pending") == 0
     moved = await ship_moved(page, own_id, own["x"], own["y"], min_distance=5.0)
     assert moved["x"] > own["x"], (own, moved)
-    assert moved["flags"] & 2, moved  # still on its way (hundreds of units at 50 units/s)
+    # Still on its way (hundreds of units at 50 units/s), or, on a machine slow enough that the
+    # waits above took seconds, already far along: either way the move was applied.
+    assert moved["flags"] & 2 or math.hypot(moved["x"] - own["x"], moved["y"] - own["y"]) > 100, (own, moved)
     predicted = await page.evaluate("window.starhold.predicted")
     assert predicted is not None and predicted["x"] > own["x"], predicted
 
