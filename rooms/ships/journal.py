@@ -4,7 +4,9 @@ A ship room's tick that applied inputs changes a ship key (the new leg) and a se
 ack) per player, and must commit them before the frame acknowledges the inputs. Written as
 keys that is a row per key per tick (200 rows for 100 players, ~0.56 ms of CPU with the commit
 on this machine); written as one record it is one row (~0.16 ms). So a tick's writes go to a
-journal entry ``journal:<seq, 12 digits>`` = ``[{key: value}, [deleted keys]]`` and are
+journal entry ``journal:<seq, 12 digits>`` = ``[{key: value}, [deleted keys]]`` (stored as the
+msgpack bytes of that list, encoded by msgspec: values must be msgpack's types, as for any
+stored value; a set or tuple would come back as a list, and is refused at the next fold) and are
 **folded** into their keys (the latest value of each, the entries deleted, in one commit) at
 most every ``FOLD_INTERVAL`` seconds, before any write of those keys made without the journal,
 and when the room starts (``load``: the entries an earlier activation left, in order). The
@@ -26,11 +28,26 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 PREFIX = "journal:"
 FOLDED_KEY = "journal_folded"
 """Storage key of the number of the last entry folded (entries up to it are superseded)."""
 FOLD_INTERVAL = 2.0
 """Seconds (room clock) between folds while entries are appended."""
+_ENCODE = msgspec.msgpack.Encoder().encode
+_DECODE = msgspec.msgpack.Decoder().decode
+"""An entry is stored as the msgpack bytes of ``[puts, deletes]``, encoded by msgspec (about
+3x faster than the storage's own ``msgpack.packb`` for a tick's 200 dicts: 51 against 176 µs
+on this machine); older entries stored as the list itself are read too."""
+
+
+def read_entry(value: Any) -> tuple[dict[str, Any], list[str]]:
+    """``(puts, deletes)`` of a stored entry's value (bytes, or the list an older version stored)."""
+    puts, deletes = _DECODE(value) if isinstance(value, bytes) else value
+    return puts, deletes
+
+
 DELETED = object()
 """``latest(key)``'s answer for a key whose last journaled change deleted it."""
 MISSING = object()
@@ -55,7 +72,8 @@ class Journal:
         folded = int(await self.storage.get(FOLDED_KEY) or 0)
         self.seq = folded + 1
         superseded = []
-        for key, (puts, deletes) in stored.items():  # in key order: oldest first
+        for key, entry in stored.items():  # in key order: oldest first
+            puts, deletes = read_entry(entry)
             seq = int(key[len(PREFIX):])
             if seq <= folded:
                 superseded.append(key)
@@ -81,7 +99,11 @@ class Journal:
             return
         key = f"{PREFIX}{self.seq:012d}"
         try:
-            await self.storage.put(key, [puts, deletes])
+            entry: Any = _ENCODE([puts, deletes])
+        except Exception:  # a value msgspec cannot encode: the storage's own check says why
+            entry = [puts, deletes]
+        try:
+            await self.storage.put(key, entry)
         except ValueError:
             if len(puts) + len(deletes) <= 1:
                 raise
@@ -120,4 +142,4 @@ class Journal:
         self._latest = {}
 
 
-__all__ = ["DELETED", "FOLDED_KEY", "FOLD_INTERVAL", "Journal", "MISSING", "PREFIX"]
+__all__ = ["DELETED", "FOLDED_KEY", "FOLD_INTERVAL", "Journal", "MISSING", "PREFIX", "read_entry"]

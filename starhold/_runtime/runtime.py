@@ -527,8 +527,12 @@ def _coalesce(events: list, types: frozenset) -> list:
     if not types or len(events) < 2:
         return events
     last: dict[tuple[str, str], int] = {}
+    seen = 0
     for i, event in enumerate(events):
         if type(event) is Message and event.message.type in types:
             last[(event.conn, event.message.type)] = i
+            seen += 1
+    if seen == len(last):  # nothing superseded (the usual batch: one input per connection)
+        return events
     return [e for i, e in enumerate(events)
             if not (type(e) is Message and e.message.type in types and last[(e.conn, e.message.type)] != i)]
