@@ -27,7 +27,8 @@ it is **held**; ``held_until`` the clock time (seconds) a held seat expires.
 
 Releasing a seat calls the room's ``on_release(seat)`` (the game parks the seat's ship).
 Changes are written behind: ``take_writes()`` gives the pending puts and deletes for the
-room's own flush (one storage statement with its other state), or ``flush()`` writes them.
+room's own flush (one storage statement with its other state; ``take_changes()`` keeps the
+seats whose ack alone changed apart), or ``flush()`` writes them.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class Seats:
         self.by_conn: dict[str, str] = {}
         """connection id -> player, for the connections that hold a seat."""
         self._dirty: set[str] = set()
+        self._acked: set[str] = set()  # players whose seat changed since the last take, maybe only its ack
 
     # ---- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -170,7 +172,7 @@ class Seats:
         seat = self.seats[player]
         if seq > seat["ack"]:
             seat["ack"] = seq
-            self._dirty.add(player)
+            self._acked.add(player)
         return seat["ack"]
 
     def update(self, player: str, **data) -> dict:
@@ -233,6 +235,15 @@ class Seats:
     # ---- write-behind --------------------------------------------------------------------
     def take_writes(self) -> tuple[dict[str, dict], list[str]]:
         """The changed seats as ``({key: seat}, [keys to delete])``; clears them."""
+        puts, deletes, acked = self.take_changes()
+        puts.update(acked)
+        return puts, deletes
+
+    def take_changes(self) -> tuple[dict[str, dict], list[str], dict[str, dict]]:
+        """Like ``take_writes``, with the seats whose only change is their ``ack`` apart:
+        ``({key: seat}, [keys to delete], {key: seat whose ack alone changed})``, so that a
+        write-behind can store just the ack of those (``rooms.ships.journal`` patches);
+        clears them."""
         puts, deletes = {}, []
         for player in self._dirty:
             seat = self.seats.get(player)
@@ -240,8 +251,11 @@ class Seats:
                 deletes.append(PREFIX + player)
             else:
                 puts[PREFIX + player] = seat
+        acked = {PREFIX + player: self.seats[player] for player in self._acked
+                 if player not in self._dirty and player in self.seats}
         self._dirty.clear()
-        return puts, deletes
+        self._acked.clear()
+        return puts, deletes, acked
 
     async def flush(self) -> None:
         """Write the changed seats now (for a room without a write-behind of its own)."""

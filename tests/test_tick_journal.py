@@ -94,8 +94,8 @@ async def test_an_entry_over_the_value_limit_is_split(storage):
     stored = await entries(storage)
     assert len(stored) >= 3 and all(len(v) < MAX_VALUE_BYTES for v in stored.values())
     stored = [read_entry(v) for v in stored.values()]
-    assert sum(len(puts) for puts, _ in stored) == 300
-    assert [d for _, d in stored if d] == [["ship:gone"]]
+    assert sum(len(puts) for puts, _, _ in stored) == 300
+    assert [d for _, d, _ in stored if d] == [["ship:gone"]]
     await Journal(storage).load(now=0.0)
     assert len(await storage.list(prefix="ship:")) == 300
     with pytest.raises(ValueError):
@@ -114,6 +114,24 @@ async def test_entries_are_read_back_as_bytes_and_as_the_lists_an_older_version_
     assert await storage.get("ship:2") is None
     with pytest.raises(TypeError):  # a value neither encoder takes: the storage's own error
         await journal.append({"ship:4": object()}, [])
+
+
+async def test_a_patch_stores_the_changed_fields_and_is_applied_on_the_latest_value(storage):
+    await storage.put({"seat:a": {"player": "a", "token": "t" * 32, "ack": 1}, "seat:b": {"ack": 1, "x": 0}})
+    await storage.commit()
+    journal = Journal(storage)
+    a = {"player": "a", "token": "t" * 32, "ack": 5}
+    await journal.append({}, [], {"seat:a": (a, {"ack": 5})})  # a patch of the stored value
+    await journal.append({"seat:b": {"ack": 2, "x": 7}}, [])
+    await journal.append({}, [], {"seat:b": ({"ack": 9, "x": 7}, {"ack": 9})})  # ... of a journaled one
+    await storage.commit()
+    (_, _, patches), = [read_entry(v) for k, v in (await entries(storage)).items() if k.endswith("1")]
+    assert patches == {"seat:a": {"ack": 5}}  # the fields alone, not the seat
+    assert journal.latest("seat:a") is a  # the whole value, for the fold
+    assert await Journal(storage).load(now=0.0) == 3  # a restart: patches applied in order
+    await storage.commit()
+    assert await storage.get("seat:a") == {"player": "a", "token": "t" * 32, "ack": 5}
+    assert await storage.get("seat:b") == {"ack": 9, "x": 7}
 
 
 async def test_a_room_that_crashes_between_folds_keeps_every_acknowledged_input(room_directory, manual_clock):

@@ -4,7 +4,9 @@ A ship room's tick that applied inputs changes a ship key (the new leg) and a se
 ack) per player, and must commit them before the frame acknowledges the inputs. Written as
 keys that is a row per key per tick (200 rows for 100 players, ~0.56 ms of CPU with the commit
 on this machine); written as one record it is one row (~0.16 ms). So a tick's writes go to a
-journal entry ``journal:<seq, 12 digits>`` = ``[{key: value}, [deleted keys]]`` (stored as the
+journal entry ``journal:<seq, 12 digits>`` = ``[{key: value}, [deleted keys]]``, plus
+``{key: {field: value}}`` for dicts of which only those fields changed (a seat's ``ack``:
+a few bytes instead of the whole seat), applied in that order (stored as the
 msgpack bytes of that list, encoded by msgspec: values must be msgpack's types, as for any
 stored value; a set or tuple would come back as a list, and is refused at the next fold) and are
 **folded** into their keys (the latest value of each, the entries deleted, in one commit) at
@@ -42,10 +44,11 @@ _DECODE = msgspec.msgpack.Decoder().decode
 on this machine); older entries stored as the list itself are read too."""
 
 
-def read_entry(value: Any) -> tuple[dict[str, Any], list[str]]:
-    """``(puts, deletes)`` of a stored entry's value (bytes, or the list an older version stored)."""
-    puts, deletes = _DECODE(value) if isinstance(value, bytes) else value
-    return puts, deletes
+def read_entry(value: Any) -> tuple[dict[str, Any], list[str], dict[str, dict]]:
+    """``(puts, deletes, patches)`` of a stored entry's value (bytes, or the list an older
+    version stored; ``patches`` is ``{}`` in an entry without them)."""
+    entry = _DECODE(value) if isinstance(value, bytes) else value
+    return entry[0], entry[1], entry[2] if len(entry) > 2 else {}
 
 
 DELETED = object()
@@ -73,12 +76,18 @@ class Journal:
         self.seq = folded + 1
         superseded = []
         for key, entry in stored.items():  # in key order: oldest first
-            puts, deletes = read_entry(entry)
+            puts, deletes, patches = read_entry(entry)
             seq = int(key[len(PREFIX):])
             if seq <= folded:
                 superseded.append(key)
                 continue
             self._note(puts, deletes)
+            for patched, fields in patches.items():
+                base = self._latest.get(patched, MISSING)
+                if base is MISSING:
+                    base = await self.storage.get(patched)
+                if isinstance(base, dict):  # (a patch of a deleted key cannot be written; ignored)
+                    self._latest[patched] = {**base, **fields}
             self.entries.append(key)
             self.seq = max(self.seq, seq + 1)
         if superseded:
@@ -91,20 +100,27 @@ class Journal:
         for key in deletes:
             self._latest[key] = DELETED
 
-    async def append(self, puts: dict[str, Any], deletes: list[str]) -> None:
-        """Journal one group commit's writes (``{key: value}`` to put, keys to delete) as one
-        entry, split into several when it would exceed ``MAX_VALUE_BYTES``. Raises
-        ``ValueError``/``TypeError`` for a value the storage could not store either."""
-        if not puts and not deletes:
+    async def append(self, puts: dict[str, Any], deletes: list[str],
+                     patches: dict[str, tuple[dict, dict]] | None = None) -> None:
+        """Journal one group commit's writes (``{key: value}`` to put, keys to delete, and
+        ``patches``: ``{key: (value, fields)}`` for a dict ``value`` of which only ``fields``
+        changed since it was last written, stored as those fields alone) as one entry, split
+        into several when it would exceed ``MAX_VALUE_BYTES``. Raises ``ValueError``/``TypeError``
+        for a value the storage could not store either."""
+        if not puts and not deletes and not patches:
             return
         key = f"{PREFIX}{self.seq:012d}"
+        entry: Any = [puts, deletes, {k: fields for k, (_, fields) in patches.items()}] if patches else [puts, deletes]
         try:
-            entry: Any = _ENCODE([puts, deletes])
+            entry = _ENCODE(entry)
         except Exception:  # a value msgspec cannot encode: the storage's own check says why
-            entry = [puts, deletes]
+            pass
         try:
             await self.storage.put(key, entry)
         except ValueError:
+            if patches:  # split as whole values
+                puts = {**puts, **{k: value for k, (value, _) in patches.items()}}
+                patches = None
             if len(puts) + len(deletes) <= 1:
                 raise
             items = list(puts.items())
@@ -115,6 +131,9 @@ class Journal:
         self.seq += 1
         self.entries.append(key)
         self._note(puts, deletes)
+        if patches:
+            for patched, (value, _) in patches.items():
+                self._latest[patched] = value
 
     def latest(self, key: str) -> Any:
         """The newest journaled value of ``key`` not yet folded: a value, ``DELETED`` or

@@ -216,13 +216,14 @@ class ShipRoom(Room):
         self._settle_acks(self.durable_mark())
         changed = {p: seat["ack"] for p, seat in self.seats.seats.items() if seat["ack"] != self._durable_acks.get(p)}
         puts, deletes = self.fleet.take_writes()
-        more_puts, more_deletes = self.seats.take_writes()
+        more_puts, more_deletes, acked = self.seats.take_changes()
         puts.update(more_puts)
         deletes += more_deletes
-        if journal and not self.journal.due(now):
-            await self.journal.append(puts, deletes)
+        if journal and not self.journal.due(now):  # seats whose ack alone changed: just the ack
+            await self.journal.append(puts, deletes, {k: (seat, {"ack": seat["ack"]}) for k, seat in acked.items()})
             puts, deletes = {}, []
         else:
+            puts.update(acked)
             await self.journal.fold(now)  # before these writes of the same keys
         more_puts, more_deletes = self.parked.take_writes()
         puts.update(more_puts)
