@@ -225,3 +225,22 @@ async def test_a_full_room_refuses_a_join_with_room_full_and_params_override_the
         await h.connect(player="a")
         b = await h.connect(player="b")
         assert b.close_code == protocol.CLOSE_ROOM_FULL
+
+
+def test_take_changes_keeps_the_seats_whose_ack_alone_changed_apart():
+    class _Room:
+        params: dict = {}
+        seat_hold = 30.0
+        max_players = None
+
+    seats = Seats(_Room())
+    seats.seats = {p: {"player": p, "token": "t", "ack": 1} for p in ("a", "b", "c")}
+    seats.ack("a", 5)  # the ack alone
+    seats.ack("b", 6)
+    seats.update("b", color="blue")  # the ack and more: the whole seat
+    seats.ack("c", 0)  # not newer: no change
+    puts, deletes, acked = seats.take_changes()
+    assert puts == {"seat:b": seats.seats["b"]} and deletes == [] and acked == {"seat:a": seats.seats["a"]}
+    assert seats.take_changes() == ({}, [], {})  # taken
+    seats.ack("a", 7)
+    assert seats.take_writes() == ({"seat:a": seats.seats["a"]}, [])  # take_writes: every change whole
