@@ -133,30 +133,30 @@ async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tm
     """``starhold serve --gateways 2``: the kernel spreads 8 connections to Sol over both
     processes; every one ends up served by Sol's home process, the others handed over."""
     import os
-    import signal
-    import socket
 
     import aiohttp
 
     from starhold.rooms import protocol as P
-    from served import Served
+    from served import AddressInUse, Served, free_ports
     from wire import Wire, guest_token
 
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    port, metrics_port = free_port(), free_port()
-    while metrics_port + 1 == port:
-        metrics_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("STARHOLD_")}
     env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
-    served = await Served.start("--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-dashboard",
-                                "--gateways", "2", "--metrics-port", str(metrics_port), "--shed-lag", "0", env=env)
-    proc, output, up, reader = served.proc, served.output, served.up, served.reader
+    for attempt in range(3):  # a port picked free can be taken before the server binds it
+        port, metrics_port = free_ports(2, consecutive=2)  # gateway i serves its metrics on metrics_port + i
+        served = await Served.start("--port", str(port), "--data-dir", str(tmp_path / f"data{attempt}"),
+                                    "--no-dashboard", "--gateways", "2", "--metrics-port", str(metrics_port),
+                                    "--shed-lag", "0", env=env)
+        try:
+            await served.wait_up(STARTUP_TIMEOUT)
+            break
+        except AddressInUse:
+            if attempt == 2:
+                raise
+        except BaseException:
+            await served.stop()
+            raise
     try:
-        await asyncio.wait_for(up.wait(), STARTUP_TIMEOUT)
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             async def metrics(index: int) -> str:
@@ -164,13 +164,16 @@ async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tm
                     return await response.text()
 
             for index in range(2):  # both processes serve (the second may come up a little later)
-                async with asyncio.timeout(STARTUP_TIMEOUT):
-                    while True:
-                        try:
-                            await metrics(index)
-                            break
-                        except aiohttp.ClientError:
-                            await asyncio.sleep(0.2)
+                try:
+                    async with asyncio.timeout(STARTUP_TIMEOUT):
+                        while True:
+                            try:
+                                await metrics(index)
+                                break
+                            except aiohttp.ClientError:
+                                await asyncio.sleep(0.2)
+                except TimeoutError:
+                    raise AssertionError(f"gateway {index} serves no metrics:\n{served.text}") from None
             wires = []
             for i in range(8):  # a new TCP connection each: the kernel picks the process
                 wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, f"P{i}"))
@@ -180,7 +183,7 @@ async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tm
                 wires.append(wire)
             texts = [await metrics(0), await metrics(1)]
             sockets = [_metric(t, "starhold_connections") for t in texts]
-            assert sorted(sockets) == [0.0, 8.0], (sockets, output)
+            assert sorted(sockets) == [0.0, 8.0], (sockets, served.text)
             home = sockets.index(8.0)
             handed = _metric(texts[1 - home], "starhold_socket_handoffs_total", 'direction="out"')
             assert _metric(texts[home], "starhold_socket_handoffs_total", 'direction="in"') == handed
@@ -188,14 +191,7 @@ async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tm
             for wire in wires:
                 await wire.ws.close()
     finally:
-        if proc.returncode is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 60)
-            except asyncio.TimeoutError:
-                os.killpg(proc.pid, signal.SIGKILL)
-                await proc.wait()
-        reader.cancel()
-    text = "".join(output)
+        await served.stop()
+    text = served.text
     for trouble in ("hand-off", "hand sockets", "room affinity", "CancelledError"):  # gateway/affinity.py's logs
         assert trouble not in text, text

@@ -44,9 +44,9 @@ async def test_sigterm_to_the_process_group_closes_1001_hibernates_and_exits(tmp
         "--no-dashboard", "--idle-timeout", "600", "--shutdown-timeout", str(SHUTDOWN_TIMEOUT - 10),
         "--shed-lag", "0",  # a freshly woken room's ticks overrun on a loaded machine: no refusals here
         env=env)  # its own process group, as under a service manager
-    proc, output, up, reader = served.proc, served.output, served.up, served.reader
+    proc, output, reader = served.proc, served.output, served.reader
     try:
-        await asyncio.wait_for(up.wait(), STARTUP_TIMEOUT)
+        await served.wait_up(STARTUP_TIMEOUT)
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, "Stayer"))
