@@ -20,12 +20,14 @@ class Peer:
     def __init__(self):
         self.acks: list[int] = []
         self.items: list = []
+        self.pushes: list[tuple[int, list]] = []
         self.lost = asyncio.Event()
         self.got = asyncio.Event()
 
     def on_push(self, ack, items):
         self.acks.append(ack)
         self.items.extend(items)
+        self.pushes.append((ack, list(items)))
         self.got.set()
 
     def on_lost(self, channel):
@@ -70,6 +72,35 @@ async def test_batches_are_applied_in_order_and_acknowledged(room_directory):
     await peer.wait_for(lambda: any(i[0] == "splice" for i in peer.items[1:]))
     frames = [P.decode_server(head + i[1]) for i in peer.items if i[0] == "splice" for _, head in i[2]]
     assert frames[-1][2]["ack"] == 3
+    channel.close()
+
+
+async def test_an_input_batch_s_ack_rides_on_the_next_frame_or_comes_alone_after_the_linger(
+        room_directory, monkeypatch):
+    """A batch of inputs alone is acknowledged with the next push that has output (by the
+    tick's frame at the latest), not in a push of its own; with no output it comes alone after ACK_LINGER. A
+    batch with a connect is acknowledged at once."""
+    import starhold._runtime.channel as channel_module
+
+    monkeypatch.setattr(channel_module, "HEARTBEAT_INTERVAL", 600.0)  # no empty pushes meanwhile
+    monkeypatch.setattr(channel_module, "ACK_LINGER", 600.0)
+    room = await room_directory.get("system", "sol", {"system": SYSTEM, "pirates": False, "pilots": False})
+    peer, channel, _ = await open_channel(room)
+    channel.send(1, [join("c1", "Ada")])
+    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 1)  # at once, linger or not
+    events = (await room.stats())["events"]
+    channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0}))])
+    async with asyncio.timeout(5):
+        while (await room.stats())["events"] == events:  # until the room applied batch 2
+            await asyncio.sleep(0)
+    await room.fire_alarm()  # the tick: its frame carries ack 2 (if nothing went out before it)
+    await peer.wait_for(lambda: peer.acks[-1] == 2)
+    assert all(items for ack, items in peer.pushes if ack == 2), peer.pushes  # never alone
+    assert any(item[0] == "splice" for ack, items in peer.pushes if ack == 2 for item in items)
+    monkeypatch.setattr(channel_module, "ACK_LINGER", 0.05)
+    channel.send(3, [Message("c1", P.ClientMessage(P.MOVE_TO, 3, {"x": 20.0, "y": 0.0}))])
+    await peer.wait_for(lambda: peer.acks[-1] == 3)  # no tick, no output: alone after the linger
+    assert [items for ack, items in peer.pushes if ack == 3] == [[]]
     channel.close()
 
 

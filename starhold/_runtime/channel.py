@@ -14,7 +14,10 @@ was given. From then on both directions are plain msgpack over that connection:
   ``starhold._runtime.replication``), and
   ``items`` what the room addressed to that gateway since the last push (``handle.pull``'s
   items: ``send``, ``splice``, ``close``, ``stats``, ``hibernate``). The room pushes as soon as
-  a hook's output is released: a tick's frames leave right after the tick.
+  a hook's output is released: a tick's frames leave right after the tick. The acknowledgement
+  of a batch of inputs alone rides on the next push, at most ``ACK_LINGER`` (50 ms) later: a
+  ticked room's frame carries the acks of the batches sent at the tick's flush points; a batch
+  with a connect, close or check is acknowledged at once.
 
 **Heartbeat.** The room pushes at least every ``HEARTBEAT_INTERVAL`` seconds on each channel
 (an empty ``[ack, []]`` when it has nothing else to say); a gateway that hears nothing for
@@ -61,6 +64,11 @@ MAX_CHANNEL_BUFFER = 64 * 1024 * 1024
 sends more without the room reading it is disconnected."""
 HEARTBEAT_INTERVAL = 1.0
 """Seconds of silence after which the room pushes an empty ``[ack, []]`` on a channel."""
+ACK_LINGER = 0.05
+"""Seconds the acknowledgement of a batch of inputs alone (no connect, close or check) may wait
+for a push with output to ride on before it is pushed alone. A ticked room's frame leaves within
+a few milliseconds of the flush points where gateways send its inputs, so its frame carries the
+acks of the tick's batches and no push goes out for an acknowledgement alone."""
 WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered towards a gateway before pushes pause (items wait in the room's outbox,
 which is bounded) until the gateway reads again."""
@@ -151,6 +159,7 @@ class _Channel(asyncio.Protocol):
         self.acked = 0  # the ack last pushed
         self.unacked: collections.deque = collections.deque()  # (commit mark, batch_no) not yet durable
         self.scheduled = False
+        self.ack_timer: asyncio.TimerHandle | None = None  # a lingering acknowledgement (ACK_LINGER)
         self.paused = False
         self.gone = False
         self.pushed_at = time.monotonic()
@@ -222,9 +231,21 @@ class _Channel(asyncio.Protocol):
                 self.runtime.deliver_to(self.gateway_id, [
                     ("close", c, protocol.CLOSE_INTERNAL_ERROR, "room error") for c in sorted(conns)])
             self.unacked.append((self.runtime.ack_mark(), batch_no))
-            self.schedule()
+            if all(type(event) is Message for event in events):  # inputs alone: their ack can ride
+                self._ack_soon()
+            else:
+                self.schedule()
 
     # ---- output ----------------------------------------------------------------------------
+    def _ack_soon(self) -> None:
+        """Push the acknowledgement with the next push, at most ``ACK_LINGER`` from now."""
+        if not self.scheduled and self.ack_timer is None and not self.gone:
+            self.ack_timer = asyncio.get_running_loop().call_later(ACK_LINGER, self._ack_due)
+
+    def _ack_due(self) -> None:
+        self.ack_timer = None
+        self.push()
+
     def schedule(self) -> None:
         if not self.scheduled and not self.gone and self.gateway_id is not None:
             self.scheduled = True
@@ -245,10 +266,16 @@ class _Channel(asyncio.Protocol):
             return
         self.acked = self.ack
         self.pushed_at = time.monotonic()
+        if self.ack_timer is not None:  # the acknowledgement rides on this push
+            self.ack_timer.cancel()
+            self.ack_timer = None
         self.transport.write(msgpack.packb([self.ack, items], use_bin_type=True))
 
     def end(self, abort: bool = False) -> None:
         self.gone = True
+        if self.ack_timer is not None:
+            self.ack_timer.cancel()
+            self.ack_timer = None
         if self.transport is not None:
             if abort:
                 self.transport.abort()
