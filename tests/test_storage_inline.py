@@ -1,0 +1,82 @@
+"""SqliteRoomStorage's inline commits (``storage/sqlite_store.py``): a commit runs on the event
+loop's thread when the database thread is idle, never waits there for another connection's
+write lock, and every ``CHECKPOINT_EVERY``-th commit runs on the database thread and
+checkpoints the WAL."""
+
+import asyncio
+import sqlite3
+import threading
+
+from starhold.storage import sqlite_store
+from starhold.storage.sqlite_store import SqliteRoomStorage
+
+
+def commit_threads(store: SqliteRoomStorage) -> list[int]:
+    """The threads (idents) that run each ``COMMIT`` statement of ``store`` from now on."""
+    threads: list[int] = []
+    store._db._conn.set_trace_callback(
+        lambda statement: threads.append(threading.get_ident()) if statement == "COMMIT" else None)
+    return threads
+
+
+async def test_a_commit_with_the_database_thread_idle_runs_on_the_loop_s_thread(tmp_path):
+    store = await SqliteRoomStorage(tmp_path / "room.sqlite").open()
+    try:
+        commits = commit_threads(store)
+        await store.put("a", 1)
+        await store.commit()
+        assert commits == [threading.get_ident()]
+        store.inline_commits = False
+        await store.put("b", 2)
+        await store.commit()
+        assert len(commits) == 2 and commits[1] != threading.get_ident()  # the database thread
+        assert await store.get(["a", "b"]) == {"a": 1, "b": 2}
+    finally:
+        await store.close()
+
+
+async def test_a_commit_waits_for_another_connection_s_write_lock_on_the_database_thread(tmp_path):
+    path = tmp_path / "room.sqlite"
+    store = await SqliteRoomStorage(path).open()
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        commits = commit_threads(store)
+        other.execute("BEGIN IMMEDIATE")  # another writer (a duplicate activation) holds the lock
+        await store.put("k", "v")
+        commit = asyncio.ensure_future(store.commit())
+        for _ in range(20):  # the loop runs on while the commit waits for the lock
+            await asyncio.sleep(0)
+        assert not commit.done() and commits == []
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(commit, 30)
+        assert len(commits) == 1 and commits[0] != threading.get_ident()
+        assert await store.get("k") == "v"
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_the_wal_is_checkpointed_every_checkpoint_every_commits(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 3)
+    path = tmp_path / "room.sqlite"
+    store = await SqliteRoomStorage(path).open()
+    try:
+        def in_database_file() -> set[str]:  # the main file only: immutable=1 ignores the WAL
+            db = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            try:
+                return {k for (k,) in db.execute("SELECT key FROM _starhold_kv")}
+            except sqlite3.OperationalError:  # not even the schema yet
+                return set()
+            finally:
+                db.close()
+
+        for i in range(2):
+            await store.put(f"k{i}", i)
+            await store.commit()
+        await store.get("k0")
+        assert in_database_file() == set()  # still in the WAL only
+        await store.put("k2", 2)
+        await store.commit()  # the third: on the database thread, then a checkpoint
+        assert in_database_file() == {"k0", "k1", "k2"}
+    finally:
+        await store.close()
