@@ -33,6 +33,13 @@ Figures (this 2-core machine, 100 players):
   check), the journal write 0.2 ms (msgpack; 0.05 ms since entries are encoded by msgspec),
   the frame 0.45 ms (positions 0.2, delta 0.1, 100 heads 0.15). Since seats whose ack alone
   changed are journaled as their ack: 10.8 KB per entry, 0.28 ms on the database thread.
+- inline commits (``storage/sqlite_store.py``: the tick's commit runs on the event loop's
+  thread when the database thread is idle; ``--ticks 600 --batches 3 --channel``, 7
+  alternating pairs): lower in 6 of 7, median -4 %; SQLite round trips 1.05 -> 0.07 per tick
+  and the database thread 0.21-0.29 -> 0.06-0.07 ms per tick (what remains: a WAL checkpoint
+  every 100 commits). With ``--channel``, the acknowledgement of a batch of inputs riding on the
+  tick's frame instead of a push of its own (``ACK_LINGER``), 3 pairs: 2.54/2.10/2.64 ->
+  2.38/2.03/2.58 ms per tick.
 
     .venv/bin/python benchmarks/room_tick.py [--players 100] [--ticks 300] [--batches 1]
         [--channel | --compare]
