@@ -1,11 +1,14 @@
 """The ship rooms' tick journal (``rooms.ships.journal``): a tick's writes as one entry,
 folded into their keys later, and nothing acknowledged lost when the room crashes between."""
 
+import json
+
 import pytest
 
 from starhold.rooms import protocol as P
 from starhold.rooms.ships.journal import DELETED, FOLD_INTERVAL, MISSING, PREFIX, Journal, read_entry
 from starhold._runtime.events import Message
+from starhold.room import HttpRequest
 from starhold.storage.base import MAX_VALUE_BYTES
 from starhold.storage.sqlite_store import SqliteRoomStorage
 
@@ -134,12 +137,17 @@ async def test_a_patch_stores_the_changed_fields_and_is_applied_on_the_latest_va
     assert await storage.get("seat:b") == {"ack": 9, "x": 7}
 
 
-async def test_a_room_that_crashes_between_folds_keeps_every_acknowledged_input(room_directory, manual_clock):
-    room = await open_room(room_directory)
+@pytest.mark.parametrize("kind, room_id, params", [("system", "sol", PARAMS), ("session", "s1", {})],
+                         ids=["system", "session"])
+async def test_a_room_that_crashes_between_folds_keeps_every_acknowledged_input(room_directory, manual_clock,
+                                                                                kind, room_id, params):
+    room = await room_directory.get(kind, room_id, params)
+    if kind == "session":  # a game session is created first (rooms/session/http.py)
+        await room.request(HttpRequest("POST", "create", body=json.dumps({"seed": 1}).encode()))
     a = await join(room, "a")
     b = await join(room, "b")
     await drain(room)
-    runtime = room_directory.runtime("system", "sol")
+    runtime = room_directory.runtime(kind, room_id)
     acked = {}
     for seq in range(2, 6):  # four ticks of inputs, all within one fold interval
         await room.send_batch(GW, [Message("a", P.ClientMessage(P.MOVE_TO, seq, {"x": 100.0 + seq, "y": 0.0})),
@@ -152,12 +160,12 @@ async def test_a_room_that_crashes_between_folds_keeps_every_acknowledged_input(
     stored_seat = await runtime.storage.get("seat:p-a")
     assert stored_seat["ack"] < 5  # the key lags: the ack is only in the journal
     await runtime.crash()
-    room = await open_room(room_directory)
+    room = await room_directory.get(kind, room_id, params)
     again_a = await join(room, "a2", player="p-a", resume=a.welcome["seat"])
     again_b = await join(room, "b2", player="p-b", resume=b.welcome["seat"])
     assert again_a.welcome["resumed"] and again_a.welcome["ack"] == 5
     assert again_b.welcome["resumed"] and again_b.welcome["ack"] == 5
-    runtime = room_directory.runtime("system", "sol")
+    runtime = room_directory.runtime(kind, room_id)
     ship = runtime.room.ships[a.welcome["ship"]]
     assert (ship["tx"], ship["ty"]) == pytest.approx((105.0, 0.0), abs=1.0)  # the last acknowledged order
     ship = runtime.room.ships[b.welcome["ship"]]
