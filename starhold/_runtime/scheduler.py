@@ -29,6 +29,7 @@ import aiosqlite
 from ..storage.sqlite_store import daemon_connection
 
 from ..clock import Clock, Timer
+from .handle import RoomGone
 
 log = logging.getLogger("starhold.scheduler")
 
@@ -192,9 +193,13 @@ class AlarmScheduler:
         try:
             await asyncio.wait_for(self.wake(kind, room_id), WAKE_TIMEOUT)
         except Exception as exc:
-            log.warning("waking %s/%s failed (%s); retrying in %.0f s", kind, room_id,
-                        "no answer in %.0f s" % WAKE_TIMEOUT if isinstance(exc, asyncio.TimeoutError) else repr(exc),
-                        RETRY_DELAY, exc_info=not isinstance(exc, asyncio.TimeoutError))
+            if isinstance(exc, RoomGone):  # its activation is going away (a shutdown, a hibernation)
+                log.info("waking %s/%s: its activation is going away; retrying in %.0f s", kind, room_id,
+                         RETRY_DELAY)
+            else:
+                log.warning("waking %s/%s failed (%s); retrying in %.0f s", kind, room_id,
+                            "no answer in %.0f s" % WAKE_TIMEOUT if isinstance(exc, asyncio.TimeoutError)
+                            else repr(exc), RETRY_DELAY, exc_info=not isinstance(exc, asyncio.TimeoutError))
             if self._due.get(key) == at and key not in self._timers:
                 self._arm(kind, room_id, at, self.clock.now() + RETRY_DELAY)
             return
