@@ -87,19 +87,19 @@ async def test_an_input_batch_s_ack_rides_on_the_next_frame_or_comes_alone_after
     room = await room_directory.get("system", "sol", {"system": SYSTEM, "pirates": False, "pilots": False})
     peer, channel, _ = await open_channel(room)
     channel.send(1, [join("c1", "Ada")])
-    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 1)  # at once, linger or not
+    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 1, timeout=60)  # at once, linger or not
     events = (await room.stats())["events"]
     channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0}))])
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(60):
         while (await room.stats())["events"] == events:  # until the room applied batch 2
             await asyncio.sleep(0)
     await room.fire_alarm()  # the tick: its frame carries ack 2 (if nothing went out before it)
-    await peer.wait_for(lambda: peer.acks[-1] == 2)
+    await peer.wait_for(lambda: peer.acks[-1] == 2, timeout=60)
     assert all(items for ack, items in peer.pushes if ack == 2), peer.pushes  # never alone
     assert any(item[0] == "splice" for ack, items in peer.pushes if ack == 2 for item in items)
     monkeypatch.setattr(channel_module, "ACK_LINGER", 0.05)
     channel.send(3, [Message("c1", P.ClientMessage(P.MOVE_TO, 3, {"x": 20.0, "y": 0.0}))])
-    await peer.wait_for(lambda: peer.acks[-1] == 3)  # no tick, no output: alone after the linger
+    await peer.wait_for(lambda: peer.acks[-1] == 3, timeout=60)  # no tick, no output: alone after the linger
     assert [items for ack, items in peer.pushes if ack == 3] == [[]]
     channel.close()
 

@@ -8,14 +8,13 @@ A real server in a subprocess (local Ray, SQLite under a tmp dir, a free port on
 import asyncio
 import os
 import signal
-import socket
 
 import aiohttp
 import psutil
 import pytest
 
 from starhold.rooms import protocol as P
-from served import Served
+from served import Served, free_ports
 from wire import Wire, guest_token
 
 STARTUP_TIMEOUT = 240.0
@@ -25,15 +24,9 @@ SHUTDOWN_TIMEOUT = 50.0
 the fix it took 60-75 s, waiting for the GCS that the signal had killed)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.allow_blocking
 async def test_sigterm_to_the_process_group_closes_1001_hibernates_and_exits(tmp_path):
-    port = free_port()
+    [port] = free_ports(1)
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
            "PYTHONUNBUFFERED": "1"}
     for name in list(env):
