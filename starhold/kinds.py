@@ -49,14 +49,19 @@ def define_room(cls: R) -> R:
     under a kind already taken raises ``ValueError``, as does a ``kind`` that is not 1-32
     characters of ``[a-z0-9_-]`` or a class that is not a ``Room``; ``messages`` that are not a
     dict of type name -> ``msgspec.Struct`` subclass (or redeclare ``join``, ``ping`` or
-    ``resync``) raise ``TypeError``."""
+    ``resync``) raise ``TypeError``, as does a ``batched`` that is not a (frozen)set of those
+    message types."""
     if not (isinstance(cls, type) and issubclass(cls, Room)):
         raise ValueError(f"define_room expects a Room subclass, not {cls!r}")
     kind = cls.kind
     if not (isinstance(kind, str) and 1 <= len(kind) <= 32
             and all(c.isascii() and (c.islower() or c.isdigit() or c in "_-") for c in kind)):
         raise ValueError(f"{cls.__qualname__}.kind must be 1-32 characters of [a-z0-9_-], not {kind!r}")
-    kind_schemas(cls)  # TypeError for messages that are not a map of type name -> msgspec.Struct
+    schemas = kind_schemas(cls)  # TypeError for messages that are not a map of type name -> msgspec.Struct
+    batched = cls.batched
+    if not isinstance(batched, (set, frozenset)) or not all(isinstance(t, str) and t in schemas for t in batched):
+        raise TypeError(f"{cls.__qualname__}.batched must be a frozenset of its message types "
+                        f"({sorted(schemas)}), not {batched!r}")
     with _lock:
         old = _KINDS.get(kind)
         if old is not None and old is not cls and _qualname(old) != _qualname(cls):

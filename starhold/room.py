@@ -111,6 +111,12 @@ class Room:
     """Client message types where only the latest per connection in a batch matters (e.g.
     ``{"move_to"}``: a newer target replaces an older one). The runtime delivers only that
     latest one to ``on_message``; acknowledging its ``seq`` covers the superseded ones."""
+    batched: frozenset = frozenset()
+    """Client message types delivered in runs to ``on_messages`` instead of one by one to
+    ``on_message`` (e.g. ``{"move_to"}`` in a room that applies a tick's inputs in bulk). A run
+    is the consecutive messages of these types in one batch (a gateway's flush point); any
+    other event in between (another type, a connect, a close) ends it, so the order of
+    everything is kept. Default: none."""
     tick_rate: float | None = None
     """Hz of the room's loop (``on_tick``, driven by ``self.ticker``: ``starhold.ticker``), or
     None for a room without one."""
@@ -220,6 +226,17 @@ class Room:
         ``resync``). Of the messages of ``Room.coalesce`` only the latest per connection in a
         batch arrives. Raising sends ``conn`` error 8 (``ERR_ROOM_ERROR``) and calls
         ``on_error``; the room carries on."""
+
+    async def on_messages(self, batch: list[tuple[Connection, Any]]) -> None:
+        """A run of validated client messages whose types are in ``batched``: a list of
+        ``(conn, message)`` (``message`` a ``ClientMessage`` as ``on_message`` gets it), in
+        arrival order, at least one, from connections of this activation. Raising sends each
+        connection of the run error 8 (``ERR_ROOM_ERROR``, with the ``seq`` of its last message
+        in the run) and calls ``on_error(None, exc)``; what the hook wrote before it raised is
+        committed with the batch, as for ``on_message``, and the room carries on. Default:
+        ``on_message`` for each, in order (the first that raises ends the run)."""
+        for conn, message in batch:
+            await self.on_message(conn, message)
 
     async def on_close(self, conn: Connection, code: int, reason: str) -> None:
         """``conn`` is gone (``code``/``reason`` as the WebSocket close gave them)."""

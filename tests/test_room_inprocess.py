@@ -449,3 +449,20 @@ async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual
     await third.start()
     names = [s["name"] for s in third.room.ships.values()]
     assert names == ["Before"]
+
+
+async def test_a_batch_of_moves_from_several_players_is_one_run_each_applied_and_acked(room_directory, manual_clock):
+    room = await open_room(room_directory)
+    views = {c: await join(room, c) for c in ("m1", "m2", "m3")}
+    runtime = room_directory.runtime("system", "sol")
+    targets = {"m1": (300.0, 10.0), "m2": (-250.0, 80.0), "m3": (120.0, -400.0)}
+    batch = [Message(c, P.ClientMessage(P.MOVE_TO, 5 + i, {"x": x, "y": y})) for i, (c, (x, y)) in enumerate(targets.items())]
+    batch.insert(1, Message("ghost", P.ClientMessage(P.MOVE_TO, 9, {"x": 1.0, "y": 1.0})))  # not connected here
+    await room.send_batch(GW, batch)
+    items = await drain(room)
+    assert ("close", "ghost", P.CLOSE_ROOM_UNAVAILABLE, "unknown connection; rejoin") in items
+    for c, (x, y) in targets.items():
+        assert runtime.room.ships[views[c].welcome["ship"]]["dest"] == [x, y]
+    await manual_clock.advance(0.1)
+    items = await drain(room)
+    assert {c: of_type(items, P.FRAME, c)[-1][2]["ack"] for c in targets} == {"m1": 5, "m2": 6, "m3": 7}

@@ -91,6 +91,9 @@ class ShipRoom(Room):
     kind = "ships"
     messages = protocol.GAME_MESSAGES
     coalesce = frozenset({protocol.MOVE_TO})
+    batched = frozenset({protocol.MOVE_TO})
+    """``move_to`` arrives in runs (``on_messages``): the bulk of a ticked room's inputs, applied
+    without a hook call each; a subclass changes how a move is applied in ``order_move``."""
     tick_rate = protocol.TICK_RATE
     tick_epoch = GAME_EPOCH
     seat_hold = protocol.SEAT_HOLD
@@ -392,6 +395,32 @@ class ShipRoom(Room):
     async def after_join(self, conn: Connection, player: str, ship: dict) -> None:
         """Hook: ``player`` was seated on ``conn`` with ``ship`` and sent its welcome and
         keyframe (send more here: chat history, presence...). Default: nothing."""
+
+    async def on_messages(self, batch: list[tuple[Connection, protocol.ClientMessage]]) -> None:
+        """A run of ``move_to`` (``batched``): each as ``on_message`` would apply it
+        (``order_move`` with the target clamped to ``limit``, the seat's ack), with the
+        bookkeeping after the last (the inputs to commit with the next tick, the loop started)."""
+        seats = self.seats
+        by_conn, seat_map, ships, order_move = seats.by_conn, seats.seats, self.fleet.ships, self.order_move
+        lim = self.limit
+        applied = False
+        for conn, message in batch:
+            player = by_conn.get(conn.id)
+            if player is None:
+                continue
+            ship = ships.get(seat_map[player]["ship"])
+            if ship is None:
+                continue
+            x, y = message.payload.x, message.payload.y
+            order_move(conn, ship, -lim if x < -lim else lim if x > lim else x,
+                       -lim if y < -lim else lim if y > lim else y, message.seq)
+            seats.ack(player, message.seq)
+            applied = True
+        if applied:
+            self.acks_dirty = True
+            self.last_input = self.clock.now()
+            if not self.ticker.running:  # the loop rests: start it
+                await self._pace()
 
     async def on_message(self, conn: Connection, message: protocol.ClientMessage) -> None:
         seats = self.seats

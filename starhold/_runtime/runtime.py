@@ -297,6 +297,22 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         except Exception:
             log.exception("room %s: on_error failed", self.key)
 
+    async def _run_batch(self, run: list) -> None:
+        """``on_messages(run)``; when it raises, each connection of the run gets error 8 with
+        the ``seq`` of its last message there, and ``on_error(None, exc)`` runs."""
+        try:
+            await self.room.on_messages(run)
+        except Exception as exc:
+            log.error("room %s: on_messages failed", self.key, exc_info=exc)
+            last = {conn.id: (conn, message.seq) for conn, message in run}
+            for conn, seq in last.values():
+                if not conn.closed:
+                    conn.send(protocol.error_frame(protocol.ERR_ROOM_ERROR, f"room error: {type(exc).__name__}", seq))
+            try:
+                await self.room.on_error(None, exc)
+            except Exception:
+                log.exception("room %s: on_error failed", self.key)
+
     async def _commit_and_release(self) -> None:
         """Commit what the hooks since ``self._pending = []`` wrote, then release their held
         output (the output gate). Raises ``RoomGone`` when superseded (or the activation lease
@@ -400,7 +416,9 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         connection in the batch (only the latest is delivered). A message's payload that is
         not yet its declared Struct (a map, off the channel) is validated into it
         (``starhold.messages.validate_payload``); one that fails (a gateway that knows other
-        schemas) gets the error frame the gateway would have sent and skips ``on_message``."""
+        schemas) gets the error frame the gateway would have sent and skips ``on_message``.
+        Messages of the types in ``Room.batched`` go to ``on_messages`` in runs (consecutive
+        ones; any other event ends a run, so everything keeps its order)."""
         await self._ensure_active()
         events = _coalesce(events, self.room_cls.coalesce)
         async with self._gate:
@@ -408,15 +426,23 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                 raise RoomGone(self.key)
             self._pending = []
             on_message = self.room.on_message
+            batched = self.room_cls.batched
+            run: list = []  # consecutive messages of ``batched`` types, for on_messages
             schemas = kind_schemas(self.room_cls)
             conns = self._conns
             try:
                 for event in events:
                     self.events_handled += 1
+                    if run and (type(event) is not Message or event.message.type not in batched):
+                        await self._run_batch(run)
+                        run = []
                     if isinstance(event, Message):  # nearly every event (a class pattern costs ~7x this)
                         conn_id, message = event.conn, event.message
                         conn = conns.get(conn_id)
                         if conn is None:  # connected to an earlier activation (crash, restart): must rejoin
+                            if run:  # (output in arrival order)
+                                await self._run_batch(run)
+                                run = []
                             self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
                                                                   "unknown connection; rejoin")))
                             continue
@@ -425,8 +451,14 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                                 message = protocol.ClientMessage(message.type, message.seq, validate_payload(
                                     schemas, message.type, message.seq, message.payload))
                             except protocol.ProtocolError as exc:
+                                if run:
+                                    await self._run_batch(run)
+                                    run = []
                                 conn.send(protocol.error_frame(exc.code, str(exc), exc.seq))
                                 continue
+                        if batched and message.type in batched:
+                            run.append((conn, message))
+                            continue
                         try:  # _run_hook, inlined: this runs for every input
                             await on_message(conn, message)
                         except Exception as exc:
@@ -448,6 +480,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                                 await self._run_hook(None, self.room.on_close, conn, code, reason)
                         case _:
                             log.warning("room %s: unknown event %r", self.key, event)
+                if run:
+                    await self._run_batch(run)
             except BaseException:
                 if self._pending is not None:
                     self._pending = None
