@@ -451,7 +451,7 @@ async def test_epoch_fence_across_nodes_a_zombie_cannot_publish(tmp_path, manual
     assert names == ["Before"]
 
 
-async def test_a_batch_of_moves_from_several_players_is_one_run_each_applied_and_acked(room_directory, manual_clock):
+async def test_moves_of_several_players_in_one_batch_are_each_applied_and_acked(room_directory, manual_clock):
     room = await open_room(room_directory)
     views = {c: await join(room, c) for c in ("m1", "m2", "m3")}
     runtime = room_directory.runtime("system", "sol")
