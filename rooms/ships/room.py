@@ -423,20 +423,15 @@ class ShipRoom(Room):
                 await self._pace()
 
     async def on_message(self, conn: Connection, message: protocol.ClientMessage) -> None:
+        if message.type == protocol.MOVE_TO:  # (the runtime sends moves to on_messages; a subclass may not)
+            await self.on_messages([(conn, message)])
+            return
         seats = self.seats
         player = seats.by_conn.get(conn.id)
         if player is None:
             return
         seat = seats.seats[player]
-        if message.type == protocol.MOVE_TO:
-            ship = self.fleet.ships.get(seat["ship"])
-            if ship is None:
-                return
-            lim = self.limit
-            x, y = message.payload.x, message.payload.y
-            self.order_move(conn, ship, -lim if x < -lim else lim if x > lim else x,
-                            -lim if y < -lim else lim if y > lim else y, message.seq)
-        elif message.type == protocol.RESYNC:
+        if message.type == protocol.RESYNC:
             self.need_keyframe.add(conn.id)
         elif message.type == protocol.ATTACK:
             self.order_attack(conn, seat, message.payload.target, message.seq)
