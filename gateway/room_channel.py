@@ -5,6 +5,11 @@ A ``RoomChannel`` is one TCP connection from this gateway process to one room ac
 to ``on_push(ack, items)`` from the transport callback, without a task switch, so a tick's
 frames fan out to the sockets as soon as their bytes arrive. ``on_lost(channel)`` is called
 once when the connection ends, whoever ended it.
+
+When the room lives in this process, on this event loop, ``open`` joins its channel in process
+(``InProcessRoomChannel``; ``starhold._runtime.channel``'s "In process"): the same calls and
+callbacks, with the batches and pushes handed over as objects on the next loop turn instead of
+msgpack over TCP.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Callable
 
 import msgpack
 
-from .._runtime.channel import MAX_CHANNEL_BUFFER, set_nodelay
+from .._runtime.channel import MAX_CHANNEL_BUFFER, InProcessPipe, in_process_server, set_nodelay
 from .._runtime.events import encode_batch
 
 log = logging.getLogger("starhold.gateway")
@@ -42,9 +47,15 @@ class RoomChannel(asyncio.Protocol):
         self._watchdog: asyncio.TimerHandle | None = None
 
     @classmethod
-    async def open(cls, info: dict, gateway_id: str, on_push, on_lost) -> "RoomChannel":
+    async def open(cls, info: dict, gateway_id: str, on_push, on_lost, in_process: bool = True) -> "RoomChannel":
         """Connect to the channel described by ``info`` (``RoomHandle.open_channel``) and say
-        hello. Raises ``OSError`` or ``asyncio.TimeoutError`` when the room cannot be reached."""
+        hello; join it in process instead when the room is in this process on this loop
+        (unless ``in_process`` is False). Raises ``OSError`` (``ConnectionError`` when an
+        in-process room's channels are closed) or ``asyncio.TimeoutError`` when the room
+        cannot be reached."""
+        server = in_process_server(info) if in_process else None
+        if server is not None:
+            return InProcessRoomChannel.join(server, info, gateway_id, on_push, on_lost)
         loop = asyncio.get_running_loop()
         _, channel = await asyncio.wait_for(
             loop.create_connection(lambda: cls(on_push, on_lost), info["host"], int(info["port"])), CONNECT_TIMEOUT)
@@ -95,3 +106,27 @@ class RoomChannel(asyncio.Protocol):
         if not self.lost:
             self.lost = True
             self.on_lost(self)
+
+
+class InProcessRoomChannel(RoomChannel):
+    """A ``RoomChannel`` joined in process (``ChannelServer.join_in_process``): ``send`` hands
+    the batch's events to the room as they are, and each push arrives as ``(ack, items)``. No
+    silence watchdog: the room runs on this very loop."""
+
+    @classmethod
+    def join(cls, server, info: dict, gateway_id: str, on_push, on_lost) -> "InProcessRoomChannel":
+        channel = cls(on_push, on_lost)
+        channel.epoch = int(info["epoch"])
+        channel.transport = server.join_in_process(gateway_id, channel._receive_push, channel.connection_lost)
+        return channel
+
+    def send(self, batch_no: int, events: list) -> None:
+        if not self.lost:
+            self.transport.send(batch_no, events)
+
+    def _receive_push(self, ack: int, items: list) -> None:
+        if not self.lost:
+            self.heard_at = time.monotonic()
+            self.on_push(ack, items)
+
+    transport: InProcessPipe

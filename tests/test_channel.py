@@ -1,15 +1,16 @@
 """The data channel between gateways and a room activation (``starhold._runtime.channel``), over real
-loopback TCP on the in-process host: batches in order with acks, output pushed without being
-asked, foreign or broken peers dropped while the room keeps serving, and a channel that ends
-with its activation."""
+loopback TCP on the in-process host and joined in process (the gateway on the room's loop):
+batches in order with acks, output pushed without being asked, foreign or broken peers dropped
+while the room keeps serving, and a channel that ends with its activation."""
 
 import asyncio
 
 import msgpack
+import pytest
 
 from starhold.rooms import protocol as P
 from starhold._runtime.events import Connect, Message, encode_batch
-from starhold.gateway.room_channel import RoomChannel
+from starhold.gateway.room_channel import InProcessRoomChannel, RoomChannel
 
 SYSTEM = {"id": "sol", "name": "Sol", "color": "#fff2e7", "star_radius": 40.0, "planets": []}
 
@@ -49,16 +50,23 @@ def join(conn_id, name):
     return Connect(conn_id, {}, 1, {"player": f"p-{conn_id}", "name": name, "kind": "guest"})
 
 
-async def open_channel(room, gateway="gw-a"):
+@pytest.fixture(params=["tcp", "in_process"])
+def via(request):
+    """How the gateway end joins: over loopback TCP, or in process (the room is on this loop)."""
+    return request.param
+
+
+async def open_channel(room, gateway="gw-a", via="tcp"):
     peer = Peer()
     info = await room.open_channel(gateway)
-    channel = await RoomChannel.open(info, gateway, peer.on_push, peer.on_lost)
+    channel = await RoomChannel.open(info, gateway, peer.on_push, peer.on_lost, in_process=via == "in_process")
+    assert isinstance(channel, InProcessRoomChannel) == (via == "in_process")
     return peer, channel, info
 
 
-async def test_batches_are_applied_in_order_and_acknowledged(room_directory):
+async def test_batches_are_applied_in_order_and_acknowledged(room_directory, via):
     room = await room_directory.get("system", "sol", {"system": SYSTEM})
-    peer, channel, info = await open_channel(room)
+    peer, channel, info = await open_channel(room, via=via)
     assert info["epoch"] == (await room.stats())["epoch"]
     channel.send(1, [join("c1", "Ada")])
     channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0})),
@@ -76,7 +84,7 @@ async def test_batches_are_applied_in_order_and_acknowledged(room_directory):
 
 
 async def test_an_input_batch_s_ack_rides_on_the_next_frame_or_comes_alone_after_the_linger(
-        room_directory, monkeypatch):
+        room_directory, monkeypatch, via):
     """A batch of inputs alone is acknowledged with the next push that has output (by the
     tick's frame at the latest), not in a push of its own; with no output it comes alone after ACK_LINGER. A
     batch with a connect is acknowledged at once."""
@@ -85,7 +93,7 @@ async def test_an_input_batch_s_ack_rides_on_the_next_frame_or_comes_alone_after
     monkeypatch.setattr(channel_module, "HEARTBEAT_INTERVAL", 600.0)  # no empty pushes meanwhile
     monkeypatch.setattr(channel_module, "ACK_LINGER", 600.0)
     room = await room_directory.get("system", "sol", {"system": SYSTEM, "pirates": False, "pilots": False})
-    peer, channel, _ = await open_channel(room)
+    peer, channel, _ = await open_channel(room, via=via)
     channel.send(1, [join("c1", "Ada")])
     await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 1, timeout=60)  # at once, linger or not
     events = (await room.stats())["events"]
@@ -100,7 +108,7 @@ async def test_an_input_batch_s_ack_rides_on_the_next_frame_or_comes_alone_after
     monkeypatch.setattr(channel_module, "ACK_LINGER", 0.05)
     channel.send(3, [Message("c1", P.ClientMessage(P.MOVE_TO, 3, {"x": 20.0, "y": 0.0}))])
     await peer.wait_for(lambda: peer.acks[-1] == 3, timeout=60)  # no tick, no output: alone after the linger
-    assert [items for ack, items in peer.pushes if ack == 3] == [[]]
+    assert [list(items) for ack, items in peer.pushes if ack == 3] == [[]]
     channel.close()
 
 
@@ -127,7 +135,7 @@ async def test_a_malformed_batch_from_a_gateway_closes_only_its_channel(room_dir
     good, good_channel, _ = await open_channel(room, "gw-good")
     good_channel.send(1, [join("c1", "Ada")])
     await good.wait_for(lambda: welcomes(good.items))
-    bad, bad_channel, _ = await open_channel(room, "gw-bad")
+    bad, bad_channel, _ = await open_channel(room, "gw-bad", via="tcp")  # bytes on the wire
     bad_channel.transport.write(msgpack.packb([1, [["message", "c9"]]]))  # a message without its body
     await asyncio.wait_for(bad.lost.wait(), 5)
     good_channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 5.0, "y": 5.0}))])
@@ -136,16 +144,16 @@ async def test_a_malformed_batch_from_a_gateway_closes_only_its_channel(room_dir
     good_channel.close()
 
 
-async def test_the_channel_ends_with_the_activation(room_directory, manual_clock):
+async def test_the_channel_ends_with_the_activation(room_directory, manual_clock, via):
     room = await room_directory.get("system", "sol", {"system": SYSTEM})
-    peer, channel, _ = await open_channel(room)
+    peer, channel, _ = await open_channel(room, via=via)
     channel.send(1, [join("c1", "Ada")])
     await peer.wait_for(lambda: welcomes(peer.items))
     assert await room.hibernate()
     await asyncio.wait_for(peer.lost.wait(), 5)
-    assert peer.items[-1] == ["hibernate"]  # told first: the room sleeps holding c1
+    assert list(peer.items[-1]) == ["hibernate"]  # told first: the room sleeps holding c1
     woken = await room_directory.get("system", "sol")
-    peer2, channel2, info2 = await open_channel(woken)
+    peer2, channel2, info2 = await open_channel(woken, via=via)
     assert info2["epoch"] > 1
     channel2.send(1, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
     await peer2.wait_for(lambda: peer2.acks and peer2.acks[-1] == 1)
@@ -154,7 +162,7 @@ async def test_the_channel_ends_with_the_activation(room_directory, manual_clock
 
 
 
-async def test_a_silent_room_channel_is_dropped_and_a_live_one_hears_heartbeats(room_directory, monkeypatch):
+async def test_a_silent_room_channel_is_dropped_and_a_live_one_hears_heartbeats(room_directory, monkeypatch, via):
     """A room pushes at least every HEARTBEAT_INTERVAL; a gateway drops a channel that stays
     silent for CHANNEL_TIMEOUT (a node that vanished without closing its sockets)."""
     import starhold.gateway.room_channel as room_channel
@@ -162,7 +170,8 @@ async def test_a_silent_room_channel_is_dropped_and_a_live_one_hears_heartbeats(
     monkeypatch.setattr(room_channel, "CHANNEL_TIMEOUT", 2.5)
     handle = await room_directory.get("system", "sol", {"system": SYSTEM, "pirates": False, "pilots": False})
     live = Peer()
-    channel = await RoomChannel.open(await handle.open_channel("gw-live"), "gw-live", live.on_push, live.on_lost)
+    channel = await RoomChannel.open(await handle.open_channel("gw-live"), "gw-live", live.on_push, live.on_lost,
+                                     in_process=via == "in_process")
     await live.wait_for(lambda: len(live.acks) >= 3)  # heartbeats of an idle room: [0, []]
     assert not live.lost.is_set() and not channel.lost
 
@@ -178,3 +187,61 @@ async def test_a_silent_room_channel_is_dropped_and_a_live_one_hears_heartbeats(
     assert dead.acks == []
     channel.close()
     server.close()
+
+
+async def test_a_gateway_on_the_room_s_loop_joins_in_process_and_any_other_connects_over_tcp(room_directory):
+    """``open`` joins in process only when ``info`` names this process and the room's server is
+    open on the running loop; a foreign process token or a loop of its own means TCP."""
+    from starhold._runtime.channel import PROCESS
+
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    info = await room.open_channel("gw-a")
+    assert info["process"] == PROCESS
+    peer, channel, _ = await open_channel(room, "gw-a", via="in_process")
+    other = Peer()
+    foreign = await RoomChannel.open({**info, "process": "elsewhere"}, "gw-b", other.on_push, other.on_lost)
+    assert type(foreign) is RoomChannel
+    channel.send(1, [join("c1", "Ada")])
+    foreign.send(1, [join("c2", "Bob")])
+    await peer.wait_for(lambda: welcomes(peer.items))
+    await other.wait_for(lambda: welcomes(other.items))
+    assert (await room.stats())["connections"] == 2
+
+    def on_another_loop():  # a gateway in this process but on a loop of its own
+        async def main():
+            lone = Peer()
+            ch = await RoomChannel.open(info, "gw-c", lone.on_push, lone.on_lost)
+            kind = type(ch)
+            ch.close()
+            return kind
+        return asyncio.run(main())
+
+    assert await asyncio.to_thread(on_another_loop) is RoomChannel
+    channel.close()
+    foreign.close()
+
+
+async def test_an_in_process_channel_ends_on_either_side_after_what_was_handed_over(room_directory):
+    """The gateway's close reaches the room (its channel is forgotten, a newer one may join);
+    a crash of the activation ends the gateway's end after the pushes before it."""
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    peer, channel, _ = await open_channel(room, "gw-a", via="in_process")
+    channel.send(1, [join("c1", "Ada")])
+    await peer.wait_for(lambda: welcomes(peer.items))
+    server = channel.transport.channel.server
+    assert "gw-a" in server.channels
+    channel.close()
+    await asyncio.wait_for(peer.lost.wait(), 5)
+    async with asyncio.timeout(5):
+        while "gw-a" in server.channels:
+            await asyncio.sleep(0)
+    channel.send(2, [join("c9", "Late")])  # after the end: dropped, never applied
+    peer2, channel2, _ = await open_channel(room, "gw-a", via="in_process")
+    channel2.send(1, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))])
+    await peer2.wait_for(lambda: peer2.acks and peer2.acks[-1] == 1)
+    assert (await room.stats())["connections"] == 1
+    await server.close(flush=False)  # what a crash does to the activation's channels
+    await asyncio.wait_for(peer2.lost.wait(), 5)
+    assert channel2.lost
+    with pytest.raises(ConnectionError):
+        server.join_in_process("gw-z", peer2.on_push, lambda exc: None)

@@ -25,6 +25,16 @@ was given. From then on both directions are plain msgpack over that connection:
 (a node that vanished without closing its connections: a partition, a power loss), resolves the
 room again, and its sockets are checked against the new activation.
 
+**In process.** When the gateway runs in the room's own process, on the same event loop (the
+in-process host of ``starhold serve --host-mode local`` and of the test harness), the channel
+joins in process instead (``in_process_server``, ``ChannelServer.join_in_process``): the
+gateway's batches reach the room as the event objects themselves and the room's pushes reach
+the gateway as ``(ack, items)``, each handed over on the next turn of the loop
+(``loop.call_soon``), in order, with no TCP, no msgpack and no secret on the wire. Everything
+else is the channel above: batch numbers, acknowledgements, heartbeats, the end with the
+activation. ``channel_info`` names the process (``"process"``: ``PROCESS``, random per
+process); a gateway elsewhere ignores it and connects over TCP.
+
 A channel belongs to one activation and ends with it: after ``("hibernate",)`` when the room
 went to sleep, without it when the activation crashed or was fenced. The gateway then sends
 the batches it has not seen acknowledged to the next activation (they were not applied, or
@@ -46,7 +56,8 @@ import logging
 import secrets
 import socket
 import time
-from typing import TYPE_CHECKING
+import weakref
+from typing import TYPE_CHECKING, Any, Callable
 
 import msgpack
 
@@ -74,6 +85,25 @@ WRITE_HIGH_WATER = 1024 * 1024
 which is bounded) until the gateway reads again."""
 
 
+PROCESS = secrets.token_hex(8)
+"""This process's token in ``channel_info`` (``"process"``): a gateway that sees its own token
+there (and finds the channel's server on its running loop) joins the channel in process."""
+_SERVERS: "weakref.WeakValueDictionary[str, ChannelServer]" = weakref.WeakValueDictionary()
+"""The listening channel servers of this process, by secret."""
+
+
+def in_process_server(info: dict) -> "ChannelServer | None":
+    """The channel server ``info`` (``RoomHandle.open_channel``) describes when it lives in this
+    process, is still open and runs on the caller's event loop (so it can be joined in
+    process); None otherwise (connect over TCP)."""
+    if info.get("process") != PROCESS:
+        return None
+    server = _SERVERS.get(info.get("secret", ""))
+    if server is None or server.closed or server.loop is not asyncio.get_running_loop():
+        return None
+    return server
+
+
 def set_nodelay(transport: asyncio.BaseTransport) -> None:
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -94,6 +124,7 @@ class ChannelServer:
         self._heartbeat: asyncio.TimerHandle | None = None
         self.channels: dict[str, _Channel] = {}
         self.closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def address(self) -> tuple[str, int]:
         """``(host, port)`` to connect to; starts the server on first use."""
@@ -106,6 +137,23 @@ class ChannelServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: _Channel(self), self.host, 0, backlog=128)
         self._heartbeat = loop.call_later(HEARTBEAT_INTERVAL, self._beat)
+        self.loop = loop
+        _SERVERS[self.secret] = self
+
+    def join_in_process(self, gateway_id: str, receive_push: Callable[[int, list], None],
+                        connection_lost: Callable[[Any], None]) -> "InProcessPipe":
+        """Open ``gateway_id``'s channel in process (see the module docstring): the room calls
+        ``receive_push(ack, items)`` for each push and ``connection_lost(None)`` once at the end,
+        each on a later turn of the loop. Returns the pipe whose ``send(batch_no, events)``
+        hands a batch to the room and whose ``close()`` ends the channel. Raises
+        ``ConnectionError`` when the server is closed."""
+        if self.closed:
+            raise ConnectionError("the room's channel server is closed")
+        channel = _InProcessChannel(self)
+        pipe = InProcessPipe(self.loop, channel, receive_push, connection_lost)
+        channel.connection_made(pipe)
+        channel._hello(["hello", gateway_id, self.secret])
+        return pipe
 
     def _beat(self) -> None:
         """Push an empty ``[ack, []]`` on every channel silent for ``HEARTBEAT_INTERVAL``."""
@@ -133,6 +181,8 @@ class ChannelServer:
         """End every channel (after pushing what is waiting, unless ``flush`` is False: a crash)
         and stop listening."""
         self.closed = True
+        if _SERVERS.get(self.secret) is self:
+            del _SERVERS[self.secret]
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         for channel in list(self.channels.values()):
@@ -185,6 +235,9 @@ class _Channel(asyncio.Protocol):
             log.warning("room %s: bad channel input (%s); channel closed", self.runtime.key, exc)
             self.end(abort=True)
             return
+        self._start_work()
+
+    def _start_work(self) -> None:
         if self.batches and (self.worker is None or self.worker.done()):
             self.worker = asyncio.ensure_future(self._work())
 
@@ -269,7 +322,10 @@ class _Channel(asyncio.Protocol):
         if self.ack_timer is not None:  # the acknowledgement rides on this push
             self.ack_timer.cancel()
             self.ack_timer = None
-        self.transport.write(msgpack.packb([self.ack, items], use_bin_type=True))
+        self._write_push(self.ack, items)
+
+    def _write_push(self, ack: int, items: list) -> None:
+        self.transport.write(msgpack.packb([ack, items], use_bin_type=True))
 
     def end(self, abort: bool = False) -> None:
         self.gone = True
@@ -281,3 +337,62 @@ class _Channel(asyncio.Protocol):
                 self.transport.abort()
             else:
                 self.transport.close()  # after the buffered pushes
+
+
+class _InProcessChannel(_Channel):
+    """A gateway's channel joined in process: batches arrive as event objects
+    (``InProcessPipe.send``), pushes leave as ``(ack, items)`` on the next loop turn."""
+
+    def _write_push(self, ack: int, items: list) -> None:
+        self.transport.push(ack, items)
+
+    def accept(self, batch_no: int, events: list) -> None:
+        """A batch from the gateway: its typed events (``starhold._runtime.events``), in order."""
+        if not self.gone:
+            self.batches.append((batch_no, events))
+            self._start_work()
+
+
+class InProcessPipe(asyncio.Transport):
+    """Both ends of one in-process channel (see the module docstring): the room's
+    ``_InProcessChannel`` sees it as its transport; the gateway sends batches with ``send``
+    and ends it with ``close``. Every hand-over to the other side happens on a later turn of
+    ``loop`` (``call_soon``, first in first out), so neither side runs inside the other's
+    callback, and the end reaches each side after what was sent before it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, channel: _InProcessChannel,
+                 receive_push: Callable[[int, list], None], connection_lost: Callable[[Any], None]):
+        super().__init__()
+        self.loop = loop
+        self.channel = channel
+        self.receive_push = receive_push
+        self.gateway_lost = connection_lost
+        self.closed = False
+
+    def send(self, batch_no: int, events: list) -> None:
+        """Hand ``[batch_no, events]`` to the room (dropped once the pipe is closed)."""
+        if not self.closed:
+            self.loop.call_soon(self.channel.accept, batch_no, events)
+
+    def push(self, ack: int, items: list) -> None:
+        if not self.closed:
+            self.loop.call_soon(self.receive_push, ack, items)
+
+    def close(self) -> None:
+        """End the channel, either side: each side's ``connection_lost(None)`` follows what
+        was handed over before."""
+        if not self.closed:
+            self.closed = True
+            self.loop.call_soon(self.channel.connection_lost, None)
+            self.loop.call_soon(self.gateway_lost, None)
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        pass  # the gateway side takes each push as it comes: nothing is buffered

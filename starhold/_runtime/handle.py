@@ -48,8 +48,9 @@ class RoomHandle(abc.ABC):
     @abc.abstractmethod
     async def open_channel(self, gateway_id: str) -> dict:
         """Where ``gateway_id`` connects for the activation's data channel (``starhold._runtime.channel``):
-        ``{"host": str, "port": int, "secret": str, "epoch": int}``. Wakes the room. Raises
-        ``RoomGone``."""
+        ``{"host": str, "port": int, "secret": str, "epoch": int, "process": str}`` (``process``
+        names the room's process, for a gateway there to join in process). Wakes the room.
+        Raises ``RoomGone``."""
 
     @abc.abstractmethod
     async def request(self, request: HttpRequest) -> HttpResponse:

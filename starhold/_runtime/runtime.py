@@ -49,7 +49,7 @@ from ..storage.base import StaleEpochError, StorageError
 from ..storage.snapshots import SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
 from .alarms import AlarmDelivery
-from .channel import ChannelServer
+from .channel import PROCESS as channel_process, ChannelServer
 from .events import Check, Close, Connect, Message
 from .handle import RoomGone
 from .hibernation import SNAPSHOT_INTERVAL, Hibernation
@@ -493,12 +493,14 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
 
     async def channel_info(self, gateway_id: str) -> dict:
         """Where ``gateway_id`` connects for this activation's data channel (``starhold._runtime.channel``):
-        ``{"host", "port", "secret", "epoch"}``. Starts the room if needed. Raises ``RoomGone``."""
+        ``{"host", "port", "secret", "epoch", "process"}`` (``process``: ``starhold._runtime.channel.PROCESS``,
+        for a gateway in this process to join in process). Starts the room if needed. Raises ``RoomGone``."""
         await self._ensure_active()
         host, port = await self.channels.address()
         if self.state != ActivationState.ACTIVE:
             raise RoomGone(self.key)
-        return {"host": host, "port": port, "secret": self.channels.secret, "epoch": self.epoch}
+        return {"host": host, "port": port, "secret": self.channels.secret, "epoch": self.epoch,
+                "process": channel_process}
 
     async def _connect(self, gateway_id: str, event: Connect) -> None:
         conn_id = event.conn
