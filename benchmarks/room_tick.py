@@ -130,7 +130,7 @@ async def run(players: int, ticks: int, batches: int = 1, channel: bool = False,
             pushes = _Pushes()
             if channel:
                 link = await RoomChannel.open(await handle.open_channel(GATEWAY), GATEWAY, pushes.on_push,
-                                              pushes.on_lost)
+                                              pushes.on_lost, in_process=False)  # the hop as between processes
             batch_no = 0
 
             async def tick(n: int) -> None:
