@@ -30,3 +30,57 @@ def positions_at(const double[::1] x0, const double[::1] y0, const double[::1] t
                 out_x[i] = x0[i] + dx * f
                 out_y[i] = y0[i] + dy * f
                 moving[i] = 1
+
+
+def ship_rows(const double[:, ::1] legs, list ids, dict status, double speed, double t, long moving_flag):
+    """See ``starhold.kernels.motion.ship_rows``."""
+    cdef Py_ssize_t i, n = legs.shape[0]
+    cdef double dx, dy, dist, travel, f, x, y
+    cdef bint moving, any_moving = False
+    cdef long flags
+    cdef dict rows = {}
+    cdef object ship_id, st
+    if legs.shape[1] != 5 or len(ids) != n:
+        raise ValueError("legs must be (N, 5) with one id per row")
+    for i in range(n):
+        dx = legs[i, 2] - legs[i, 0]
+        dy = legs[i, 3] - legs[i, 1]
+        dist = sqrt(dx * dx + dy * dy)
+        travel = speed * (t - legs[i, 4])
+        if travel < 0.0:
+            travel = 0.0
+        if travel >= dist:
+            x = legs[i, 2]
+            y = legs[i, 3]
+            moving = False
+        else:
+            f = travel / dist
+            x = legs[i, 0] + dx * f
+            y = legs[i, 1] + dy * f
+            moving = True
+        ship_id = ids[i]
+        st = status.get(ship_id)
+        flags = 0 if st is None else <long>st
+        if moving:
+            flags |= moving_flag
+            any_moving = True
+        rows[ship_id] = (<double>(<float>x), <double>(<float>y), flags)
+    return rows, any_moving
+
+
+def set_legs(double[:, ::1] legs, list rows, list ships):
+    """See ``starhold.kernels.motion.set_legs``."""
+    cdef Py_ssize_t k, r, n = len(rows)
+    cdef dict ship
+    if len(ships) != n or legs.shape[1] != 5:
+        raise ValueError("legs must be (N, 5), with one ship per row index")
+    for k in range(n):
+        r = rows[k]
+        if r < 0 or r >= legs.shape[0]:
+            raise IndexError(f"row {r} out of range")
+        ship = ships[k]
+        legs[r, 0] = ship["x0"]
+        legs[r, 1] = ship["y0"]
+        legs[r, 2] = ship["tx"]
+        legs[r, 3] = ship["ty"]
+        legs[r, 4] = ship["t0"]

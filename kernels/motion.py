@@ -18,7 +18,8 @@ import numpy as np
 
 from ._extensions import load
 
-__all__ = ["positions_at", "positions_at_py", "position_at", "COMPILED"]
+__all__ = ["positions_at", "positions_at_py", "position_at", "ship_rows", "ship_rows_py", "set_legs",
+           "set_legs_py", "COMPILED"]
 
 
 def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
@@ -55,9 +56,60 @@ def position_at(x0: float, y0: float, tx: float, ty: float, t0: float, speed: fl
     return x0 + dx * f, y0 + dy * f, True
 
 
+def ship_rows_py(legs, ids, status, speed, t, moving_flag):
+    """Pure-Python twin of the compiled ``ship_rows``; same arguments, same results bit for bit."""
+    if legs.ndim != 2 or legs.shape[1] != 5 or len(ids) != legs.shape[0]:
+        raise ValueError("legs must be (N, 5) with one id per row")
+    rows, any_moving = {}, False
+    for i, ship_id in enumerate(ids):
+        x, y, moving = position_at(*(float(v) for v in legs[i]), speed, t)
+        flags = int(status.get(ship_id, 0))
+        if moving:
+            flags |= moving_flag
+            any_moving = True
+        rows[ship_id] = (float(np.float32(x)), float(np.float32(y)), flags)
+    return rows, any_moving
+
+
+def set_legs_py(legs, rows, ships):
+    """Pure-Python twin of the compiled ``set_legs``."""
+    if len(ships) != len(rows) or legs.ndim != 2 or legs.shape[1] != 5:
+        raise ValueError("legs must be (N, 5), with one ship per row index")
+    for r, ship in zip(rows, ships):
+        if not 0 <= r < legs.shape[0]:
+            raise IndexError(f"row {r} out of range")
+        legs[r] = (ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"])
+
+
 _ext = load("_motion")
 COMPILED = _ext is not None
 _compiled = _ext.positions_at if COMPILED else positions_at_py
+_ship_rows = _ext.ship_rows if COMPILED else ship_rows_py
+_set_legs = _ext.set_legs if COMPILED else set_legs_py
+
+
+def set_legs(legs, rows: list, ships: list) -> None:
+    """Write ships' legs into their rows: ``legs[rows[k]] = x0, y0, tx, ty, t0`` of the dict
+    ``ships[k]`` (world units, seconds), for every k. ``legs``: float64 (N, 5), C-contiguous,
+    written in place. Raises ``ValueError`` when the lists differ in length or ``legs`` is
+    not (N, 5), ``IndexError`` for a row outside it, ``KeyError``/``TypeError`` for a ship
+    without those numbers (rows before it are already written)."""
+    _set_legs(legs, rows, ships)
+
+
+def ship_rows(legs, ids: list, status: dict, speed: float, t: float, moving_flag: int):
+    """Every ship's frame row at time ``t``, in one pass: ``(rows, any_moving)``.
+
+    ``legs``: float64 array of shape (N, 5), C-contiguous, each row a ship's leg
+    ``x0, y0, tx, ty, t0`` (world units, seconds; ``Fleet.arrays``); ``ids``: the N ship ids
+    (ints) in row order; ``status``: ship id -> int flags (ships not in it: 0); ``speed`` in
+    world units per second; ``t`` in seconds. ``rows`` maps each id to ``(x, y, flags)``:
+    the position as ``positions_at`` computes it, rounded to float32 (``protocol.quantize``:
+    nearest-even), and ``flags`` the ship's status with ``moving_flag`` or-ed in while it
+    moves; ``any_moving`` is whether any ship moves. Raises ``ValueError`` when ``legs`` is
+    not (N, 5) or ``ids`` has another length.
+    """
+    return _ship_rows(legs, ids, status, float(speed), float(t), int(moving_flag))
 
 
 def positions_at(x0, y0, tx, ty, t0, speed: float, t: float):

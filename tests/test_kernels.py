@@ -53,3 +53,52 @@ def test_scalar_position_matches_the_kernels_bit_for_bit():
         got = motion.position_at(float(x0[i]), float(y0[i]), float(tx[i]), float(ty[i]), float(t0[i]), 50.0, t)
         assert got == (x[i], y[i], bool(moving[i]))
         assert type(got[0]) is float and type(got[2]) is bool
+
+
+def _legs(rng, n):
+    legs = np.empty((n, 5))
+    legs[:, :4] = rng.uniform(-5000, 5000, (n, 4))
+    legs[:, 4] = rng.uniform(0, 100, n)
+    legs[: n // 5, 2:4] = legs[: n // 5, 0:2]  # at rest from the start
+    return legs
+
+
+def test_ship_rows_are_the_quantized_positions_and_flags_of_the_kernel_and_its_twin():
+    """``ship_rows`` = ``positions_at`` rounded to float32 (``protocol.quantize``), each ship's
+    status with the moving flag or-ed in while it moves; compiled and twin alike."""
+    from starhold.rooms import protocol
+
+    rng = np.random.default_rng(11)
+    for n in (0, 1, 7, 300):
+        legs = _legs(rng, n)
+        ids = [int(i) for i in rng.permutation(10 * n + 1)[:n]]
+        status = {i: int(rng.integers(0, 8)) for i in ids if rng.random() < 0.7}
+        t = 60.0
+        rows, any_moving = motion.ship_rows(legs, ids, status, protocol.SHIP_SPEED, t, protocol.SHIP_MOVING)
+        assert (rows, any_moving) == motion.ship_rows_py(legs, ids, status, protocol.SHIP_SPEED, t,
+                                                         protocol.SHIP_MOVING)
+        assert list(rows) == ids
+        for i, ship_id in enumerate(ids):
+            x, y, moving = motion.position_at(*legs[i], protocol.SHIP_SPEED, t)
+            flags = status.get(ship_id, 0) | (protocol.SHIP_MOVING if moving else 0)
+            assert rows[ship_id] == (protocol.quantize(x), protocol.quantize(y), flags)
+        assert any_moving == any(r[2] & protocol.SHIP_MOVING for r in rows.values())
+    with pytest.raises(ValueError):
+        motion.ship_rows(np.zeros((2, 5)), [1], {}, 1.0, 0.0, 2)
+    with pytest.raises(ValueError):
+        motion.ship_rows(np.zeros((2, 4)), [1, 2], {}, 1.0, 0.0, 2)
+
+
+@pytest.mark.parametrize("set_legs", [motion.set_legs, motion.set_legs_py], ids=["kernel", "twin"])
+def test_set_legs_writes_each_ship_s_leg_into_its_row(set_legs):
+    legs = np.zeros((4, 5))
+    ships = [{"x0": 1.5, "y0": -2.0, "tx": 3, "ty": 4.25, "t0": 10.0, "name": "a"},
+             {"x0": 0.1, "y0": 0.2, "tx": 0.3, "ty": 0.4, "t0": 0.5}]
+    set_legs(legs, [3, 1], ships)
+    assert legs.tolist() == [[0.0] * 5, [0.1, 0.2, 0.3, 0.4, 0.5], [0.0] * 5, [1.5, -2.0, 3.0, 4.25, 10.0]]
+    with pytest.raises(ValueError):
+        set_legs(legs, [0], ships)
+    with pytest.raises(IndexError):
+        set_legs(legs, [4], ships[:1])
+    with pytest.raises(KeyError):
+        set_legs(legs, [0], [{"x0": 1.0}])

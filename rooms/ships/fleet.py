@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import protocol
-from starhold.kernels.motion import position_at, positions_at
+from starhold.kernels.motion import position_at, positions_at, set_legs
 
 __all__ = ["Fleet", "PREFIX"]
 
@@ -52,7 +52,7 @@ class Fleet:
         if self._soa is not None and self._stale:  # orders since the last call: their rows at once
             _, cols, index = self._soa
             stale, self._stale = self._stale, {}
-            cols[[index[i] for i in stale]] = [(s["x0"], s["y0"], s["tx"], s["ty"], s["t0"]) for s in stale.values()]
+            set_legs(cols, [index[i] for i in stale], list(stale.values()))
         if self._soa is None:
             self._stale = {}
             ids = self.order()

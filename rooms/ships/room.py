@@ -63,6 +63,7 @@ from .fleet import Fleet, PREFIX as SHIP_PREFIX
 from .journal import Journal
 from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
 from .sync import FrameSync
+from starhold.kernels.motion import ship_rows
 
 GAME_EPOCH = 1_767_225_600.0
 """Game time zero: 2026-01-01T00:00:00Z, Unix seconds. Game time = clock time - GAME_EPOCH."""
@@ -193,17 +194,12 @@ class ShipRoom(Room):
 
     def rows_at(self, at: float) -> tuple[dict[int, tuple[float, float, int]], bool]:
         """Every ship's quantized ``(x, y, flags)`` at clock time ``at``, and whether any moves."""
-        ids, x, y, moving = self.fleet.positions(at)
+        ids, legs, _ = self.fleet.arrays()
         if not ids:
             return {}, False
-        held, online, moving_flag = protocol.SHIP_HELD, protocol.SHIP_ONLINE, protocol.SHIP_MOVING
+        held, online = protocol.SHIP_HELD, protocol.SHIP_ONLINE
         status = {seat["ship"]: held if seat.get("conn") is None else online for seat in self.seats.seats.values()}
-        xs, ys = protocol.quantize_many(x), protocol.quantize_many(y)
-        ms = moving.tolist()
-        get = status.get
-        rows = {ship_id: (xs[i], ys[i], get(ship_id, 0) | (moving_flag if ms[i] else 0))
-                for i, ship_id in enumerate(ids)}
-        return rows, any(ms)
+        return ship_rows(legs, ids, status, protocol.SHIP_SPEED, at, protocol.SHIP_MOVING)
 
     def names(self) -> dict[int, str]:
         return {ship_id: s["name"] for ship_id, s in self.ships.items()}
