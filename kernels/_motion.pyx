@@ -84,3 +84,17 @@ def set_legs(double[:, ::1] legs, list rows, list ships):
         legs[r, 2] = ship["tx"]
         legs[r, 3] = ship["ty"]
         legs[r, 4] = ship["t0"]
+
+
+def ship_position(dict ship, double speed, double t):
+    """See ``starhold.kernels.motion.ship_position``."""
+    cdef double x0 = ship["x0"], y0 = ship["y0"], tx = ship["tx"], ty = ship["ty"], t0 = ship["t0"]
+    cdef double dx = tx - x0, dy = ty - y0, dist, travel, f
+    dist = sqrt(dx * dx + dy * dy)
+    travel = speed * (t - t0)
+    if travel < 0.0:
+        travel = 0.0
+    if travel >= dist:
+        return tx, ty, False
+    f = travel / dist
+    return x0 + dx * f, y0 + dy * f, True

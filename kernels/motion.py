@@ -19,7 +19,7 @@ import numpy as np
 from ._extensions import load
 
 __all__ = ["positions_at", "positions_at_py", "position_at", "ship_rows", "ship_rows_py", "set_legs",
-           "set_legs_py", "COMPILED"]
+           "set_legs_py", "ship_position", "ship_position_py", "COMPILED"]
 
 
 def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
@@ -71,6 +71,11 @@ def ship_rows_py(legs, ids, status, speed, t, moving_flag):
     return rows, any_moving
 
 
+def ship_position_py(ship: dict, speed: float, t: float) -> tuple[float, float, bool]:
+    """Pure-Python twin of the compiled ``ship_position``."""
+    return position_at(ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"], speed, t)
+
+
 def set_legs_py(legs, rows, ships):
     """Pure-Python twin of the compiled ``set_legs``."""
     if len(ships) != len(rows) or legs.ndim != 2 or legs.shape[1] != 5:
@@ -86,6 +91,11 @@ COMPILED = _ext is not None
 _compiled = _ext.positions_at if COMPILED else positions_at_py
 _ship_rows = _ext.ship_rows if COMPILED else ship_rows_py
 _set_legs = _ext.set_legs if COMPILED else set_legs_py
+ship_position = _ext.ship_position if COMPILED else ship_position_py
+ship_position.__doc__ = """``ship_position(ship, speed, t) -> (x, y, moving)``: ``position_at`` of the leg in the
+dict ``ship`` (its ``x0, y0, tx, ty, t0``: world units, seconds; ``speed`` world units per
+second, ``t`` seconds), bit-identical, without unpacking the dict in Python (a room applies
+one order per input). Raises ``KeyError`` or ``TypeError`` for a ship without those numbers."""
 
 
 def set_legs(legs, rows: list, ships: list) -> None:

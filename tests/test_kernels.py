@@ -102,3 +102,14 @@ def test_set_legs_writes_each_ship_s_leg_into_its_row(set_legs):
         set_legs(legs, [4], ships[:1])
     with pytest.raises(KeyError):
         set_legs(legs, [0], [{"x0": 1.0}])
+
+
+@pytest.mark.parametrize("ship_position", [motion.ship_position, motion.ship_position_py], ids=["kernel", "twin"])
+def test_ship_position_is_position_at_of_the_ship_s_leg(ship_position):
+    rng = np.random.default_rng(5)
+    for x0, y0, tx, ty, t0 in _legs(rng, 200):
+        ship = {"id": 1, "x0": float(x0), "y0": float(y0), "tx": float(tx), "ty": float(ty), "t0": float(t0)}
+        for t in (0.0, float(t0), 55.5, 1e4):
+            assert ship_position(ship, 50.0, t) == motion.position_at(*map(float, (x0, y0, tx, ty, t0)), 50.0, t)
+    with pytest.raises(KeyError):
+        ship_position({"x0": 0.0}, 50.0, 1.0)

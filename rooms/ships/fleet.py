@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from .. import protocol
-from starhold.kernels.motion import position_at, positions_at, set_legs
+from starhold.kernels.motion import positions_at, set_legs, ship_position
 
 __all__ = ["Fleet", "PREFIX"]
 
@@ -65,7 +65,7 @@ class Fleet:
 
     def position(self, ship: dict, at: float) -> tuple[float, float, bool]:
         """One ship's ``(x, y, moving)`` at clock time ``at`` (the kernel's twin, bit-identical)."""
-        return position_at(ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"], protocol.SHIP_SPEED, at)
+        return ship_position(ship, protocol.SHIP_SPEED, at)
 
     def positions(self, at: float) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
         """Every ship's ``(ids, x, y, moving)`` at clock time ``at``: float64, float64, bool (N,)."""
