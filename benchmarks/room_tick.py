@@ -45,6 +45,16 @@ Figures (this 2-core machine, 100 players):
   5 alternating pairs): lower in 4 of 5, median 2.24 -> 2.12 ms per tick; ``RoomRuntime.dispatch``
   alone, batches of 33 moves timed with ``time.thread_time`` (best of 7 rounds): 7.4-7.6 ->
   3.9 µs per input.
+- the frame's rows and the moves through compiled kernels (``starhold.kernels.motion``:
+  ``ship_rows`` computes, quantizes and flags every ship in one pass; ``set_legs`` writes the
+  moved ships' legs into the fleet's array; ``ship_position`` reads a ship's leg from its dict),
+  sections timed with ``time.thread_time``: ``rows_at`` 183 -> 65-76 µs per tick (of it the
+  array update 99 -> 31-36), the moves of a tick (``on_messages``, 100 inputs) 331 -> 247 µs;
+  ``--ticks 400 --batches 3``, 10 alternating runs: median 1.77 -> 1.60 ms per tick (min
+  1.35 -> 1.31; this machine's speed varies by ±20 % from run to run).
+- the data channel in-process (a gateway on the room's loop joins it with objects: the
+  in-process host, ``--host-mode local``): ``--channel`` keeps the hop over loopback TCP, as
+  between a gateway process and a room host.
 
     .venv/bin/python benchmarks/room_tick.py [--players 100] [--ticks 300] [--batches 1]
         [--channel | --compare]
