@@ -58,12 +58,12 @@ from __future__ import annotations
 import msgpack
 
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
+from starhold.kernels.motion import ship_rows
 from .. import protocol
 from .fleet import Fleet, PREFIX as SHIP_PREFIX
 from .journal import Journal
 from .parking import MAX_PARKED, PARK_TTL, PREFIX as PARKED_PREFIX, ParkingLot
 from .sync import FrameSync
-from starhold.kernels.motion import ship_rows
 
 GAME_EPOCH = 1_767_225_600.0
 """Game time zero: 2026-01-01T00:00:00Z, Unix seconds. Game time = clock time - GAME_EPOCH."""
