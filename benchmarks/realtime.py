@@ -32,7 +32,11 @@ load average. The summary gives, for each N run on both sides, the ratio of serv
 player Starhold/Colyseus (same N, so the ratio of their server CPU).
 
     python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 2] [--procs 2]
-        [--only starhold|colyseus] [--old-loadgens] [--json results.json]
+        [--only starhold|colyseus] [--old-loadgens] [--serve-args "..."] [--json results.json]
+
+``--serve-args`` adds options to ``starhold serve`` (one string, split as a shell would), e.g.
+``--serve-args "--host-mode local" --gateways 1`` (the gateway and the rooms in one process,
+no Ray) or ``--serve-args "--rooms-per-host 5"``.
 
 Needs ``npm --prefix benchmarks/colyseus ci`` and ``npm --prefix benchmarks/loadgen ci`` once.
 """
@@ -44,6 +48,7 @@ import asyncio
 import json
 import os
 import signal
+import shlex
 import socket
 import subprocess
 import sys
@@ -68,8 +73,9 @@ def free_port() -> int:
 class StarholdServer:
     """``starhold serve`` in its own process group on a free loopback port."""
 
-    def __init__(self, gateways: int):
+    def __init__(self, gateways: int, serve_args: list[str] | None = None):
         self.gateways = gateways
+        self.serve_args = list(serve_args or [])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.data = tempfile.mkdtemp(prefix="starhold-bench-")
@@ -79,7 +85,7 @@ class StarholdServer:
         env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "starhold.cli", "--log-level", "WARNING", "serve", "--port", str(self.port),
-             "--data-dir", self.data, "--no-dashboard", "--gateways", str(self.gateways)],
+             "--data-dir", self.data, "--no-dashboard", "--gateways", str(self.gateways), *self.serve_args],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         deadline = time.time() + 120
         for line in self.proc.stdout:
@@ -129,11 +135,12 @@ class StarholdServer:
                     pass
 
 
-def run_starhold(clients: int, duration: float, warmup: float, gateways: int, procs: int, lean: bool = True) -> dict:
+def run_starhold(clients: int, duration: float, warmup: float, gateways: int, procs: int, lean: bool = True,
+                 serve_args: list[str] | None = None) -> dict:
     from starhold.client.loadtest import _room_paths, run_loadtest
 
     rooms = max(1, clients // ROOM_SIZE)
-    server = start_starhold(gateways)
+    server = start_starhold(gateways, serve_args=serve_args)
     try:
         if not lean:
             return asyncio.run(run_loadtest(server.url, clients, rooms, duration, warmup=warmup, procs=procs,
@@ -155,11 +162,11 @@ def run_starhold(clients: int, duration: float, warmup: float, gateways: int, pr
         server.__exit__(None, None, None)
 
 
-def start_starhold(gateways: int, attempts: int = 2) -> StarholdServer:
+def start_starhold(gateways: int, attempts: int = 2, serve_args: list[str] | None = None) -> StarholdServer:
     """A started ``StarholdServer``, trying again on another port if it does not come up (the
     free port is picked before Ray starts, and Ray may take it first)."""
     for attempt in range(1, attempts + 1):
-        server = StarholdServer(gateways)
+        server = StarholdServer(gateways, serve_args)
         try:
             return server.__enter__()
         except RuntimeError as exc:
@@ -241,8 +248,11 @@ def main() -> None:
     parser.add_argument("--only", choices=["starhold", "colyseus"])
     parser.add_argument("--old-loadgens", action="store_true",
                         help="starhold loadtest (Python) and the SDK on every Colyseus client, not the lean ones")
+    parser.add_argument("--serve-args", default="",
+                        help='more options for `starhold serve`, one string (e.g. "--host-mode local")')
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args()
+    serve_args = shlex.split(args.serve_args)
     results = []
     for n in args.clients:
         for target in ("starhold", "colyseus"):
@@ -252,7 +262,7 @@ def main() -> None:
             try:
                 if target == "starhold":
                     result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs,
-                                          lean=not args.old_loadgens)
+                                          lean=not args.old_loadgens, serve_args=serve_args)
                 else:
                     result = run_colyseus_side(n, args.duration, args.warmup, args.procs, lean=not args.old_loadgens)
             except Exception as exc:  # a run that collapses (e.g. clients never all join) is a result too
@@ -261,7 +271,8 @@ def main() -> None:
             results.append(result)
             print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"sector scenario, {args.duration:g} s measured after {args.warmup:g} s warm-up, "
-          f"{os.cpu_count()} cores, Starhold with {args.gateways} gateway process(es), "
+          f"{os.cpu_count()} cores, Starhold with {args.gateways} gateway process(es)"
+          f"{' and ' + args.serve_args if args.serve_args else ''}, "
           f"{args.procs} {'old' if args.old_loadgens else 'lean'} load-generator process(es) per run")
     print(table(results))
     print(summary(results))
