@@ -113,6 +113,8 @@ class InProcessRoomChannel(RoomChannel):
     the batch's events to the room as they are, and each push arrives as ``(ack, items)``. No
     silence watchdog: the room runs on this very loop."""
 
+    transport: InProcessPipe
+
     @classmethod
     def join(cls, server, info: dict, gateway_id: str, on_push, on_lost) -> "InProcessRoomChannel":
         channel = cls(on_push, on_lost)
@@ -128,5 +130,3 @@ class InProcessRoomChannel(RoomChannel):
         if not self.lost:
             self.heard_at = time.monotonic()
             self.on_push(ack, items)
-
-    transport: InProcessPipe

@@ -247,7 +247,8 @@ def quantize(value: float) -> float:
 def quantize_many(values) -> list[float]:
     """``[quantize(v) for v in values]`` for a float64 numpy array of shape (N,), in one pass:
     float64 -> float32 rounds to nearest-even as ``struct``'s ``"<f"`` does, so the results are
-    bit-identical (a ship room quantizes every ship's coordinates each tick)."""
+    bit-identical. (A ship room's tick quantizes in ``starhold.kernels.motion.ship_rows``, the
+    same float32 rounding.)"""
     return values.astype("float32").astype("float64").tolist()
 
 
