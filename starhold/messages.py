@@ -40,12 +40,14 @@ import msgspec
 from .protocol import (ERR_INVALID_FIELD, ERR_OUT_OF_RANGE, ERR_UNKNOWN_TYPE, JOIN, PING, PROTOCOL_TYPES, RESYNC,
                        ClientMessage, ProtocolError, Resync, decode, join_payload)
 
-__all__ = ["kind_schemas", "check_messages", "parse_client_message", "validate_payload"]
+__all__ = ["kind_decoders", "kind_schemas", "check_messages", "decode_payload", "parse_client_message",
+           "validate_payload"]
 
 _CONSTRAINT = re.compile(r"Expected `[^`]*` (?:>|<|of length|matching regex|that's a multiple|that is a multiple)")
 """msgspec's wording of a failed ``msgspec.Meta`` constraint (as opposed to a wrong type)."""
 _NO_FIELD = object()
 _schemas: "weakref.WeakKeyDictionary[type, dict[str, type]]" = weakref.WeakKeyDictionary()
+_decoders: "weakref.WeakKeyDictionary[type, dict[str, msgspec.msgpack.Decoder]]" = weakref.WeakKeyDictionary()
 
 
 def check_messages(messages: Mapping[str, Any], owner: str = "messages") -> dict[str, type]:
@@ -75,6 +77,16 @@ def kind_schemas(room_cls: type) -> dict[str, type]:
                 declared[name] = _rebuild(schema, *recipe)
         schemas = _schemas[room_cls] = {RESYNC: Resync, **declared}
     return schemas
+
+
+def kind_decoders(room_cls: type) -> dict[str, msgspec.msgpack.Decoder]:
+    """A msgpack decoder per message type of ``kind_schemas(room_cls)`` (type name ->
+    ``msgspec.msgpack.Decoder(schema)``), for ``decode_payload``. Cached per class."""
+    decoders = _decoders.get(room_cls)
+    if decoders is None:
+        decoders = _decoders[room_cls] = {name: msgspec.msgpack.Decoder(schema)
+                                          for name, schema in kind_schemas(room_cls).items()}
+    return decoders
 
 
 _RECIPE = "__starhold_struct_recipe__"
@@ -134,6 +146,24 @@ def validate_payload(schemas: Mapping[str, type], type_: str, seq: int, payload:
         # the payload's key order), or succeed when only what is ignored was wrong (a key that
         # is not a string, an unknown key the Struct forbids).
         return _field_by_field(schema, type_, seq, payload)
+
+
+def decode_payload(schemas: Mapping[str, type], decoders: Mapping[str, msgspec.msgpack.Decoder], type_: str,
+                   seq: int, raw: Any) -> msgspec.Struct:
+    """``validate_payload`` of a payload still in its msgpack bytes (``raw``: ``msgspec.Raw``
+    or bytes, as a data channel's batch carries it; ``decoders``: ``kind_decoders``): the
+    Struct decoded straight from the bytes by the type's decoder. When that fails, the bytes
+    are decoded to plain values and ``validate_payload`` decides, so the result and the
+    ``ProtocolError`` (code, text, ``seq``) are those of ``validate_payload`` on the decoded
+    map. Raises ``ProtocolError`` as ``validate_payload``, and ``msgspec.DecodeError`` when
+    ``raw`` is not one msgpack object."""
+    decoder = decoders.get(type_)
+    if decoder is not None:
+        try:
+            return decoder.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # the precise error (or a map only validate_payload accepts): the slow path
+    return validate_payload(schemas, type_, seq, msgspec.msgpack.decode(raw))
 
 
 _fields: "weakref.WeakKeyDictionary[type, tuple]" = weakref.WeakKeyDictionary()

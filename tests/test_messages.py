@@ -14,7 +14,8 @@ import pytest
 from starhold import Room, define_room, protocol as P
 from starhold._runtime.local_host import InProcessDirectory
 from starhold.harness import RoomHarness
-from starhold.messages import kind_schemas, parse_client_message
+from starhold._runtime.events import Message, WireMessage, decode_events, encode_batch
+from starhold.messages import decode_payload, kind_decoders, kind_schemas, parse_client_message, validate_payload
 from wire import Wire, guest_token
 
 
@@ -121,6 +122,56 @@ async def test_a_gateway_validates_the_kind_s_declared_messages(gateway_factory,
             await wire.ws.close()
     finally:
         await directory.close()
+
+
+class Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    n: int
+
+
+@define_room
+class StrictRoom(Room):
+    kind = "strict"
+    messages = {"strict": Strict}
+
+
+def outcome(call):
+    try:
+        return ("ok", call())
+    except P.ProtocolError as exc:
+        return ("error", exc.code, str(exc), exc.seq)
+
+
+@pytest.mark.parametrize("room_cls, type_, payload", [(BazaarRoom, t, p) for t, p, _ in BAD + GOOD] + [
+    (StrictRoom, "strict", {"n": 1}),
+    (StrictRoom, "strict", {"n": 1, "extra": 2}),  # unknown key: refused by the Struct, ignored by the protocol
+    (StrictRoom, "strict", {1: 2, "n": 3}),  # a key that is not a string
+    (StrictRoom, "strict", {"n": 2 ** 64 - 1}),
+    (StrictRoom, "resync", {}),
+])
+def test_a_payload_decoded_from_its_bytes_is_validated_exactly_as_its_map(room_cls, type_, payload):
+    # The data channel carries a payload as its msgpack bytes (msgspec.Raw) and the room builds the
+    # Struct from them (decode_payload): same Struct, same error (code, text, seq) as validate_payload.
+    schemas, decoders = kind_schemas(room_cls), kind_decoders(room_cls)
+    raw = msgspec.msgpack.encode(payload)
+    assert outcome(lambda: decode_payload(schemas, decoders, type_, 7, msgspec.Raw(raw))) == \
+        outcome(lambda: validate_payload(schemas, type_, 7, msgspec.msgpack.decode(raw)))
+    assert outcome(lambda: decode_payload(schemas, decoders, type_, 7, raw)) == \
+        outcome(lambda: validate_payload(schemas, type_, 7, msgspec.msgpack.decode(raw)))
+
+
+def test_a_channel_batch_carries_its_events_as_bytes_and_messages_keep_their_payload_bytes():
+    events = [Message("gw:1", P.ClientMessage("place_order", 3, PlaceOrder("buy", 2.5)))]
+    batch_no, data = msgspec.msgpack.decode(encode_batch(4, events))
+    assert batch_no == 4 and type(data) is bytes
+    [event] = decode_events(data)
+    assert type(event) is WireMessage and isinstance(event, Message) and event.conn == "gw:1"
+    assert (event.message.type, event.message.seq) == ("place_order", 3)
+    assert msgspec.msgpack.decode(event.message.payload) == {"side": "buy", "price": 2.5, "qty": 1}
+    # a batch whose events are a plain array (the format before) still decodes, payloads as maps
+    [old] = decode_events(msgspec.msgpack.decode(msgspec.msgpack.encode(events)))
+    assert type(old) is Message and old.message.payload == {"side": "buy", "price": 2.5, "qty": 1}
+    with pytest.raises(ValueError):
+        decode_events(b"\x91\xc1")  # not msgpack
 
 
 def test_define_room_refuses_messages_that_are_not_structs():

@@ -6,8 +6,9 @@ which also wakes the room) and then connects to the room's process over TCP, to 
 was given. From then on both directions are plain msgpack over that connection:
 
 - gateway -> room: ``["hello", gateway_id, secret]`` once, then ``[batch_no, events]``: a
-  batch of the typed events of ``starhold._runtime.events`` (``encode_batch``,
-  ``decode_events``; the harness pushes its events through the same codec). Batch numbers
+  batch of the typed events of ``starhold._runtime.events``, ``events`` their msgpack bytes as
+  a ``bin`` (``encode_batch``, ``decode_events``; the harness pushes its events through the
+  same codec). Batch numbers
   rise by one per batch and survive reconnections.
 - room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed and
   made durable (committed; and replicated off the node when its store replicates,
@@ -284,7 +285,7 @@ class _Channel(asyncio.Protocol):
                 self.runtime.deliver_to(self.gateway_id, [
                     ("close", c, protocol.CLOSE_INTERNAL_ERROR, "room error") for c in sorted(conns)])
             self.unacked.append((self.runtime.ack_mark(), batch_no))
-            if all(type(event) is Message for event in events):  # inputs alone: their ack can ride
+            if all(isinstance(event, Message) for event in events):  # inputs alone: their ack can ride
                 self._ack_soon()
             else:
                 self.schedule()

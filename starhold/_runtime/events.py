@@ -12,10 +12,16 @@ An event is one of four ``msgspec.Struct`` classes, a tagged union (``Event``), 
 - ``Check(conn)``: is ``conn`` still connected to this activation? (after a crash it is not:
   the room closes it with 4503).
 
-On the data channel a batch is the msgpack array ``[batch_no, [event, ...]]``, each event an
-array whose first element is its tag: ``["connect", conn, payload, seq, identity]``,
+On the data channel a batch is the msgpack array ``[batch_no, events]`` where ``events`` is a
+msgpack ``bin``: the msgpack bytes of the array ``[event, ...]``, each event an array whose
+first element is its tag: ``["connect", conn, payload, seq, identity]``,
 ``["message", conn, [type, seq, payload]]``, ``["close", conn, code, reason]``,
-``["check", conn]`` (``encode_batch``, ``decode_events``).
+``["check", conn]`` (``encode_batch``, ``decode_events``). The nesting lets the room's stream
+decoder cut the batch out as one bytes object and msgspec decode its events in one typed pass;
+a message's payload stays in its msgpack bytes (``WireMessage``, a ``msgspec.Raw``) until the
+room validates it against the declared Struct (``starhold.messages.decode_payload``), which
+builds the Struct straight from those bytes, with no intermediate map. ``decode_events``
+also reads a batch whose events are a plain array (the format before this one).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import msgspec
 
 from ..protocol import ClientMessage
 
-__all__ = ["Check", "Close", "Connect", "Event", "Message", "decode_events", "encode_batch"]
+__all__ = ["Check", "Close", "Connect", "Event", "Message", "WireClientMessage", "WireMessage", "decode_events",
+           "encode_batch"]
 
 
 class Connect(msgspec.Struct, tag="connect", array_like=True, frozen=True):
@@ -59,19 +66,39 @@ class Check(msgspec.Struct, tag="check", array_like=True, frozen=True):
     conn: str
 
 
+class WireClientMessage(ClientMessage, frozen=True):
+    """A ``ClientMessage`` as it comes off the data channel: ``payload`` is still the msgpack
+    bytes of its map (``msgspec.Raw``), validated by the room (``RoomRuntime.dispatch``)."""
+
+    payload: msgspec.Raw
+
+
+class WireMessage(Message, tag="message", frozen=True):
+    """A ``Message`` as it comes off the data channel (a subclass: ``isinstance(e, Message)``
+    holds), its ``message`` a ``WireClientMessage``. Nothing but the room's runtime sees one:
+    hooks get the validated ``ClientMessage``."""
+
+    message: WireClientMessage
+
+
 Event = Union[Connect, Message, Close, Check]
 
 _encoder = msgspec.msgpack.Encoder()
 _events_type = list[Event]
+_wire_decoder = msgspec.msgpack.Decoder(list[Union[Connect, WireMessage, Close, Check]])
 
 
 def encode_batch(batch_no: int, events: list[Any]) -> bytes:
-    """One batch as channel bytes: msgpack ``[batch_no, events]``."""
-    return _encoder.encode((batch_no, events))
+    """One batch as channel bytes: msgpack ``[batch_no, bin]``, the ``bin`` holding the msgpack
+    array of ``events`` (see the module docstring)."""
+    return _encoder.encode((batch_no, _encoder.encode(events)))
 
 
 def decode_events(events: Any) -> list[Event]:
-    """The typed events of a batch whose msgpack was decoded to plain lists (the channel's
-    stream decoder). Raises ``msgspec.ValidationError`` (a ``ValueError``) on a malformed
-    event."""
+    """The typed events of a batch as the channel's stream decoder gave them: the ``bin`` of
+    ``encode_batch`` (bytes; messages come out as ``WireMessage``), or an array already decoded
+    to plain lists (payloads as maps). Raises ``msgspec.ValidationError`` (a ``ValueError``)
+    or ``msgspec.DecodeError`` (a ``ValueError`` too) on a malformed batch."""
+    if type(events) is bytes:
+        return _wire_decoder.decode(events)
     return msgspec.convert(events, _events_type)

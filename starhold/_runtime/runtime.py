@@ -44,7 +44,7 @@ from .. import protocol
 from ..clock import Clock, Timer
 from ..connection import Connection
 from ..room import ConnectRequest, HttpRequest, HttpResponse, Room
-from ..messages import kind_schemas, validate_payload
+from ..messages import decode_payload, kind_decoders, kind_schemas, validate_payload
 from ..storage.base import StaleEpochError, StorageError
 from ..storage.snapshots import SnapshotStore
 from ..storage.sqlite_store import SqliteRoomStorage
@@ -414,8 +414,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         connect, which may reject its connection, commits on its own). Messages whose type is
         in ``Room.coalesce`` are superseded by a later one of the same type from the same
         connection in the batch (only the latest is delivered). A message's payload that is
-        not yet its declared Struct (a map, off the channel) is validated into it
-        (``starhold.messages.validate_payload``); one that fails (a gateway that knows other
+        not yet its declared Struct is validated into it: its msgpack bytes off the channel by
+        ``starhold.messages.decode_payload``, a map by ``validate_payload``; one that fails (a gateway that knows other
         schemas) gets the error frame the gateway would have sent and skips ``on_message``.
         Messages of the types in ``Room.batched`` go to ``on_messages`` in runs (consecutive
         ones; any other event ends a run, so everything keeps its order)."""
@@ -429,14 +429,16 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             batched = self.room_cls.batched
             run: list = []  # consecutive messages of ``batched`` types, for on_messages
             schemas = kind_schemas(self.room_cls)
+            decoders = kind_decoders(self.room_cls)
             conns = self._conns
             try:
                 for event in events:
                     self.events_handled += 1
-                    if run and (type(event) is not Message or event.message.type not in batched):
+                    is_message = isinstance(event, Message)  # nearly every event (a class pattern costs ~7x this)
+                    if run and (not is_message or event.message.type not in batched):
                         await self._run_batch(run)
                         run = []
-                    if isinstance(event, Message):  # nearly every event (a class pattern costs ~7x this)
+                    if is_message:
                         conn_id, message = event.conn, event.message
                         conn = conns.get(conn_id)
                         if conn is None:  # connected to an earlier activation (crash, restart): must rejoin
@@ -446,10 +448,13 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                             self._pending.append(((gateway_id,), ("close", conn_id, protocol.CLOSE_ROOM_UNAVAILABLE,
                                                                   "unknown connection; rejoin")))
                             continue
-                        if not isinstance(message.payload, msgspec.Struct):
+                        payload = message.payload
+                        if not isinstance(payload, msgspec.Struct):  # off the channel: bytes (or a map)
                             try:
-                                message = protocol.ClientMessage(message.type, message.seq, validate_payload(
-                                    schemas, message.type, message.seq, message.payload))
+                                message = protocol.ClientMessage(message.type, message.seq, decode_payload(
+                                    schemas, decoders, message.type, message.seq, payload)
+                                    if type(payload) is msgspec.Raw else
+                                    validate_payload(schemas, message.type, message.seq, payload))
                             except protocol.ProtocolError as exc:
                                 if run:
                                     await self._run_batch(run)
@@ -568,10 +573,10 @@ def _coalesce(events: list, types: frozenset) -> list:
     last: dict[tuple[str, str], int] = {}
     seen = 0
     for i, event in enumerate(events):
-        if type(event) is Message and event.message.type in types:
+        if isinstance(event, Message) and event.message.type in types:
             last[(event.conn, event.message.type)] = i
             seen += 1
     if seen == len(last):  # nothing superseded (the usual batch: one input per connection)
         return events
     return [e for i, e in enumerate(events)
-            if not (type(e) is Message and e.message.type in types and last[(e.conn, e.message.type)] != i)]
+            if not (isinstance(e, Message) and e.message.type in types and last[(e.conn, e.message.type)] != i)]
