@@ -245,3 +245,26 @@ async def test_an_in_process_channel_ends_on_either_side_after_what_was_handed_o
     assert channel2.lost
     with pytest.raises(ConnectionError):
         server.join_in_process("gw-z", peer2.on_push, lambda exc: None)
+
+
+def test_a_push_is_written_as_msgpack_writes_it_whatever_its_items():
+    # The room encodes pushes with msgspec (faster): the bytes msgpack.packb writes for the
+    # items a room pushes (tuples, lists, str, bytes, ints, floats, maps).
+    from starhold._runtime.channel import _Channel
+
+    class Transport:
+        def __init__(self):
+            self.data = []
+
+        def write(self, data):
+            self.data.append(data)
+
+    channel = _Channel.__new__(_Channel)
+    channel.transport = Transport()
+    pushes = [(3, [("splice", b"tail", [("gw:1", b"\x93head")]), ("stats", "session/b", {"p50": 1.5, "n": 2}),
+                   ("close", "gw:2", 4000, "bye"), ("hibernate",)]),
+              (4, [("send", ("gw:1", "gw:3"), b"\x93\xa5error"), ("moved",)]),
+              (5, [])]
+    for ack, items in pushes:
+        channel._write_push(ack, items)
+    assert channel.transport.data == [msgpack.packb([ack, items], use_bin_type=True) for ack, items in pushes]

@@ -61,6 +61,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
 import msgpack
+import msgspec
 
 from .. import protocol
 from .events import Close, Connect, Message, decode_events
@@ -110,6 +111,9 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+
+_PUSH_ENCODER = msgspec.msgpack.Encoder()
+"""Encodes pushes: ``[ack, items]`` of tuples, lists, str, bytes, ints, floats and maps."""
 
 class ChannelServer:
     """The data channels of one activation: a TCP server on ``host`` (the node's address;
@@ -326,7 +330,11 @@ class _Channel(asyncio.Protocol):
         self._write_push(self.ack, items)
 
     def _write_push(self, ack: int, items: list) -> None:
-        self.transport.write(msgpack.packb([ack, items], use_bin_type=True))
+        try:  # for these items msgspec writes msgpack.packb(use_bin_type=True)'s bytes, ~3x faster
+            data = _PUSH_ENCODER.encode((ack, items))
+        except (TypeError, OverflowError):  # not one of them: msgpack's rules (it raises if it cannot)
+            data = msgpack.packb([ack, items], use_bin_type=True)
+        self.transport.write(data)
 
     def end(self, abort: bool = False) -> None:
         self.gone = True
