@@ -451,10 +451,14 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                         payload = message.payload
                         if not isinstance(payload, msgspec.Struct):  # off the channel: bytes (or a map)
                             try:
-                                message = protocol.ClientMessage(message.type, message.seq, decode_payload(
-                                    schemas, decoders, message.type, message.seq, payload)
-                                    if type(payload) is msgspec.Raw else
-                                    validate_payload(schemas, message.type, message.seq, payload))
+                                if type(payload) is msgspec.Raw:
+                                    try:  # decode_payload's first step, inlined: this runs for every input
+                                        payload = decoders[message.type].decode(payload)
+                                    except (KeyError, msgspec.ValidationError, msgspec.DecodeError):
+                                        payload = decode_payload(schemas, decoders, message.type, message.seq, payload)
+                                else:
+                                    payload = validate_payload(schemas, message.type, message.seq, payload)
+                                message = protocol.ClientMessage(message.type, message.seq, payload)
                             except protocol.ProtocolError as exc:
                                 if run:
                                     await self._run_batch(run)
