@@ -17,8 +17,10 @@ ticking room commits its alarm ten times a second, which took seven round trips 
 **Inline commits.** When nothing is queued or running on the database thread, ``commit()``
 runs on the event loop's thread instead: no round trip at all. Its ``BEGIN IMMEDIATE`` does not
 wait for a write lock held by another connection (a duplicate activation on the same file):
-then the commit goes to the database thread as before. Every ``CHECKPOINT_EVERY``-th commit
-goes there too, followed by a ``PASSIVE`` WAL checkpoint. Why: a tick's commit of a 100-player
+then the commit goes to the database thread as before. After every ``CHECKPOINT_EVERY``-th
+commit a ``PASSIVE`` WAL checkpoint is queued there, not awaited: the commit (a ship room's
+tick, before its frame) returns first, and the commits queued behind the checkpoint run on that
+thread after it. Why: a tick's commit of a 100-player
 session (a ~10 KB journal entry) costs SQLite ~0.1-0.3 ms, and the round trip (two thread
 switches, the aiosqlite future, the loop's wake-up) about as much again, more on a busy host
 with a database thread per room. ``benchmarks/room_tick.py --ticks 600 --batches 3
@@ -51,6 +53,7 @@ back. SQLite serialises write transactions, so the check and the commit are atom
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from pathlib import Path
@@ -77,8 +80,8 @@ BUSY_TIMEOUT_MS = 5000
 """How long a statement on the database thread waits for another connection's write lock
 (Python's ``sqlite3.connect`` default, 5 s)."""
 CHECKPOINT_EVERY = 100
-"""Every this many commits, one runs on the database thread followed by a ``PASSIVE`` WAL
-checkpoint, so that inline commits seldom pay a checkpoint's writes and fsyncs (SQLite's
+"""After every this many commits a ``PASSIVE`` WAL checkpoint is queued on the database thread
+(the commit does not wait for it), so that inline commits seldom pay a checkpoint's writes and fsyncs (SQLite's
 automatic checkpoint, at 1,000 pages of WAL, stays as a backstop for rooms that write more
 than that in this many commits)."""
 
@@ -89,6 +92,12 @@ _SCHEMA = (
     "attachment BLOB, tags BLOB) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _starhold_outbox (seq INTEGER PRIMARY KEY, item BLOB NOT NULL)",
 )
+
+
+def _checkpoint_done(task: "asyncio.Future") -> None:
+    """A queued checkpoint ended: consume its exception (the store was closed before it ran)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("checkpoint not run (%s)", task.exception())
 
 
 def _authorized(conn, query: str, params: tuple, auth) -> list[tuple]:
@@ -485,11 +494,6 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
                         conn.execute("ROLLBACK")
                         return stored
                 conn.execute("COMMIT")
-                if checkpoint:  # on the database thread (below); best effort: the commit is done
-                    try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    except sqlite3.Error as exc:
-                        log.debug("%s: checkpoint failed (%s)", self.path, exc)
                 return fenced
             except BaseException:
                 if conn.in_transaction:
@@ -500,7 +504,7 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
 
         try:
             stored = _LOCKED
-            if self.inline_commits and not checkpoint and self._queued == self._done:
+            if self.inline_commits and self._queued == self._done:
                 conn = self._conn()._conn  # aiosqlite's sqlite3 connection (ValueError: closed)
                 if self._begin_now(conn):
                     stored = run(conn)
@@ -522,6 +526,23 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
             self.log_seq = seq
             self.unshipped.append((seq, recorded))
         self._since_checkpoint = 0 if checkpoint else self._since_checkpoint + 1
+        if checkpoint:
+            self._checkpoint_soon()
+
+    def _checkpoint_soon(self) -> None:
+        """Queue a ``PASSIVE`` WAL checkpoint on the database thread without waiting for it (best
+        effort: a failure is logged at debug level). Until it has run, commits go to that
+        thread too (behind it), since it is not idle."""
+        db = self._db
+
+        def run(conn):
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.debug("%s: checkpoint failed (%s)", self.path, exc)
+
+        task = asyncio.ensure_future(db._execute(run, db._conn))
+        task.add_done_callback(_checkpoint_done)
 
     async def rollback(self) -> None:
         """Drop the buffered writes and roll back the open transaction."""

@@ -1,7 +1,7 @@
 """SqliteRoomStorage's inline commits (``storage/sqlite_store.py``): a commit runs on the event
 loop's thread when the database thread is idle, never waits there for another connection's
-write lock, and every ``CHECKPOINT_EVERY``-th commit runs on the database thread and
-checkpoints the WAL."""
+write lock, and every ``CHECKPOINT_EVERY``-th commit is followed by a WAL checkpoint on the
+database thread, which the commit does not wait for."""
 
 import asyncio
 import sqlite3
@@ -76,7 +76,17 @@ async def test_the_wal_is_checkpointed_every_checkpoint_every_commits(tmp_path, 
         await store.get("k0")
         assert in_database_file() == set()  # still in the WAL only
         await store.put("k2", 2)
-        await store.commit()  # the third: on the database thread, then a checkpoint
+        commits = commit_threads(store)
+        await store.commit()  # the third: inline too, then a checkpoint queued on the database thread
+        assert commits == [threading.get_ident()]
+        await asyncio.sleep(0)  # the checkpoint's task queues it on the database thread
+        await store._run(lambda conn: None)  # a round trip behind it: when it returns, the checkpoint ran
         assert in_database_file() == {"k0", "k1", "k2"}
+        for i in range(3, 6):
+            await store.put(f"k{i}", i)
+            await store.commit()  # the sixth queues a checkpoint...
+        await store.close()  # ...still queued at close, which does not fail it
+        store = await SqliteRoomStorage(path).open()
+        assert [await store.get(f"k{i}") for i in range(6)] == list(range(6))
     finally:
         await store.close()

@@ -31,8 +31,9 @@ Ships are a ``rooms.ships.fleet.Fleet`` (``self.fleet``), seats a ``starhold.Sea
 
 Inputs are applied in memory at once and committed with the next tick (group commit per
 tick: the tick's ship and seat changes as one record of the tick journal, ``rooms.ships.journal``,
-folded into the ``ship:``/``seat:`` keys every ``journal.FOLD_INTERVAL`` seconds, before any
-other write of them, and when the room starts; without inputs the rest of the state is written
+folded into the ``ship:``/``seat:`` keys every ``journal.FOLD_INTERVAL`` seconds (in the tick,
+after its frame has been handed to the gateways: a fold is the tick's longest write), before
+any other write of them, and when the room starts; without inputs the rest of the state is written
 behind, once a second, ``FLUSH_INTERVAL``). A frame's ``ack`` is the last input of that
 player whose commit is **durable** (``Room.durable_mark``: committed, and replicated off the
 node when the store replicates), so an acknowledged input is never lost, whatever crashes;
@@ -54,6 +55,8 @@ room, ``rooms.system.pilots``), ``order_move()`` and ``order_attack()``.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 import msgpack
 
@@ -207,8 +210,8 @@ class ShipRoom(Room):
     async def _flush(self, journal: bool = False) -> None:
         """Write what changed since the last flush (write-behind). With ``journal`` (a tick's
         group commit) the ships' and seats' changes go to one journal entry
-        (``rooms.ships.journal``) unless a fold is due; otherwise the journal is folded first
-        and they are written as keys."""
+        (``rooms.ships.journal``), even when a fold is due (``on_tick`` folds after the frame);
+        otherwise the journal is folded first and they are written as keys."""
         self.before_flush()
         now = self.flushed_at = self.clock.now()
         self.acks_dirty = False
@@ -218,7 +221,7 @@ class ShipRoom(Room):
         more_puts, more_deletes, acked = self.seats.take_changes()
         puts.update(more_puts)
         deletes += more_deletes
-        if journal and not self.journal.due(now):  # seats whose ack alone changed: just the ack
+        if journal:  # seats whose ack alone changed: just the ack (a due fold waits for after the frame)
             await self.journal.append(puts, deletes, {k: (seat, {"ack": seat["ack"]}) for k, seat in acked.items()})
             puts, deletes = {}, []
         else:
@@ -313,8 +316,12 @@ class ShipRoom(Room):
             self.broadcast_frame(tick)
             self.frame_sent()
         await self._pace()
-        if self.acks_dirty or not self.ticker.running or self.clock.now() - self.flushed_at >= FLUSH_INTERVAL:
-            await self._flush()  # inputs came (group commit), the loop stops, or a second passed
+        now = self.clock.now()
+        fold = self.journal.due(now)
+        if fold or self.acks_dirty or not self.ticker.running or now - self.flushed_at >= FLUSH_INTERVAL:
+            if fold:  # the journal's fold, the tick's longest write, after the frame: let its push go first
+                await asyncio.sleep(0)
+            await self._flush()  # a fold is due, inputs came (group commit), the loop stops, or a second passed
 
     def broadcast_frame(self, tick: int) -> None:
         """Encode this tick's delta once and send every seated connection its frame."""
