@@ -20,10 +20,9 @@ wait for a write lock held by another connection (a duplicate activation on the 
 then the commit goes to the database thread as before. After every ``CHECKPOINT_EVERY``-th
 commit a ``PASSIVE`` WAL checkpoint is queued there, not awaited: the commit (a ship room's
 tick, before its frame) returns first, and the commits queued behind the checkpoint run on that
-thread after it. Why: a tick's commit of a 100-player
-session (a ~10 KB journal entry) costs SQLite ~0.1-0.3 ms, and the round trip (two thread
-switches, the aiosqlite future, the loop's wake-up) about as much again, more on a busy host
-with a database thread per room. ``benchmarks/room_tick.py --ticks 600 --batches 3
+thread after it. Why: a tick's commit of a 100-player session (a ~10 KB journal entry) costs
+SQLite ~0.1-0.3 ms, and the round trip (two thread switches, the aiosqlite future, the loop's
+wake-up) about as much again, more on a busy host with a database thread per room. ``benchmarks/room_tick.py --ticks 600 --batches 3
 --channel``, 7 alternating pairs: lower in 6 (-1 to -11 %, median -4 %); in
 ``benchmarks/realtime.py`` at 1,000 players the room hosts' CPU went from 48 to 43 % of a
 core and a host's context switches from ~1,800 to ~1,150 a second (one run each).
@@ -81,9 +80,9 @@ BUSY_TIMEOUT_MS = 5000
 (Python's ``sqlite3.connect`` default, 5 s)."""
 CHECKPOINT_EVERY = 100
 """After every this many commits a ``PASSIVE`` WAL checkpoint is queued on the database thread
-(the commit does not wait for it), so that inline commits seldom pay a checkpoint's writes and fsyncs (SQLite's
-automatic checkpoint, at 1,000 pages of WAL, stays as a backstop for rooms that write more
-than that in this many commits)."""
+(the commit does not wait for it), so that inline commits seldom pay a checkpoint's writes and
+fsyncs (SQLite's automatic checkpoint, at 1,000 pages of WAL, stays as a backstop for rooms that
+write more than that in this many commits)."""
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS _starhold_kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",

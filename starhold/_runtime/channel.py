@@ -8,8 +8,7 @@ was given. From then on both directions are plain msgpack over that connection:
 - gateway -> room: ``["hello", gateway_id, secret]`` once, then ``[batch_no, events]``: a
   batch of the typed events of ``starhold._runtime.events``, ``events`` their msgpack bytes as
   a ``bin`` (``encode_batch``, ``decode_events``; the harness pushes its events through the
-  same codec). Batch numbers
-  rise by one per batch and survive reconnections.
+  same codec). Batch numbers rise by one per batch and survive reconnections.
 - room -> gateway: ``[ack, items]``: ``ack`` is the last batch the room has processed and
   made durable (committed; and replicated off the node when its store replicates,
   ``starhold._runtime.replication``), and
@@ -114,6 +113,7 @@ def set_nodelay(transport: asyncio.BaseTransport) -> None:
 
 _PUSH_ENCODER = msgspec.msgpack.Encoder()
 """Encodes pushes: ``[ack, items]`` of tuples, lists, str, bytes, ints, floats and maps."""
+
 
 class ChannelServer:
     """The data channels of one activation: a TCP server on ``host`` (the node's address;

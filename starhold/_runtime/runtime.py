@@ -414,9 +414,10 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         connect, which may reject its connection, commits on its own). Messages whose type is
         in ``Room.coalesce`` are superseded by a later one of the same type from the same
         connection in the batch (only the latest is delivered). A message's payload that is
-        not yet its declared Struct is validated into it: its msgpack bytes off the channel by
-        ``starhold.messages.decode_payload``, a map by ``validate_payload``; one that fails (a gateway that knows other
-        schemas) gets the error frame the gateway would have sent and skips ``on_message``.
+        not yet its declared Struct is validated into it (its msgpack bytes off the channel by
+        ``starhold.messages.decode_payload``, a map by ``validate_payload``); one that fails (a
+        gateway that knows other schemas) gets the error frame the gateway would have sent and
+        skips ``on_message``.
         Messages of the types in ``Room.batched`` go to ``on_messages`` in runs (consecutive
         ones; any other event ends a run, so everything keeps its order)."""
         await self._ensure_active()
