@@ -187,6 +187,37 @@ async def test_a_ticking_room_folds_its_journal_every_fold_interval(room_directo
     assert (await runtime.storage.get("seat:p-a"))["ack"] >= seq - FOLD_INTERVAL * 10 - 1
 
 
+async def test_a_tick_that_folds_the_journal_sends_its_frame_first(room_directory, manual_clock):
+    # The fold (every ship and seat key) is the tick's longest write: it waits until the tick's
+    # frame has been handed to the gateways, so that frame is not late (issue 17's latency).
+    room = await open_room(room_directory)
+    await join(room, "a")
+    ship_room = room_directory.runtime("system", "sol").room
+    order = []
+    send_spliced, fold = ship_room.send_spliced, ship_room.journal.fold
+
+    def logged_send(tail, heads, **kwargs):
+        order.append(("frame", manual_clock.now()))
+        return send_spliced(tail, heads, **kwargs)
+
+    async def logged_fold(now):
+        order.append(("fold", manual_clock.now()))
+        return await fold(now)
+
+    ship_room.send_spliced, ship_room.journal.fold = logged_send, logged_fold
+    acked = 0
+    for seq in range(2, 2 + int(FOLD_INTERVAL * 10) * 2):
+        await room.send_batch(GW, [Message("a", P.ClientMessage(P.MOVE_TO, seq, {"x": 100.0 + seq, "y": 0.0}))])
+        await manual_clock.advance(0.1)
+        frames = of_type(await drain(room), P.FRAME)
+        acked = max([acked] + [payload["ack"] for _, _, payload in frames])
+        assert acked == seq  # every tick's frame acknowledges its input, fold or not
+    folds = [i for i, (what, _) in enumerate(order) if what == "fold"]
+    assert folds  # folded on the way ...
+    for i in folds:  # ... each right after the frame of its own tick
+        assert order[i - 1] == ("frame", order[i][1])
+
+
 def of_type_with_ids(items, type_):
     return [(ids, m) for ids, m in (i for i in items if i[0] not in ("close", "hibernate")) if m[0] == type_]
 
