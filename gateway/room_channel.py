@@ -6,6 +6,10 @@ to ``on_push(ack, items)`` from the transport callback, without a task switch, s
 frames fan out to the sockets as soon as their bytes arrive. ``on_lost(channel)`` is called
 once when the connection ends, whoever ended it.
 
+Batches go in the format the room announces in its channel info: events nested as msgpack
+bytes (``"events": "bin"``), else the plain array a room of an earlier version reads
+(``starhold._runtime.events.encode_batch``).
+
 When the room lives in this process, on this event loop, ``open`` joins its channel in process
 (``InProcessRoomChannel``; ``starhold._runtime.channel``'s "In process"): the same calls and
 callbacks, with the batches and pushes handed over as objects on the next loop turn instead of
@@ -43,6 +47,7 @@ class RoomChannel(asyncio.Protocol):
         self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_CHANNEL_BUFFER)
         self.lost = False
         self.epoch = 0
+        self.nested = True  # the room reads events nested as bytes (``channel_info``'s "events": "bin")
         self.heard_at = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
 
@@ -60,13 +65,14 @@ class RoomChannel(asyncio.Protocol):
         _, channel = await asyncio.wait_for(
             loop.create_connection(lambda: cls(on_push, on_lost), info["host"], int(info["port"])), CONNECT_TIMEOUT)
         channel.epoch = int(info["epoch"])
+        channel.nested = info.get("events") == "bin"
         channel.transport.write(msgpack.packb(["hello", gateway_id, info["secret"]], use_bin_type=True))
         return channel
 
     def send(self, batch_no: int, events: list) -> None:
         """Write one batch (``starhold._runtime.events``, in order)."""
         if self.transport is not None and not self.lost:
-            self.transport.write(encode_batch(batch_no, events))
+            self.transport.write(encode_batch(batch_no, events, self.nested))
 
     def close(self) -> None:
         if self.transport is not None:

@@ -83,6 +83,31 @@ async def test_batches_are_applied_in_order_and_acknowledged(room_directory, via
     channel.close()
 
 
+@pytest.mark.parametrize("announced", [True, False], ids=["nested", "plain"])
+async def test_a_gateway_sends_the_batch_format_the_room_announces(room_directory, announced):
+    # A room announces nested event bytes in its channel info ("events": "bin"); a room of an
+    # earlier version does not, and its gateway sends the plain array, which rooms still read.
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    peer = Peer()
+    info = await room.open_channel("gw-a")
+    assert info["events"] == "bin"
+    if not announced:
+        info = {k: v for k, v in info.items() if k != "events"}
+    channel = await RoomChannel.open(info, "gw-a", peer.on_push, peer.on_lost, in_process=False)
+    written = []
+    write = channel.transport.write
+    channel.transport.write = lambda data: (written.append(data), write(data))
+    channel.send(1, [join("c1", "Ada")])
+    channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0}))])
+    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 2)
+    assert [type(msgpack.unpackb(data)[1]) for data in written] == [bytes if announced else list] * 2
+    await room.fire_alarm()
+    await peer.wait_for(lambda: any(i[0] == "splice" for i in peer.items))
+    frames = [P.decode_server(head + i[1]) for i in peer.items if i[0] == "splice" for _, head in i[2]]
+    assert frames[-1][2]["ack"] == 2
+    channel.close()
+
+
 async def test_an_input_batch_s_ack_rides_on_the_next_frame_or_comes_alone_after_the_linger(
         room_directory, monkeypatch, via):
     """A batch of inputs alone is acknowledged with the next push that has output (by the

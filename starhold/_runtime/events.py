@@ -21,7 +21,9 @@ decoder cut the batch out as one bytes object and msgspec decode its events in o
 a message's payload stays in its msgpack bytes (``WireMessage``, a ``msgspec.Raw``) until the
 room validates it against the declared Struct (``starhold.messages.decode_payload``), which
 builds the Struct straight from those bytes, with no intermediate map. ``decode_events``
-also reads a batch whose events are a plain array (the format before this one).
+also reads a batch whose events are a plain array (the format before this one), and a gateway
+sends that format to a room that does not announce the nested one (``"events": "bin"`` in its
+``channel_info``), so gateways and rooms of both versions work together during an upgrade.
 """
 
 from __future__ import annotations
@@ -88,10 +90,12 @@ _events_type = list[Event]
 _wire_decoder = msgspec.msgpack.Decoder(list[Union[Connect, WireMessage, Close, Check]])
 
 
-def encode_batch(batch_no: int, events: list[Any]) -> bytes:
+def encode_batch(batch_no: int, events: list[Any], nested: bool = True) -> bytes:
     """One batch as channel bytes: msgpack ``[batch_no, bin]``, the ``bin`` holding the msgpack
-    array of ``events`` (see the module docstring)."""
-    return _encoder.encode((batch_no, _encoder.encode(events)))
+    array of ``events`` (see the module docstring); with ``nested`` False, ``[batch_no,
+    [event, ...]]``, the format a room of an earlier version reads (its ``channel_info`` has
+    no ``"events": "bin"``)."""
+    return _encoder.encode((batch_no, _encoder.encode(events) if nested else events))
 
 
 def decode_events(events: Any) -> list[Event]:

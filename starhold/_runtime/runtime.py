@@ -503,14 +503,17 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
 
     async def channel_info(self, gateway_id: str) -> dict:
         """Where ``gateway_id`` connects for this activation's data channel (``starhold._runtime.channel``):
-        ``{"host", "port", "secret", "epoch", "process"}`` (``process``: ``starhold._runtime.channel.PROCESS``,
-        for a gateway in this process to join in process). Starts the room if needed. Raises ``RoomGone``."""
+        ``{"host", "port", "secret", "epoch", "process", "events"}`` (``process``:
+        ``starhold._runtime.channel.PROCESS``, for a gateway in this process to join in process;
+        ``events``: ``"bin"``, this room reads batches whose events are nested msgpack bytes,
+        ``starhold._runtime.events.encode_batch``; a gateway sends a room whose info lacks it
+        the plain array). Starts the room if needed. Raises ``RoomGone``."""
         await self._ensure_active()
         host, port = await self.channels.address()
         if self.state != ActivationState.ACTIVE:
             raise RoomGone(self.key)
         return {"host": host, "port": port, "secret": self.channels.secret, "epoch": self.epoch,
-                "process": channel_process}
+                "process": channel_process, "events": "bin"}
 
     async def _connect(self, gateway_id: str, event: Connect) -> None:
         conn_id = event.conn
