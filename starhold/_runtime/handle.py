@@ -48,9 +48,10 @@ class RoomHandle(abc.ABC):
     @abc.abstractmethod
     async def open_channel(self, gateway_id: str) -> dict:
         """Where ``gateway_id`` connects for the activation's data channel (``starhold._runtime.channel``):
-        ``{"host": str, "port": int, "secret": str, "epoch": int, "process": str}`` (``process``
-        names the room's process, for a gateway there to join in process). Wakes the room.
-        Raises ``RoomGone``."""
+        ``{"host": str, "port": int, "secret": str, "epoch": int, "process": str, "events": "bin"}``
+        (``process`` names the room's process, for a gateway there to join in process;
+        ``events``: the room reads batches whose events are nested msgpack bytes, absent in a
+        room of an earlier version). Wakes the room. Raises ``RoomGone``."""
 
     @abc.abstractmethod
     async def request(self, request: HttpRequest) -> HttpResponse:
