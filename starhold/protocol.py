@@ -139,7 +139,7 @@ class ProtocolError(ValueError):
         self.seq = seq
 
 
-class ClientMessage(msgspec.Struct, array_like=True, frozen=True):
+class ClientMessage(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A validated client message, as ``Room.on_message`` receives it: ``type`` (str), ``seq``
     (the client's sequence number, int in ``[0, MAX_SEQ]``) and ``payload``: an instance of
     the ``msgspec.Struct`` the room kind declared for ``type`` (``Room.messages``), or
@@ -147,7 +147,9 @@ class ClientMessage(msgspec.Struct, array_like=True, frozen=True):
     dict is ``ConnectRequest.payload``); ``ping`` is answered by the gateway.
 
     On the data channel it travels as ``[type, seq, payload]`` with the payload as a map; the
-    room converts the map back to the declared Struct (``starhold.messages``)."""
+    room builds the declared Struct back from it (``starhold.messages``). Frozen and not tracked
+    by the cyclic garbage collector (``gc=False``; one is made per input): do not make a value
+    it holds refer back to it."""
 
     type: str
     seq: int

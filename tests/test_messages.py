@@ -188,3 +188,16 @@ def test_define_room_refuses_messages_that_are_not_structs():
 
     with pytest.raises(TypeError, match="not a message type name"):
         define_room(Clash)
+
+
+def test_events_and_client_messages_are_not_tracked_by_the_cyclic_gc():
+    # One of each per input on a gateway and in a room: untracked, they never trigger or lengthen
+    # a collection (a gateway at 1,000 players ran ~90 young collections per 10 s, now none).
+    import gc
+
+    from starhold._runtime.events import Check, Close, Connect
+
+    message = P.ClientMessage("place_order", 2, PlaceOrder("buy", 2.5))
+    events = [Message("gw:1", message), Connect("gw:1", {"name": "x"}, 1, {"player": "p"}), Close("gw:1"),
+              Check("gw:1"), decode_events(msgspec.msgpack.decode(encode_batch(1, [Message("gw:1", message)]))[1])[0]]
+    assert not any(gc.is_tracked(x) for x in [message, *events])

@@ -1,7 +1,9 @@
 """The events a gateway (or the test harness) sends a room: typed, and their wire codec.
 
 An event is one of four ``msgspec.Struct`` classes, a tagged union (``Event``), applied by
-``RoomRuntime.dispatch`` in order (``match`` on the class):
+``RoomRuntime.dispatch`` in order (``match`` on the class). They are frozen and not tracked by
+the cyclic garbage collector (``gc=False``: a gateway makes one per input, and a frozen event
+cannot be part of a reference cycle unless a value it holds is made to refer back to it):
 
 - ``Connect(conn, payload, seq, identity)``: a client joined: ``payload`` is its validated
   ``join`` payload (dict), ``seq`` the join's sequence number, ``identity`` the verified
@@ -38,7 +40,7 @@ __all__ = ["Check", "Close", "Connect", "Event", "Message", "WireClientMessage",
            "encode_batch"]
 
 
-class Connect(msgspec.Struct, tag="connect", array_like=True, frozen=True):
+class Connect(msgspec.Struct, tag="connect", array_like=True, frozen=True, gc=False):
     """A client joined through a gateway (see the module docstring)."""
 
     conn: str
@@ -47,14 +49,14 @@ class Connect(msgspec.Struct, tag="connect", array_like=True, frozen=True):
     identity: dict = {}
 
 
-class Message(msgspec.Struct, tag="message", array_like=True, frozen=True):
+class Message(msgspec.Struct, tag="message", array_like=True, frozen=True, gc=False):
     """A client message for ``on_message``."""
 
     conn: str
     message: ClientMessage
 
 
-class Close(msgspec.Struct, tag="close", array_like=True, frozen=True):
+class Close(msgspec.Struct, tag="close", array_like=True, frozen=True, gc=False):
     """A client's socket closed."""
 
     conn: str
@@ -62,20 +64,20 @@ class Close(msgspec.Struct, tag="close", array_like=True, frozen=True):
     reason: str = ""
 
 
-class Check(msgspec.Struct, tag="check", array_like=True, frozen=True):
+class Check(msgspec.Struct, tag="check", array_like=True, frozen=True, gc=False):
     """Whether ``conn`` is known to this activation (else it is closed with 4503)."""
 
     conn: str
 
 
-class WireClientMessage(ClientMessage, frozen=True):
+class WireClientMessage(ClientMessage, frozen=True, gc=False):
     """A ``ClientMessage`` as it comes off the data channel: ``payload`` is still the msgpack
     bytes of its map (``msgspec.Raw``), validated by the room (``RoomRuntime.dispatch``)."""
 
     payload: msgspec.Raw
 
 
-class WireMessage(Message, tag="message", frozen=True):
+class WireMessage(Message, tag="message", frozen=True, gc=False):
     """A ``Message`` as it comes off the data channel (a subclass: ``isinstance(e, Message)``
     holds), its ``message`` a ``WireClientMessage``. Nothing but the room's runtime sees one:
     hooks get the validated ``ClientMessage``."""
