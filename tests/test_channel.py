@@ -272,7 +272,7 @@ async def test_an_in_process_channel_ends_on_either_side_after_what_was_handed_o
         server.join_in_process("gw-z", peer2.on_push, lambda exc: None)
 
 
-def test_a_push_is_written_as_msgpack_writes_it_whatever_its_items():
+def test_a_push_is_written_as_msgpack_would_write_it():
     # The room encodes pushes with msgspec (faster): the bytes msgpack.packb writes for the
     # items a room pushes (tuples, lists, str, bytes, ints, floats, maps).
     from starhold._runtime.channel import _Channel
