@@ -22,8 +22,8 @@ commit a ``PASSIVE`` WAL checkpoint is queued there, not awaited: the commit (a 
 tick, before its frame) returns first, and the commits queued behind the checkpoint run on that
 thread after it. Why: a tick's commit of a 100-player session (a ~10 KB journal entry) costs
 SQLite ~0.1-0.3 ms, and the round trip (two thread switches, the aiosqlite future, the loop's
-wake-up) about as much again, more on a busy host with a database thread per room. ``benchmarks/room_tick.py --ticks 600 --batches 3
---channel``, 7 alternating pairs: lower in 6 (-1 to -11 %, median -4 %); in
+wake-up) about as much again, more on a busy host with a database thread per room.
+``benchmarks/room_tick.py --ticks 600 --batches 3 --channel``, 7 alternating pairs: lower in 6 (-1 to -11 %, median -4 %); in
 ``benchmarks/realtime.py`` at 1,000 players the room hosts' CPU went from 48 to 43 % of a
 core and a host's context switches from ~1,800 to ~1,150 a second (one run each).
 ``inline_commits = False`` turns it off.
@@ -532,16 +532,13 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
         """Queue a ``PASSIVE`` WAL checkpoint on the database thread without waiting for it (best
         effort: a failure is logged at debug level). Until it has run, commits go to that
         thread too (behind it), since it is not idle."""
-        db = self._db
-
         def run(conn):
             try:
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:
                 log.debug("%s: checkpoint failed (%s)", self.path, exc)
 
-        task = asyncio.ensure_future(db._execute(run, db._conn))
-        task.add_done_callback(_checkpoint_done)
+        asyncio.ensure_future(self._run(run)).add_done_callback(_checkpoint_done)
 
     async def rollback(self) -> None:
         """Drop the buffered writes and roll back the open transaction."""

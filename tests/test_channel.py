@@ -99,10 +99,10 @@ async def test_a_gateway_sends_the_batch_format_the_room_announces(room_director
     channel.transport.write = lambda data: (written.append(data), write(data))
     channel.send(1, [join("c1", "Ada")])
     channel.send(2, [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 10.0, "y": 0.0}))])
-    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 2)
+    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 2, timeout=60)
     assert [type(msgpack.unpackb(data)[1]) for data in written] == [bytes if announced else list] * 2
     await room.fire_alarm()
-    await peer.wait_for(lambda: any(i[0] == "splice" for i in peer.items))
+    await peer.wait_for(lambda: any(i[0] == "splice" for i in peer.items), timeout=60)
     frames = [P.decode_server(head + i[1]) for i in peer.items if i[0] == "splice" for _, head in i[2]]
     assert frames[-1][2]["ack"] == 2
     channel.close()
