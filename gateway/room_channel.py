@@ -8,7 +8,9 @@ once when the connection ends, whoever ended it.
 
 Batches go in the format the room announces in its channel info: events nested as msgpack
 bytes (``"events": "bin"``), else the plain array a room of an earlier version reads
-(``starhold._runtime.events.encode_batch``).
+(``starhold._runtime.events.encode_batch``). ``mark(boundary)`` writes a tick mark (the input
+barrier, ``starhold._runtime.channel``) when the room announces ``"marks": True``, and nothing
+otherwise (``marks`` says which).
 
 When the room lives in this process, on this event loop, ``open`` joins its channel in process
 (``InProcessRoomChannel``; ``starhold._runtime.channel``'s "In process"): the same calls and
@@ -24,11 +26,14 @@ import time
 from typing import Callable
 
 import msgpack
+import msgspec
 
 from .._runtime.channel import MAX_CHANNEL_BUFFER, InProcessPipe, in_process_server, set_nodelay
 from .._runtime.events import encode_batch
 
 log = logging.getLogger("starhold.gateway")
+
+_MARK_ENCODER = msgspec.msgpack.Encoder()
 
 CHANNEL_TIMEOUT = 5.0
 """Seconds without a push from the room (it pushes at least every
@@ -48,6 +53,7 @@ class RoomChannel(asyncio.Protocol):
         self.lost = False
         self.epoch = 0
         self.nested = True  # the room reads events nested as bytes (``channel_info``'s "events": "bin")
+        self.marks = False  # the room reads tick marks (``channel_info``'s "marks": True)
         self.heard_at = time.monotonic()
         self._watchdog: asyncio.TimerHandle | None = None
 
@@ -66,6 +72,7 @@ class RoomChannel(asyncio.Protocol):
             loop.create_connection(lambda: cls(on_push, on_lost), info["host"], int(info["port"])), CONNECT_TIMEOUT)
         channel.epoch = int(info["epoch"])
         channel.nested = info.get("events") == "bin"
+        channel.marks = info.get("marks") is True
         channel.transport.write(msgpack.packb(["hello", gateway_id, info["secret"]], use_bin_type=True))
         return channel
 
@@ -73,6 +80,12 @@ class RoomChannel(asyncio.Protocol):
         """Write one batch (``starhold._runtime.events``, in order)."""
         if self.transport is not None and not self.lost:
             self.transport.write(encode_batch(batch_no, events, self.nested))
+
+    def mark(self, boundary: float) -> None:
+        """Write the mark of the tick ending at ``boundary`` (Unix seconds): every batch for
+        it was sent before (nothing when the room does not read marks)."""
+        if self.marks and self.transport is not None and not self.lost:
+            self.transport.write(_MARK_ENCODER.encode(("mark", boundary)))
 
     def close(self) -> None:
         if self.transport is not None:
@@ -125,12 +138,17 @@ class InProcessRoomChannel(RoomChannel):
     def join(cls, server, info: dict, gateway_id: str, on_push, on_lost) -> "InProcessRoomChannel":
         channel = cls(on_push, on_lost)
         channel.epoch = int(info["epoch"])
+        channel.marks = info.get("marks") is True
         channel.transport = server.join_in_process(gateway_id, channel._receive_push, channel.connection_lost)
         return channel
 
     def send(self, batch_no: int, events: list) -> None:
         if not self.lost:
             self.transport.send(batch_no, events)
+
+    def mark(self, boundary: float) -> None:
+        if self.marks and not self.lost:
+            self.transport.mark(boundary)
 
     def _receive_push(self, ack: int, items: list) -> None:
         if not self.lost:

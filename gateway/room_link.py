@@ -11,6 +11,12 @@ players; control events (joins, leaves, checks, the resyncs the gateway asks for
 rooms' messages go after ``BATCH_WINDOW``. A frame's shared bytes arrive once per tick and fan
 out to the sockets here.
 
+Tick marks: while a link to a ticked room has sockets and its channel reads marks, at the last
+flush point of every tick it sends what is queued and then the mark of that tick's boundary,
+inputs or not (``RoomChannel.mark``; the room's tick waits for it, a bounded input barrier:
+``starhold._runtime.channel``). A mark sent late (a busy loop) still names the boundary it was
+due for, and carries the inputs that arrived meanwhile with it.
+
 The room acknowledges each batch it has processed. When the channel ends, the batches not yet
 acknowledged go back to the front of the queue, for the next activation:
 
@@ -48,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import time
 from typing import Protocol
 
@@ -172,6 +179,7 @@ class RoomLink:
         self._batch_no = 0
         self._flush_timer: asyncio.TimerHandle | None = None
         self._flush_at = 0.0
+        self._mark_timer: asyncio.TimerHandle | None = None
         self._changed = asyncio.Event()  # events were queued
         self._runner: asyncio.Task | None = None
         self._stopped = False
@@ -201,6 +209,7 @@ class RoomLink:
     def attach(self, sock: Socket) -> None:
         self.sockets[sock.conn_id] = sock
         self._ensure_runner()
+        self._schedule_mark()
 
     def submit(self, event, control: bool = False) -> bool:
         """Queue one event (``starhold._runtime.events``: ``Connect``, ``Message``, ``Close``,
@@ -233,6 +242,26 @@ class RoomLink:
             self._flush_timer.cancel()
         self._flush_at = at
         self._flush_timer = loop.call_at(at, self._flush)
+
+    def _schedule_mark(self) -> None:
+        """Arm the next tick mark (see the module docstring) unless one is armed, the room does
+        not tick, the channel is closed or does not take marks, or the link has no sockets."""
+        if self._mark_timer is not None or not self.ticked or not self.sockets or self._channel is None \
+                or not self._channel.marks:
+            return
+        lead = self.flush_points[-1]
+        now = time.time()
+        boundary = self.tick_offset + self.period * (math.floor((now + lead + 0.0005 - self.tick_offset) / self.period) + 1)
+        self._mark_timer = asyncio.get_running_loop().call_later(boundary - lead - now, self._mark, boundary)
+
+    def _mark(self, boundary: float) -> None:
+        """The last flush point before ``boundary``: send what is queued, then its mark."""
+        self._mark_timer = None
+        if self._channel is None or not self.sockets:
+            return
+        self._flush()
+        self._channel.mark(boundary)
+        self._schedule_mark()
 
     def _flush(self) -> None:
         """Send what is queued as one batch (if the channel is open)."""
@@ -442,6 +471,7 @@ class RoomLink:
         self._epoch = channel.epoch
         self.asleep = self._hibernated = False
         self._flush()  # what waited for the channel, in order
+        self._schedule_mark()
         if channel.lost:  # it ended before we took it
             self._channel_lost(channel)
 
@@ -464,6 +494,9 @@ class RoomLink:
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+            self._mark_timer = None
         requeued = [e for _, batch, _ in self._unacked for e in batch]
         self._queued_inputs += sum(n for _, _, n in self._unacked)
         self._unacked.clear()
@@ -528,6 +561,8 @@ class RoomLink:
         self._stopped = True
         if self._flush_timer is not None:
             self._flush_timer.cancel()
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
         if self._runner is not None and not self._runner.done():
             self._runner.cancel()
         if self._channel is not None:

@@ -37,7 +37,12 @@ class Timer:
 
 class Clock:
     """Interface: ``now()`` in seconds (Unix epoch on ``SystemClock``) and ``call_at(when, cb)``
-    which runs the coroutine function ``cb`` once, at or after ``when`` seconds."""
+    which runs the coroutine function ``cb`` once, at or after ``when`` seconds. ``wall``:
+    whether ``now()`` is the system's Unix time (``time.time()``), the time gateways read: only
+    then does a ticked room wait for its gateways' tick marks (``starhold._runtime.channel``'s
+    input barrier)."""
+
+    wall = False
 
     def now(self) -> float:
         raise NotImplementedError
@@ -60,6 +65,8 @@ class SystemClock(Clock):
     ticks, found itself not due and rescheduled: a task, the input gate and a storage read
     spent for nothing.
     """
+
+    wall = True
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task] = set()

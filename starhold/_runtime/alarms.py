@@ -2,8 +2,8 @@
 clock, at least once, retried with exponential backoff when ``on_alarm`` raises.
 
 ``AlarmDelivery`` is a mixin of ``RoomRuntime`` (``starhold._runtime.runtime``): it uses the
-runtime's input gate (``_gate``), ``state``, ``storage``, ``clock``, ``room`` and ``_invoke``,
-and owns ``_alarm_at`` (the stored alarm's time as last seen), ``_alarm_timer`` and
+runtime's input gate (``_gate``), ``state``, ``storage``, ``clock``, ``room``, ``room_cls``,
+``channels`` and ``_invoke``, and owns ``_alarm_at`` (the stored alarm's time as last seen), ``_alarm_timer`` and
 ``_retries`` (the stored retry count, cached; None: read it).
 """
 
@@ -48,7 +48,15 @@ class AlarmDelivery:
 
     async def _fire_alarm(self, early: bool = False) -> bool:
         """Deliver the stored alarm if it is due (``early``: whatever its time; its clock timer
-        is then left to be cancelled by the commit). Returns whether ``on_alarm`` ran."""
+        is then left to be cancelled by the commit). Returns whether ``on_alarm`` ran.
+
+        A due alarm of a ticked room on the wall clock first waits, outside the input gate, for
+        the marks of the gateways holding its connections (the channel's input barrier,
+        ``starhold._runtime.channel``): their batches for the tick that ends now are applied
+        before the tick."""
+        rate = self.room_cls.tick_rate
+        if not early and rate and self.clock.wall and self._alarm_at is not None:
+            await self.channels.await_marks(self._alarm_at, 0.5 / rate)
         async with self._gate:
             if self.state != ActivationState.ACTIVE:
                 return False

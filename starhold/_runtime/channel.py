@@ -35,6 +35,20 @@ else is the channel above: batch numbers, acknowledgements, heartbeats, the end 
 activation. ``channel_info`` names the process (``"process"``: ``PROCESS``, random per
 process); a gateway elsewhere ignores it and connects over TCP.
 
+**Input barrier.** A gateway that has sockets in a ticked room marks each tick boundary it has
+sent everything for: at the tick's last flush point (``gateway.room_link``) it writes
+``["mark", boundary]`` (``boundary``: the tick boundary, Unix seconds) after that tick's last
+batch, whether or not it had inputs. A room that announces ``"marks": True`` in its
+``channel_info`` reads marks in order with the batches; when its alarm for a tick boundary falls
+due, before it takes the input gate, it waits until every channel that marks and whose gateway
+holds a connection in the room has marked that boundary (a mark at least half a tick before it
+counts as the previous tick's), at most ``INPUT_BARRIER_TIMEOUT`` seconds. A batch a busy
+gateway (or this busy process) delivers a few milliseconds after the boundary is thus applied
+in its tick instead of the next one, 100 ms later at 10 Hz. A channel that never marked (the
+harness, a gateway of an earlier version) is not waited for, nor is anyone when the room's
+clock is not the wall clock (``Clock.wall``: a ``ManualClock`` in tests), so tests drive ticks
+exactly as before. ``stats()`` counts the ticks that waited and those that gave up waiting.
+
 A channel belongs to one activation and ends with it: after ``("hibernate",)`` when the room
 went to sleep, without it when the activation crashed or was fenced. The gateway then sends
 the batches it has not seen acknowledged to the next activation (they were not applied, or
@@ -81,6 +95,10 @@ ACK_LINGER = 0.05
 for a push with output to ride on before it is pushed alone. A ticked room's frame leaves within
 a few milliseconds of the flush points where gateways send its inputs, so its frame carries the
 acks of the tick's batches and no push goes out for an acknowledgement alone."""
+INPUT_BARRIER_TIMEOUT = 0.02
+"""Seconds a tick waits at most, past its boundary, for the marks of the gateways whose players
+are in the room (the input barrier); a gateway later than that has its batch applied in the
+next tick, and the tick goes on without it."""
 WRITE_HIGH_WATER = 1024 * 1024
 """Bytes buffered towards a gateway before pushes pause (items wait in the room's outbox,
 which is bounded) until the gateway reads again."""
@@ -130,6 +148,9 @@ class ChannelServer:
         self.channels: dict[str, _Channel] = {}
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._marks_changed: asyncio.Future | None = None  # a tick waiting for marks
+        self.barrier_waits = 0  # ticks that waited for a gateway's mark
+        self.barrier_timeouts = 0  # ... and went on without it (INPUT_BARRIER_TIMEOUT)
 
     async def address(self) -> tuple[str, int]:
         """``(host, port)`` to connect to; starts the server on first use."""
@@ -169,6 +190,50 @@ class ChannelServer:
             if now - channel.pushed_at >= HEARTBEAT_INTERVAL:
                 channel.push(heartbeat=True)
         self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL, self._beat)
+
+    async def await_marks(self, boundary: float, tolerance: float, timeout: float | None = None) -> bool:
+        """The input barrier (see the module docstring): wait until every channel that marks,
+        of a gateway holding a connection in the room, has marked ``boundary`` (Unix seconds;
+        a mark at or after ``boundary - tolerance`` counts), at most ``timeout`` seconds
+        (default ``INPUT_BARRIER_TIMEOUT``).
+        Returns False when it gave up (a gateway, or its channel, is late), True otherwise;
+        returns at once when no channel is late."""
+        floor = boundary - tolerance
+        late = self._late(floor)
+        if not late:
+            return True
+        self.barrier_waits += 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (INPUT_BARRIER_TIMEOUT if timeout is None else timeout)
+        while late:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                self.barrier_timeouts += 1
+                return False
+            waiter = self._marks_changed = loop.create_future()
+            timer = loop.call_later(remaining, _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                if self._marks_changed is waiter:
+                    self._marks_changed = None
+            late = self._late(floor)
+        return True
+
+    def _late(self, floor: float) -> list:
+        """The channels that mark, have not marked ``floor`` or later and whose gateway holds a
+        connection in the room."""
+        late = [c for c in self.channels.values() if c.marked is not None and c.marked < floor and not c.gone]
+        if late:
+            playing = self.runtime.gateways_with_connections()
+            late = [c for c in late if c.gateway_id in playing]
+        return late
+
+    def marks_changed(self) -> None:
+        """A channel marked a boundary or ended: a waiting tick looks again."""
+        if self._marks_changed is not None:
+            _resolve(self._marks_changed)
 
     def notify_all(self) -> None:
         """Commits became durable: push the acknowledgements they release."""
@@ -218,6 +283,7 @@ class _Channel(asyncio.Protocol):
         self.paused = False
         self.gone = False
         self.pushed_at = time.monotonic()
+        self.marked: float | None = None  # the last tick boundary the gateway marked (None: it does not mark)
 
     # ---- transport callbacks ---------------------------------------------------------------
     def connection_made(self, transport) -> None:
@@ -235,7 +301,10 @@ class _Channel(asyncio.Protocol):
                     self._hello(obj)
                 else:
                     batch_no, events = obj
-                    self.batches.append((int(batch_no), decode_events(events)))
+                    if batch_no == "mark":  # a tick boundary the gateway sent everything for
+                        self.batches.append((None, float(events)))
+                    else:
+                        self.batches.append((int(batch_no), decode_events(events)))
         except Exception as exc:  # a buggy or foreign peer: drop it, the room goes on
             log.warning("room %s: bad channel input (%s); channel closed", self.runtime.key, exc)
             self.end(abort=True)
@@ -263,6 +332,7 @@ class _Channel(asyncio.Protocol):
             del self.server.channels[self.gateway_id]
         if self.worker is not None and not self.worker.done():
             self.worker.cancel()
+        self.server.marks_changed()
 
     def pause_writing(self) -> None:
         self.paused = True
@@ -275,9 +345,14 @@ class _Channel(asyncio.Protocol):
     async def _work(self) -> None:
         """Apply the batches in order. A batch is acknowledged once processed; one that fails
         with a storage error (the room was reset) closes its connections (1011). Stops at the
-        end of the activation, leaving the rest unacknowledged (the gateway resends them)."""
+        end of the activation, leaving the rest unacknowledged (the gateway resends them). A
+        mark (batch number None) records its boundary once the batches before it are applied."""
         while self.batches and not self.gone:
             batch_no, events = self.batches.popleft()
+            if batch_no is None:
+                self.marked = events
+                self.server.marks_changed()
+                continue
             try:
                 await self.runtime.dispatch(self.gateway_id, events)
             except RoomGone:
@@ -355,8 +430,9 @@ class _InProcessChannel(_Channel):
     def _write_push(self, ack: int, items: list) -> None:
         self.transport.push(ack, items)
 
-    def accept(self, batch_no: int, events: list) -> None:
-        """A batch from the gateway: its typed events (``starhold._runtime.events``), in order."""
+    def accept(self, batch_no: int | None, events) -> None:
+        """A batch from the gateway: its typed events (``starhold._runtime.events``), in order;
+        with ``batch_no`` None, a mark: ``events`` is the tick boundary (Unix seconds)."""
         if not self.gone:
             self.batches.append((batch_no, events))
             self._start_work()
@@ -383,6 +459,12 @@ class InProcessPipe(asyncio.Transport):
         if not self.closed:
             self.loop.call_soon(self.channel.accept, batch_no, events)
 
+    def mark(self, boundary: float) -> None:
+        """Hand the mark of tick ``boundary`` (Unix seconds) to the room, after the batches
+        sent before it."""
+        if not self.closed:
+            self.loop.call_soon(self.channel.accept, None, boundary)
+
     def push(self, ack: int, items: list) -> None:
         if not self.closed:
             self.loop.call_soon(self.receive_push, ack, items)
@@ -405,3 +487,8 @@ class InProcessPipe(asyncio.Transport):
 
     def set_write_buffer_limits(self, high=None, low=None) -> None:
         pass  # the gateway side takes each push as it comes: nothing is buffered
+
+
+def _resolve(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -503,17 +503,23 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
 
     async def channel_info(self, gateway_id: str) -> dict:
         """Where ``gateway_id`` connects for this activation's data channel (``starhold._runtime.channel``):
-        ``{"host", "port", "secret", "epoch", "process", "events"}`` (``process``:
+        ``{"host", "port", "secret", "epoch", "process", "events", "marks"}`` (``process``:
         ``starhold._runtime.channel.PROCESS``, for a gateway in this process to join in process;
         ``events``: ``"bin"``, this room reads batches whose events are nested msgpack bytes,
         ``starhold._runtime.events.encode_batch``; a gateway sends a room whose info lacks it
-        the plain array). Starts the room if needed. Raises ``RoomGone``."""
+        the plain array; ``marks``: True, this room reads tick marks, the channel's input
+        barrier, and a gateway sends none to a room whose info lacks it). Starts the room if
+        needed. Raises ``RoomGone``."""
         await self._ensure_active()
         host, port = await self.channels.address()
         if self.state != ActivationState.ACTIVE:
             raise RoomGone(self.key)
         return {"host": host, "port": port, "secret": self.channels.secret, "epoch": self.epoch,
-                "process": channel_process, "events": "bin"}
+                "process": channel_process, "events": "bin", "marks": True}
+
+    def gateways_with_connections(self) -> set[str]:
+        """The ids of the gateways holding at least one of this activation's connections."""
+        return {conn.gateway_id for conn in self._conns.values()}
 
     async def _connect(self, gateway_id: str, event: Connect) -> None:
         conn_id = event.conn
@@ -570,6 +576,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             "durable": self.durable_mark(),
             "segments": self.replicator.segments_shipped if self.replicator else 0,
             "alarm": self._alarm_at,
+            "barrier_waits": self.channels.barrier_waits,
+            "barrier_timeouts": self.channels.barrier_timeouts,
         }
 
 
