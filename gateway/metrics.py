@@ -25,6 +25,9 @@ processes aggregate those with ``max by (room)``, not ``sum``.
 | ``starhold_room_ticks_total{room}`` | counter | alarm deliveries (ticks) of the room's current activation |
 | ``starhold_room_tick_seconds{room}`` | histogram | time spent in ``on_alarm`` per tick |
 | ``starhold_room_tick_overruns_total{room}`` | counter | ticks that started more than half a tick late or ran longer than a tick |
+| ``starhold_room_barrier_waits_total{room}`` | counter | ticks that waited for a gateway's tick mark (the input barrier, ``starhold._runtime.channel``) |
+| ``starhold_room_barrier_timeouts_total{room}`` | counter | ... and went on without it after ``INPUT_BARRIER_TIMEOUT`` (a late gateway) |
+| ``starhold_room_barrier_wait_seconds_total{room}`` | counter | seconds ticks spent waiting for marks |
 """
 
 from __future__ import annotations
@@ -82,9 +85,17 @@ class _RoomAndRayCollector:
         overruns = CounterMetricFamily("starhold_room_tick_overruns", "Late or long ticks", labels=["room"])
         seconds = HistogramMetricFamily("starhold_room_tick_seconds", "Time in on_alarm per tick, seconds",
                                         labels=["room"])
+        barrier = [CounterMetricFamily("starhold_room_barrier_waits", "Ticks that waited for a gateway's mark",
+                                       labels=["room"]),
+                   CounterMetricFamily("starhold_room_barrier_timeouts", "Ticks that gave up waiting for a mark",
+                                       labels=["room"]),
+                   CounterMetricFamily("starhold_room_barrier_wait_seconds", "Seconds ticks waited for marks",
+                                       labels=["room"])]
         for room, stats in sorted(ROOM_STATS.items()):
             ticks.add_metric([room], stats["ticks"])
             overruns.add_metric([room], stats["overruns"])
+            for family, key in zip(barrier, ("barrier_waits", "barrier_timeouts", "barrier_seconds")):
+                family.add_metric([room], stats.get(key, 0))  # absent from a room of an earlier version
             buckets, total = [], 0
             for bound, count in zip(stats["bounds"], stats["counts"]):
                 total += count
@@ -93,6 +104,7 @@ class _RoomAndRayCollector:
         yield ticks
         yield overruns
         yield seconds
+        yield from barrier
         from .._runtime import ray_host  # counters only; importing it does not start Ray
 
         calls = CounterMetricFamily("starhold_ray_calls", "Calls to room actors", labels=["method"])

@@ -15,7 +15,7 @@ import starhold._runtime.channel as channel_module
 from starhold._runtime.channel import ChannelServer
 from starhold._runtime.local_host import InProcessDirectory
 from starhold.clock import ManualClock, SystemClock
-from starhold.gateway import room_link
+from starhold.gateway import metrics, room_link
 from starhold.rooms import protocol as P
 from starhold._runtime.events import Message
 
@@ -135,6 +135,12 @@ async def test_a_gateway_that_stops_marking_delays_each_tick_at_most_the_timeout
     stats = runtime.stats()
     assert stats["barrier_timeouts"] >= 2 and stats["barrier_waits"] >= stats["barrier_timeouts"]
     channel.close()
+    report = runtime.tick_stats.report()  # what the room pushes to its gateways, for /metrics
+    assert report["barrier_seconds"] >= 0.05 * report["barrier_timeouts"]
+    monkeypatch.setitem(metrics.ROOM_STATS, "system/sol", report)
+    text = metrics.exposition()[0].decode()
+    assert f'starhold_room_barrier_timeouts_total{{room="system/sol"}} {float(report["barrier_timeouts"])}' in text
+    assert f'starhold_room_barrier_waits_total{{room="system/sol"}} {float(report["barrier_waits"])}' in text
 
 
 async def test_no_tick_waits_for_a_gateway_that_never_marked_or_holds_no_connection(wall_directory, monkeypatch):

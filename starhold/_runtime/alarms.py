@@ -56,7 +56,10 @@ class AlarmDelivery:
         before the tick."""
         rate = self.room_cls.tick_rate
         if not early and rate and self.clock.wall and self._alarm_at is not None:
-            await self.channels.await_marks(self._alarm_at, 0.5 / rate)
+            started = time.perf_counter()
+            complete = await self.channels.await_marks(self._alarm_at, 0.5 / rate)
+            if complete is not None:
+                self.tick_stats.observe_barrier(time.perf_counter() - started, complete)
         async with self._gate:
             if self.state != ActivationState.ACTIVE:
                 return False

@@ -47,7 +47,8 @@ gateway (or this busy process) delivers a few milliseconds after the boundary is
 in its tick instead of the next one, 100 ms later at 10 Hz. A channel that never marked (the
 harness, a gateway of an earlier version) is not waited for, nor is anyone when the room's
 clock is not the wall clock (``Clock.wall``: a ``ManualClock`` in tests), so tests drive ticks
-exactly as before. ``stats()`` counts the ticks that waited and those that gave up waiting.
+exactly as before. The room's tick report (``starhold._runtime.stats.TickStats``, on the
+gateways' ``/metrics``) counts the ticks that waited, those that gave up, and the time waited.
 
 A channel belongs to one activation and ends with it: after ``("hibernate",)`` when the room
 went to sleep, without it when the activation crashed or was fenced. The gateway then sends
@@ -149,8 +150,6 @@ class ChannelServer:
         self.closed = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self._marks_changed: asyncio.Future | None = None  # a tick waiting for marks
-        self.barrier_waits = 0  # ticks that waited for a gateway's mark
-        self.barrier_timeouts = 0  # ... and went on without it (INPUT_BARRIER_TIMEOUT)
 
     async def address(self) -> tuple[str, int]:
         """``(host, port)`` to connect to; starts the server on first use."""
@@ -195,20 +194,18 @@ class ChannelServer:
         """The input barrier (see the module docstring): wait until every channel that marks,
         of a gateway holding a connection in the room, has marked ``boundary`` (Unix seconds;
         a mark at or after ``boundary - tolerance`` counts), at most ``timeout`` seconds
-        (default ``INPUT_BARRIER_TIMEOUT``).
-        Returns False when it gave up (a gateway, or its channel, is late), True otherwise;
-        returns at once when no channel is late."""
+        (default ``INPUT_BARRIER_TIMEOUT``). Returns None at once when no channel is late; else,
+        after waiting, True when every mark came and False when it gave up (a gateway, or its
+        channel, is late)."""
         floor = boundary - tolerance
         late = self._late(floor)
         if not late:
-            return True
-        self.barrier_waits += 1
+            return None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (INPUT_BARRIER_TIMEOUT if timeout is None else timeout)
         while late:
             remaining = deadline - loop.time()
             if remaining <= 0:
-                self.barrier_timeouts += 1
                 return False
             waiter = self._marks_changed = loop.create_future()
             timer = loop.call_later(remaining, _resolve, waiter)

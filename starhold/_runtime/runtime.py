@@ -576,8 +576,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             "durable": self.durable_mark(),
             "segments": self.replicator.segments_shipped if self.replicator else 0,
             "alarm": self._alarm_at,
-            "barrier_waits": self.channels.barrier_waits,
-            "barrier_timeouts": self.channels.barrier_timeouts,
+            "barrier_waits": self.tick_stats.barrier_waits,
+            "barrier_timeouts": self.tick_stats.barrier_timeouts,
         }
 
 
