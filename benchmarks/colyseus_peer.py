@@ -243,6 +243,21 @@ def _sample_window(server: _NodeProcess, loadgens: list[_NodeProcess], start: fl
     }
 
 
+LATENCY_EDGES = (10.0, 20.0, 90.0, 100.0, 105.0, 110.0, 115.0, 120.0)
+"""Milliseconds: the edges of ``latency_shares`` (under 10, 10-20, 20-90, ..., 120 and over)."""
+
+
+def latency_shares(sorted_values: list[float]) -> list[float]:
+    """Percent of ``sorted_values`` (ms, ascending) in each bucket of ``LATENCY_EDGES``: below
+    the first edge, between consecutive edges, at or above the last (``len(edges) + 1`` values)."""
+    import bisect
+
+    if not sorted_values:
+        return [0.0] * (len(LATENCY_EDGES) + 1)
+    cuts = [0, *(bisect.bisect_left(sorted_values, edge) for edge in LATENCY_EDGES), len(sorted_values)]
+    return [100.0 * (b - a) / len(sorted_values) for a, b in zip(cuts, cuts[1:])]
+
+
 def _merge(results: list[dict], samples: list[tuple[array, array, list[str]]], duration: float,
            target: str = "colyseus") -> dict:
     """Merge per-process loadgen results; percentiles come from the raw samples."""
@@ -267,6 +282,7 @@ def _merge(results: list[dict], samples: list[tuple[array, array, list[str]]], d
             "p99": _percentile(latency, 0.99),
             "max": latency[-1] if latency else 0.0,
             "count": len(latency),
+            "shares": latency_shares(latency),
         },
         "jitter_p99_ms": _percentile(jitter, 0.99),
         "messages_per_s": {

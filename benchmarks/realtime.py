@@ -23,6 +23,9 @@ Colyseus client).
 
 Latency is input -> ack: from sending input ``s`` to the first frame whose ack >= ``s``
 (it includes waiting for the next 10 Hz frame, so the floor is near 50 ms mean and 100 ms p99).
+A second table gives the share of inputs by latency (under 10 ms, 10-20, 20-90, 90-100, 100-105,
+... 120 and over): the wait for the tick is uniform over the period, so the shape shows the
+frame's delay (the low buckets) and inputs that waited an extra tick (the high ones).
 Jitter is the p99 of |frame inter-arrival - 100 ms|. "held" = p99 <= 150 ms with no
 disconnects, no errors and every client connected.
 
@@ -59,6 +62,8 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from colyseus_peer import LATENCY_EDGES  # noqa: E402
 
 TARGET_P99_MS = 150.0
 ROOM_SIZE = 100
@@ -214,6 +219,19 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def distribution(results: list[dict]) -> str:
+    """Share of the sampled inputs by input -> ack latency (ms), per run (lean load generators)."""
+    labels = [f"<{LATENCY_EDGES[0]:g}"] + [f"{a:g}-{b:g}" for a, b in zip(LATENCY_EDGES, LATENCY_EDGES[1:])] \
+        + [f">={LATENCY_EDGES[-1]:g}"]
+    head = f"{'latency':<9} {'N':>5} " + " ".join(f"{label:>7}" for label in labels)
+    lines = [head, "-" * len(head)]
+    for r in results:
+        shares = r["latency_ms"].get("shares")
+        if shares:
+            lines.append(f"{r['target']:<9} {r['clients']:>5} " + " ".join(f"{s:>6.1f}%" for s in shares))
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def summary(results: list[dict]) -> str:
     out = []
     best = {}
@@ -275,6 +293,9 @@ def main() -> None:
           f"{' and ' + args.serve_args if args.serve_args else ''}, "
           f"{args.procs} {'old' if args.old_loadgens else 'lean'} load-generator process(es) per run")
     print(table(results))
+    shares = distribution(results)
+    if shares:
+        print(shares)
     print(summary(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
