@@ -180,31 +180,10 @@ class Handoff:
         """Pass ``request`` (an upgrade not yet answered) to room ``kind/room_id``'s home
         process. Returns True when that process took it (the caller must then drop the
         request without answering: ``abandon``), False when the caller serves it itself."""
-        head = request_head(request, f"{kind}/{room_id}")
-        transport = request.transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is None or len(head) > MAX_HEAD_BYTES or transport.is_closing() \
-                or transport.get_extra_info("sslcontext") is not None:  # TLS state cannot move with the socket
-            return False
-        target = self.path(home_process(f"{kind}/{room_id}", self.count))
-        transport.pause_reading()
-        fd = os.dup(sock.fileno())
-        try:
-            await asyncio.get_running_loop().run_in_executor(None, _send, target, head, fd)
-        except _NotSent as exc:  # not listening, stopping, gone: serve it here
-            transport.resume_reading()
-            metrics.HANDOFFS.labels("failed").inc()
-            FAILURES.log(logging.INFO, ("send", target.name), "gateway %d: cannot hand sockets to %s (%s); "
-                         "serving them here", self.index, target.name, exc.__cause__ or exc)
-            return False
-        except OSError as exc:  # sent, or maybe sent: it must not be served twice
-            FAILURES.log(logging.WARNING, ("sent", target.name), "gateway %d: a hand-off to %s may have failed "
-                         "(%s); the connection is dropped here (the client reconnects)", self.index, target.name, exc)
-        finally:
-            os.close(fd)
-        self.handed_off += 1
-        metrics.HANDOFFS.labels("out").inc()
-        return True
+        sent = await send_upgrade(request, kind, room_id, self.path(home_process(f"{kind}/{room_id}", self.count)))
+        if sent:
+            self.handed_off += 1
+        return sent
 
     @staticmethod
     def abandon(request: web.Request) -> None:
@@ -234,6 +213,38 @@ class Handoff:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def send_upgrade(request: web.Request, kind: str, room_id: str, target: Path) -> bool:
+    """Pass ``request`` (an upgrade not yet answered) for room ``kind/room_id`` to the
+    process listening on the Unix socket ``target`` (``Handoff.start``: another gateway
+    process, or a room host's gateway, ``gateway/colocate.py``). Returns True when the
+    socket was sent (the caller must then drop the request without answering:
+    ``Handoff.abandon``), False when the caller serves it itself: a TLS connection, a head
+    over ``MAX_HEAD_BYTES``, or ``target`` not listening."""
+    head = request_head(request, f"{kind}/{room_id}")
+    transport = request.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or len(head) > MAX_HEAD_BYTES or transport.is_closing() \
+            or transport.get_extra_info("sslcontext") is not None:  # TLS state cannot move with the socket
+        return False
+    transport.pause_reading()
+    fd = os.dup(sock.fileno())
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, _send, target, head, fd)
+    except _NotSent as exc:  # not listening, stopping, gone: serve it here
+        transport.resume_reading()
+        metrics.HANDOFFS.labels("failed").inc()
+        FAILURES.log(logging.INFO, ("send", str(target)), "cannot hand sockets to %s (%s); serving them here",
+                     target, exc.__cause__ or exc)
+        return False
+    except OSError as exc:  # sent, or maybe sent: it must not be served twice
+        FAILURES.log(logging.WARNING, ("sent", str(target)), "a hand-off to %s may have failed (%s); the "
+                     "connection is dropped here (the client reconnects)", target, exc)
+    finally:
+        os.close(fd)
+    metrics.HANDOFFS.labels("out").inc()
+    return True
 
 
 class _NotSent(Exception):

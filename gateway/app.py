@@ -30,7 +30,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -43,10 +43,13 @@ from ..room import HttpRequest, HttpResponse, Room
 from ..wsdirect import DirectWebSocketResponse
 from . import admission, http_log, metrics
 from .admission import LoadShedder
-from .affinity import Handoff
+from .affinity import Handoff, send_upgrade
 from .auth import TokenService, add_auth_routes, load_or_create_keys, token_from_request
 from .room_link import RoomLink
 from .sockets import ClientSocket
+
+if TYPE_CHECKING:
+    from .colocate import HostRouter
 
 log = logging.getLogger("starhold.gateway")
 
@@ -105,6 +108,8 @@ class Gateway:
         self.shedder = shedder or LoadShedder()
         self.handoff: Handoff | None = None
         """Room affinity with the node's other gateway processes (``gateway/affinity.py``), or None."""
+        self.hosts: HostRouter | None = None
+        """Sockets in room hosts (``gateway/colocate.py``; ``starhold serve --colocate``), or None."""
         self.resolvers: dict[str, Callable[[str], str | None]] = {}  # GatewayAPI.room_ids
         self.params: dict[str, Callable[[str], dict]] = {}  # GatewayAPI.room_params
         self._maintainer: asyncio.Task | None = None
@@ -227,8 +232,17 @@ class Gateway:
         """Terminate one WebSocket: refuse unknown rooms (4004) and missing or invalid tokens
         (4001) with an error frame first, else run a ``ClientSocket`` until it closes. With
         room affinity (``self.handoff``) the upgrade of a known room whose home is another
-        gateway process goes there first (``gateway/affinity.py``); ``here``: serve it in
-        this process whatever its home (a socket handed to us)."""
+        gateway process goes there first (``gateway/affinity.py``); with sockets in room hosts
+        (``self.hosts``) the upgrade of a room awake on a host of this node goes to that host
+        before that (``gateway/colocate.py``); ``here``: serve it in this process whatever its
+        home (a socket handed to us)."""
+        if room_id is not None and not here and self.hosts is not None and self._authentic(request):
+            target = await self.hosts.target(kind, room_id)
+            if target is not None:
+                if await send_upgrade(request, kind, room_id, target[1]):
+                    Handoff.abandon(request)
+                    raise asyncio.CancelledError  # the host answers it
+                self.hosts.failed(target[0])
         if room_id is not None and not here and self.handoff is not None and self.handoff.elsewhere(kind, room_id) \
                 and await self.handoff.hand_off(request, kind, room_id):
             self.handoff.abandon(request)
@@ -265,6 +279,15 @@ class Gateway:
             metrics.CONNECTIONS.dec()
             log.info("socket closed %s", ws.close_code, extra=sock.log_extra())
         return ws
+
+    def _authentic(self, request: web.Request) -> bool:
+        """Whether the request carries a valid token (an upgrade without one is refused here,
+        and costs no Ray call)."""
+        try:
+            self.identity(request)
+        except AuthError:
+            return False
+        return True
 
     @staticmethod
     async def _refuse(ws: web.WebSocketResponse, error: int, message: str, close: int) -> None:

@@ -31,7 +31,8 @@ def _serve(args: argparse.Namespace) -> int:
                                  login_account_failures=args.login_account_failures,
                                  login_address_failures=args.login_address_failures,
                                  shutdown_timeout=args.shutdown_timeout, rooms=args.rooms,
-                                 rooms_per_host=args.rooms_per_host, spare_hosts=args.spare_hosts)
+                                 rooms_per_host=args.rooms_per_host, spare_hosts=args.spare_hosts,
+                                 colocate=args.colocate)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(args.log_level, settings.log_format)
     if settings.gateways < 1:
@@ -94,6 +95,9 @@ def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rooms one room host process runs at most (default 8; 1 = a process per room)")
     parser.add_argument("--spare-hosts", type=int,
                         help="empty room hosts kept started so that waking rooms start at once (default 2)")
+    parser.add_argument("--colocate", action="store_true", default=None,
+                        help="hand each WebSocket of a room awake on this node to the room's host process, "
+                             "which serves it (gateway/colocate.py; default: off)")
 
 
 def _gateway(args: argparse.Namespace) -> int:
@@ -109,7 +113,8 @@ def _gateway(args: argparse.Namespace) -> int:
                                  games_per_hour=args.games_per_hour, live_games=args.live_games,
                                  login_account_failures=args.login_account_failures,
                                  login_address_failures=args.login_address_failures, rooms=args.rooms,
-                                 rooms_per_host=args.rooms_per_host, spare_hosts=args.spare_hosts)
+                                 rooms_per_host=args.rooms_per_host, spare_hosts=args.spare_hosts,
+                                 colocate=args.colocate)
     settings.host_mode = "ray"
     if not settings.ray_address:
         sys.exit("starhold gateway needs --ray-address (or STARHOLD_RAY_ADDRESS): the Ray cluster to join, "
@@ -179,8 +184,8 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
     from aiohttp import web
 
     from . import heap
-    from .gateway.app import GATEWAY, create_app
-    from .gateway.auth import TokenService
+    from .gateway.app import GATEWAY
+    from .gateway.colocate import HostRouter, build_app, gateway_config
     from .gateway.metrics import start_metrics_site
 
     if settings.host_mode == "ray":
@@ -194,11 +199,9 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
         directory = InProcessDirectory(settings.data_dir, idle_timeout=settings.idle_timeout,
                                        snapshots=snapshot_store_from_config(settings.room_config()["snapshots"],
                                                                             settings.data_dir))
-    snapshots = settings.room_config()["snapshots"]
-    app = create_app(directory, rooms=settings.room_modules(),
-                     tokens=TokenService.from_config(settings.jwt_keys, settings.data_dir, snapshots=snapshots),
-                     data_dir=settings.data_dir, shed_lag=settings.shed_lag, options=settings.route_options(),
-                     snapshots=snapshots)
+    app = build_app(directory, gateway_config(settings))
+    if settings.colocate and settings.host_mode == "ray":
+        app[GATEWAY].hosts = HostRouter(directory, gateway_config(settings))
 
     async def settle(app: web.Application) -> None:
         heap.settle()  # the galaxy, the app and the imports live as long as the process

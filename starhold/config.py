@@ -43,7 +43,9 @@ class Settings:
     (``starhold/supervise.py``); ``rooms``: the modules of room kinds to host, comma-separated
     dotted names (``starhold serve --rooms``, ``STARHOLD_ROOMS``), default the ``starhold.rooms``
     entry point group (``starhold.kinds.load_rooms``). Gateways, room actors and the alarm
-    scheduler all load the same modules (``room_config()["rooms"]``)."""
+    scheduler all load the same modules (``room_config()["rooms"]``); ``colocate``: the
+    gateways hand each WebSocket of a room awake on their node to the room's host process,
+    which serves it (``gateway/colocate.py``; ``STARHOLD_COLOCATE=1``; Ray mode only)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -69,6 +71,7 @@ class Settings:
     rooms: str | None = None
     rooms_per_host: int = 8
     spare_hosts: int = 2
+    colocate: bool = False
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
@@ -122,4 +125,6 @@ def _convert(name: str, value):
         return float(value)
     if name == "data_dir":
         return Path(value)
+    if name == "colocate":
+        return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
     return value

@@ -74,6 +74,13 @@ def test_settings_data_dir_is_absolute(monkeypatch, tmp_path):
     assert Settings.from_env({}, data_dir="z").data_dir == tmp_path / "z"
 
 
+def test_colocate_is_a_flag_from_the_environment_or_the_command_line():
+    assert Settings().colocate is False
+    assert Settings.from_env({"STARHOLD_COLOCATE": "1"}).colocate is True
+    assert Settings.from_env({"STARHOLD_COLOCATE": "0"}).colocate is False
+    assert Settings.from_env({"STARHOLD_COLOCATE": "0"}, colocate=True).colocate is True
+
+
 async def test_healthz_in_process_rooms_need_no_ray(gateway_factory, tmp_path):
     directory = InProcessDirectory(tmp_path / "data")
     url = await gateway_factory(directory, rooms=[])

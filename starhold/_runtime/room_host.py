@@ -105,6 +105,8 @@ class RoomHost:
         self.slots: dict[tuple[str, str], _Slot] = {}
         self._end: asyncio.Event | None = None  # made on the actor's loop by lifetime()
         self._pool = None
+        self._sockets = None  # gateway.colocate.HostSockets, once a gateway hands us a socket
+        self._sockets_starting: asyncio.Future | None = None
         heap.settle()  # Ray's, NumPy's and our modules: out of every later collection
 
     def _room_directory(self):
@@ -172,11 +174,35 @@ class RoomHost:
             self._end = asyncio.Event()
         await self._end.wait()
 
+    async def serve_sockets(self, config: dict) -> dict:
+        """Serve the WebSockets gateways of this node hand to this process
+        (``gateway/colocate.py``): start, on the first call, a gateway for them built from
+        ``config`` (``gateway.colocate.gateway_config``) and listening for hand-offs. Returns
+        ``{"path": the hand-off socket, "node": this host's node id}``. Raises what building
+        the gateway raised (the caller then serves the sockets itself)."""
+        if self._sockets_starting is None:
+            from ..gateway.colocate import HostSockets
+
+            sockets = HostSockets()
+            starting = self._sockets_starting = asyncio.ensure_future(sockets.start(self._room_directory(), config))
+
+            def started(done: asyncio.Future) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._sockets = sockets
+                elif self._sockets_starting is starting:  # the next call tries again
+                    self._sockets_starting = None
+
+            starting.add_done_callback(started)
+        path = await asyncio.shield(self._sockets_starting)
+        return {"path": str(path), "node": self.node}
+
     async def retire(self) -> bool:
-        """End this host if it holds no room, not even one still hibernating (the pool retires
-        surplus empty hosts); returns whether it ends."""
-        if self.slots:
+        """End this host if it holds no room, not even one still hibernating, and no socket
+        (``serve_sockets``; the pool retires surplus empty hosts); returns whether it ends."""
+        if self.slots or (self._sockets is not None and self._sockets.sockets):
             return False
+        if self._sockets is not None:  # no socket left: stop listening, remove the hand-off socket
+            await self._sockets.close()
         if self._end is not None:
             self._end.set()
         me = ray.get_runtime_context().current_actor

@@ -1,0 +1,210 @@
+"""Sockets in room hosts: a player's WebSocket served by the process that runs its room.
+
+Without this, every input and every frame crosses two processes on its way: the gateway
+process that holds the socket, then the room host (a Ray actor) over the room's data channel
+(``starhold._runtime.channel``), and back. A Durable Object holds its WebSockets in the object
+itself once the Worker has routed the upgrade; ``starhold serve --colocate`` does the same on
+one node: a gateway process that accepts the upgrade of a room that is **awake on a host of
+this node** passes the connection (file-descriptor passing, as room affinity does between
+gateway processes: ``gateway/affinity.py``) to that host, which serves it with a gateway of
+its own (``HostSockets``, started on the first hand-off) on its own event loop. That gateway
+reaches its rooms through the in-process channel (the batches and pushes handed over as
+objects, no TCP, no msgpack), so an input and its frame cross no process boundary but the
+client's.
+
+The rest is unchanged. The upgrade of a room that sleeps, or that runs on another node, is
+served where it lands (the data channel proxies it, and the room wakes wherever the pool puts
+it); so is any upgrade when the host cannot be reached or refuses (a hand-off never refuses a
+player). A host's gateway is a gateway like any other: the same token check, limits,
+admission control and protocol; when its room moves (``starhold drain``) or sleeps, its
+sockets stay open and follow the room over the data channel, as a gateway's would.
+
+What changes for operations: a host's sockets live and die with its process. A host that
+crashes (or is killed) drops them (1006) as a gateway that crashes does, and their clients
+reconnect and take their seats back (docs/protocol.md); a host holding sockets is not retired
+while it holds them. The host's gateway does not serve ``/metrics``: its traffic is counted
+in the host's process only (the node gateways' figures no longer include those players).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..ratelog import RateLimitedLog, describe
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+log = logging.getLogger("starhold.gateway")
+
+HOST_RETRY = 30.0
+"""Seconds a gateway does not ask a host again after the host could not take sockets."""
+ROUTE_TTL = 5.0
+"""Seconds a gateway remembers where an awake room runs before asking the pool again: a join
+storm costs one pool call per room, not per socket. A room that moved or slept meanwhile is
+still served correctly (the host's gateway reaches it wherever it is). That a room sleeps is
+not remembered."""
+ROUTES_MAX = 10_000
+"""Rooms remembered at most; the oldest half is forgotten when it is full."""
+FAILURES = RateLimitedLog(log)
+
+
+def host_sockets_dir(pid: int) -> Path:
+    """The directory (mode 0700) of the hand-off socket of the room host process ``pid``."""
+    return Path(tempfile.gettempdir()) / f"starhold-host-{pid}"
+
+
+class HostRouter:
+    """A gateway process's side: where to send the upgrade of a room (see the module docstring).
+
+    ``directory``: the gateway's ``RayDirectory``; ``config``: the plain data a host needs to
+    build its gateway (``gateway_config``), sent with the first request to each host;
+    ``node``: this process's Ray node id (default: asked of Ray on first use)."""
+
+    def __init__(self, directory, config: dict, node: str | None = None):
+        self.directory = directory
+        self.config = config
+        self._node = node
+        self._hosts: dict[str, tuple[Path | None, float]] = {}  # host name -> (hand-off path or None, until)
+        self._asking: dict[str, asyncio.Future] = {}
+        self._routes: dict[tuple[str, str], tuple[tuple, float]] = {}  # room -> ((host, actor), until)
+
+    def _this_node(self) -> str:
+        if self._node is None:
+            import ray
+
+            self._node = ray.get_runtime_context().get_node_id()
+        return self._node
+
+    async def target(self, kind: str, room_id: str) -> tuple[str, Path] | None:
+        """``(host name, hand-off socket path)`` of the host of this node running room
+        ``kind/room_id`` now, or None: the room sleeps, runs on another node, or its host
+        cannot take sockets (then not asked again for ``HOST_RETRY`` seconds). One Ray call to
+        the pool per room per ``ROUTE_TTL``, plus one to the host the first time. Never raises."""
+        route = await self._route(kind, room_id)
+        if route is None:
+            return None
+        host, actor = route
+        path, until = self._hosts.get(host, (None, 0.0))
+        if path is None and time.monotonic() >= until:
+            path = await self._ask(host, actor)
+        return (host, path) if path is not None else None
+
+    async def _route(self, kind: str, room_id: str) -> tuple | None:
+        """``(host name, host actor)`` of the awake room (remembered ``ROUTE_TTL`` seconds), None
+        when it sleeps or the pool cannot say."""
+        now = time.monotonic()
+        route, until = self._routes.get((kind, room_id), (None, 0.0))
+        if now < until:
+            return route
+        try:
+            handle = await self.directory.get_if_active(kind, room_id)
+        except Exception as exc:  # noqa: BLE001 - the pool is busy or restarting: serve here
+            FAILURES.log(logging.INFO, "active", "cannot tell where %s/%s runs (%s); serving here", kind, room_id,
+                         describe(exc))
+            return None
+        actor, host = getattr(handle, "actor", None), getattr(handle, "host", "")
+        if handle is None or actor is None or not host:
+            return None  # not remembered: the next socket may be the one that finds it awake
+        if len(self._routes) >= ROUTES_MAX:
+            for key in list(self._routes)[:ROUTES_MAX // 2]:
+                del self._routes[key]
+        self._routes[(kind, room_id)] = ((host, actor), now + ROUTE_TTL)
+        return host, actor
+
+    async def _ask(self, host: str, actor) -> Path | None:
+        """The hand-off path of ``host`` (starting its gateway), or None; one call per host at a time."""
+        pending = self._asking.get(host)
+        if pending is None:
+            pending = self._asking[host] = asyncio.ensure_future(self._call(host, actor))
+            pending.add_done_callback(lambda _: self._asking.pop(host, None))
+        return await asyncio.shield(pending)
+
+    async def _call(self, host: str, actor) -> Path | None:
+        path = None
+        try:
+            info = await actor.serve_sockets.remote(self.config)
+            if info.get("node") == self._this_node():
+                path = Path(info["path"])
+        except Exception as exc:  # noqa: BLE001 - an old host, a dying one: serve here
+            FAILURES.log(logging.WARNING, ("host", host), "host %s cannot take sockets (%s); serving its rooms' "
+                         "sockets in the gateway", host, describe(exc))
+        self._hosts[host] = (path, time.monotonic() + HOST_RETRY)
+        return path
+
+    def failed(self, host: str) -> None:
+        """A hand-off to ``host`` did not reach it: do not try it again for ``HOST_RETRY`` s,
+        and ask the pool again where its rooms are."""
+        self._hosts[host] = (None, time.monotonic() + HOST_RETRY)
+        for key in [key for key, (route, _) in self._routes.items() if route[0] == host]:
+            del self._routes[key]
+
+
+def gateway_config(settings) -> dict:
+    """What a room host needs to build the gateway of its sockets, from the node gateway's
+    ``starhold.config.Settings`` (plain data, sent over Ray): the same rooms, keys, limits and
+    route options."""
+    return {"rooms": settings.room_modules(), "jwt_keys": settings.jwt_keys, "data_dir": str(settings.data_dir),
+            "snapshots": settings.room_config()["snapshots"], "shed_lag": settings.shed_lag,
+            "options": settings.route_options()}
+
+
+def build_app(directory, config: dict) -> "web.Application":
+    """The gateway application for ``directory`` from ``gateway_config``'s plain data (the
+    node gateways build theirs the same way)."""
+    from .app import create_app
+    from .auth import TokenService
+
+    data_dir = Path(config["data_dir"])
+    return create_app(directory, rooms=config["rooms"],
+                      tokens=TokenService.from_config(config["jwt_keys"], data_dir, snapshots=config["snapshots"]),
+                      data_dir=data_dir, shed_lag=config["shed_lag"], options=config["options"],
+                      snapshots=config["snapshots"])
+
+
+class HostSockets:
+    """A room host's side: the gateway that serves the sockets handed to this process.
+
+    ``start(directory, config)`` builds the gateway (``build_app``) and listens for hand-offs
+    on ``host_sockets_dir(pid)/g0.sock``; ``sockets`` counts the open ones; ``close()`` closes
+    them with 1001 (going away) and stops listening."""
+
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self._runner: "web.AppRunner | None" = None
+        self._handoff = None
+        self._gateway = None
+
+    async def start(self, directory, config: dict) -> Path:
+        from aiohttp import web
+
+        from .affinity import Handoff
+        from .app import GATEWAY
+
+        app = build_app(directory, config)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()  # startup hooks: route plugins load their data
+        handoff = Handoff(0, 1, host_sockets_dir(os.getpid()))
+        await handoff.start(app[GATEWAY])
+        self._runner, self._handoff, self._gateway = runner, handoff, app[GATEWAY]
+        self.path = handoff.path(0)
+        return self.path
+
+    @property
+    def sockets(self) -> int:
+        return len(self._gateway.sockets) if self._gateway is not None else 0
+
+    async def close(self) -> None:
+        if self._handoff is not None:
+            self._handoff.stop_listening()
+        if self._runner is not None:
+            await self._runner.cleanup()  # the gateway's shutdown: its sockets close with 1001
+        if self._handoff is not None:
+            await self._handoff.close()
+

@@ -1,0 +1,158 @@
+"""Sockets in room hosts (``gateway/colocate.py``, ``starhold serve --colocate``): the upgrade of
+a room awake on a host of this node is handed (the socket itself) to that host, whose own gateway
+serves it over the in-process channel; a room that sleeps is served by the gateway that
+accepted it; a host that dies drops its sockets, whose clients rejoin and keep their ships.
+Real Ray, real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+
+from starhold.client import StarholdClient
+from starhold.gateway.app import GATEWAY
+from starhold.gateway.colocate import HostRouter
+
+pytestmark = pytest.mark.ray
+
+
+def host_config(keys) -> dict:
+    """``gateway_config`` for a test gateway whose token keys live in ``keys``."""
+    return {"rooms": None, "jwt_keys": None, "data_dir": str(keys), "snapshots": None, "shed_lag": 0,
+            "options": {}}
+
+
+async def join_and_move(url: str, name: str, x: float) -> StarholdClient:
+    client = StarholdClient.for_system(url, "Sol", name=name)
+    await client.__aenter__()
+    await client.join(timeout=120)
+    seq = await client.move_to(x, 25.0)
+    await client.wait_for(lambda c: c.ack >= seq, timeout=120)
+    return client
+
+
+async def test_an_awake_room_s_sockets_are_served_by_its_host_and_survive_its_death_by_rejoining(
+        ray_directory, gateway_factory, tmp_path):
+    import ray
+
+    keys = tmp_path / "keys"
+    url = await gateway_factory(ray_directory, data_dir=keys)
+    gateway = url.app[GATEWAY]
+    gateway.hosts = HostRouter(ray_directory, host_config(keys))
+    first = await join_and_move(url, "Ada", 10.0)  # Sol sleeps: this gateway serves the socket, waking it
+    clients = [first]
+    try:
+        assert [s.identity.player for s in gateway.sockets] == [first.player]
+        second = await join_and_move(url, "Bob", 20.0)  # Sol is awake: its host serves this one
+        clients.append(second)
+        assert [s.identity.player for s in gateway.sockets] == [first.player]
+        handle = await ray_directory.get_if_active("system", "sol")
+        assert handle is not None
+        # Both players are in one room: each sees the other's ship, and inputs keep being acked.
+        await second.wait_for(lambda c: "Ada" in c.names.values(), timeout=120)
+        await first.wait_for(lambda c: "Bob" in c.names.values(), timeout=120)
+        seq = await second.move_to(30.0, 5.0)
+        await second.wait_for(lambda c: c.ack >= seq, timeout=120)
+
+        ship = second.ship_id
+        ray.kill(handle.actor, no_restart=True)  # the host dies, and the sockets it held with it
+        await second.wait_for(lambda c: c.reconnects >= 1 and c.connected, timeout=180)
+        assert second.ship_id == ship  # the seat was resumed: the same ship
+        seq = await second.move_to(40.0, 5.0)
+        await second.wait_for(lambda c: c.ack >= seq, timeout=120)
+    finally:
+        for client in clients:
+            await client.__aexit__(None, None, None)
+
+
+async def test_a_host_holding_sockets_is_not_retired(ray_directory, gateway_factory, tmp_path):
+    keys = tmp_path / "keys"
+    url = await gateway_factory(ray_directory, data_dir=keys)
+    url.app[GATEWAY].hosts = HostRouter(ray_directory, host_config(keys))
+    first = await join_and_move(url, "Ada", 10.0)
+    second = await join_and_move(url, "Bob", 20.0)  # handed to Sol's host
+    try:
+        handle = await ray_directory.get_if_active("system", "sol")
+        assert await handle.actor.retire.remote() is False  # it holds Sol, and Bob's socket
+        await first.__aexit__(None, None, None)
+        await handle.hibernate()  # Sol leaves the host: only the socket keeps it
+        assert await handle.actor.retire.remote() is False
+    finally:
+        await second.__aexit__(None, None, None)
+        await first.__aexit__(None, None, None)
+
+
+async def test_a_host_that_cannot_take_sockets_leaves_them_with_the_gateway(ray_directory, gateway_factory, tmp_path):
+    keys = tmp_path / "keys"
+    url = await gateway_factory(ray_directory, data_dir=keys)
+    gateway = url.app[GATEWAY]
+    gateway.hosts = HostRouter(ray_directory, {**host_config(keys), "rooms": ["no.such.module"]})
+    first = await join_and_move(url, "Ada", 10.0)
+    second = await join_and_move(url, "Bob", 20.0)  # the host fails to build its gateway: served here
+    try:
+        assert sorted(s.identity.player for s in gateway.sockets) == sorted([first.player, second.player])
+    finally:
+        await second.__aexit__(None, None, None)
+        await first.__aexit__(None, None, None)
+
+
+STARTUP_TIMEOUT = 240.0
+"""Seconds for a server to come up on a loaded machine (Ray alone takes 5-10 s idle)."""
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} " if labels else f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.mark.allow_blocking
+async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host(tmp_path):
+    """``starhold serve --colocate``: the first socket to Sol wakes it through the gateway; the
+    next ones are handed to Sol's host, and every one's inputs are acknowledged."""
+    import aiohttp
+
+    from starhold.rooms import protocol as P
+    from served import AddressInUse, Served, free_ports
+    from wire import Wire, guest_token
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARHOLD_")}
+    env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    for attempt in range(3):  # a port picked free can be taken before the server binds it
+        port, metrics_port = free_ports(2)
+        served = await Served.start("--port", str(port), "--data-dir", str(tmp_path / f"data{attempt}"),
+                                    "--no-dashboard", "--colocate", "--metrics-port", str(metrics_port),
+                                    "--shed-lag", "0", env=env)
+        try:
+            await served.wait_up(STARTUP_TIMEOUT)
+            break
+        except AddressInUse:
+            if attempt == 2:
+                raise
+        except BaseException:
+            await served.stop()
+            raise
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            wires = []
+            for i in range(3):
+                wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, f"P{i}"))
+                await wire.join(timeout=120)  # the first one wakes Sol
+                await wire.send(P.MOVE_TO, 2, {"x": 10.0 * i, "y": 0.0})
+                await wire.recv(P.FRAME, timeout=120, where=lambda p: p["ack"] == 2)
+                wires.append(wire)
+            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                text = await response.text()
+            assert _metric(text, "starhold_connections") == 1.0, served.text  # the first socket stayed here
+            assert _metric(text, "starhold_socket_handoffs_total", 'direction="out"') == 2.0, served.text
+            assert _metric(text, "starhold_socket_handoffs_total", 'direction="failed"') == 0.0
+            for wire in wires:
+                await wire.ws.close()
+    finally:
+        await served.stop()
+    for trouble in ("cannot take sockets", "hand sockets", "hand-off", "Traceback"):
+        assert trouble not in served.text, served.text
