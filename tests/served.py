@@ -103,3 +103,45 @@ class Served:
     @property
     def text(self) -> str:
         return "".join(self.output)
+
+
+STARTUP_TIMEOUT = 240.0
+"""Seconds for a server to come up on a loaded machine (Ray alone takes 5-10 s idle)."""
+
+
+def clean_env() -> dict:
+    """This process's environment without ``STARHOLD_*`` settings, Ray's usage stats off and
+    the server's output unbuffered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STARHOLD_")}
+    env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
+    return env
+
+
+async def serve_with_metrics(data_dir, *serve_args: str, gateways: int = 1) -> tuple["Served", int, int]:
+    """Start ``starhold serve`` on free ports with ``--metrics-port`` (gateway ``i`` on
+    ``metrics_port + i``), trying again with other ports when one was taken meanwhile (three
+    tries, data in ``<data_dir><attempt>``), and wait until it is up. Returns ``(served, port,
+    metrics_port)``; the caller stops it."""
+    for attempt in range(3):
+        port, metrics_port = free_ports(2, consecutive=gateways)
+        served = await Served.start("--port", str(port), "--data-dir", f"{data_dir}{attempt}", "--no-dashboard",
+                                    "--gateways", str(gateways), "--metrics-port", str(metrics_port),
+                                    *serve_args, env=clean_env())
+        try:
+            await served.wait_up(STARTUP_TIMEOUT)
+            return served, port, metrics_port
+        except AddressInUse:
+            if attempt == 2:
+                raise
+        except BaseException:
+            await served.stop()
+            raise
+    raise AssertionError("unreachable")
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """The value of sample ``name{labels}`` in a Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{{labels}}} " if labels else f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

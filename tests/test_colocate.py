@@ -6,9 +6,6 @@ Real Ray, real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-
 import pytest
 
 from starhold.client import StarholdClient
@@ -98,17 +95,6 @@ async def test_a_host_that_cannot_take_sockets_leaves_them_with_the_gateway(ray_
         await first.__aexit__(None, None, None)
 
 
-STARTUP_TIMEOUT = 240.0
-"""Seconds for a server to come up on a loaded machine (Ray alone takes 5-10 s idle)."""
-
-
-def _metric(text: str, name: str, labels: str = "") -> float:
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{{labels}}} " if labels else f"{name} "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 @pytest.mark.allow_blocking
 async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host(tmp_path):
     """``starhold serve --colocate``: the first socket to Sol wakes it through the gateway; the
@@ -116,25 +102,10 @@ async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host
     import aiohttp
 
     from starhold.rooms import protocol as P
-    from served import AddressInUse, Served, free_ports
+    from served import metric, serve_with_metrics
     from wire import Wire, guest_token
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STARHOLD_")}
-    env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
-    for attempt in range(3):  # a port picked free can be taken before the server binds it
-        port, metrics_port = free_ports(2)
-        served = await Served.start("--port", str(port), "--data-dir", str(tmp_path / f"data{attempt}"),
-                                    "--no-dashboard", "--colocate", "--metrics-port", str(metrics_port),
-                                    "--shed-lag", "0", env=env)
-        try:
-            await served.wait_up(STARTUP_TIMEOUT)
-            break
-        except AddressInUse:
-            if attempt == 2:
-                raise
-        except BaseException:
-            await served.stop()
-            raise
+    served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--colocate", "--shed-lag", "0")
     try:
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
@@ -147,9 +118,9 @@ async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host
                 wires.append(wire)
             async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
                 text = await response.text()
-            assert _metric(text, "starhold_connections") == 1.0, served.text  # the first socket stayed here
-            assert _metric(text, "starhold_socket_handoffs_total", 'direction="out"') == 2.0, served.text
-            assert _metric(text, "starhold_socket_handoffs_total", 'direction="failed"') == 0.0
+            assert metric(text, "starhold_connections") == 1.0, served.text  # the first socket stayed here
+            assert metric(text, "starhold_socket_handoffs_total", 'direction="out"') == 2.0, served.text
+            assert metric(text, "starhold_socket_handoffs_total", 'direction="failed"') == 0.0
             for wire in wires:
                 await wire.ws.close()
     finally:

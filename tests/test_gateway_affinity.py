@@ -116,46 +116,17 @@ async def test_a_socket_accepted_by_the_room_s_home_stays_there(two_gateways):
         await client.__aexit__(None, None, None)
 
 
-STARTUP_TIMEOUT = 240.0
-"""Seconds for a server to come up on a loaded machine (Ray alone takes 5-10 s idle)."""
-
-
-def _metric(text: str, name: str, labels: str = "") -> float:
-    """The value of sample ``name{labels}`` in a Prometheus exposition (0 when absent)."""
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{{labels}}} " if labels else f"{name} "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 @pytest.mark.allow_blocking
 async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tmp_path):
     """``starhold serve --gateways 2``: the kernel spreads 8 connections to Sol over both
     processes; every one ends up served by Sol's home process, the others handed over."""
-    import os
-
     import aiohttp
 
     from starhold.rooms import protocol as P
-    from served import AddressInUse, Served, free_ports
+    from served import STARTUP_TIMEOUT, metric, serve_with_metrics
     from wire import Wire, guest_token
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STARHOLD_")}
-    env.update(RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
-    for attempt in range(3):  # a port picked free can be taken before the server binds it
-        port, metrics_port = free_ports(2, consecutive=2)  # gateway i serves its metrics on metrics_port + i
-        served = await Served.start("--port", str(port), "--data-dir", str(tmp_path / f"data{attempt}"),
-                                    "--no-dashboard", "--gateways", "2", "--metrics-port", str(metrics_port),
-                                    "--shed-lag", "0", env=env)
-        try:
-            await served.wait_up(STARTUP_TIMEOUT)
-            break
-        except AddressInUse:
-            if attempt == 2:
-                raise
-        except BaseException:
-            await served.stop()
-            raise
+    served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--shed-lag", "0", gateways=2)
     try:
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
@@ -182,12 +153,12 @@ async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tm
                 await wire.recv(P.FRAME, timeout=60, where=lambda p: p["ack"] == 2)
                 wires.append(wire)
             texts = [await metrics(0), await metrics(1)]
-            sockets = [_metric(t, "starhold_connections") for t in texts]
+            sockets = [metric(t, "starhold_connections") for t in texts]
             assert sorted(sockets) == [0.0, 8.0], (sockets, served.text)
             home = sockets.index(8.0)
-            handed = _metric(texts[1 - home], "starhold_socket_handoffs_total", 'direction="out"')
-            assert _metric(texts[home], "starhold_socket_handoffs_total", 'direction="in"') == handed
-            assert _metric(texts[1 - home], "starhold_socket_handoffs_total", 'direction="failed"') == 0
+            handed = metric(texts[1 - home], "starhold_socket_handoffs_total", 'direction="out"')
+            assert metric(texts[home], "starhold_socket_handoffs_total", 'direction="in"') == handed
+            assert metric(texts[1 - home], "starhold_socket_handoffs_total", 'direction="failed"') == 0
             for wire in wires:
                 await wire.ws.close()
     finally:

@@ -14,12 +14,12 @@ import pytest
 import starhold._runtime.channel as channel_module
 from starhold._runtime.channel import ChannelServer
 from starhold._runtime.local_host import InProcessDirectory
-from starhold.clock import ManualClock, SystemClock
+from starhold.clock import SystemClock
 from starhold.gateway import metrics, room_link
 from starhold.rooms import protocol as P
 from starhold._runtime.events import Message
 
-from test_channel import SYSTEM, Peer, join, open_channel, welcomes
+from test_channel import SYSTEM, join, open_channel, welcomes
 
 PERIOD = 1 / P.TICK_RATE
 
