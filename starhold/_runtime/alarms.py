@@ -3,8 +3,8 @@ clock, at least once, retried with exponential backoff when ``on_alarm`` raises.
 
 ``AlarmDelivery`` is a mixin of ``RoomRuntime`` (``starhold._runtime.runtime``): it uses the
 runtime's input gate (``_gate``), ``state``, ``storage``, ``clock``, ``room``, ``room_cls``,
-``channels`` and ``_invoke``, and owns ``_alarm_at`` (the stored alarm's time as last seen), ``_alarm_timer`` and
-``_retries`` (the stored retry count, cached; None: read it).
+``channels``, ``tick_stats`` and ``_invoke``, and owns ``_alarm_at`` (the stored alarm's time
+as last seen), ``_alarm_timer`` and ``_retries`` (the stored retry count, cached; None: read it).
 """
 
 from __future__ import annotations

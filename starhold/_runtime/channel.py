@@ -190,7 +190,7 @@ class ChannelServer:
                 channel.push(heartbeat=True)
         self._heartbeat = asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL, self._beat)
 
-    async def await_marks(self, boundary: float, tolerance: float, timeout: float | None = None) -> bool:
+    async def await_marks(self, boundary: float, tolerance: float, timeout: float | None = None) -> bool | None:
         """The input barrier (see the module docstring): wait until every channel that marks,
         of a gateway holding a connection in the room, has marked ``boundary`` (Unix seconds;
         a mark at or after ``boundary - tolerance`` counts), at most ``timeout`` seconds
