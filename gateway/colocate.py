@@ -172,8 +172,10 @@ class HostSockets:
     """A room host's side: the gateway that serves the sockets handed to this process.
 
     ``start(directory, config)`` builds the gateway (``build_app``) and listens for hand-offs
-    on ``host_sockets_dir(pid)/g0.sock``; ``sockets`` counts the open ones; ``close()`` closes
-    them with 1001 (going away) and stops listening."""
+    on ``host_sockets_dir(pid)/g0.sock``, returning that path (raises what building the
+    gateway or listening raised: ``ImportError`` for a room module it cannot load,
+    ``PermissionError`` for a directory another user owns); ``sockets`` counts the open ones;
+    ``close()`` closes them with 1001 (going away) and stops listening."""
 
     def __init__(self) -> None:
         self.path: Path | None = None
@@ -191,7 +193,11 @@ class HostSockets:
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()  # startup hooks: route plugins load their data
         handoff = Handoff(0, 1, host_sockets_dir(os.getpid()))
-        await handoff.start(app[GATEWAY])
+        try:
+            await handoff.start(app[GATEWAY])
+        except BaseException:
+            await runner.cleanup()
+            raise
         self._runner, self._handoff, self._gateway = runner, handoff, app[GATEWAY]
         self.path = handoff.path(0)
         return self.path
