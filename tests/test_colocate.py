@@ -6,6 +6,8 @@ Real Ray, real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from starhold.client import StarholdClient
@@ -74,7 +76,10 @@ async def test_a_host_holding_sockets_is_not_retired(ray_directory, gateway_fact
         handle = await ray_directory.get_if_active("system", "sol")
         assert await handle.actor.retire.remote() is False  # it holds Sol, and Bob's socket
         await first.__aexit__(None, None, None)
-        await handle.hibernate()  # Sol leaves the host: only the socket keeps it
+        assert await handle.hibernate()  # Sol leaves the host: only the socket keeps it
+        async with asyncio.timeout(120):  # the host forgets Sol once its hibernation has ended
+            while (await handle.actor.rooms.remote())["rooms"]:
+                await asyncio.sleep(0.1)
         assert await handle.actor.retire.remote() is False
     finally:
         await second.__aexit__(None, None, None)

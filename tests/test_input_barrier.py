@@ -136,7 +136,7 @@ async def test_a_gateway_that_stops_marking_delays_each_tick_at_most_the_timeout
     assert stats["barrier_timeouts"] >= 2 and stats["barrier_waits"] >= stats["barrier_timeouts"]
     channel.close()
     report = runtime.tick_stats.report()  # what the room pushes to its gateways, for /metrics
-    assert report["barrier_seconds"] >= 0.05 * report["barrier_timeouts"]
+    assert report["barrier_seconds"] >= 0.04 * report["barrier_timeouts"]  # each gave up after ~0.05 s
     monkeypatch.setitem(metrics.ROOM_STATS, "system/sol", report)
     text = metrics.exposition()[0].decode()
     assert f'starhold_room_barrier_timeouts_total{{room="system/sol"}} {float(report["barrier_timeouts"])}' in text
