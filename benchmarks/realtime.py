@@ -26,6 +26,10 @@ Latency is input -> ack: from sending input ``s`` to the first frame whose ack >
 A second table gives the share of inputs by latency (under 10 ms, 10-20, 20-90, 90-100, 100-105,
 ... 120 and over): the wait for the tick is uniform over the period, so the shape shows the
 frame's delay (the low buckets) and inputs that waited an extra tick (the high ones).
+A third table splits each server's CPU by group of processes (the server's own: Starhold's
+gateways or the Colyseus process; Starhold's room hosts; Ray's daemons and other actors) into
+user and system time: the system part is the kernel's socket work, about the same per message
+for both servers; the user part is each server's own code.
 Jitter is the p99 of |frame inter-arrival - 100 ms|. "held" = p99 <= 150 ms with no
 disconnects, no errors and every client connected.
 
@@ -232,6 +236,27 @@ def distribution(results: list[dict]) -> str:
     return "\n".join(lines) if len(lines) > 2 else ""
 
 
+def breakdown(results: list[dict]) -> str:
+    """The server's CPU per run by group of processes (``client.loadstats.process_role``: the
+    server's own processes, i.e. Starhold's gateways or the Colyseus process; Starhold's room
+    hosts; Ray's daemons and other actors), user + system, % of a core: the system part is the
+    kernel's work for the sockets (the same for both servers per message), the user part the
+    server's own code."""
+    head = (f"{'CPU':<9} {'N':>5} {'server usr':>10} {'sys':>5} {'hosts usr':>9} {'sys':>5} {'ray usr':>7} {'sys':>5} "
+            f"{'all usr':>7} {'sys':>5}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        parts = r.get("server_cpu_breakdown")
+        if not parts:
+            continue
+        cells = [(parts[role]["user"], parts[role]["system"]) for role in ("server", "room hosts", "ray")]
+        user, system = sum(u for u, _ in cells), sum(s for _, s in cells)
+        lines.append(f"{r['target']:<9} {r['clients']:>5} {cells[0][0]:>10.1f} {cells[0][1]:>5.1f} "
+                     f"{cells[1][0]:>9.1f} {cells[1][1]:>5.1f} {cells[2][0]:>7.1f} {cells[2][1]:>5.1f} "
+                     f"{user:>7.1f} {system:>5.1f}")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def summary(results: list[dict]) -> str:
     out = []
     best = {}
@@ -296,6 +321,9 @@ def main() -> None:
     shares = distribution(results)
     if shares:
         print(shares)
+    cpu = breakdown(results)
+    if cpu:
+        print(cpu)
     print(summary(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -12,8 +12,8 @@ import msgpack
 
 from ..rooms import protocol
 
-__all__ = ["cpu_percent_sum", "decode_cost", "frame_ack", "full_ack", "merge", "percentile", "sample_frame",
-           "SAMPLE_PERIOD", "sample_usage", "split"]
+__all__ = ["cpu_percent_sum", "cpu_times_by_role", "decode_cost", "frame_ack", "full_ack", "merge", "percentile", "process_role",
+           "ROLES", "sample_frame", "SAMPLE_PERIOD", "sample_usage", "split"]
 
 SAMPLE_PERIOD = 0.5
 """Seconds between psutil samples of CPU and RSS."""
@@ -150,19 +150,84 @@ def cpu_percent_sum(procs: Iterable) -> float:
     return total
 
 
+ROLES = ("server", "room hosts", "ray")
+"""The groups of a server's processes in ``sample_usage``'s CPU breakdown (``process_role``)."""
+_RAY_DAEMONS = ("raylet", "gcs_server", "log_monitor", "dashboard", "runtime_env", "monitor.py")
+
+
+def process_role(proc) -> str:
+    """The group of a server process (a ``psutil.Process``) in the CPU breakdown: ``"room
+    hosts"`` for Ray actors of class ``RoomHost`` (process title ``ray::RoomHost``), ``"ray"``
+    for Ray's other actors and daemons (raylet, GCS, log monitor, dashboard agent...),
+    ``"server"`` for the rest (Starhold's gateway processes, a Colyseus server). Daemons are
+    recognized by their program or script (the first three arguments: ``starhold serve
+    --no-dashboard`` is a server). A process that is gone counts as ``"server"``."""
+    import psutil
+
+    try:
+        name = proc.name()
+        args = proc.cmdline()
+    except psutil.Error:
+        return "server"
+    title = " ".join(args[:1]) if args else name
+    if title.startswith("ray::") or name.startswith("ray::"):
+        return "room hosts" if "RoomHost" in title or "RoomHost" in name else "ray"
+    if any(daemon in part for part in args[:3] for daemon in _RAY_DAEMONS):  # the program or its script
+        return "ray"
+    return "server"
+
+
+def cpu_times_by_role(before: dict, after: dict, seconds: float) -> dict[str, dict[str, float]]:
+    """The CPU of each role (``ROLES``) between two snapshots ``{pid: (role, user s, system
+    s)}`` taken ``seconds`` apart, as ``{role: {"user": %, "system": %}}`` (100 = one core); a
+    process missing from ``before`` (started in between) counts from 0."""
+    out = {role: {"user": 0.0, "system": 0.0} for role in ROLES}
+    for pid, (role, user, system) in after.items():
+        _, user0, system0 = before.get(pid, (role, 0.0, 0.0))
+        out[role]["user"] += 100.0 * max(0.0, user - user0) / seconds
+        out[role]["system"] += 100.0 * max(0.0, system - system0) / seconds
+    return out
+
+
+def _times(procs: Iterable, roles: dict, into: dict) -> None:
+    """Record ``(role, user s, system s)`` of each process in ``into`` (by pid); ``roles`` caches
+    each pid's role. Processes gone keep their last record."""
+    import psutil
+
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        role = roles.get(proc.pid)
+        if role is None:
+            role = roles[proc.pid] = process_role(proc)
+        into[proc.pid] = (role, times.user, times.system)
+
+
 def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start: float, end: float,
                  period: float = SAMPLE_PERIOD) -> dict:
     """Sample CPU % and RSS every ``period`` seconds between Unix times ``start`` and ``end``
     (blocking: run it in a thread). Returns ``server_cpu_percent`` (mean of the samples of the
     summed CPU of ``server_pids`` and their descendants, 100 = one core), ``server_rss_mb``
-    (largest summed RSS) and ``loadgen_cpu_percent`` (mean summed CPU of ``loadgen_pids``)."""
+    (largest summed RSS), ``loadgen_cpu_percent`` (mean summed CPU of ``loadgen_pids``) and
+    ``server_cpu_breakdown``: the server's CPU over the window by role and mode,
+    ``{role: {"user": %, "system": %}}`` (``cpu_times_by_role``; from the processes' CPU times
+    at the first and last sample, so it sums to about ``server_cpu_percent``)."""
     import psutil
 
     server_cache: dict = {}
     loadgen_cache: dict = {}
+    roles: dict[int, str] = {}
     time.sleep(max(0.0, start - time.time()))
 
-    cpu_percent_sum(_tree(server_pids, server_cache))  # prime: cpu_percent(None) measures since the last call
+    procs = _tree(server_pids, server_cache)
+    cpu_percent_sum(procs)  # prime: cpu_percent(None) measures since the last call
+    first: dict = {}
+    _times(procs, roles, first)
+    first_at = time.monotonic()
+    last = dict(first)
+    last_at = first_at
     cpu_percent_sum(_tree(loadgen_pids, loadgen_cache))
     server_cpu: list[float] = []
     loadgen_cpu: list[float] = []
@@ -172,6 +237,8 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
         time.sleep(max(0.0, next_at - time.time()))
         procs = _tree(server_pids, server_cache)
         server_cpu.append(cpu_percent_sum(procs))
+        _times(procs, roles, last)
+        last_at = time.monotonic()
         rss = 0
         for proc in procs:
             try:
@@ -183,7 +250,8 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
         next_at += period
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     return {"server_cpu_percent": mean(server_cpu), "server_rss_mb": max_rss / (1024 * 1024),
-            "loadgen_cpu_percent": mean(loadgen_cpu)}
+            "loadgen_cpu_percent": mean(loadgen_cpu),
+            "server_cpu_breakdown": cpu_times_by_role(first, last, max(1e-9, last_at - first_at))}
 
 
 # ---- the run -------------------------------------------------------------------------------
