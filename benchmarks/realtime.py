@@ -28,8 +28,9 @@ A second table gives the share of inputs by latency (under 10 ms, 10-20, 20-90, 
 frame's delay (the low buckets) and inputs that waited an extra tick (the high ones).
 A third table splits each server's CPU by group of processes (the server's own: Starhold's
 gateways or the Colyseus process; Starhold's room hosts; Ray's daemons and other actors) into
-user and system time: the system part is the kernel's socket work, about the same per message
-for both servers; the user part is each server's own code.
+user and system time: the system part is the kernel's work (the players' sockets, which both
+servers pay alike, and Starhold's hops between processes, wake-ups and SQLite writes); the user
+part is each server's own code.
 Jitter is the p99 of |frame inter-arrival - 100 ms|. "held" = p99 <= 150 ms with no
 disconnects, no errors and every client connected.
 
@@ -239,9 +240,8 @@ def distribution(results: list[dict]) -> str:
 def breakdown(results: list[dict]) -> str:
     """The server's CPU per run by group of processes (``client.loadstats.process_role``: the
     server's own processes, i.e. Starhold's gateways or the Colyseus process; Starhold's room
-    hosts; Ray's daemons and other actors), user + system, % of a core: the system part is the
-    kernel's work for the sockets (the same for both servers per message), the user part the
-    server's own code."""
+    hosts; Ray's daemons and other actors), user + system, % of a core (see the module
+    docstring)."""
     head = (f"{'CPU':<9} {'N':>5} {'server usr':>10} {'sys':>5} {'hosts usr':>9} {'sys':>5} {'ray usr':>7} {'sys':>5} "
             f"{'all usr':>7} {'sys':>5}")
     lines = [head, "-" * len(head)]

@@ -12,8 +12,8 @@ import msgpack
 
 from ..rooms import protocol
 
-__all__ = ["cpu_percent_sum", "cpu_times_by_role", "decode_cost", "frame_ack", "full_ack", "merge", "percentile", "process_role",
-           "ROLES", "sample_frame", "SAMPLE_PERIOD", "sample_usage", "split"]
+__all__ = ["cpu_percent_sum", "cpu_times_by_role", "decode_cost", "frame_ack", "full_ack", "merge", "percentile",
+           "process_role", "ROLES", "sample_frame", "SAMPLE_PERIOD", "sample_usage", "split"]
 
 SAMPLE_PERIOD = 0.5
 """Seconds between psutil samples of CPU and RSS."""
@@ -180,7 +180,7 @@ def process_role(proc) -> str:
 def cpu_times_by_role(before: dict, after: dict, seconds: float) -> dict[str, dict[str, float]]:
     """The CPU of each role (``ROLES``) between two snapshots ``{pid: (role, user s, system
     s)}`` taken ``seconds`` apart, as ``{role: {"user": %, "system": %}}`` (100 = one core); a
-    process missing from ``before`` (started in between) counts from 0."""
+    process missing from ``before`` (first seen in between: started then) counts from 0."""
     out = {role: {"user": 0.0, "system": 0.0} for role in ROLES}
     for pid, (role, user, system) in after.items():
         _, user0, system0 = before.get(pid, (role, 0.0, 0.0))
