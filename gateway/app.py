@@ -297,8 +297,13 @@ class Gateway:
         await ws.close(code=close, message=message.encode()[:120])
 
     async def metrics_text(self, request: web.Request) -> web.Response:
-        body, content_type = metrics.exposition()
+        body, content_type = metrics.exposition(await self.host_metrics())
         return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def host_metrics(self) -> list[tuple[str, bytes]]:
+        """The expositions of the room hosts this process reports (sockets in room hosts:
+        ``gateway.colocate.HostRouter.metrics``), for ``metrics.exposition``; none without."""
+        return await self.hosts.metrics(self.gateway_id) if self.hosts is not None else []
 
     async def healthz(self, request: web.Request) -> web.Response:
         """200 ``{"ok": true, "status": "ok", "ray": "ok" | "n/a", ...counters}``, or 503

@@ -22,8 +22,13 @@ sockets stay open and follow the room over the data channel, as a gateway's woul
 What changes for operations: a host's sockets live and die with its process. A host that
 crashes (or is killed) drops them (1006) as a gateway that crashes does, and their clients
 reconnect and take their seats back (docs/protocol.md); a host holding sockets is not retired
-while it holds them. The host's gateway does not serve ``/metrics``: its traffic is counted
-in the host's process only (the node gateways' figures no longer include those players).
+while it holds them. The host's gateway does not serve ``/metrics`` itself: a node gateway
+process reports it, in its own ``/metrics``, as samples labelled ``host="<host name>"``
+(``HostRouter.metrics``, ``gateway.metrics.exposition``). Each host is reported by one gateway
+process, the first that asks for its figures (its owner), so summing over the gateway
+processes' scrape targets counts every socket once; a host whose owner has not asked for
+``METRICS_OWNER_TIMEOUT`` seconds (a gateway process that died) is taken over by the next that
+asks.
 """
 
 from __future__ import annotations
@@ -52,6 +57,11 @@ still served correctly (the host's gateway reaches it wherever it is). That a ro
 not remembered."""
 ROUTES_MAX = 10_000
 """Rooms remembered at most; the oldest half is forgotten when it is full."""
+METRICS_TIMEOUT = 2.0
+"""Seconds a scrape waits for the hosts' metrics; a host that has not answered is left out of it."""
+METRICS_OWNER_TIMEOUT = 60.0
+"""Seconds after which a host whose owner has not asked for its metrics reports to the next
+gateway process that asks (see the module docstring)."""
 FAILURES = RateLimitedLog(log)
 
 
@@ -74,6 +84,7 @@ class HostRouter:
         self._hosts: dict[str, tuple[Path | None, float]] = {}  # host name -> (hand-off path or None, until)
         self._asking: dict[str, asyncio.Future] = {}
         self._routes: dict[tuple[str, str], tuple[tuple, float]] = {}  # room -> ((host, actor), until)
+        self._serving: dict[str, object] = {}  # host name -> actor, for the hosts that took our sockets
 
     def _this_node(self) -> str:
         if self._node is None:
@@ -132,18 +143,50 @@ class HostRouter:
             info = await actor.serve_sockets.remote(self.config)
             if info.get("node") == self._this_node():
                 path = Path(info["path"])
+                self._serving[host] = actor
         except Exception as exc:  # noqa: BLE001 - an old host, a dying one: serve here
             FAILURES.log(logging.WARNING, ("host", host), "host %s cannot take sockets (%s); serving its rooms' "
                          "sockets in the gateway", host, describe(exc))
         self._hosts[host] = (path, time.monotonic() + HOST_RETRY)
         return path
 
+    async def metrics(self, gateway_id: str, timeout: float = METRICS_TIMEOUT) -> list[tuple[str, bytes]]:
+        """``(host name, exposition)`` of each host of this node that took sockets from this
+        process and reports to ``gateway_id`` (this process's id: see the module docstring),
+        asked in parallel for at most ``timeout`` seconds; a host that has not answered by then
+        is left out of this scrape, one whose call failed (its actor died) is forgotten. Never
+        raises."""
+        if not self._serving:
+            return []
+        hosts = list(self._serving.items())
+        calls = [asyncio.ensure_future(_awaited(actor.socket_metrics.remote(gateway_id))) for _, actor in hosts]
+        done, pending = await asyncio.wait(calls, timeout=timeout)
+        for call in pending:
+            call.cancel()
+        out = []
+        for (host, actor), call in zip(hosts, calls):
+            if call not in done:
+                continue
+            exc = call.exception()
+            if exc is not None:
+                if self._serving.get(host) is actor:
+                    del self._serving[host]
+                log.debug("host %s: no metrics (%s)", host, describe(exc))
+            elif call.result():
+                out.append((host, call.result()))
+        return out
+
     def failed(self, host: str) -> None:
         """A hand-off to ``host`` did not reach it: do not try it again for ``HOST_RETRY`` s,
         and ask the pool again where its rooms are."""
         self._hosts[host] = (None, time.monotonic() + HOST_RETRY)
+        self._serving.pop(host, None)
         for key in [key for key, (route, _) in self._routes.items() if route[0] == host]:
             del self._routes[key]
+
+
+async def _awaited(ref):
+    return await ref
 
 
 def gateway_config(settings) -> dict:
@@ -175,13 +218,18 @@ class HostSockets:
     on ``host_sockets_dir(pid)/g0.sock``, returning that path (raises what building the
     gateway or listening raised: ``ImportError`` for a room module it cannot load,
     ``PermissionError`` for a directory another user owns); ``sockets`` counts the open ones;
-    ``close()`` closes them with 1001 (going away) and stops listening."""
+    ``metrics(gateway_id)`` is this process's exposition for its owner; ``close()`` closes the
+    sockets with 1001 (going away) and stops listening. ``clock``: seconds, for the owner's
+    timeout (default ``time.monotonic``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock=time.monotonic) -> None:
         self.path: Path | None = None
         self._runner: "web.AppRunner | None" = None
         self._handoff = None
         self._gateway = None
+        self._clock = clock
+        self._owner: str | None = None  # the gateway process that reports this host's metrics
+        self._owner_asked = 0.0
 
     async def start(self, directory, config: dict) -> Path:
         from aiohttp import web
@@ -201,6 +249,19 @@ class HostSockets:
         self._runner, self._handoff, self._gateway = runner, handoff, app[GATEWAY]
         self.path = handoff.path(0)
         return self.path
+
+    def metrics(self, gateway_id: str) -> bytes | None:
+        """This process's Prometheus exposition (its gateway's figures: ``gateway.metrics``) if
+        ``gateway_id`` reports them: the first gateway process that asks becomes the owner, and
+        another takes over once the owner has not asked for ``METRICS_OWNER_TIMEOUT`` seconds;
+        None for the others (see the module docstring)."""
+        now = self._clock()
+        if self._owner is not None and self._owner != gateway_id and now - self._owner_asked < METRICS_OWNER_TIMEOUT:
+            return None
+        from .metrics import exposition
+
+        self._owner, self._owner_asked = gateway_id, now
+        return exposition()[0]
 
     @property
     def sockets(self) -> int:

@@ -6,6 +6,11 @@ process). Rooms report their tick figures in the items they push to the gateways
 every gateway exports the latest report of each room it serves, so across several gateway
 processes aggregate those with ``max by (room)``, not ``sum``.
 
+With sockets in room hosts (``gateway/colocate.py``) a host's process has these metrics too,
+for the sockets it serves; one node gateway process merges them into its own exposition, each
+sample labelled ``host="<host name>"`` (``exposition(hosts)``), so ``sum`` over the gateway
+processes still counts every socket once.
+
 | metric | type | meaning |
 |---|---|---|
 | ``starhold_connections`` | gauge | open WebSockets |
@@ -32,8 +37,14 @@ processes aggregate those with ``max by (room)``, not ``sum``.
 
 from __future__ import annotations
 
+import logging
+from typing import Iterable
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, REGISTRY
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, REGISTRY, Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+log = logging.getLogger("starhold.gateway")
 
 CONNECTIONS = Gauge("starhold_connections", "Open WebSockets")
 
@@ -116,19 +127,60 @@ class _RoomAndRayCollector:
 REGISTRY.register(_RoomAndRayCollector())
 
 
-def exposition() -> tuple[bytes, str]:
-    """The Prometheus text exposition of this process and its content type."""
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+def exposition(hosts: Iterable[tuple[str, bytes]] = ()) -> tuple[bytes, str]:
+    """The Prometheus text exposition of this process and its content type. ``hosts``: the
+    expositions of room hosts whose sockets this process reports (``(host name, text)``,
+    ``gateway.colocate.HostRouter.metrics``), merged in: each of their samples gets the label
+    ``host="<host name>"``, under the family of the same name (one ``# TYPE`` per family; the
+    hosts' ``_created`` samples are left out). A host's text that does not parse is left out
+    (logged at debug level)."""
+    hosts = list(hosts)
+    if not hosts:
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(_Merged(REGISTRY, hosts)), CONTENT_TYPE_LATEST
 
 
-async def start_metrics_site(host: str, port: int):
+class _Merged:
+    """A registry-like view (``collect()``) of ``registry`` with the hosts' families merged in."""
+
+    def __init__(self, registry, hosts: list[tuple[str, bytes]]):
+        self.registry, self.hosts = registry, hosts
+
+    def collect(self):
+        families: dict[str, Metric] = {}
+        for family in self.registry.collect():
+            families[family.name] = copy = Metric(family.name, family.documentation, family.type, family.unit)
+            copy.samples = list(family.samples)
+        for host, text in self.hosts:
+            try:
+                parsed = list(text_string_to_metric_families(text.decode("utf-8")))
+            except (ValueError, UnicodeDecodeError) as exc:
+                log.debug("metrics of host %s left out: %s", host, exc)
+                continue
+            for family in parsed:
+                if family.name.endswith("_created"):  # a counter's or histogram's creation time
+                    continue
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type,
+                                                            family.unit)
+                elif merged.type != family.type:
+                    continue  # another version's metric of the same name: not mixed
+                merged.samples.extend(sample._replace(labels={**sample.labels, "host": host})
+                                      for sample in family.samples)
+        return iter(families.values())
+
+
+async def start_metrics_site(host: str, port: int, hosts=None):
     """Serve this process's ``/metrics`` alone on ``host:port`` (no ``SO_REUSEPORT``: with
     several gateway processes behind one port, a scrape of the shared port reaches one of them
-    at random; each process's own port reaches that process). Returns the aiohttp runner."""
+    at random; each process's own port reaches that process). ``hosts``: an async callable
+    returning the room hosts' expositions to merge in (``Gateway.host_metrics``). Returns the
+    aiohttp runner."""
     from aiohttp import web
 
     async def handler(request: web.Request) -> web.Response:
-        body, content_type = exposition()
+        body, content_type = exposition(await hosts() if hosts is not None else ())
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     app = web.Application()

@@ -240,7 +240,7 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
 
     async def serve_own_metrics(app: web.Application) -> None:
         if settings.metrics_port is not None:
-            await start_metrics_site(settings.host, settings.metrics_port + index)
+            await start_metrics_site(settings.host, settings.metrics_port + index, app[GATEWAY].host_metrics)
 
     async def stop_other_gateways(app: web.Application) -> None:
         if stop_others is not None:  # before the rooms hibernate, so no other gateway wakes them

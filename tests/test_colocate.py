@@ -103,7 +103,8 @@ async def test_a_host_that_cannot_take_sockets_leaves_them_with_the_gateway(ray_
 @pytest.mark.allow_blocking
 async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host(tmp_path):
     """``starhold serve --colocate``: the first socket to Sol wakes it through the gateway; the
-    next ones are handed to Sol's host, and every one's inputs are acknowledged."""
+    next ones are handed to Sol's host, every one's inputs are acknowledged, and the host's
+    figures are in the gateway's /metrics under its name."""
     import aiohttp
 
     from starhold.rooms import protocol as P
@@ -126,6 +127,14 @@ async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host
             assert metric(text, "starhold_connections") == 1.0, served.text  # the first socket stayed here
             assert metric(text, "starhold_socket_handoffs_total", 'direction="out"') == 2.0, served.text
             assert metric(text, "starhold_socket_handoffs_total", 'direction="failed"') == 0.0
+            # The host's own gateway is reported here too, labelled with the host's name.
+            hosted = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                      if line.startswith('starhold_connections{host="')]
+            assert hosted == [2.0], text
+            assert sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("starhold_messages_in_total{host=")) >= 4.0  # 2 joins, 2 moves
+            async with session.get(f"{url}/metrics") as response:  # the gateway's port: the same merge
+                assert 'starhold_connections{host="' in await response.text()
             for wire in wires:
                 await wire.ws.close()
     finally:

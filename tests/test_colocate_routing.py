@@ -3,9 +3,13 @@ without Ray: a fake directory and fake host actors."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from starhold.gateway.colocate import HostRouter
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from starhold.gateway import metrics
+from starhold.gateway.colocate import METRICS_OWNER_TIMEOUT, HostRouter, HostSockets
 
 
 class Remote:
@@ -19,7 +23,7 @@ class Remote:
 
 
 class Host:
-    def __init__(self, node="n1", fails=False):
+    def __init__(self, node="n1", fails=False, metrics=lambda gateway_id: b"", slow=False):
         self.configs = []
 
         def serve(config):
@@ -29,6 +33,13 @@ class Host:
             return {"path": f"/tmp/{node}-{id(self)}.sock", "node": node}
 
         self.serve_sockets = Remote(serve)
+        self.socket_metrics = Slow(metrics) if slow else Remote(metrics)
+
+
+class Slow(Remote):
+    async def remote(self, *args):
+        self.calls += 1
+        await asyncio.sleep(3600)
 
 
 class Handle:
@@ -127,3 +138,68 @@ async def test_only_an_upgrade_with_a_valid_token_is_routed(room_directory, gate
     async with StarholdClient.for_system(url, "Sol", name="Ada") as client:
         await client.join(timeout=60)
     assert router.asked == [("system", "sol")]
+
+
+def host_exposition(connections: float) -> bytes:
+    """What a host's gateway process exports: its own registry's text."""
+    registry = CollectorRegistry()
+    Gauge("starhold_connections", "Open WebSockets", registry=registry).set(connections)
+    Counter("starhold_inputs_dropped", "Client messages dropped", ["reason"], registry=registry).labels("rate").inc(3)
+    Gauge("starhold_host_only", "A family this process does not have", registry=registry).set(1)
+    return generate_latest(registry)
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of the samples ``name`` in an exposition."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            key, value = line.rsplit(" ", 1)
+            out[key[len(name):]] = float(value)
+    return out
+
+
+def test_the_hosts_figures_are_merged_under_a_host_label():
+    body, _ = metrics.exposition([("host:a", host_exposition(500)), ("host:b", host_exposition(20)),
+                                  ("host:bad", b"starhold_connections{ 1 not an exposition")])
+    text = body.decode()
+    connections = samples(text, "starhold_connections")
+    assert connections['{host="host:a"}'] == 500.0 and connections['{host="host:b"}'] == 20.0
+    assert "" in connections and not any("host:bad" in key for key in connections)  # this process's own, unlabelled
+    assert text.count("# TYPE starhold_connections gauge") == 1  # one family, whatever the sources
+    assert samples(text, "starhold_inputs_dropped_total")['{host="host:a",reason="rate"}'] == 3.0
+    assert samples(text, "starhold_host_only") == {'{host="host:a"}': 1.0, '{host="host:b"}': 1.0}
+    assert 'starhold_inputs_dropped_created{host=' not in text  # a counter's creation time stays home
+
+
+async def test_the_router_asks_the_hosts_that_took_its_sockets_for_their_figures():
+    directory = Directory()
+    asked = []
+    a = Host(metrics=lambda gateway_id: asked.append(gateway_id) or b"a-text")
+    b = Host(metrics=lambda gateway_id: None)  # reports to another gateway process
+    gone = Host(metrics=lambda gateway_id: (_ for _ in ()).throw(RuntimeError("actor died")))
+    slow = Host(slow=True)
+    never = Host()  # no socket of ours went there: not asked
+    for name, host in (("a", a), ("b", b), ("gone", gone), ("slow", slow), ("never", never)):
+        directory.rooms[("system", name)] = Handle(host, f"host:{name}")
+    router = HostRouter(directory, {}, node="n1")
+    for name in ("a", "b", "gone", "slow"):
+        assert await router.target("system", name) is not None
+    assert await router.metrics("gw-1", timeout=0.2) == [("host:a", b"a-text")]
+    assert asked == ["gw-1"] and never.socket_metrics.calls == 0
+    assert await router.metrics("gw-1", timeout=0.2) == [("host:a", b"a-text")]
+    assert gone.socket_metrics.calls == 1 and slow.socket_metrics.calls == 2  # the dead host is forgotten
+    router.failed("host:a")  # a hand-off that did not reach it: not asked until it takes sockets again
+    assert await router.metrics("gw-1", timeout=0.2) == []
+
+
+def test_a_host_reports_to_one_gateway_process_until_that_one_stops_asking():
+    now = [1000.0]
+    host = HostSockets(clock=lambda: now[0])
+    assert host.metrics("gw-0") is not None  # the first to ask owns it
+    assert host.metrics("gw-1") is None
+    now[0] += METRICS_OWNER_TIMEOUT - 1
+    assert host.metrics("gw-0") is not None and host.metrics("gw-1") is None
+    now[0] += METRICS_OWNER_TIMEOUT + 1  # gw-0 stopped asking (it died): gw-1 takes over
+    assert host.metrics("gw-1") is not None
+    assert host.metrics("gw-0") is None

@@ -196,6 +196,12 @@ class RoomHost:
         path = await asyncio.shield(self._sockets_starting)
         return {"path": str(path), "node": self.node}
 
+    async def socket_metrics(self, gateway_id: str) -> bytes | None:
+        """The Prometheus exposition of this process's socket gateway for the node gateway
+        process ``gateway_id`` if that process reports it (``gateway.colocate.HostSockets.metrics``),
+        else None; None too when this host serves no sockets."""
+        return self._sockets.metrics(gateway_id) if self._sockets is not None else None
+
     async def retire(self) -> bool:
         """End this host if it holds no room, not even one still hibernating, and no socket
         (``serve_sockets``; the pool retires surplus empty hosts); returns whether it ends."""
