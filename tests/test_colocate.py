@@ -141,3 +141,46 @@ async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host
         await served.stop()
     for trouble in ("cannot take sockets", "hand sockets", "hand-off", "Traceback"):
         assert trouble not in served.text, served.text
+
+
+@pytest.mark.allow_blocking
+async def test_with_two_gateway_processes_a_host_s_figures_are_reported_once(tmp_path):
+    """``--gateways 2``: both processes may hand sockets to Sol's host, but only one reports the
+    host's figures, so summing the two processes' /metrics counts each socket once."""
+    import aiohttp
+
+    from starhold.rooms import protocol as P
+    from served import serve_with_metrics
+    from wire import Wire, guest_token
+
+    served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--colocate", "--shed-lag", "0",
+                                                          gateways=2)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            wires = []
+            for i in range(5):  # new connections: the kernel spreads them over both processes
+                wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, f"P{i}"))
+                await wire.join(timeout=120)
+                await wire.send(P.MOVE_TO, 2, {"x": 10.0 * i, "y": 0.0})
+                await wire.recv(P.FRAME, timeout=120, where=lambda p: p["ack"] == 2)
+                wires.append(wire)
+            texts = []
+            for i in range(2):
+                async with session.get(f"http://127.0.0.1:{metrics_port + i}/metrics") as response:
+                    texts.append(await response.text())
+
+            def connections(text: str, hosted: bool) -> list[float]:
+                prefix = 'starhold_connections{host="' if hosted else "starhold_connections "
+                return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)]
+
+            hosted = [connections(text, True) for text in texts]
+            here = sum(sum(connections(text, False)) for text in texts)
+            assert sum(1 for found in hosted if found) == 1, texts  # one process reports the host
+            assert sum(map(sum, hosted)) + here == 5.0, texts  # every socket counted once
+            assert sum(map(sum, hosted)) >= 1.0, texts  # Sol was awake for the later ones: its host took them
+            for wire in wires:
+                await wire.ws.close()
+    finally:
+        await served.stop()
+    assert "Traceback" not in served.text, served.text
