@@ -159,7 +159,7 @@ class HostRouter:
         if not self._serving:
             return []
         hosts = list(self._serving.items())
-        calls = [asyncio.ensure_future(_awaited(actor.socket_metrics.remote(gateway_id))) for _, actor in hosts]
+        calls = [asyncio.ensure_future(actor.socket_metrics.remote(gateway_id)) for _, actor in hosts]
         done, pending = await asyncio.wait(calls, timeout=timeout)
         for call in pending:
             call.cancel()
@@ -183,10 +183,6 @@ class HostRouter:
         self._serving.pop(host, None)
         for key in [key for key, (route, _) in self._routes.items() if route[0] == host]:
             del self._routes[key]
-
-
-async def _awaited(ref):
-    return await ref
 
 
 def gateway_config(settings) -> dict:

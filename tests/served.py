@@ -139,6 +139,12 @@ async def serve_with_metrics(data_dir, *serve_args: str, gateways: int = 1) -> t
     raise AssertionError("unreachable")
 
 
+def hosted(text: str, name: str) -> list[float]:
+    """The values of the samples ``name{host="...", ...}`` in an exposition: the room hosts'
+    figures a gateway merged into its own (sockets in room hosts)."""
+    return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(f'{name}{{host="')]
+
+
 def metric(text: str, name: str, labels: str = "") -> float:
     """The value of sample ``name{labels}`` in a Prometheus exposition (0 when absent)."""
     for line in text.splitlines():

@@ -108,7 +108,7 @@ async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host
     import aiohttp
 
     from starhold.rooms import protocol as P
-    from served import metric, serve_with_metrics
+    from served import hosted, metric, serve_with_metrics
     from wire import Wire, guest_token
 
     served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--colocate", "--shed-lag", "0")
@@ -128,11 +128,8 @@ async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host
             assert metric(text, "starhold_socket_handoffs_total", 'direction="out"') == 2.0, served.text
             assert metric(text, "starhold_socket_handoffs_total", 'direction="failed"') == 0.0
             # The host's own gateway is reported here too, labelled with the host's name.
-            hosted = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                      if line.startswith('starhold_connections{host="')]
-            assert hosted == [2.0], text
-            assert sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                       if line.startswith("starhold_messages_in_total{host=")) >= 4.0  # 2 joins, 2 moves
+            assert hosted(text, "starhold_connections") == [2.0], text
+            assert sum(hosted(text, "starhold_messages_in_total")) >= 4.0  # 2 joins, 2 moves
             async with session.get(f"{url}/metrics") as response:  # the gateway's port: the same merge
                 assert 'starhold_connections{host="' in await response.text()
             for wire in wires:
@@ -150,7 +147,7 @@ async def test_with_two_gateway_processes_a_host_s_figures_are_reported_once(tmp
     import aiohttp
 
     from starhold.rooms import protocol as P
-    from served import serve_with_metrics
+    from served import hosted, metric, serve_with_metrics
     from wire import Wire, guest_token
 
     served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--colocate", "--shed-lag", "0",
@@ -169,16 +166,11 @@ async def test_with_two_gateway_processes_a_host_s_figures_are_reported_once(tmp
             for i in range(2):
                 async with session.get(f"http://127.0.0.1:{metrics_port + i}/metrics") as response:
                     texts.append(await response.text())
-
-            def connections(text: str, hosted: bool) -> list[float]:
-                prefix = 'starhold_connections{host="' if hosted else "starhold_connections "
-                return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)]
-
-            hosted = [connections(text, True) for text in texts]
-            here = sum(sum(connections(text, False)) for text in texts)
-            assert sum(1 for found in hosted if found) == 1, texts  # one process reports the host
-            assert sum(map(sum, hosted)) + here == 5.0, texts  # every socket counted once
-            assert sum(map(sum, hosted)) >= 1.0, texts  # Sol was awake for the later ones: its host took them
+            in_hosts = [hosted(text, "starhold_connections") for text in texts]
+            here = sum(metric(text, "starhold_connections") for text in texts)
+            assert sum(1 for found in in_hosts if found) == 1, texts  # one process reports the host
+            assert sum(map(sum, in_hosts)) + here == 5.0, texts  # every socket counted once
+            assert sum(map(sum, in_hosts)) >= 1.0, texts  # Sol was awake for the later ones: its host took them
             for wire in wires:
                 await wire.ws.close()
     finally:
