@@ -5,10 +5,8 @@ units/s in a 1000 × 1000 sector; every client sends ``move_to`` with a sequence
 a second; the server sends 10 frames a second with every ship's position and the client's
 ack. For each N in ``--clients`` (default 100, 500, 1000, 2000), N/100 rooms:
 
-- **Starhold**: a fresh ``starhold serve`` (local Ray, SQLite in a temporary directory,
-  ``--gateways G`` processes sharing the port, default 2: one gateway's event loop lags at
-  2,000; with room affinity, ``gateway/affinity.py``, each room still has one data channel, to
-  its home process) with N/100 game sessions;
+- **Starhold**: a fresh ``starhold serve`` (local Ray, SQLite in a temporary directory, its
+  default layout: one gateway process, ``--gateways G`` for more) with N/100 game sessions;
 - **Colyseus 0.18**: ``benchmarks/colyseus`` (a ``sector`` room with
   ``setSimulationInterval(100)``, ``patchRate = 100``, @colyseus/schema ships ``{x, y, ack}``,
   ``benchmarks/colyseus_peer.py``).
@@ -39,11 +37,11 @@ whole machine's CPU over the window (``mach%``: what is left is other work) and 
 load average. The summary gives, for each N run on both sides, the ratio of server CPU per
 player Starhold/Colyseus (same N, so the ratio of their server CPU).
 
-    python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 2] [--procs 2]
+    python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 1] [--procs 2]
         [--only starhold|colyseus] [--old-loadgens] [--serve-args "..."] [--json results.json]
 
 ``--serve-args`` adds options to ``starhold serve`` (one string, split as a shell would), e.g.
-``--serve-args "--host-mode local" --gateways 1`` (the gateway and the rooms in one process,
+``--serve-args "--host-mode local"`` (the gateway and the rooms in one process,
 no Ray) or ``--serve-args "--rooms-per-host 5"``.
 
 Needs ``npm --prefix benchmarks/colyseus ci`` and ``npm --prefix benchmarks/loadgen ci`` once.
@@ -285,8 +283,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[100, 500, 1000, 2000])
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--gateways", type=int, default=2,
-                        help="Starhold gateway processes (default 2: at 2,000 players one gateway's loop lags)")
+    parser.add_argument("--gateways", type=int, default=1,
+                        help="Starhold gateway processes (default 1, as `starhold serve`)")
     parser.add_argument("--procs", type=int, default=2, help="load-generator processes (both servers)")
     parser.add_argument("--only", choices=["starhold", "colyseus"])
     parser.add_argument("--old-loadgens", action="store_true",
