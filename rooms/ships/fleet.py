@@ -44,6 +44,7 @@ class Fleet:
         self._next_id_dirty = False
         self._soa: tuple[list[int], np.ndarray, dict[int, int]] | None = None
         self._stale: dict[int, dict] = {}  # ships whose array row waits for the next arrays()
+        self._names: dict[int, str] | None = None  # names(), until a ship is added, removed or renamed
 
     def arrays(self) -> tuple[list[int], np.ndarray, dict[int, int]]:
         """``(ids, cols, index)``: ship ids in ``order()``, a (N, 5) float64 array of their
@@ -63,6 +64,13 @@ class Fleet:
                 self.on_rebuild(ids)
         return self._soa
 
+    def names(self) -> dict[int, str]:
+        """Ship id -> name. The same dict object until a ship is added, removed or renamed
+        (then a new one: callers may compare by identity, and must not change it)."""
+        if self._names is None:
+            self._names = {ship_id: s["name"] for ship_id, s in self.ships.items()}
+        return self._names
+
     def position(self, ship: dict, at: float) -> tuple[float, float, bool]:
         """One ship's ``(x, y, moving)`` at clock time ``at`` (the kernel's twin, bit-identical)."""
         return ship_position(ship, protocol.SHIP_SPEED, at)
@@ -78,6 +86,8 @@ class Fleet:
         """Store ``ship`` (new or changed; written behind) and update its array row."""
         self.ships[ship["id"]] = ship
         self._dirty.add(ship["id"])
+        if self._names is not None and self._names.get(ship["id"]) != ship["name"]:
+            self._names = None
         if self._soa is not None and ship["id"] in self._soa[2]:
             self._stale[ship["id"]] = ship  # its row is updated by the next arrays()
         else:
@@ -114,6 +124,7 @@ class Fleet:
         """Take ship ``ship_id`` out (written behind); ``on_remove`` runs either way."""
         if self.ships.pop(ship_id, None) is not None:
             self._soa = None
+            self._names = None
             self._dirty.add(ship_id)
         if self.on_remove is not None:
             self.on_remove(ship_id)

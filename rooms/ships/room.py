@@ -205,7 +205,8 @@ class ShipRoom(Room):
         return ship_rows(legs, ids, status, protocol.SHIP_SPEED, at, protocol.SHIP_MOVING)
 
     def names(self) -> dict[int, str]:
-        return {ship_id: s["name"] for ship_id, s in self.ships.items()}
+        """Ship id -> name (``Fleet.names``: the same dict until a name changes; do not change it)."""
+        return self.fleet.names()
 
     async def _flush(self, journal: bool = False) -> None:
         """Write what changed since the last flush (write-behind). With ``journal`` (a tick's
@@ -216,9 +217,11 @@ class ShipRoom(Room):
         now = self.flushed_at = self.clock.now()
         self.acks_dirty = False
         self._settle_acks(self.durable_mark())
-        changed = {p: seat["ack"] for p, seat in self.seats.seats.items() if seat["ack"] != self._durable_acks.get(p)}
         puts, deletes = self.fleet.take_writes()
         more_puts, more_deletes, acked = self.seats.take_changes()
+        durable = self._durable_acks  # acks change only in seats written now (a seat's ack only grows)
+        changed = {seat["player"]: seat["ack"] for seats in (more_puts, acked) for seat in seats.values()
+                   if seat["ack"] != durable.get(seat["player"])}
         puts.update(more_puts)
         deletes += more_deletes
         if journal:  # seats whose ack alone changed: just the ack (a due fold waits for after the frame)

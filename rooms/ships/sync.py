@@ -49,7 +49,9 @@ class FrameSync:
         """Advance to ``tick`` (game ``time`` seconds) with the ships now in ``rows``/``names``
         (and, with combat, ``hp``: id -> ``(hp, max_hp)``, and the tick's ``events`` rows);
         returns the encoded delta tail (``protocol.pack_frame_tail``) against the previous
-        frame, or a keyframe tail if there was none. Cost O(ships)."""
+        frame, or a keyframe tail if there was none. Cost O(ships). ``names`` may be the very
+        dict of the last frame when no name changed (it is then not compared again); neither
+        ``rows`` nor ``names`` may be changed after the call."""
         base = self.tick
         if base is None:
             tail = self._keyframe_tail(time, rows, names, hp, events)
@@ -57,7 +59,7 @@ class FrameSync:
             prev_rows, prev_names = self.rows, self.names
             changed = [[i, *r] for i, r in rows.items() if prev_rows.get(i) != r]
             removed = [i for i in prev_rows if i not in rows]
-            new_names = [[i, n] for i, n in names.items() if prev_names.get(i) != n]
+            new_names = [] if names is prev_names else [[i, n] for i, n in names.items() if prev_names.get(i) != n]
             if self.combat:
                 prev_hp = self.hp
                 hp_rows = [[i, *v] for i, v in (hp or {}).items() if prev_hp.get(i) != v]

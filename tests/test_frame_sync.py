@@ -1,0 +1,55 @@
+"""``rooms.ships.sync.FrameSync`` deltas over ``rooms.ships.fleet.Fleet``: the names a delta
+carries when ships come, go or are renamed, and the fleet's name map handed over unchanged."""
+
+import msgpack
+
+from rooms import protocol as P
+from rooms.ships.fleet import Fleet
+from rooms.ships.sync import FrameSync
+
+
+def _decode(sync: FrameSync, tail: bytes) -> dict:
+    return P.decode_server(P.frame_prefix(sync.tick, sync.keys) + msgpack.packb(0) + tail)[2]
+
+
+def _fleet() -> Fleet:
+    fleet = Fleet({}, 1)
+    fleet.new("ann", "Ann", 0.0, 0.0, 0.0)
+    fleet.new("bob", "Bob", 5.0, 5.0, 0.0)
+    return fleet
+
+
+def test_fleet_names_is_one_dict_until_a_ship_comes_goes_or_is_renamed():
+    fleet = _fleet()
+    names = fleet.names()
+    assert names == {1: "Ann", 2: "Bob"}
+    fleet.touch({**fleet.ships[1], "x0": 3.0})  # a new leg, same name
+    assert fleet.names() is names
+    fleet.touch({**fleet.ships[1], "name": "Anna"})
+    renamed = fleet.names()
+    assert renamed is not names and renamed == {1: "Anna", 2: "Bob"} and names == {1: "Ann", 2: "Bob"}
+    fleet.new("cat", "Cat", 0.0, 0.0, 0.0)
+    assert fleet.names() == {1: "Anna", 2: "Bob", 3: "Cat"}
+    grown = fleet.names()
+    fleet.remove(2)
+    assert fleet.names() == {1: "Anna", 3: "Cat"} and grown == {1: "Anna", 2: "Bob", 3: "Cat"}
+
+
+def test_deltas_carry_only_new_and_renamed_ships_names():
+    fleet, sync = _fleet(), FrameSync()
+    rows = {1: (0.0, 0.0, 0), 2: (5.0, 5.0, 0)}
+    first = _decode(sync, sync.step(1, 0.1, rows, fleet.names()))
+    assert first["base"] is None and sorted(first["names"]) == [[1, "Ann"], [2, "Bob"]]
+    assert _decode(sync, sync.step(2, 0.2, dict(rows), fleet.names()))["names"] == []
+    fleet.touch({**fleet.ships[2], "name": "Robert"})
+    delta = _decode(sync, sync.step(3, 0.3, dict(rows), fleet.names()))
+    assert delta["base"] == 2 and delta["names"] == [[2, "Robert"]] and delta["ships"] == []
+    fleet.new("cat", "Cat", 1.0, 1.0, 0.0)
+    rows = {**rows, 3: (1.0, 1.0, 0)}
+    delta = _decode(sync, sync.step(4, 0.4, rows, fleet.names()))
+    assert delta["names"] == [[3, "Cat"]] and delta["ships"] == [[3, 1.0, 1.0, 0]]
+    fleet.remove(1)
+    delta = _decode(sync, sync.step(5, 0.5, {i: r for i, r in rows.items() if i != 1}, fleet.names()))
+    assert delta["removed"] == [1] and delta["names"] == []
+    keyframe = _decode(sync, sync.keyframe())
+    assert keyframe["base"] is None and sorted(keyframe["names"]) == [[2, "Robert"], [3, "Cat"]]
