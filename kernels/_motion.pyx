@@ -98,3 +98,27 @@ def ship_position(dict ship, double speed, double t):
         return tx, ty, False
     f = travel / dist
     return x0 + dx * f, y0 + dy * f, True
+
+
+def steer(dict ship, double tx, double ty, double t, double speed):
+    """See ``starhold.kernels.motion.steer``."""
+    cdef double x0 = ship["x0"], y0 = ship["y0"], ox = ship["tx"], oy = ship["ty"], t0 = ship["t0"]
+    cdef double dx = ox - x0, dy = oy - y0, dist, travel, f, x, y
+    dist = sqrt(dx * dx + dy * dy)
+    travel = speed * (t - t0)
+    if travel < 0.0:
+        travel = 0.0
+    if travel >= dist:
+        x = ox
+        y = oy
+    else:
+        f = travel / dist
+        x = x0 + dx * f
+        y = y0 + dy * f
+    cdef dict out = ship.copy()
+    out["x0"] = x
+    out["y0"] = y
+    out["tx"] = tx
+    out["ty"] = ty
+    out["t0"] = t
+    return out

@@ -19,7 +19,7 @@ import numpy as np
 from ._extensions import load
 
 __all__ = ["positions_at", "positions_at_py", "position_at", "ship_rows", "ship_rows_py", "set_legs",
-           "set_legs_py", "ship_position", "ship_position_py", "COMPILED"]
+           "set_legs_py", "ship_position", "ship_position_py", "steer", "steer_py", "COMPILED"]
 
 
 def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
@@ -76,6 +76,12 @@ def ship_position_py(ship: dict, speed: float, t: float) -> tuple[float, float, 
     return position_at(ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"], speed, t)
 
 
+def steer_py(ship: dict, tx: float, ty: float, t: float, speed: float) -> dict:
+    """Pure-Python twin of the compiled ``steer``."""
+    x, y, _ = position_at(ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"], speed, t)
+    return {**ship, "x0": x, "y0": y, "tx": tx, "ty": ty, "t0": t}
+
+
 def set_legs_py(legs, rows, ships):
     """Pure-Python twin of the compiled ``set_legs``."""
     if len(ships) != len(rows) or legs.ndim != 2 or legs.shape[1] != 5:
@@ -92,6 +98,13 @@ _compiled = _ext.positions_at if COMPILED else positions_at_py
 _ship_rows = _ext.ship_rows if COMPILED else ship_rows_py
 _set_legs = _ext.set_legs if COMPILED else set_legs_py
 ship_position = _ext.ship_position if COMPILED else ship_position_py
+steer = _ext.steer if COMPILED else steer_py
+steer.__doc__ = """``steer(ship, tx, ty, t, speed) -> dict``: a copy of the dict ``ship`` flying a new
+leg from where it is at time ``t`` (``ship_position``, bit-identical) toward ``(tx, ty)``:
+``x0, y0`` that position, ``tx, ty`` the target, ``t0 = t`` (world units, seconds; ``speed``
+world units per second); every other key as in ``ship``, which is not changed. The move order
+of a ship room, one C call per input. Raises ``KeyError`` or ``TypeError`` for a ship without
+those numbers."""
 ship_position.__doc__ = """``ship_position(ship, speed, t) -> (x, y, moving)``: ``position_at`` of the leg in the
 dict ``ship`` (its ``x0, y0, tx, ty, t0``: world units, seconds; ``speed`` world units per
 second, ``t`` seconds), bit-identical, without unpacking the dict in Python (a room applies

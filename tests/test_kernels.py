@@ -113,3 +113,21 @@ def test_ship_position_is_position_at_of_the_ship_s_leg(ship_position):
             assert ship_position(ship, 50.0, t) == motion.position_at(*map(float, (x0, y0, tx, ty, t0)), 50.0, t)
     with pytest.raises(KeyError):
         ship_position({"x0": 0.0}, 50.0, 1.0)
+
+
+@pytest.mark.parametrize("steer", [motion.steer, motion.steer_py], ids=["kernel", "twin"])
+def test_steer_starts_a_new_leg_where_the_ship_is_on_a_copy(steer):
+    rng = np.random.default_rng(7)
+    for x0, y0, tx, ty, t0 in _legs(rng, 200):
+        ship = {"id": 3, "name": "Vega", "x0": float(x0), "y0": float(y0), "tx": float(tx), "ty": float(ty),
+                "t0": float(t0), "hp": 80}
+        before = dict(ship)
+        for t in (0.0, float(t0), 55.5, 1e4):
+            x, y, _ = motion.position_at(*map(float, (x0, y0, tx, ty, t0)), 50.0, t)
+            moved = steer(ship, -12.5, 400.0, t, 50.0)
+            assert moved == {**before, "x0": x, "y0": y, "tx": -12.5, "ty": 400.0, "t0": t}
+            assert moved is not ship and ship == before
+    with pytest.raises(KeyError):
+        steer({"x0": 0.0}, 1.0, 1.0, 1.0, 50.0)
+    with pytest.raises(TypeError):
+        steer({"x0": "a", "y0": 0.0, "tx": 0.0, "ty": 0.0, "t0": 0.0}, 1.0, 1.0, 1.0, 50.0)

@@ -61,7 +61,7 @@ import asyncio
 import msgpack
 
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
-from starhold.kernels.motion import ship_rows
+from starhold.kernels.motion import ship_rows, steer
 from .. import protocol
 from .fleet import Fleet, PREFIX as SHIP_PREFIX
 from .journal import Journal
@@ -408,6 +408,9 @@ class ShipRoom(Room):
         bookkeeping after the last (the inputs to commit with the next tick, the loop started)."""
         seats = self.seats
         by_conn, seat_map, ships, order_move = seats.by_conn, seats.seats, self.fleet.ships, self.order_move
+        # The default order_move, inlined (one clock read per run: the run is applied at one instant).
+        default_move = type(self).order_move is ShipRoom.order_move
+        touch, now, speed = self.fleet.touch, self.clock.now(), protocol.SHIP_SPEED
         lim = self.limit
         applied = False
         for conn, message in batch:
@@ -418,8 +421,12 @@ class ShipRoom(Room):
             if ship is None:
                 continue
             x, y = message.payload.x, message.payload.y
-            order_move(conn, ship, -lim if x < -lim else lim if x > lim else x,
-                       -lim if y < -lim else lim if y > lim else y, message.seq)
+            x = -lim if x < -lim else lim if x > lim else x
+            y = -lim if y < -lim else lim if y > lim else y
+            if default_move:
+                touch(steer(ship, x, y, now, speed))
+            else:
+                order_move(conn, ship, x, y, message.seq)
             seats.ack(player, message.seq)
             applied = True
         if applied:
@@ -450,10 +457,9 @@ class ShipRoom(Room):
             await self._pace()
 
     def order_move(self, conn: Connection, ship: dict, x: float, y: float, seq: int) -> None:
-        """Apply a ``move_to`` (target already clamped): a straight leg from where the ship is."""
-        now = self.clock.now()
-        x0, y0, _ = self.fleet.position(ship, now)
-        self.fleet.touch({**ship, "x0": x0, "y0": y0, "tx": x, "ty": y, "t0": now})
+        """Apply a ``move_to`` (target already clamped): a straight leg from where the ship is
+        (``kernels.motion.steer``)."""
+        self.fleet.touch(steer(ship, x, y, self.clock.now(), protocol.SHIP_SPEED))
 
     def order_attack(self, conn: Connection, seat: dict, target: int, seq: int) -> None:
         """Apply an ``attack``; this room has no combat: an ``ERR_INVALID_TARGET`` error."""
