@@ -100,10 +100,12 @@ class _Pushes:
         self.got.set()
 
 
-async def run(players: int, ticks: int, batches: int = 1, channel: bool = False, warmup: int = 30) -> dict:
+async def run(players: int, ticks: int, batches: int = 1, channel: bool = False, warmup: int = 30,
+              idle: float = 0.0) -> dict:
     """Play ``warmup`` then ``ticks`` ticks, each tick's inputs in ``batches`` batches, sent
     with ``send_batch`` or, with ``channel``, over a real data channel (loopback TCP, both
-    ends in this process); returns the figures (see the module docstring)."""
+    ends in this process), the process sleeping ``idle`` seconds of real time after each tick;
+    returns the figures (see the module docstring)."""
     round_trips = 0
     sqlite_cpu = 0.0  # CPU seconds spent on the database thread (SQLite and the statements' Python)
     execute = aiosqlite.core.Connection._execute
@@ -167,11 +169,16 @@ async def run(players: int, ticks: int, batches: int = 1, channel: bool = False,
                     pushes.got.clear()
                     await pushes.got.wait()
 
+            async def tick_then_idle(n: int) -> None:
+                await tick(n)
+                if idle:
+                    await asyncio.sleep(idle)
+
             for n in range(warmup):
                 await tick(n)
             commits, trips, cpu, db_cpu = runtime.storage.commits, round_trips, time.process_time(), sqlite_cpu
             for n in range(warmup, warmup + ticks):
-                await tick(n)
+                await tick_then_idle(n)
             cpu = time.process_time() - cpu
             return {"players": players, "ticks": ticks, "cpu_ms_per_tick": 1e3 * cpu / ticks,
                     "sqlite_ms_per_tick": 1e3 * (sqlite_cpu - db_cpu) / ticks,
@@ -191,17 +198,20 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=1, help="batches the tick's inputs arrive in")
     parser.add_argument("--channel", action="store_true",
                         help="send the inputs over a real data channel (loopback TCP, both ends in this process)")
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="seconds the process sleeps after each tick (0.09: as a room host between ticks)")
     parser.add_argument("--compare", action="store_true",
                         help="alternate send_batch and the channel, 3 runs each, and print the channel's cost")
     args = parser.parse_args()
     modes = [False, True] * 3 if args.compare else [args.channel]
     results: dict[bool, list[float]] = {False: [], True: []}
     for channel in modes:
-        r = asyncio.run(run(args.players, args.ticks, args.batches, channel))
+        r = asyncio.run(run(args.players, args.ticks, args.batches, channel, idle=args.idle))
         results[channel].append(r["cpu_ms_per_tick"])
         per_player = r["cpu_ms_per_tick"] * 10 / r["players"]  # ms of CPU per player per second at 10 Hz
         print(f"{r['players']} players, {r['ticks']} ticks, inputs in {args.batches} batch(es) "
-              f"{'over a data channel' if channel else 'by send_batch'}: {r['cpu_ms_per_tick']:.3f} ms CPU per tick, "
+              f"{'over a data channel' if channel else 'by send_batch'}"
+              f"{f', {args.idle:g} s idle after each' if args.idle else ''}: {r['cpu_ms_per_tick']:.3f} ms CPU per tick, "
               f"{r['commits_per_tick']:.2f} commits and {r['round_trips_per_tick']:.2f} SQLite round trips per tick "
               f"({r['sqlite_ms_per_tick']:.3f} ms of the CPU on the database thread)")
         print(f"  room CPU per player: {per_player:.3f} ms/s -> {per_player * 1000 / 10:.1f} % of a core per "
