@@ -59,9 +59,15 @@ Figures (this 2-core machine, 100 players):
   Structs from their bytes (``starhold.messages.decode_payload``), pushes encoded by msgspec
   (``--ticks 400 --batches 3 --channel``, 10 alternating runs): median 1.80 -> 1.69 ms per
   tick (min 1.59 -> 1.47).
+- cold ticks (``--idle S``: the process sleeps S seconds of real time after each tick, as a
+  room host sleeps between its rooms' bursts of work; ``--ticks 100 --batches 3 --channel``):
+  0.90 ms per tick after 1 ms of idle, 0.96 after 5 ms, 1.20 after 20 ms, 1.78-1.97 after
+  90 ms, against 0.73-0.79 back to back: the 1.8-1.9 ms a tick of 100 players costs in a
+  server's room host. Caches and branch predictors go cold while the process sleeps; judge
+  the rooms' CPU with ``--idle 0.09``.
 
     .venv/bin/python benchmarks/room_tick.py [--players 100] [--ticks 300] [--batches 1]
-        [--channel | --compare]
+        [--channel | --compare] [--idle 0.09]
 """
 
 from __future__ import annotations
