@@ -105,6 +105,19 @@ async def test_an_entry_over_the_value_limit_is_split(storage):
         await journal.append({"ship:huge": "x" * (MAX_VALUE_BYTES + 1)}, [])
 
 
+async def test_an_entry_with_patches_over_the_limit_is_split_with_whole_values(storage):
+    journal = Journal(storage)
+    big = {f"ship:{i}": {"blob": "x" * 1000} for i in range(300)}
+    seats = {f"seat:{i}": {"player": str(i), "ack": i} for i in range(3)}
+    await journal.append(big, [], {k: {"ack": v["ack"]} for k, v in seats.items()}, seats)
+    await storage.commit()
+    stored = [read_entry(v) for v in (await entries(storage)).values()]
+    assert len(stored) >= 3 and not any(patches for _, _, patches in stored)
+    assert {k: v for puts, _, _ in stored for k, v in puts.items() if k.startswith("seat:")} == seats
+    await Journal(storage).load(now=0.0)
+    assert await storage.list(prefix="seat:") == seats
+
+
 async def test_entries_are_read_back_as_bytes_and_as_the_lists_an_older_version_stored(storage):
     await storage.put({"ship:1": {"x": 0}, "ship:2": {"x": 0}})
     journal = Journal(storage)
@@ -124,9 +137,11 @@ async def test_a_patch_stores_the_changed_fields_and_is_applied_on_the_latest_va
     await storage.commit()
     journal = Journal(storage)
     a = {"player": "a", "token": "t" * 32, "ack": 5}
-    await journal.append({}, [], {"seat:a": (a, {"ack": 5})})  # a patch of the stored value
+    await journal.append({}, [], {"seat:a": {"ack": 5}}, {"seat:a": a})  # a patch of the stored value
     await journal.append({"seat:b": {"ack": 2, "x": 7}}, [])
-    await journal.append({}, [], {"seat:b": ({"ack": 9, "x": 7}, {"ack": 9})})  # ... of a journaled one
+    await journal.append({}, [], {"seat:b": {"ack": 9}}, {"seat:b": {"ack": 9, "x": 7}})  # ... of a journaled one
+    with pytest.raises(KeyError):
+        await journal.append({}, [], {"seat:c": {"ack": 1}}, {"seat:a": a})  # a patch needs its whole value
     await storage.commit()
     (_, _, patches), = [read_entry(v) for k, v in (await entries(storage)).items() if k.endswith("1")]
     assert patches == {"seat:a": {"ack": 5}}  # the fields alone, not the seat

@@ -101,17 +101,20 @@ class Journal:
         for key in deletes:
             self._latest[key] = DELETED
 
-    async def append(self, puts: dict[str, Any], deletes: list[str],
-                     patches: dict[str, tuple[dict, dict]] | None = None) -> None:
+    async def append(self, puts: dict[str, Any], deletes: list[str], patches: dict[str, dict] | None = None,
+                     values: dict[str, dict] | None = None) -> None:
         """Journal one group commit's writes (``{key: value}`` to put, keys to delete, and
-        ``patches``: ``{key: (value, fields)}`` for a dict ``value`` of which only ``fields``
-        changed since it was last written, stored as those fields alone) as one entry, split
-        into several when it would exceed ``MAX_VALUE_BYTES``. Raises ``ValueError``/``TypeError``
-        for a value the storage could not store either."""
+        ``patches``: ``{key: fields}`` for the dicts ``values[key]`` of which only ``fields``
+        changed since they were last written, stored as those fields alone; ``values`` must
+        hold every key of ``patches``) as one entry, split into several when it would exceed
+        ``MAX_VALUE_BYTES``. Raises ``ValueError``/``TypeError`` for a value the storage could
+        not store either, ``KeyError`` for a patch without its value."""
         if not puts and not deletes and not patches:
             return
+        if patches and not values.keys() >= patches.keys():
+            raise KeyError(f"patches without their values: {sorted(patches.keys() - values.keys())[:3]}")
         key = f"{PREFIX}{self.seq:012d}"
-        entry: Any = [puts, deletes, {k: fields for k, (_, fields) in patches.items()}] if patches else [puts, deletes]
+        entry: Any = [puts, deletes, patches] if patches else [puts, deletes]
         try:
             entry = _ENCODE(entry)
         except Exception:  # a value msgspec cannot encode: the storage's own check says why
@@ -120,7 +123,7 @@ class Journal:
             await self.storage.put(key, entry)
         except ValueError:
             if patches:  # split as whole values
-                puts = {**puts, **{k: value for k, (value, _) in patches.items()}}
+                puts = {**puts, **{k: values[k] for k in patches}}
                 patches = None
             if len(puts) + len(deletes) <= 1:
                 raise
@@ -133,8 +136,12 @@ class Journal:
         self.entries.append(key)
         self._note(puts, deletes)
         if patches:
-            for patched, (value, _) in patches.items():
-                self._latest[patched] = value
+            latest = self._latest
+            if len(values) == len(patches):
+                latest.update(values)
+            else:
+                for patched in patches:
+                    latest[patched] = values[patched]
 
     def latest(self, key: str) -> Any:
         """The newest journaled value of ``key`` not yet folded: a value, ``DELETED`` or

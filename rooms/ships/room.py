@@ -220,12 +220,18 @@ class ShipRoom(Room):
         puts, deletes = self.fleet.take_writes()
         more_puts, more_deletes, acked = self.seats.take_changes()
         durable = self._durable_acks  # acks change only in seats written now (a seat's ack only grows)
-        changed = {seat["player"]: seat["ack"] for seats in (more_puts, acked) for seat in seats.values()
+        changed = {seat["player"]: seat["ack"] for seat in more_puts.values()
                    if seat["ack"] != durable.get(seat["player"])}
+        patches = {}  # seats whose ack alone changed: just the ack
+        for key, seat in acked.items():
+            ack = seat["ack"]
+            patches[key] = {"ack": ack}
+            if ack != durable.get(seat["player"]):
+                changed[seat["player"]] = ack
         puts.update(more_puts)
         deletes += more_deletes
-        if journal:  # seats whose ack alone changed: just the ack (a due fold waits for after the frame)
-            await self.journal.append(puts, deletes, {k: (seat, {"ack": seat["ack"]}) for k, seat in acked.items()})
+        if journal:  # (a due fold waits for after the frame)
+            await self.journal.append(puts, deletes, patches, acked)
             puts, deletes = {}, []
         else:
             puts.update(acked)
