@@ -33,6 +33,9 @@ def test_fleet_names_is_one_dict_until_a_ship_comes_goes_or_is_renamed():
     grown = fleet.names()
     fleet.remove(2)
     assert fleet.names() == {1: "Anna", 3: "Cat"} and grown == {1: "Anna", 2: "Bob", 3: "Cat"}
+    fleet.ships[3]["name"] = "Kit"  # changed in place, then marked
+    fleet.mark(3)
+    assert fleet.names() == {1: "Anna", 3: "Kit"}
 
 
 def test_deltas_carry_only_new_and_renamed_ships_names():

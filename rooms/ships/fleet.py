@@ -66,7 +66,8 @@ class Fleet:
 
     def names(self) -> dict[int, str]:
         """Ship id -> name. The same dict object until a ship is added, removed or renamed
-        (then a new one: callers may compare by identity, and must not change it)."""
+        (``touch``, or ``mark`` after a change in place; then a new one: callers may compare
+        by identity, and must not change it)."""
         if self._names is None:
             self._names = {ship_id: s["name"] for ship_id, s in self.ships.items()}
         return self._names
@@ -96,6 +97,8 @@ class Fleet:
     def mark(self, ship_id: int) -> None:
         """Ship ``ship_id`` changed in place (not its leg): write it behind."""
         self._dirty.add(ship_id)
+        if self._names is not None and ship_id in self.ships and self._names.get(ship_id) != self.ships[ship_id]["name"]:
+            self._names = None
 
     def new(self, owner: str, name: str, x: float, y: float, t0: float) -> dict:
         """A new ship of ``owner`` at rest at ``(x, y)`` from clock time ``t0``."""
