@@ -38,7 +38,11 @@ load average. The summary gives, for each N run on both sides, the ratio of serv
 player Starhold/Colyseus (same N, so the ratio of their server CPU).
 
     python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 1] [--procs 2]
-        [--only starhold|colyseus] [--old-loadgens] [--serve-args "..."] [--json results.json]
+        [--only starhold|colyseus] [--old-loadgens] [--serve-args "..."] [--repeat R] [--json results.json]
+
+``--repeat R`` runs R rounds per N, each Starhold then Colyseus, and the summary gives each
+round's ratio and their median: on this machine one run's CPU moves by up to +-10 % from one
+minute to the next, on both sides.
 
 ``--serve-args`` adds options to ``starhold serve`` (one string, split as a shell would), e.g.
 ``--serve-args "--host-mode local"`` (the gateway and the rooms in one process,
@@ -56,6 +60,7 @@ import os
 import signal
 import shlex
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -266,15 +271,23 @@ def summary(results: list[dict]) -> str:
                    f"{target} {best.get(target, 0)}")
     if best.get("colyseus"):
         out.append(f"ratio starhold/colyseus: {best.get('starhold', 0) / best['colyseus']:.2f}")
-    by_n: dict[int, dict[str, dict]] = {}
+    pairs: dict[int, list[tuple[dict, dict]]] = {}  # N -> (starhold, colyseus) of each round
+    rounds: dict[tuple[int, int], dict[str, dict]] = {}
     for r in results:
-        by_n.setdefault(r["clients"], {})[r["target"]] = r
-    for n, pair in sorted(by_n.items()):
+        rounds.setdefault((r["clients"], r.get("round", 0)), {})[r["target"]] = r
+    for (n, _), pair in sorted(rounds.items()):
         s, c = pair.get("starhold"), pair.get("colyseus")
         if s and c and c["server_cpu_percent"] > 0:
+            pairs.setdefault(n, []).append((s, c))
+    for n, runs in sorted(pairs.items()):
+        for s, c in runs:
             out.append(f"N={n}: server CPU per player starhold/colyseus {s['server_cpu_percent'] / c['server_cpu_percent']:.2f}"
                        f" ({s['server_cpu_percent']:.0f} % vs {c['server_cpu_percent']:.0f} % of a core); "
                        f"load generators {s['loadgen_cpu_percent']:.0f} % vs {c['loadgen_cpu_percent']:.0f} %")
+        if len(runs) > 1:
+            ratios = sorted(s["server_cpu_percent"] / c["server_cpu_percent"] for s, c in runs)
+            out.append(f"N={n}: median ratio of {len(runs)} rounds {statistics.median(ratios):.2f} "
+                       f"(range {ratios[0]:.2f}-{ratios[-1]:.2f})")
     return "\n".join(out)
 
 
@@ -291,26 +304,34 @@ def main() -> None:
                         help="starhold loadtest (Python) and the SDK on every Colyseus client, not the lean ones")
     parser.add_argument("--serve-args", default="",
                         help='more options for `starhold serve`, one string (e.g. "--host-mode local")')
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds per N, each running Starhold then Colyseus (the summary gives each "
+                             "round's ratio and their median: a run alone moves by +-10 %%)")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args()
     serve_args = shlex.split(args.serve_args)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     results = []
     for n in args.clients:
-        for target in ("starhold", "colyseus"):
-            if args.only and target != args.only:
-                continue
-            print(f"running {target} with {n} clients...", file=sys.stderr, flush=True)
-            try:
-                if target == "starhold":
-                    result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs,
-                                          lean=not args.old_loadgens, serve_args=serve_args)
-                else:
-                    result = run_colyseus_side(n, args.duration, args.warmup, args.procs, lean=not args.old_loadgens)
-            except Exception as exc:  # a run that collapses (e.g. clients never all join) is a result too
-                print(f"{target} with {n} clients failed: {exc}", file=sys.stderr, flush=True)
-                result = failed(target, n, exc)
-            results.append(result)
-            print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
+        for round_ in range(args.repeat):
+            for target in ("starhold", "colyseus"):
+                if args.only and target != args.only:
+                    continue
+                print(f"running {target} with {n} clients...", file=sys.stderr, flush=True)
+                try:
+                    if target == "starhold":
+                        result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs,
+                                              lean=not args.old_loadgens, serve_args=serve_args)
+                    else:
+                        result = run_colyseus_side(n, args.duration, args.warmup, args.procs,
+                                                   lean=not args.old_loadgens)
+                except Exception as exc:  # a run that collapses (e.g. clients never all join) is a result too
+                    print(f"{target} with {n} clients failed: {exc}", file=sys.stderr, flush=True)
+                    result = failed(target, n, exc)
+                result["round"] = round_
+                results.append(result)
+                print(table([result]).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"sector scenario, {args.duration:g} s measured after {args.warmup:g} s warm-up, "
           f"{os.cpu_count()} cores, Starhold with {args.gateways} gateway process(es)"
           f"{' and ' + args.serve_args if args.serve_args else ''}, "
