@@ -142,6 +142,8 @@ async def test_a_patch_stores_the_changed_fields_and_is_applied_on_the_latest_va
     await journal.append({}, [], {"seat:b": {"ack": 9}}, {"seat:b": {"ack": 9, "x": 7}})  # ... of a journaled one
     with pytest.raises(KeyError):
         await journal.append({}, [], {"seat:c": {"ack": 1}}, {"seat:a": a})  # a patch needs its whole value
+    with pytest.raises(KeyError):
+        await journal.append({}, [], {"seat:c": {"ack": 1}})
     await storage.commit()
     (_, _, patches), = [read_entry(v) for k, v in (await entries(storage)).items() if k.endswith("1")]
     assert patches == {"seat:a": {"ack": 5}}  # the fields alone, not the seat

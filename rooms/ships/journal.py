@@ -111,8 +111,9 @@ class Journal:
         not store either, ``KeyError`` for a patch without its value."""
         if not puts and not deletes and not patches:
             return
-        if patches and not values.keys() >= patches.keys():
-            raise KeyError(f"patches without their values: {sorted(patches.keys() - values.keys())[:3]}")
+        if patches and (values is None or not values.keys() >= patches.keys()):
+            missing = patches.keys() - (values or {}).keys()
+            raise KeyError(f"patches without their values: {sorted(missing)[:3]}")
         key = f"{PREFIX}{self.seq:012d}"
         entry: Any = [puts, deletes, patches] if patches else [puts, deletes]
         try:

@@ -222,10 +222,11 @@ class ShipRoom(Room):
         durable = self._durable_acks  # acks change only in seats written now (a seat's ack only grows)
         changed = {seat["player"]: seat["ack"] for seat in more_puts.values()
                    if seat["ack"] != durable.get(seat["player"])}
-        patches = {}  # seats whose ack alone changed: just the ack
+        patches = {}  # (journal) seats whose ack alone changed: just the ack
         for key, seat in acked.items():
             ack = seat["ack"]
-            patches[key] = {"ack": ack}
+            if journal:
+                patches[key] = {"ack": ack}
             if ack != durable.get(seat["player"]):
                 changed[seat["player"]] = ack
         puts.update(more_puts)
