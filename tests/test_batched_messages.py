@@ -146,3 +146,20 @@ def test_define_room_refuses_a_batched_type_the_kind_does_not_declare():
 
     with pytest.raises(TypeError, match="batched"):
         define_room(NotASet)
+
+
+def test_coalescing_keeps_the_latest_of_a_connection_s_coalesced_type_and_everything_else():
+    from starhold._runtime.runtime import _coalesce
+
+    def msg(conn, type_, seq):
+        return Message(conn, P.ClientMessage(type_, seq, {}))
+
+    types = frozenset({"tap"})
+    one_each = [msg("a", "tap", 1), msg("b", "tap", 2), Close("c", 1000, "")]
+    assert _coalesce(one_each, types) is one_each  # one event per connection: nothing superseded
+    events = [Connect("a", {}, 1, {}), msg("a", "tap", 2), msg("b", "tap", 3), msg("a", "note", 4),
+              msg("a", "tap", 5), Close("b", 1000, ""), msg("b", "tap", 6)]
+    assert _coalesce(events, types) == [events[0], events[3], events[4], events[5], events[6]]
+    same_conn_other_types = [msg("a", "note", 1), msg("a", "note", 2), Close("a", 1000, "")]
+    assert _coalesce(same_conn_other_types, types) == same_conn_other_types
+    assert _coalesce(events, frozenset()) is events

@@ -187,6 +187,28 @@ async def test_the_channel_ends_with_the_activation(room_directory, manual_clock
 
 
 
+async def test_one_worker_applies_a_channel_s_batches_and_ends_with_it(room_directory, via):
+    # The room applies a channel's batches in one worker task that waits while none is queued
+    # (not a task per batch): batches sent after it went idle are applied, in order, by the
+    # same task, and it ends when the channel does.
+    room = await room_directory.get("system", "sol", {"system": SYSTEM})
+    peer, channel, _ = await open_channel(room, via=via)
+    channel.send(1, [join("c1", "Ada")])
+    await peer.wait_for(lambda: peer.acks and peer.acks[-1] == 1)
+    [server_end] = room_directory.runtime("system", "sol").channels.channels.values()
+    worker = server_end.worker
+    for n in range(2, 6):
+        await asyncio.sleep(0)  # the worker is idle, waiting for a batch
+        assert server_end.waiting is not None and not worker.done()
+        channel.send(n, [Message("c1", P.ClientMessage(P.MOVE_TO, n, {"x": float(n), "y": 0.0}))])
+        await peer.wait_for(lambda: peer.acks[-1] == n)
+        assert server_end.worker is worker
+    assert peer.acks == sorted(peer.acks)
+    channel.close()
+    await asyncio.wait([worker], timeout=5)
+    assert worker.done()  # ended (or cancelled with the connection), not left waiting
+
+
 async def test_a_silent_room_channel_is_dropped_and_a_live_one_hears_heartbeats(room_directory, monkeypatch, via):
     """A room pushes at least every HEARTBEAT_INTERVAL; a gateway drops a channel that stays
     silent for CHANNEL_TIMEOUT (a node that vanished without closing its sockets)."""

@@ -67,6 +67,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hmac
+import itertools
 import logging
 import secrets
 import socket
@@ -85,6 +86,7 @@ if TYPE_CHECKING:
     from .runtime import RoomRuntime
 
 log = logging.getLogger("starhold.room")
+_MESSAGE = itertools.repeat(Message)  # all(map(isinstance, events, _MESSAGE)): is every event a Message
 
 MAX_CHANNEL_BUFFER = 64 * 1024 * 1024
 """Bytes of unread input a channel holds (msgpack's ``max_buffer_size``); a gateway that
@@ -272,6 +274,7 @@ class _Channel(asyncio.Protocol):
         self.unpacker = msgpack.Unpacker(raw=False, max_buffer_size=MAX_CHANNEL_BUFFER)
         self.batches: collections.deque = collections.deque()
         self.worker: asyncio.Task | None = None
+        self.waiting: asyncio.Future | None = None  # the worker awaits it while no batch is queued
         self.ack = 0
         self.acked = 0  # the ack last pushed
         self.unacked: collections.deque = collections.deque()  # (commit mark, batch_no) not yet durable
@@ -309,8 +312,13 @@ class _Channel(asyncio.Protocol):
         self._start_work()
 
     def _start_work(self) -> None:
-        if self.batches and (self.worker is None or self.worker.done()):
+        """Have the worker apply the queued batches: wake it if it waits for them, else start it."""
+        if not self.batches:
+            return
+        if self.worker is None or self.worker.done():
             self.worker = asyncio.ensure_future(self._work())
+        elif self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result(None)
 
     def _hello(self, obj) -> None:
         if not (isinstance(obj, list) and len(obj) == 3 and obj[0] == "hello"
@@ -344,7 +352,14 @@ class _Channel(asyncio.Protocol):
         with a storage error (the room was reset) closes its connections (1011). Stops at the
         end of the activation, leaving the rest unacknowledged (the gateway resends them). A
         mark (batch number None) records its boundary once the batches before it are applied."""
-        while self.batches and not self.gone:
+        while not self.gone:
+            if not self.batches:  # wait for more (one worker task per channel, not one per batch)
+                self.waiting = asyncio.get_running_loop().create_future()
+                try:
+                    await self.waiting
+                finally:
+                    self.waiting = None
+                continue
             batch_no, events = self.batches.popleft()
             if batch_no is None:
                 self.marked = events
@@ -361,7 +376,7 @@ class _Channel(asyncio.Protocol):
                 self.runtime.deliver_to(self.gateway_id, [
                     ("close", c, protocol.CLOSE_INTERNAL_ERROR, "room error") for c in sorted(conns)])
             self.unacked.append((self.runtime.ack_mark(), batch_no))
-            if all(isinstance(event, Message) for event in events):  # inputs alone: their ack can ride
+            if all(map(isinstance, events, _MESSAGE)):  # inputs alone: their ack can ride
                 self._ack_soon()
             else:
                 self.schedule()
@@ -410,6 +425,8 @@ class _Channel(asyncio.Protocol):
 
     def end(self, abort: bool = False) -> None:
         self.gone = True
+        if self.waiting is not None and not self.waiting.done():
+            self.waiting.set_result(None)  # the idle worker ends
         if self.ack_timer is not None:
             self.ack_timer.cancel()
             self.ack_timer = None

@@ -584,8 +584,8 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
 def _coalesce(events: list, types: frozenset) -> list:
     """``events`` without the messages superseded by a later message of the same type (one of
     ``types``) from the same connection."""
-    if not types or len(events) < 2:
-        return events
+    if not types or len(events) < 2 or len({event.conn for event in events}) == len(events):
+        return events  # (one event per connection, the usual batch: nothing can be superseded)
     last: dict[tuple[str, str], int] = {}
     seen = 0
     for i, event in enumerate(events):
