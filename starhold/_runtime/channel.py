@@ -79,7 +79,7 @@ import msgpack
 import msgspec
 
 from .. import protocol
-from .events import Close, Connect, Message, decode_events
+from .events import Connect, Message, decode_events
 from .handle import RoomGone
 
 if TYPE_CHECKING:
