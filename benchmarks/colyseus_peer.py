@@ -315,7 +315,7 @@ def _warn_if_loadgen_saturated(result: dict, procs: int) -> None:
 
 
 def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, procs: int = 1, port: int = 0,
-                 lean: bool = True) -> dict:
+                 lean: bool = True, input_hz: float = 10.0) -> dict:
     """Run the sector scenario against a local Colyseus 0.18 server and return the result dict.
 
     ``lean`` (default): the lean load generator (``benchmarks/loadgen/colyseus.mjs``, driven by
@@ -325,11 +325,14 @@ def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, proc
     ``clients`` players join rooms of 100 (so ``clients / 100`` rooms), the first
     ``warmup`` seconds after every client has joined are discarded and the next
     ``duration`` seconds are measured. ``procs`` load-generator processes share the
-    clients; ``port`` 0 picks a free loopback port. All child processes are killed
-    on return, including on errors.
+    clients; ``port`` 0 picks a free loopback port; each client sends ``input_hz`` inputs a
+    second (the lean load generator only: the SDK one sends 10, and raises ``ValueError`` for
+    another rate). All child processes are killed on return, including on errors.
     """
     if clients < 1 or duration <= 0 or warmup < 0 or procs < 1:
         raise ValueError("need clients >= 1, duration > 0, warmup >= 0, procs >= 1")
+    if not lean and input_hz != 10.0:
+        raise ValueError("the SDK load generator sends 10 inputs a second; input_hz needs the lean one")
     if not (COLYSEUS_DIR / "node_modules").is_dir():
         raise RuntimeError(
             f"{COLYSEUS_DIR / 'node_modules'} is missing: run `npm --prefix benchmarks/colyseus ci` first"
@@ -348,7 +351,7 @@ def run_colyseus(clients: int, duration: float = 20.0, warmup: float = 5.0, proc
             from lean_loadgen import run_lean
 
             return run_lean("colyseus", "colyseus.mjs", ["--url", url], clients, procs, [server.popen.pid],
-                            duration, warmup)
+                            duration, warmup, input_hz)
 
         loadgens: list[_NodeProcess] = []
         sample_paths: list[Path] = []

@@ -1,7 +1,7 @@
 """Driver of the lean load generators of the "sector" benchmark (``benchmarks/loadgen``).
 
 The same Node design on both sides (``benchmarks/loadgen/common.mjs``: raw ``ws`` sockets,
-many clients per process, 10 inputs a second each, one client in ten decoding frames), run
+many clients per process, 10 inputs a second each (``input_hz``), one client in ten decoding frames), run
 as K processes whose measurement windows are aligned (each joins its clients, reports ready,
 then all measure over the same wall-clock window). ``run_lean`` returns the result dict shared
 with ``starhold.client.loadtest`` and ``benchmarks/colyseus_peer.py`` (``RESULT_KEYS``) plus:
@@ -12,7 +12,8 @@ with ``starhold.client.loadtest`` and ``benchmarks/colyseus_peer.py`` (``RESULT_
 - ``loadgen_cpu_percent``: the same for the load-generator processes;
 - ``machine_cpu_percent``: the whole machine's CPU over the window (100 = one core), so what
   other work took is the rest; ``loadavg``: the 1-minute load average at the window's end;
-- ``loadgen_loop_delay_p99_ms``: the worst event-loop delay p99 among the load generators.
+- ``loadgen_loop_delay_p99_ms``: the worst event-loop delay p99 among the load generators;
+- ``input_hz``: the inputs each client sent per second (``--input-hz`` of the load generators).
 
 Usage: ``npm --prefix benchmarks/loadgen ci`` once.
 """
@@ -33,6 +34,9 @@ from colyseus_peer import _loadgen_result, _merge, _NodeProcess, _read_samples, 
 from starhold.client.loadstats import sample_usage
 
 LOADGEN_DIR = Path(__file__).resolve().parent / "loadgen"
+MAX_INPUT_HZ = 20.0
+"""Most inputs a client may send a second: Starhold's per-socket rate limit (``MAX_INPUT_HZ``
+in ``loadgen/common.mjs``)."""
 
 
 def check_installed() -> None:
@@ -54,12 +58,15 @@ def _machine_cpu(start: float, end: float, out: dict) -> None:
 
 
 def run_lean(target: str, script: str, args: list[str], clients: int, procs: int, server_pids: list[int],
-             duration: float, warmup: float) -> dict:
+             duration: float, warmup: float, input_hz: float = 10.0) -> dict:
     """Run ``node benchmarks/loadgen/<script> <args> --clients n_k --offset o_k`` in ``procs``
     processes (``clients`` split evenly; client indices are global, ``o_k`` the first of process
-    k), sample the servers and load generators over the common window and return the merged
-    result (see the module docstring). Every child is killed on return, errors included.
-    Raises RuntimeError when a load generator fails."""
+    k), each client sending ``input_hz`` inputs a second, sample the servers and load
+    generators over the common window and return the merged result (see the module
+    docstring). Every child is killed on return, errors included. Raises RuntimeError when a
+    load generator fails, ValueError for ``input_hz`` outside (0, MAX_INPUT_HZ]."""
+    if not 0 < input_hz <= MAX_INPUT_HZ:
+        raise ValueError(f"input_hz must be in (0, {MAX_INPUT_HZ}], not {input_hz!r}")
     check_installed()
     procs = max(1, min(procs, clients))
     children: list[_NodeProcess] = []
@@ -72,7 +79,8 @@ def run_lean(target: str, script: str, args: list[str], clients: int, procs: int
             paths.append(path)
             children.append(_NodeProcess([script, *args, "--clients", str(share), "--offset", str(offset),
                                           "--duration", str(duration), "--warmup", str(warmup),
-                                          "--samples", str(path), "--sync"], stdin=True, cwd=LOADGEN_DIR))
+                                          "--samples", str(path), "--sync", "--input-hz", f"{input_hz:g}"],
+                                         stdin=True, cwd=LOADGEN_DIR))
             offset += share
         _wait_for_event(children, "ready", timeout=60.0 + clients * 0.05)
         start = time.time() + warmup
@@ -95,6 +103,7 @@ def run_lean(target: str, script: str, args: list[str], clients: int, procs: int
         merged.update(machine)
         merged["loadgen_loop_delay_p99_ms"] = max(float(c.diagnostics.get("event_loop_delay_p99_ms", 0.0))
                                                   for c in children)
+        merged["input_hz"] = input_hz
         return merged
     finally:
         for child in reversed(children):

@@ -38,11 +38,17 @@ load average. The summary gives, for each N run on both sides, the ratio of serv
 player Starhold/Colyseus (same N, so the ratio of their server CPU).
 
     python benchmarks/realtime.py [--clients 100 500 1000 2000] [--duration 20] [--gateways 1] [--procs 2]
-        [--only starhold|colyseus] [--old-loadgens] [--serve-args "..."] [--repeat R] [--json results.json]
+        [--only starhold|colyseus] [--old-loadgens] [--serve-args "..."] [--repeat R] [--input-hz 10]
+        [--json results.json]
 
 ``--repeat R`` runs R rounds per N, each Starhold then Colyseus, and the summary gives each
 round's ratio and their median: on this machine one run's CPU moves by up to +-10 % from one
 minute to the next, on both sides.
+
+``--input-hz H`` has every client send H inputs a second instead of 10 (0 < H <= 20, the lean
+load generators only; the frames stay at 10 a second): runs at two rates split a server's CPU
+into what its inputs cost and the rest (the frames, the ticks and what a server costs idle), as
+``(cpu(10) - cpu(5)) / 5`` per input a second per player.
 
 ``--serve-args`` adds options to ``starhold serve`` (one string, split as a shell would), e.g.
 ``--serve-args "--host-mode local"`` (the gateway and the rooms in one process,
@@ -72,6 +78,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from colyseus_peer import LATENCY_EDGES  # noqa: E402
+from lean_loadgen import MAX_INPUT_HZ  # noqa: E402
 
 TARGET_P99_MS = 150.0
 ROOM_SIZE = 100
@@ -149,7 +156,7 @@ class StarholdServer:
 
 
 def run_starhold(clients: int, duration: float, warmup: float, gateways: int, procs: int, lean: bool = True,
-                 serve_args: list[str] | None = None) -> dict:
+                 serve_args: list[str] | None = None, input_hz: float = 10.0) -> dict:
     from starhold.client.loadtest import _room_paths, run_loadtest
 
     rooms = max(1, clients // ROOM_SIZE)
@@ -168,7 +175,7 @@ def run_starhold(clients: int, duration: float, warmup: float, gateways: int, pr
 
         paths = asyncio.run(games())
         result = run_lean("starhold", "starhold.mjs", ["--url", server.url, "--paths", ",".join(paths)],
-                          clients, procs, [server.proc.pid], duration, warmup)
+                          clients, procs, [server.proc.pid], duration, warmup, input_hz)
         result["rooms"] = rooms
         return result
     finally:
@@ -190,10 +197,11 @@ def start_starhold(gateways: int, attempts: int = 2, serve_args: list[str] | Non
     raise AssertionError("unreachable")
 
 
-def run_colyseus_side(clients: int, duration: float, warmup: float, procs: int, lean: bool = True) -> dict:
+def run_colyseus_side(clients: int, duration: float, warmup: float, procs: int, lean: bool = True,
+                      input_hz: float = 10.0) -> dict:
     from colyseus_peer import run_colyseus
 
-    return run_colyseus(clients, duration=duration, warmup=warmup, procs=procs, lean=lean)
+    return run_colyseus(clients, duration=duration, warmup=warmup, procs=procs, lean=lean, input_hz=input_hz)
 
 
 def failed(target: str, clients: int, exc: Exception) -> dict:
@@ -307,11 +315,15 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds per N, each running Starhold then Colyseus (the summary gives each "
                              "round's ratio and their median: a run alone moves by +-10 %%)")
+    parser.add_argument("--input-hz", type=float, default=10.0,
+                        help="inputs each client sends a second (default 10, at most 20; lean load generators)")
     parser.add_argument("--json", help="write every result to this file")
     args = parser.parse_args()
     serve_args = shlex.split(args.serve_args)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if not 0 < args.input_hz <= MAX_INPUT_HZ or (args.old_loadgens and args.input_hz != 10):
+        parser.error(f"--input-hz must be in (0, {MAX_INPUT_HZ:g}] (and 10 with --old-loadgens)")
     results = []
     for n in args.clients:
         for round_ in range(args.repeat):
@@ -322,10 +334,11 @@ def main() -> None:
                 try:
                     if target == "starhold":
                         result = run_starhold(n, args.duration, args.warmup, args.gateways, args.procs,
-                                              lean=not args.old_loadgens, serve_args=serve_args)
+                                              lean=not args.old_loadgens, serve_args=serve_args,
+                                              input_hz=args.input_hz)
                     else:
                         result = run_colyseus_side(n, args.duration, args.warmup, args.procs,
-                                                   lean=not args.old_loadgens)
+                                                   lean=not args.old_loadgens, input_hz=args.input_hz)
                 except Exception as exc:  # a run that collapses (e.g. clients never all join) is a result too
                     print(f"{target} with {n} clients failed: {exc}", file=sys.stderr, flush=True)
                     result = failed(target, n, exc)
@@ -335,7 +348,8 @@ def main() -> None:
     print(f"sector scenario, {args.duration:g} s measured after {args.warmup:g} s warm-up, "
           f"{os.cpu_count()} cores, Starhold with {args.gateways} gateway process(es)"
           f"{' and ' + args.serve_args if args.serve_args else ''}, "
-          f"{args.procs} {'old' if args.old_loadgens else 'lean'} load-generator process(es) per run")
+          f"{args.procs} {'old' if args.old_loadgens else 'lean'} load-generator process(es) per run, "
+          f"{args.input_hz:g} inputs a second per client")
     print(table(results))
     shares = distribution(results)
     if shares:

@@ -5,9 +5,10 @@
  *
  * Design (the same on both sides, so that the benchmark measures the servers):
  *   - Node 20, raw WebSockets from the `ws` package, many clients per process;
- *   - every client sends its move input 10 times a second with an increasing sequence
- *     number, from one scheduler per process (SLOTS phase slots of 10 ms, each client in
- *     one slot chosen at random), not one timer per client;
+ *   - every client sends its move input --input-hz times a second (default 10, at most 20:
+ *     Starhold's rate limit) with an increasing sequence number, from one scheduler per
+ *     process (SLOTS phase slots of a tenth of the input period each, each client in one
+ *     slot chosen at random), not one timer per client;
  *   - one client in DECODE_EVERY (client index % DECODE_EVERY == 0) decodes the frames it
  *     receives, to read its own ack, and measures input -> ack latency and frame jitter;
  *     the others read and discard frames (they only look at the first bytes to count
@@ -41,6 +42,8 @@ import { createInterface } from "node:readline";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 
 export const INPUT_PERIOD_MS = 100;
+/** Most inputs a client may send per second (--input-hz): Starhold's per-socket rate limit. */
+export const MAX_INPUT_HZ = 20;
 export const FRAME_PERIOD_MS = 100;
 export const SLOTS = 10;
 export const DECODE_EVERY = 10;
@@ -53,7 +56,7 @@ const LOOP_RESOLUTION_MS = 5;
 /** Parse `--key value` / `--flag` arguments; `extra` maps more option names to parsers. */
 export function parseArgs(argv, extra = {}) {
   const opts = { url: "", clients: 100, duration: 20, warmup: 5, grace: 1, ramp: undefined, samples: undefined,
-    sync: false, offset: 0 };
+    sync: false, offset: 0, inputHz: 1000 / INPUT_PERIOD_MS };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const next = () => {
@@ -65,12 +68,14 @@ export function parseArgs(argv, extra = {}) {
     else if (arg === "--url" || arg === "--samples") opts[key] = next();
     else if (["--clients", "--offset"].includes(arg)) opts[key] = Number.parseInt(next(), 10);
     else if (["--duration", "--warmup", "--grace", "--ramp"].includes(arg)) opts[key] = Number.parseFloat(next());
+    else if (arg === "--input-hz") opts.inputHz = Number.parseFloat(next());
     else if (key in extra) opts[key] = extra[key](next());
     else throw new Error(`unknown argument: ${arg}`);
   }
   for (const key of ["clients", "duration", "warmup", "grace", "offset"]) {
     if (!Number.isFinite(opts[key]) || opts[key] < 0) throw new Error(`invalid --${key}`);
   }
+  if (!(opts.inputHz > 0 && opts.inputHz <= MAX_INPUT_HZ)) throw new Error(`invalid --input-hz (0 < hz <= ${MAX_INPUT_HZ})`);
   if (!opts.url) throw new Error("--url is required");
   if (opts.ramp === undefined) opts.ramp = Math.min(5, Math.max(2, opts.clients / 250));
   return opts;
@@ -185,13 +190,13 @@ export class Client {
 }
 
 /**
- * Every INPUT_PERIOD_MS / SLOTS ms, the clients of the next slot send one input. After a
- * stall of the event loop longer than a period the schedule moves on (the missed slots are
- * not caught up in a burst, which would exceed a server's rate limit: Starhold allows 20
- * messages/s with bursts of 40).
+ * Every `periodMs / SLOTS` ms (`periodMs`: the input period, 1000 / --input-hz), the clients
+ * of the next slot send one input. After a stall of the event loop longer than a period the
+ * schedule moves on (the missed slots are not caught up in a burst, which would exceed a
+ * server's rate limit: Starhold allows 20 messages/s with bursts of 40).
  */
-export function startScheduler(slots) {
-  const step = INPUT_PERIOD_MS / SLOTS;
+export function startScheduler(slots, periodMs = INPUT_PERIOD_MS) {
+  const step = periodMs / SLOTS;
   let t0 = performance.now();
   let k = 0;
   const run = () => {
@@ -201,7 +206,7 @@ export function startScheduler(slots) {
       if (client.sending) client.tick(now);
     }
     k++;
-    if (now - (t0 + k * step) > INPUT_PERIOD_MS) t0 = now - k * step; // behind: skip ahead
+    if (now - (t0 + k * step) > periodMs) t0 = now - k * step; // behind: skip ahead
     setTimeout(run, Math.max(0, t0 + k * step - performance.now()));
   };
   setTimeout(run, 0);
@@ -248,7 +253,7 @@ function writeSamples(path, latency, jitter, roomIds) {
 export async function run(opts, target, clients, join, leave) {
   const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   const slots = Array.from({ length: SLOTS }, () => []);
-  startScheduler(slots);
+  startScheduler(slots, 1000 / opts.inputHz);
   const batches = Math.ceil(clients.length / JOIN_BATCH);
   const spacing = batches > 1 ? (opts.ramp * 1000) / batches : 0;
   const t0 = performance.now();
