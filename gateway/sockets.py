@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from .. import protocol
 from .._runtime.events import Connect, Message
 from ..messages import kind_schemas, parse_client_message
-from ..wsdirect import write_binary_now, write_binary_parts_now
+from ..wsdirect import FrameWriter, write_binary_now, write_binary_parts_now
 from . import metrics
 
 if TYPE_CHECKING:
@@ -118,8 +118,20 @@ class ClientSocket:
         # starhold.wsdirect's direct path (its self-check passed): messages arrive through
         # _on_data, not through receive(), and _write_now writes through aiohttp's frame writer.
         self._direct_write = direct is not None
+        writer = getattr(ws, "_writer", None) if direct is not None else None
+        self.fast: FrameWriter | None = FrameWriter(writer) if writer is not None else None
+        """The direct frame path's state for a room link's fan-out (``RoomLink``): ``fast.plain``
+        is kept True exactly while ``deliver_spliced`` would write at once (``_sync_fast``)."""
         if direct is not None:
             direct.attach(self._on_data)
+
+    def _sync_fast(self) -> None:
+        """Keep ``fast.plain``: nothing queued or being written, not closing, not behind, no
+        keyframe awaited (the conditions of ``deliver_spliced``'s direct write)."""
+        fast = self.fast
+        if fast is not None:
+            fast.plain = (self.close_code is None and self.behind_since is None and not self.awaiting_keyframe
+                          and not self._writing and not self._queue.qsize())
 
     def log_extra(self) -> dict:
         return {"conn": self.conn_id, "room": f"{self.kind}/{self.room_id}", "player": self.identity.player}
@@ -134,6 +146,7 @@ class ClientSocket:
             self._queue.put_nowait(data)
         except asyncio.QueueFull:
             self.close_soon(protocol.CLOSE_SLOW_CONSUMER, "too far behind")
+        self._sync_fast()
 
     def _write_now(self, data: bytes) -> bool:
         """Write ``data`` to the socket at once when nothing is queued before it and the
@@ -155,6 +168,12 @@ class ClientSocket:
         it catches up, then resynchronises from a keyframe (see the module docstring)."""
         if self.close_code is not None:
             return
+        try:
+            self._deliver_frame(data, keyframe)
+        finally:
+            self._sync_fast()
+
+    def _deliver_frame(self, data: bytes, keyframe: bool) -> None:
         if self.awaiting_keyframe:
             if not keyframe:
                 return
@@ -197,6 +216,7 @@ class ClientSocket:
         """Close after what is already queued has been sent."""
         if self.close_code is None:
             self.close_code = code
+            self._sync_fast()
             while True:  # make room for the close marker
                 try:
                     self._queue.put_nowait((_CLOSE, code, reason))
@@ -219,6 +239,7 @@ class ClientSocket:
                     await send(item)
                 finally:
                     self._writing = False
+                    self._sync_fast()
         except (ConnectionError, RuntimeError):
             pass  # the client went away; the read loop ends too
 
