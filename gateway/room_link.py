@@ -548,7 +548,7 @@ class RoomLink:
                 for conn_id, head in item[2]:
                     # The direct path (starhold.wsdirect.FrameWriter) without visiting the socket
                     # and its response, writer and queue objects: cold in the cache at this rate.
-                    fast = writers.get(conn_id)
+                    fast = writers.get(conn_id)  # (fast.plain and fast.ok(), inlined)
                     if fast is not None and fast.plain and not fast.protocol._paused and not fast.writer._closing:
                         transport = fast.transport
                         if not transport.is_closing():

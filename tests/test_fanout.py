@@ -11,7 +11,7 @@ from starhold.gateway import metrics
 from starhold.gateway.auth import Identity
 from starhold.gateway.room_link import RoomLink
 from starhold.gateway.sockets import ClientSocket
-from starhold.wsdirect import binary_frame_header
+from starhold.wsdirect import FrameWriter, binary_frame_header
 
 from test_limits import Clock, FakeGateway, FakeLink, settle
 
@@ -163,3 +163,17 @@ async def test_a_socket_the_link_lets_go_loses_its_direct_path():
     link._dispatch_items(splice([a, b]))
     assert a.ws._writer.transport.data == b"" and b.ws._writer.transport.data == b""
     await link.stop()
+
+
+def test_a_frame_writer_takes_frames_while_its_connection_is_neither_closing_nor_paused():
+    ws = DirectWS()
+    fast = FrameWriter(ws._writer)
+    assert fast.plain and fast.ok()
+    ws._writer.protocol._paused = True
+    assert not fast.ok()
+    ws._writer.protocol._paused = False
+    ws._writer._closing = True
+    assert not fast.ok()
+    ws._writer._closing = False
+    ws._writer.transport.closing = True
+    assert not fast.ok()

@@ -433,7 +433,6 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
             decoders = kind_decoders(self.room_cls)
             conns = self._conns
             try:
-                self.events_handled += len(events)
                 for event in events:
                     if isinstance(event, Message):  # nearly every event (a class pattern costs ~7x this)
                         message = event.message
@@ -496,6 +495,7 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
                             log.warning("room %s: unknown event %r", self.key, event)
                 if run:
                     await self._run_batch(run)
+                self.events_handled += len(events)
             except BaseException:
                 if self._pending is not None:
                     self._pending = None
