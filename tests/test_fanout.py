@@ -4,7 +4,6 @@ while nothing is queued or being written for that socket, it is not behind or re
 and its connection is neither closing nor paused; otherwise the socket's own path takes it, in
 order behind what it queued. Fake WebSocket and transport, a manual clock; no sleeps."""
 
-import asyncio
 
 from starhold.rooms import protocol as P
 from starhold.gateway import metrics
@@ -13,7 +12,7 @@ from starhold.gateway.room_link import RoomLink
 from starhold.gateway.sockets import ClientSocket
 from starhold.wsdirect import FrameWriter, binary_frame_header
 
-from test_limits import Clock, FakeGateway, FakeLink, settle
+from test_limits import Clock, FakeGateway, FakeLink, FakeWS, settle
 
 
 class Transport:
@@ -51,25 +50,16 @@ class Direct:
         pass
 
 
-class DirectWS:
+class DirectWS(FakeWS):
     """A prepared ``DirectWebSocketResponse``: frames written at once go to ``_writer.transport``;
     ``send_bytes`` (the writer task's path) records them in ``sent`` while ``gate`` is set."""
 
     closed = False
 
     def __init__(self):
+        super().__init__()
         self._writer = Writer()
         self.direct = Direct()
-        self.sent: list[bytes] = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def send_bytes(self, data):
-        await self.gate.wait()
-        self.sent.append(data)
-
-    async def close(self, code=1000, message=b""):
-        self.closed = True
 
 
 def wire(data: bytes) -> bytes:
@@ -137,7 +127,7 @@ async def test_no_frame_reaches_a_socket_that_closes_or_whose_connection_is_clos
     link._dispatch_items(splice([a, b]))
     assert a.ws._writer.transport.data == b"" and b.ws._writer.transport.data == b""
     await settle()
-    assert a.ws.sent == [] and a.ws.closed  # the close went out, no frame before it
+    assert a.ws.sent == [] and a.ws.closed_with == P.CLOSE_NORMAL  # the close went out, no frame before it
     await link.stop()
 
 
