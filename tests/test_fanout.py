@@ -4,7 +4,6 @@ while nothing is queued or being written for that socket, it is not behind or re
 and its connection is neither closing nor paused; otherwise the socket's own path takes it, in
 order behind what it queued. Fake WebSocket and transport, a manual clock; no sleeps."""
 
-
 from starhold.rooms import protocol as P
 from starhold.gateway import metrics
 from starhold.gateway.auth import Identity
