@@ -199,13 +199,13 @@ class ClientSocket:
 
     def deliver_spliced(self, head: bytes, tail: bytes, keyframe: bool) -> None:
         """``deliver_frame(head + tail, keyframe)``: a frame spliced from this client's head and
-        the tick's shared tail. When the frame can be written at once (nothing queued or being
-        written, not behind, no keyframe awaited, the direct path), it is, by
-        ``starhold.wsdirect.write_binary_parts_now`` (one join of header, head and tail, no
+        the tick's shared tail. When the frame can be written at once (``fast.plain``: the
+        direct path, nothing queued or being written, not behind, no keyframe awaited), it is,
+        by ``starhold.wsdirect.write_binary_parts_now`` (one join of header, head and tail, no
         call chain per frame: it runs for every client every tick); otherwise as
         ``deliver_frame``."""
-        if (self._direct_write and self.close_code is None and self.behind_since is None and not self.awaiting_keyframe
-                and not self._writing and not self._queue.qsize() and write_binary_parts_now(self.ws, head, tail)):
+        fast = self.fast
+        if fast is not None and fast.plain and write_binary_parts_now(self.ws, head, tail):
             traffic = metrics.TRAFFIC
             traffic.messages_out += 1
             traffic.bytes_out += len(head) + len(tail)
