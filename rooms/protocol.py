@@ -252,7 +252,7 @@ def quantize_many(values) -> list[float]:
     return values.astype("float32").astype("float64").tolist()
 
 
-def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, names: list,
+def pack_frame_tail(base: int | None, time: float, rows: list | bytes, removed: list, names: list,
                     hp: list | None = None, events: list | None = None) -> bytes:
     """Encode the part of a ``frame`` payload that is the same for every client: the keys
     ``base``, ``time``, ``ships``, ``removed`` and ``names`` with their values, then ``hp`` and
@@ -261,7 +261,8 @@ def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, na
 
     ``base``: tick of the frame this one is a delta against, or None for a keyframe (a full
     snapshot); ``time``: game time of the tick, seconds; ``rows``: ``[id, x, y, flags]`` per
-    changed ship (every ship in a keyframe), x and y in world units, packed as float32;
+    changed ship (every ship in a keyframe), x and y in world units, packed as float32 (or
+    those rows already packed, bytes: ``starhold.kernels.frames.pack_rows``);
     ``removed``: ids of ships gone since ``base``; ``names``: ``[id, name]`` per ship new since
     ``base`` or renamed (every ship in a keyframe); ``hp``: ``[id, hp, max_hp]`` (ints) per ship
     whose hit points changed since ``base`` (every ship in a keyframe); ``events``: this tick's
@@ -270,7 +271,7 @@ def pack_frame_tail(base: int | None, time: float, rows: list, removed: list, na
     """
     parts = [
         frame_tail_start(base), _KEY_TIME, msgpack.packb(float(time)),
-        _KEY_SHIPS, _row_packer.pack(rows), _KEY_REMOVED, msgpack.packb(removed),
+        _KEY_SHIPS, rows if type(rows) is bytes else _row_packer.pack(rows), _KEY_REMOVED, msgpack.packb(removed),
         _KEY_NAMES, msgpack.packb(names, use_bin_type=True),
     ]
     if hp is not None or events is not None:

@@ -61,6 +61,7 @@ import asyncio
 import msgpack
 
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
+from starhold.kernels.frames import frame_heads
 from starhold.kernels.motion import ship_rows, steer
 from .. import protocol
 from .fleet import Fleet, PREFIX as SHIP_PREFIX
@@ -78,8 +79,6 @@ leaves and seat changes are written at once; a stopping loop flushes)."""
 ACK_WAIT = 0.02
 """Seconds a tick that applied inputs waits for their commit to be replicated before it sends
 its frame (which acknowledges what is durable by then; the rest is acknowledged next tick)."""
-_ACK_PACKER = msgpack.Packer()
-"""Packs the per-client ``ack`` of a frame's head (an int)."""
 CLOSE_LEAVE = protocol.CLOSE_NORMAL
 """A socket closed with this code left on purpose: its seat is released at once, not held."""
 
@@ -339,23 +338,11 @@ class ShipRoom(Room):
         rows, _ = self.rows_at(at)
         delta = self.sync.step(tick, at - GAME_EPOCH, rows, self.names(), *self.frame_extras())
         prefix = protocol.frame_prefix(tick, self.sync.keys)
-        packb = _ACK_PACKER.pack  # msgpack.packb would build a Packer per call
-        by_conn, acks = self.seats.by_conn, self._durable_acks
         durable = self.durable_mark()
         self._settle_acks(durable)
-        heads, key_heads, waiting = [], [], set()
-        for conn in self.connections:
-            player = by_conn.get(conn.id)
-            if player is None:
-                continue
-            joined = self._welcome_marks.get(conn.id)
-            if joined is not None:
-                if joined > durable:  # its welcome is not released yet: nothing before it
-                    waiting.add(conn.id)
-                    continue
-                del self._welcome_marks[conn.id]
-            head = prefix + packb(acks.get(player, 0))
-            (key_heads if conn.id in self.need_keyframe else heads).append((conn, head))
+        # Seated connections only; one whose welcome is not released yet gets nothing before it.
+        heads, key_heads, waiting = frame_heads(prefix, self.connections, self.seats.by_conn, self._durable_acks,
+                                                self._welcome_marks, durable, self.need_keyframe)
         self.send_spliced(delta, heads)
         if key_heads:
             self.send_spliced(self.sync.keyframe(), key_heads)

@@ -20,6 +20,7 @@ events (also in that tick's keyframe). Without combat the frames are exactly as 
 
 from __future__ import annotations
 
+from starhold.kernels.frames import pack_rows
 from .. import protocol
 
 
@@ -56,9 +57,8 @@ class FrameSync:
         if base is None:
             tail = self._keyframe_tail(time, rows, names, hp, events)
         else:
-            prev_rows, prev_names = self.rows, self.names
-            changed = [[i, *r] for i, r in rows.items() if prev_rows.get(i) != r]
-            removed = [i for i in prev_rows if i not in rows]
+            prev_names = self.names
+            changed, _, removed = pack_rows(rows, self.rows)
             new_names = [] if names is prev_names else [[i, n] for i, n in names.items() if prev_names.get(i) != n]
             if self.combat:
                 prev_hp = self.hp
@@ -83,7 +83,7 @@ class FrameSync:
         self._keyframe = None
 
     def _keyframe_tail(self, time, rows, names, hp, events) -> bytes:
-        ships = [[i, *r] for i, r in rows.items()]
+        ships, _, _ = pack_rows(rows)
         names = [[i, n] for i, n in names.items()]
         if not self.combat:
             return protocol.pack_frame_tail(None, time, ships, [], names)
