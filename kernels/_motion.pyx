@@ -100,7 +100,7 @@ def ship_position(dict ship, double speed, double t):
     return x0 + dx * f, y0 + dy * f, True
 
 
-def steer(dict ship, double tx, double ty, double t, double speed):
+cpdef dict steer(dict ship, double tx, double ty, double t, double speed):
     """See ``starhold.kernels.motion.steer``."""
     cdef double x0 = ship["x0"], y0 = ship["y0"], ox = ship["tx"], oy = ship["ty"], t0 = ship["t0"]
     cdef double dx = ox - x0, dy = oy - y0, dist, travel, f, x, y
@@ -122,3 +122,31 @@ def steer(dict ship, double tx, double ty, double t, double speed):
     out["ty"] = ty
     out["t0"] = t
     return out
+
+
+def steer_moves(list batch, dict by_conn, dict seats, dict ships, double limit, double t, double speed):
+    """See ``starhold.kernels.motion.steer_moves``."""
+    cdef list moved = [], acks = []
+    cdef dict steered = {}  # ship id -> its new dict, for a ship moved twice in the batch
+    cdef double x, y
+    cdef object conn, message, player, ship_id, ship, payload
+    for conn, message in batch:
+        player = by_conn.get(conn.id)
+        if player is None:
+            continue
+        ship_id = seats[player]["ship"]
+        ship = steered.get(ship_id)
+        if ship is None:
+            ship = ships.get(ship_id)
+            if ship is None:
+                continue
+        payload = message.payload
+        x = payload.x
+        y = payload.y
+        x = -limit if x < -limit else limit if x > limit else x
+        y = -limit if y < -limit else limit if y > limit else y
+        ship = steer(ship, x, y, t, speed)
+        steered[ship_id] = ship
+        moved.append(ship)
+        acks.append((player, message.seq))
+    return moved, acks

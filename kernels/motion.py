@@ -19,7 +19,8 @@ import numpy as np
 from ._extensions import load
 
 __all__ = ["positions_at", "positions_at_py", "position_at", "ship_rows", "ship_rows_py", "set_legs",
-           "set_legs_py", "ship_position", "ship_position_py", "steer", "steer_py", "COMPILED"]
+           "set_legs_py", "ship_position", "ship_position_py", "steer", "steer_py", "steer_moves",
+           "steer_moves_py", "COMPILED"]
 
 
 def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
@@ -82,6 +83,27 @@ def steer_py(ship: dict, tx: float, ty: float, t: float, speed: float) -> dict:
     return {**ship, "x0": x, "y0": y, "tx": tx, "ty": ty, "t0": t}
 
 
+def steer_moves_py(batch: list, by_conn: dict, seats: dict, ships: dict, limit: float, t: float,
+                   speed: float) -> tuple[list[dict], list[tuple[str, int]]]:
+    """Pure-Python twin of the compiled ``steer_moves``."""
+    moved, acks, steered = [], [], {}
+    for conn, message in batch:
+        player = by_conn.get(conn.id)
+        if player is None:
+            continue
+        ship_id = seats[player]["ship"]
+        ship = steered.get(ship_id) or ships.get(ship_id)
+        if ship is None:
+            continue
+        x, y = float(message.payload.x), float(message.payload.y)
+        x = -limit if x < -limit else limit if x > limit else x
+        y = -limit if y < -limit else limit if y > limit else y
+        ship = steered[ship_id] = steer(ship, x, y, t, speed)
+        moved.append(ship)
+        acks.append((player, message.seq))
+    return moved, acks
+
+
 def set_legs_py(legs, rows, ships):
     """Pure-Python twin of the compiled ``set_legs``."""
     if len(ships) != len(rows) or legs.ndim != 2 or legs.shape[1] != 5:
@@ -99,6 +121,18 @@ _ship_rows = _ext.ship_rows if COMPILED else ship_rows_py
 _set_legs = _ext.set_legs if COMPILED else set_legs_py
 ship_position = _ext.ship_position if COMPILED else ship_position_py
 steer = _ext.steer if COMPILED else steer_py
+steer_moves = _ext.steer_moves if COMPILED else steer_moves_py
+steer_moves.__doc__ = """``steer_moves(batch, by_conn, seats, ships, limit, t, speed) -> (moved, acks)``: a run
+of ``move_to`` inputs applied as ``steer`` would apply each, in order, without changing any
+argument. ``batch``: ``[(connection, message)]``, each connection with an ``id`` and each
+message a ``seq`` and a ``payload`` with ``x``/``y`` (world units); ``by_conn``: connection id
+-> player (inputs of other connections are skipped); ``seats``: player -> seat dict (its
+``"ship"``: a ship id; a player of ``by_conn`` without a seat raises ``KeyError``); ``ships``:
+ship id -> ship dict (inputs for an absent ship are skipped). Each target is clamped to
+``[-limit, limit]`` on both axes, then the ship is steered at clock time ``t`` (seconds) at
+``speed`` (world units/s); a ship moved twice starts its second leg from its first. Returns
+the new ship dicts in input order (a ship moved twice appears twice: the last is its final
+dict) and ``[(player, seq)]`` of the inputs applied. The twin is ``steer_moves_py``."""
 steer.__doc__ = """``steer(ship, tx, ty, t, speed) -> dict``: a copy of the dict ``ship`` flying a new
 leg from where it is at time ``t`` (``ship_position``, bit-identical) toward ``(tx, ty)``:
 ``x0, y0`` that position, ``tx, ty`` the target, ``t0 = t`` (world units, seconds; ``speed``

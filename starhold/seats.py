@@ -175,6 +175,16 @@ class Seats:
             self._acked.add(player)
         return seat["ack"]
 
+    def ack_many(self, acks: list[tuple[str, int]]) -> None:
+        """``ack(player, seq)`` for each ``(player, seq)`` of ``acks``, in order. Raises
+        ``KeyError`` for a player without a seat (the acks before it are recorded)."""
+        seats, acked = self.seats, self._acked
+        for player, seq in acks:
+            seat = seats[player]
+            if seq > seat["ack"]:
+                seat["ack"] = seq
+                acked.add(player)
+
     def update(self, player: str, **data) -> dict:
         """Change the room's own fields of ``player``'s seat (written behind). ``KeyError``
         when there is none."""

@@ -56,3 +56,27 @@ def test_deltas_carry_only_new_and_renamed_ships_names():
     assert delta["removed"] == [1] and delta["names"] == []
     keyframe = _decode(sync, sync.keyframe())
     assert keyframe["base"] is None and sorted(keyframe["names"]) == [[2, "Robert"], [3, "Cat"]]
+
+
+def test_fleet_touch_many_leaves_the_fleet_as_touching_each_in_order():
+    def moves(fleet):
+        one, two = fleet.ships[1], fleet.ships[2]
+        return [{**one, "x0": 3.0}, {**two, "name": "Bobby", "tx": 9.0}, {**one, "x0": 4.0, "ty": 2.0}]
+
+    for with_arrays in (True, False):
+        single, many = _fleet(), _fleet()
+        if with_arrays:  # rows updated in place next arrays()
+            single.arrays(), many.arrays()
+            single.names(), many.names()
+        for ship in moves(single):
+            single.touch(ship)
+        many.touch_many(moves(many))
+        assert many.ships == single.ships and many.names() == single.names() == {1: "Ann", 2: "Bobby"}
+        ids, cols, _ = many.arrays()
+        assert ids == single.arrays()[0] and (cols == single.arrays()[1]).all()
+        assert cols[0].tolist() == [4.0, 0.0, 0.0, 2.0, 0.0]
+        assert many.take_writes() == single.take_writes()
+    fleet = _fleet()
+    fleet.arrays()
+    fleet.touch_many([{"id": 7, "player": "cat", "name": "Cat", "x0": 1.0, "y0": 1.0, "tx": 1.0, "ty": 1.0, "t0": 0.0}])
+    assert fleet.arrays()[0] == [1, 2, 7]  # a new ship: the arrays are rebuilt

@@ -131,3 +131,32 @@ def test_steer_starts_a_new_leg_where_the_ship_is_on_a_copy(steer):
         steer({"x0": 0.0}, 1.0, 1.0, 1.0, 50.0)
     with pytest.raises(TypeError):
         steer({"x0": "a", "y0": 0.0, "tx": 0.0, "ty": 0.0, "t0": 0.0}, 1.0, 1.0, 1.0, 50.0)
+
+
+class _Conn:
+    def __init__(self, conn_id):
+        self.id = conn_id
+
+
+class _Message:
+    def __init__(self, seq, x, y):
+        self.seq = seq
+        self.payload = type("P", (), {"x": x, "y": y})()
+
+
+@pytest.mark.parametrize("steer_moves", [motion.steer_moves, motion.steer_moves_py], ids=["kernel", "twin"])
+def test_steer_moves_applies_a_run_as_steer_would_one_by_one(steer_moves):
+    ships = {i: {"id": i, "name": f"s{i}", "x0": 0.0, "y0": 0.0, "tx": 10.0 * i, "ty": 0.0, "t0": 0.0} for i in (1, 2, 3)}
+    seats = {"pa": {"ship": 1}, "pb": {"ship": 2}, "pc": {"ship": 9}}  # pc's ship is gone
+    by_conn = {"a": "pa", "b": "pb", "c": "pc"}
+    before = {i: dict(s) for i, s in ships.items()}
+    batch = [(_Conn("a"), _Message(5, 5000.0, -3.0)), (_Conn("x"), _Message(6, 1.0, 1.0)),  # x: not seated
+             (_Conn("c"), _Message(7, 1.0, 1.0)), (_Conn("b"), _Message(8, 4, -9000)),
+             (_Conn("a"), _Message(9, 1.0, 2.0))]  # a's ship again: from its first new leg
+    moved, acks = steer_moves(batch, by_conn, seats, ships, 1000.0, 0.1, 50.0)
+    first = motion.steer(ships[1], 1000.0, -3.0, 0.1, 50.0)  # clamped to the limit
+    assert moved == [first, motion.steer(ships[2], 4.0, -1000.0, 0.1, 50.0), motion.steer(first, 1.0, 2.0, 0.1, 50.0)]
+    assert acks == [("pa", 5), ("pb", 8), ("pa", 9)]
+    assert ships == before  # nothing changed in place
+    with pytest.raises(KeyError):  # a seated connection whose player has no seat
+        steer_moves([(_Conn("a"), _Message(1, 0.0, 0.0))], by_conn, {}, ships, 1000.0, 0.1, 50.0)

@@ -244,3 +244,19 @@ def test_take_changes_keeps_the_seats_whose_ack_alone_changed_apart():
     assert seats.take_changes() == ({}, [], {})  # taken
     seats.ack("a", 7)
     assert seats.take_writes() == ({"seat:a": seats.seats["a"]}, [])  # take_writes: every change whole
+
+
+def test_ack_many_records_each_ack_as_ack_does_in_order():
+    room = type("R", (), {"params": {}, "seat_hold": None, "max_players": None})()
+    single, many = Seats(room), Seats(room)
+    for seats in (single, many):
+        seats.seats = {"ann": {"player": "ann", "ack": 4}, "bob": {"player": "bob", "ack": 9}}
+    acks = [("ann", 5), ("bob", 3), ("ann", 2), ("ann", 7)]  # bob's is old: no change
+    for player, seq in acks:
+        single.ack(player, seq)
+    many.ack_many(acks)
+    assert many.seats == single.seats and many.seats["ann"]["ack"] == 7 and many.seats["bob"]["ack"] == 9
+    assert many.take_changes() == single.take_changes() == ({}, [], {"seat:ann": many.seats["ann"]})
+    with pytest.raises(KeyError):
+        many.ack_many([("ann", 8), ("cat", 1)])
+    assert many.seats["ann"]["ack"] == 8  # the acks before the unknown player are recorded

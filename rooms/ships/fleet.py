@@ -94,6 +94,22 @@ class Fleet:
         else:
             self._soa = None
 
+    def touch_many(self, ships: list[dict]) -> None:
+        """``touch`` each of ``ships`` in order (a ship listed twice ends as its last dict)."""
+        stored, dirty, stale = self.ships, self._dirty, self._stale
+        names, soa = self._names, self._soa
+        index = soa[2] if soa is not None else None
+        for ship in ships:
+            ship_id = ship["id"]
+            stored[ship_id] = ship
+            dirty.add(ship_id)
+            if names is not None and names.get(ship_id) != ship["name"]:
+                names = self._names = None
+            if index is not None and ship_id in index:
+                stale[ship_id] = ship  # its row is updated by the next arrays()
+            else:
+                index = self._soa = None
+
     def mark(self, ship_id: int) -> None:
         """Ship ``ship_id`` changed in place (not its leg): write it behind."""
         self._dirty.add(ship_id)

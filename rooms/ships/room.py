@@ -62,7 +62,7 @@ import msgpack
 
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
 from starhold.kernels.frames import frame_heads
-from starhold.kernels.motion import ship_rows, steer
+from starhold.kernels.motion import ship_rows, steer, steer_moves
 from .. import protocol
 from .fleet import Fleet, PREFIX as SHIP_PREFIX
 from .journal import Journal
@@ -401,28 +401,30 @@ class ShipRoom(Room):
         (``order_move`` with the target clamped to ``limit``, the seat's ack), with the
         bookkeeping after the last (the inputs to commit with the next tick, the loop started)."""
         seats = self.seats
-        by_conn, seat_map, ships, order_move = seats.by_conn, seats.seats, self.fleet.ships, self.order_move
-        # The default order_move, inlined (one clock read per run: the run is applied at one instant).
-        default_move = type(self).order_move is ShipRoom.order_move
-        touch, now, speed = self.fleet.touch, self.clock.now(), protocol.SHIP_SPEED
-        lim = self.limit
+        by_conn, seat_map, ships, lim = seats.by_conn, seats.seats, self.fleet.ships, self.limit
         applied = False
-        for conn, message in batch:
-            player = by_conn.get(conn.id)
-            if player is None:
-                continue
-            ship = ships.get(seat_map[player]["ship"])
-            if ship is None:
-                continue
-            x, y = message.payload.x, message.payload.y
-            x = -lim if x < -lim else lim if x > lim else x
-            y = -lim if y < -lim else lim if y > lim else y
-            if default_move:
-                touch(steer(ship, x, y, now, speed))
-            else:
+        if type(self).order_move is ShipRoom.order_move:
+            # The default order_move, for the whole run in one kernel call (one clock read per
+            # run: the run is applied at one instant).
+            moved, acks = steer_moves(batch, by_conn, seat_map, ships, lim, self.clock.now(), protocol.SHIP_SPEED)
+            self.fleet.touch_many(moved)
+            seats.ack_many(acks)
+            applied = bool(acks)
+        else:
+            order_move = self.order_move
+            for conn, message in batch:
+                player = by_conn.get(conn.id)
+                if player is None:
+                    continue
+                ship = ships.get(seat_map[player]["ship"])
+                if ship is None:
+                    continue
+                x, y = message.payload.x, message.payload.y
+                x = -lim if x < -lim else lim if x > lim else x
+                y = -lim if y < -lim else lim if y > lim else y
                 order_move(conn, ship, x, y, message.seq)
-            seats.ack(player, message.seq)
-            applied = True
+                seats.ack(player, message.seq)
+                applied = True
         if applied:
             self.acks_dirty = True
             self.last_input = self.clock.now()
