@@ -1,6 +1,7 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, language_level=3
 """Compiled closed-form ship motion (the twin is ``starhold.kernels.motion.positions_at_py``)."""
 
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from libc.math cimport sqrt
 
 
@@ -150,3 +151,26 @@ def steer_moves(list batch, dict by_conn, dict seats, dict ships, double limit, 
         moved.append(ship)
         acks.append((player, message.seq))
     return moved, acks
+
+
+cdef packed struct _Leg:
+    long long id
+    double x0, y0, tx, ty, t0
+
+
+def pack_legs(list ships):
+    """See ``starhold.kernels.motion.pack_legs`` (native byte order: the wrapper uses this on
+    little-endian machines only)."""
+    cdef Py_ssize_t i, n = len(ships)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n * sizeof(_Leg))
+    cdef _Leg* legs = <_Leg*>PyBytes_AS_STRING(out)
+    cdef dict ship
+    for i in range(n):
+        ship = ships[i]
+        legs[i].id = ship["id"]
+        legs[i].x0 = ship["x0"]
+        legs[i].y0 = ship["y0"]
+        legs[i].tx = ship["tx"]
+        legs[i].ty = ship["ty"]
+        legs[i].t0 = ship["t0"]
+    return out

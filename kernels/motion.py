@@ -13,6 +13,8 @@ bit-identical results (no FMA contraction: the extension is built with ``-ffp-co
 from __future__ import annotations
 
 import math
+import struct
+import sys
 
 import numpy as np
 
@@ -20,7 +22,7 @@ from ._extensions import load
 
 __all__ = ["positions_at", "positions_at_py", "position_at", "ship_rows", "ship_rows_py", "set_legs",
            "set_legs_py", "ship_position", "ship_position_py", "steer", "steer_py", "steer_moves",
-           "steer_moves_py", "COMPILED"]
+           "steer_moves_py", "pack_legs", "pack_legs_py", "unpack_legs", "LEG_DTYPE", "COMPILED"]
 
 
 def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
@@ -114,6 +116,25 @@ def set_legs_py(legs, rows, ships):
         legs[r] = (ship["x0"], ship["y0"], ship["tx"], ship["ty"], ship["t0"])
 
 
+LEG_DTYPE = np.dtype([("id", "<i8"), ("x0", "<f8"), ("y0", "<f8"), ("tx", "<f8"), ("ty", "<f8"), ("t0", "<f8")])
+"""One packed leg (``pack_legs``): the ship id (int64) and ``x0, y0, tx, ty, t0`` (float64),
+little-endian, 48 bytes."""
+_LEG = struct.Struct("<q5d")
+
+
+def pack_legs_py(ships: list[dict]) -> bytes:
+    """Pure-Python twin of the compiled ``pack_legs``."""
+    return b"".join(_LEG.pack(s["id"], s["x0"], s["y0"], s["tx"], s["ty"], s["t0"]) for s in ships)
+
+
+def unpack_legs(data: bytes) -> list[tuple[int, float, float, float, float, float]]:
+    """The ``(id, x0, y0, tx, ty, t0)`` of each leg ``pack_legs`` packed in ``data``, in order.
+    Raises ``ValueError`` when ``len(data)`` is not a multiple of 48."""
+    if len(data) % LEG_DTYPE.itemsize:
+        raise ValueError(f"packed legs are {LEG_DTYPE.itemsize} bytes each, not {len(data)} in all")
+    return np.frombuffer(data, dtype=LEG_DTYPE).tolist()
+
+
 _ext = load("_motion")
 COMPILED = _ext is not None
 _compiled = _ext.positions_at if COMPILED else positions_at_py
@@ -121,6 +142,11 @@ _ship_rows = _ext.ship_rows if COMPILED else ship_rows_py
 _set_legs = _ext.set_legs if COMPILED else set_legs_py
 ship_position = _ext.ship_position if COMPILED else ship_position_py
 steer = _ext.steer if COMPILED else steer_py
+pack_legs = _ext.pack_legs if COMPILED and sys.byteorder == "little" else pack_legs_py
+pack_legs.__doc__ = """``pack_legs(ships) -> bytes``: the leg of each ship dict of the list ``ships`` (its
+``id``, an int in int64, and ``x0, y0, tx, ty, t0``, numbers) packed as ``LEG_DTYPE`` records,
+48 bytes each, in order (``unpack_legs`` reads them back, bit for bit). Raises ``KeyError``
+for a missing key, ``TypeError``/``OverflowError`` for a value that does not fit."""
 steer_moves = _ext.steer_moves if COMPILED else steer_moves_py
 steer_moves.__doc__ = """``steer_moves(batch, by_conn, seats, ships, limit, t, speed) -> (moved, acks)``: a run
 of ``move_to`` inputs applied as ``steer`` would apply each, in order, without changing any

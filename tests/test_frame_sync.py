@@ -80,3 +80,20 @@ def test_fleet_touch_many_leaves_the_fleet_as_touching_each_in_order():
     fleet.arrays()
     fleet.touch_many([{"id": 7, "player": "cat", "name": "Cat", "x0": 1.0, "y0": 1.0, "tx": 1.0, "ty": 1.0, "t0": 0.0}])
     assert fleet.arrays()[0] == [1, 2, 7]  # a new ship: the arrays are rebuilt
+
+
+def test_fleet_take_changes_gives_ships_whose_leg_alone_changed_apart():
+    fleet = _fleet()
+    fleet.new("cat", "Cat", 1.0, 1.0, 0.0)
+    fleet.take_writes()
+    ann, bob, cat = ({**fleet.ships[i], "x0": 9.0} for i in (1, 2, 3))
+    fleet.touch_many([ann, bob, cat], legs_only=True)
+    fleet.touch({**fleet.ships[2], "name": "Bobby"})  # bob: more than its leg since
+    fleet.remove(3)  # cat: gone
+    assert fleet.pending()
+    puts, deletes, moved = fleet.take_changes()
+    assert (list(puts), deletes, moved) == (["ship:2"], ["ship:3"], [ann])
+    assert not fleet.pending() and fleet.take_changes() == ({}, [], [])
+    fleet.touch_many([{**ann, "x0": 1.0}], legs_only=True)
+    assert fleet.take_writes() == ({"ship:1": {**ann, "x0": 1.0}}, [])  # as a whole ship without a journal
+    assert fleet.take_changes() == ({}, [], [])

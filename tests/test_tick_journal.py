@@ -3,6 +3,7 @@ folded into their keys later, and nothing acknowledged lost when the room crashe
 
 import json
 
+import msgspec
 import pytest
 
 from starhold.rooms import protocol as P
@@ -97,8 +98,8 @@ async def test_an_entry_over_the_value_limit_is_split(storage):
     stored = await entries(storage)
     assert len(stored) >= 3 and all(len(v) < MAX_VALUE_BYTES for v in stored.values())
     stored = [read_entry(v) for v in stored.values()]
-    assert sum(len(puts) for puts, _, _ in stored) == 300
-    assert [d for _, d, _ in stored if d] == [["ship:gone"]]
+    assert sum(len(entry[0]) for entry in stored) == 300
+    assert [entry[1] for entry in stored if entry[1]] == [["ship:gone"]]
     await Journal(storage).load(now=0.0)
     assert len(await storage.list(prefix="ship:")) == 300
     with pytest.raises(ValueError):
@@ -112,8 +113,8 @@ async def test_an_entry_with_patches_over_the_limit_is_split_with_whole_values(s
     await journal.append(big, [], {k: {"ack": v["ack"]} for k, v in seats.items()}, seats)
     await storage.commit()
     stored = [read_entry(v) for v in (await entries(storage)).values()]
-    assert len(stored) >= 3 and not any(patches for _, _, patches in stored)
-    assert {k: v for puts, _, _ in stored for k, v in puts.items() if k.startswith("seat:")} == seats
+    assert len(stored) >= 3 and not any(entry[2] for entry in stored)
+    assert {k: v for entry in stored for k, v in entry[0].items() if k.startswith("seat:")} == seats
     await Journal(storage).load(now=0.0)
     assert await storage.list(prefix="seat:") == seats
 
@@ -145,13 +146,64 @@ async def test_a_patch_stores_the_changed_fields_and_is_applied_on_the_latest_va
     with pytest.raises(KeyError):
         await journal.append({}, [], {"seat:c": {"ack": 1}})
     await storage.commit()
-    (_, _, patches), = [read_entry(v) for k, v in (await entries(storage)).items() if k.endswith("1")]
+    (_, _, patches, _, _), = [read_entry(v) for k, v in (await entries(storage)).items() if k.endswith("1")]
     assert patches == {"seat:a": {"ack": 5}}  # the fields alone, not the seat
     assert journal.latest("seat:a") is a  # the whole value, for the fold
     assert await Journal(storage).load(now=0.0) == 3  # a restart: patches applied in order
     await storage.commit()
     assert await storage.get("seat:a") == {"player": "a", "token": "t" * 32, "ack": 5}
     assert await storage.get("seat:b") == {"ack": 9, "x": 7}
+
+
+def _ship(ship_id: int, x: float, name: str = "Vega") -> dict:
+    return {"id": ship_id, "player": f"p{ship_id}", "name": name, "x0": x, "y0": -x, "tx": 2 * x, "ty": 0.5,
+            "t0": 1.7e9 + x}
+
+
+async def test_legs_and_acks_store_packed_legs_and_bare_acks_applied_on_the_latest_values(storage):
+    await storage.put({"ship:1": _ship(1, 0.0), "seat:a": {"player": "a", "token": "t" * 32, "ack": 1}})
+    await storage.commit()
+    journal = Journal(storage)
+    a = {"player": "a", "token": "t" * 32, "ack": 5}
+    moved = [_ship(1, 1.25), _ship(2, 3.5, name="Rigel")]
+    await journal.append({"ship:2": _ship(2, 0.0, name="Rigel")}, [], values={"seat:a": a}, legs=moved[:1],
+                         acks={"seat:a": 5})
+    await journal.append({}, [], legs=moved[1:])  # a leg of a key journaled in an earlier entry
+    await journal.append({}, [], legs=[_ship(9, 1.0)])  # a leg of a key that is in neither: ignored on load
+    with pytest.raises(KeyError):  # an ack needs its whole value, as a patch does
+        await journal.append({}, [], values={"seat:a": a}, acks={"seat:b": 3})
+    await storage.commit()
+    first, second, _ = [read_entry(v) for v in (await entries(storage)).values()]
+    puts, deletes, patches, legs, acks = first
+    assert (list(puts), deletes, patches, acks) == (["ship:2"], [], {}, {"seat:a": 5})  # the bare ack
+    assert len(legs) == 48 and len(second[3]) == 48  # a packed leg per ship, not the ship
+    assert journal.latest("ship:1") is moved[0] and journal.latest("seat:a") is a  # whole values, for the fold
+    assert journal.latest("ship:2") is moved[1]
+    assert await Journal(storage).load(now=0.0) == 3  # a restart: the legs and acks replayed in order
+    await storage.commit()
+    assert await storage.get("ship:1") == moved[0] and await storage.get("ship:2") == moved[1]
+    assert await storage.get("seat:a") == a and await storage.get("ship:9") is None
+
+
+async def test_an_entry_with_legs_over_the_limit_is_split_with_whole_ships(storage):
+    journal = Journal(storage)
+    ships = [{**_ship(i, float(i)), "blob": "x" * 1000} for i in range(300)]  # 14 KB packed, ~300 KB whole
+    seats = {f"seat:{i}": {"player": str(i), "ack": i} for i in range(3)}
+    await journal.append({f"ship:{i}": {"blob": "y" * 1000} for i in range(300, 430)}, [], values=seats,
+                         legs=ships, acks={k: v["ack"] for k, v in seats.items()})  # 130 KB of puts: too big
+    await storage.commit()
+    stored = [read_entry(v) for v in (await entries(storage)).values()]
+    assert len(stored) >= 3 and not any(entry[3] or entry[4] for entry in stored)
+    await Journal(storage).load(now=0.0)
+    await storage.commit()
+    assert await storage.get("ship:7") == ships[7] and await storage.list(prefix="seat:") == seats
+
+
+async def test_an_entry_of_an_unknown_format_is_refused_not_misread(storage):
+    await storage.put(f"{PREFIX}{1:012d}", msgspec.msgpack.encode({"v": 3, "puts": {"ship:1": {"x": 1}}}))
+    await storage.commit()
+    with pytest.raises(ValueError, match="unknown format"):
+        await Journal(storage).load(now=0.0)
 
 
 @pytest.mark.parametrize("kind, room_id, params", [("system", "sol", PARAMS), ("session", "s1", {})],

@@ -41,6 +41,7 @@ class Fleet:
         self.on_rebuild = on_rebuild
         self.on_remove = on_remove
         self._dirty: set[int] = set()
+        self._moved: set[int] = set()  # ships whose leg alone changed since the last take (touch_many)
         self._next_id_dirty = False
         self._soa: tuple[list[int], np.ndarray, dict[int, int]] | None = None
         self._stale: dict[int, dict] = {}  # ships whose array row waits for the next arrays()
@@ -94,15 +95,18 @@ class Fleet:
         else:
             self._soa = None
 
-    def touch_many(self, ships: list[dict]) -> None:
-        """``touch`` each of ``ships`` in order (a ship listed twice ends as its last dict)."""
+    def touch_many(self, ships: list[dict], legs_only: bool = False) -> None:
+        """``touch`` each of ``ships`` in order (a ship listed twice ends as its last dict).
+        ``legs_only``: each differs from the stored ship in its leg alone (``x0, y0, tx, ty,
+        t0``: ``steer``'s copies), so that ``take_changes`` can give it as a leg."""
         stored, dirty, stale = self.ships, self._dirty, self._stale
         names, soa = self._names, self._soa
         index = soa[2] if soa is not None else None
+        marked = self._moved if legs_only else dirty
         for ship in ships:
             ship_id = ship["id"]
             stored[ship_id] = ship
-            dirty.add(ship_id)
+            marked.add(ship_id)
             if names is not None and names.get(ship_id) != ship["name"]:
                 names = self._names = None
             if index is not None and ship_id in index:
@@ -150,19 +154,32 @@ class Fleet:
 
     def pending(self) -> bool:
         """Whether there are writes to take."""
-        return bool(self._dirty) or self._next_id_dirty
+        return bool(self._dirty) or bool(self._moved) or self._next_id_dirty
 
     def take_writes(self) -> tuple[dict, list[str]]:
-        """The changes since the last call as ``({key: value}, [keys to delete])``."""
+        """The changes since the last take as ``({key: value}, [keys to delete])``."""
+        if self._moved:
+            self._dirty |= self._moved
+            self._moved.clear()
+        puts, deletes, _ = self.take_changes()
+        return puts, deletes
+
+    def take_changes(self) -> tuple[dict, list[str], list[dict]]:
+        """Like ``take_writes``, with the ships whose leg alone changed (``touch_many(...,
+        legs_only=True)`` and nothing else since the last take) apart, so that a journal can
+        store just their leg: ``({key: value}, [keys to delete], [ship dicts])``."""
         puts, deletes = {}, []
         if self._next_id_dirty:
             puts[NEXT_ID_KEY] = self.next_id
-        for ship_id in self._dirty:
-            ship = self.ships.get(ship_id)
+        ships, dirty = self.ships, self._dirty
+        for ship_id in dirty:
+            ship = ships.get(ship_id)
             if ship is None:
                 deletes.append(f"{PREFIX}{ship_id}")
             else:
                 puts[f"{PREFIX}{ship_id}"] = ship
-        self._dirty.clear()
+        moved = [ships[i] for i in self._moved if i not in dirty and i in ships] if self._moved else []
+        dirty.clear()
+        self._moved.clear()
         self._next_id_dirty = False
-        return puts, deletes
+        return puts, deletes, moved

@@ -32,6 +32,9 @@ from typing import Any
 
 import msgspec
 
+from starhold.kernels.motion import pack_legs, unpack_legs
+from .fleet import PREFIX as SHIP_PREFIX
+
 PREFIX = "journal:"
 FOLDED_KEY = "journal_folded"
 """Storage key of the number of the last entry folded (entries up to it are superseded)."""
@@ -45,11 +48,17 @@ with patches), encoded by msgspec (about
 on this machine); older entries stored as the list itself are read too."""
 
 
-def read_entry(value: Any) -> tuple[dict[str, Any], list[str], dict[str, dict]]:
-    """``(puts, deletes, patches)`` of a stored entry's value (bytes, or the list an older
-    version stored; ``patches`` is ``{}`` in an entry without them)."""
+def read_entry(value: Any) -> tuple[dict[str, Any], list[str], dict[str, dict], bytes, dict[str, int]]:
+    """``(puts, deletes, patches, legs, acks)`` of a stored entry's value (bytes, or the list
+    an older version stored; each part empty in an entry without it). Raises ``ValueError``
+    for an entry of a newer format than this version reads."""
     entry = _DECODE(value) if isinstance(value, bytes) else value
-    return entry[0], entry[1], entry[2] if len(entry) > 2 else {}
+    if isinstance(entry, dict):
+        if entry.get("v") != 2:
+            raise ValueError(f"journal entry of an unknown format {entry.get('v')!r}")
+        return (entry.get("puts", {}), entry.get("deletes", []), entry.get("patches", {}), entry.get("legs", b""),
+                entry.get("acks", {}))
+    return entry[0], entry[1], entry[2] if len(entry) > 2 else {}, b"", {}
 
 
 DELETED = object()
@@ -66,6 +75,7 @@ class Journal:
         self.seq = 1  # the next entry's number
         self.entries: list[str] = []  # keys of the entries not folded yet
         self._latest: dict[str, Any] = {}  # key -> its newest journaled value, or DELETED
+        self._leg_keys: dict[int, str] = {}  # ship id -> "ship:<id>", until the next fold
         self.folded_at = float("-inf")  # room clock time of the last fold
 
     async def load(self, now: float) -> int:
@@ -77,18 +87,18 @@ class Journal:
         self.seq = folded + 1
         superseded = []
         for key, entry in stored.items():  # in key order: oldest first
-            puts, deletes, patches = read_entry(entry)
             seq = int(key[len(PREFIX):])
             if seq <= folded:
                 superseded.append(key)
                 continue
+            puts, deletes, patches, legs, acks = read_entry(entry)
             self._note(puts, deletes)
             for patched, fields in patches.items():
-                base = self._latest.get(patched, MISSING)
-                if base is MISSING:
-                    base = await self.storage.get(patched)
-                if isinstance(base, dict):  # (a patch of a deleted key cannot be written; ignored)
-                    self._latest[patched] = {**base, **fields}
+                await self._patch(patched, fields)
+            for ship_id, x0, y0, tx, ty, t0 in unpack_legs(legs):
+                await self._patch(f"{SHIP_PREFIX}{ship_id}", {"x0": x0, "y0": y0, "tx": tx, "ty": ty, "t0": t0})
+            for patched, ack in acks.items():
+                await self._patch(patched, {"ack": ack})
             self.entries.append(key)
             self.seq = max(self.seq, seq + 1)
         if superseded:
@@ -96,26 +106,53 @@ class Journal:
         await self.fold(now)
         return len(stored) - len(superseded)
 
+    async def _patch(self, key: str, fields: dict) -> None:
+        """Replay a patch of ``key`` (``load``): its fields on the newest value of the key."""
+        base = self._latest.get(key, MISSING)
+        if base is MISSING:
+            base = await self.storage.get(key)
+        if isinstance(base, dict):  # (a patch of a deleted key cannot be written; ignored)
+            self._latest[key] = {**base, **fields}
+
     def _note(self, puts: dict, deletes: list) -> None:
         self._latest.update(puts)
         for key in deletes:
             self._latest[key] = DELETED
 
     async def append(self, puts: dict[str, Any], deletes: list[str], patches: dict[str, dict] | None = None,
-                     values: dict[str, dict] | None = None) -> None:
-        """Journal one group commit's writes (``{key: value}`` to put, keys to delete, and
-        ``patches``: ``{key: fields}`` for the dicts ``values[key]`` of which only ``fields``
-        changed since they were last written, stored as those fields alone; ``values`` must
-        hold every key of ``patches``) as one entry, split into several when it would exceed
-        ``MAX_VALUE_BYTES``. Raises ``ValueError``/``TypeError`` for a value the storage could
-        not store either, ``KeyError`` for a patch without its value."""
-        if not puts and not deletes and not patches:
+                     values: dict[str, dict] | None = None, *, legs: list[dict] | None = None,
+                     acks: dict[str, int] | None = None) -> None:
+        """Journal one group commit's writes as one entry, split into several when it would
+        exceed ``MAX_VALUE_BYTES``: ``puts`` (``{key: value}``), ``deletes`` (keys), then
+
+        - ``patches``: ``{key: fields}`` for the dicts ``values[key]`` of which only ``fields``
+          changed since they were last written, stored as those fields alone;
+        - ``legs``: ship dicts (``rooms.ships.fleet``, key ``ship:<id>``) of which only the leg
+          changed (``x0, y0, tx, ty, t0``), stored packed (``kernels.motion.pack_legs``, 48
+          bytes a ship); the dicts must not be changed in place afterwards (the fold writes them);
+        - ``acks``: ``{key: ack}`` for the dicts ``values[key]`` of which only ``"ack"`` changed
+          (the patch ``{"ack": ack}``, stored as the int).
+
+        ``values`` must hold every key of ``patches`` and ``acks``. Raises
+        ``ValueError``/``TypeError`` for a value the storage could not store either,
+        ``KeyError`` for a patch or ack without its value."""
+        if not puts and not deletes and not patches and not legs and not acks:
             return
-        if patches and (values is None or not values.keys() >= patches.keys()):
-            missing = patches.keys() - (values or {}).keys()
+        patched = (patches or {}).keys() | (acks or {}).keys()
+        if patched and (values is None or not values.keys() >= patched):
+            missing = patched - (values or {}).keys()
             raise KeyError(f"patches without their values: {sorted(missing)[:3]}")
         key = f"{PREFIX}{self.seq:012d}"
-        entry: Any = [puts, deletes, patches] if patches else [puts, deletes]
+        if legs or acks:  # the format older versions refuse to read (read_entry) rather than misread
+            entry: Any = {"v": 2, "puts": puts, "deletes": deletes}
+            if patches:
+                entry["patches"] = patches
+            if legs:
+                entry["legs"] = pack_legs(legs)
+            if acks:
+                entry["acks"] = acks
+        else:
+            entry = [puts, deletes, patches] if patches else [puts, deletes]
         try:
             entry = _ENCODE(entry)
         except Exception:  # a value msgspec cannot encode: the storage's own check says why
@@ -123,9 +160,9 @@ class Journal:
         try:
             await self.storage.put(key, entry)
         except ValueError:
-            if patches:  # split as whole values
-                puts = {**puts, **{k: values[k] for k in patches}}
-                patches = None
+            if patches or legs or acks:  # split as whole values
+                puts = {**puts, **{k: values[k] for k in patched}, **{self._leg_key(s["id"]): s for s in legs or ()}}
+                patches = legs = acks = None
             if len(puts) + len(deletes) <= 1:
                 raise
             items = list(puts.items())
@@ -136,13 +173,24 @@ class Journal:
         self.seq += 1
         self.entries.append(key)
         self._note(puts, deletes)
-        if patches:
-            latest = self._latest
-            if len(values) == len(patches):
+        latest = self._latest
+        if patched:
+            if len(values) == len(patched):
                 latest.update(values)
             else:
-                for patched in patches:
-                    latest[patched] = values[patched]
+                for k in patched:
+                    latest[k] = values[k]
+        if legs:
+            leg_key = self._leg_key
+            for ship in legs:
+                latest[leg_key(ship["id"])] = ship
+
+    def _leg_key(self, ship_id: int) -> str:
+        """``ship:<id>`` (kept until the next fold: a tick's moves are mostly the same ships)."""
+        key = self._leg_keys.get(ship_id)
+        if key is None:
+            key = self._leg_keys[ship_id] = f"{SHIP_PREFIX}{ship_id}"
+        return key
 
     def latest(self, key: str) -> Any:
         """The newest journaled value of ``key`` not yet folded: a value, ``DELETED`` or
@@ -168,6 +216,7 @@ class Journal:
             await self.storage.delete(deletes)
         self.entries = []
         self._latest = {}
+        self._leg_keys = {}
 
 
 __all__ = ["DELETED", "FOLDED_KEY", "FOLD_INTERVAL", "Journal", "MISSING", "PREFIX", "read_entry"]

@@ -216,22 +216,25 @@ class ShipRoom(Room):
         now = self.flushed_at = self.clock.now()
         self.acks_dirty = False
         self._settle_acks(self.durable_mark())
-        puts, deletes = self.fleet.take_writes()
+        if journal:  # ships whose leg alone changed (moves) apart: the journal packs their legs
+            puts, deletes, moved = self.fleet.take_changes()
+        else:
+            puts, deletes = self.fleet.take_writes()
         more_puts, more_deletes, acked = self.seats.take_changes()
         durable = self._durable_acks  # acks change only in seats written now (a seat's ack only grows)
         changed = {seat["player"]: seat["ack"] for seat in more_puts.values()
                    if seat["ack"] != durable.get(seat["player"])}
-        patches = {}  # (journal) seats whose ack alone changed: just the ack
+        acks = {}  # (journal) seats whose ack alone changed: just the ack
         for key, seat in acked.items():
             ack = seat["ack"]
             if journal:
-                patches[key] = {"ack": ack}
+                acks[key] = ack
             if ack != durable.get(seat["player"]):
                 changed[seat["player"]] = ack
         puts.update(more_puts)
         deletes += more_deletes
         if journal:  # (a due fold waits for after the frame)
-            await self.journal.append(puts, deletes, patches, acked)
+            await self.journal.append(puts, deletes, values=acked, legs=moved, acks=acks)
             puts, deletes = {}, []
         else:
             puts.update(acked)
@@ -407,7 +410,7 @@ class ShipRoom(Room):
             # The default order_move, for the whole run in one kernel call (one clock read per
             # run: the run is applied at one instant).
             moved, acks = steer_moves(batch, by_conn, seat_map, ships, lim, self.clock.now(), protocol.SHIP_SPEED)
-            self.fleet.touch_many(moved)
+            self.fleet.touch_many(moved, legs_only=True)
             seats.ack_many(acks)
             applied = bool(acks)
         else:
