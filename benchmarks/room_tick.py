@@ -3,7 +3,8 @@
 A ``session`` room of ``--players`` seated players on the in-process host (manual clock, SQLite
 in a temporary directory): each tick every player sends a ``move_to`` (payloads as maps, as
 they arrive off a gateway's channel, in ``--batches`` batches: a gateway sends a ticked room's
-inputs at up to 3 flush points per tick, so 2 gateways make up to 6), the clock advances one
+inputs as one batch per tick, so 2 gateways make 2; until the ninth session at up to 3 flush
+points per tick), the clock advances one
 tick (100 ms), the room applies the inputs, commits them (the tick journal,
 ``rooms.ships.journal``) and sends every player its frame. The inputs are built before the
 measurement. Prints the process CPU per tick (the SQLite thread included), the room's SQLite

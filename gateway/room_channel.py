@@ -76,10 +76,15 @@ class RoomChannel(asyncio.Protocol):
         channel.transport.write(msgpack.packb(["hello", gateway_id, info["secret"]], use_bin_type=True))
         return channel
 
-    def send(self, batch_no: int, events: list) -> None:
-        """Write one batch (``starhold._runtime.events``, in order)."""
+    def send(self, batch_no: int, events: list, mark: float | None = None) -> None:
+        """Write one batch (``starhold._runtime.events``, in order), and with ``mark`` the
+        mark of that boundary after it in the same write (``mark()``): one system call, and
+        one wake-up of the room's process, for a tick's last batch and its mark."""
         if self.transport is not None and not self.lost:
-            self.transport.write(encode_batch(batch_no, events, self.nested))
+            data = encode_batch(batch_no, events, self.nested)
+            if mark is not None and self.marks:
+                data += _MARK_ENCODER.encode(("mark", mark))
+            self.transport.write(data)
 
     def mark(self, boundary: float) -> None:
         """Write the mark of the tick ending at ``boundary`` (Unix seconds): every batch for
@@ -142,9 +147,11 @@ class InProcessRoomChannel(RoomChannel):
         channel.transport = server.join_in_process(gateway_id, channel._receive_push, channel.connection_lost)
         return channel
 
-    def send(self, batch_no: int, events: list) -> None:
+    def send(self, batch_no: int, events: list, mark: float | None = None) -> None:
         if not self.lost:
             self.transport.send(batch_no, events)
+            if mark is not None and self.marks:
+                self.transport.mark(mark)
 
     def mark(self, boundary: float) -> None:
         if self.marks and not self.lost:

@@ -9,6 +9,7 @@ import asyncio
 import math
 import time
 
+import msgpack
 import pytest
 
 import starhold._runtime.channel as channel_module
@@ -183,8 +184,10 @@ class FakeChannel:
         self.sent: list = []
         self.marked = asyncio.Event()
 
-    def send(self, batch_no, events):
+    def send(self, batch_no, events, mark=None):
         self.sent.append(("batch", batch_no, len(events), time.time()))
+        if mark is not None:  # (in the same write)
+            self.mark(mark)
 
     def mark(self, boundary):
         self.sent.append(("mark", boundary, None, time.time()))
@@ -242,3 +245,30 @@ async def test_a_link_marks_nothing_without_sockets_or_for_a_room_that_does_not_
     link.attach(FakeSocket("c1"))
     assert link._mark_timer is None
     await link.stop()
+
+
+def test_a_tick_s_last_batch_and_its_mark_go_in_one_write():
+    from starhold.gateway.room_channel import RoomChannel
+
+    class Transport:
+        def __init__(self):
+            self.writes = []
+
+        def write(self, data):
+            self.writes.append(data)
+
+    channel = RoomChannel(lambda ack, items: None, lambda channel: None)
+    channel.transport, channel.marks = Transport(), True
+    events = [Message("c1", P.ClientMessage(P.MOVE_TO, 2, {"x": 1.0, "y": 1.0}))]
+    channel.send(1, events, mark=1234.5)
+    channel.send(2, events)
+    channel.marks = False  # a room that does not read marks gets none
+    channel.send(3, events, mark=1234.6)
+    first, second, third = channel.transport.writes
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(first)
+    batch, mark = list(unpacker)
+    assert batch[0] == 1 and mark == ["mark", 1234.5]  # [batch_no, events], then the mark
+    for data, number in ((second, 2), (third, 3)):
+        unpacker.feed(data)
+        assert [item[0] for item in unpacker] == [number]
