@@ -12,8 +12,8 @@ tick's moves and acks take a compact form: an entry ``{"v": 2, "puts": ..., "del
 "patches": ..., "legs": bytes, "acks": {key: ack}}`` (the last three when present), where
 ``legs`` packs the new leg of each moved ship (``kernels.motion.pack_legs``: id and ``x0, y0,
 tx, ty, t0``, 48 bytes a ship instead of its whole dict) and ``acks`` the seats whose ``ack``
-alone changed (the int instead of ``{"ack": ...}``): a 100-player tick's entry is ~6.8 KB instead
-of ~13 KB, and SQLite writes a page less. An entry's parts apply in that order (puts, deletes,
+alone changed (the int instead of ``{"ack": ...}``): a 100-player tick's entry is 5.8 KB instead
+of 10.8 KB (``benchmarks/room_tick.py``), a page less for SQLite to write. An entry's parts apply in that order (puts, deletes,
 patches, legs, acks); a version that does not know the format refuses the entry (``read_entry``
 raises ``ValueError``) rather than misread it. Entries are
 **folded** into their keys (the latest value of each, the entries deleted, in one commit) at
