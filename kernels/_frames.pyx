@@ -32,63 +32,46 @@ cdef inline int _pack_int(unsigned char* out, object value) except -2:
     """msgpack-python's encoding of an exact int in out; its length, or -1 if out of int64."""
     cdef int overflow = 0
     cdef long long v = PyLong_AsLongLongAndOverflow(value, &overflow)
-    cdef unsigned long long u
+    cdef unsigned long long u = <unsigned long long>v
     if overflow != 0:
         return -1
     if v >= 0:
-        u = <unsigned long long>v
-        if u < 0x80:
+        if u < 0x80:  # positive fixint, then uint 8 / 16 / 32 / 64
             out[0] = <unsigned char>u
             return 1
         if u < 0x100:
             out[0] = 0xcc
-            out[1] = <unsigned char>u
-            return 2
+            return 1 + _be(out + 1, u, 1)
         if u < 0x10000:
             out[0] = 0xcd
-            out[1] = <unsigned char>(u >> 8)
-            out[2] = <unsigned char>u
-            return 3
+            return 1 + _be(out + 1, u, 2)
         if u < 0x100000000:
             out[0] = 0xce
-            out[1] = <unsigned char>(u >> 24)
-            out[2] = <unsigned char>(u >> 16)
-            out[3] = <unsigned char>(u >> 8)
-            out[4] = <unsigned char>u
-            return 5
+            return 1 + _be(out + 1, u, 4)
         out[0] = 0xcf
-        _be64(out + 1, u)
-        return 9
-    if v >= -32:
-        out[0] = <unsigned char>(<signed char>v)
+        return 1 + _be(out + 1, u, 8)
+    if v >= -32:  # negative fixint, then int 8 / 16 / 32 / 64
+        out[0] = <unsigned char>u
         return 1
     if v >= -128:
         out[0] = 0xd0
-        out[1] = <unsigned char>(<signed char>v)
-        return 2
+        return 1 + _be(out + 1, u, 1)
     if v >= -32768:
         out[0] = 0xd1
-        u = <unsigned long long>v
-        out[1] = <unsigned char>(u >> 8)
-        out[2] = <unsigned char>u
-        return 3
+        return 1 + _be(out + 1, u, 2)
     if v >= -2147483648:
         out[0] = 0xd2
-        u = <unsigned long long>v
-        out[1] = <unsigned char>(u >> 24)
-        out[2] = <unsigned char>(u >> 16)
-        out[3] = <unsigned char>(u >> 8)
-        out[4] = <unsigned char>u
-        return 5
+        return 1 + _be(out + 1, u, 4)
     out[0] = 0xd3
-    _be64(out + 1, <unsigned long long>v)
-    return 9
+    return 1 + _be(out + 1, u, 8)
 
 
-cdef inline void _be64(unsigned char* out, unsigned long long u) noexcept:
+cdef inline int _be(unsigned char* out, unsigned long long u, int size) noexcept:
+    """The low ``size`` bytes of u in out, big-endian (msgpack's order); returns size."""
     cdef int k
-    for k in range(8):
-        out[k] = <unsigned char>(u >> (56 - 8 * k))
+    for k in range(size):
+        out[k] = <unsigned char>(u >> (8 * (size - 1 - k)))
+    return size
 
 
 cdef inline int _pack_f32(unsigned char* out, double value) noexcept:
@@ -96,11 +79,7 @@ cdef inline int _pack_f32(unsigned char* out, double value) noexcept:
     cdef unsigned int bits
     memcpy(&bits, &f, 4)
     out[0] = 0xca
-    out[1] = <unsigned char>(bits >> 24)
-    out[2] = <unsigned char>(bits >> 16)
-    out[3] = <unsigned char>(bits >> 8)
-    out[4] = <unsigned char>bits
-    return 5
+    return 1 + _be(out + 1, bits, 4)
 
 
 cdef inline int _array_header(unsigned char* out, Py_ssize_t n) noexcept:
@@ -109,15 +88,9 @@ cdef inline int _array_header(unsigned char* out, Py_ssize_t n) noexcept:
         return 1
     if n < 0x10000:
         out[0] = 0xdc
-        out[1] = <unsigned char>(n >> 8)
-        out[2] = <unsigned char>n
-        return 3
+        return 1 + _be(out + 1, n, 2)
     out[0] = 0xdd
-    out[1] = <unsigned char>(n >> 24)
-    out[2] = <unsigned char>(n >> 16)
-    out[3] = <unsigned char>(n >> 8)
-    out[4] = <unsigned char>n
-    return 5
+    return 1 + _be(out + 1, n, 4)
 
 
 cdef int _pack_row(unsigned char* out, object ship_id, object row) except -2:
