@@ -8,14 +8,14 @@ Ray is used for placement and lifecycle, never per message or per tick.
 Batching: the client messages of a room whose kind ticks (``Room.tick_rate``: the game's
 solar systems and sessions) are sent at the ``FLUSH_POINTS`` before each tick boundary (one
 batch per tick, whatever the number of players); control events (joins, leaves, checks, the
-resyncs the gateway asks for) and other rooms' messages go after ``BATCH_WINDOW``. A frame's shared bytes arrive once per tick and fan
-out to the sockets here.
+resyncs the gateway asks for) and other rooms' messages go after ``BATCH_WINDOW``. A frame's
+shared bytes arrive once per tick and fan out to the sockets here.
 
 Tick marks: while a link to a ticked room has sockets and its channel reads marks, at the last
 flush point of every tick it sends what is queued and then the mark of that tick's boundary,
 in the same write, inputs or not (``RoomChannel.send``/``mark``; the room's tick waits for it,
-a bounded input barrier: ``starhold._runtime.channel``). A mark sent late (a busy loop) still names the boundary it was
-due for, and carries the inputs that arrived meanwhile with it.
+a bounded input barrier: ``starhold._runtime.channel``). A mark sent late (a busy loop) still
+names the boundary it was due for, and carries the inputs that arrived meanwhile with it.
 
 The room acknowledges each batch it has processed. When the channel ends, the batches not yet
 acknowledged go back to the front of the queue, for the next activation:

@@ -38,7 +38,8 @@ def test_pack_rows_gives_the_twin_s_bytes_changed_rows_and_removed_ids():
         rows = {i: (_f32(rng.uniform(-1e4, 1e4)), _f32(rng.uniform(-1e4, 1e4)), rng.choice(EDGE_INTS)) for i in ids}
         prev = None
         if trial % 4:
-            prev = {i: r if rng.random() < 0.5 else (r[0], _f32(r[1] + 1.0), r[2]) for i, r in list(rows.items())[: n // 2]}
+            kept = list(rows.items())[: n // 2]
+            prev = {i: r if rng.random() < 0.5 else (r[0], _f32(r[1] + 1.0), r[2]) for i, r in kept}
             prev.update({10**12 + k: (0.0, 0.0, 0) for k in range(rng.randint(0, 3))})  # gone since
         assert compiled.pack_rows(rows, prev) == frames.pack_rows_py(rows, prev) == frames.pack_rows(rows, prev)
 

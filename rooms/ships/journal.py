@@ -13,9 +13,11 @@ tick's moves and acks take a compact form: an entry ``{"v": 2, "puts": ..., "del
 ``legs`` packs the new leg of each moved ship (``kernels.motion.pack_legs``: id and ``x0, y0,
 tx, ty, t0``, 48 bytes a ship instead of its whole dict) and ``acks`` the seats whose ``ack``
 alone changed (the int instead of ``{"ack": ...}``): a 100-player tick's entry is 5.8 KB instead
-of 10.8 KB (``benchmarks/room_tick.py``), a page less for SQLite to write. An entry's parts apply in that order (puts, deletes,
-patches, legs, acks); a version that does not know the format refuses the entry (``read_entry``
-raises ``ValueError``) rather than misread it. Entries are
+of 10.8 KB (``benchmarks/room_tick.py``), a page less for SQLite to write. An entry's parts
+apply in that order (puts, deletes, patches, legs, acks). A format a version does not know
+stops the room's start rather than being misread: this one raises ``ValueError``
+(``read_entry``) for a version other than 2, and versions before it fail on the map (they
+index a list). Entries are
 **folded** into their keys (the latest value of each, the entries deleted, in one commit) at
 most every ``FOLD_INTERVAL`` seconds, before any write of those keys made without the journal,
 and when the room starts (``load``: the entries an earlier activation left, in order). The
@@ -150,7 +152,7 @@ class Journal:
             missing = patched - (values or {}).keys()
             raise KeyError(f"patches without their values: {sorted(missing)[:3]}")
         key = f"{PREFIX}{self.seq:012d}"
-        if legs or acks:  # the format older versions refuse to read (read_entry) rather than misread
+        if legs or acks:  # (a format older versions fail on rather than misread: the module docstring)
             entry: Any = {"v": 2, "puts": puts, "deletes": deletes}
             if patches:
                 entry["patches"] = patches
