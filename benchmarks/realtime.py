@@ -28,7 +28,10 @@ A third table splits each server's CPU by group of processes (the server's own: 
 gateways or the Colyseus process; Starhold's room hosts; Ray's daemons and other actors) into
 user and system time: the system part is the kernel's work (the players' sockets, which both
 servers pay alike, and Starhold's hops between processes, wake-ups and SQLite writes); the user
-part is each server's own code.
+part is each server's own code. Its last columns count each group's wake-ups a second
+(voluntary context switches: a thread blocked and was woken again), which cost a process
+cache-cold work each time: fewer wake-ups per tick is what cut the room hosts' CPU by a fifth
+(docs/operating.md, ninth session).
 Jitter is the p99 of |frame inter-arrival - 100 ms|. "held" = p99 <= 150 ms with no
 disconnects, no errors and every client connected.
 
@@ -251,20 +254,22 @@ def distribution(results: list[dict]) -> str:
 def breakdown(results: list[dict]) -> str:
     """The server's CPU per run by group of processes (``client.loadstats.process_role``: the
     server's own processes, i.e. Starhold's gateways or the Colyseus process; Starhold's room
-    hosts; Ray's daemons and other actors), user + system, % of a core (see the module
-    docstring)."""
+    hosts; Ray's daemons and other actors), user + system, % of a core, and each group's
+    wake-ups a second (voluntary context switches; see the module docstring)."""
     head = (f"{'CPU':<9} {'N':>5} {'server usr':>10} {'sys':>5} {'hosts usr':>9} {'sys':>5} {'ray usr':>7} {'sys':>5} "
-            f"{'all usr':>7} {'sys':>5}")
+            f"{'all usr':>7} {'sys':>5}  {'wake-ups/s: server':>18} {'hosts':>6} {'ray':>6}")
     lines = [head, "-" * len(head)]
     for r in results:
         parts = r.get("server_cpu_breakdown")
         if not parts:
             continue
-        cells = [(parts[role]["user"], parts[role]["system"]) for role in ("server", "room hosts", "ray")]
+        roles = ("server", "room hosts", "ray")
+        cells = [(parts[role]["user"], parts[role]["system"]) for role in roles]
         user, system = sum(u for u, _ in cells), sum(s for _, s in cells)
+        wakes = [(r.get("server_wakeups") or {}).get(role, 0.0) for role in roles]
         lines.append(f"{r['target']:<9} {r['clients']:>5} {cells[0][0]:>10.1f} {cells[0][1]:>5.1f} "
                      f"{cells[1][0]:>9.1f} {cells[1][1]:>5.1f} {cells[2][0]:>7.1f} {cells[2][1]:>5.1f} "
-                     f"{user:>7.1f} {system:>5.1f}")
+                     f"{user:>7.1f} {system:>5.1f}  {wakes[0]:>18,.0f} {wakes[1]:>6,.0f} {wakes[2]:>6,.0f}")
     return "\n".join(lines) if len(lines) > 2 else ""
 
 

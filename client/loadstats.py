@@ -13,7 +13,8 @@ import msgpack
 from ..rooms import protocol
 
 __all__ = ["cpu_percent_sum", "cpu_times_by_role", "decode_cost", "frame_ack", "full_ack", "merge", "percentile",
-           "process_role", "ROLES", "sample_frame", "SAMPLE_PERIOD", "sample_usage", "split"]
+           "process_role", "ROLES", "sample_frame", "SAMPLE_PERIOD", "sample_usage", "split",
+           "wakeups_by_role"]
 
 SAMPLE_PERIOD = 0.5
 """Seconds between psutil samples of CPU and RSS."""
@@ -189,20 +190,35 @@ def cpu_times_by_role(before: dict, after: dict, seconds: float) -> dict[str, di
     return out
 
 
-def _times(procs: Iterable, roles: dict, into: dict) -> None:
-    """Record ``(role, user s, system s)`` of each process in ``into`` (by pid); ``roles`` caches
-    each pid's role. Processes gone keep their last record."""
+def wakeups_by_role(before: dict, after: dict, seconds: float) -> dict[str, float]:
+    """Voluntary context switches per second of each role (``ROLES``) between two snapshots
+    ``{pid: (role, count)}`` taken ``seconds`` apart: how often the role's threads blocked and
+    were woken again (each wake-up finds a process's caches colder); a process missing from
+    ``before`` counts from 0."""
+    out = {role: 0.0 for role in ROLES}
+    for pid, (role, count) in after.items():
+        out[role] += max(0, count - before.get(pid, (role, 0))[1]) / seconds
+    return out
+
+
+def _times(procs: Iterable, roles: dict, into: dict, switches: dict | None = None) -> None:
+    """Record ``(role, user s, system s)`` of each process in ``into`` (by pid), and with
+    ``switches`` its ``(role, voluntary context switches)`` there; ``roles`` caches each pid's
+    role. Processes gone keep their last record."""
     import psutil
 
     for proc in procs:
         try:
             times = proc.cpu_times()
+            voluntary = proc.num_ctx_switches().voluntary if switches is not None else 0
         except psutil.Error:
             continue
         role = roles.get(proc.pid)
         if role is None:
             role = roles[proc.pid] = process_role(proc)
         into[proc.pid] = (role, times.user, times.system)
+        if switches is not None:
+            switches[proc.pid] = (role, voluntary)
 
 
 def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start: float, end: float,
@@ -213,7 +229,9 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
     (largest summed RSS), ``loadgen_cpu_percent`` (mean summed CPU of ``loadgen_pids``) and
     ``server_cpu_breakdown``: the server's CPU over the window by role and mode,
     ``{role: {"user": %, "system": %}}`` (``cpu_times_by_role``; from the processes' CPU times
-    at the first and last sample, so it sums to about ``server_cpu_percent``)."""
+    at the first and last sample, so it sums to about ``server_cpu_percent``), and
+    ``server_wakeups``: ``{role: voluntary context switches per second}`` over the same window
+    (``wakeups_by_role``)."""
     import psutil
 
     server_cache: dict = {}
@@ -224,9 +242,11 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
     procs = _tree(server_pids, server_cache)
     cpu_percent_sum(procs)  # prime: cpu_percent(None) measures since the last call
     first: dict = {}
-    _times(procs, roles, first)
+    first_switches: dict = {}
+    _times(procs, roles, first, first_switches)
     first_at = time.monotonic()
     last = dict(first)
+    last_switches = dict(first_switches)
     last_at = first_at
     cpu_percent_sum(_tree(loadgen_pids, loadgen_cache))
     server_cpu: list[float] = []
@@ -237,7 +257,7 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
         time.sleep(max(0.0, next_at - time.time()))
         procs = _tree(server_pids, server_cache)
         server_cpu.append(cpu_percent_sum(procs))
-        _times(procs, roles, last)
+        _times(procs, roles, last, last_switches)
         last_at = time.monotonic()
         rss = 0
         for proc in procs:
@@ -251,7 +271,8 @@ def sample_usage(server_pids: Sequence[int], loadgen_pids: Sequence[int], start:
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
     return {"server_cpu_percent": mean(server_cpu), "server_rss_mb": max_rss / (1024 * 1024),
             "loadgen_cpu_percent": mean(loadgen_cpu),
-            "server_cpu_breakdown": cpu_times_by_role(first, last, max(1e-9, last_at - first_at))}
+            "server_cpu_breakdown": cpu_times_by_role(first, last, max(1e-9, last_at - first_at)),
+            "server_wakeups": wakeups_by_role(first_switches, last_switches, max(1e-9, last_at - first_at))}
 
 
 # ---- the run -------------------------------------------------------------------------------

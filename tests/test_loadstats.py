@@ -9,7 +9,7 @@ import time
 import psutil
 import pytest
 
-from starhold.client.loadstats import ROLES, cpu_times_by_role, process_role, sample_usage
+from starhold.client.loadstats import ROLES, cpu_times_by_role, process_role, sample_usage, wakeups_by_role
 
 
 def _titled(title: str) -> subprocess.Popen:
@@ -65,6 +65,12 @@ def test_cpu_times_by_role_sums_deltas_per_role():
     assert out["ray"] == pytest.approx({"user": 10.0, "system": 5.0})
 
 
+def test_wakeups_by_role_are_voluntary_switches_per_second_per_role():
+    before = {1: ("server", 100), 2: ("room hosts", 40)}
+    after = {1: ("server", 300), 2: ("room hosts", 40), 3: ("ray", 10), 4: ("room hosts", 20)}  # 3, 4 started since
+    assert wakeups_by_role(before, after, 2.0) == {"server": 100.0, "room hosts": 10.0, "ray": 5.0}
+
+
 def test_sample_usage_breaks_the_servers_cpu_down():
     """A busy server process shows up as "server" CPU; no room hosts or Ray in its tree."""
     busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"])
@@ -79,3 +85,4 @@ def test_sample_usage_breaks_the_servers_cpu_down():
     assert parts["server"]["user"] > 0.0
     assert parts["room hosts"] == {"user": 0.0, "system": 0.0} and parts["ray"] == {"user": 0.0, "system": 0.0}
     assert usage["server_cpu_percent"] > 0.0
+    assert set(usage["server_wakeups"]) == set(ROLES) and usage["server_wakeups"]["ray"] == 0.0

@@ -42,3 +42,18 @@ def test_results_without_rounds_pair_as_one_round():
     lines = bench.summary([_row("starhold", 500, 30.0, None), _row("colyseus", 500, 15.0, None)]).splitlines()
     assert [line for line in lines if line.startswith("N=500")] == [
         "N=500: server CPU per player starhold/colyseus 2.00 (30 % vs 15 % of a core); load generators 30 % vs 30 %"]
+
+
+def test_the_cpu_table_gives_each_group_s_cpu_and_wake_ups():
+    bench = load_script()
+    parts = {"server": {"user": 14.0, "system": 12.5}, "room hosts": {"user": 16.0, "system": 2.5},
+             "ray": {"user": 2.0, "system": 1.0}}
+    rows = [{**_row("starhold", 1000, 48.0, None), "server_cpu_breakdown": parts,
+             "server_wakeups": {"server": 2500.0, "room hosts": 1234.4, "ray": 60.0}},
+            {**_row("colyseus", 1000, 26.0, None), "server_cpu_breakdown": {**parts}},  # an older result: no wake-ups
+            _row("starhold", 2000, 90.0, None)]  # no breakdown: no line
+    head, rule, starhold, colyseus = bench.breakdown(rows).splitlines()
+    assert "wake-ups/s" in head and set(rule) == {"-"}
+    assert starhold.split() == ["starhold", "1000", "14.0", "12.5", "16.0", "2.5", "2.0", "1.0", "32.0", "16.0",
+                                "2,500", "1,234", "60"]
+    assert colyseus.split()[-3:] == ["0", "0", "0"]
