@@ -3,6 +3,7 @@ percentiles, merging the workers' results, and sampling CPU and memory of proces
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import timeit
@@ -14,7 +15,7 @@ from ..rooms import protocol
 
 __all__ = ["cpu_percent_sum", "cpu_times_by_role", "decode_cost", "frame_ack", "full_ack", "merge", "percentile",
            "process_role", "ROLES", "sample_frame", "SAMPLE_PERIOD", "sample_usage", "split",
-           "wakeups_by_role"]
+           "voluntary_switches", "wakeups_by_role"]
 
 SAMPLE_PERIOD = 0.5
 """Seconds between psutil samples of CPU and RSS."""
@@ -192,13 +193,38 @@ def cpu_times_by_role(before: dict, after: dict, seconds: float) -> dict[str, di
 
 def wakeups_by_role(before: dict, after: dict, seconds: float) -> dict[str, float]:
     """Voluntary context switches per second of each role (``ROLES``) between two snapshots
-    ``{pid: (role, count)}`` taken ``seconds`` apart: how often the role's threads blocked and
-    were woken again (each wake-up finds a process's caches colder); a process missing from
-    ``before`` counts from 0."""
+    ``{pid: (role, count)}`` (``voluntary_switches``) taken ``seconds`` apart: how often the
+    role's threads blocked and were woken again (each wake-up finds a process's caches colder;
+    a Ray actor's own threads wake ~150 times a second, most of them its main thread's 10 ms
+    timer); a process missing from ``before`` counts from 0."""
     out = {role: 0.0 for role in ROLES}
     for pid, (role, count) in after.items():
         out[role] += max(0, count - before.get(pid, (role, 0))[1]) / seconds
     return out
+
+
+def voluntary_switches(proc) -> int:
+    """Voluntary context switches of all of a process's threads (a ``psutil.Process``): the
+    sum over ``/proc/<pid>/task/*/status`` on Linux, where psutil's ``num_ctx_switches`` counts
+    the main thread only (in a Ray actor that is Ray's own timer thread, not the event loop);
+    psutil's count elsewhere. Threads that ended are not counted. Raises ``psutil.Error`` for a
+    process that is gone."""
+    task = f"/proc/{proc.pid}/task"
+    try:
+        tids = os.listdir(task)
+    except OSError:
+        return proc.num_ctx_switches().voluntary
+    total = 0
+    for tid in tids:
+        try:
+            with open(f"{task}/{tid}/status") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:  # the thread ended meanwhile
+            continue
+    return total
 
 
 def _times(procs: Iterable, roles: dict, into: dict, switches: dict | None = None) -> None:
@@ -210,7 +236,7 @@ def _times(procs: Iterable, roles: dict, into: dict, switches: dict | None = Non
     for proc in procs:
         try:
             times = proc.cpu_times()
-            voluntary = proc.num_ctx_switches().voluntary if switches is not None else 0
+            voluntary = voluntary_switches(proc) if switches is not None else 0
         except psutil.Error:
             continue
         role = roles.get(proc.pid)

@@ -9,7 +9,8 @@ import time
 import psutil
 import pytest
 
-from starhold.client.loadstats import ROLES, cpu_times_by_role, process_role, sample_usage, wakeups_by_role
+from starhold.client.loadstats import (ROLES, cpu_times_by_role, process_role, sample_usage, voluntary_switches,
+                                      wakeups_by_role)
 
 
 def _titled(title: str) -> subprocess.Popen:
@@ -69,6 +70,23 @@ def test_wakeups_by_role_are_voluntary_switches_per_second_per_role():
     before = {1: ("server", 100), 2: ("room hosts", 40)}
     after = {1: ("server", 300), 2: ("room hosts", 40), 3: ("ray", 10), 4: ("room hosts", 20)}  # 3, 4 started since
     assert wakeups_by_role(before, after, 2.0) == {"server": 100.0, "room hosts": 10.0, "ray": 5.0}
+
+
+def test_voluntary_switches_count_every_thread_of_a_process():
+    code = ("import threading, time\n"
+            "def nap():\n"
+            "    for _ in range(20000): time.sleep(0.001)\n"
+            "t = threading.Thread(target=nap); t.start(); print('go', flush=True); time.sleep(30)")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "go\n"
+        proc = psutil.Process(child.pid)
+        first = voluntary_switches(proc)
+        time.sleep(0.5)  # the thread naps hundreds of times (each a voluntary switch); the main thread sleeps
+        assert voluntary_switches(proc) - first >= 50 > proc.num_ctx_switches().voluntary
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_sample_usage_breaks_the_servers_cpu_down():
