@@ -29,9 +29,11 @@ gateways or the Colyseus process; Starhold's room hosts; Ray's daemons and other
 user and system time: the system part is the kernel's work (the players' sockets, which both
 servers pay alike, and Starhold's hops between processes, wake-ups and SQLite writes); the user
 part is each server's own code. Its last columns count each group's wake-ups a second
-(voluntary context switches: a thread blocked and was woken again), which cost a process
-cache-cold work each time: fewer wake-ups per tick is what cut the room hosts' CPU by a fifth
-(docs/operating.md, ninth session).
+(voluntary context switches of all its threads: a thread blocked and was woken again), which
+cost a process cache-cold work each time; a Ray actor's own threads account for ~150 a second
+each, whatever it serves (docs/operating.md, ninth session: one input batch per room per tick
+instead of three took the room hosts' event loops from ~480 to ~340 wake-ups a second at 1,000
+players, and their CPU down by about a fifth).
 Jitter is the p99 of |frame inter-arrival - 100 ms|. "held" = p99 <= 150 ms with no
 disconnects, no errors and every client connected.
 
