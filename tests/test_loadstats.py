@@ -73,17 +73,26 @@ def test_wakeups_by_role_are_voluntary_switches_per_second_per_role():
 
 
 def test_voluntary_switches_count_every_thread_of_a_process():
-    code = ("import threading, time\n"
+    # A second thread naps 100 times (each nap a voluntary switch) between two lines on the
+    # pipes, so the counts are taken before and after it whatever the machine's load.
+    code = ("import sys, threading, time\n"
             "def nap():\n"
-            "    for _ in range(20000): time.sleep(0.001)\n"
-            "t = threading.Thread(target=nap); t.start(); print('go', flush=True); time.sleep(30)")
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+            "    sys.stdin.readline()\n"
+            "    for _ in range(100): time.sleep(0.001)\n"
+            "    print('napped', flush=True)\n"
+            "    sys.stdin.readline()\n"
+            "threading.Thread(target=nap).start()\n"
+            "print('ready', flush=True)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert child.stdout.readline() == "go\n"
+        assert child.stdout.readline() == "ready\n"
         proc = psutil.Process(child.pid)
-        first = voluntary_switches(proc)
-        time.sleep(0.5)  # the thread naps hundreds of times (each a voluntary switch); the main thread sleeps
-        assert voluntary_switches(proc) - first >= 50 > proc.num_ctx_switches().voluntary
+        first, main_first = voluntary_switches(proc), proc.num_ctx_switches().voluntary
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline() == "napped\n"  # the thread is alive, blocked on its next line
+        napped = voluntary_switches(proc) - first
+        assert napped >= 100 > proc.num_ctx_switches().voluntary - main_first  # psutil: the main thread only
     finally:
         child.kill()
         child.wait()
