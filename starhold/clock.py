@@ -19,7 +19,8 @@ TimerCallback = Callable[[], Awaitable[None]]
 
 
 class Timer:
-    """A scheduled callback; ``cancel()`` prevents it from running if it has not yet."""
+    """A scheduled callback; ``cancel()`` prevents it from running if it has not begun yet
+    (on ``SystemClock``: also when its time came and its task has not started)."""
 
     __slots__ = ("when", "callback", "cancelled", "_handle")
 
@@ -78,6 +79,10 @@ class SystemClock(Clock):
         timer = Timer(when, callback)
         loop = asyncio.get_running_loop()
 
+        async def run() -> None:  # cancelled after it fired, before its task ran: not run either
+            if not timer.cancelled:
+                await callback()
+
         def fire() -> None:
             if timer.cancelled:
                 return
@@ -85,7 +90,7 @@ class SystemClock(Clock):
             if remaining > 0:
                 timer._handle = loop.call_later(remaining + EARLY_TIMER_SLACK, fire)
                 return
-            task = loop.create_task(callback())
+            task = loop.create_task(run())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 

@@ -59,3 +59,32 @@ def test_system_clock_cancelled_timer_does_not_run_even_when_rearmed():
         return ran
 
     assert uvloop.run(main()) == ["sentinel"]
+
+
+def test_system_clock_timer_cancelled_after_its_time_came_but_before_its_task_ran_does_not_run():
+    """Two timers fall due in one turn of the loop (the loop is kept busy past both deadlines):
+    the first one's callback cancels the second, whose task is already created; it must not run
+    (a room's tick delivered on its gateways' marks cancels its alarm timer that way)."""
+
+    async def main() -> list[str]:
+        clock = SystemClock()
+        ran: list[str] = []
+        timers = {}
+
+        async def first() -> None:
+            ran.append("first")
+            timers["second"].cancel()
+
+        async def second() -> None:
+            ran.append("second")
+
+        now = clock.now()
+        clock.call_at(now + 0.002, first)
+        timers["second"] = clock.call_at(now + 0.003, second)
+        while time.time() < now + 0.02:  # the loop is busy past both deadlines
+            pass
+        for _ in range(10):  # both timers' handles, their tasks, and any callback they start
+            await asyncio.sleep(0)
+        return ran
+
+    assert uvloop.run(main()) == ["first"]
