@@ -32,7 +32,7 @@ from aiohttp import WSMsgType, web
 
 from .. import protocol
 from .._runtime.events import Connect, Message
-from ..messages import kind_schemas, parse_client_message
+from ..messages import kind_fast_decoders, kind_schemas, parse_client_message
 from ..wsdirect import FrameWriter, write_binary_now, write_binary_parts_now
 from . import metrics
 
@@ -48,14 +48,15 @@ _RESYNC = protocol.ClientMessage(protocol.RESYNC, 0, protocol.Resync())
 _CLOSE = object()
 
 
-def _schemas(directory, kind: str) -> dict[str, type]:
+def _schemas(directory, kind: str) -> tuple[dict[str, type], dict]:
     """The message schemas of ``kind`` (``starhold.messages.kind_schemas``) as the directory
-    runs it; only the protocol's own types for a kind it does not know (its socket is refused
-    with 4004 before any message matters)."""
+    runs it, and their fast decoders (``kind_fast_decoders``); only the protocol's own types
+    for a kind it does not know (its socket is refused with 4004 before any message matters)."""
     try:
-        return kind_schemas(directory.room_class(kind))
+        room_cls = directory.room_class(kind)
     except KeyError:
-        return kind_schemas(_NoMessages)
+        room_cls = _NoMessages
+    return kind_schemas(room_cls), kind_fast_decoders(room_cls)
 
 
 class _NoMessages:
@@ -102,7 +103,7 @@ class ClientSocket:
         self.joined = False  # we sent a connect event
         self.link: RoomLink | None = None
         self.now = now
-        self.schemas: dict[str, type] | None = None  # the kind's message schemas, on first use
+        self.schemas: tuple[dict, dict] | None = None  # the kind's message schemas and fast decoders, on first use
         self.bucket = TokenBucket(protocol.INPUT_RATE, protocol.INPUT_BURST, now)
         self._errors = 0
         self._limited_since: float | None = None
@@ -294,7 +295,7 @@ class ClientSocket:
         if schemas is None:
             schemas = self.schemas = _schemas(self.gateway.directory, self.kind)
         try:
-            msg = parse_client_message(data, schemas)
+            msg = parse_client_message(data, *schemas)
         except protocol.ProtocolError as exc:
             return self._error(exc.code, str(exc), exc.seq)
         if msg.type == protocol.PING:
