@@ -79,17 +79,16 @@ DEFAULT_PERIOD = 0.1
 ``BATCH_WINDOW``; the period only bounds ``until_flush_point``)."""
 WATCH_INTERVAL = 1.0
 """Seconds between checks whether a sleeping room was woken by someone else."""
-FLUSH_POINTS = (-0.001,)
-"""Seconds before each tick boundary (negative: after it) at which a ticked room's queued
-client messages are sent, latest last; at the last one the boundary's mark goes in the same
-write. An input is acknowledged in the first frame after the room applied it, so holding it
-until then costs nothing. One point, 1 ms after the boundary: the room's tick waits for the
-marks of its gateways and runs as soon as the last is in (``starhold._runtime.alarms``), so
-the room's process wakes once per tick, for the batch and the tick together (each wake-up of a
-process finds its caches cold). Earlier layouts, measured: three points, 30, 10 and 3 ms before
-the boundary, woke the process four times a tick (~16 % more CPU in the room hosts at 1,000
-players than one point 3 ms before, which woke it twice). Rooms ticking faster than 15 Hz use
-only the points within half their tick period of the boundary."""
+FLUSH_POINTS = (0.003,)
+"""Seconds before a tick boundary a ticked room's queued client messages are sent. An input
+is acknowledged in the first frame after the room applied it, so holding it until then costs
+nothing as long as it lands before the boundary (the room's input barrier waits for a batch
+that is a little late: ``starhold._runtime.channel``). One point close to the boundary, its
+batch and the tick's mark in one write: the room's process wakes once for a tick's inputs and
+once for its tick (each wake-up of a process finds its caches cold: with three points, 30, 10
+and 3 ms before, it woke four times, and the hosts took ~16 % more CPU at 1,000 players).
+Only inputs arriving in the tick's last ~3 ms wait one more tick. Rooms ticking faster than
+15 Hz use only the points under half their tick period (more than one point may be given)."""
 BATCH_WINDOW = 0.002
 """Seconds control events (and other rooms' messages) gather before they are sent."""
 RESOLVE_ATTEMPTS = 40
@@ -137,22 +136,20 @@ class Socket(Protocol):
 
 
 def flush_points(period: float) -> tuple[float, ...]:
-    """The ``FLUSH_POINTS`` that fit a tick of ``period`` seconds: those less than half of it
-    away from the boundary, or an eighth of the period after it when none does."""
-    return tuple(lead for lead in FLUSH_POINTS if abs(lead) < period / 2) or (-period / 8,)
+    """The ``FLUSH_POINTS`` that fit a tick of ``period`` seconds: those under half of it, or
+    a quarter of the period when none does."""
+    return tuple(lead for lead in FLUSH_POINTS if lead < period / 2) or (period / 4,)
 
 
 def until_flush_point(now: float, period: float = DEFAULT_PERIOD,
                       points: tuple[float, ...] = FLUSH_POINTS) -> float:
-    """Seconds from ``now`` (seconds since the tick's time zero) to the next of the flush
-    ``points`` (seconds before each boundary of a tick of ``period`` seconds, negative after it,
-    latest last), at least 0.5 ms from now."""
+    """Seconds from Unix time ``now`` to the next of the flush ``points`` (seconds before each
+    boundary of a tick of ``period`` seconds, latest last), at least 0.5 ms from now."""
     phase = now % period
-    for base in (0.0, period, 2 * period):
-        for lead in points:
-            if base - lead - phase > 0.0005:
-                return base - lead - phase
-    raise ValueError(f"flush points {points!r} do not fit a tick of {period} s")
+    for lead in points:
+        if period - lead - phase > 0.0005:
+            return period - lead - phase
+    return 2 * period - points[0] - phase
 
 
 class RoomLink:
@@ -266,14 +263,9 @@ class RoomLink:
         self._mark_timer = asyncio.get_running_loop().call_later(boundary - lead - now, self._mark, boundary)
 
     def _mark(self, boundary: float) -> None:
-        """The last flush point of ``boundary``: send what is queued, then its mark."""
+        """The last flush point before ``boundary``: send what is queued, then its mark."""
         self._mark_timer = None
         if self._channel is None or not self.sockets:
-            return
-        lead, now = self.flush_points[-1], time.time()
-        if lead < 0 and now < boundary:  # uvloop fires timers up to ~1 ms early; the room takes
-            # a mark that comes before its boundary as no reason to deliver the tick yet
-            self._mark_timer = asyncio.get_running_loop().call_later(boundary - lead - now, self._mark, boundary)
             return
         if not self._flush(mark=boundary):  # (the mark rides with the batch when there is one)
             self._channel.mark(boundary)

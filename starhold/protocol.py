@@ -53,7 +53,7 @@ per socket the gateway has in the room when that is more) the room is busy and i
 dropped with ERR_ROOM_BUSY (joins and closes are never dropped)."""
 ROOM_INPUT_QUEUE_PER_SOCKET = 4
 """The room input queue's limit per socket of the gateway in the room: players send up to one
-input per tick (10 Hz), which a gateway holds until the flush point of the room's tick, so
+input per tick (10 Hz), which a gateway holds until the flush point before the room's tick, so
 a room of 100 players behind one gateway has ~100 in its queue each tick while it keeps up; the
 limit lets it fall ~4 ticks behind (a busy room host) before inputs are dropped."""
 HEARTBEAT_INTERVAL = 20.0

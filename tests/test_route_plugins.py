@@ -109,8 +109,8 @@ async def test_the_link_ticks_at_the_kinds_rate_and_offset(served):
     link = url.app[GATEWAY].link("tally", "t-2")
     assert link.ticked and link.period == pytest.approx(0.05)
     assert link.tick_offset == tick_offset("tally/t-2", 20) and 0 <= link.tick_offset < 0.05
-    assert link.flush_points == room_link.flush_points(0.05) == (-0.001,)
-    assert room_link.flush_points(0.0016) == (-0.0002,)  # none fits a 1.6 ms tick: an eighth of it after
+    assert link.flush_points == room_link.flush_points(0.05) == (0.003,)
+    assert room_link.flush_points(0.004) == (0.001,)  # none fits a 4 ms tick: a quarter of it
     assert not url.app[GATEWAY].link("notice", "board").ticked
 
 

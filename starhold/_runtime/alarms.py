@@ -4,24 +4,11 @@ clock, at least once, retried with exponential backoff when ``on_alarm`` raises.
 ``AlarmDelivery`` is a mixin of ``RoomRuntime`` (``starhold._runtime.runtime``): it uses the
 runtime's input gate (``_gate``), ``state``, ``storage``, ``clock``, ``room``, ``room_cls``,
 ``channels``, ``tick_stats`` and ``_invoke``, and owns ``_alarm_at`` (the stored alarm's time
-as last seen), ``_alarm_timer``, ``_alarm_firing`` (a delivery is past its start, before the
-input barrier), ``_alarm_task`` (the last delivery ``marks_in`` started) and ``_retries`` (the
-stored retry count, cached; None: read it).
-
-**A tick in one wake-up.** A ticked room on the wall clock whose gateways mark its ticks (the
-input barrier of ``starhold._runtime.channel``) does not wake for its alarm at the boundary:
-its gateways send each tick's last batch and mark just after the boundary
-(``gateway.room_link.FLUSH_POINTS``), and the tick is delivered as soon as the last mark of a
-due boundary is in (``marks_in``), in the same wake-up of the process as the batch. The clock
-timer is armed ``MARKED_TICK_GRACE`` after the alarm's time instead, for a gateway that is
-late; it then waits for the marks as before. Either way the alarm is delivered at or after its
-time, never before. (At 1,000 players, ten rooms: the room hosts woke ~100 times a second less,
-~890 -> ~800, one wake-up per tick; docs/operating.md, tenth session.)
+as last seen), ``_alarm_timer`` and ``_retries`` (the stored retry count, cached; None: read it).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -36,10 +23,6 @@ ALARM_RETRY_BASE = 2.0
 """First alarm retry delay, seconds; doubles on each retry."""
 ALARM_MAX_RETRIES = 6
 """Retries of a failing ``on_alarm`` (2, 4, ... 64 s after each failure) before the alarm is dropped."""
-MARKED_TICK_GRACE = 0.005
-"""Seconds after its time that the clock timer of a ticked room's alarm fires when gateways mark
-its ticks (see the module docstring): the tick normally runs before, when the last mark of its
-boundary comes in (~1 ms after the boundary); the timer is for a gateway later than that."""
 
 
 class AlarmDelivery:
@@ -61,28 +44,7 @@ class AlarmDelivery:
             self._alarm_timer = None
         self._alarm_at = at
         if at is not None:
-            self._alarm_timer = self.clock.call_at(at + self._timer_grace(), self._fire_alarm)
-
-    def _timer_grace(self) -> float:
-        """Seconds after the alarm's time its clock timer fires: ``MARKED_TICK_GRACE`` for a
-        ticked room on the wall clock with a channel that marks (its tick waits for marks and
-        runs when they are in: ``marks_in``), at most a quarter of its tick; else 0."""
-        rate = self.room_cls.tick_rate
-        if rate and self.clock.wall and self.channels.marking():
-            return min(MARKED_TICK_GRACE, 0.25 / rate)
-        return 0.0
-
-    def marks_in(self) -> None:
-        """A gateway's mark came in (or its channel ended) while no delivery waited for marks:
-        deliver the alarm now if it is a due tick, its timer not yet fired, and no gateway with
-        connections in the room is late with the mark of its boundary (see the module
-        docstring). Called by the channel server."""
-        timer, at, rate = self._alarm_timer, self._alarm_at, self.room_cls.tick_rate
-        if timer is None or timer.cancelled or self._alarm_firing or at is None or not rate \
-                or not self.clock.wall or at > self.clock.now() or self.channels.late(at - 0.5 / rate):
-            return
-        timer.cancel()  # (left in place, cancelled: a commit meanwhile does not arm another)
-        self._alarm_task = asyncio.ensure_future(self._fire_alarm())
+            self._alarm_timer = self.clock.call_at(at, self._fire_alarm)
 
     async def _fire_alarm(self, early: bool = False) -> bool:
         """Deliver the stored alarm if it is due (``early``: whatever its time; its clock timer
@@ -92,29 +54,16 @@ class AlarmDelivery:
         the marks of the gateways holding its connections (the channel's input barrier,
         ``starhold._runtime.channel``): their batches for the tick that ends now are applied
         before the tick."""
-        if early:
-            return await self._deliver_alarm(early)
-        self._alarm_firing = True
-        try:
-            rate = self.room_cls.tick_rate
-            if rate and self.clock.wall and self._alarm_at is not None:
-                started = time.perf_counter()
-                complete = await self.channels.await_marks(self._alarm_at, 0.5 / rate)
-                if complete is not None:
-                    self.tick_stats.observe_barrier(time.perf_counter() - started, complete)
-            return await self._deliver_alarm(early)
-        finally:
-            self._alarm_firing = False
-
-    async def _deliver_alarm(self, early: bool) -> bool:
-        """``_fire_alarm`` past the input barrier: under the input gate, deliver the stored
-        alarm if it is due (or ``early``) and schedule its retry when ``on_alarm`` raises."""
+        rate = self.room_cls.tick_rate
+        if not early and rate and self.clock.wall and self._alarm_at is not None:
+            started = time.perf_counter()
+            complete = await self.channels.await_marks(self._alarm_at, 0.5 / rate)
+            if complete is not None:
+                self.tick_stats.observe_barrier(time.perf_counter() - started, complete)
         async with self._gate:
             if self.state != ActivationState.ACTIVE:
                 return False
-            if not early:  # (a timer that fired, or one marks_in cancelled: a no-op)
-                if self._alarm_timer is not None:
-                    self._alarm_timer.cancel()
+            if not early:
                 self._alarm_timer = None
             at = await self.storage.get_alarm()
             if at is None:

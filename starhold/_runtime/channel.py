@@ -36,15 +36,13 @@ activation. ``channel_info`` names the process (``"process"``: ``PROCESS``, rand
 process); a gateway elsewhere ignores it and connects over TCP.
 
 **Input barrier.** A gateway that has sockets in a ticked room marks each tick boundary it has
-sent everything for: at the tick's last flush point (``gateway.room_link``, 1 ms after the
-boundary) it writes ``["mark", boundary]`` (``boundary``: the tick boundary, Unix seconds) after
-that tick's last batch, in the same write, whether or not it had inputs. A room that announces
-``"marks": True`` in its ``channel_info`` reads marks in order with the batches; when its alarm
-for a tick boundary falls due, before it takes the input gate, it waits until every channel
-that marks and whose gateway holds a connection in the room has marked that boundary (a mark at
-least half a tick before it counts as the previous tick's), at most ``INPUT_BARRIER_TIMEOUT``
-seconds; and a due tick whose marks are all in runs at once, without waiting for its timer
-(``starhold._runtime.alarms``: a tick in one wake-up). A batch a busy
+sent everything for: at the tick's last flush point (``gateway.room_link``) it writes
+``["mark", boundary]`` (``boundary``: the tick boundary, Unix seconds) after that tick's last
+batch, whether or not it had inputs. A room that announces ``"marks": True`` in its
+``channel_info`` reads marks in order with the batches; when its alarm for a tick boundary falls
+due, before it takes the input gate, it waits until every channel that marks and whose gateway
+holds a connection in the room has marked that boundary (a mark at least half a tick before it
+counts as the previous tick's), at most ``INPUT_BARRIER_TIMEOUT`` seconds. A batch a busy
 gateway (or this busy process) delivers a few milliseconds after the boundary is thus applied
 in its tick instead of the next one, 100 ms later at 10 Hz. A channel that never marked (the
 harness, a gateway of an earlier version) is not waited for, nor is anyone when the room's
@@ -98,7 +96,7 @@ HEARTBEAT_INTERVAL = 1.0
 ACK_LINGER = 0.05
 """Seconds the acknowledgement of a batch of inputs alone (no connect, close or check) may wait
 for a push with output to ride on before it is pushed alone. A ticked room's frame leaves within
-a few milliseconds of the flush point where gateways send its inputs, so its frame carries the
+a few milliseconds of the flush points where gateways send its inputs, so its frame carries the
 acks of the tick's batches and no push goes out for an acknowledgement alone."""
 INPUT_BARRIER_TIMEOUT = 0.02
 """Seconds a tick waits at most, past its boundary, for the marks of the gateways whose players
@@ -202,7 +200,7 @@ class ChannelServer:
         after waiting, True when every mark came and False when it gave up (a gateway, or its
         channel, is late)."""
         floor = boundary - tolerance
-        late = self.late(floor)
+        late = self._late(floor)
         if not late:
             return None
         loop = asyncio.get_running_loop()
@@ -219,14 +217,10 @@ class ChannelServer:
                 timer.cancel()
                 if self._marks_changed is waiter:
                     self._marks_changed = None
-            late = self.late(floor)
+            late = self._late(floor)
         return True
 
-    def marking(self) -> bool:
-        """Whether an open channel marks tick boundaries (its gateway has marked one)."""
-        return any(c.marked is not None and not c.gone for c in self.channels.values())
-
-    def late(self, floor: float) -> list:
+    def _late(self, floor: float) -> list:
         """The channels that mark, have not marked ``floor`` or later and whose gateway holds a
         connection in the room."""
         late = [c for c in self.channels.values() if c.marked is not None and c.marked < floor and not c.gone]
@@ -236,12 +230,9 @@ class ChannelServer:
         return late
 
     def marks_changed(self) -> None:
-        """A channel marked a boundary or ended: a waiting tick looks again; when none waits, a
-        due tick whose marks are now all in is delivered (``RoomRuntime.marks_in``)."""
+        """A channel marked a boundary or ended: a waiting tick looks again."""
         if self._marks_changed is not None:
             _resolve(self._marks_changed)
-        else:
-            self.runtime.marks_in()
 
     def notify_all(self) -> None:
         """Commits became durable: push the acknowledgements they release."""

@@ -123,8 +123,6 @@ class RoomRuntime(AlarmDelivery, Hibernation, Output, Posts):
         self._pending: list[tuple] | None = None
         self._alarm_at: float | None = None
         self._alarm_timer: Timer | None = None
-        self._alarm_firing = False  # a timer's alarm delivery is under way (AlarmDelivery)
-        self._alarm_task: asyncio.Task | None = None  # the last delivery started by marks_in
         self._idle_timer: Timer | None = None
         self._idle_deadline = 0.0  # clock time after which an activation without events hibernates
         self.events_handled = 0
