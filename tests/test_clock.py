@@ -64,7 +64,8 @@ def test_system_clock_cancelled_timer_does_not_run_even_when_rearmed():
 def test_system_clock_timer_cancelled_after_its_time_came_but_before_its_task_ran_does_not_run():
     """Two timers fall due in one turn of the loop (the loop is kept busy past both deadlines):
     the first one's callback cancels the second, whose task is already created; it must not run
-    (a room's tick delivered on its gateways' marks cancels its alarm timer that way)."""
+    (``Timer.cancel``'s promise: code that cancels a timer and arms another, as a room's alarm
+    does when a commit moves it, must not get both callbacks)."""
 
     async def main() -> list[str]:
         clock = SystemClock()
