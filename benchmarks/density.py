@@ -1,8 +1,8 @@
 """Awake rooms per node: memory and idle CPU per awake room on local Ray (issue 17).
 
 One run, two setups side by side (``SETUPS``): a process per room (``rooms_per_host=1``, no
-spare: how rooms ran before room hosts) and room hosts as ``starhold serve`` runs them (8
-rooms per host process, two spare hosts). For each:
+spare: how rooms ran before room hosts) and room hosts as ``starhold serve`` runs them
+(``--rooms-per-host``'s default rooms per host process, two spare hosts). For each:
 
 1. **Idle CPU** per awake room, ``--cpu-rooms`` rooms of each kind, each kind in a namespace
    (and gateway) of its own so that its rooms are alone in their hosts: a system room with
@@ -123,7 +123,7 @@ GROUPS = ("system, one idle player", "system, nobody", "session, one idle player
 SETUPS = {"a process per room": {"rooms_per_host": 1, "spare_hosts": 0},
           "room hosts (default)": {}}
 """The two ways rooms run, side by side: as before room hosts (one actor process per room),
-and with room hosts as ``starhold serve`` runs them (8 rooms per host process, a spare)."""
+and with room hosts as ``starhold serve`` runs them (its default rooms per host process, a spare)."""
 
 
 class Space:

@@ -6,7 +6,9 @@ a second; the server sends 10 frames a second with every ship's position and the
 ack. For each N in ``--clients`` (default 100, 500, 1000, 2000), N/100 rooms:
 
 - **Starhold**: a fresh ``starhold serve`` (local Ray, SQLite in a temporary directory, its
-  default layout: one gateway process, ``--gateways G`` for more) with N/100 game sessions;
+  default layout: one gateway process, ``--gateways G`` for more, that hands each socket of an
+  awake room to the room's host process, 10 rooms per host; ``--serve-args "--no-colocate"``
+  keeps every socket in the gateway) with N/100 game sessions;
 - **Colyseus 0.18**: ``benchmarks/colyseus`` (a ``sector`` room with
   ``setSimulationInterval(100)``, ``patchRate = 100``, @colyseus/schema ships ``{x, y, ack}``,
   ``benchmarks/colyseus_peer.py``).

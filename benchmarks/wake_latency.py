@@ -12,7 +12,7 @@
 3. Commits per second of a room with ``--ships`` ships moving (bots), over ``--seconds``.
 
 1 and 2 run twice in the same run: with room hosts as ``starhold serve`` runs them (defaults:
-8 rooms per host, 2 spare hosts, ``starhold._runtime.host_pool``), and as rooms ran before
+10 rooms per host, 2 spare hosts, ``starhold._runtime.host_pool``), and as rooms ran before
 room hosts, a new Ray actor process per activation (``rooms_per_host=1``, no spare, and the
 room's host killed after each hibernation, so each wake creates an actor, imports the room
 code and opens storage). The ratio column is before / hosts.

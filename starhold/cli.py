@@ -92,12 +92,13 @@ def _gateway_process(settings: Settings, log_level: str, index: int, hibernate_r
 
 def _add_host_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rooms-per-host", type=int,
-                        help="rooms one room host process runs at most (default 8; 1 = a process per room)")
+                        help="rooms one room host process runs at most (default 10; 1 = a process per room)")
     parser.add_argument("--spare-hosts", type=int,
                         help="empty room hosts kept started so that waking rooms start at once (default 2)")
-    parser.add_argument("--colocate", action="store_true", default=None,
+    parser.add_argument("--colocate", action=argparse.BooleanOptionalAction, default=None,
                         help="hand each WebSocket of a room awake on this node to the room's host process, "
-                             "which serves it (gateway/colocate.py; default: off)")
+                             "which serves it (gateway/colocate.py; default: on; --no-colocate: every "
+                             "socket stays in the gateway processes)")
 
 
 def _gateway(args: argparse.Namespace) -> int:

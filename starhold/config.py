@@ -69,9 +69,9 @@ class Settings:
     login_address_failures: int = 20
     shutdown_timeout: float = 10.0
     rooms: str | None = None
-    rooms_per_host: int = 8
+    rooms_per_host: int = 10
     spare_hosts: int = 2
-    colocate: bool = False
+    colocate: bool = True
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()

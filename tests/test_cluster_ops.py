@@ -75,10 +75,23 @@ def test_settings_data_dir_is_absolute(monkeypatch, tmp_path):
 
 
 def test_colocate_is_a_flag_from_the_environment_or_the_command_line():
-    assert Settings().colocate is False
+    assert Settings().colocate is True  # on by default (issue 17)
     assert Settings.from_env({"STARHOLD_COLOCATE": "1"}).colocate is True
     assert Settings.from_env({"STARHOLD_COLOCATE": "0"}).colocate is False
     assert Settings.from_env({"STARHOLD_COLOCATE": "0"}, colocate=True).colocate is True
+
+
+def test_no_colocate_on_the_command_line_turns_it_off():
+    import argparse
+
+    from starhold.cli import _add_host_arguments
+
+    parser = argparse.ArgumentParser()
+    _add_host_arguments(parser)
+    assert parser.parse_args([]).colocate is None  # the environment or the default decides
+    assert parser.parse_args(["--colocate"]).colocate is True
+    assert parser.parse_args(["--no-colocate"]).colocate is False
+    assert Settings.from_env({"STARHOLD_COLOCATE": "1"}, colocate=False).colocate is False
 
 
 async def test_healthz_in_process_rooms_need_no_ray(gateway_factory, tmp_path):

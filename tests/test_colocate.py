@@ -1,4 +1,4 @@
-"""Sockets in room hosts (``gateway/colocate.py``, ``starhold serve --colocate``): the upgrade of
+"""Sockets in room hosts (``gateway/colocate.py``, ``starhold serve``'s default): the upgrade of
 a room awake on a host of this node is handed (the socket itself) to that host, whose own gateway
 serves it over the in-process channel; a room that sleeps is served by the gateway that
 accepted it; a host that dies drops its sockets, whose clients rejoin and keep their ships.
@@ -101,17 +101,17 @@ async def test_a_host_that_cannot_take_sockets_leaves_them_with_the_gateway(ray_
 
 
 @pytest.mark.allow_blocking
-async def test_starhold_serve_colocate_hands_an_awake_room_s_sockets_to_its_host(tmp_path):
-    """``starhold serve --colocate``: the first socket to Sol wakes it through the gateway; the
-    next ones are handed to Sol's host, every one's inputs are acknowledged, and the host's
-    figures are in the gateway's /metrics under its name."""
+async def test_starhold_serve_hands_an_awake_room_s_sockets_to_its_host_by_default(tmp_path):
+    """``starhold serve`` (``--colocate`` is its default): the first socket to Sol wakes it
+    through the gateway; the next ones are handed to Sol's host, every one's inputs are
+    acknowledged, and the host's figures are in the gateway's /metrics under its name."""
     import aiohttp
 
     from starhold.rooms import protocol as P
     from served import hosted, metric, serve_with_metrics
     from wire import Wire, guest_token
 
-    served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--colocate", "--shed-lag", "0")
+    served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--shed-lag", "0")
     try:
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:

@@ -118,15 +118,18 @@ async def test_a_socket_accepted_by_the_room_s_home_stays_there(two_gateways):
 
 @pytest.mark.allow_blocking
 async def test_a_served_node_keeps_each_room_s_sockets_in_one_gateway_process(tmp_path):
-    """``starhold serve --gateways 2``: the kernel spreads 8 connections to Sol over both
-    processes; every one ends up served by Sol's home process, the others handed over."""
+    """``starhold serve --gateways 2 --no-colocate``: the kernel spreads 8 connections to Sol
+    over both processes; every one ends up served by Sol's home process, the others handed
+    over. (With sockets in room hosts, the default, all but the waking one would go to Sol's
+    host instead: ``tests/test_colocate.py``.)"""
     import aiohttp
 
     from starhold.rooms import protocol as P
     from served import STARTUP_TIMEOUT, metric, serve_with_metrics
     from wire import Wire, guest_token
 
-    served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--shed-lag", "0", gateways=2)
+    served, port, metrics_port = await serve_with_metrics(tmp_path / "data", "--shed-lag", "0", "--no-colocate",
+                                                         gateways=2)
     try:
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:

@@ -7,7 +7,7 @@ it maps each awake room to the ``RoomHost`` (``starhold._runtime.room_host``) th
 one at a time per room (its calls for one room are serialized), and places waking rooms:
 
 - **Placement** (``get``): a room already mapped goes to its host; otherwise to the fullest
-  host that has a free slot (``rooms_per_host``, default 8), on a node that is not draining,
+  host that has a free slot (``rooms_per_host``, default 10), on a node that is not draining,
   so that empty hosts stay spare. With no free slot anywhere a host is created on the spot
   (the waking call then pays an actor creation, about 1 s).
 - **Spares**: the pool keeps ``spare_hosts`` (default 2) empty hosts started on nodes that
@@ -47,8 +47,12 @@ log = logging.getLogger("starhold.hosts")
 
 POOL_NAME = "hosts"
 """Ray actor name of a namespace's host pool."""
-ROOMS_PER_HOST = 8
-"""Default rooms one host runs at most (config ``rooms_per_host``)."""
+ROOMS_PER_HOST = 10
+"""Default rooms one host runs at most (config ``rooms_per_host``). Ten rooms of 100 players at
+10 Hz, their sockets served by the host (``--colocate``, the default), take about half a core
+here (``benchmarks/realtime.py``): a busy node's work then sits in about one host process per
+core; more, smaller hosts compete for the same cores (at 2,000 players on this 2-core machine,
+8 rooms per host, so three busy hosts, took 102-106 % of a core against 81-91 % with 10)."""
 SPARE_HOSTS = 2
 """Default empty hosts kept started (config ``spare_hosts``)."""
 HOST_IDLE_SECONDS = 60.0

@@ -205,7 +205,7 @@ class RayDirectory(RoomDirectory):
     """Rooms run by room hosts (Ray actors) in ``namespace``, placed by the namespace's
     ``HostPool`` (``starhold._runtime.host_pool``); ``config`` is given to the pool and every
     host: ``data_dir`` (absolute), ``idle_timeout`` (seconds), ``rooms`` (modules of room
-    kinds), ``snapshots`` (spec), ``rooms_per_host`` (default 8), ``spare_hosts`` (default 2), ``pool_on_head`` (place the
+    kinds), ``snapshots`` (spec), ``rooms_per_host`` (default 10), ``spare_hosts`` (default 2), ``pool_on_head`` (place the
     host pool on the head node; default False),
     ``log_level``. Needs ``ray.init()`` to have been called."""
 
