@@ -81,6 +81,17 @@ def test_colocate_is_a_flag_from_the_environment_or_the_command_line():
     assert Settings.from_env({"STARHOLD_COLOCATE": "0"}, colocate=True).colocate is True
 
 
+def test_ray_env_defaults_leave_an_operator_s_values_alone():
+    from starhold._runtime.ray_host import RAY_ENV_DEFAULTS, apply_ray_env_defaults
+
+    environ = {"RAY_worker_niceness": "5", "HOME": "/root"}
+    applied = apply_ray_env_defaults(environ)
+    assert environ["RAY_worker_niceness"] == "5" and "RAY_worker_niceness" not in applied
+    assert environ["RAY_LOG_MONITOR_MANY_FILES_THRESHOLD"] == "0" and environ["LOG_NAME_UPDATE_INTERVAL_S"] == "2"
+    assert environ == {**RAY_ENV_DEFAULTS, "RAY_worker_niceness": "5", "HOME": "/root"}
+    assert apply_ray_env_defaults(environ) == {}
+
+
 def test_no_colocate_on_the_command_line_turns_it_off():
     import argparse
 
