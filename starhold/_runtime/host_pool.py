@@ -52,7 +52,8 @@ ROOMS_PER_HOST = 10
 10 Hz, their sockets served by the host (``--colocate``, the default), take about half a core
 here (``benchmarks/realtime.py``): a busy node's work then sits in about one host process per
 core; more, smaller hosts compete for the same cores (at 2,000 players on this 2-core machine,
-8 rooms per host, so three busy hosts, took 102-106 % of a core against 81-91 % with 10)."""
+two alternating pairs: 8 rooms per host, so three busy hosts, 105.8 / 102.4 % of a core against
+90.6 / 81.0 % with 10; docs/operating.md, twelfth session)."""
 SPARE_HOSTS = 2
 """Default empty hosts kept started (config ``spare_hosts``)."""
 HOST_IDLE_SECONDS = 60.0
