@@ -45,7 +45,8 @@ class Settings:
     entry point group (``starhold.kinds.load_rooms``). Gateways, room actors and the alarm
     scheduler all load the same modules (``room_config()["rooms"]``); ``colocate``: the
     gateways hand each WebSocket of a room awake on their node to the room's host process,
-    which serves it (``gateway/colocate.py``; ``STARHOLD_COLOCATE=1``; Ray mode only)."""
+    which serves it (``gateway/colocate.py``; on by default, ``STARHOLD_COLOCATE=0`` or
+    ``--no-colocate`` turns it off; Ray mode only)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
