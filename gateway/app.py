@@ -109,7 +109,7 @@ class Gateway:
         self.handoff: Handoff | None = None
         """Room affinity with the node's other gateway processes (``gateway/affinity.py``), or None."""
         self.hosts: HostRouter | None = None
-        """Sockets in room hosts (``gateway/colocate.py``; ``starhold serve --colocate``), or None."""
+        """Sockets in room hosts (``gateway/colocate.py``; ``starhold serve``'s default, ``--colocate``), or None."""
         self.resolvers: dict[str, Callable[[str], str | None]] = {}  # GatewayAPI.room_ids
         self.params: dict[str, Callable[[str], dict]] = {}  # GatewayAPI.room_params
         self._maintainer: asyncio.Task | None = None

@@ -3,7 +3,7 @@
 Without this, every input and every frame crosses two processes on its way: the gateway
 process that holds the socket, then the room host (a Ray actor) over the room's data channel
 (``starhold._runtime.channel``), and back. A Durable Object holds its WebSockets in the object
-itself once the Worker has routed the upgrade; ``starhold serve --colocate`` does the same on
+itself once the Worker has routed the upgrade; ``starhold serve`` (``--colocate``, its default) does the same on
 one node: a gateway process that accepts the upgrade of a room that is **awake on a host of
 this node** passes the connection (file-descriptor passing, as room affinity does between
 gateway processes: ``gateway/affinity.py``) to that host, which serves it with a gateway of
