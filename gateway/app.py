@@ -141,10 +141,15 @@ class Gateway:
         key = (kind, room_id)
         link = self.links.get(key)
         if link is None:
-            params = self.params[kind](room_id) if kind in self.params else {}
-            link = self.links[key] = RoomLink(self.directory, self.gateway_id, kind, room_id, params,
+            link = self.links[key] = RoomLink(self.directory, self.gateway_id, kind, room_id,
+                                              self.room_params(kind, room_id),
                                               tick_rate=self.kind_class(kind).tick_rate)
         return link
+
+    def room_params(self, kind: str, room_id: str) -> dict:
+        """The params a room of ``kind`` wakes with (``GatewayAPI.room_params``; ``{}`` when
+        the kind declares none)."""
+        return self.params[kind](room_id) if kind in self.params else {}
 
     def resolve(self, kind: str, raw_id: str) -> str | None:
         """The id of the room ``raw_id`` names in a hosted ``kind``, or None when there is no
@@ -234,10 +239,10 @@ class Gateway:
         room affinity (``self.handoff``) the upgrade of a known room whose home is another
         gateway process goes there first (``gateway/affinity.py``); with sockets in room hosts
         (``self.hosts``) the upgrade of a room awake on a host of this node goes to that host
-        before that (``gateway/colocate.py``); ``here``: serve it in this process whatever its
-        home (a socket handed to us)."""
+        before that, waking the room first if it sleeps (``gateway/colocate.py``); ``here``:
+        serve it in this process whatever its home (a socket handed to us)."""
         if room_id is not None and not here and self.hosts is not None and self._authentic(request):
-            target = await self.hosts.target(kind, room_id)
+            target = await self.hosts.target(kind, room_id, self.room_params(kind, room_id))
             if target is not None:
                 if await send_upgrade(request, kind, room_id, target[1]):
                     Handoff.abandon(request)

@@ -12,10 +12,20 @@ reaches its rooms through the in-process channel (the batches and pushes handed 
 objects, no TCP, no msgpack), so an input and its frame cross no process boundary but the
 client's.
 
-The rest is unchanged. The upgrade of a room that sleeps, or that runs on another node, is
-served where it lands (the data channel proxies it, and the room wakes wherever the pool puts
-it); so is any upgrade when the host cannot be reached or refuses (a hand-off never refuses a
-player). A host's gateway is a gateway like any other: the same token check, limits,
+The upgrade of a room that sleeps is a wake: the gateway has the pool place the room
+(``RoomDirectory.get``, with the kind's params), starts its activation (an empty batch, the
+room's first call) without waiting for it, and hands the socket to the host it was placed on, so
+that every socket of an awake room sits in its host from the first one on (a room with one
+socket left in a node gateway would wait at each tick's input barrier for that process's mark:
+``gateway/room_link.py``). A start that fails is seen by the socket as any failed wake (the
+host's gateway refuses it as a gateway would: docs/protocol.md), and the room is not woken on
+an upgrade again for ``WAKE_HOLD`` seconds: meanwhile its upgrades are served where they land,
+whose link refuses them at once while its own failure holds. Concurrent upgrades to one room
+share one lookup (one pool call per room, not per socket, in a join storm).
+
+The rest is unchanged. The upgrade of a room on another node is served where it lands (the data
+channel proxies it); so is any upgrade when the pool cannot answer, or the host cannot be
+reached or refuses (a hand-off never refuses a player). A host's gateway is a gateway like any other: the same token check, limits,
 admission control and protocol; when its room moves (``starhold drain``) or sleeps, its
 sockets stay open and follow the room over the data channel, as a gateway's would.
 
@@ -42,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..ratelog import RateLimitedLog, describe
+from .room_link import UNAVAILABLE_HOLD
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -56,7 +67,11 @@ storm costs one pool call per room, not per socket. A room that moved or slept m
 still served correctly (the host's gateway reaches it wherever it is). That a room sleeps is
 not remembered."""
 ROUTES_MAX = 10_000
-"""Rooms remembered at most; the oldest half is forgotten when it is full."""
+"""Rooms remembered at most (routes, and rooms that could not wake); the oldest half is
+forgotten when it is full."""
+WAKE_HOLD = UNAVAILABLE_HOLD
+"""Seconds during which a room whose wake on an upgrade failed (placing it, or starting its
+activation) is not woken on an upgrade again: its upgrades are served where they land."""
 METRICS_TIMEOUT = 2.0
 """Seconds a scrape waits for the hosts' metrics; a host that has not answered is left out of it."""
 METRICS_OWNER_TIMEOUT = 60.0
@@ -84,7 +99,12 @@ class HostRouter:
         self._hosts: dict[str, tuple[Path | None, float]] = {}  # host name -> (hand-off path or None, until)
         self._asking: dict[str, asyncio.Future] = {}
         self._routes: dict[tuple[str, str], tuple[tuple, float]] = {}  # room -> ((host, actor), until)
+        self._routing: dict[tuple[str, str], asyncio.Future] = {}  # room -> its lookup in flight
+        self._unwakeable: dict[tuple[str, str], float] = {}  # room -> until when it is not woken here
+        self._starting: set[asyncio.Future] = set()  # activations started here, until they answer
         self._serving: dict[str, object] = {}  # host name -> actor, for the hosts that took our sockets
+        self.gateway_id = f"router-{os.getpid()}"
+        """Who the rooms started here hear from: their first call is an empty batch from this id."""
 
     def _this_node(self) -> str:
         if self._node is None:
@@ -93,12 +113,15 @@ class HostRouter:
             self._node = ray.get_runtime_context().get_node_id()
         return self._node
 
-    async def target(self, kind: str, room_id: str) -> tuple[str, Path] | None:
+    async def target(self, kind: str, room_id: str, wake: dict | None = None) -> tuple[str, Path] | None:
         """``(host name, hand-off socket path)`` of the host of this node running room
-        ``kind/room_id`` now, or None: the room sleeps, runs on another node, or its host
-        cannot take sockets (then not asked again for ``HOST_RETRY`` seconds). One Ray call to
-        the pool per room per ``ROUTE_TTL``, plus one to the host the first time. Never raises."""
-        route = await self._route(kind, room_id)
+        ``kind/room_id`` now, or None: the room runs on another node, sleeps (and ``wake`` is
+        None, or it could not wake on an upgrade less than ``WAKE_HOLD`` seconds ago), or its
+        host cannot take sockets (then not asked again for ``HOST_RETRY`` seconds). ``wake``:
+        wake a sleeping room with these params (see the module docstring). One Ray call to the
+        pool per room per ``ROUTE_TTL``, shared by concurrent callers, plus one to the host the
+        first time. Never raises."""
+        route = await self._route(kind, room_id, wake)
         if route is None:
             return None
         host, actor = route
@@ -107,27 +130,69 @@ class HostRouter:
             path = await self._ask(host, actor)
         return (host, path) if path is not None else None
 
-    async def _route(self, kind: str, room_id: str) -> tuple | None:
-        """``(host name, host actor)`` of the awake room (remembered ``ROUTE_TTL`` seconds), None
-        when it sleeps or the pool cannot say."""
-        now = time.monotonic()
-        route, until = self._routes.get((kind, room_id), (None, 0.0))
-        if now < until:
+    async def _route(self, kind: str, room_id: str, wake: dict | None) -> tuple | None:
+        """``(host name, host actor)`` of the room (remembered ``ROUTE_TTL`` seconds), None when
+        it sleeps (and is not woken) or the pool cannot say. One lookup per room at a time."""
+        key = (kind, room_id)
+        route, until = self._routes.get(key, (None, 0.0))
+        if time.monotonic() < until:
             return route
+        pending = self._routing.get(key)
+        if pending is None:
+            pending = self._routing[key] = asyncio.ensure_future(self._look_up(key, wake))
+            pending.add_done_callback(lambda _: self._routing.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _look_up(self, key: tuple[str, str], wake: dict | None) -> tuple | None:
+        kind, room_id = key
         try:
             handle = await self.directory.get_if_active(kind, room_id)
         except Exception as exc:  # noqa: BLE001 - the pool is busy or restarting: serve here
             FAILURES.log(logging.INFO, "active", "cannot tell where %s/%s runs (%s); serving here", kind, room_id,
                          describe(exc))
             return None
+        if handle is None and wake is not None and time.monotonic() >= self._unwakeable.get(key, 0.0):
+            handle = await self._wake(key, wake)
         actor, host = getattr(handle, "actor", None), getattr(handle, "host", "")
         if handle is None or actor is None or not host:
             return None  # not remembered: the next socket may be the one that finds it awake
-        if len(self._routes) >= ROUTES_MAX:
-            for key in list(self._routes)[:ROUTES_MAX // 2]:
-                del self._routes[key]
-        self._routes[(kind, room_id)] = ((host, actor), now + ROUTE_TTL)
+        self._remember(self._routes, key, ((host, actor), time.monotonic() + ROUTE_TTL))
         return host, actor
+
+    async def _wake(self, key: tuple[str, str], params: dict):
+        """Place the sleeping room ``key`` and start its activation without waiting for it; the
+        room's handle, or None when it could not be placed (then not woken here for
+        ``WAKE_HOLD`` seconds)."""
+        try:
+            handle = await self.directory.get(key[0], key[1], params)
+        except Exception as exc:  # noqa: BLE001 - the pool is restarting, the kind is not hosted...
+            self._wake_failed(key, exc)
+            return None
+        start = asyncio.ensure_future(handle.send_batch(self.gateway_id, []))
+        self._starting.add(start)
+        start.add_done_callback(lambda done: self._started(key, done))
+        return handle
+
+    def _started(self, key: tuple[str, str], start: asyncio.Future) -> None:
+        self._starting.discard(start)
+        if not start.cancelled() and start.exception() is not None:
+            self._wake_failed(key, start.exception())
+            self._routes.pop(key, None)
+
+    def _wake_failed(self, key: tuple[str, str], exc: BaseException) -> None:
+        FAILURES.log(logging.INFO, "wake", "room %s/%s did not wake on an upgrade (%s); its upgrades are served "
+                     "where they land for %.0f s", key[0], key[1], describe(exc), WAKE_HOLD)
+        self._remember(self._unwakeable, key, time.monotonic() + WAKE_HOLD)
+
+    @staticmethod
+    def _remember(table: dict, key, value) -> None:
+        """``table[key] = value``, forgetting the oldest half of ``table`` first when it holds
+        ``ROUTES_MAX`` entries."""
+        if len(table) >= ROUTES_MAX:
+            for old in list(table)[:ROUTES_MAX // 2]:
+                del table[old]
+        table.pop(key, None)
+        table[key] = value
 
     async def _ask(self, host: str, actor) -> Path | None:
         """The hand-off path of ``host`` (starting its gateway), or None; one call per host at a time."""

@@ -1,8 +1,8 @@
 """Sockets in room hosts (``gateway/colocate.py``, ``starhold serve``'s default): the upgrade of
 a room awake on a host of this node is handed (the socket itself) to that host, whose own gateway
-serves it over the in-process channel; a room that sleeps is served by the gateway that
-accepted it; a host that dies drops its sockets, whose clients rejoin and keep their ships.
-Real Ray, real sockets on 127.0.0.1."""
+serves it over the in-process channel; a room that sleeps is woken on a host first, so its
+first socket goes there too; a host that dies drops its sockets, whose clients rejoin and keep
+their ships. Real Ray, real sockets on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -40,15 +40,16 @@ async def test_an_awake_room_s_sockets_are_served_by_its_host_and_survive_its_de
     url = await gateway_factory(ray_directory, data_dir=keys)
     gateway = url.app[GATEWAY]
     gateway.hosts = HostRouter(ray_directory, host_config(keys))
-    first = await join_and_move(url, "Ada", 10.0)  # Sol sleeps: this gateway serves the socket, waking it
+    assert await ray_directory.get_if_active("system", "sol") is None
+    first = await join_and_move(url, "Ada", 10.0)  # Sol sleeps: woken on a host, which serves the socket
     clients = [first]
     try:
-        assert [s.identity.player for s in gateway.sockets] == [first.player]
-        second = await join_and_move(url, "Bob", 20.0)  # Sol is awake: its host serves this one
-        clients.append(second)
-        assert [s.identity.player for s in gateway.sockets] == [first.player]
         handle = await ray_directory.get_if_active("system", "sol")
-        assert handle is not None
+        assert handle is not None and gateway.sockets == set()
+        assert handle.host in gateway.hosts._serving
+        second = await join_and_move(url, "Bob", 20.0)  # Sol is awake: its host serves this one too
+        clients.append(second)
+        assert gateway.sockets == set() and gateway.links == {}  # this gateway never linked to Sol
         # Both players are in one room: each sees the other's ship, and inputs keep being acked.
         await second.wait_for(lambda c: "Ada" in c.names.values(), timeout=120)
         await first.wait_for(lambda c: "Bob" in c.names.values(), timeout=120)
@@ -70,11 +71,11 @@ async def test_a_host_holding_sockets_is_not_retired(ray_directory, gateway_fact
     keys = tmp_path / "keys"
     url = await gateway_factory(ray_directory, data_dir=keys)
     url.app[GATEWAY].hosts = HostRouter(ray_directory, host_config(keys))
-    first = await join_and_move(url, "Ada", 10.0)
-    second = await join_and_move(url, "Bob", 20.0)  # handed to Sol's host
+    first = await join_and_move(url, "Ada", 10.0)  # both handed to Sol's host
+    second = await join_and_move(url, "Bob", 20.0)
     try:
         handle = await ray_directory.get_if_active("system", "sol")
-        assert await handle.actor.retire.remote() is False  # it holds Sol, and Bob's socket
+        assert await handle.actor.retire.remote() is False  # it holds Sol, and both sockets
         await first.__aexit__(None, None, None)
         assert await handle.hibernate()  # Sol leaves the host: only the socket keeps it
         async with asyncio.timeout(120):  # the host forgets Sol once its hibernation has ended
@@ -102,9 +103,9 @@ async def test_a_host_that_cannot_take_sockets_leaves_them_with_the_gateway(ray_
 
 @pytest.mark.allow_blocking
 async def test_starhold_serve_hands_an_awake_room_s_sockets_to_its_host_by_default(tmp_path):
-    """``starhold serve`` (``--colocate`` is its default): the first socket to Sol wakes it
-    through the gateway; the next ones are handed to Sol's host, every one's inputs are
-    acknowledged, and the host's figures are in the gateway's /metrics under its name."""
+    """``starhold serve`` (``--colocate`` is its default): the first socket to Sol wakes it on a
+    host, and every socket is handed to that host; every one's inputs are acknowledged, and
+    the host's figures are in the gateway's /metrics under its name."""
     import aiohttp
 
     from starhold.rooms import protocol as P
@@ -118,18 +119,18 @@ async def test_starhold_serve_hands_an_awake_room_s_sockets_to_its_host_by_defau
             wires = []
             for i in range(3):
                 wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url, f"P{i}"))
-                await wire.join(timeout=120)  # the first one wakes Sol
+                await wire.join(timeout=120)
                 await wire.send(P.MOVE_TO, 2, {"x": 10.0 * i, "y": 0.0})
                 await wire.recv(P.FRAME, timeout=120, where=lambda p: p["ack"] == 2)
                 wires.append(wire)
             async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
                 text = await response.text()
-            assert metric(text, "starhold_connections") == 1.0, served.text  # the first socket stayed here
-            assert metric(text, "starhold_socket_handoffs_total", 'direction="out"') == 2.0, served.text
+            assert metric(text, "starhold_connections") == 0.0, served.text  # none stayed here
+            assert metric(text, "starhold_socket_handoffs_total", 'direction="out"') == 3.0, served.text
             assert metric(text, "starhold_socket_handoffs_total", 'direction="failed"') == 0.0
             # The host's own gateway is reported here too, labelled with the host's name.
-            assert hosted(text, "starhold_connections") == [2.0], text
-            assert sum(hosted(text, "starhold_messages_in_total")) >= 4.0  # 2 joins, 2 moves
+            assert hosted(text, "starhold_connections") == [3.0], text
+            assert sum(hosted(text, "starhold_messages_in_total")) >= 6.0  # 3 joins, 3 moves
             async with session.get(f"{url}/metrics") as response:  # the gateway's port: the same merge
                 assert 'starhold_connections{host="' in await response.text()
             for wire in wires:
@@ -170,7 +171,7 @@ async def test_with_two_gateway_processes_a_host_s_figures_are_reported_once(tmp
             here = sum(metric(text, "starhold_connections") for text in texts)
             assert sum(1 for found in in_hosts if found) == 1, texts  # one process reports the host
             assert sum(map(sum, in_hosts)) + here == 5.0, texts  # every socket counted once
-            assert sum(map(sum, in_hosts)) >= 1.0, texts  # Sol was awake for the later ones: its host took them
+            assert sum(map(sum, in_hosts)) == 5.0, texts  # Sol's host took every one
             for wire in wires:
                 await wire.ws.close()
     finally:

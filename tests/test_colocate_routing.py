@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from starhold.gateway import metrics
+from starhold.gateway import colocate, metrics
 from starhold.gateway.colocate import METRICS_OWNER_TIMEOUT, HostRouter, HostSockets
 
 
@@ -43,21 +43,44 @@ class Slow(Remote):
 
 
 class Handle:
-    def __init__(self, actor, host):
+    def __init__(self, actor, host, start=None):
         self.actor, self.host = actor, host
+        self.batches: list = []
+        self.start = start  # an exception the room's start raises, or a future it waits for
+
+    async def send_batch(self, gateway_id, events):
+        self.batches.append((gateway_id, events))
+        if isinstance(self.start, asyncio.Future):
+            await self.start
+        elif self.start is not None:
+            raise self.start
+        return 1
 
 
 class Directory:
-    def __init__(self):
+    """The pool: ``rooms`` are the awake ones; ``get`` places a sleeping room on ``spare``
+    (a ``Handle``, or an exception to raise)."""
+
+    def __init__(self, spare=None):
         self.rooms: dict = {}
         self.lookups = 0
+        self.placed: list = []
+        self.spare = spare
 
     async def get_if_active(self, kind, room_id):
         self.lookups += 1
+        await asyncio.sleep(0)  # a pool call: concurrent callers overlap here
         found = self.rooms.get((kind, room_id))
         if isinstance(found, Exception):
             raise found
         return found
+
+    async def get(self, kind, room_id, params=None):
+        self.placed.append((kind, room_id, params))
+        if isinstance(self.spare, Exception):
+            raise self.spare
+        self.rooms[(kind, room_id)] = self.spare
+        return self.spare
 
 
 async def test_an_awake_room_on_this_node_routes_to_its_host_and_is_remembered():
@@ -71,13 +94,70 @@ async def test_an_awake_room_on_this_node_routes_to_its_host_and_is_remembered()
     assert host.configs[0] == {"rooms": None}
 
 
-async def test_a_sleeping_room_is_served_here_and_asked_about_again():
+async def test_a_sleeping_room_not_to_be_woken_is_served_here_and_asked_about_again():
     directory, host = Directory(), Host()
     router = HostRouter(directory, {}, node="n1")
     assert await router.target("system", "sol") is None
+    assert directory.placed == []
     directory.rooms[("system", "sol")] = Handle(host, "host:a")  # it woke
     assert (await router.target("system", "sol"))[0] == "host:a"
     assert directory.lookups == 2
+
+
+async def test_a_sleeping_room_is_woken_on_its_host_and_its_first_socket_handed_there():
+    host = Host()
+    spare = Handle(host, "host:a")
+    directory = Directory(spare)
+    router = HostRouter(directory, {}, node="n1")
+    name, path = await router.target("system", "sol", {"seed": 7})
+    assert name == "host:a" and path is not None
+    assert directory.placed == [("system", "sol", {"seed": 7})]  # placed with the kind's params
+    await asyncio.sleep(0)
+    assert spare.batches == [(router.gateway_id, [])]  # its activation started: an empty batch, its first call
+    assert await router.target("system", "sol", {"seed": 7}) == (name, path)  # remembered as awake
+    assert directory.lookups == 1 and len(directory.placed) == 1
+
+
+async def test_a_join_storm_on_a_sleeping_room_costs_one_lookup_and_one_wake():
+    started = asyncio.get_running_loop().create_future()
+    spare = Handle(Host(), "host:a", start=started)
+    directory = Directory(spare)
+    router = HostRouter(directory, {}, node="n1")
+    targets = await asyncio.gather(*(router.target("system", "sol", {}) for _ in range(20)))
+    assert {t[0] for t in targets} == {"host:a"}  # handed off before the start has finished
+    assert directory.lookups == 1 and len(directory.placed) == 1 and len(spare.batches) == 1
+    started.set_result(None)
+    await asyncio.sleep(0)
+
+
+async def test_a_room_whose_start_fails_is_not_woken_on_an_upgrade_again_for_a_while(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(colocate.time, "monotonic", lambda: clock[0])
+    spare = Handle(Host(), "host:a", start=RuntimeError("snapshot store unreachable"))
+    directory = Directory(spare)
+    router = HostRouter(directory, {}, node="n1")
+    assert (await router.target("system", "sol", {}))[0] == "host:a"  # handed off: the host's gateway sees the failure
+    await asyncio.sleep(0)
+    del directory.rooms[("system", "sol")]  # the failed activation was forgotten
+    for _ in range(3):  # served where they land, whose link refuses them while its own failure holds
+        assert await router.target("system", "sol", {}) is None
+    assert len(directory.placed) == 1 and directory.lookups == 4  # the route was forgotten: asked again
+    clock[0] += colocate.WAKE_HOLD
+    assert (await router.target("system", "sol", {}))[0] == "host:a"  # woken again after the hold
+    assert len(directory.placed) == 2
+
+
+async def test_a_room_that_cannot_be_placed_is_served_here_and_not_placed_again_for_a_while(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(colocate.time, "monotonic", lambda: clock[0])
+    directory = Directory(RuntimeError("the host pool is restarting"))
+    router = HostRouter(directory, {}, node="n1")
+    assert await router.target("system", "sol", {}) is None
+    assert await router.target("system", "sol", {}) is None
+    assert len(directory.placed) == 1
+    clock[0] += colocate.WAKE_HOLD
+    assert await router.target("system", "sol", {}) is None
+    assert len(directory.placed) == 2
 
 
 async def test_a_host_on_another_node_or_that_fails_is_not_asked_again_for_a_while():
@@ -112,8 +192,8 @@ class RecordingRouter:
     def __init__(self):
         self.asked = []
 
-    async def target(self, kind, room_id):
-        self.asked.append((kind, room_id))
+    async def target(self, kind, room_id, wake=None):
+        self.asked.append((kind, room_id, wake))
         return None  # serve here
 
     def failed(self, host):
@@ -137,7 +217,9 @@ async def test_only_an_upgrade_with_a_valid_token_is_routed(room_directory, gate
     assert router.asked == []  # refused without asking where the room runs
     async with StarholdClient.for_system(url, "Sol", name="Ada") as client:
         await client.join(timeout=60)
-    assert router.asked == [("system", "sol")]
+    # To be woken if it sleeps, with the params the gateway's own link would wake it with.
+    params = url.app[GATEWAY].room_params("system", "sol")
+    assert params and router.asked == [("system", "sol", params)]
 
 
 def host_exposition(connections: float) -> bytes:
