@@ -32,7 +32,9 @@ sockets stay open and follow the room over the data channel, as a gateway's woul
 What changes for operations: a host's sockets live and die with its process. A host that
 crashes (or is killed) drops them (1006) as a gateway that crashes does, and their clients
 reconnect and take their seats back (docs/protocol.md); a host holding sockets is not retired
-while it holds them. The host's gateway does not serve ``/metrics`` itself: a node gateway
+while it holds them. When ``starhold serve`` shuts down, each gateway process has the hosts
+that took its sockets close them with 1001 (``close_sockets``) before the rooms hibernate, as
+it closes its own; a ``starhold gateway`` that stops leaves them open. The host's gateway does not serve ``/metrics`` itself: a node gateway
 process reports it, in its own ``/metrics``, as samples labelled ``host="<host name>"``
 (``HostRouter.metrics``, ``gateway.metrics.exposition``). Each host is reported by one gateway
 process, the first that asks for its figures (its owner), so summing over the gateway
@@ -74,6 +76,8 @@ WAKE_HOLD = UNAVAILABLE_HOLD
 activation) is not woken on an upgrade again: its upgrades are served where they land."""
 METRICS_TIMEOUT = 2.0
 """Seconds a scrape waits for the hosts' metrics; a host that has not answered is left out of it."""
+CLOSE_TIMEOUT = 10.0
+"""Seconds a shutting-down gateway waits for its hosts to close their sockets (``close_sockets``)."""
 METRICS_OWNER_TIMEOUT = 60.0
 """Seconds after which a host whose owner has not asked for its metrics reports to the next
 gateway process that asks (see the module docstring)."""
@@ -103,6 +107,8 @@ class HostRouter:
         self._unwakeable: dict[tuple[str, str], float] = {}  # room -> until when it is not woken here
         self._starting: set[asyncio.Future] = set()  # activations started here, until they answer
         self._serving: dict[str, object] = {}  # host name -> actor, for the hosts that took our sockets
+        self.closed = False
+        """Set by ``close_sockets``: the server is shutting down and nothing is handed off."""
         self.gateway_id = f"router-{os.getpid()}"
         """Who the rooms started here hear from: their first call is an empty batch from this id."""
 
@@ -121,6 +127,8 @@ class HostRouter:
         wake a sleeping room with these params (see the module docstring). One Ray call to the
         pool per room per ``ROUTE_TTL``, shared by concurrent callers, plus one to the host the
         first time. Never raises."""
+        if self.closed:
+            return None
         route = await self._route(kind, room_id, wake)
         if route is None:
             return None
@@ -240,6 +248,29 @@ class HostRouter:
             elif call.result():
                 out.append((host, call.result()))
         return out
+
+    async def close_sockets(self, timeout: float = CLOSE_TIMEOUT) -> int:
+        """The server is shutting down: hand nothing off from now on (``target`` returns None)
+        and have every host that took sockets from this process close them with 1001 (going
+        away: ``RoomHost.close_sockets``), as the gateway closes its own; waits at most
+        ``timeout`` seconds, in parallel. Returns how many sockets the hosts closed. Never
+        raises (a dead host's sockets are gone already)."""
+        self.closed = True
+        hosts, self._serving = list(self._serving.items()), {}
+        if not hosts:
+            return 0
+        calls = [asyncio.ensure_future(actor.close_sockets.remote()) for _, actor in hosts]
+        done, pending = await asyncio.wait(calls, timeout=timeout)
+        for call in pending:
+            call.cancel()
+        closed = 0
+        for (host, _), call in zip(hosts, calls):
+            if call in done and call.exception() is None:
+                closed += call.result()
+            else:
+                log.warning("host %s did not close its sockets (%s)", host,
+                            describe(call.exception()) if call in done else f"no answer in {timeout:.0f} s")
+        return closed
 
     def failed(self, host: str) -> None:
         """A hand-off to ``host`` did not reach it: do not try it again for ``HOST_RETRY`` s,

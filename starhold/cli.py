@@ -243,6 +243,13 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
         if settings.metrics_port is not None:
             await start_metrics_site(settings.host, settings.metrics_port + index, app[GATEWAY].host_metrics)
 
+    async def close_host_sockets(app: web.Application) -> None:
+        # The hosts' sockets close with 1001 as the gateway's own do, before the rooms hibernate
+        # (else they would live until Ray ends their process: 1006).
+        hosts = app[GATEWAY].hosts
+        if hosts is not None:
+            await hosts.close_sockets()
+
     async def stop_other_gateways(app: web.Application) -> None:
         if stop_others is not None:  # before the rooms hibernate, so no other gateway wakes them
             await asyncio.to_thread(stop_others)
@@ -252,6 +259,8 @@ def _run_gateway(settings: Settings, index: int, stop_others=None, hibernate_roo
         app.on_startup.append(start_affinity)
         app.on_cleanup.append(stop_affinity)
     app.on_startup.append(serve_own_metrics)
+    if hibernate_rooms:
+        app.on_shutdown.append(close_host_sockets)
     app.on_shutdown.append(stop_other_gateways)
     if handoff is not None:
         app.on_shutdown.insert(0, stop_handoffs)

@@ -188,6 +188,20 @@ async def test_a_pool_that_cannot_answer_means_serving_here():
     assert await HostRouter(directory, {}, node="n1").target("system", "sol") is None
 
 
+async def test_at_shutdown_the_hosts_that_took_sockets_close_them_and_nothing_more_is_handed_off():
+    directory, host, dead = Directory(), Host(), Host()
+    host.close_sockets = Remote(lambda: 3)
+    dead.close_sockets = Remote(lambda: (_ for _ in ()).throw(RuntimeError("actor died")))
+    directory.rooms[("system", "sol")] = Handle(host, "host:a")
+    directory.rooms[("system", "tau")] = Handle(dead, "host:b")
+    router = HostRouter(directory, {}, node="n1")
+    assert await router.target("system", "sol") is not None and await router.target("system", "tau") is not None
+    assert await router.close_sockets() == 3  # the dead host's sockets are gone already: no raise
+    assert host.close_sockets.calls == 1 and dead.close_sockets.calls == 1
+    assert await router.target("system", "sol") is None  # served here (the gateway closes it: 1001)
+    assert await router.close_sockets() == 0 and host.close_sockets.calls == 1
+
+
 class RecordingRouter:
     def __init__(self):
         self.asked = []

@@ -202,6 +202,18 @@ class RoomHost:
         else None; None too when this host serves no sockets."""
         return self._sockets.metrics(gateway_id) if self._sockets is not None else None
 
+    async def close_sockets(self) -> int:
+        """Close the sockets this host serves with 1001 (going away) and stop taking hand-offs
+        (a later ``serve_sockets`` starts a fresh gateway); returns how many were open.
+        ``starhold serve`` calls it on the hosts that took its sockets when it shuts down,
+        before the rooms hibernate (``HostRouter.close_sockets``)."""
+        sockets, self._sockets, self._sockets_starting = self._sockets, None, None
+        if sockets is None:
+            return 0
+        count = sockets.sockets
+        await sockets.close()
+        return count
+
     async def retire(self) -> bool:
         """End this host if it holds no room, not even one still hibernating, and no socket
         (``serve_sockets``; the pool retires surplus empty hosts); returns whether it ends."""
