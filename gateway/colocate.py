@@ -25,8 +25,8 @@ share one lookup (one pool call per room, not per socket, in a join storm).
 
 The rest is unchanged. The upgrade of a room on another node is served where it lands (the data
 channel proxies it); so is any upgrade when the pool cannot answer, or the host cannot be
-reached or refuses (a hand-off never refuses a player). A host's gateway is a gateway like any other: the same token check, limits,
-admission control and protocol; when its room moves (``starhold drain``) or sleeps, its
+reached or refuses (a hand-off never refuses a player). A host's gateway is a gateway like any
+other: the same token check, limits, admission control and protocol; when its room moves (``starhold drain``) or sleeps, its
 sockets stay open and follow the room over the data channel, as a gateway's would.
 
 What changes for operations: a host's sockets live and die with its process. A host that
@@ -34,8 +34,8 @@ crashes (or is killed) drops them (1006) as a gateway that crashes does, and the
 reconnect and take their seats back (docs/protocol.md); a host holding sockets is not retired
 while it holds them. When ``starhold serve`` shuts down, each gateway process has the hosts
 that took its sockets close them with 1001 (``close_sockets``) before the rooms hibernate, as
-it closes its own; a ``starhold gateway`` that stops leaves them open. The host's gateway does not serve ``/metrics`` itself: a node gateway
-process reports it, in its own ``/metrics``, as samples labelled ``host="<host name>"``
+it closes its own; a ``starhold gateway`` that stops leaves them open. The host's gateway does
+not serve ``/metrics`` itself: a node gateway process reports it, in its own ``/metrics``, as samples labelled ``host="<host name>"``
 (``HostRouter.metrics``, ``gateway.metrics.exposition``). Each host is reported by one gateway
 process, the first that asks for its figures (its owner), so summing over the gateway
 processes' scrape targets counts every socket once; a host whose owner has not asked for
