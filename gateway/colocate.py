@@ -1,16 +1,15 @@
 """Sockets in room hosts: a player's WebSocket served by the process that runs its room.
 
-Without this, every input and every frame crosses two processes on its way: the gateway
-process that holds the socket, then the room host (a Ray actor) over the room's data channel
+Without this, every input and every frame crosses two processes on its way: the gateway process
+that holds the socket, then the room host (a Ray actor) over the room's data channel
 (``starhold._runtime.channel``), and back. A Durable Object holds its WebSockets in the object
-itself once the Worker has routed the upgrade; ``starhold serve`` (``--colocate``, its default) does the same on
-one node: a gateway process that accepts the upgrade of a room that is **awake on a host of
-this node** passes the connection (file-descriptor passing, as room affinity does between
-gateway processes: ``gateway/affinity.py``) to that host, which serves it with a gateway of
-its own (``HostSockets``, started on the first hand-off) on its own event loop. That gateway
-reaches its rooms through the in-process channel (the batches and pushes handed over as
-objects, no TCP, no msgpack), so an input and its frame cross no process boundary but the
-client's.
+itself once the Worker has routed the upgrade; ``starhold serve`` (``--colocate``, its default)
+does the same on one node: a gateway process that accepts the upgrade of a room that is **awake
+on a host of this node** passes the connection (file-descriptor passing, as room affinity does
+between gateway processes: ``gateway/affinity.py``) to that host, which serves it with a gateway
+of its own (``HostSockets``, started on the first hand-off) on its own event loop. That gateway
+reaches its rooms through the in-process channel (the batches and pushes handed over as objects,
+no TCP, no msgpack), so an input and its frame cross no process boundary but the client's.
 
 The upgrade of a room that sleeps is a wake: the gateway has the pool place the room
 (``RoomDirectory.get``, with the kind's params), starts its activation (an empty batch, the
@@ -26,22 +25,22 @@ share one lookup (one pool call per room, not per socket, in a join storm).
 The rest is unchanged. The upgrade of a room on another node is served where it lands (the data
 channel proxies it); so is any upgrade when the pool cannot answer, or the host cannot be
 reached or refuses (a hand-off never refuses a player). A host's gateway is a gateway like any
-other: the same token check, limits, admission control and protocol; when its room moves (``starhold drain``) or sleeps, its
-sockets stay open and follow the room over the data channel, as a gateway's would.
+other: the same token check, limits, admission control and protocol; when its room moves
+(``starhold drain``) or sleeps, its sockets stay open and follow the room over the data channel,
+as a gateway's would.
 
-What changes for operations: a host's sockets live and die with its process. A host that
-crashes (or is killed) drops them (1006) as a gateway that crashes does, and their clients
-reconnect and take their seats back (docs/protocol.md); a host holding sockets is not retired
-while it holds them. When ``starhold serve`` shuts down, each gateway process has the hosts
-that took its sockets close them with 1001 (``close_sockets``) before the rooms hibernate, as
-it closes its own; a ``starhold gateway`` that stops leaves them open. The host's gateway does
-not serve ``/metrics`` itself: a node gateway process reports it, in its own ``/metrics``, as samples labelled ``host="<host name>"``
-(``HostRouter.metrics``, ``gateway.metrics.exposition``). Each host is reported by one gateway
-process, the first that asks for its figures (its owner), so summing over the gateway
-processes' scrape targets counts every socket once; a host whose owner has not asked for
-``METRICS_OWNER_TIMEOUT`` seconds (a gateway process that died) is taken over by the next that
-asks.
-"""
+What changes for operations: a host's sockets live and die with its process. A host that crashes
+(or is killed) drops them (1006) as a gateway that crashes does, and their clients reconnect and
+take their seats back (docs/protocol.md); a host holding sockets is not retired while it holds
+them. When ``starhold serve`` shuts down, each gateway process has the hosts that took its
+sockets close them with 1001 (``close_sockets``) before the rooms hibernate, as it closes its
+own; a ``starhold gateway`` that stops leaves them open. The host's gateway does not serve
+``/metrics`` itself: a node gateway process reports it, in its own ``/metrics``, as samples
+labelled ``host="<host name>"`` (``HostRouter.metrics``, ``gateway.metrics.exposition``). Each
+host is reported by one gateway process, the first that asks for its figures (its owner), so
+summing over the gateway processes' scrape targets counts every socket once; a host whose owner
+has not asked for ``METRICS_OWNER_TIMEOUT`` seconds (a gateway process that died) is taken over
+by the next that asks."""
 
 from __future__ import annotations
 
