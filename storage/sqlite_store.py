@@ -20,8 +20,10 @@ wait for a write lock held by another connection (a duplicate activation on the 
 then the commit goes to the database thread as before. After every ``CHECKPOINT_EVERY``-th
 commit a ``PASSIVE`` WAL checkpoint is queued there, not awaited: the commit (a ship room's
 tick, before its frame) returns first, and the commits queued behind the checkpoint run on that
-thread after it. Why: a tick's commit of a 100-player session (a ~10 KB journal entry) costs
-SQLite ~0.1-0.3 ms, and the round trip (two thread switches, the aiosqlite future, the loop's
+thread after it; when it copied the whole WAL, the same job restarts the WAL (``restart_wal``),
+so that the WAL header's fsync, which SQLite does at the first commit into a restarted WAL, is
+not paid by the next inline commit on the loop's thread. Why: a tick's commit of a 100-player
+session (a ~10 KB journal entry) costs SQLite ~0.1-0.3 ms, and the round trip (two thread switches, the aiosqlite future, the loop's
 wake-up) about as much again, more on a busy host with a database thread per room.
 ``benchmarks/room_tick.py --ticks 600 --batches 3 --channel``, 7 alternating pairs: lower in 6 (-1 to -11 %, median -4 %); in
 ``benchmarks/realtime.py`` at 1,000 players the room hosts' CPU went from 48 to 43 % of a
@@ -91,6 +93,28 @@ _SCHEMA = (
     "attachment BLOB, tags BLOB) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS _starhold_outbox (seq INTEGER PRIMARY KEY, item BLOB NOT NULL)",
 )
+
+
+def restart_wal(conn: sqlite3.Connection) -> None:
+    """After a checkpoint that copied the whole WAL: run a write transaction that changes
+    nothing (``PRAGMA user_version`` set to its own value), so that SQLite restarts the WAL
+    from its start here, on the calling (database) thread. The first commit into a restarted
+    WAL writes a new WAL header and, with ``synchronous=NORMAL``, fsyncs it (SQLite's
+    ``sqlite3WalFrames``); without this that fsync (~10 ms on this VM) fell on the next inline
+    commit, on the event loop's thread, every ``CHECKPOINT_EVERY`` commits. Does nothing when
+    a transaction is open on ``conn``; raises ``sqlite3.Error`` like any statement (e.g. when
+    another connection holds the write lock beyond the busy timeout)."""
+    if conn.in_transaction:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 def _checkpoint_done(task: "asyncio.Future") -> None:
@@ -531,10 +555,13 @@ class SqliteRoomStorage(RuntimeRecords, RoomStorage):
     def _checkpoint_soon(self) -> None:
         """Queue a ``PASSIVE`` WAL checkpoint on the database thread without waiting for it (best
         effort: a failure is logged at debug level). Until it has run, commits go to that
-        thread too (behind it), since it is not idle."""
+        thread too (behind it), since it is not idle. When the checkpoint copied the whole WAL,
+        the same job also restarts the WAL (``restart_wal``)."""
         def run(conn):
             try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if not busy and frames > 0 and copied == frames:
+                    restart_wal(conn)
             except sqlite3.Error as exc:
                 log.debug("%s: checkpoint failed (%s)", self.path, exc)
 

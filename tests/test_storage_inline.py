@@ -90,3 +90,56 @@ async def test_the_wal_is_checkpointed_every_checkpoint_every_commits(tmp_path, 
         assert [await store.get(f"k{i}") for i in range(6)] == list(range(6))
     finally:
         await store.close()
+
+
+def wal_restarts(path) -> int:
+    """The WAL header's checkpoint sequence number: SQLite adds one each time a writer restarts
+    the WAL from its start (https://www.sqlite.org/fileformat.html#wal_file_format)."""
+    with open(f"{path}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+async def test_a_complete_checkpoint_restarts_the_wal_on_the_database_thread(tmp_path, monkeypatch):
+    # The first commit into a restarted WAL writes its header and fsyncs it: that must not be
+    # the next inline commit, on the loop's thread, but the checkpoint's job.
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 3)
+    path = tmp_path / "room.sqlite"
+    store = await SqliteRoomStorage(path).open()
+    try:
+        await store.sql("PRAGMA user_version = 7")
+        await store.commit()
+        restarts = wal_restarts(path)
+        threads: list[tuple[str, int]] = []
+        store._db._conn.set_trace_callback(lambda statement: threads.append((statement, threading.get_ident())))
+        for i in range(2):  # with the commit above, the third queues the checkpoint
+            await store.put(f"k{i}", i)
+            await store.commit()
+        await asyncio.sleep(0)
+        await store._run(lambda conn: None)  # behind the checkpoint's job
+        assert wal_restarts(path) == restarts + 1
+        restarted = [ident for statement, ident in threads if statement == "PRAGMA user_version = 7"]
+        assert len(restarted) == 1 and restarted[0] != threading.get_ident()
+        threads.clear()
+        await store.put("k2", 2)
+        await store.commit()  # inline, into the WAL restarted already
+        assert [ident for statement, ident in threads if statement == "COMMIT"] == [threading.get_ident()]
+        assert wal_restarts(path) == restarts + 1
+        assert await store.sql("PRAGMA user_version") == [(7,)]
+        assert await store.get(["k0", "k1", "k2"]) == {"k0": 0, "k1": 1, "k2": 2}
+    finally:
+        await store.close()
+
+
+def test_restart_wal_leaves_an_open_transaction_alone(tmp_path):
+    db = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE t (v)")
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO t VALUES (1)")
+        sqlite_store.restart_wal(db)
+        assert db.in_transaction  # neither committed nor rolled back
+        db.execute("ROLLBACK")
+        assert db.execute("SELECT count(*) FROM t").fetchone() == (0,)
+    finally:
+        db.close()
