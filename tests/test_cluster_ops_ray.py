@@ -1,6 +1,6 @@
 """Operating on a cluster, on the session's real Ray (issue 15): the gateway's Ray probe, room
-files in a per-node directory with S3 snapshots, and the alarm scheduler actor keeping its
-index in S3 so that a scheduler created with another data dir finds the alarms."""
+files in a per-node directory with S3 snapshots, and the alarm scheduler (in the host pool's
+actor) keeping its index in S3 so that a pool created with another data dir finds the alarms."""
 
 import uuid
 
@@ -8,8 +8,9 @@ import aiohttp
 import pytest
 
 from starhold import HttpRequest, HttpResponse, Room, define_room
+from starhold._runtime.host_pool import pool_actor
 from starhold._runtime.paths import room_db_path
-from starhold._runtime.ray_host import RayDirectory, scheduler_actor
+from starhold._runtime.ray_host import RayDirectory
 
 pytestmark = pytest.mark.ray
 
@@ -56,17 +57,17 @@ async def test_with_s3_snapshots_a_room_keeps_its_file_in_its_nodes_directory(s3
     assert not room_db_path(data, "opsnote", "n1").exists()
 
 
-async def test_the_scheduler_actor_keeps_alarms_in_s3(s3_directory, seaweedfs, tmp_path):
+async def test_the_alarm_scheduler_keeps_alarms_in_s3(s3_directory, seaweedfs, tmp_path):
     import time
 
-    scheduler = scheduler_actor(s3_directory.config)
-    await scheduler.register.remote("opsnote", "sleeper", time.time() + 3600)
-    # the node of the scheduler dies; its replacement runs with another data dir
+    pool = pool_actor(s3_directory.config)  # the alarm scheduler runs in the host pool's actor
+    await pool.register.remote("opsnote", "sleeper", time.time() + 3600)
+    # the node of the pool dies; its replacement runs with another data dir
     import ray
 
-    ray.kill(scheduler, no_restart=True)
+    ray.kill(pool, no_restart=True)
     other = RayDirectory({**s3_directory.config, "data_dir": str(tmp_path / "elsewhere")}, s3_directory.namespace)
     assert await other.start_scheduler() == 1
-    pending = await scheduler_actor(other.config).pending.remote()
+    pending = await other.pending_alarms()
     assert list(pending) == ["opsnote/sleeper"]
     assert not (tmp_path / "data" / "scheduler.sqlite").exists()

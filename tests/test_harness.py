@@ -117,7 +117,7 @@ async def test_an_alarm_fires_and_wakes_a_sleeping_room(harness):
     await harness.evict()
     if harness.host == "inprocess":
         await harness.advance(2.1)
-    else:  # real time: the scheduler actor wakes the room when the alarm falls due
+    else:  # real time: the alarm scheduler wakes the room when the alarm falls due
         import asyncio
 
         for _ in range(100):

@@ -125,7 +125,7 @@ async def test_socket_held_through_hibernation_on_ray_and_woken_by_input(ray_dir
 async def test_an_alarm_wakes_a_hibernated_room_actor(ray_directory, gateway_factory):
     from starhold.room import HttpRequest
 
-    await gateway_factory(ray_directory)  # the gateway starts the scheduler actor
+    await gateway_factory(ray_directory)  # the gateway starts the alarm scheduler (in the pool's actor)
     handle = await ray_directory.get("reminder", "r1")
     await handle.request(HttpRequest("GET", "arm", {"in": "5"}))
     assert await handle.hibernate()  # asleep now, its alarm with the scheduler
@@ -156,8 +156,8 @@ async def eventually_async(predicate, timeout=20.0, interval=0.1):
         await asyncio.sleep(interval)
 
 
-async def test_the_scheduler_actor_survives_its_own_crash(ray_directory, ray_cluster):
-    from starhold._runtime.ray_host import SCHEDULER_NAME
+async def test_the_alarm_scheduler_survives_a_crash_of_the_pool_actor(ray_directory, ray_cluster):
+    from starhold._runtime.host_pool import POOL_NAME
     from starhold.room import HttpRequest
 
     await ray_directory.start()
@@ -165,12 +165,12 @@ async def test_the_scheduler_actor_survives_its_own_crash(ray_directory, ray_clu
     armed_before = time.time()
     await handle.request(HttpRequest("GET", "arm", {"in": "4"}))
     assert await handle.hibernate()
-    scheduler = ray_cluster.get_actor(SCHEDULER_NAME, namespace=ray_directory.namespace)
-    pending = await scheduler.pending.remote()
+    pool = ray_cluster.get_actor(POOL_NAME, namespace=ray_directory.namespace)  # it runs the scheduler
+    pending = await ray_directory.pending_alarms()
     assert list(pending) == ["reminder/r2"] and armed_before + 4 <= pending["reminder/r2"] <= time.time() + 4
-    ray_cluster.kill(scheduler, no_restart=False)  # Ray restarts it; its SQLite index remains
+    ray_cluster.kill(pool, no_restart=False)  # Ray restarts it; its SQLite index remains
     # Nothing here wakes the room, nor starts the scheduler (no gateway runs: no keepalive
-    # calls start()): it fires only if the restarted scheduler loads its alarms by itself.
+    # calls start()): it fires only if the restarted actor loads its alarms by itself.
     # Watched in its file (it may fire and fall asleep again between two looks at the awake
     # rooms).
     path = room_db_path(ray_directory.config["data_dir"], "reminder", "r2")
@@ -182,7 +182,7 @@ async def test_the_scheduler_actor_survives_its_own_crash(ray_directory, ray_clu
         # (up to 120 s: on a loaded machine a wake can hang for a WAKE_TIMEOUT of 30 s and be retried)
         await eventually_async(fired, timeout=120, interval=0.5)
     except AssertionError:  # say what the scheduler and the pool think
-        raise AssertionError(f"the alarm did not fire: scheduler pending {await scheduler.pending.remote()}, "
+        raise AssertionError(f"the alarm did not fire: scheduler pending {await pool.pending.remote()}, "
                              f"awake rooms {ray_directory.actor_names()}, file exists {path.exists()}") from None
     assert await state_fired(ray_directory, "r2")
 

@@ -26,6 +26,9 @@ one at a time per room (its calls for one room are serialized), and places wakin
 
 Every ``HOST_RECONCILE_SECONDS`` the pool also re-reads each host's rooms, which corrects a
 lost ``released`` message.
+
+The same actor runs the namespace's alarm scheduler (``pool_alarms.PoolAlarms``): the alarms of
+sleeping rooms, which it wakes through its own placement.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from ray.exceptions import RayActorError
 
 from ..ratelog import describe
 from .handle import RoomGone
+from .pool_alarms import PoolAlarms
 
 log = logging.getLogger("starhold.hosts")
 
@@ -84,10 +88,12 @@ class _Host:
     retiring: bool = False
 
 
-class HostPool:
-    """The namespace's room hosts and which room each runs (module docstring). ``config``: the
-    directory's config (``namespace``, ``rooms_per_host``, ``spare_hosts``, and what every
-    host gets); ``room_classes``: kind -> ``Room`` subclass, handed to every host."""
+class HostPool(PoolAlarms):
+    """The namespace's room hosts and which room each runs (module docstring), and its alarm
+    scheduler (``pool_alarms.PoolAlarms``: ``register``, ``pending``, ``start_scheduler``).
+    ``config``: the directory's config (``namespace``, ``rooms_per_host``, ``spare_hosts``,
+    ``data_dir`` and ``snapshots`` for the alarm index, and what every host gets);
+    ``room_classes``: kind -> ``Room`` subclass, handed to every host."""
 
     def __init__(self, config: dict, room_classes: dict | None = None):
         logging.basicConfig(level=config.get("log_level", "INFO"))
@@ -106,6 +112,7 @@ class HostPool:
         self._incarnation = uuid.uuid4().hex[:8]
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task] = set()
+        self._init_alarms(config)
 
     # ---- startup ---------------------------------------------------------------------------
     async def _started(self) -> None:
@@ -394,11 +401,11 @@ class HostPool:
 
 
 def kill_namespace(namespace: str, timeout: float = 10.0) -> int:
-    """Kill every actor of ``namespace`` without restart; returns how many. The alarm
-    scheduler and the pool go first, and the hosts are listed again once the pool is gone (up
-    to ``timeout`` seconds), so that nothing wakes or re-places a room meanwhile and no host
-    it started at the last moment outlives the namespace. Blocking. Tests and the harness
-    clean up with it."""
+    """Kill every actor of ``namespace`` without restart; returns how many. The pool (and
+    with it the alarm scheduler) goes first, and the hosts are listed again once the pool is
+    gone (up to ``timeout`` seconds), so that nothing wakes or re-places a room meanwhile and
+    no host it started at the last moment outlives the namespace. Blocking. Tests and the
+    harness clean up with it."""
     def named() -> list[str]:
         return [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["namespace"] == namespace]
 
@@ -409,7 +416,7 @@ def kill_namespace(namespace: str, timeout: float = 10.0) -> int:
         except ValueError:
             return False
 
-    killed = sum(kill(name) for name in named() if name in ("scheduler", POOL_NAME))
+    killed = sum(kill(name) for name in named() if name == POOL_NAME)
     deadline = time.monotonic() + timeout
     while POOL_NAME in named() and time.monotonic() < deadline:
         time.sleep(0.05)

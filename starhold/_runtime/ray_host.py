@@ -12,10 +12,10 @@ room whose start fails (its snapshot store unreachable, ``on_start`` raising) is
 same way; the next call starts a fresh activation. ``room:<kind>:<id>`` (``actor_name``)
 remains the name ops and tests use for a room (``RayDirectory.actor_names``).
 
-Alarms of sleeping rooms are held by one more actor, ``scheduler`` in the same namespace
-(``SchedulerActor``: an ``AlarmScheduler`` on ``scheduler.alarm_index_from_config``: its own
-SQLite file with local snapshots, one object per alarm in the snapshot bucket with S3), which
-wakes their rooms when the alarms fall due.
+Alarms of sleeping rooms are held by the pool's actor too (``pool_alarms.PoolAlarms``: an
+``AlarmScheduler`` on ``scheduler.alarm_index_from_config``: its own SQLite file with local
+snapshots, one object per alarm in the snapshot bucket with S3), which wakes their rooms when
+the alarms fall due.
 
 A room keeps its SQLite file under ``paths.node_data_dir``: the node's
 ``$STARHOLD_NODE_DATA_DIR``, else with S3 snapshots a per-node cache directory
@@ -38,7 +38,6 @@ import sys
 import ray
 from ray.exceptions import RayActorError
 
-from ..clock import SystemClock
 from ..kinds import load_rooms, room_class
 from ..messages import make_portable
 from ..room import HttpRequest, HttpResponse
@@ -46,15 +45,11 @@ from .handle import RoomDirectory, RoomGone, RoomHandle
 from .host_pool import POOL_NAME, pool_actor
 from .paths import room_db_path
 from .room_host import RoomHost
-from .scheduler import AlarmScheduler, alarm_index_from_config
-
-SCHEDULER_NAME = "scheduler"
-"""Ray actor name of the alarm scheduler (in the rooms' namespace)."""
 
 FORWARDED_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION",
                  "AWS_REGION", "AWS_ENDPOINT_URL")
-"""Environment variables that ``init_ray`` hands to the job's actors (room actors and the
-alarm scheduler, on any node) through ``runtime_env={"env_vars": ...}``, those that are set."""
+"""Environment variables that ``init_ray`` hands to the job's actors (the room hosts and the
+host pool, on any node) through ``runtime_env={"env_vars": ...}``, those that are set."""
 
 log = logging.getLogger("starhold.ray")
 
@@ -67,66 +62,6 @@ def actor_name(kind: str, room_id: str) -> str:
     return f"room:{kind}:{room_id}"
 
 
-class SchedulerActor:
-    """The singleton alarm scheduler of a namespace: an ``AlarmScheduler`` on the index of
-    ``alarm_index_from_config(config)`` (``<data_dir>/scheduler.sqlite`` with local snapshots;
-    objects under ``<prefix>_alarms/`` in the snapshot bucket with S3, so a scheduler restarted
-    on another node keeps every alarm) that wakes rooms through a ``RayDirectory``. It loads its
-    alarms on ``start()``, which it calls on itself as soon as it is constructed (the first
-    time, and after every restart by Ray), and which the gateway also calls at startup and
-    every few seconds after (a start that failed, e.g. S3 unreachable, is tried again)."""
-
-    def __init__(self, config: dict, room_classes: dict | None = None):
-        logging.basicConfig(level=config.get("log_level", "INFO"))
-        self.directory = RayDirectory(config, config["namespace"], room_classes)
-        self.scheduler = AlarmScheduler(alarm_index_from_config(config), SystemClock(), self._wake)
-        self._started: asyncio.Task | None = None
-        try:  # a call queued on ourselves, run once the constructor returns: load the alarms now
-            ray.get_runtime_context().current_actor.start.remote()
-        except Exception as exc:  # outside an actor (tests constructing it directly); the gateway starts it
-            log.debug("scheduler: no self-start (%s)", exc)
-
-    async def start(self) -> int:
-        """Open the alarm index (once; again after a failed attempt, e.g. S3 unreachable);
-        returns how many alarms are pending."""
-        if self._started is None or (self._started.done() and self._started.exception() is not None):
-            self._started = asyncio.ensure_future(self.scheduler.open())
-        await asyncio.shield(self._started)
-        return len(await self.scheduler.pending())
-
-    async def register(self, kind: str, room_id: str, at: float) -> None:
-        await self.start()
-        await self.scheduler.register(kind, room_id, at)
-
-    async def pending(self) -> dict:
-        await self.start()
-        return {f"{k}/{r}": at for (k, r), at in (await self.scheduler.pending()).items()}
-
-    async def _wake(self, kind: str, room_id: str) -> None:
-        handle = await self.directory.get(kind, room_id)
-        await handle.send_batch(SCHEDULER_NAME, [])
-
-
-class SchedulerClient:
-    """The ``AlarmService`` a room actor uses: the namespace's ``SchedulerActor``."""
-
-    def __init__(self, config: dict):
-        self.config = config
-
-    async def register(self, kind: str, room_id: str, at: float) -> None:
-        scheduler = await asyncio.to_thread(scheduler_actor, self.config)
-        await scheduler.register.remote(kind, room_id, at)
-
-
-def scheduler_actor(config: dict, room_classes: dict | None = None):
-    """The namespace's scheduler actor, created on first use (blocking: call it in a thread)."""
-    return _RemoteScheduler.options(
-        name=SCHEDULER_NAME, namespace=config["namespace"], get_if_exists=True, lifetime="detached",
-        max_restarts=-1, num_cpus=0,
-    ).remote(config, room_classes)
-
-
-_RemoteScheduler = ray.remote(SchedulerActor)
 _RemoteHost = ray.remote(RoomHost)
 
 
@@ -261,11 +196,15 @@ class RayDirectory(RoomDirectory):
         return self.room_classes.get(kind) or room_class(kind)
 
     async def start_scheduler(self) -> int:
-        """Create the namespace's alarm scheduler if needed and have it load its alarms;
-        returns how many are pending. Idempotent: the gateway calls it periodically."""
-        scheduler = await asyncio.to_thread(scheduler_actor, self.config, self.room_classes)
-        RAY_CALLS["scheduler"] += 1
-        return await scheduler.start.remote()
+        """Have the namespace's alarm scheduler (in the host pool's actor, created if needed)
+        load its alarms; returns how many are pending. Idempotent: the gateway calls it
+        periodically. Raises what opening its index raised, ``RoomGone`` while the pool
+        restarts."""
+        return await self._call_pool("start_scheduler")
+
+    async def pending_alarms(self) -> dict[str, float]:
+        """``{"kind/room_id": due time (Unix seconds)}`` of the alarms of sleeping rooms."""
+        return await self._call_pool("pending")
 
     async def _call_pool(self, method: str, *args):
         """Call the host pool (created on first use). While Ray restarts it (its node lost)

@@ -88,7 +88,9 @@ class RoomHost:
         logging.basicConfig(level=config.get("log_level", "INFO"))
         if config.get("rooms") is not None:
             load_rooms(config["rooms"])
-        from .ray_host import RayDirectory, SchedulerClient  # ray_host imports this module
+        from .host_pool import POOL_NAME
+        from .pool_alarms import AlarmClient
+        from .ray_host import RayDirectory  # ray_host imports this module
 
         self.name = name
         self.config = config
@@ -98,7 +100,7 @@ class RoomHost:
         spec = config.get("snapshots")
         self.rooms_dir = node_data_dir(self.data_dir, self.node, s3_snapshots=bool(spec and spec.get("kind") == "s3"))
         self.snapshots = snapshot_store_from_config(spec, self.data_dir)
-        self.alarm_service = SchedulerClient(config)
+        self.alarm_service = AlarmClient(config, POOL_NAME)  # the alarm scheduler is in the pool's actor
         self.channel_host = ray.util.get_node_ip_address()
         self._directory = None
         self._directory_cls = RayDirectory

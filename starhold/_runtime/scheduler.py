@@ -13,8 +13,8 @@ embedded default: ``<data_dir>/scheduler.sqlite``, local to one machine), and
 the snapshot bucket, so that a scheduler restarted on another node (another data dir) finds
 every entry (``alarm_index_from_config`` picks one from the room hosts' config).
 
-Hosts: the in-process directory owns one ``AlarmScheduler``; on Ray it runs in a singleton
-detached actor (``starhold._runtime.ray_host.SchedulerActor``).
+Hosts: the in-process directory owns one ``AlarmScheduler``; on Ray it runs in the namespace's
+host pool actor (``starhold._runtime.pool_alarms``).
 """
 
 from __future__ import annotations
