@@ -6,10 +6,11 @@ Ray it runs in the namespace's ``hosts`` actor (``HostPool``, which mixes this c
 in an actor of its own: it places the rooms it wakes through that same pool, and a process
 less is ~0.5 % of a core and ~50 MB (USS) less per cluster (every Ray actor process's main
 thread wakes 100 times a second to check for signals, whatever it serves: docs/operating.md,
-fourteenth session). A room host registers an alarm with ``register`` (``AlarmClient``) before its room
-sleeps; the index is loaded when the actor starts (it calls ``start_scheduler`` on itself the
-first time and after every restart by Ray), and the gateway calls ``start_scheduler`` every
-few seconds, so that an index that could not be opened (S3 unreachable) is tried again.
+fourteenth session). A room host registers an alarm with ``register`` (``AlarmClient``)
+before its room sleeps; the index is loaded when the actor starts (it calls
+``start_scheduler`` on itself the first time and after every restart by Ray), and the gateway
+calls ``start_scheduler`` every few seconds, so that an index that could not be opened (S3
+unreachable) is tried again.
 """
 
 from __future__ import annotations
