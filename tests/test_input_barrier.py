@@ -228,6 +228,29 @@ async def test_a_link_with_sockets_marks_every_boundary_after_the_batch_queued_f
     await link.stop()
 
 
+async def test_a_link_flushes_just_before_the_boundary_when_its_room_runs_on_its_loop(wall_directory, monkeypatch,
+                                                                                        via):
+    """A link joined in process (the room on this loop: sockets in the room's host) sends its
+    batch and mark ``IN_PROCESS_FLUSH_POINTS`` before each boundary; over TCP, ``FLUSH_POINTS``."""
+    if via == "tcp":
+        open_channel = room_link.RoomChannel.open.__func__
+
+        async def over_tcp(cls, info, gateway_id, on_push, on_lost, in_process=True):
+            return await open_channel(cls, info, gateway_id, on_push, on_lost, in_process=False)
+
+        monkeypatch.setattr(room_link.RoomChannel, "open", classmethod(over_tcp))
+    link = room_link.RoomLink(wall_directory, "gw-a", "system", "sol",
+                              {"system": SYSTEM, "pirates": False, "pilots": False}, tick_rate=P.TICK_RATE)
+    assert link.flush_points == room_link.FLUSH_POINTS  # until a channel says where the room is
+    await link._open()
+    assert isinstance(link._channel, room_link.InProcessRoomChannel) == (via == "in_process")
+    expected = room_link.IN_PROCESS_FLUSH_POINTS if via == "in_process" else room_link.FLUSH_POINTS
+    assert link.flush_points == expected and expected[-1] < PERIOD / 2
+    link.attach(FakeSocket("c1"))  # a socket: the link marks each boundary, at its flush point
+    assert link._mark_timer is not None
+    await link.stop()
+
+
 async def test_a_link_marks_nothing_without_sockets_or_for_a_room_that_does_not_read_marks():
     quiet = FakeChannel()
     link = ticked_link(quiet)
