@@ -97,9 +97,10 @@ or ``--host-mode local``). Its batch and mark cross no process: they reach the r
 loop's next turn, and a loop busy past the flush point delays the room's tick as much as the
 mark, so the 3 ms of slack a remote room needs buy nothing here; 0.3 ms before the boundary, the
 batch is applied just before the tick, and inputs of the tick's last 3 ms no longer wait one
-more. Measured at 2,000 players (three alternating pairs, Starhold alone): 93.2 / 84.9 / 85.5
--> 84.1 / 81.9 / 74.9 % of a core, p50 input -> ack 57-69 -> 55-56 ms, p99 111-134 -> 104-115
-ms (docs/operating.md, fourteenth session)."""
+more. Starhold alone, alternating pairs against 3 ms: lower CPU in five of six at 2,000 players
+(e.g. 93.2 / 84.9 / 85.5 -> 84.1 / 81.9 / 74.9 % of a core, p99 111-134 -> 104-115 ms) and in
+two of three at 1,000 (42.9 / 39.5 / 40.9 -> 39.1 / 37.1 / 43.1 %, p99 101-109 -> 103-106 ms;
+docs/operating.md, fourteenth session)."""
 BATCH_WINDOW = 0.002
 """Seconds control events (and other rooms' messages) gather before they are sent."""
 RESOLVE_ATTEMPTS = 40
