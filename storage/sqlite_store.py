@@ -23,9 +23,10 @@ tick, before its frame) returns first, and the commits queued behind the checkpo
 thread after it; when it copied the whole WAL, the same job restarts the WAL (``restart_wal``),
 so that the WAL header's fsync, which SQLite does at the first commit into a restarted WAL, is
 not paid by the next inline commit on the loop's thread. Why: a tick's commit of a 100-player
-session (a ~10 KB journal entry) costs SQLite ~0.1-0.3 ms, and the round trip (two thread switches, the aiosqlite future, the loop's
-wake-up) about as much again, more on a busy host with a database thread per room.
-``benchmarks/room_tick.py --ticks 600 --batches 3 --channel``, 7 alternating pairs: lower in 6 (-1 to -11 %, median -4 %); in
+session (a ~10 KB journal entry) costs SQLite ~0.1-0.3 ms, and the round trip (two thread
+switches, the aiosqlite future, the loop's wake-up) about as much again, more on a busy host
+with a database thread per room. ``benchmarks/room_tick.py --ticks 600 --batches 3
+--channel``, 7 alternating pairs: lower in 6 (-1 to -11 %, median -4 %); in
 ``benchmarks/realtime.py`` at 1,000 players the room hosts' CPU went from 48 to 43 % of a
 core and a host's context switches from ~1,800 to ~1,150 a second (one run each).
 ``inline_commits = False`` turns it off.
