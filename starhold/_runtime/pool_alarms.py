@@ -41,8 +41,11 @@ class PoolAlarms:
         self.alarms = AlarmScheduler(alarm_index_from_config(config), SystemClock(), self._wake_for_alarm)
         self._alarms_open: asyncio.Future | None = None
         self._alarm_stale: dict[tuple[str, str], str] = {}  # room -> host that did not run it
-        try:  # a call queued on ourselves, run once the constructor returns: load the alarms now
-            ray.get_runtime_context().current_actor.start_scheduler.remote()
+        try:  # a call queued on ourselves, run once the constructor returns: load the alarms now.
+            # Retried: in an actor Ray restarts, a call made before the constructor returns can
+            # find the actor still "restarting" and fail at once (ACTOR_UNAVAILABLE), and then
+            # nothing would load the alarms until a gateway's keepalive called.
+            ray.get_runtime_context().current_actor.start_scheduler.options(max_task_retries=-1).remote()
         except Exception as exc:  # outside an actor (tests constructing it directly); the gateway starts it
             log.debug("scheduler: no self-start (%s)", exc)
 
