@@ -125,34 +125,6 @@ cpdef dict steer(dict ship, double tx, double ty, double t, double speed):
     return out
 
 
-def steer_moves(list batch, dict by_conn, dict seats, dict ships, double limit, double t, double speed):
-    """See ``starhold.kernels.motion.steer_moves``."""
-    cdef list moved = [], acks = []
-    cdef dict steered = {}  # ship id -> its new dict, for a ship moved twice in the batch
-    cdef double x, y
-    cdef object conn, message, player, ship_id, ship, payload
-    for conn, message in batch:
-        player = by_conn.get(conn.id)
-        if player is None:
-            continue
-        ship_id = seats[player]["ship"]
-        ship = steered.get(ship_id)
-        if ship is None:
-            ship = ships.get(ship_id)
-            if ship is None:
-                continue
-        payload = message.payload
-        x = payload.x
-        y = payload.y
-        x = -limit if x < -limit else limit if x > limit else x
-        y = -limit if y < -limit else limit if y > limit else y
-        ship = steer(ship, x, y, t, speed)
-        steered[ship_id] = ship
-        moved.append(ship)
-        acks.append((player, message.seq))
-    return moved, acks
-
-
 cdef packed struct _Leg:
     long long id
     double x0, y0, tx, ty, t0
@@ -174,3 +146,105 @@ def pack_legs(list ships):
         legs[i].ty = ship["ty"]
         legs[i].t0 = ship["t0"]
     return out
+
+
+def steer_rows(list batch, dict by_conn, dict seats, set acked, dict index, double[:, ::1] legs,
+               unsigned char[::1] flags, unsigned char mark, double limit, double t, double speed):
+    """See ``starhold.kernels.motion.steer_rows``."""
+    cdef Py_ssize_t r, n = legs.shape[0], applied = 0
+    cdef double x, y, x0, y0, ox, oy, dx, dy, dist, travel, f
+    cdef object conn, message, player, seat, row, payload, seq
+    if legs.shape[1] != 5 or flags.shape[0] != n:
+        raise ValueError("legs must be (N, 5) and flags (N,)")
+    for conn, message in batch:
+        player = by_conn.get(conn.id)
+        if player is None:
+            continue
+        seat = seats[player]
+        row = index.get(seat["ship"])
+        if row is None:
+            continue
+        r = row
+        if r < 0 or r >= n:
+            raise IndexError(f"row {r} out of range")
+        payload = message.payload
+        x = payload.x
+        y = payload.y
+        x = -limit if x < -limit else limit if x > limit else x
+        y = -limit if y < -limit else limit if y > limit else y
+        x0 = legs[r, 0]
+        y0 = legs[r, 1]
+        ox = legs[r, 2]
+        oy = legs[r, 3]
+        dx = ox - x0
+        dy = oy - y0
+        dist = sqrt(dx * dx + dy * dy)
+        travel = speed * (t - legs[r, 4])
+        if travel < 0.0:
+            travel = 0.0
+        if travel >= dist:
+            legs[r, 0] = ox
+            legs[r, 1] = oy
+        else:
+            f = travel / dist
+            legs[r, 0] = x0 + dx * f
+            legs[r, 1] = y0 + dy * f
+        legs[r, 2] = x
+        legs[r, 3] = y
+        legs[r, 4] = t
+        flags[r] |= mark
+        seq = message.seq
+        if seq > seat["ack"]:
+            seat["ack"] = seq
+            acked.add(player)
+        applied += 1
+    return applied
+
+
+def take_rows(list ids, const double[:, ::1] legs, unsigned char[::1] flags, unsigned char mark):
+    """See ``starhold.kernels.motion.take_rows`` (native byte order: the wrapper uses this on
+    little-endian machines only)."""
+    cdef Py_ssize_t i, k = 0, n = legs.shape[0]
+    if legs.shape[1] != 5 or flags.shape[0] != n or len(ids) != n:
+        raise ValueError("legs must be (N, 5), flags (N,) and ids N long")
+    for i in range(n):
+        if flags[i] & mark:
+            k += 1
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, k * sizeof(_Leg))
+    cdef _Leg* packed = <_Leg*>PyBytes_AS_STRING(out)
+    cdef list taken = []
+    k = 0
+    for i in range(n):
+        if flags[i] & mark:
+            packed[k].id = ids[i]
+            packed[k].x0 = legs[i, 0]
+            packed[k].y0 = legs[i, 1]
+            packed[k].tx = legs[i, 2]
+            packed[k].ty = legs[i, 3]
+            packed[k].t0 = legs[i, 4]
+            flags[i] &= ~mark
+            taken.append(ids[i])
+            k += 1
+    return out, taken
+
+
+def sync_rows(list ids, const double[:, ::1] legs, unsigned char[::1] flags, unsigned char mark, dict ships):
+    """See ``starhold.kernels.motion.sync_rows``."""
+    cdef Py_ssize_t i, k = 0, n = legs.shape[0]
+    cdef dict ship
+    cdef object ship_id
+    if legs.shape[1] != 5 or flags.shape[0] != n or len(ids) != n:
+        raise ValueError("legs must be (N, 5), flags (N,) and ids N long")
+    for i in range(n):
+        if flags[i] & mark:
+            ship_id = ids[i]
+            ship = (<dict>ships[ship_id]).copy()
+            ship["x0"] = legs[i, 0]
+            ship["y0"] = legs[i, 1]
+            ship["tx"] = legs[i, 2]
+            ship["ty"] = legs[i, 3]
+            ship["t0"] = legs[i, 4]
+            ships[ship_id] = ship
+            flags[i] &= ~mark
+            k += 1
+    return k

@@ -21,8 +21,9 @@ import numpy as np
 from ._extensions import load
 
 __all__ = ["positions_at", "positions_at_py", "position_at", "ship_rows", "ship_rows_py", "set_legs",
-           "set_legs_py", "ship_position", "ship_position_py", "steer", "steer_py", "steer_moves",
-           "steer_moves_py", "pack_legs", "pack_legs_py", "unpack_legs", "LEG_DTYPE", "COMPILED"]
+           "set_legs_py", "ship_position", "ship_position_py", "steer", "steer_py", "steer_rows", "steer_rows_py",
+           "take_rows", "take_rows_py", "sync_rows", "sync_rows_py", "pack_legs", "pack_legs_py", "unpack_legs",
+           "LEG_DTYPE", "COMPILED"]
 
 
 def positions_at_py(x0, y0, tx, ty, t0, speed, t, out_x, out_y, moving):
@@ -85,25 +86,62 @@ def steer_py(ship: dict, tx: float, ty: float, t: float, speed: float) -> dict:
     return {**ship, "x0": x, "y0": y, "tx": tx, "ty": ty, "t0": t}
 
 
-def steer_moves_py(batch: list, by_conn: dict, seats: dict, ships: dict, limit: float, t: float,
-                   speed: float) -> tuple[list[dict], list[tuple[str, int]]]:
-    """Pure-Python twin of the compiled ``steer_moves``."""
-    moved, acks, steered = [], [], {}
+def steer_rows_py(batch: list, by_conn: dict, seats: dict, acked: set, index: dict, legs, flags, mark: int,
+                  limit: float, t: float, speed: float) -> int:
+    """Pure-Python twin of the compiled ``steer_rows``."""
+    n = legs.shape[0]
+    if legs.ndim != 2 or legs.shape[1] != 5 or flags.shape[0] != n:
+        raise ValueError("legs must be (N, 5) and flags (N,)")
+    applied = 0
     for conn, message in batch:
         player = by_conn.get(conn.id)
         if player is None:
             continue
-        ship_id = seats[player]["ship"]
-        ship = steered.get(ship_id) or ships.get(ship_id)
-        if ship is None:
+        seat = seats[player]
+        r = index.get(seat["ship"])
+        if r is None:
             continue
+        if not 0 <= r < n:
+            raise IndexError(f"row {r} out of range")
         x, y = float(message.payload.x), float(message.payload.y)
         x = -limit if x < -limit else limit if x > limit else x
         y = -limit if y < -limit else limit if y > limit else y
-        ship = steered[ship_id] = steer(ship, x, y, t, speed)
-        moved.append(ship)
-        acks.append((player, message.seq))
-    return moved, acks
+        x0, y0, ox, oy, t0 = (float(v) for v in legs[r])
+        px, py, _ = position_at(x0, y0, ox, oy, t0, speed, t)
+        legs[r] = (px, py, x, y, t)
+        flags[r] |= mark
+        if message.seq > seat["ack"]:
+            seat["ack"] = message.seq
+            acked.add(player)
+        applied += 1
+    return applied
+
+
+def take_rows_py(ids: list, legs, flags, mark: int) -> tuple[bytes, list]:
+    """Pure-Python twin of the compiled ``take_rows``."""
+    n = legs.shape[0]
+    if legs.ndim != 2 or legs.shape[1] != 5 or flags.shape[0] != n or len(ids) != n:
+        raise ValueError("legs must be (N, 5), flags (N,) and ids N long")
+    taken = [i for i in range(n) if flags[i] & mark]
+    packed = b"".join(_LEG.pack(ids[i], *(float(v) for v in legs[i])) for i in taken)
+    for i in taken:
+        flags[i] &= ~mark & 0xFF
+    return packed, [ids[i] for i in taken]
+
+
+def sync_rows_py(ids: list, legs, flags, mark: int, ships: dict) -> int:
+    """Pure-Python twin of the compiled ``sync_rows``."""
+    n = legs.shape[0]
+    if legs.ndim != 2 or legs.shape[1] != 5 or flags.shape[0] != n or len(ids) != n:
+        raise ValueError("legs must be (N, 5), flags (N,) and ids N long")
+    synced = 0
+    for i in range(n):
+        if flags[i] & mark:
+            x0, y0, tx, ty, t0 = (float(v) for v in legs[i])
+            ships[ids[i]] = {**ships[ids[i]], "x0": x0, "y0": y0, "tx": tx, "ty": ty, "t0": t0}
+            flags[i] &= ~mark & 0xFF
+            synced += 1
+    return synced
 
 
 def set_legs_py(legs, rows, ships):
@@ -147,18 +185,36 @@ pack_legs.__doc__ = """``pack_legs(ships) -> bytes``: the leg of each ship dict 
 ``id``, an int in int64, and ``x0, y0, tx, ty, t0``, numbers) packed as ``LEG_DTYPE`` records,
 48 bytes each, in order (``unpack_legs`` reads them back, bit for bit). Raises ``KeyError``
 for a missing key, ``TypeError``/``OverflowError`` for a value that does not fit."""
-steer_moves = _ext.steer_moves if COMPILED else steer_moves_py
-steer_moves.__doc__ = """``steer_moves(batch, by_conn, seats, ships, limit, t, speed) -> (moved, acks)``: a run
-of ``move_to`` inputs applied as ``steer`` would apply each, in order, without changing any
-argument. ``batch``: ``[(connection, message)]``, each connection with an ``id`` and each
-message a ``seq`` and a ``payload`` with ``x``/``y`` (world units); ``by_conn``: connection id
--> player (inputs of other connections are skipped); ``seats``: player -> seat dict (its
-``"ship"``: a ship id; a player of ``by_conn`` without a seat raises ``KeyError``); ``ships``:
-ship id -> ship dict (inputs for an absent ship are skipped). Each target is clamped to
-``[-limit, limit]`` on both axes, then the ship is steered at clock time ``t`` (seconds) at
-``speed`` (world units/s); a ship moved twice starts its second leg from its first. Returns
-the new ship dicts in input order (a ship moved twice appears twice: the last is its final
-dict) and ``[(player, seq)]`` of the inputs applied. The twin is ``steer_moves_py``."""
+steer_rows = _ext.steer_rows if COMPILED else steer_rows_py
+steer_rows.__doc__ = """``steer_rows(batch, by_conn, seats, acked, index, legs, flags, mark, limit, t, speed) -> int``:
+a run of ``move_to`` inputs applied to the legs of a struct of arrays, as ``steer`` would apply
+each to a ship dict, in order, bit for bit, with each input's ack recorded in its seat.
+``batch``: ``[(connection, message)]``, each connection with an ``id`` and each message a
+``seq`` and a ``payload`` with ``x``/``y`` (world units); ``by_conn``: connection id -> player
+(inputs of other connections are skipped); ``seats``: player -> seat dict (``"ship"``: a ship
+id; ``"ack"``: an int, raised to the input's ``seq`` when larger, the player then added to the
+set ``acked``; a player of ``by_conn`` without a seat raises ``KeyError``); ``index``: ship id
+-> row of ``legs`` (inputs for a ship not in it are skipped); ``legs``: float64 (N, 5),
+C-contiguous, each row ``x0, y0, tx, ty, t0`` (world units, seconds), written in place;
+``flags``: uint8 (N,), ``mark`` or-ed into the row of every ship steered. Each target is
+clamped to ``[-limit, limit]`` on both axes, then the ship is steered at clock time ``t``
+(seconds) at ``speed`` (world units/s); a ship moved twice starts its second leg from its first.
+Returns how many inputs were applied. Raises ``ValueError`` for arrays of other shapes,
+``IndexError`` for a row outside them (the inputs before it are applied). The twin is
+``steer_rows_py``."""
+take_rows = _ext.take_rows if COMPILED and sys.byteorder == "little" else take_rows_py
+take_rows.__doc__ = """``take_rows(ids, legs, flags, mark) -> (packed, taken)``: the legs of the rows of ``legs``
+(float64 (N, 5), ``x0, y0, tx, ty, t0``) whose ``flags`` (uint8 (N,)) have a bit of ``mark``,
+with their ids from the list ``ids`` (N ints, in int64), packed as ``pack_legs`` packs them
+(``LEG_DTYPE`` records, row order), and the list of those ids; clears ``mark`` in those rows.
+Raises ``ValueError`` for arrays or lists of other lengths. The twin is ``take_rows_py``."""
+sync_rows = _ext.sync_rows if COMPILED else sync_rows_py
+sync_rows.__doc__ = """``sync_rows(ids, legs, flags, mark, ships) -> int``: for every row of ``legs`` (float64
+(N, 5)) whose ``flags`` (uint8 (N,)) have a bit of ``mark``, replace ``ships[ids[row]]`` (a
+dict) by a copy with ``x0, y0, tx, ty, t0`` from the row (Python floats), and clear ``mark``
+there; the dicts replaced are not changed. Returns how many were. Raises ``ValueError`` for
+arrays or lists of other lengths, ``KeyError`` for an id not in ``ships`` (the rows before it
+are synced). The twin is ``sync_rows_py``."""
 steer.__doc__ = """``steer(ship, tx, ty, t, speed) -> dict``: a copy of the dict ``ship`` flying a new
 leg from where it is at time ``t`` (``ship_position``, bit-identical) toward ``(tx, ty)``:
 ``x0, y0`` that position, ``tx, ty`` the target, ``t0 = t`` (world units, seconds; ``speed``

@@ -175,6 +175,13 @@ class Seats:
             self._acked.add(player)
         return seat["ack"]
 
+    @property
+    def acked(self) -> set[str]:
+        """Players whose ``ack`` changed since the changes were last taken (``take_changes``).
+        Code that raises seats' acks itself (a compiled kernel applying a run of inputs,
+        ``rooms.ships.fleet.Fleet.steer_moves``) adds their players here, as ``ack`` does."""
+        return self._acked
+
     def ack_many(self, acks: list[tuple[str, int]]) -> None:
         """``ack(player, seq)`` for each ``(player, seq)`` of ``acks``, in order. Raises
         ``KeyError`` for a player without a seat (the acks before it are recorded)."""

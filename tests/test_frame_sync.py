@@ -5,6 +5,7 @@ import msgpack
 
 from rooms import protocol as P
 from rooms.ships.fleet import Fleet
+from starhold.kernels import motion
 from rooms.ships.sync import FrameSync
 
 
@@ -82,18 +83,63 @@ def test_fleet_touch_many_leaves_the_fleet_as_touching_each_in_order():
     assert fleet.arrays()[0] == [1, 2, 7]  # a new ship: the arrays are rebuilt
 
 
+class _Conn:
+    def __init__(self, conn_id):
+        self.id = conn_id
+
+
+class _Move:
+    def __init__(self, seq, x, y):
+        self.seq = seq
+        self.payload = P.MoveTo(x=x, y=y)
+
+
+def _steer(fleet, seats, *moves, t=1.0):
+    """``fleet.steer_moves`` of ``(player, seq, x, y)`` moves, each player's socket ``c-<player>``."""
+    by_conn = {f"c-{p}": p for p in seats}
+    acked = set()
+    applied = fleet.steer_moves([(_Conn(f"c-{p}"), _Move(seq, x, y)) for p, seq, x, y in moves], by_conn, seats,
+                                acked, 1000.0, t, P.SHIP_SPEED)
+    return applied, acked
+
+
+def test_fleet_steer_moves_moves_the_rows_and_the_ships_follow_when_read():
+    fleet = _fleet()
+    fleet.take_writes()
+    ann, bob = dict(fleet.ships[1]), dict(fleet.ships[2])
+    seats = {"ann": {"ship": 1, "ack": 3}, "bob": {"ship": 2, "ack": 0}, "eve": {"ship": 9, "ack": 0}}  # eve: no ship
+    applied, acked = _steer(fleet, seats, ("ann", 2, 10.0, 0.0), ("bob", 1, 5.0, 2000.0), ("eve", 4, 1.0, 1.0),
+                            ("ann", 5, 20.0, 0.0))
+    first = motion.steer(ann, 10.0, 0.0, 1.0, P.SHIP_SPEED)
+    want = {1: motion.steer(first, 20.0, 0.0, 1.0, P.SHIP_SPEED), 2: motion.steer(bob, 5.0, 1000.0, 1.0, P.SHIP_SPEED)}
+    assert applied == 3 and acked == {"ann", "bob"}
+    assert seats["ann"]["ack"] == 5 and seats["bob"]["ack"] == 1 and seats["eve"]["ack"] == 0
+    ids, cols, _ = fleet.arrays()
+    assert cols.tolist() == [[s[k] for k in ("x0", "y0", "tx", "ty", "t0")] for s in (want[1], want[2])]
+    assert fleet.ships == want  # read: the dicts follow, bit for bit
+    assert ann == {**fleet.ships[1], **{k: ann[k] for k in ("x0", "y0", "tx", "ty", "t0")}}  # the rest unchanged
+    assert fleet.names() == {1: "Ann", 2: "Bob"}
+    _, acked = _steer(fleet, seats, ("ann", 4, 0.0, 0.0))  # an older seq moves, but does not lower the ack
+    assert seats["ann"]["ack"] == 5 and acked == set()
+
+
 def test_fleet_take_changes_gives_ships_whose_leg_alone_changed_apart():
     fleet = _fleet()
     fleet.new("cat", "Cat", 1.0, 1.0, 0.0)
     fleet.take_writes()
-    ann, bob, cat = ({**fleet.ships[i], "x0": 9.0} for i in (1, 2, 3))
-    fleet.touch_many([ann, bob, cat], legs_only=True)
+    seats = {p: {"ship": i, "ack": 0} for i, p in ((1, "ann"), (2, "bob"), (3, "cat"))}
+    _steer(fleet, seats, ("ann", 1, 9.0, 0.0), ("bob", 1, 9.0, 0.0), ("cat", 1, 9.0, 0.0))
     fleet.touch({**fleet.ships[2], "name": "Bobby"})  # bob: more than its leg since
-    fleet.remove(3)  # cat: gone
     assert fleet.pending()
-    puts, deletes, moved = fleet.take_changes()
-    assert (list(puts), deletes, moved) == (["ship:2"], ["ship:3"], [ann])
-    assert not fleet.pending() and fleet.take_changes() == ({}, [], [])
-    fleet.touch_many([{**ann, "x0": 1.0}], legs_only=True)
-    assert fleet.take_writes() == ({"ship:1": {**ann, "x0": 1.0}}, [])  # as a whole ship without a journal
-    assert fleet.take_changes() == ({}, [], [])
+    puts, deletes, (packed, moved) = fleet.take_changes()
+    assert (list(puts), deletes, moved) == (["ship:2"], [], [1, 3])
+    assert puts["ship:2"]["tx"] == 9.0  # written whole, with its leg
+    assert packed == motion.pack_legs([fleet.ships[1], fleet.ships[3]])
+    assert not fleet.pending() and fleet.take_changes() == ({}, [], (b"", []))
+    _steer(fleet, seats, ("ann", 2, 1.0, 1.0), t=2.0)
+    fleet.remove(3)  # the arrays are rebuilt: ann's move is then written whole
+    assert fleet.take_changes() == ({"ship:1": fleet.ships[1]}, ["ship:3"], (b"", []))
+    assert fleet.ships[1]["tx"] == 1.0
+    _steer(fleet, seats, ("ann", 3, 2.0, 2.0), t=3.0)
+    assert fleet.take_writes() == ({"ship:1": fleet.ships[1]}, [])  # as a whole ship without a journal
+    assert fleet.ships[1]["tx"] == 2.0 and fleet.take_changes() == ({}, [], (b"", []))

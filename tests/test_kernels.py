@@ -144,19 +144,44 @@ class _Message:
         self.payload = type("P", (), {"x": x, "y": y})()
 
 
-@pytest.mark.parametrize("steer_moves", [motion.steer_moves, motion.steer_moves_py], ids=["kernel", "twin"])
-def test_steer_moves_applies_a_run_as_steer_would_one_by_one(steer_moves):
+_KERNELS = [(motion.steer_rows, motion.take_rows, motion.sync_rows),
+            (motion.steer_rows_py, motion.take_rows_py, motion.sync_rows_py)]
+
+
+@pytest.mark.parametrize("steer_rows,take_rows,sync_rows", _KERNELS, ids=["kernel", "twin"])
+def test_steer_rows_applies_a_run_as_steer_would_one_by_one(steer_rows, take_rows, sync_rows):
     ships = {i: {"id": i, "name": f"s{i}", "x0": 0.0, "y0": 0.0, "tx": 10.0 * i, "ty": 0.0, "t0": 0.0} for i in (1, 2, 3)}
-    seats = {"pa": {"ship": 1}, "pb": {"ship": 2}, "pc": {"ship": 9}}  # pc's ship is gone
+    seats = {"pa": {"ship": 1, "ack": 0}, "pb": {"ship": 2, "ack": 9}, "pc": {"ship": 9, "ack": 0}}  # pc's ship is gone
     by_conn = {"a": "pa", "b": "pb", "c": "pc"}
-    before = {i: dict(s) for i, s in ships.items()}
+    ids = [3, 1, 2]  # rows in another order than the ids
+    legs = np.array([[ships[i][k] for k in ("x0", "y0", "tx", "ty", "t0")] for i in ids])
+    index = {ship_id: row for row, ship_id in enumerate(ids)}
+    flags = np.zeros(3, dtype=np.uint8)
+    acked = set()
     batch = [(_Conn("a"), _Message(5, 5000.0, -3.0)), (_Conn("x"), _Message(6, 1.0, 1.0)),  # x: not seated
-             (_Conn("c"), _Message(7, 1.0, 1.0)), (_Conn("b"), _Message(8, 4, -9000)),
+             (_Conn("c"), _Message(7, 1.0, 1.0)), (_Conn("b"), _Message(8, 4, -9000)),  # b: seq 8 below its ack
              (_Conn("a"), _Message(9, 1.0, 2.0))]  # a's ship again: from its first new leg
-    moved, acks = steer_moves(batch, by_conn, seats, ships, 1000.0, 0.1, 50.0)
+    assert steer_rows(batch, by_conn, seats, acked, index, legs, flags, 6, 1000.0, 0.1, 50.0) == 3
     first = motion.steer(ships[1], 1000.0, -3.0, 0.1, 50.0)  # clamped to the limit
-    assert moved == [first, motion.steer(ships[2], 4.0, -1000.0, 0.1, 50.0), motion.steer(first, 1.0, 2.0, 0.1, 50.0)]
-    assert acks == [("pa", 5), ("pb", 8), ("pa", 9)]
-    assert ships == before  # nothing changed in place
+    want = {1: motion.steer(first, 1.0, 2.0, 0.1, 50.0), 2: motion.steer(ships[2], 4.0, -1000.0, 0.1, 50.0), 3: ships[3]}
+    assert legs.tolist() == [[want[i][k] for k in ("x0", "y0", "tx", "ty", "t0")] for i in ids]  # bit for bit
+    assert flags.tolist() == [0, 6, 6] and acked == {"pa"}
+    assert [seat["ack"] for seat in seats.values()] == [9, 9, 0]
+    packed, taken = take_rows(ids, legs, flags, 2)
+    assert taken == [1, 2] and packed == motion.pack_legs_py([want[1], want[2]]) and flags.tolist() == [0, 4, 4]
+    assert take_rows(ids, legs, flags, 2) == (b"", [])
+    before = {i: ships[i] for i in ships}
+    assert sync_rows(ids, legs, flags, 4, ships) == 2
+    assert ships == want and flags.tolist() == [0, 0, 0]
+    assert before[1] == {"id": 1, "name": "s1", "x0": 0.0, "y0": 0.0, "tx": 10.0, "ty": 0.0, "t0": 0.0}  # new dicts
     with pytest.raises(KeyError):  # a seated connection whose player has no seat
-        steer_moves([(_Conn("a"), _Message(1, 0.0, 0.0))], by_conn, {}, ships, 1000.0, 0.1, 50.0)
+        steer_rows([(_Conn("a"), _Message(1, 0.0, 0.0))], by_conn, {}, acked, index, legs, flags, 1, 1000.0, 0.1, 50.0)
+    with pytest.raises(IndexError):
+        steer_rows(batch[:1], by_conn, seats, acked, {1: 3}, legs, flags, 1, 1000.0, 0.1, 50.0)
+    with pytest.raises(ValueError):
+        steer_rows(batch, by_conn, seats, acked, index, legs, np.zeros(2, dtype=np.uint8), 1, 1000.0, 0.1, 50.0)
+    with pytest.raises(ValueError):
+        take_rows(ids[:2], legs, flags, 1)
+    with pytest.raises(KeyError):
+        flags[0] = 4
+        sync_rows(ids, legs, flags, 4, {})

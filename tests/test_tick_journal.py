@@ -7,6 +7,7 @@ import msgspec
 import pytest
 
 from starhold.rooms import protocol as P
+from starhold.kernels.motion import pack_legs
 from starhold.rooms.ships.journal import DELETED, FOLD_INTERVAL, MISSING, PREFIX, Journal, read_entry
 from starhold._runtime.events import Message
 from starhold.room import HttpRequest
@@ -292,3 +293,40 @@ def of_type_with_ids(items, type_):
 
 
 assert PARAMS["pilots"] is False  # players only: no pilot rooms behind the system
+
+
+async def test_packed_legs_are_stored_as_legs_and_fold_as_the_ships_current_dicts(storage):
+    await storage.put({"ship:1": _ship(1, 0.0), "ship:2": _ship(2, 0.0)})
+    await storage.commit()
+    current = {1: _ship(1, 1.25), 2: _ship(2, 3.5)}
+    with pytest.raises(ValueError):  # packed legs need a resolve
+        await Journal(storage).append({}, [], packed_legs=(pack_legs([current[1]]), [1]))
+    journal = Journal(storage, resolve=current.get)
+    await journal.append({}, [], packed_legs=(pack_legs([current[1], current[2]]), [1, 2]))
+    await journal.append({}, [], packed_legs=(b"", []))  # nothing: no entry
+    await storage.commit()
+    (entry,) = [read_entry(v) for v in (await entries(storage)).values()]
+    assert entry[:3] == ({}, [], {}) and len(entry[3]) == 96  # 48 bytes a leg
+    assert await Journal(storage).load(now=0.0) == 1  # a restart replays the legs onto the stored ships
+    await storage.rollback()
+    current[1] = _ship(1, 2.5)  # moved again since (its next entry is not written yet)
+    assert journal.latest("ship:1") is current[1]  # the current dict
+    del current[2]  # gone from the room
+    assert journal.latest("ship:2") is DELETED
+    await journal.fold(now=0.0)
+    await storage.commit()
+    assert await storage.get("ship:1") == current[1] and await storage.get("ship:2") is None
+    assert await entries(storage) == {}
+
+
+async def test_an_entry_with_packed_legs_over_the_limit_is_split_with_the_current_ships(storage):
+    current = {i: {**_ship(i, float(i)), "blob": "x" * 1000} for i in range(300)}
+    journal = Journal(storage, resolve=current.get)
+    await journal.append({f"ship:{i}": {"blob": "y" * 1000} for i in range(300, 430)}, [],
+                         packed_legs=(pack_legs(list(current.values())), list(current)))  # 130 KB of puts: too big
+    await storage.commit()
+    stored = [read_entry(v) for v in (await entries(storage)).values()]
+    assert len(stored) >= 3 and not any(entry[3] for entry in stored)  # whole ships instead
+    await Journal(storage).load(now=0.0)
+    await storage.commit()
+    assert await storage.get("ship:7") == current[7]

@@ -31,13 +31,15 @@ raised after it) leaves its entries in storage, and without the mark a later sta
 them over newer writes of the same keys.
 
 Between folds the keys lag the room's memory: code that reads those keys from storage during an
-activation must read ``latest(key)`` first. An entry whose msgpack would exceed the storage's
+activation must read ``latest(key)`` first. Legs journaled packed (``append(packed_legs=...)``,
+a fleet's ``take_changes``) are not kept as dicts: their keys' latest value is the ship's
+current dict, asked of the ``resolve`` callable at ``latest`` and at the fold. An entry whose msgpack would exceed the storage's
 value limit (``MAX_VALUE_BYTES``) is split into several.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -74,13 +76,18 @@ DELETED = object()
 """``latest(key)``'s answer for a key whose last journaled change deleted it."""
 MISSING = object()
 """``latest(key)``'s answer for a key the journal holds no change of."""
+_CURRENT = object()
+"""``_latest``'s value for a ship whose leg was journaled packed: ``resolve`` gives its dict."""
 
 
 class Journal:
-    """The tick journal of one activation over ``storage`` (the room's ``Room.storage``)."""
+    """The tick journal of one activation over ``storage`` (the room's ``Room.storage``).
+    ``resolve(ship_id)``: the current dict of a ship in the room, or None when it is gone (it
+    is asked for ships whose legs were appended packed; required to append those)."""
 
-    def __init__(self, storage: Any):
+    def __init__(self, storage: Any, resolve: Callable[[int], dict | None] | None = None):
         self.storage = storage
+        self.resolve = resolve
         self.seq = 1  # the next entry's number
         self.entries: list[str] = []  # keys of the entries not folded yet
         self._latest: dict[str, Any] = {}  # key -> its newest journaled value, or DELETED
@@ -130,7 +137,7 @@ class Journal:
 
     async def append(self, puts: dict[str, Any], deletes: list[str], patches: dict[str, dict] | None = None,
                      values: dict[str, dict] | None = None, *, legs: list[dict] | None = None,
-                     acks: dict[str, int] | None = None) -> None:
+                     packed_legs: tuple[bytes, list[int]] | None = None, acks: dict[str, int] | None = None) -> None:
         """Journal one group commit's writes as one entry, split into several when it would
         exceed ``MAX_VALUE_BYTES``: ``puts`` (``{key: value}``), ``deletes`` (keys), then
 
@@ -139,25 +146,31 @@ class Journal:
         - ``legs``: ship dicts (``rooms.ships.fleet``, key ``ship:<id>``) of which only the leg
           changed (``x0, y0, tx, ty, t0``), stored packed (``kernels.motion.pack_legs``, 48
           bytes a ship); the dicts must not be changed in place afterwards (the fold writes them);
+        - ``packed_legs``: ``(packed, ship ids)``, legs already packed as ``pack_legs`` packs
+          them (a fleet's ``take_changes``), stored after ``legs``; the ships' latest values are
+          then their current dicts (``resolve``), read at the fold;
         - ``acks``: ``{key: ack}`` for the dicts ``values[key]`` of which only ``"ack"`` changed
           (the patch ``{"ack": ack}``, stored as the int).
 
         ``values`` must hold every key of ``patches`` and ``acks``. Raises
         ``ValueError``/``TypeError`` for a value the storage could not store either,
         ``KeyError`` for a patch or ack without its value."""
-        if not puts and not deletes and not patches and not legs and not acks:
+        packed, packed_ids = packed_legs if packed_legs is not None and packed_legs[1] else (b"", ())
+        if packed_ids and self.resolve is None:
+            raise ValueError("packed legs need a journal with resolve")
+        if not puts and not deletes and not patches and not legs and not packed_ids and not acks:
             return
         patched = (patches or {}).keys() | (acks or {}).keys()
         if patched and (values is None or not values.keys() >= patched):
             missing = patched - (values or {}).keys()
             raise KeyError(f"patches without their values: {sorted(missing)[:3]}")
         key = f"{PREFIX}{self.seq:012d}"
-        if legs or acks:  # (a format older versions fail on rather than misread: the module docstring)
+        if legs or packed_ids or acks:  # (a format older versions fail on rather than misread: the module docstring)
             entry: Any = {"v": 2, "puts": puts, "deletes": deletes}
             if patches:
                 entry["patches"] = patches
-            if legs:
-                entry["legs"] = pack_legs(legs)
+            if legs or packed_ids:
+                entry["legs"] = pack_legs(legs) + packed if legs else packed
             if acks:
                 entry["acks"] = acks
         else:
@@ -169,9 +182,12 @@ class Journal:
         try:
             await self.storage.put(key, entry)
         except ValueError:
-            if patches or legs or acks:  # split as whole values
-                puts = {**puts, **{k: values[k] for k in patched}, **{self._leg_key(s["id"]): s for s in legs or ()}}
+            if patches or legs or packed_ids or acks:  # split as whole values
+                current = {self._leg_key(i): self.resolve(i) for i in packed_ids}
+                puts = {**puts, **{k: values[k] for k in patched}, **{self._leg_key(s["id"]): s for s in legs or ()},
+                        **{k: v for k, v in current.items() if v is not None}}
                 patches = legs = acks = None
+                packed_ids = ()
             if len(puts) + len(deletes) <= 1:
                 raise
             items = list(puts.items())
@@ -193,6 +209,10 @@ class Journal:
             leg_key = self._leg_key
             for ship in legs:
                 latest[leg_key(ship["id"])] = ship
+        if packed_ids:
+            leg_key = self._leg_key
+            for ship_id in packed_ids:
+                latest[leg_key(ship_id)] = _CURRENT
 
     def _leg_key(self, ship_id: int) -> str:
         """``ship:<id>`` (kept until the next fold: a tick's moves are mostly the same ships)."""
@@ -204,7 +224,15 @@ class Journal:
     def latest(self, key: str) -> Any:
         """The newest journaled value of ``key`` not yet folded: a value, ``DELETED`` or
         ``MISSING`` (the key in storage is current)."""
-        return self._latest.get(key, MISSING)
+        value = self._latest.get(key, MISSING)
+        if value is _CURRENT:
+            value = self._resolve_key(key)
+        return value
+
+    def _resolve_key(self, key: str) -> Any:
+        """The current dict of the ship of ``key`` (``ship:<id>``), or ``DELETED``."""
+        ship = self.resolve(int(key[len(SHIP_PREFIX):]))
+        return DELETED if ship is None else ship
 
     def due(self, now: float) -> bool:
         """Whether entries wait and the last fold is ``FOLD_INTERVAL`` old at clock time ``now``."""
@@ -217,9 +245,10 @@ class Journal:
         self.folded_at = now
         if self.seq == 1:  # nothing was ever journaled in this room
             return
-        puts = {k: v for k, v in self._latest.items() if v is not DELETED}
+        latest = {k: self._resolve_key(k) if v is _CURRENT else v for k, v in self._latest.items()}
+        puts = {k: v for k, v in latest.items() if v is not DELETED}
         puts[FOLDED_KEY] = self.seq - 1  # again at every fold: an earlier one may have been rolled back
-        deletes = [k for k, v in self._latest.items() if v is DELETED] + self.entries
+        deletes = [k for k, v in latest.items() if v is DELETED] + self.entries
         await self.storage.put(puts)
         if deletes:
             await self.storage.delete(deletes)

@@ -62,7 +62,7 @@ import msgpack
 
 from starhold import AlarmInfo, ConnectRequest, Connection, HttpRequest, HttpResponse, Room, Seats
 from starhold.kernels.frames import frame_heads
-from starhold.kernels.motion import ship_rows, steer, steer_moves
+from starhold.kernels.motion import ship_rows, steer
 from .. import protocol
 from .fleet import Fleet, PREFIX as SHIP_PREFIX
 from .journal import Journal
@@ -110,7 +110,7 @@ class ShipRoom(Room):
 
     # ---- activation ------------------------------------------------------------------------
     async def on_start(self) -> None:
-        self.journal = Journal(self.storage)
+        self.journal = Journal(self.storage, resolve=lambda ship_id: self.fleet.ships.get(ship_id))
         await self.journal.load(self.clock.now())  # an earlier activation's last ticks, into their keys
         stored = await self.storage.list(prefix=SHIP_PREFIX)
         self.fleet = Fleet({s["id"]: s for s in stored.values()}, int(await self.storage.get("next_ship_id") or 1),
@@ -216,7 +216,7 @@ class ShipRoom(Room):
         now = self.flushed_at = self.clock.now()
         self.acks_dirty = False
         self._settle_acks(self.durable_mark())
-        if journal:  # ships whose leg alone changed (moves) apart: the journal packs their legs
+        if journal:  # ships whose leg alone changed (moves) apart: their legs, packed
             puts, deletes, moved = self.fleet.take_changes()
         else:
             puts, deletes = self.fleet.take_writes()
@@ -234,7 +234,7 @@ class ShipRoom(Room):
         puts.update(more_puts)
         deletes += more_deletes
         if journal:  # (a due fold waits for after the frame)
-            await self.journal.append(puts, deletes, values=acked, legs=moved, acks=acks)
+            await self.journal.append(puts, deletes, values=acked, packed_legs=moved, acks=acks)
             puts, deletes = {}, []
         else:
             puts.update(acked)
@@ -404,17 +404,15 @@ class ShipRoom(Room):
         (``order_move`` with the target clamped to ``limit``, the seat's ack), with the
         bookkeeping after the last (the inputs to commit with the next tick, the loop started)."""
         seats = self.seats
-        by_conn, seat_map, ships, lim = seats.by_conn, seats.seats, self.fleet.ships, self.limit
+        by_conn, seat_map, lim = seats.by_conn, seats.seats, self.limit
         applied = False
         if type(self).order_move is ShipRoom.order_move:
-            # The default order_move, for the whole run in one kernel call (one clock read per
-            # run: the run is applied at one instant).
-            moved, acks = steer_moves(batch, by_conn, seat_map, ships, lim, self.clock.now(), protocol.SHIP_SPEED)
-            self.fleet.touch_many(moved, legs_only=True)
-            seats.ack_many(acks)
-            applied = bool(acks)
+            # The default order_move, for the whole run in one kernel call on the fleet's arrays
+            # (one clock read per run: the run is applied at one instant).
+            applied = self.fleet.steer_moves(batch, by_conn, seat_map, seats.acked, lim, self.clock.now(),
+                                             protocol.SHIP_SPEED) > 0
         else:
-            order_move = self.order_move
+            order_move, ships = self.order_move, self.fleet.ships
             for conn, message in batch:
                 player = by_conn.get(conn.id)
                 if player is None:
