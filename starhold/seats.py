@@ -79,6 +79,10 @@ class Seats:
         """connection id -> player, for the connections that hold a seat."""
         self._dirty: set[str] = set()
         self._acked: set[str] = set()  # players whose seat changed since the last take, maybe only its ack
+        self.version = 0
+        """Counts the changes of anything but acks: seats taken, held, released or updated, and
+        ``load``. What a room derives from the seats (e.g. each ship's online/held flag) may be
+        kept until it changes."""
 
     # ---- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -113,6 +117,7 @@ class Seats:
         hibernation or a reset). Seats whose connection is gone are held; connections without
         a seat are closed with ``CLOSE_ROOM_UNAVAILABLE``. Registers the expiry deadline."""
         stored = await self.room.storage.list(prefix=PREFIX)
+        self.version += 1
         self.seats = {s["player"]: s for s in stored.values()}
         self.by_conn = {}
         conns = {c.id: c for c in self.room.connections}
@@ -159,6 +164,7 @@ class Seats:
         if seat is None or not resumed:
             seat = {"player": player, **data, "token": secrets.token_urlsafe(TOKEN_BYTES), "ack": seq}
         seat.update(conn=conn.id, held_until=None)
+        self.version += 1
         self.seats[player] = seat
         self._dirty.add(player)
         self.by_conn[conn.id] = player
@@ -197,6 +203,7 @@ class Seats:
         when there is none."""
         seat = self.seats[player]
         seat.update(data)
+        self.version += 1
         self._dirty.add(player)
         return seat
 
@@ -218,6 +225,7 @@ class Seats:
     def release(self, seat: dict) -> None:
         """Free ``seat`` now (its player is gone): it leaves ``seats`` and ``on_release``
         runs."""
+        self.version += 1
         self.seats.pop(seat["player"], None)
         if seat.get("conn") is not None:
             self.by_conn.pop(seat["conn"], None)
@@ -245,6 +253,7 @@ class Seats:
             await self.on_expired(released)
 
     def _hold(self, seat: dict) -> None:
+        self.version += 1
         seat["conn"] = None
         seat["held_until"] = self.room.clock.now() + self.hold
         self._dirty.add(seat["player"])

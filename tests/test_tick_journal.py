@@ -330,3 +330,18 @@ async def test_an_entry_with_packed_legs_over_the_limit_is_split_with_the_curren
     await Journal(storage).load(now=0.0)
     await storage.commit()
     assert await storage.get("ship:7") == current[7]
+
+
+async def test_the_newest_of_a_packed_leg_and_a_whole_value_of_a_ship_wins(storage):
+    current = {1: _ship(1, 1.0), 2: _ship(2, 2.0)}
+    journal = Journal(storage, resolve=current.get)
+    whole = {**_ship(1, 5.0), "name": "Deneb"}
+    await journal.append({"ship:2": _ship(2, 9.0)}, [])  # a whole value, then a packed leg: the leg's ship
+    await journal.append({}, [], packed_legs=(pack_legs([current[1], current[2]]), [1, 2]))
+    await journal.append({"ship:1": whole}, [])  # a packed leg, then a whole value: the value
+    assert journal.latest("ship:1") is whole and journal.latest("ship:2") is current[2]
+    await journal.append({}, [], legs=[_ship(2, 7.0)])  # a leg as a dict supersedes the current one too
+    assert journal.latest("ship:2") == _ship(2, 7.0)
+    await journal.fold(now=0.0)
+    await storage.commit()
+    assert await storage.get("ship:1") == whole and await storage.get("ship:2") == _ship(2, 7.0)

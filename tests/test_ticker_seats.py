@@ -260,3 +260,23 @@ def test_ack_many_records_each_ack_as_ack_does_in_order():
     with pytest.raises(KeyError):
         many.ack_many([("ann", 8), ("cat", 1)])
     assert many.seats["ann"]["ack"] == 8  # the acks before the unknown player are recorded
+
+
+async def test_the_seats_version_counts_every_change_but_acks():
+    async with RoomHarness(Clockwork, name="s4", params={"loop": False}) as h:
+        async def version():
+            return await h.run_in_room(lambda room: room.seats.version)
+
+        ada = await h.connect(seq=1, player="ada")
+        taken = await version()
+        assert taken > 0
+        await ada.send("input", seq=7)
+        assert ada.received[-1] == {"ack": 7} and await version() == taken  # an ack is not a change of the seats
+        await h.run_in_room(lambda room: room.seats.update("ada", color="blue"))
+        updated = await version()
+        assert updated > taken
+        await ada.close(1006, "dropped")  # held
+        held = await version()
+        assert held > updated
+        await h.clock.advance(5.5)  # the hold runs out: released
+        assert await version() > held

@@ -76,8 +76,6 @@ DELETED = object()
 """``latest(key)``'s answer for a key whose last journaled change deleted it."""
 MISSING = object()
 """``latest(key)``'s answer for a key the journal holds no change of."""
-_CURRENT = object()
-"""``_latest``'s value for a ship whose leg was journaled packed: ``resolve`` gives its dict."""
 
 
 class Journal:
@@ -92,6 +90,7 @@ class Journal:
         self.entries: list[str] = []  # keys of the entries not folded yet
         self._latest: dict[str, Any] = {}  # key -> its newest journaled value, or DELETED
         self._leg_keys: dict[int, str] = {}  # ship id -> "ship:<id>", until the next fold
+        self._current: set[int] = set()  # ships whose latest value is their current dict (packed legs)
         self.folded_at = float("-inf")  # room clock time of the last fold
 
     async def load(self, now: float) -> int:
@@ -134,6 +133,16 @@ class Journal:
         self._latest.update(puts)
         for key in deletes:
             self._latest[key] = DELETED
+        if self._current:
+            self._supersede(puts)
+            self._supersede(deletes)
+
+    def _supersede(self, keys) -> None:
+        """Values of ``keys`` were journaled: ships among them no longer take their current dict."""
+        for key in keys:
+            ship_id = _ship_id(key)
+            if ship_id is not None:
+                self._current.discard(ship_id)
 
     async def append(self, puts: dict[str, Any], deletes: list[str], patches: dict[str, dict] | None = None,
                      values: dict[str, dict] | None = None, *, legs: list[dict] | None = None,
@@ -205,14 +214,15 @@ class Journal:
             else:
                 for k in patched:
                     latest[k] = values[k]
+            if self._current:
+                self._supersede(patched)
         if legs:
             leg_key = self._leg_key
             for ship in legs:
                 latest[leg_key(ship["id"])] = ship
+                self._current.discard(ship["id"])
         if packed_ids:
-            leg_key = self._leg_key
-            for ship_id in packed_ids:
-                latest[leg_key(ship_id)] = _CURRENT
+            self._current.update(packed_ids)
 
     def _leg_key(self, ship_id: int) -> str:
         """``ship:<id>`` (kept until the next fold: a tick's moves are mostly the same ships)."""
@@ -224,15 +234,10 @@ class Journal:
     def latest(self, key: str) -> Any:
         """The newest journaled value of ``key`` not yet folded: a value, ``DELETED`` or
         ``MISSING`` (the key in storage is current)."""
-        value = self._latest.get(key, MISSING)
-        if value is _CURRENT:
-            value = self._resolve_key(key)
-        return value
-
-    def _resolve_key(self, key: str) -> Any:
-        """The current dict of the ship of ``key`` (``ship:<id>``), or ``DELETED``."""
-        ship = self.resolve(int(key[len(SHIP_PREFIX):]))
-        return DELETED if ship is None else ship
+        if self._current and _ship_id(key) in self._current:
+            ship = self.resolve(_ship_id(key))
+            return DELETED if ship is None else ship
+        return self._latest.get(key, MISSING)
 
     def due(self, now: float) -> bool:
         """Whether entries wait and the last fold is ``FOLD_INTERVAL`` old at clock time ``now``."""
@@ -245,7 +250,10 @@ class Journal:
         self.folded_at = now
         if self.seq == 1:  # nothing was ever journaled in this room
             return
-        latest = {k: self._resolve_key(k) if v is _CURRENT else v for k, v in self._latest.items()}
+        latest = self._latest
+        for ship_id in self._current:
+            ship = self.resolve(ship_id)
+            latest[self._leg_key(ship_id)] = DELETED if ship is None else ship
         puts = {k: v for k, v in latest.items() if v is not DELETED}
         puts[FOLDED_KEY] = self.seq - 1  # again at every fold: an earlier one may have been rolled back
         deletes = [k for k, v in latest.items() if v is DELETED] + self.entries
@@ -255,6 +263,17 @@ class Journal:
         self.entries = []
         self._latest = {}
         self._leg_keys = {}
+        self._current = set()
+
+
+def _ship_id(key: str) -> int | None:
+    """The ship id of a key ``ship:<id>``, else None."""
+    if key.startswith(SHIP_PREFIX):
+        try:
+            return int(key[len(SHIP_PREFIX):])
+        except ValueError:
+            return None
+    return None
 
 
 __all__ = ["DELETED", "FOLDED_KEY", "FOLD_INTERVAL", "Journal", "MISSING", "PREFIX", "read_entry"]

@@ -116,6 +116,8 @@ class ShipRoom(Room):
         self.fleet = Fleet({s["id"]: s for s in stored.values()}, int(await self.storage.get("next_ship_id") or 1),
                            order=self.ship_order, on_rebuild=self.arrays_rebuilt, on_remove=self.ship_removed)
         self.seats = Seats(self, on_release=self._seat_released, on_expired=self._holds_expired)
+        self._status: dict[int, int] = {}  # ship id -> SHIP_HELD/SHIP_ONLINE (rows_at), as of seats.version
+        self._status_version = -1
         restored = await self.seats.load()
         self.parked = ParkingLot(float(self.params.get("park_ttl", PARK_TTL)),
                                  int(self.params.get("max_parked", MAX_PARKED)))
@@ -199,9 +201,12 @@ class ShipRoom(Room):
         ids, legs, _ = self.fleet.arrays()
         if not ids:
             return {}, False
-        held, online = protocol.SHIP_HELD, protocol.SHIP_ONLINE
-        status = {seat["ship"]: held if seat.get("conn") is None else online for seat in self.seats.seats.values()}
-        return ship_rows(legs, ids, status, protocol.SHIP_SPEED, at, protocol.SHIP_MOVING)
+        if self._status_version != self.seats.version:  # each ship's online/held flag, until a seat changes
+            held, online = protocol.SHIP_HELD, protocol.SHIP_ONLINE
+            self._status = {seat["ship"]: held if seat.get("conn") is None else online
+                            for seat in self.seats.seats.values()}
+            self._status_version = self.seats.version
+        return ship_rows(legs, ids, self._status, protocol.SHIP_SPEED, at, protocol.SHIP_MOVING)
 
     def names(self) -> dict[int, str]:
         """Ship id -> name (``Fleet.names``: the same dict until a name changes; do not change it)."""
