@@ -66,6 +66,13 @@ Figures (this 2-core machine, 100 players):
   90 ms, against 0.73-0.79 back to back: the 1.8-1.9 ms a tick of 100 players costs in a
   server's room host. Caches and branch predictors go cold while the process sleeps; judge
   the rooms' CPU with ``--idle 0.09``.
+- moves written into the fleet's arrays (``kernels.motion.steer_rows``: no ship dict per move,
+  the seat's ack raised in the same pass; the dicts follow when read, the journal packs the
+  legs from the rows, ``take_rows``) and the seats' flags kept until ``Seats.version`` changes
+  (fifteenth session; alternating runs against the code before, both with compiled kernels):
+  ``--ticks 300`` 0.587-0.680 -> 0.477-0.585 ms per tick (median of five 0.621 -> 0.544),
+  ``--ticks 100 --idle 0.09`` 1.646-1.788 -> 1.432-1.650 (median of four 1.746 -> 1.571); the
+  tick's 100 moves (``ShipRoom.on_messages``) 72 -> 23 µs hot.
 
     .venv/bin/python benchmarks/room_tick.py [--players 100] [--ticks 300] [--batches 1]
         [--channel | --compare] [--idle 0.09]

@@ -33,8 +33,8 @@ them over newer writes of the same keys.
 Between folds the keys lag the room's memory: code that reads those keys from storage during an
 activation must read ``latest(key)`` first. Legs journaled packed (``append(packed_legs=...)``,
 a fleet's ``take_changes``) are not kept as dicts: their keys' latest value is the ship's
-current dict, asked of the ``resolve`` callable at ``latest`` and at the fold. An entry whose msgpack would exceed the storage's
-value limit (``MAX_VALUE_BYTES``) is split into several.
+current dict, asked of the ``resolve`` callable at ``latest`` and at the fold. An entry whose
+msgpack would exceed the storage's value limit (``MAX_VALUE_BYTES``) is split into several.
 """
 
 from __future__ import annotations
@@ -234,9 +234,11 @@ class Journal:
     def latest(self, key: str) -> Any:
         """The newest journaled value of ``key`` not yet folded: a value, ``DELETED`` or
         ``MISSING`` (the key in storage is current)."""
-        if self._current and _ship_id(key) in self._current:
-            ship = self.resolve(_ship_id(key))
-            return DELETED if ship is None else ship
+        if self._current:
+            ship_id = _ship_id(key)
+            if ship_id in self._current:
+                ship = self.resolve(ship_id)
+                return DELETED if ship is None else ship
         return self._latest.get(key, MISSING)
 
     def due(self, now: float) -> bool:
