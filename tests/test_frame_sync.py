@@ -6,6 +6,7 @@ import msgpack
 from rooms import protocol as P
 from rooms.ships.fleet import Fleet
 from starhold.kernels import motion
+from test_kernels import _Conn
 from rooms.ships.sync import FrameSync
 
 
@@ -81,11 +82,6 @@ def test_fleet_touch_many_leaves_the_fleet_as_touching_each_in_order():
     fleet.arrays()
     fleet.touch_many([{"id": 7, "player": "cat", "name": "Cat", "x0": 1.0, "y0": 1.0, "tx": 1.0, "ty": 1.0, "t0": 0.0}])
     assert fleet.arrays()[0] == [1, 2, 7]  # a new ship: the arrays are rebuilt
-
-
-class _Conn:
-    def __init__(self, conn_id):
-        self.id = conn_id
 
 
 class _Move:
