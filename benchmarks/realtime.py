@@ -48,7 +48,9 @@ player Starhold/Colyseus (same N, so the ratio of their server CPU).
         [--only starhold|colyseus] [--old-loadgens] [--serve-args "..."] [--repeat R] [--input-hz 10]
         [--json results.json]
 
-``--repeat R`` runs R rounds per N, each Starhold then Colyseus, and the summary gives each
+``--repeat R`` runs R rounds per N, each a run of both servers, Starhold first in the odd
+rounds (1st, 3rd...) and Colyseus first in the even ones, so that a machine getting faster or
+slower during a series does not favour the same side in every round; the summary gives each
 round's ratio and their median: on this machine one run's CPU moves by up to +-10 % from one
 minute to the next, on both sides.
 
@@ -322,7 +324,8 @@ def main() -> None:
     parser.add_argument("--serve-args", default="",
                         help='more options for `starhold serve`, one string (e.g. "--host-mode local")')
     parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds per N, each running Starhold then Colyseus (the summary gives each "
+                        help="rounds per N, each running both servers, Starhold first in odd rounds and "
+                             "Colyseus first in even ones (the summary gives each "
                              "round's ratio and their median: a run alone moves by +-10 %%)")
     parser.add_argument("--input-hz", type=float, default=10.0,
                         help="inputs each client sends a second (default 10, at most 20; lean load generators)")
@@ -336,7 +339,7 @@ def main() -> None:
     results = []
     for n in args.clients:
         for round_ in range(args.repeat):
-            for target in ("starhold", "colyseus"):
+            for target in ("starhold", "colyseus") if round_ % 2 == 0 else ("colyseus", "starhold"):
                 if args.only and target != args.only:
                     continue
                 print(f"running {target} with {n} clients...", file=sys.stderr, flush=True)
