@@ -75,15 +75,22 @@ class Fleet:
             ids, cols, _ = self._soa
             sync_rows(ids, cols, self._flags, STALE, self._ships)
 
+    def _moved_to_dirty(self) -> None:
+        """The ships moved since the last take are to be written whole: their legs go to their
+        dicts, their ids to the dirty set, and the rows' ``MOVED`` flags are cleared."""
+        if self._moved_rows:
+            self.sync_legs()
+            ids = self._soa[0]
+            self._dirty.update(ids[r] for r in np.flatnonzero(self._flags & MOVED).tolist())
+            self._flags &= ~np.uint8(MOVED)
+            self._moved_rows = False
+
     def _invalidate(self) -> None:
         """Drop the arrays (a ship is added or removed): their legs go to the dicts first, and
         the ships moved since the last take are written whole."""
         if self._soa is not None:
+            self._moved_to_dirty()
             self.sync_legs()
-            if self._moved_rows:
-                ids = self._soa[0]
-                self._dirty.update(ids[r] for r in np.flatnonzero(self._flags & MOVED).tolist())
-        self._moved_rows = False
         self._soa = None
 
     def arrays(self) -> tuple[list[int], np.ndarray, dict[int, int]]:
@@ -206,12 +213,7 @@ class Fleet:
 
     def take_writes(self) -> tuple[dict, list[str]]:
         """The changes since the last take as ``({key: value}, [keys to delete])``."""
-        if self._moved_rows:
-            self.sync_legs()
-            ids = self._soa[0]
-            self._dirty.update(ids[r] for r in np.flatnonzero(self._flags & MOVED).tolist())
-            self._flags &= ~np.uint8(MOVED)
-            self._moved_rows = False
+        self._moved_to_dirty()
         puts, deletes, _ = self.take_changes()
         return puts, deletes
 
