@@ -39,6 +39,7 @@ EXTENSIONS = [
     Extension("starhold.kernels._combat", ["kernels/_combat.pyx"], extra_compile_args=BIT_EXACT),
     Extension("starhold.kernels._pathfinding", ["kernels/_pathfinding.pyx"], extra_compile_args=BIT_EXACT),
     Extension("starhold.kernels._frames", ["kernels/_frames.pyx"], extra_compile_args=["-O2"]),
+    Extension("starhold.kernels._wsinput", ["kernels/_wsinput.pyx"], extra_compile_args=["-O2"]),
 ]
 
 setup(

@@ -32,7 +32,8 @@ from aiohttp import WSMsgType, web
 
 from .. import protocol
 from .._runtime.events import Connect, Message
-from ..messages import kind_fast_decoders, kind_schemas, parse_client_message
+from ..kernels.wsinput import InputGate, TokenBucket
+from ..messages import RAW_ENVELOPE, kind_fast_decoders, kind_schemas, parse_client_message
 from ..wsdirect import FrameWriter, write_binary_now, write_binary_parts_now
 from . import metrics
 
@@ -63,36 +64,22 @@ class _NoMessages:
     messages: dict = {}
 
 
-class TokenBucket:
-    """A token bucket (rate ``rate`` tokens/s, capacity ``burst``) on an injectable clock
-    (``now()`` in seconds). ``take()`` returns whether a token was available."""
-
-    __slots__ = ("rate", "burst", "tokens", "stamp", "now")
-
-    def __init__(self, rate: float, burst: float, now=time.monotonic):
-        self.rate, self.burst, self.now = rate, burst, now
-        self.tokens = float(burst)
-        self.stamp = now()
-
-    def take(self) -> bool:
-        t = self.now()
-        self.tokens = min(self.burst, self.tokens + (t - self.stamp) * self.rate)
-        self.stamp = t
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
-class ClientSocket:
+class ClientSocket(InputGate):
     """One player's WebSocket on this gateway, joined to at most one room.
 
     ``identity`` is the verified token (``gateway.auth.Identity``); ``kind``/``room_id`` the
     room the URL named. ``conn_id`` is unique across gateways (``<gateway id>:<n>``).
+
+    Data messages arrive by calling the socket (``InputGate``, the compiled input path of
+    ``starhold.kernels.wsinput``): the common case (a valid message of the room's kind on a joined
+    socket) is handled there, every other message by ``receive``, with the same results.
     """
 
     def __init__(self, gateway: "Gateway", ws: web.WebSocketResponse, kind: str, room_id: str,
                  identity: "Identity", now=time.monotonic):
+        InputGate.__init__(self, RAW_ENVELOPE, protocol.ClientMessage, Message, protocol.MAX_MESSAGE_BYTES,
+                           protocol.MAX_SEQ)
+        self.traffic = metrics.TRAFFIC
         self.gateway = gateway
         self.ws = ws
         self.kind = kind
@@ -117,14 +104,15 @@ class ClientSocket:
         self.close_code: int | None = None
         direct = getattr(ws, "direct", None)
         # starhold.wsdirect's direct path (its self-check passed): messages arrive through
-        # _on_data, not through receive(), and _write_now writes through aiohttp's frame writer.
+        # calling this socket (InputGate), not through receive(), and _write_now writes through
+        # aiohttp's frame writer.
         self._direct_write = direct is not None
         writer = getattr(ws, "_writer", None) if direct is not None else None
         self.fast: FrameWriter | None = FrameWriter(writer) if writer is not None else None
         """The direct frame path's state for a room link's fan-out (``RoomLink``): ``fast.plain``
         is kept True exactly while ``deliver_spliced`` would write at once (``_sync_fast``)."""
         if direct is not None:
-            direct.attach(self._on_data)
+            direct.attach(self)
 
     def _sync_fast(self) -> None:
         """Keep ``fast.plain``: nothing queued or being written, not closing, not behind, no
@@ -268,21 +256,24 @@ class ClientSocket:
                         f"more than {protocol.INPUT_RATE:g} messages/s; message dropped", seq_hint, count=False)
 
     # ---- incoming --------------------------------------------------------------------------
-    def _on_data(self, data: bytes | str) -> None:
-        """A data message, handed over by aiohttp's parser (``starhold.wsdirect``): ignored
-        once the socket is closing, and never raising into the parser."""
-        if self.close_code is not None:
-            return
-        try:
-            self.receive(data)
-        except Exception:
-            log.exception("message handling failed", extra=self.log_extra())
-            self.close_soon(protocol.CLOSE_INTERNAL_ERROR, "internal error")
+    # A data message, handed over by aiohttp's parser (``starhold.wsdirect``), calls the socket
+    # (``InputGate.on_data``): ignored once the socket is closing, never raising into the parser
+    # (``failed``), the common case handled by the gate, the rest by ``receive``.
+    def failed(self, exc: Exception) -> None:
+        """Handling a message raised ``exc``: logged, the socket closed with 1011."""
+        log.error("message handling failed", exc_info=exc, extra=self.log_extra())
+        self.close_soon(protocol.CLOSE_INTERNAL_ERROR, "internal error")
+
+    def room_busy(self, seq: int) -> None:
+        """The room link refused message ``seq`` (its input queue is full): dropped, with an
+        error frame that does not count toward ``MAX_CONSECUTIVE_ERRORS``."""
+        metrics.INPUTS_DROPPED.labels("room_busy").inc()
+        self._error(protocol.ERR_ROOM_BUSY, "the room is busy; message dropped", seq, count=False)
 
     def receive(self, data: bytes | str) -> None:
-        """Validate one client message and route it."""
+        """Validate one client message and route it (every message the gate does not handle)."""
         size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
-        traffic = metrics.TRAFFIC
+        traffic = self.traffic
         traffic.messages_in += 1
         traffic.bytes_in += size
         if size > protocol.MAX_MESSAGE_BYTES:  # after the answers already queued, like 4000 and 4029
@@ -322,23 +313,22 @@ class ClientSocket:
             return self._error(protocol.ERR_NOT_JOINED, "send join first", msg.seq)
         self._errors = 0
         if not self.link.submit(Message(self.conn_id, msg)):
-            metrics.INPUTS_DROPPED.labels("room_busy").inc()
-            self._error(protocol.ERR_ROOM_BUSY, "the room is busy; message dropped", msg.seq, count=False)
+            self.room_busy(msg.seq)
 
     async def run(self) -> None:
         """Read until the socket closes, then tell the room how: the client's close code when
         it sent a close frame (1000 = it left: its seat is released), ours when we closed it,
         1006 when the connection dropped (its seat is held). With a ``DirectWebSocketResponse``
-        on wsdirect's direct path data messages go to ``_on_data`` as they are parsed, and
+        on wsdirect's direct path data messages go to ``on_data`` as they are parsed, and
         ``receive()`` here returns only the close handshake and errors; on its public path they
-        come from ``receive()`` and go to the same ``_on_data``."""
+        come from ``receive()`` and go to the same ``on_data``."""
         peer_code = None
         try:
             while self.close_code is None:
                 msg = await self.ws.receive()
                 kind = msg.type
                 if kind is WSMsgType.BINARY or kind is WSMsgType.TEXT:  # wsdirect's public path
-                    self._on_data(msg.data)
+                    self.on_data(msg.data)
                 elif kind is WSMsgType.CLOSE:
                     peer_code = msg.data
                     break

@@ -44,7 +44,7 @@ from .protocol import (ERR_INVALID_FIELD, ERR_OUT_OF_RANGE, ERR_UNKNOWN_TYPE, JO
                        PING, PROTOCOL_TYPES, RESYNC, ClientMessage, ProtocolError, Resync, decode, join_payload)
 
 __all__ = ["kind_decoders", "kind_fast_decoders", "kind_schemas", "check_messages", "decode_payload",
-           "parse_client_message", "validate_payload"]
+           "parse_client_message", "validate_payload", "RAW_ENVELOPE"]
 
 _CONSTRAINT = re.compile(r"Expected `[^`]*` (?:>|<|of length|matching regex|that's a multiple|that is a multiple)")
 """msgspec's wording of a failed ``msgspec.Meta`` constraint (as opposed to a wrong type)."""
@@ -123,8 +123,10 @@ def _scalar(info: msgspec.inspect.Type) -> bool:
     return isinstance(info, _SCALARS)
 
 
-_RAW_ENVELOPE = msgspec.msgpack.Decoder(tuple[str, int, msgspec.Raw])
-"""A client envelope ``[str, int, any]`` with its payload left as msgpack bytes."""
+RAW_ENVELOPE = msgspec.msgpack.Decoder(tuple[str, int, msgspec.Raw])
+"""A client envelope ``[str, int, any]`` with its payload left as msgpack bytes (``decode(data)``
+gives ``(type, seq, msgspec.Raw)``): the first step of ``parse_client_message``'s fast path, and of
+the gateway's compiled one (``starhold.kernels.wsinput.InputGate``)."""
 
 
 _RECIPE = "__starhold_struct_recipe__"
@@ -173,7 +175,7 @@ def parse_client_message(data: bytes, schemas: Mapping[str, type],
     the errors are the same either way."""
     if fast is not None and type(data) is bytes and len(data) <= MAX_MESSAGE_BYTES:
         try:
-            type_, seq, raw = _RAW_ENVELOPE.decode(data)
+            type_, seq, raw = RAW_ENVELOPE.decode(data)
             entry = fast.get(type_)
             # (the payload is the envelope's last bytes: its first byte is the map's header)
             if entry is not None and 0 <= seq <= MAX_SEQ and 0x80 <= data[len(data) - len(raw)] <= entry[1]:

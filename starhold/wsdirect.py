@@ -33,13 +33,27 @@ per socket, aiohttp's heartbeat), 1.69x; per 10,000 frames sent 221-232 ms direc
 messages a second each way) the direct path saves about 0.3 of a core, more than a third of
 the gateway's socket CPU, so it stays.
 
+**The compiled frame reader.** On the server side, when the ``starhold.kernels.wsinput`` extension
+is built, the connection's HTTP protocol feeds a ``FrameReader`` (``_post_start``; the queue's
+``reader``) placed in front of aiohttp's reader: it finds the frames' boundaries itself, gives each
+whole final binary frame straight to the callback (the gateway's ``ClientSocket`` is an
+``InputGate``, whose compiled entry handles the common message), hands every other whole frame to
+aiohttp's reader, and hands the whole connection over to it at the first frame it does not take
+(fragments, reserved bits, long frames, a full queue...): see ``starhold.kernels.wsinput``. At
+import ``_check_frame_reader`` feeds the same frames, whole and cut into pieces, with and without a
+callback, through aiohttp's reader alone and behind the frame reader (``_trace``), and the frame
+reader is used only when the two agree (``frame_reader_enabled()``, ``FRAME_READER_PROBLEMS``).
+``benchmarks/input_path.py``: the gateway's half of an input 2.2-2.9 -> 1.0-1.2 µs in a loop in process
+(the frame, the socket's checks, the envelope's decoding, the two events; hot caches).
+
 **Fallback rule.** The direct path follows private aiohttp names: ``aiohttp._websocket.reader``
 (subclassing ``WebSocketDataQueue``, overriding its ``cpdef feed_data``, its ``_buffer`` and
 ``read()``), the body of ``WebSocketResponse._post_start`` (copied, so every name it uses:
 ``_ws_protocol _writer _reset_heartbeat _reader _parser _loop _max_msg_size _compress
 _decode_text _heartbeat _on_data_received request._protocol protocol.set_parser keep_alive``),
 ``_handle_ping_pong_exception`` (the swept heartbeat), ``WebSocketWriter._write_websocket_frame
-_closing protocol._paused`` (the gateway's direct write) and, for ``make_direct``,
+_closing protocol._paused`` (the gateway's direct write), the queue's read-only ``_size _limit
+_stalled_reader`` and the reader's ``feed_data``/``feed_eof`` (the frame reader) and, for ``make_direct``,
 ``ClientWebSocketResponse._waiting _writer _reader _parser _heartbeat _on_data_received _loop``
 and the client protocol's ``set_parser`` and ``_reading_paused``. At import, ``run_self_check()``
 probes them all: the queue and the frame writer are run on a few frames, and aiohttp's own
@@ -76,6 +90,9 @@ from typing import Callable
 import aiohttp
 from aiohttp import WSMsgType, web
 from aiohttp.client_ws import ClientWebSocketResponse
+
+from .kernels import wsinput
+from .kernels.wsinput import FrameReader
 
 log = logging.getLogger("starhold.wsdirect")
 
@@ -116,7 +133,17 @@ def _define_queue(base):
             super().__init__(protocol, limit, loop=loop)
             self.callback: Callable[[bytes | str], None] | None = None
             self.received = 0
-            """Messages received so far, data and control (pongs included): the heartbeat's clock."""
+            """Messages this queue was fed so far, data and control (pongs included); with the
+            frame reader's own count (``reader``), the heartbeat's clock (``messages()``)."""
+            self.reader = None
+            """The connection's ``starhold.kernels.wsinput.FrameReader`` when it has one (set by
+            ``DirectWebSocketResponse``): attaching gives it the callback too."""
+
+        def messages(self) -> int:
+            """Messages received so far: this queue's and those its frame reader handed straight
+            to the callback."""
+            reader = self.reader
+            return self.received if reader is None else self.received + reader.received
 
         def attach(self, callback: Callable[[bytes | str], None]) -> None:
             """From now on, call ``callback(data)`` for every data message; the ones already
@@ -129,12 +156,16 @@ def _define_queue(base):
                 else:
                     kept.append(message)
             self.callback = callback
+            if self.reader is not None:
+                self.reader.handler = callback
             for message in kept:
                 super().feed_data(message, 0)
 
         def detach(self) -> None:
             """Stop calling the callback: later data messages are dropped."""
             self.callback = _drop
+            if self.reader is not None:
+                self.reader.handler = _drop
 
         def _take(self):
             """The next queued message, through aiohttp's own ``read()`` so that its byte count
@@ -338,6 +369,72 @@ def _check_client(loop) -> None:
         "ResponseHandler.set_parser(parser, payload, data_received_cb) changed"
 
 
+def _trace(chunks, wrapped: bool, handler=True, max_msg_size: int = 1 << 16) -> list:
+    """What a server connection observes when it is fed ``chunks`` (bytes, as read from the
+    socket): aiohttp's reader alone (``wrapped`` False) or behind a ``FrameReader``: each
+    ``feed_data`` result, every data message given to the callback (attached unless ``handler``
+    is False; a callable ``handler`` is called with each one after it is recorded, and may
+    raise), every message queued for ``receive()``, and the queue's exception. The frame reader
+    must give the same trace as aiohttp's reader (``_check_frame_reader``,
+    ``tests/test_wsinput.py``)."""
+    from aiohttp.base_protocol import BaseProtocol
+
+    loop = asyncio.new_event_loop()
+    try:
+        queue = DirectQueue(BaseProtocol(loop), DEFAULT_LIMIT, loop=loop)
+        inner = WebSocketReader(queue, max_msg_size, compress=False, decode_text=True)
+        parser = inner
+        if wrapped:
+            parser = queue.reader = FrameReader(inner, queue, max_msg_size)
+        got: list = []
+
+        def callback(data) -> None:
+            got.append(("data", data))
+            if callable(handler):
+                handler(data)
+
+        if handler is not False:
+            queue.attach(callback)
+        for chunk in chunks:
+            got.append(("fed", parser.feed_data(chunk)))
+        while queue._buffer:
+            message = queue._take()
+            got.append(("queued", message.type, message.data, message.extra))
+        exc = queue.exception()
+        got.append(("exception", type(exc).__name__, str(exc), queue.messages()))
+        return got
+    finally:
+        loop.close()
+
+
+def _masked(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> bytes:
+    """A client's frame (RFC 6455 §5.2), masked with a fixed key."""
+    key = b"\x1f\x2e\x3d\x4c"
+    n = len(payload)
+    length = bytes((0x80 | n,)) if n < 126 else bytes((0x80 | 126,)) + n.to_bytes(2, "big")
+    return bytes(((0x80 if fin else 0) | rsv | opcode,)) + length + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+
+
+def _check_frame_reader(loop) -> None:
+    stream = (_masked(2, b"\x93\xa7move_to\x01\x82") + _masked(9, b"p") + _masked(2, b"x" * 300)
+              + _masked(1, "t\u00e9".encode()) + _masked(10, b"") + _masked(2, b"a", fin=False) + _masked(0, b"b")
+              + _masked(2, b"c") + _masked(8, b"\x03\xe8bye"))
+    for size in (1, 3, 7, len(stream)):
+        chunks = [stream[i:i + size] for i in range(0, len(stream), size)]
+        for handler in (True, False):
+            theirs, ours = _trace(chunks, False, handler), _trace(chunks, True, handler)
+            assert ours == theirs, f"FrameReader differs from aiohttp's reader in {size}-byte reads: {ours} != {theirs}"
+    bad = [_masked(2, b"ok") + _masked(2, b"x", rsv=0x20) + _masked(2, b"never")]
+    assert _trace(bad, True) == _trace(bad, False), "FrameReader reports a protocol error unlike aiohttp"
+
+
+def frame_reader_enabled() -> bool:
+    """Whether server sockets on the direct path read their frames through the compiled
+    ``starhold.kernels.wsinput.FrameReader``: the extension is built (``wsinput.COMPILED``) and
+    its self-check against aiohttp's reader passed (``FRAME_READER_PROBLEMS``)."""
+    return wsinput.COMPILED and not FRAME_READER_PROBLEMS
+
+
 def run_self_check() -> list[str]:
     """Probe every private aiohttp name the direct path uses (see the module docstring);
     returns the problems found, empty when the direct path can be used. Never raises."""
@@ -357,6 +454,20 @@ def run_self_check() -> list[str]:
 
 PROBLEMS: list[str] = run_self_check()
 """What the self-check found at import (empty: the direct path is usable)."""
+
+
+def _frame_reader_problems() -> list[str]:
+    if PROBLEMS or not wsinput.COMPILED:
+        return ["the direct path is off" if PROBLEMS else "the wsinput extension is not built"]
+    try:
+        _check_frame_reader(None)
+    except Exception as exc:  # noqa: BLE001 - any difference means "do not use it"
+        return [f"frame reader: {exc or type(exc).__name__}"]
+    return []
+
+
+FRAME_READER_PROBLEMS: list[str] = _frame_reader_problems()
+"""Why server sockets do not use the compiled frame reader (empty: they do)."""
 _warned = False
 
 
@@ -417,8 +528,11 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         self._reader = self.direct = DirectQueue(request._protocol, DEFAULT_LIMIT, loop=loop)
         self._parser = WebSocketReader(self._reader, self._max_msg_size, compress=bool(self._compress),
                                        decode_text=self._decode_text)
+        parser = self._parser
+        if not self._compress and frame_reader_enabled():  # (starhold's addition to the copy)
+            parser = self._reader.reader = FrameReader(self._parser, self._reader, self._max_msg_size)
         cb = None if self._heartbeat is None else self._on_data_received
-        request.protocol.set_parser(self._parser, data_received_cb=cb)
+        request.protocol.set_parser(parser, data_received_cb=cb)
         request.protocol.keep_alive(False)
 
     def sweep(self, now: float) -> None:
@@ -428,8 +542,9 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         queue, heartbeat = self.direct, self.swept_heartbeat
         if queue is None or heartbeat is None or self.closed:
             return
-        if queue.received != self._seen:
-            self._seen, self._quiet_since, self._pinged_at = queue.received, now, None
+        received = queue.messages()
+        if received != self._seen:
+            self._seen, self._quiet_since, self._pinged_at = received, now, None
         elif self._pinged_at is None:
             if now - self._quiet_since >= heartbeat:
                 self._pinged_at = now

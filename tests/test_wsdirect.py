@@ -139,7 +139,14 @@ async def test_gateway_sockets_run_in_direct_mode(gateway_factory, tmp_path):
             await wire.send(P.JOIN, 1)
             await wire.recv(P.WELCOME)
             [sock] = url.app[GATEWAY].sockets
-            assert type(sock.ws) is DirectWebSocketResponse and sock.ws.direct.callback == sock._on_data
+            assert type(sock.ws) is DirectWebSocketResponse and sock.ws.direct.callback is sock
+            # the compiled frame reader (when built: tests/test_wsinput.py) reads the socket, and
+            # hands data messages to the socket
+            reader = sock.ws.direct.reader
+            if wsdirect.frame_reader_enabled():
+                assert type(reader) is wsdirect.FrameReader and reader.handler is sock and reader.received >= 1
+            else:
+                assert reader is None
             assert sock._direct_write and sock.ws.swept_heartbeat == P.HEARTBEAT_INTERVAL
             # the queue limit aiohttp's own _post_start gives (DEFAULT_CHUNK_SIZE, 2**18 in 3.14;
             # the queue pauses reading above twice it)
