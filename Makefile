@@ -36,14 +36,15 @@ test: setup chromium
 # the project and the newest aiohttp, then the wsdirect and gateway tests there. The first line
 # says which aiohttp ran and whether wsdirect's self-check passed (direct path) or not (public
 # path, with the tests of the direct path skipped). Not part of `make test`: ~3 min, mostly install.
-WS_TESTS := tests/test_wsdirect.py tests/test_wsdirect_fallback.py tests/test_gateway.py tests/test_limits.py tests/test_fuzz.py
+WS_TESTS := tests/test_wsdirect.py tests/test_wsdirect_fallback.py tests/test_wsinput.py tests/test_gateway.py tests/test_limits.py tests/test_fuzz.py
 test-aiohttp-latest:
 	$(UV) --version >/dev/null 2>&1 || python3 -m pip install -q --root-user-action=ignore uv
 	set -e; d=$$(mktemp -d); trap 'rm -rf "$$d"' EXIT; \
 	$(UV) venv -q $$d/venv -p $(PY); \
 	$(UV) pip install -q -p $$d/venv/bin/python --upgrade-package aiohttp -e ".[test]"; \
 	$$d/venv/bin/python -c "import aiohttp, starhold.wsdirect as w; print('aiohttp', aiohttp.__version__, \
-	  '(tested:', w.TESTED_AIOHTTP + ')', 'wsdirect:', 'public path: ' + '; '.join(w.PROBLEMS) if w.PROBLEMS else 'direct path')"; \
+	  '(tested:', w.TESTED_AIOHTTP + ')', 'wsdirect:', 'public path: ' + '; '.join(w.PROBLEMS) if w.PROBLEMS else 'direct path', \
+	  '- frame reader:', 'on' if w.frame_reader_enabled() else 'off: ' + '; '.join(w.FRAME_READER_PROBLEMS))"; \
 	$$d/venv/bin/python -m pytest -q -p no:cacheprovider -rs $(WS_TESTS) $(ARGS)
 
 bench: setup
