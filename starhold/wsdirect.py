@@ -416,6 +416,12 @@ def _masked(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0) -> byte
 
 
 def _check_frame_reader(loop) -> None:
+    from aiohttp.web_protocol import RequestHandler
+
+    assert "eof,tail=self._payload_parser.feed_data(data)" in _code(RequestHandler.data_received), \
+        "RequestHandler.data_received no longer feeds its payload parser as (eof, tail) = feed_data(data)"
+    assert "self._payload_parser.feed_eof()" in _code(RequestHandler.connection_lost), \
+        "RequestHandler.connection_lost no longer calls its payload parser's feed_eof()"
     stream = (_masked(2, b"\x93\xa7move_to\x01\x82") + _masked(9, b"p") + _masked(2, b"x" * 300)
               + _masked(1, "t\u00e9".encode()) + _masked(10, b"") + _masked(2, b"a", fin=False) + _masked(0, b"b")
               + _masked(2, b"c") + _masked(8, b"\x03\xe8bye"))

@@ -121,3 +121,44 @@ def test_a_failed_self_check_logs_one_warning_and_takes_the_public_path(monkeypa
     [record] = caplog.records
     assert record.levelname == "WARNING" and "_handle_ping_pong_exception" in record.message
     assert wsdirect.TESTED_AIOHTTP in record.message and aiohttp.__version__ in record.message
+
+
+def test_the_frame_reader_is_off_when_aiohttp_feeds_its_parser_otherwise(monkeypatch):
+    from aiohttp.web_protocol import RequestHandler
+
+    def data_received(self, data):  # as if aiohttp parsed WebSocket frames some other way
+        self._payload_parser.parse(data)
+
+    monkeypatch.setattr(RequestHandler, "data_received", data_received)
+    [problem] = wsdirect._frame_reader_problems()
+    assert "no longer feeds its payload parser" in problem
+
+
+def test_the_frame_reader_is_off_when_it_reads_unlike_aiohttp(monkeypatch):
+    from starhold.kernels import wsinput
+
+    class Lossy(wsinput.FrameReaderPy):  # drops pongs: the comparison with aiohttp's reader catches it
+        def feed_data(self, data):
+            return super().feed_data(data.replace(b"\x8a\x80", b""))
+
+    monkeypatch.setattr(wsdirect, "FrameReader", Lossy)
+    [problem] = wsdirect._frame_reader_problems()
+    assert problem.startswith("frame reader: FrameReader differs from aiohttp's reader")
+
+
+async def test_without_the_frame_reader_sockets_read_through_aiohttps_reader(monkeypatch, gateway_factory, tmp_path):
+    monkeypatch.setattr(wsdirect, "FRAME_READER_PROBLEMS", ["frame reader: (a test)"])
+    directory = InProcessDirectory(tmp_path / "data", idle_timeout=60)
+    url = await gateway_factory(directory)
+    try:
+        async with aiohttp.ClientSession() as session:
+            wire = await Wire.open(session, url, "/api/systems/sol/ws", await guest_token(session, url))
+            await wire.join()
+            [sock] = url.app[GATEWAY].sockets
+            assert sock.ws.direct is not None and sock.ws.direct.reader is None  # the direct path, aiohttp's reader
+            assert sock.ws.direct.callback is sock
+            await wire.send(P.MOVE_TO, 3, {"x": 10.0, "y": 10.0})
+            await wire.recv(P.FRAME, where=lambda frame: frame["ack"] >= 3)
+            await wire.ws.close()
+    finally:
+        await directory.close()
