@@ -7,13 +7,13 @@ floats, ~30 bytes) as the connection's HTTP protocol feeds them after the upgrad
 
 - **python**: aiohttp's compiled ``WebSocketReader`` -> ``starhold.wsdirect.DirectQueue`` ->
   ``ClientSocket.receive`` (the token bucket, ``parse_client_message``, the events): the path
-  before the compiled one, and what runs without the extension;
+  before the compiled one;
 - **compiled**: ``starhold.kernels.wsinput.FrameReader`` in front of aiohttp's reader, handing the
   frame's payload to the socket's compiled ``InputGate`` (``starhold serve``'s path).
 
 Hot caches (one socket, back to back): what the code costs, not what a frame costs in a server
 where thousands of sockets take turns (``benchmarks/realtime.py`` measures that). Prints µs per
-input for each path (median of ``--repeat`` runs of ``--inputs`` inputs) and the ratios.
+input for each path (median of ``--repeat`` runs of ``--inputs`` inputs) and their ratio.
 
     python benchmarks/input_path.py [--inputs 200000] [--repeat 5]
 """
