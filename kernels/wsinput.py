@@ -45,7 +45,9 @@ token bucket, the envelope's parse, two Structs and the room link).
 
 The compiled classes (``_wsinput.pyx``) are used unless the extension is missing or
 ``STARHOLD_NO_EXTENSIONS=1``; the ``*Py`` classes here are their readable twins, with the same
-behaviour (``tests/test_wsinput.py`` runs both).
+behaviour (``tests/test_wsinput.py`` runs both). Without the extension the gateway's sockets
+take ``InputGatePy`` as their base and keep aiohttp's own reader (``FrameReaderPy`` would cost
+more than aiohttp's compiled one: ``starhold.wsdirect.frame_reader_enabled``).
 """
 
 from __future__ import annotations
